@@ -1,0 +1,158 @@
+"""Tidings: build settings, database and clients; register handlers and jobs; run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from functools import partial
+from typing import Any
+
+import httpx
+import openai
+from telegram import BotCommand, BotCommandScopeChat, Update
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+
+import jobs
+from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
+from handlers.common import chat_language, reply
+from locales import catalog
+from news.briefs import BriefWriter
+from news.fetch import FetchPolicy
+from services import KEY, Services
+from settings import Settings
+from storage import sources
+from storage.db import describe, make_engine, migrate, session_scope
+
+log = logging.getLogger("tidings")
+USER_AGENT = "Tidings/0.1 (+https://github.com/tidings-bot)"
+
+
+class RedactToken(logging.Filter):
+    """Belt and braces: whatever logs a URL with the token in it, the token never reaches a log."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.token and self.token in record.getMessage():
+            record.msg = record.getMessage().replace(self.token, "<token>")
+            record.args = None
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    redact = RedactToken(settings.telegram_bot_token.get_secret_value())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact)
+    # httpx logs every request URL at INFO, and Telegram's URLs carry the token.
+    for name in ("httpx", "httpcore", "apscheduler", "openai"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def build_services(settings: Settings) -> Services:
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    writer_client = None
+    if settings.llm_enabled and settings.openai_api_key:
+        # Our own code retries once; the client's retries would multiply with ours.
+        writer_client = openai.AsyncOpenAI(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url, max_retries=0,
+            timeout=settings.llm_timeout_seconds,
+        )
+    return Services(
+        engine=engine,
+        http=httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, trust_env=False,
+                               limits=httpx.Limits(max_connections=64)),
+        fetch_policy=FetchPolicy(settings.allowed_source_networks, settings.max_response_bytes,
+                                 settings.fetch_timeout_seconds),
+        writer=BriefWriter(writer_client, settings.llm_model),
+        catalog=catalog,
+        admin_ids=settings.admin_ids,
+        default_language=catalog.resolve(settings.default_language, "en")
+        if catalog.has(settings.default_language, "start.welcome") else settings.default_language,
+        poll_interval_seconds=settings.poll_interval_seconds,
+    )
+
+
+async def register_commands(application: Application, svc: Services) -> None:
+    """The command menu in every catalogue language; admins also see the admin commands."""
+    def menu(language: str, names: tuple[str, ...]) -> list[BotCommand]:
+        return [BotCommand(name, svc.catalog.text(language, f"command.{name}")) for name in names]
+
+    bot = application.bot
+    await bot.set_my_commands(menu("en", READER_COMMANDS))
+    for language in svc.catalog.languages:
+        await bot.set_my_commands(menu(language, READER_COMMANDS), language_code=language)
+        for admin in svc.admin_ids:
+            await bot.set_my_commands(menu(language, READER_COMMANDS + ADMIN_COMMANDS),
+                                      scope=BotCommandScopeChat(admin), language_code=language)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the failure and tell the user something went wrong, never a stack trace."""
+    log.error("update failed", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message and update.effective_chat:
+        try:
+            await reply(update, context, chat_language(update, context), "error.internal")
+        except Exception:
+            log.exception("could not report the error to the chat")
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings)
+    token = settings.telegram_bot_token.get_secret_value()
+    if not token:
+        log.error("TELEGRAM_BOT_TOKEN is not set; get one from @BotFather (see README)")
+        raise SystemExit(2)
+    svc = build_services(settings)
+
+    async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, partial(stop, application))
+        await register_commands(application, svc)
+
+    def stop(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        svc.stopping.set()
+        application.stop_running()
+
+    async def post_shutdown(_: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        await svc.http.aclose()
+        svc.engine.dispose()
+
+    api = settings.telegram_api_url.rstrip("/")
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(f"{api}/bot")
+        .base_file_url(f"{api}/file/bot")
+        .rate_limiter(AIORateLimiter())
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    application.bot_data[KEY] = svc
+    application.add_handlers(all_handlers())
+    application.add_error_handler(on_error)
+    assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
+    jobs.schedule(application.job_queue)
+    with session_scope(svc.engine) as session:
+        source_count = sources.count(session=session)
+    log.info("Tidings starting: database %s, LLM %s, %d sources",
+             describe(settings.database_url),
+             settings.llm_model if svc.writer.online else "offline", source_count)
+    application.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""What the clock triggers; each job is a few lines that call the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram.ext import CallbackContext, JobQueue
+
+from jobs import brief, deliver, poll
+
+Job = Callable[[CallbackContext[Any, Any, Any, Any]], Awaitable[None]]
+
+
+class Exclusive:
+    """Skips a tick while the previous one still runs, so slow polls never pile up."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.lock = asyncio.Lock()
+        self.__name__ = job.__module__ or "job"
+
+    async def __call__(self, context: CallbackContext[Any, Any, Any, Any]) -> None:
+        if self.lock.locked():
+            return
+        async with self.lock:
+            await self.job(context)
+
+
+def schedule(job_queue: JobQueue[Any], *, tick_seconds: float = 1.0) -> None:
+    """Each step looks for work every tick; the work itself lives in the database."""
+    for job, name in ((poll.run, "poll"), (brief.run, "brief"), (deliver.run, "deliver")):
+        job_queue.run_repeating(Exclusive(job), interval=tick_seconds, first=tick_seconds,
+                                name=name, job_kwargs={"max_instances": 2, "coalesce": True})

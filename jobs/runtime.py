@@ -1,0 +1,22 @@
+"""Helpers every job shares."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+async def until_stopped(work: Coroutine[Any, Any, T], stopping: asyncio.Event) -> T | None:
+    """Run `work`, but cancel it when the bot is stopping (its transactions roll back)."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stopping.wait())
+    done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None

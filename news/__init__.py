@@ -1,0 +1,1 @@
+"""The domain steps of SPEC §2; nothing here knows about Telegram updates."""

@@ -1,0 +1,75 @@
+"""feed entries -> items: normalized fields and a stable identity for deduplication."""
+
+from __future__ import annotations
+
+import hashlib
+from calendar import timegm
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from news.text import clean_spaces, html_to_text
+
+_TRACKING_PREFIXES = ("utm_", "mc_", "_hs")
+_TRACKING_KEYS = {"fbclid", "gclid", "yclid", "igshid", "ref", "cmpid", "ocid"}
+
+
+@dataclass(frozen=True)
+class ItemDraft:
+    """An entry as Tidings stores it, before it has a row."""
+
+    guid: str
+    link: str
+    title: str
+    summary: str
+    published_at: datetime | None
+
+
+def clean_link(link: str) -> str:
+    """Drop tracking parameters and fragments so one article has one link."""
+    parts = urlsplit(link.strip())
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key.lower() not in _TRACKING_KEYS and not key.lower().startswith(_TRACKING_PREFIXES)
+    ]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def _published(entry: dict[str, Any]) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed"):
+        value = entry.get(key)
+        if value:
+            try:
+                return datetime.fromtimestamp(timegm(value), UTC)
+            except (OverflowError, ValueError, TypeError):
+                continue
+    return None
+
+
+def _summary(entry: dict[str, Any]) -> str:
+    """The longest text the entry carries: content beats summary when both exist."""
+    candidates = [str(entry.get("summary") or "")]
+    candidates += [str(part.get("value") or "") for part in entry.get("content") or []]
+    return max((html_to_text(candidate) for candidate in candidates), key=len)
+
+
+def normalize(entry: dict[str, Any], feed_url: str) -> ItemDraft | None:
+    """One feed entry as an item, or None when it has neither a title nor text to show."""
+    summary = _summary(entry)
+    title = clean_spaces(html_to_text(str(entry.get("title") or ""))).replace("\n", " ")
+    if not title and not summary:
+        return None
+    raw_link = str(entry.get("link") or "")
+    link = clean_link(urljoin(feed_url, raw_link)) if raw_link else ""
+    guid = str(entry.get("id") or "").strip() or link
+    if not guid:
+        guid = "sha1:" + hashlib.sha1(f"{title}\n{summary}".encode()).hexdigest()
+    return ItemDraft(
+        guid=guid[:2000],
+        link=link,
+        title=title or summary.split("\n")[0][:200],
+        summary=summary[:20000],
+        published_at=_published(entry),
+    )

@@ -1,0 +1,169 @@
+"""SPEC §2 in one place: source -> fetch -> items -> stories -> match -> deliveries -> brief."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import httpx
+from sqlalchemy import Engine
+
+from news.briefs import BriefWriter, StoryText, Written, adjusted_level
+from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
+from news.fetch import FetchError, FetchPolicy, fetch
+from news.items import ItemDraft, normalize
+from news.render import SourceRef, Translate, render_brief
+from news.topics import Node, QueryError, matches, parse
+from storage import briefs, deliveries, items, sources, subscriptions
+from storage.db import session_scope
+from storage.items import NewStory
+from storage.models import Subscription, utcnow
+from storage.sources import DueSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckedFeed:
+    """A URL that turned out to be (or to point at) a readable feed."""
+
+    url: str
+    feed: ParsedFeed
+    discovered: bool
+
+
+async def check_feed(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> CheckedFeed:
+    """Fetch and parse now; an HTML page is searched for its advertised feed."""
+    fetched = await fetch(client, url, policy)
+    try:
+        return CheckedFeed(fetched.url, parse_feed(fetched.body, fetched.url), discovered=False)
+    except NotAFeed:
+        links = discover_feed_links(fetched.body, fetched.url)
+        if not links:
+            raise
+    fetched = await fetch(client, links[0], policy)
+    return CheckedFeed(fetched.url, parse_feed(fetched.body, fetched.url), discovered=True)
+
+
+def drafts_of(feed: ParsedFeed, url: str) -> list[ItemDraft]:
+    return [draft for entry in feed.entries if (draft := normalize(entry, url)) is not None]
+
+
+def add_source(
+    engine: Engine, checked: CheckedFeed, name: str | None, interval_seconds: int
+) -> tuple[int, int]:
+    """Store the source and its current entries as a baseline that is never alerted."""
+    with session_scope(engine) as session:
+        source = sources.add(session=session, url=checked.url,
+                             name=name or checked.feed.title or checked.url,
+                             interval_seconds=interval_seconds)
+        assert source.id is not None
+        stored = items.store_new(session=session, source_id=source.id, source_name=source.name,
+                                 drafts=drafts_of(checked.feed, checked.url))
+        return source.id, len(stored)
+
+
+@lru_cache(maxsize=65536)
+def _compiled(query: str) -> Node | None:
+    try:
+        return parse(query)
+    except QueryError:
+        return None
+
+
+def match(story: NewStory, subs: Sequence[Subscription]) -> dict[int, list[str]]:
+    """Which chats want this story, and through which of their topics."""
+    wanted: dict[int, list[str]] = defaultdict(list)
+    for sub in subs:
+        node = _compiled(sub.query)
+        if node is not None and matches(node, story.text):
+            wanted[sub.chat_id].append(sub.query)
+    return dict(wanted)
+
+
+def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> int:
+    """New items, their stories and every matching chat's delivery, in one transaction."""
+    with session_scope(engine) as session:
+        new = items.store_new(session=session, source_id=source.id, source_name=source.name,
+                              drafts=drafts)
+        subs = subscriptions.active(session=session) if new else []
+        for story in new:
+            wanted = match(story, subs)
+            if wanted:
+                deliveries.enqueue(session=session, story_id=story.id, topics_by_chat=wanted)
+        return len(new)
+
+
+async def poll(
+    engine: Engine, client: httpx.AsyncClient, policy: FetchPolicy, source: DueSource
+) -> int:
+    """Poll one source: unchanged costs a 304; failures are recorded, never raised."""
+    try:
+        fetched = await fetch(client, source.url, policy, etag=source.etag,
+                              last_modified=source.last_modified)
+        new = 0
+        if not fetched.not_modified:
+            feed = await asyncio.to_thread(parse_feed, fetched.body, fetched.url)
+            new = await asyncio.to_thread(ingest, engine, source, drafts_of(feed, fetched.url))
+    except (FetchError, NotAFeed) as exc:
+        log.info("source %s failed: %s", source.id, exc)
+        with session_scope(engine) as session:
+            sources.record_failure(session=session, source_id=source.id, error=str(exc))
+        return 0
+    with session_scope(engine) as session:
+        sources.record_success(session=session, source_id=source.id,
+                               etag=fetched.etag, last_modified=fetched.last_modified)
+    if new:
+        log.info("source %s: %d new items", source.id, new)
+    return new
+
+
+async def poll_due(
+    engine: Engine, client: httpx.AsyncClient, policy: FetchPolicy, *, concurrency: int = 16
+) -> int:
+    """Claim every due source and poll them side by side."""
+    with session_scope(engine) as session:
+        due = sources.claim_due(session=session, now=utcnow())
+    limit = asyncio.Semaphore(concurrency)
+
+    async def guarded(source: DueSource) -> int:
+        async with limit:
+            return await poll(engine, client, policy, source)
+
+    return sum(await asyncio.gather(*(guarded(source) for source in due)))
+
+
+def story_text(engine: Engine, story_id: int) -> StoryText:
+    with session_scope(engine) as session:
+        story_items = items.of_story(session=session, story_id=story_id)
+    first = story_items[0]
+    return StoryText(title=first.title, text=first.summary, source_count=len(story_items))
+
+
+async def write_missing_briefs(engine: Engine, writer: BriefWriter) -> int:
+    """Write each brief that a due delivery waits on, once per story and language."""
+    with session_scope(engine) as session:
+        missing = deliveries.briefs_missing(session=session, now=utcnow())
+    for story_id, language in missing:
+        written: Written = await writer.write(
+            await asyncio.to_thread(story_text, engine, story_id), language, story_id=story_id)
+        with session_scope(engine) as session:
+            briefs.save(session=session, story_id=story_id, language=language, written=written)
+    return len(missing)
+
+
+def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -> str:
+    """The message a claimed delivery sends: its stored brief, with its chat's topics."""
+    with session_scope(engine) as session:
+        stored = briefs.get(session=session, story_id=claimed.story_id, language=claimed.language)
+        story_items = items.of_story(session=session, story_id=claimed.story_id)
+    assert stored is not None, "claim() only returns deliveries whose brief exists"
+    brief, origin = stored
+    refs = [SourceRef(item.source_name, item.link, item.published_at or item.fetched_at)
+            for item in story_items]
+    return render_brief(brief, origin=origin, level=adjusted_level(brief, origin, claimed.topics),
+                        topics=claimed.topics, sources=refs, t=t)

@@ -1,0 +1,113 @@
+"""brief -> Telegram HTML in the chat's language; every external string is escaped here."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from news.briefs import Brief, Level
+
+LIMIT = 4096
+FLAGS: dict[int, str] = {1: "🔴", 2: "🟡", 3: "⚪"}
+
+Translate = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """One source that reported the story, as the reader sees it."""
+
+    name: str
+    link: str
+    published: datetime | None
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _link(ref: SourceRef) -> str:
+    name = _e(ref.name)
+    if ref.link.startswith(("http://", "https://")):
+        return f'<a href="{html.escape(ref.link, quote=True)}">{name}</a>'
+    return name
+
+
+def flag_line(level: Level, topics: list[str], t: Translate) -> str:
+    """`🔴 重点追踪 · SoftBank`: the first thing the reader sees."""
+    label = f"{FLAGS[level]} <b>{_e(t(f'level.{level}'))}</b>"
+    return " · ".join([label, *(_e(topic) for topic in topics)])
+
+
+def render_brief(
+    brief: Brief,
+    *,
+    origin: str,
+    level: Level,
+    topics: list[str],
+    sources: list[SourceRef],
+    t: Translate,
+) -> str:
+    """The sections of SPEC §5; optional sections are dropped, last first, to fit 4096."""
+    core_label = t("brief.core_point")
+    if origin == "offline":
+        core_label = f"{core_label} · {t('brief.original_text')}"
+    head = [flag_line(level, topics, t), f"<b>{_e(brief.headline)}</b>"]
+    core = f"<b>{_e(core_label)}</b>\n{{core}}"
+    optional: list[str] = []
+    if brief.key_players:
+        lines = [f"• <b>{_e(p.name)}</b>: {_e(p.role)}" if p.role else f"• <b>{_e(p.name)}</b>"
+                 for p in brief.key_players]
+        optional.append(f"<b>{_e(t('brief.key_players'))}</b>\n" + "\n".join(lines))
+    if brief.industry_impact:
+        lines = [f"• {_e(i.sector)} ({_e(t('impact.' + i.level))}): {_e(i.why)}"
+                 for i in brief.industry_impact]
+        optional.append(f"<b>{_e(t('brief.industry_impact'))}</b>\n" + "\n".join(lines))
+    tracking = f"{FLAGS[level]} {_e(t(f'level.{level}'))}"
+    if brief.tracking_reason and origin != "offline":
+        tracking += f": {_e(brief.tracking_reason)}"
+    optional.append(f"<b>{_e(t('brief.tracking'))}</b>\n{tracking}")
+    source_lines = [
+        f"• {_link(ref)}" + (f", {ref.published:%Y-%m-%d}" if ref.published else "")
+        for ref in sources
+    ]
+    tail = [f"<b>{_e(t('brief.sources'))}</b>\n" + "\n".join(source_lines)] if sources else []
+    return _fit(head, core, _e(brief.core_point), optional, tail)
+
+
+def _fit(head: list[str], core: str, core_text: str, optional: list[str], tail: list[str]) -> str:
+    """Drop optional sections from the end, then shorten the core point, never inside a tag."""
+    def build(sections: list[str], text: str) -> str:
+        return "\n\n".join([*head, core.format(core=text), *sections, *tail])
+
+    sections = list(optional)
+    message = build(sections, core_text)
+    while _visible_length(message) > LIMIT and sections:
+        sections.pop()
+        message = build(sections, core_text)
+    if _visible_length(message) > LIMIT:
+        overflow = _visible_length(message) - LIMIT + 1
+        cut = core_text[: max(0, len(core_text) - overflow)]
+        cut = cut[: cut.rfind("&")] if cut.rfind("&") > cut.rfind(";") else cut
+        message = build(sections, cut + "…")
+    return message
+
+
+def _visible_length(markup: str) -> int:
+    """Telegram counts the text after entity parsing, in UTF-16 code units."""
+    text = html.unescape(_strip_tags(markup))
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _strip_tags(markup: str) -> str:
+    out, inside = [], False
+    for ch in markup:
+        if ch == "<":
+            inside = True
+        elif ch == ">" and inside:
+            inside = False
+        elif not inside:
+            out.append(ch)
+    return "".join(out)

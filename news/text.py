@@ -1,0 +1,71 @@
+"""HTML to plain text and sentence splitting, shared by items, briefs and render."""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+
+_BLOCKS = {"p", "br", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote"}
+_SKIP = {"script", "style", "noscript", "template"}
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
+
+
+class _TextCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP:
+            self.skipping += 1
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP and self.skipping:
+            self.skipping -= 1
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """Feed summaries are HTML fragments; the brief and the matcher want their words only."""
+    if "<" not in markup:
+        return clean_spaces(html.unescape(markup))
+    collector = _TextCollector()
+    collector.feed(markup)
+    collector.close()
+    return clean_spaces("".join(collector.parts))
+
+
+def clean_spaces(text: str) -> str:
+    """Collapse runs of spaces, keep paragraph breaks, drop control characters."""
+    text = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def sentences(text: str) -> list[str]:
+    """Split on sentence ends in Latin and CJK punctuation; good enough for a lead."""
+    pieces = (piece.strip() for block in text.split("\n") for piece in _SENTENCE_END.split(block))
+    return [piece for piece in pieces if piece]
+
+
+def lead(text: str, *, max_sentences: int = 3, max_chars: int = 600) -> str:
+    """The first sentences of an article, the classic extractive summary of news."""
+    chosen: list[str] = []
+    for sentence in sentences(text):
+        if chosen and len(" ".join([*chosen, sentence])) > max_chars:
+            break
+        chosen.append(sentence)
+        if len(chosen) == max_sentences:
+            break
+    joined = " ".join(chosen)
+    return joined if len(joined) <= max_chars else joined[: max_chars - 1].rstrip() + "…"

@@ -1,0 +1,193 @@
+"""The topic query language of SPEC §4: parse once, match items many times."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+MAX_QUERY_CHARS = 300
+_TOKEN = re.compile(r'"([^"]*)"|(\()|(\))|(\S+?)(?=[\s()"]|$)')
+_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\u3040-\u30ff\u0e00-\u0e7f]")
+_INVISIBLE = dict.fromkeys(
+    cp for cp in range(0x2000, 0x2070) if unicodedata.category(chr(cp)) == "Cf"
+) | {0xFEFF: None, 0x00AD: None}
+
+
+class QueryError(ValueError):
+    """A query we cannot read; `code` keys the explanation in the catalogue."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form: NFKD, combining marks dropped, casefolded."""
+    text = text.translate(_INVISIBLE)
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFC", stripped).casefold()
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word or phrase; whole-word in spaced scripts, substring in CJK and Thai."""
+
+    text: str
+
+    def matches(self, folded: str) -> bool:
+        needle = fold(self.text)
+        if _CJK.search(needle):
+            return needle in folded
+        pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, needle.split())) + r"(?!\w)"
+        return re.search(pattern, folded) is not None
+
+
+@dataclass(frozen=True)
+class Not:
+    node: Node
+
+    def matches(self, folded: str) -> bool:
+        return not self.node.matches(folded)
+
+
+@dataclass(frozen=True)
+class And:
+    nodes: tuple[Node, ...]
+
+    def matches(self, folded: str) -> bool:
+        return all(node.matches(folded) for node in self.nodes)
+
+
+@dataclass(frozen=True)
+class Or:
+    nodes: tuple[Node, ...]
+
+    def matches(self, folded: str) -> bool:
+        return any(node.matches(folded) for node in self.nodes)
+
+
+Node = Term | Not | And | Or
+
+
+def _tokens(query: str) -> list[str]:
+    if query.count('"') % 2:
+        raise QueryError("unbalanced_quote")
+    tokens: list[str] = []
+    for phrase, opening, closing, word in _TOKEN.findall(query):
+        if opening or closing:
+            tokens.append(opening or closing)
+        elif word:
+            tokens.append(word)
+        elif phrase.strip():
+            tokens.append('"' + " ".join(phrase.split()) + '"')
+    return tokens
+
+
+class _Parser:
+    """Recursive descent as in web search: OR binds tighter than the implicit AND."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.pos = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> str:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def parse_and(self) -> Node:
+        parts: list[Node] = []
+        while self.peek() not in (None, ")"):
+            parts.append(self.parse_or())
+        if not parts:
+            raise QueryError("empty")
+        if all(isinstance(part, Not) for part in parts):
+            raise QueryError("only_exclusions")
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def parse_or(self) -> Node:
+        options = [self.parse_unary()]
+        while self.peek() == "OR":
+            self.take()
+            if self.peek() in (None, ")", "OR"):
+                raise QueryError("dangling_or")
+            options.append(self.parse_unary())
+        return options[0] if len(options) == 1 else Or(tuple(options))
+
+    def parse_unary(self) -> Node:
+        token = self.take()
+        if token == "OR":
+            raise QueryError("dangling_or")
+        if token == "(":
+            inner = self.parse_and()
+            if self.peek() != ")":
+                raise QueryError("unbalanced_paren")
+            self.take()
+            return inner
+        if token == "-" and self.peek() not in (None, ")", "OR"):
+            return Not(self.parse_unary())
+        if token.startswith("-") and len(token) > 1:
+            return Not(self.parse_atom(token[1:]))
+        return self.parse_atom(token)
+
+    def parse_atom(self, token: str) -> Node:
+        text = token[1:-1] if token.startswith('"') else token
+        if not any(ch.isalnum() for ch in fold(text)):
+            raise QueryError("no_words")
+        return Term(text)
+
+
+def parse(query: str) -> Node:
+    """Parse a query or raise QueryError saying why not."""
+    query = "".join(ch for ch in query if ch.isprintable() or ch == " ").strip()
+    if not query:
+        raise QueryError("empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError("too_long")
+    parser = _Parser(_tokens(query))
+    node = parser.parse_and()
+    if parser.peek() is not None:
+        raise QueryError("unbalanced_paren")
+    return node
+
+
+def canonical(node: Node) -> str:
+    """The query re-written in its own syntax, so equal queries are stored alike."""
+    if isinstance(node, Term):
+        return f'"{node.text}"' if " " in node.text else node.text
+    if isinstance(node, Not):
+        inner = canonical(node.node)
+        return f"-({inner})" if isinstance(node.node, And | Or) else "-" + inner
+    if isinstance(node, And):
+        return " ".join(canonical(part) for part in node.nodes)
+    return " OR ".join(_option(part) for part in node.nodes)
+
+
+def _option(node: Node) -> str:
+    return f"({canonical(node)})" if isinstance(node, And) else canonical(node)
+
+
+def describe(node: Node, *, and_word: str, or_word: str, not_word: str) -> str:
+    """The query as the user should read it back: `SoftBank AND NOT Hawks`."""
+    if isinstance(node, Term):
+        return f"«{node.text}»"
+    words = {"and_word": and_word, "or_word": or_word, "not_word": not_word}
+    if isinstance(node, Not):
+        inner = describe(node.node, **words)
+        return f"{not_word} ({inner})" if isinstance(node.node, And | Or) else f"{not_word} {inner}"
+    joiner = f" {and_word} " if isinstance(node, And) else f" {or_word} "
+    parts = []
+    for part in node.nodes:
+        text = describe(part, **words)
+        parts.append(f"({text})" if isinstance(part, And | Or) and part is not node else text)
+    return joiner.join(parts)
+
+
+def matches(node: Node, text: str) -> bool:
+    """Whether an item's text (title, summary, extracted text) satisfies the query."""
+    return node.matches(fold(text))

@@ -1,0 +1,28 @@
+"""What handlers and jobs share, built once by bot.py and kept in `application.bot_data`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy import Engine
+
+from locales import Catalog
+from news.briefs import BriefWriter
+from news.fetch import FetchPolicy
+
+KEY = "services"
+
+
+@dataclass(frozen=True)
+class Services:
+    engine: Engine
+    http: httpx.AsyncClient
+    fetch_policy: FetchPolicy
+    writer: BriefWriter
+    catalog: Catalog
+    admin_ids: frozenset[int]
+    default_language: str
+    poll_interval_seconds: int
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)

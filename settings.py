@@ -1,0 +1,52 @@
+"""Configuration from the environment and `.env` (SPEC §7); only bot.py builds it."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob the bot has, named as in the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    telegram_bot_token: SecretStr = SecretStr("")
+    telegram_api_url: str = "https://api.telegram.org"
+    database_url: str = "sqlite:///data/tidings.db"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4.1-mini"
+    llm_timeout_seconds: float = 60.0
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    poll_interval_seconds: int = Field(default=300, ge=1)
+    allowed_source_networks: Annotated[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode
+    ] = ()
+    default_language: str = "en"
+    log_level: str = "INFO"
+    max_response_bytes: int = 10 * 1024 * 1024
+    fetch_timeout_seconds: float = 20.0
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+        return value
+
+    @field_validator("allowed_source_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = value.replace(" ", "").split(",")
+            return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
+        return value
+
+    @property
+    def llm_enabled(self) -> bool:
+        """Briefs come from the model only when a key is configured; otherwise offline."""
+        return bool(self.openai_api_key and self.openai_api_key.get_secret_value())

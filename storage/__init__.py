@@ -1,0 +1,1 @@
+"""Everything that persists: tables, sessions, queries and migrations."""

@@ -1,0 +1,39 @@
+"""Chats: created on first contact, language set once and then only by /lang."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from storage.models import Chat
+
+
+def ensure_chat(
+    *, session: Session, chat_id: int, chat_type: str, title: str | None, language: str
+) -> Chat:
+    """The chat's row, created with `language` if new; an existing chat keeps its language."""
+    chat = session.get(Chat, chat_id)
+    if chat is None:
+        chat = Chat(id=chat_id, type=chat_type, title=title, language=language)
+        session.add(chat)
+        session.flush()
+    elif not chat.active or chat.title != title:
+        chat.active = True
+        chat.title = title
+    return chat
+
+
+def set_language(*, session: Session, chat_id: int, language: str) -> None:
+    chat = session.get(Chat, chat_id)
+    if chat is not None:
+        chat.language = language
+
+
+def deactivate(*, session: Session, chat_id: int) -> None:
+    """A chat that blocked or removed the bot receives nothing until it talks to us again."""
+    chat = session.get(Chat, chat_id)
+    if chat is not None:
+        chat.active = False
+
+
+def count_active(*, session: Session) -> int:
+    return len(session.exec(select(Chat.id).where(Chat.active)).all())

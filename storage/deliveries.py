@@ -1,0 +1,122 @@
+"""The outbox: deliveries are written before sending, claimed with a lease, then marked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from storage.models import Brief, Chat, Delivery, utcnow
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery to send now, with what rendering needs of its chat."""
+
+    id: int
+    chat_id: int
+    story_id: int
+    language: str
+    topics: list[str]
+    attempts: int
+
+
+def enqueue(*, session: Session, story_id: int, topics_by_chat: Mapping[int, list[str]]) -> int:
+    """One row per chat for this story; a chat that already has it keeps its row."""
+    created = 0
+    for chat_id, topics in topics_by_chat.items():
+        try:
+            with session.begin_nested():
+                session.add(Delivery(chat_id=chat_id, story_id=story_id,
+                                     topics=json.dumps(topics, ensure_ascii=False)))
+            created += 1
+        except IntegrityError:
+            continue
+    return created
+
+
+def _pending(now: datetime) -> list[Any]:
+    return [Delivery.state == "pending", col(Delivery.next_attempt_at) <= now, Chat.active]
+
+
+def briefs_missing(*, session: Session, now: datetime, limit: int = 20) -> list[tuple[int, str]]:
+    """(story, language) pairs that due deliveries wait on, so each brief is written once."""
+    statement = (
+        select(Delivery.story_id, Chat.language)
+        .join(Chat, col(Chat.id) == Delivery.chat_id)
+        .outerjoin(Brief, and_(col(Brief.story_id) == Delivery.story_id,
+                               col(Brief.language) == Chat.language))
+        .where(*_pending(now), col(Brief.id).is_(None))
+        .distinct()
+        .limit(limit)
+    )
+    return [(story_id, language) for story_id, language in session.exec(statement).all()]
+
+
+def claim(*, session: Session, now: datetime, limit: int = 30) -> list[Claimed]:
+    """Claim due deliveries whose brief exists; the lease makes a crashed claim retry later."""
+    statement = (
+        select(Delivery, Chat.language)
+        .join(Chat, col(Chat.id) == Delivery.chat_id)
+        .join(Brief, and_(col(Brief.story_id) == Delivery.story_id,
+                          col(Brief.language) == Chat.language))
+        .where(*_pending(now))
+        .order_by(col(Delivery.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Delivery)
+    )
+    claimed = []
+    for delivery, language in session.exec(statement).all():
+        delivery.next_attempt_at = now + LEASE
+        delivery.attempts += 1
+        claimed.append(Claimed(delivery.id or 0, delivery.chat_id, delivery.story_id, language,
+                               json.loads(delivery.topics), delivery.attempts))
+    return claimed
+
+
+def mark_sent(*, session: Session, delivery_id: int, message_id: int) -> None:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is not None:
+        delivery.state, delivery.message_id, delivery.sent_at = "sent", message_id, utcnow()
+
+
+def retry_later(*, session: Session, delivery_id: int, after: timedelta, error: str) -> None:
+    """Back off this row; after MAX_ATTEMPTS it is parked as failed rather than retried forever."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        return
+    delivery.last_error = error[:500]
+    if delivery.attempts >= MAX_ATTEMPTS:
+        delivery.state = "failed"
+    else:
+        delivery.next_attempt_at = utcnow() + after
+
+
+def mark_failed(*, session: Session, delivery_id: int, error: str) -> None:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is not None:
+        delivery.state, delivery.last_error = "failed", error[:500]
+
+
+def count_sent_since(*, session: Session, since: datetime) -> int:
+    statement = select(func.count()).select_from(Delivery).where(
+        Delivery.state == "sent", col(Delivery.sent_at) >= since)
+    return int(session.exec(statement).one())
+
+
+def release(*, session: Session, ids: list[int]) -> None:
+    """Give back claimed rows that were not sent, so a restart sends them at once."""
+    for delivery_id in ids:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is not None and delivery.state == "pending":
+            delivery.next_attempt_at = utcnow()
+            delivery.attempts = max(0, delivery.attempts - 1)

@@ -1,0 +1,144 @@
+"""Every table of Tidings; uniqueness and foreign keys live here, not in Python checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC; SQLModel's UTCDateTime keeps it aware on SQLite too."""
+    return datetime.now(UTC)
+
+
+class Chat(SQLModel, table=True):
+    """A private chat, group or channel that can receive alerts."""
+
+    __tablename__ = "chats"
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    type: str = Field(max_length=20)
+    title: str | None = None
+    language: str = Field(max_length=16)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Subscription(SQLModel, table=True):
+    """One topic query a chat follows; alerts only stories that arrive after `created_at`."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("chat_id", "query"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(
+        sa_column=Column(
+            BigInteger, ForeignKey("chats.id", ondelete="CASCADE", onupdate="CASCADE"),
+            nullable=False, index=True,
+        )
+    )
+    query: str = Field(max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Source(SQLModel, table=True):
+    """A feed URL polled on its own interval; conditional-GET validators kept between polls."""
+
+    __tablename__ = "sources"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_column=Column(Text, unique=True, nullable=False))
+    name: str
+    interval_seconds: int
+    next_poll_at: datetime = Field(default_factory=utcnow, index=True)
+    etag: str | None = None
+    last_modified: str | None = None
+    last_polled_at: datetime | None = None
+    last_ok_at: datetime | None = None
+    failing_since: datetime | None = None
+    last_error: str | None = None
+    paused: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Story(SQLModel, table=True):
+    """One event; several items from several sources may join it."""
+
+    __tablename__ = "stories"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Item(SQLModel, table=True):
+    """A normalized feed entry; `guid` is unique per source so a re-fetched entry is not new."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("source_id", "guid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int | None = Field(
+        default=None,
+        sa_column=Column(ForeignKey("sources.id", ondelete="SET NULL"), nullable=True, index=True),
+    )
+    source_name: str
+    story_id: int = Field(foreign_key="stories.id", index=True, ondelete="CASCADE")
+    guid: str = Field(sa_column=Column(Text, nullable=False))
+    link: str = Field(sa_column=Column(Text, nullable=False))
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    published_at: datetime | None = None
+    fetched_at: datetime = Field(default_factory=utcnow)
+
+
+class Brief(SQLModel, table=True):
+    """One brief per story and language, written once and reused by every chat of that language."""
+
+    __tablename__ = "briefs"
+    __table_args__ = (UniqueConstraint("story_id", "language"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    story_id: int = Field(foreign_key="stories.id", index=True, ondelete="CASCADE")
+    language: str = Field(max_length=16)
+    origin: str = Field(max_length=16)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    tokens_in: int = 0
+    tokens_out: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: one row per chat and story, written before anything is sent."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("chat_id", "story_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(
+        sa_column=Column(
+            BigInteger, ForeignKey("chats.id", ondelete="CASCADE", onupdate="CASCADE"),
+            nullable=False, index=True,
+        )
+    )
+    story_id: int = Field(foreign_key="stories.id", index=True, ondelete="CASCADE")
+    topics: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=16, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    message_id: int | None = None
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class Admin(SQLModel, table=True):
+    """Admins added by command; ADMIN_IDS from the environment are permanent and not stored."""
+
+    __tablename__ = "admins"
+
+    user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    added_by: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,135 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL where reachable) and the bot process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from storage.db import make_engine, migrate
+
+REPO = Path(__file__).resolve().parent.parent
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_ADMIN_URL = os.environ.get(
+    "TIDINGS_TEST_PG", f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/postgres"
+)
+
+
+def _postgres_reachable() -> str | None:
+    """None when a server answers; otherwise the reason the PostgreSQL tests are skipped."""
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            pass
+    except OSError as exc:
+        return f"no PostgreSQL server on {PG_HOST}:{PG_PORT} ({exc})"
+    try:
+        engine = create_engine(PG_ADMIN_URL)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"PostgreSQL on {PG_HOST}:{PG_PORT} refused {PG_ADMIN_URL}: {exc}"
+    return None
+
+
+PG_SKIP_REASON = _postgres_reachable()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind; PostgreSQL ones are dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tidings.db'}"
+        return
+    if PG_SKIP_REASON:
+        pytest.skip(PG_SKIP_REASON)
+    name = f"tidings_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        # The plain form hosting providers hand out; the app must accept it as is.
+        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated engine on each database kind."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+class BotProcess:
+    """`python bot.py` as a user runs it, in its own working directory, logs to a file."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.log_path = workdir / "bot.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BotProcess:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TELEGRAM_"))}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "bot.py")], cwd=self.workdir,
+            env={**clean, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return self
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for_log(self, needle: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log:
+                return
+            assert self.process is not None and self.process.poll() is None, self.log
+            time.sleep(0.1)
+        raise AssertionError(f"{needle!r} not logged within {timeout}s:\n{self.log}")
+
+    def terminate(self, timeout: float = 10.0) -> float:
+        """SIGTERM and wait; returns how long the process took to exit."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=timeout)
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def bot_process(tmp_path: Path) -> Iterator[type[BotProcess]]:
+    """Factory for bot processes; any left running at the end of the test is killed."""
+    started: list[BotProcess] = []
+
+    class Tracked(BotProcess):
+        def start(self) -> BotProcess:
+            started.append(self)
+            return super().start()
+
+    yield Tracked
+    for process in started:
+        process.kill()

@@ -1,0 +1,207 @@
+"""Fake OpenAI-compatible chat-completions server, so LLM calls run over real HTTP in tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+PATHS = ("/v1/chat/completions", "/chat/completions")
+
+
+@dataclass
+class Reply:
+    """One scripted answer; `body` sends raw bytes verbatim, `status` != 200 sends an error."""
+
+    content: str | None = None
+    status: int = 200
+    body: bytes | None = None
+    delay: float = 0.0
+    finish_reason: str = "stop"
+    refusal: str | None = None
+
+
+Responder = Callable[[dict[str, Any]], Reply | str]
+
+
+def _tokens(text: str) -> int:
+    """Rough token count (~4 chars per token) so usage numbers look plausible."""
+    return max(1, len(text) // 4)
+
+
+def error_body(status: int, message: str, param: str | None = None) -> bytes:
+    """OpenAI-style error JSON, so the real client raises the matching exception class."""
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    code = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status)
+    err = {"message": message, "type": kind, "param": param, "code": code}
+    return json.dumps({"error": err}).encode()
+
+
+def completion(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    """Build a realistic chat.completion object echoing the requested model."""
+    prompt = "".join(str(m.get("content") or "") for m in request.get("messages") or [])
+    out = reply.content or reply.refusal or ""
+    usage = {"prompt_tokens": _tokens(prompt), "completion_tokens": _tokens(out)}
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    message = {"role": "assistant", "content": reply.content, "refusal": reply.refusal}
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "fake-model"),
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
+        ],
+        "usage": usage,
+        "system_fingerprint": "fp_fake",
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves one request per connection so stop() never waits on idle keep-alive sockets."""
+
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+    def _send(self, status: int, body: bytes) -> None:
+        """Write a JSON response, ignoring clients that already gave up (timeouts)."""
+        self.close_connection = True
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("x-request-id", f"req_{uuid.uuid4().hex[:16]}")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass
+
+    def do_POST(self) -> None:
+        """Validate like the real API, record the body, then answer from the script."""
+        fake = self.server.fake
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.split("?")[0].rstrip("/") not in PATHS:
+            return self._send(404, error_body(404, f"Unknown path {self.path}"))
+        try:
+            request = json.loads(raw)
+        except ValueError:
+            return self._send(400, error_body(400, "Request body is not valid JSON"))
+        fake._record(request)
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return self._send(401, error_body(401, "Missing bearer token"))
+        if request.get("stream"):
+            return self._send(400, error_body(400, "stream is not supported by the fake", "stream"))
+        fmt = (request.get("response_format") or {}).get("type")
+        if fmt == "json_schema" and not fake.supports_json_schema:
+            msg = "response_format json_schema is not supported"
+            return self._send(400, error_body(400, msg, "response_format"))
+        try:
+            reply = fake._next_reply(request)
+        except Exception as exc:  # surface responder bugs as a 500 instead of a dropped socket
+            return self._send(500, error_body(500, f"responder raised {exc!r}"))
+        if reply.delay:
+            fake._stopping.wait(reply.delay)
+        if reply.body is not None:
+            self._send(reply.status, reply.body)
+        elif reply.status != 200:
+            message = reply.content or f"Fake error {reply.status}"
+            self._send(reply.status, error_body(reply.status, message))
+        else:
+            self._send(200, json.dumps(completion(request, reply)).encode())
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """Joins handler threads on close so no socket outlives the test."""
+
+    daemon_threads = False
+    block_on_close = True
+    fake: LlmServer
+
+
+class LlmServer:
+    """Threaded fake of the chat-completions endpoint with scripted or computed replies."""
+
+    def __init__(self, *, supports_json_schema: bool = True) -> None:
+        self.supports_json_schema = supports_json_schema
+        self.responder: Responder = lambda request: "{}"
+        self.requests: list[dict[str, Any]] = []
+        self._queue: deque[Reply | str] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """What the app gets as OPENAI_BASE_URL."""
+        if self._httpd is None:
+            raise RuntimeError("LlmServer is not started")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    @property
+    def calls(self) -> int:
+        """Requests received with a JSON body, rejected ones (401/400) included."""
+        with self._lock:
+            return len(self.requests)
+
+    def queue(self, *replies: Reply | str) -> None:
+        """Script the next replies, used in order before falling back to the responder."""
+        with self._lock:
+            self._queue.extend(replies)
+
+    def _record(self, request: dict[str, Any]) -> None:
+        """Remember a request body (thread-safe)."""
+        with self._lock:
+            self.requests.append(request)
+
+    def _next_reply(self, request: dict[str, Any]) -> Reply:
+        """Pop a scripted reply or ask the responder, normalising str to Reply."""
+        with self._lock:
+            scripted = self._queue.popleft() if self._queue else None
+        reply = scripted if scripted is not None else self.responder(request)
+        return Reply(content=reply) if isinstance(reply, str) else reply
+
+    def start(self) -> LlmServer:
+        """Bind to a free port on 127.0.0.1 and serve in a background thread."""
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.fake = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Cut pending delays short, stop serving and close every socket."""
+        if self._httpd is None:
+            return
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> LlmServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,877 @@
+"""Fake Telegram Bot API server over real HTTP, so the bot runs unmodified against it in tests.
+
+Every call is validated against the committed Bot API table (tools/bot_api_table.py) and HTML
+texts against Telegram's entity parser, so a call the real server would refuse fails here too;
+`rejected` collects those for a blanket `assert emulator.rejected == []`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import email.parser
+import email.policy
+import functools
+import json
+import re
+import socket
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.telegram_html import TelegramHtmlError, parse_html_entities, utf16_len
+
+JSONDict = dict[str, Any]
+TABLE_PATH = Path(__file__).with_name("bot_api_table.json")
+TEXT_LIMIT, CAPTION_LIMIT, CALLBACK_DATA_LIMIT = 4096, 1024, 64
+ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group"}
+OPT_IN_UPDATES = {"chat_member", "message_reaction", "message_reaction_count"}  # need asking
+# Split word lists (hence noqa: SIM905): as list literals they would span 50 lines.
+CHAT_ACTIONS = (  # noqa: SIM905
+    "typing upload_photo record_video upload_video record_voice upload_voice upload_document "
+    "choose_sticker find_location record_video_note upload_video_note"
+).split()
+BUTTON_ACTIONS = (  # noqa: SIM905
+    "url callback_data switch_inline_query switch_inline_query_current_chat login_url web_app "
+    "pay callback_game copy_text switch_inline_query_chosen_chat"
+).split()
+ADMIN_RIGHTS = (  # noqa: SIM905
+    "can_manage_chat can_delete_messages can_manage_video_chats can_restrict_members "
+    "can_promote_members can_change_info can_invite_users can_post_stories can_edit_stories "
+    "can_delete_stories"
+).split()
+RESTRICTIONS = (  # noqa: SIM905
+    "can_send_messages can_send_audios can_send_documents can_send_photos can_send_videos "
+    "can_send_video_notes can_send_voice_notes can_send_polls can_send_other_messages "
+    "can_add_web_page_previews can_react_to_messages can_edit_tag can_change_info "
+    "can_invite_users can_pin_messages can_manage_topics"
+).split()
+GIFT_TYPES = "unlimited_gifts limited_gifts unique_gifts premium_subscription gifts_from_channels"
+NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are exactly the "
+    "same as a current content and reply markup of the message"
+)
+BAD_QUERY = "query is too old and response timeout expired or query ID is invalid"
+POLL_CONFLICT = (
+    "Conflict: terminated by other getUpdates request; make sure that only one bot instance "
+    "is running"
+)
+
+
+@functools.cache
+def load_table() -> JSONDict:
+    """The committed, compact Bot API table; cached since it never changes within a run."""
+    table: JSONDict = json.loads(TABLE_PATH.read_text(encoding="utf-8"))
+    return table
+
+
+@functools.cache
+def _method_names() -> dict[str, str]:
+    """Bot API method names are case-insensitive; map lowercase -> canonical."""
+    return {name.lower(): name for name in load_table()["methods"]}
+
+
+class ApiError(Exception):
+    """A Bot API error response; `parameters` carries retry_after / migrate_to_chat_id."""
+
+    def __init__(self, status: int, description: str, parameters: JSONDict | None = None) -> None:
+        super().__init__(description)
+        self.status, self.description, self.parameters = status, description, parameters
+
+
+def bad_request(reason: str) -> ApiError:
+    return ApiError(400, f"Bad Request: {reason}")
+
+
+@dataclass
+class UploadedFile:
+    """A multipart file part; stands in for an InputFile value in the params dict."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class SentMessage:
+    """What the bot sent to a chat, as a test wants to assert on it (a snapshot copy)."""
+
+    message_id: int
+    chat_id: int
+    text: str  # plain text (the caption for media) after entity parsing
+    html: str  # raw text as sent
+    parse_mode: str | None
+    reply_markup: JSONDict | None
+    message_thread_id: int | None
+    edits: int = 0
+    method: str = "sendMessage"
+    deleted: bool = False
+
+
+@dataclass
+class _Fault:
+    status: int
+    description: str
+    parameters: JSONDict | None
+    count: int
+
+
+def _coerce_one(value: Any, kind: str) -> tuple[bool, Any]:
+    """Loose parse of one value as one Bot API type; form values arrive as strings."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "Integer":
+        if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+            return True, int(value)
+        whole = number and float(value).is_integer()
+        return whole, int(value) if whole else value
+    if kind == "Float":
+        if isinstance(value, str):
+            try:
+                return True, float(value)
+            except ValueError:
+                return False, value
+        return number, value
+    if kind == "Boolean":
+        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0"}:
+            return True, value.lower() in {"true", "1"}
+        return isinstance(value, bool), value
+    if kind == "String":
+        return number or isinstance(value, str), str(value) if number else value
+    if kind == "InputFile":
+        return isinstance(value, str | UploadedFile), value
+    if isinstance(value, str):  # objects and arrays travel as JSON-serialized strings
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return False, value
+    return isinstance(value, list if kind.startswith("Array of ") else dict), value
+
+
+def coerce_params(method: str, raw: JSONDict) -> JSONDict:
+    """Check required fields and types against the table; return params with parsed values."""
+    fields: dict[str, JSONDict] = load_table()["methods"][method].get("fields", {})
+    for name, spec in fields.items():
+        if spec["required"] and name not in raw:
+            raise bad_request(f"{name} is required")
+    params = dict(raw)
+    for name, value in raw.items():
+        if name not in fields:
+            continue  # Telegram ignores unknown parameters
+        types: list[str] = fields[name]["types"]
+        for kind in types:
+            ok, parsed = _coerce_one(value, kind)
+            if ok:
+                params[name] = parsed
+                break
+        else:
+            raise bad_request(f"can't parse {name}: expected {' or '.join(types)}")
+    return params
+
+
+def _parse_multipart(content_type: str, body: bytes) -> JSONDict:
+    """multipart/form-data via the stdlib email parser (the cgi module is deprecated)."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    params: JSONDict = {}
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        name = str(part.get_param("name", header="content-disposition"))
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            params[name] = UploadedFile(filename, part.get_content_type(), data)
+        else:
+            params[name] = data.decode(part.get_content_charset() or "utf-8")
+    return params
+
+
+def decode_request(query: str, content_type: str, body: bytes) -> JSONDict:
+    """Merge query-string and body params: urlencoded, multipart or JSON, as Telegram accepts."""
+    params: JSONDict = dict(parse_qsl(query, keep_blank_values=True))
+    mime = content_type.split(";")[0].strip().lower()
+    if not body:
+        return params
+    if mime == "application/json":
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise bad_request("can't parse JSON object") from exc
+        if not isinstance(data, dict):
+            raise bad_request("JSON object expected")
+        params.update(data)
+    elif mime == "multipart/form-data":
+        params.update(_parse_multipart(content_type, body))
+    else:
+        params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    return params
+
+
+class BotApiEmulator:
+    """One fake Telegram server and bot: chats, members, queued updates and sent messages."""
+
+    def __init__(self, token: str = "123456:TEST-TOKEN", bot_username: str = "tidings_test_bot"):
+        self.token, self.bot_username = token, bot_username
+        self.bot_user: JSONDict = {
+            "id": int(token.split(":")[0]), "is_bot": True, "first_name": "Tidings Test",
+            "username": bot_username, "can_join_groups": True, "can_read_all_group_messages": False,
+            "supports_inline_queries": False, "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }  # fmt: skip
+        self.calls: list[tuple[str, JSONDict]] = []
+        self.rejected: list[JSONDict] = []
+        self.errors: list[BaseException] = []  # bugs inside the emulator itself
+        self.callback_answers: list[JSONDict] = []
+        self.webhook_url = ""
+        self._cond = threading.Condition()  # guards all state below
+        self._users: dict[int, JSONDict] = {self.bot_user["id"]: self._public_user(self.bot_user)}
+        self._chats: dict[int, JSONDict] = {}
+        self._members: dict[tuple[int, int], str] = {}
+        self._updates: list[JSONDict] = []
+        self._next_update_id = 1
+        self._allowed_updates: list[str] = []
+        self._poll_generation = 0
+        self._stored: dict[tuple[int, int], JSONDict] = {}  # every live message by (chat, id)
+        self._last_id: dict[int, int] = defaultdict(int)
+        self._sent: dict[int, list[SentMessage]] = defaultdict(list)
+        self._callbacks: dict[str, bool] = {}  # issued query id -> answered
+        self._commands: dict[tuple[str, str], list[JSONDict]] = {}
+        self._faults: dict[str, list[_Fault]] = defaultdict(list)
+        self._closing = False
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """Root URL to hand the app as TELEGRAM_API_URL (PTB gets `{base_url}/bot`)."""
+        if self._server is None:
+            raise RuntimeError("BotApiEmulator is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> BotApiEmulator:
+        self._closing = False
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.emulator = self
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.05)
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Release pending long polls, cut idle keep-alive connections, then join threads."""
+        if self._server is None or self._thread is None:
+            return
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._server.shutdown()
+        self._server.drop_connections()
+        self._server.server_close()  # joins the handler threads
+        self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> BotApiEmulator:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- world -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _public_user(user: JSONDict) -> JSONDict:
+        keys = ("id", "is_bot", "first_name", "last_name", "username", "language_code")
+        return {k: user[k] for k in keys if k in user}
+
+    def user(
+        self, user_id: int, first_name: str = "Ann", language_code: str | None = "en",
+        username: str | None = None,
+    ) -> JSONDict:  # fmt: skip
+        """Register a human user (getChatMember knows only registered users); return the User."""
+        user: JSONDict = {"id": user_id, "is_bot": False, "first_name": first_name}
+        if username:
+            user["username"] = username
+        if language_code:
+            user["language_code"] = language_code
+        with self._cond:
+            self._users[user_id] = user
+        return dict(user)
+
+    def _add_chat(self, chat: JSONDict) -> JSONDict:
+        with self._cond:
+            self._chats[chat["id"]] = chat
+        return dict(chat)
+
+    def private_chat(self, user: JSONDict) -> JSONDict:
+        chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
+        if user.get("username"):
+            chat["username"] = user["username"]
+        return self._add_chat(chat)
+
+    def group(
+        self, chat_id: int, title: str, supergroup: bool = False, is_forum: bool = False
+    ) -> JSONDict:
+        kind = "supergroup" if supergroup or is_forum else "group"
+        chat: JSONDict = {"id": chat_id, "type": kind, "title": title}
+        return self._add_chat(chat | ({"is_forum": True} if is_forum else {}))
+
+    def channel(self, chat_id: int, title: str) -> JSONDict:
+        return self._add_chat({"id": chat_id, "type": "channel", "title": title})
+
+    def set_member_status(self, chat_id: int, user_id: int, status: str) -> None:
+        """What getChatMember reports: creator, administrator, member, restricted, left, kicked."""
+        with self._cond:
+            self._members[(chat_id, user_id)] = status
+
+    # -- injection -------------------------------------------------------------------------
+
+    def inject(self, update: JSONDict) -> JSONDict:
+        """Queue any update (update_id assigned when missing) and wake pending long polls."""
+        with self._cond:
+            update = {"update_id": self._next_update_id, **update}
+            self._next_update_id = max(self._next_update_id, update["update_id"]) + 1
+            self._updates.append(update)
+            self._cond.notify_all()
+        return update
+
+    def _new_message(self, chat: JSONDict, sender: JSONDict | None, thread: int | None) -> JSONDict:
+        """Allocate the chat's next message id and fill the fields every message carries."""
+        self._last_id[chat["id"]] += 1
+        msg: JSONDict = {"message_id": self._last_id[chat["id"]], "date": int(time.time())}
+        if chat["type"] == "channel":
+            msg["sender_chat"] = dict(chat)
+        elif sender is None:  # anonymous group admin
+            msg["from"], msg["sender_chat"] = dict(ANONYMOUS_ADMIN), dict(chat)
+        else:
+            msg["from"] = self._public_user(sender)
+        msg["chat"] = dict(chat)
+        if thread is not None and chat.get("is_forum"):
+            msg["message_thread_id"], msg["is_topic_message"] = thread, True
+        return msg
+
+    def send_text(
+        self, chat: JSONDict, user: JSONDict | None, text: str, *,
+        message_thread_id: int | None = None, reply_to_message_id: int | None = None,
+    ) -> JSONDict:  # fmt: skip
+        """Queue a user's text message (a channel post when the chat is a channel)."""
+        with self._cond:
+            chat = self._chats.setdefault(chat["id"], dict(chat))
+            if user is not None:
+                self._users.setdefault(user["id"], dict(user))
+            msg = self._new_message(chat, user, message_thread_id)
+            msg["text"] = text
+            command = re.match(r"/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{3,32})?(?=\s|$)", text)
+            if command:
+                entity = {"type": "bot_command", "offset": 0, "length": utf16_len(command[0])}
+                msg["entities"] = [entity]
+            if reply_to_message_id is not None:
+                msg["reply_to_message"] = dict(self._stored[(chat["id"], reply_to_message_id)])
+            self._stored[(chat["id"], msg["message_id"])] = msg
+            self.inject({"channel_post" if chat["type"] == "channel" else "message": msg})
+        return msg
+
+    def press_button(self, chat: JSONDict, user: JSONDict, message_id: int, data: str) -> str:
+        """Queue a callback_query on a stored message; returns the query id to answer."""
+        with self._cond:
+            message = self._stored.get((chat["id"], message_id))
+            if message is None:
+                raise KeyError(f"no message {message_id} in chat {chat['id']}")
+            query_id = str(4_000_000_000_000_000 + len(self._callbacks))
+            self._callbacks[query_id] = False
+            query = {"id": query_id, "from": self._public_user(user), "message": dict(message)}
+            query |= {"chat_instance": str(abs(chat["id"]) * 7 + 3), "data": data}
+            self.inject({"callback_query": query})
+        return query_id
+
+    # -- observation -----------------------------------------------------------------------
+
+    def messages(self, chat_id: int) -> list[SentMessage]:
+        """Copies of what the bot sent to the chat, oldest first (deleted ones flagged)."""
+        with self._cond:
+            return [dataclasses.replace(m) for m in self._sent.get(chat_id, [])]
+
+    def wait_for_messages(
+        self, chat_id: int, count: int, timeout: float = 10.0
+    ) -> list[SentMessage]:
+        """Block until the bot sent `count` messages to the chat; say what it has if not."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._sent[chat_id]) >= count, timeout):
+                texts = [m.text for m in self._sent[chat_id]]
+                raise AssertionError(
+                    f"expected {count} messages in chat {chat_id} within {timeout}s, got "
+                    f"{len(texts)}: {texts!r}; rejected calls: {self.rejected!r}"
+                )
+            return self.messages(chat_id)
+
+    def wait_for_calls(self, method: str, count: int = 1, timeout: float = 10.0) -> list[JSONDict]:
+        """Block until `method` was called `count` times; return the params of those calls."""
+
+        def matching() -> list[JSONDict]:
+            return [params for name, params in self.calls if name == method]
+
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(matching()) >= count, timeout):
+                raise AssertionError(f"expected {count} {method} calls, got {len(matching())}")
+            return matching()
+
+    def answered_callbacks(self, query_id: str) -> list[JSONDict]:
+        """answerCallbackQuery params sent for this query id (empty when never answered)."""
+        with self._cond:
+            return [a for a in self.callback_answers if a["callback_query_id"] == query_id]
+
+    def commands(
+        self, language_code: str | None = None, scope: JSONDict | None = None
+    ) -> list[JSONDict]:
+        """Commands set via setMyCommands for this language and scope (default scope)."""
+        with self._cond:
+            return list(self._commands.get(self._commands_key(scope, language_code), []))
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def fail_next(
+        self, method: str, status: int = 500, description: str = "Internal Server Error",
+        retry_after: int | None = None, count: int = 1, migrate_to_chat_id: int | None = None,
+    ) -> None:  # fmt: skip
+        """Make the next `count` calls of `method` fail; retry_after alone means a 429."""
+        parameters: JSONDict = {}
+        if retry_after is not None:
+            parameters["retry_after"] = retry_after
+            if status == 500 and description == "Internal Server Error":
+                status, description = 429, f"Too Many Requests: retry after {retry_after}"
+        if migrate_to_chat_id is not None:
+            parameters["migrate_to_chat_id"] = migrate_to_chat_id
+        with self._cond:
+            self._faults[method].append(_Fault(status, description, parameters or None, count))
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def handle(self, token: str, method: str, raw: JSONDict) -> tuple[int, JSONDict]:
+        """Serve one call: auth, lookup, faults, validation, then the method's behaviour."""
+        with self._cond:
+            params, logged, fault = raw, False, None
+            try:
+                if token != self.token:
+                    raise ApiError(401, "Unauthorized")
+                method = _method_names().get(method.lower(), method)
+                if method not in load_table()["methods"]:
+                    raise ApiError(404, "Not Found")
+                fault = self._take_fault(method)
+                if fault is not None:
+                    raise ApiError(fault.status, fault.description, fault.parameters)
+                params = coerce_params(method, raw)
+                self._check_text(method, params)
+                self._log(method, params)
+                logged = True
+                return 200, {"ok": True, "result": self._handler(method)(params)}
+            except ApiError as err:  # injected faults and poll hand-overs are not the bot's fault
+                blame = fault is None and err.description != POLL_CONFLICT
+                return self._error(method, params, err, blame, logged)
+            except Exception as exc:  # an emulator bug: fail loudly, not as a hung test
+                self.errors.append(exc)
+                return self._error(method, params, ApiError(500, f"emulator bug: {exc!r}"))
+
+    def _log(self, method: str, params: JSONDict) -> None:
+        self.calls.append((method, params))
+        self._cond.notify_all()
+
+    def _handler(self, method: str) -> Callable[[JSONDict], Any]:
+        """The `_m_<method>` behaviour; other send* methods store a caption-only message."""
+        handler: Callable[[JSONDict], Any] | None = getattr(self, f"_m_{method}", None)
+        if handler is not None:
+            return handler
+        if method.startswith("send") and load_table()["methods"][method]["returns"] == ["Message"]:
+            return lambda params: self._send(method, params, params.get("caption", ""), "caption")
+        return lambda params: True
+
+    def _error(
+        self, method: str, params: JSONDict, err: ApiError, blame: bool = True, logged: bool = False
+    ) -> tuple[int, JSONDict]:
+        if not logged:
+            self._log(method, params)
+        if blame:
+            self.rejected.append(
+                {"method": method, "params": params, "description": err.description}
+            )
+        body: JSONDict = {"ok": False, "error_code": err.status, "description": err.description}
+        if err.parameters:
+            body["parameters"] = err.parameters
+        return err.status, body
+
+    def _take_fault(self, method: str) -> _Fault | None:
+        queue = self._faults.get(method)
+        if not queue:
+            return None
+        queue[0].count -= 1
+        return queue.pop(0) if queue[0].count <= 0 else queue[0]
+
+    def _check_text(self, method: str, params: JSONDict) -> None:
+        """Parse mode, entity parsing and the UTF-16 length limits of texts and captions."""
+        if "text" in params and method in {"sendMessage", "editMessageText"}:
+            plain = self._plain(params["text"], params.get("parse_mode"))[0]
+            if not plain.strip():
+                raise bad_request("message text is empty")
+            if utf16_len(plain) > TEXT_LIMIT:
+                raise bad_request("message is too long")
+        elif method == "editMessageText" and "rich_message" not in params:
+            raise bad_request("message text is empty")
+        if isinstance(params.get("caption"), str):
+            plain = self._plain(params["caption"], params.get("parse_mode"))[0]
+            if utf16_len(plain) > CAPTION_LIMIT:
+                raise bad_request("message caption is too long")
+
+    @staticmethod
+    def _plain(text: str, parse_mode: str | None) -> tuple[str, list[JSONDict]]:
+        """Text and entities as Telegram stores them; Markdown is passed through unchecked."""
+        mode = (parse_mode or "").lower()
+        if mode == "html":
+            try:
+                return parse_html_entities(text)
+            except TelegramHtmlError as err:
+                raise bad_request(f"can't parse entities: {str(err).split(': ', 1)[1]}") from err
+        if mode not in {"", "markdown", "markdownv2"}:
+            raise bad_request(f"unsupported parse_mode {parse_mode!r}")
+        return text, []
+
+    def _chat(self, chat_id: int | str) -> JSONDict:
+        if isinstance(chat_id, str):  # @username
+            name = chat_id.removeprefix("@").lower()
+            found = [c for c in self._chats.values() if c.get("username", "").lower() == name]
+            chat = found[0] if found else None
+        else:
+            chat = self._chats.get(chat_id)
+        if chat is None:
+            raise bad_request("chat not found")
+        return chat
+
+    @staticmethod
+    def _commands_key(scope: JSONDict | None, language_code: str | None) -> tuple[str, str]:
+        return json.dumps(scope or {"type": "default"}, sort_keys=True), language_code or ""
+
+    @staticmethod
+    def _check_markup(markup: JSONDict | None) -> None:
+        """Inline keyboard checks that bite in practice: callback_data size, no-op buttons."""
+        for row in (markup or {}).get("inline_keyboard", []):
+            for button in row:
+                if not any(key in button for key in BUTTON_ACTIONS):
+                    raise bad_request(
+                        "can't parse inline keyboard button: Text buttons are unallowed in the "
+                        "inline keyboard"
+                    )
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(str(data).encode()) <= CALLBACK_DATA_LIMIT:
+                    raise bad_request("BUTTON_DATA_INVALID")
+                url = button.get("url")
+                if url is not None and not re.match(r"(https?|tg)://\S+$", str(url)):
+                    raise bad_request(f"inline keyboard button URL '{url}' is invalid")
+
+    # -- sending and editing ---------------------------------------------------------------
+
+    def _send(self, method: str, params: JSONDict, raw_text: str, text_key: str) -> JSONDict:
+        """Store a bot message (text or caption) and return the Message dict Telegram would."""
+        chat = self._chat(params["chat_id"])
+        markup = params.get("reply_markup")
+        self._check_markup(markup)
+        plain, entities = self._plain(raw_text, params.get("parse_mode"))
+        entities = entities or params.get(
+            "entities" if text_key == "text" else "caption_entities", []
+        )
+        reply = params.get("reply_parameters") or {}
+        replied = self._stored.get((chat["id"], reply.get("message_id", 0)))
+        if reply and replied is None and not reply.get("allow_sending_without_reply"):
+            raise bad_request("message to be replied not found")
+        thread = params.get("message_thread_id")
+        msg = self._new_message(chat, self.bot_user, thread)
+        n = msg["message_id"]
+        if method == "sendPhoto":
+            msg["photo"] = [
+                {"file_id": f"p{n}", "file_unique_id": f"p{n}", "width": 1, "height": 1}
+            ]
+        elif method == "sendDocument":
+            msg["document"] = {"file_id": f"d{n}", "file_unique_id": f"d{n}"}
+        if plain or text_key == "text":
+            msg[text_key] = plain
+        if entities:
+            msg["entities" if text_key == "text" else "caption_entities"] = entities
+        if replied is not None:
+            msg["reply_to_message"] = {k: v for k, v in replied.items() if k != "reply_to_message"}
+        if markup and "inline_keyboard" in markup:  # reply keyboards are not echoed back
+            msg["reply_markup"] = markup
+        self._stored[(chat["id"], n)] = msg
+        parse_mode = params.get("parse_mode")
+        sent = SentMessage(
+            n, chat["id"], plain, raw_text, parse_mode, markup, thread, method=method
+        )
+        self._sent[chat["id"]].append(sent)
+        return msg
+
+    def _m_sendMessage(self, params: JSONDict) -> JSONDict:
+        return self._send("sendMessage", params, params["text"], "text")
+
+    def _edit(self, params: JSONDict, text: str | None) -> JSONDict | bool:
+        """Apply an edit; omitting reply_markup drops the inline keyboard, as on Telegram."""
+        markup = params.get("reply_markup")
+        self._check_markup(markup)
+        if "inline_message_id" in params:
+            return True  # inline messages are not tracked
+        if "chat_id" not in params or "message_id" not in params:
+            raise bad_request("message identifier is not specified")
+        chat = self._chat(params["chat_id"])
+        msg = self._stored.get((chat["id"], params["message_id"]))
+        if msg is None:
+            raise bad_request("message to edit not found")
+        sent = [m for m in self._sent[chat["id"]] if m.message_id == params["message_id"]]
+        if not sent:
+            raise bad_request("message can't be edited")
+        key = "text" if "text" in msg else "caption"
+        ent_key = "entities" if key == "text" else "caption_entities"
+        old = (msg.get(key, ""), msg.get(ent_key, []), msg.get("reply_markup"))
+        plain, entities = old[:2] if text is None else self._plain(text, params.get("parse_mode"))
+        new_markup = markup if markup and "inline_keyboard" in markup else None
+        if (plain, entities, new_markup) == old:
+            raise bad_request(NOT_MODIFIED)
+        for field in (ent_key, "reply_markup"):
+            msg.pop(field, None)
+        msg |= {key: plain, "edit_date": int(time.time())}
+        if entities:
+            msg[ent_key] = entities
+        if new_markup:
+            msg["reply_markup"] = new_markup
+        sent[0].text, sent[0].reply_markup, sent[0].edits = plain, markup, sent[0].edits + 1
+        if text is not None:
+            sent[0].html, sent[0].parse_mode = text, params.get("parse_mode")
+        return msg
+
+    def _m_editMessageText(self, params: JSONDict) -> JSONDict | bool:
+        return self._edit(params, params.get("text"))
+
+    def _m_editMessageCaption(self, params: JSONDict) -> JSONDict | bool:
+        return self._edit(params, params.get("caption", ""))
+
+    def _m_editMessageReplyMarkup(self, params: JSONDict) -> JSONDict | bool:
+        return self._edit(params, None)
+
+    def _m_deleteMessage(self, params: JSONDict) -> bool:
+        chat_id = self._chat(params["chat_id"])["id"]
+        if self._stored.pop((chat_id, params["message_id"]), None) is None:
+            raise bad_request("message to delete not found")
+        for sent in self._sent[chat_id]:
+            sent.deleted = sent.deleted or sent.message_id == params["message_id"]
+        return True
+
+    # -- updates, webhooks, commands -------------------------------------------------------
+
+    def _m_getMe(self, params: JSONDict) -> JSONDict:
+        return dict(self.bot_user)
+
+    def _m_getUpdates(self, params: JSONDict) -> list[JSONDict]:
+        """Long polling: confirm below offset, then hold until an update or the timeout."""
+        if self.webhook_url:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use "
+                "deleteWebhook to delete the webhook first",
+            )
+        offset = params.get("offset", 0)
+        if offset > 0:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        elif offset < 0:
+            self._updates = self._updates[offset:]
+        if "allowed_updates" in params:
+            self._allowed_updates = list(params["allowed_updates"])
+        limit = min(max(params.get("limit", 100), 1), 100)
+        deadline = time.monotonic() + max(params.get("timeout", 0), 0)
+        self._poll_generation += 1
+        generation = self._poll_generation
+        self._cond.notify_all()  # a newer poll ends an older one with 409, as on Telegram
+        while True:
+            ready = [u for u in self._updates if self._allowed(u)][:limit]
+            if ready or self._closing:
+                return ready
+            if generation != self._poll_generation:
+                raise ApiError(409, POLL_CONFLICT)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            self._cond.wait(remaining)
+
+    def _allowed(self, update: JSONDict) -> bool:
+        kind = next(k for k in update if k != "update_id")
+        if self._allowed_updates:
+            return kind in self._allowed_updates
+        return kind not in OPT_IN_UPDATES
+
+    def _m_setWebhook(self, params: JSONDict) -> bool:
+        self.webhook_url = params.get("url", "")
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    _m_deleteWebhook = _m_setWebhook  # no url given: webhook removed
+
+    def _m_getWebhookInfo(self, params: JSONDict) -> JSONDict:
+        info = {"url": self.webhook_url, "has_custom_certificate": False}
+        return info | {"pending_update_count": len(self._updates)}
+
+    def _m_setMyCommands(self, params: JSONDict) -> bool:
+        for cmd in params["commands"]:
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(cmd.get("command", ""))):
+                raise bad_request("BOT_COMMAND_INVALID")
+            if not 1 <= len(str(cmd.get("description", "")).strip()) <= 256:
+                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
+        if len(params["commands"]) > 100:
+            raise bad_request("too many commands")
+        key = self._commands_key(params.get("scope"), params.get("language_code"))
+        self._commands[key] = [dict(c) for c in params["commands"]]
+        return True
+
+    def _m_getMyCommands(self, params: JSONDict) -> list[JSONDict]:
+        key = self._commands_key(params.get("scope"), params.get("language_code"))
+        return list(self._commands.get(key, []))
+
+    def _m_deleteMyCommands(self, params: JSONDict) -> bool:
+        self._commands.pop(self._commands_key(params.get("scope"), params.get("language_code")), 0)
+        return True
+
+    def _m_answerCallbackQuery(self, params: JSONDict) -> bool:
+        if self._callbacks.get(params["callback_query_id"], True):  # unknown or answered
+            raise bad_request(BAD_QUERY)
+        self._callbacks[params["callback_query_id"]] = True
+        self.callback_answers.append(params)
+        return True
+
+    # -- chats and members -----------------------------------------------------------------
+
+    def _member(self, chat_id: int, user_id: int) -> JSONDict:
+        """A ChatMember with every field PTB requires for its status."""
+        if user_id not in self._users:
+            raise bad_request("user not found")
+        status = self._members.get((chat_id, user_id), "member")
+        member: JSONDict = {"status": status, "user": self._public_user(self._users[user_id])}
+        if status == "administrator":
+            member |= {"can_be_edited": False, "is_anonymous": False}
+            member |= dict.fromkeys(ADMIN_RIGHTS, True)
+        elif status == "creator":
+            member["is_anonymous"] = False
+        elif status == "restricted":
+            member |= {"is_member": True, "until_date": 0} | dict.fromkeys(RESTRICTIONS, False)
+        elif status == "kicked":
+            member["until_date"] = 0
+        return member
+
+    def _m_getChatMember(self, params: JSONDict) -> JSONDict:
+        return self._member(self._chat(params["chat_id"])["id"], params["user_id"])
+
+    def _m_getChatAdministrators(self, params: JSONDict) -> list[JSONDict]:
+        chat = self._chat(params["chat_id"])
+        if chat["type"] == "private":
+            raise bad_request("there are no administrators in the private chat")
+        admins = [u for (c, u), s in self._members.items() if c == chat["id"] and s != "member"]
+        members = [self._member(chat["id"], user_id) for user_id in admins]
+        return [m for m in members if m["status"] in {"creator", "administrator"}]
+
+    def _m_getChat(self, params: JSONDict) -> JSONDict:
+        gifts = dict.fromkeys(GIFT_TYPES.split(), False)
+        extra = {"accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": gifts}
+        return self._chat(params["chat_id"]) | extra
+
+    def _m_sendChatAction(self, params: JSONDict) -> bool:
+        self._chat(params["chat_id"])
+        if params["action"] not in CHAT_ACTIONS:
+            raise bad_request("wrong parameter action in request")
+        return True
+
+    def _m_leaveChat(self, params: JSONDict) -> bool:
+        self._members[(self._chat(params["chat_id"])["id"], self.bot_user["id"])] = "left"
+        return True
+
+
+class _Server(ThreadingHTTPServer):
+    """Tracks open connections so stop() can cut the idle keep-alive sockets PTB's pool holds."""
+
+    daemon_threads = True
+    block_on_close = True  # server_close() joins handler threads
+    emulator: BotApiEmulator
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        with self._open_lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up (PTB cancelling a long poll) are normal; anything else is a bug."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, ConnectionError):
+            self.emulator.errors.append(exc or RuntimeError("unknown handler error"))
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like api.telegram.org
+    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms stalls
+    server: _Server
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        body = self._body()
+        route = re.fullmatch(r"/bot([^/]+)/([A-Za-z0-9_]+)", url.path)
+        emulator = self.server.emulator
+        if route is None:
+            status, payload = 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        else:
+            try:
+                params = decode_request(url.query, self.headers.get("Content-Type", ""), body)
+            except ApiError as err:
+                with emulator._cond:
+                    status, payload = emulator._error(route[2], {}, err)
+            else:
+                status, payload = emulator.handle(route[1], route[2], params)
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST
+
+    def _body(self) -> bytes:
+        """Request body; httpx sends Content-Length (chunked only for unsized streams)."""
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0], 16):
+            chunks.append(self.rfile.read(size + 2)[:-2])  # chunk data plus CRLF
+        self.rfile.readline()
+        return b"".join(chunks)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: `emulator.calls` is the log."""

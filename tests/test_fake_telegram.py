@@ -1,0 +1,334 @@
+"""The Telegram fake must refuse what Telegram refuses, or app tests prove nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import html
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from telegram import (
+    Bot,
+    ChatMemberAdministrator,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    MessageEntity,
+    Update,
+)
+from telegram.error import BadRequest, RetryAfter
+from telegram.ext import Application, CommandHandler, ContextTypes
+
+from tests.fakes.telegram import BotApiEmulator, load_table
+from tests.fakes.telegram_html import TelegramHtmlError, parse_html, parse_html_entities
+
+
+@pytest.fixture
+def emu() -> Iterator[BotApiEmulator]:
+    with BotApiEmulator() as emulator:
+        yield emulator
+
+
+def call(
+    emu: BotApiEmulator, method: str, token: str | None = None, **params: Any
+) -> httpx.Response:
+    """Form-encoded POST, the way PTB sends: non-strings JSON-encoded, strings raw."""
+    data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
+    with httpx.Client() as client:
+        return client.post(f"{emu.base_url}/bot{token or emu.token}/{method}", data=data)
+
+
+# -- table ------------------------------------------------------------------------------------
+
+
+def test_table_has_the_methods_and_required_fields_the_bot_relies_on() -> None:
+    table = load_table()
+    assert table["version"].startswith("Bot API ")
+    fields = table["methods"]["sendMessage"]["fields"]
+    assert fields["chat_id"] == {"types": ["Integer", "String"], "required": True}
+    assert fields["text"]["required"] is True
+    assert fields["parse_mode"]["required"] is False
+    for method in ("getUpdates", "getMe", "setMyCommands", "answerCallbackQuery", "getChatMember"):
+        assert method in table["methods"]
+    assert "description" not in str(fields)  # compact: no prose committed
+
+
+# -- HTML parse mode --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("html", "plain"),
+    [
+        ("<b>bold <i>and italic</i></b>", "bold and italic"),
+        ('<a href="https://example.com/?a=1&amp;b=2">link</a>', "link"),
+        ("1 &lt; 2 &amp;&amp; 3 &gt; 2 &quot;q&quot; &#65;&#x1F600;", '1 < 2 && 3 > 2 "q" A😀'),
+        ('<pre><code class="language-python">x = 1</code></pre>', "x = 1"),
+        ('<span class="tg-spoiler">s</span><tg-spoiler>t</tg-spoiler>', "st"),
+        ("<blockquote expandable>quote</blockquote><u>u</u><s>s</s>", "quoteus"),
+        ("2 > 1", "2 > 1"),
+    ],
+)
+def test_valid_html_parses_to_plain_text(html: str, plain: str) -> None:
+    assert parse_html(html) == plain
+
+
+@pytest.mark.parametrize(
+    ("html", "error"),
+    [
+        ("<b>unclosed", 'Can\'t find end tag corresponding to start tag "b"'),
+        ("<b>x</b> <foo>y</foo>", 'Unsupported start tag "foo" at byte offset 9'),
+        ("1 < 2", 'Unsupported start tag "" at byte offset 2'),
+        ("a&nbsp;b", 'Unsupported HTML entity "&nbsp;" at byte offset 1'),
+        ("AT&T", 'Character "&" must be escaped'),
+        ("<b><i>x</b></i>", 'Unmatched end tag at byte offset 7, expected "</i>", found "</b>"'),
+        ("x</b>", "Unexpected end tag at byte offset 1"),
+        ("<span>x</span>", 'Tag "span" must have class "tg-spoiler"'),
+        ("<a>x</a>", 'Tag "a" must have attribute "href"'),
+        ("é <br>", 'Unsupported start tag "br" at byte offset 3'),  # offsets are UTF-8 bytes
+    ],
+)
+def test_invalid_html_is_rejected_like_telegram(html: str, error: str) -> None:
+    with pytest.raises(TelegramHtmlError, match=r"^Can't parse entities: ") as info:
+        parse_html(html)
+    assert error in str(info.value)
+
+
+def test_entities_use_utf16_offsets() -> None:
+    plain, entities = parse_html_entities("😀 <b>hi</b>")
+    assert plain == "😀 hi"
+    assert entities == [{"type": "bold", "offset": 3, "length": 2}]
+
+
+# -- HTTP surface -----------------------------------------------------------------------------
+
+
+def test_unknown_method_wrong_token_and_missing_field(emu: BotApiEmulator) -> None:
+    assert call(emu, "sendMessages", chat_id=1, text="x").json() == {
+        "ok": False, "error_code": 404, "description": "Not Found"
+    }  # fmt: skip
+    unauthorized = call(emu, "getMe", token="999:WRONG")
+    assert (unauthorized.status_code, unauthorized.json()["description"]) == (401, "Unauthorized")
+    missing = call(emu, "sendMessage", chat_id=1)
+    assert missing.status_code == 400
+    assert missing.json() == {
+        "ok": False, "error_code": 400, "description": "Bad Request: text is required"
+    }  # fmt: skip
+    bad_type = call(emu, "deleteMessage", chat_id=1, message_id="seven")
+    assert bad_type.status_code == 400
+    expected = ["sendMessages", "getMe", "sendMessage", "deleteMessage"]
+    assert [r["method"] for r in emu.rejected] == expected
+    assert [c[0] for c in emu.calls] == [r["method"] for r in emu.rejected]
+
+
+def test_unknown_chat_and_bad_html_are_rejected_over_http(emu: BotApiEmulator) -> None:
+    assert call(emu, "sendMessage", chat_id=5, text="hi").json()["description"] == (
+        "Bad Request: chat not found"
+    )
+    emu.private_chat(emu.user(5))
+    bad = call(emu, "sendMessage", chat_id=5, text="<b>hi", parse_mode="HTML")
+    assert bad.status_code == 400
+    assert bad.json()["description"] == (
+        "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"b\""
+    )
+    ok = call(emu, "sendMessage", chat_id=5, text="<b>hi</b>", parse_mode="HTML")
+    assert ok.json()["result"]["text"] == "hi"
+    assert len(emu.rejected) == 2
+    assert emu.messages(5)[0].html == "<b>hi</b>"
+
+
+def test_json_bodies_and_query_strings_are_accepted(emu: BotApiEmulator) -> None:
+    emu.private_chat(emu.user(7))
+    with httpx.Client() as client:
+        url = f"{emu.base_url}/bot{emu.token}"
+        assert client.post(f"{url}/sendMessage", json={"chat_id": 7, "text": "j"}).json()["ok"]
+        assert client.get(f"{url}/sendMessage", params={"chat_id": "7", "text": "q"}).json()["ok"]
+    assert [m.text for m in emu.messages(7)] == ["j", "q"]
+    assert [m.message_id for m in emu.messages(7)] == [1, 2]
+
+
+def test_text_limits_count_utf16_after_entity_parsing(emu: BotApiEmulator) -> None:
+    emu.private_chat(emu.user(9))
+    escaped = "<b>" + "&amp;" * 4096 + "</b>"  # 20k raw characters, 4096 after parsing
+    assert call(emu, "sendMessage", chat_id=9, text=escaped, parse_mode="HTML").json()["ok"]
+    assert call(emu, "sendMessage", chat_id=9, text="x" * 4096).json()["ok"]
+    assert call(emu, "sendMessage", chat_id=9, text="😀" * 2048).json()["ok"]
+    for text in ("x" * 4097, "😀" * 2048 + "x"):  # the emoji text is only 2049 Python chars
+        too_long = call(emu, "sendMessage", chat_id=9, text=text).json()
+        assert too_long["description"] == "Bad Request: message is too long"
+    empty = call(emu, "sendMessage", chat_id=9, text="<b></b>", parse_mode="HTML").json()
+    assert empty["description"] == "Bad Request: message text is empty"
+    assert len(emu.rejected) == 3
+    assert len(emu.messages(9)) == 3
+
+
+def test_long_poll_wakes_on_injection_and_confirms_by_offset(emu: BotApiEmulator) -> None:
+    chat = emu.private_chat(user := emu.user(11))
+    threading.Timer(0.3, emu.send_text, args=(chat, user, "hello")).start()
+    started = time.monotonic()
+    first = call(emu, "getUpdates", timeout=10).json()["result"]
+    assert 0.2 < time.monotonic() - started < 3
+    assert first[0]["message"]["text"] == "hello"
+    again = call(emu, "getUpdates", timeout=0).json()["result"]
+    assert again == first  # not confirmed yet
+    started = time.monotonic()
+    after = call(emu, "getUpdates", offset=first[0]["update_id"] + 1, timeout=1).json()["result"]
+    assert after == []
+    assert time.monotonic() - started >= 0.9
+    assert emu.rejected == []
+
+
+def test_fail_next_serves_injected_faults(emu: BotApiEmulator) -> None:
+    emu.fail_next("getMe", retry_after=3)
+    flood = call(emu, "getMe")
+    assert flood.status_code == 429
+    assert flood.json()["parameters"] == {"retry_after": 3}
+    assert call(emu, "getMe").json()["result"]["username"] == "tidings_test_bot"
+    emu.fail_next(
+        "sendMessage", 400, "Bad Request: group chat was upgraded", migrate_to_chat_id=-1007
+    )
+    migrated = call(emu, "sendMessage", chat_id=-7, text="hi")
+    assert migrated.status_code == 400
+    assert migrated.json()["parameters"] == {"migrate_to_chat_id": -1007}
+    assert emu.rejected == []  # injected faults are not the bot's fault
+
+
+def test_channel_posts_topics_replies_and_callbacks(emu: BotApiEmulator) -> None:
+    channel = emu.channel(-1001, "News")
+    forum = emu.group(-1002, "Forum", supergroup=True, is_forum=True)
+    user = emu.user(3)
+    post = emu.send_text(channel, None, "breaking")
+    topic = emu.send_text(forum, user, "/topics@tidings_test_bot", message_thread_id=77)
+    reply = call(emu, "sendMessage", chat_id=-1002, text="ok", message_thread_id=77,
+                 reply_parameters={"message_id": topic["message_id"]}).json()["result"]  # fmt: skip
+    assert (reply["message_thread_id"], reply["is_topic_message"]) == (77, True)
+    assert reply["reply_to_message"]["text"] == "/topics@tidings_test_bot"
+    assert emu.messages(-1002)[0].message_thread_id == 77
+    updates = call(emu, "getUpdates").json()["result"]
+    assert updates[0]["channel_post"]["sender_chat"]["id"] == -1001
+    assert "from" not in updates[0]["channel_post"]
+    assert updates[1]["message"]["entities"] == [{"type": "bot_command", "offset": 0, "length": 24}]
+    assert post["message_id"] == 1 and reply["message_id"] == 2
+    query = emu.press_button(forum, user, reply["message_id"], "x")
+    assert call(emu, "answerCallbackQuery", callback_query_id=query).json()["ok"]
+    again = call(emu, "answerCallbackQuery", callback_query_id=query).json()
+    assert again["description"].startswith("Bad Request: query is too old")
+    assert emu.answered_callbacks(query) == [{"callback_query_id": query}]
+    assert len(emu.rejected) == 1
+
+
+# -- python-telegram-bot end to end -----------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_real_ptb_bot_round_trip(
+    emu: BotApiEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without this, PTB 22 warns (an error under -W error) while building RetryAfter.
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")
+    user = emu.user(42, first_name="Ann", username="ann")
+    chat = emu.private_chat(user)
+    group = emu.group(-100500, "Readers", supergroup=True)
+    emu.set_member_status(-100500, 42, "administrator")
+    bot = Bot(emu.token, base_url=f"{emu.base_url}/bot")
+    async with bot:
+        me = await bot.get_me()
+        assert (me.is_bot, me.username, me.id) == (True, "tidings_test_bot", 123456)
+
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Open", callback_data="open:1")]])
+        sent = await bot.send_message(
+            42, "<b>Hi</b> &amp; <a href='https://x.org'>bye</a>", parse_mode="HTML",
+            reply_markup=keyboard,
+        )  # fmt: skip
+        assert sent.text == "Hi & bye"
+        assert [(e.type, e.offset, e.length) for e in sent.entities] == [
+            (MessageEntity.BOLD, 0, 2), (MessageEntity.TEXT_LINK, 5, 3)
+        ]  # fmt: skip
+        assert sent.reply_markup == keyboard
+        (stored,) = emu.messages(42)
+        assert stored.reply_markup == keyboard.to_dict()
+        assert stored.parse_mode == "HTML"
+
+        edited = await bot.edit_message_text(
+            "<i>new</i>", chat_id=42, message_id=sent.message_id, parse_mode="HTML"
+        )
+        assert edited.text == "new"
+        assert edited.reply_markup is None  # no reply_markup in the edit drops the keyboard
+        assert (emu.messages(42)[0].edits, emu.messages(42)[0].text) == (1, "new")
+        with pytest.raises(BadRequest, match=r"^Message is not modified"):
+            await bot.edit_message_text(
+                "<i>new</i>", chat_id=42, message_id=sent.message_id, parse_mode="HTML"
+            )
+        with pytest.raises(BadRequest, match=r"^Can't parse entities: unsupported start tag"):
+            await bot.send_message(42, "a < b", parse_mode="HTML")
+        assert [r["method"] for r in emu.rejected] == ["editMessageText", "sendMessage"]
+        emu.rejected.clear()
+
+        emu.send_text(chat, user, "/start@tidings_test_bot now")
+        (update,) = await bot.get_updates(timeout=5)
+        assert update.message.text == "/start@tidings_test_bot now"
+        (entity,) = update.message.entities
+        assert (entity.type, entity.offset, entity.length) == (MessageEntity.BOT_COMMAND, 0, 23)
+        assert update.message.parse_entity(entity) == "/start@tidings_test_bot"
+
+        query_id = emu.press_button(chat, user, sent.message_id, "open:1")
+        (update,) = await bot.get_updates(offset=update.update_id + 1, timeout=5)
+        assert update.callback_query.data == "open:1"
+        assert update.callback_query.message.text == "new"
+        await update.callback_query.answer("Done")
+        assert emu.answered_callbacks(query_id) == [{"callback_query_id": query_id, "text": "Done"}]
+
+        member = await bot.get_chat_member(group["id"], 42)
+        assert isinstance(member, ChatMemberAdministrator)
+        await bot.set_my_commands(
+            [("start", "Start"), ("topics", "Your topics")], language_code="en"
+        )
+        assert [c["command"] for c in emu.commands("en")] == ["start", "topics"]
+        assert emu.commands() == []
+
+        await bot.send_document(42, b"%PDF-1.4", filename="brief.pdf", caption="<b>PDF</b>",
+                                parse_mode="HTML")  # fmt: skip
+        assert emu.messages(42)[-1].text == "PDF"
+        assert emu.calls[-1][1]["document"].filename == "brief.pdf"
+
+        emu.fail_next("sendMessage", retry_after=2)
+        with pytest.raises(RetryAfter) as flood:
+            await bot.send_message(42, "flood")
+        assert flood.value.retry_after == dt.timedelta(seconds=2)
+    assert emu.rejected == []
+    assert emu.errors == []
+
+
+@pytest.mark.asyncio
+async def test_ptb_application_polls_and_replies(emu: BotApiEmulator) -> None:
+    """The Updater's own sequence (deleteWebhook, long polls, final confirm) runs cleanly."""
+
+    async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.message is not None and update.effective_user is not None
+        await update.message.reply_html(
+            f"<b>Hi</b> {html.escape(update.effective_user.first_name)}"
+        )
+
+    app = Application.builder().token(emu.token).base_url(f"{emu.base_url}/bot").build()
+    app.add_handler(CommandHandler("start", start))
+    user = emu.user(7, first_name="<Ann & Bob>")
+    chat = emu.private_chat(user)
+    async with app:
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling()
+        emu.send_text(chat, user, "/start")
+        (reply,) = await asyncio.to_thread(emu.wait_for_messages, 7, 1, 5.0)
+        await app.updater.stop()
+        await app.stop()
+    assert reply.text == "Hi <Ann & Bob>"
+    assert reply.html == "<b>Hi</b> &lt;Ann &amp; Bob&gt;"
+    methods = [name for name, _ in emu.calls]
+    assert methods[:3] == ["getMe", "deleteWebhook", "getUpdates"]
+    assert emu.rejected == []
+    with pytest.raises(AssertionError, match="expected 2 messages in chat 7"):
+        emu.wait_for_messages(7, 2, timeout=0.1)
