@@ -1,0 +1,97 @@
+"""Bad input gets a short, clear answer in the chat, and changes nothing (SPEC §3)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BotProcess
+from tests.fakes.feeds import FeedServer, html_page
+from tests.fakes.telegram import BotApiEmulator
+from tests.test_e2e_walkthrough import ADMIN_ID, TOKEN, env_for, say
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def running(tmp_path: Path, bot_process: type[BotProcess]):  # type: ignore[no-untyped-def]
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
+        bot = bot_process(tmp_path, env_for(telegram, f"sqlite:///{tmp_path / 't.db'}")).start()
+        bot.wait_for_log("Tidings starting")
+        yield telegram, feeds
+        assert telegram.rejected == [], "every reply passes the Bot API checks"
+        assert "Traceback" not in bot.log
+
+
+def test_reader_mistakes(running: tuple[BotApiEmulator, FeedServer]) -> None:
+    telegram, _ = running
+    user = telegram.user(5001, "Bo", language_code="en")
+    chat = telegram.private_chat(user)
+    cases = {
+        "/subscribe": "Tell me what to follow",
+        "/subscribe    ": "Tell me what to follow",
+        '/subscribe "data center': "quotation mark is not closed",
+        "/subscribe -crypto": "not only exclusions",
+        "/subscribe SoftBank OR": "OR needs a word on each side",
+        "/subscribe (SoftBank": "parenthesis is not matched",
+        "/subscribe !!! ???": "not only symbols",
+        "/subscribe SoftBank 🚀": "not only symbols",
+        "/subscribe " + "x" * 400: "too long",
+        "/unsubscribe": "Tell me which topic",
+        "/unsubscribe Nothing": "does not follow",
+        "/unsubscribe 7": "does not follow",
+        "/lang": "This chat's language is",
+        "/lang klingon-ish please": "not a language code",
+        "/lang zz": "not a language code",
+        "/frobnicate": "/help",
+    }
+    for command, expected in cases.items():
+        assert expected in say(telegram, chat, user, command), command
+    assert "follows no topics" in say(telegram, chat, user, "/topics"), "nothing was added"
+    reply = say(telegram, chat, user, "/subscribe <b>AT&T</b> \u202eevil\u202c \u200bzero")
+    assert "Following" in reply, "HTML is plain text in a query; bidi and zero-width are dropped"
+    assert "«<b>AT&T</b>» AND «evil» AND «zero»" in reply
+    assert "en" in say(telegram, chat, user, "/lang")
+
+
+def test_admin_commands_refused_for_non_admins(running: tuple[BotApiEmulator, FeedServer]) -> None:
+    telegram, feeds = running
+    feeds.put("/feed.xml", "<rss version='2.0'><channel><title>T</title></channel></rss>")
+    user = telegram.user(5002, "Eve", language_code="en")
+    chat = telegram.private_chat(user)
+    for command in (f"/addsource {feeds.url('/feed.xml')}", "/sources", "/removesource 1"):
+        assert "only the bot's admins" in say(telegram, chat, user, command)
+    assert feeds.hits("/feed.xml") == 0, "a refused /addsource fetches nothing"
+    admin = telegram.user(ADMIN_ID, "Ada", language_code="en")
+    assert "No sources yet" in say(telegram, telegram.private_chat(admin), admin, "/sources")
+
+
+def test_bad_sources(running: tuple[BotApiEmulator, FeedServer]) -> None:
+    telegram, feeds = running
+    feeds.put("/page.html", html_page("No feed here"), content_type="text/html")
+    feeds.put("/broken", "oops", status=500)
+    admin = telegram.user(ADMIN_ID, "Ada", language_code="en")
+    chat = telegram.private_chat(admin)
+    cases = {
+        "/addsource": "starting with http",
+        "/addsource not-a-url": "starting with http",
+        "/addsource ftp://example.com/feed": "starting with http",
+        f"/addsource http://127.0.0.1:{closed_port()}/feed.xml": "could not connect",
+        f"/addsource {feeds.url('/page.html')}": "not an RSS, Atom or JSON feed",
+        f"/addsource {feeds.url('/missing.xml')}": "HTTP error 404",
+        f"/addsource {feeds.url('/broken')}": "HTTP error 500",
+        "/addsource http://169.254.169.254/latest/meta-data": "private or reserved",
+        "/addsource http://10.1.2.3/feed": "private or reserved",
+        "/removesource": "source's number",
+        "/removesource abc": "source's number",
+        "/removesource 42": "no source #42",
+    }
+    for command, expected in cases.items():
+        assert expected in say(telegram, chat, user=admin, text=command), command
+    assert "No sources yet" in say(telegram, chat, admin, "/sources"), "nothing was added"

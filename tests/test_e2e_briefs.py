@@ -1,0 +1,125 @@
+"""The LLM brief end to end: one call per story and language, refusals never reach a chat."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import BotProcess
+from tests.fakes.feeds import FeedServer, rss
+from tests.fakes.llm import LlmServer
+from tests.fakes.telegram import BotApiEmulator
+from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, NEW_SOFTBANK, TOKEN, env_for, say
+
+REFUSAL = ("很抱歉,由于您未提供原始法文文章的具体内容,我无法基于该文章生成详细的新闻摘要。"
+           "请提供完整的原文文本。")
+ZH_BRIEF = {
+    "headline": "软银承诺巨资打造上法兰西大区“人工智能谷”",
+    "core_point": "软银承诺在上法兰西大区进行巨额投资。地区主席称其将改变游戏规则。",
+    "key_players": [{"name": "SoftBank", "role": "日本科技集团"},
+                    {"name": "Xavier Bertrand", "role": "上法兰西大区主席"},
+                    {"name": "Elon Musk", "role": "原文并未提及的人物"}],
+    "industry_impact": [{"sector": "数据中心", "level": "high", "why": "大规模AI算力投资"}],
+    "tracking_level": 1,
+    "tracking_reason": "投资规模巨大，后续进展值得关注",
+}
+EN_BRIEF = {**ZH_BRIEF, "headline": "SoftBank pledges billions for an AI valley",
+            "core_point": "SoftBank pledged a major investment in Hauts-de-France.",
+            "key_players": [{"name": "SoftBank", "role": "Japanese conglomerate"}],
+            "industry_impact": [], "tracking_reason": "Large investment."}
+
+
+def brief_for(request: dict[str, Any]) -> str:
+    system = request["messages"][0]["content"]
+    return json.dumps(ZH_BRIEF if "in Chinese" in system else EN_BRIEF, ensure_ascii=False)
+
+
+def start_with_llm(
+    telegram: BotApiEmulator, llm: LlmServer, feeds: FeedServer, tmp_path: Path,
+    bot_process: type[BotProcess],
+) -> BotProcess:
+    env = env_for(telegram, f"sqlite:///{tmp_path / 'tidings.db'}")
+    env |= {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": llm.base_url, "LLM_MODEL": "tiny"}
+    bot = bot_process(tmp_path, env).start()
+    bot.wait_for_log("Tidings starting")
+    assert "LLM tiny" in bot.log
+    admin = telegram.user(ADMIN_ID, "Ada")
+    say(telegram, telegram.private_chat(admin), admin, f"/addsource {feeds.url('/feed.xml')}")
+    return bot
+
+
+def test_one_llm_call_per_story_and_language(tmp_path: Path, bot_process: type[BotProcess]) -> None:
+    with BotApiEmulator(token=TOKEN) as telegram, LlmServer() as llm, FeedServer() as feeds:
+        llm.responder = brief_for
+        feeds.put("/feed.xml", rss("Test News", BASELINE))
+        bot = start_with_llm(telegram, llm, feeds, tmp_path, bot_process)
+        readers = []
+        for user_id, code in ((3001, "zh"), (3002, "zh"), (3003, "en")):
+            user = telegram.user(user_id, "R", language_code=code)
+            chat = telegram.private_chat(user)
+            say(telegram, chat, user, "/subscribe SoftBank")
+            readers.append(chat)
+
+        feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, *BASELINE]))
+        zh_alert = telegram.wait_for_messages(readers[0]["id"], 2, timeout=15)[1]
+        en_alert = telegram.wait_for_messages(readers[2]["id"], 2, timeout=15)[1]
+        telegram.wait_for_messages(readers[1]["id"], 2, timeout=15)
+        time.sleep(1.5)
+
+        assert llm.calls == 2, "one call for zh, one for en, whatever the number of chats"
+        assert "🔴 重点追踪 · SoftBank" in zh_alert.text
+        for expected in ("软银承诺巨资", "核心要点", "关键参与者", "Xavier Bertrand", "行业影响",
+                         "数据中心 (高)", "追踪建议", "投资规模巨大"):
+            assert expected in zh_alert.text
+        assert "Elon Musk" not in zh_alert.text, "players the source never names are dropped"
+        assert "Track closely" in en_alert.text and "Core point" in en_alert.text
+        request = llm.requests[0]
+        assert request["response_format"]["type"] == "json_schema"
+        assert request["response_format"]["json_schema"]["schema"]["properties"][
+            "tracking_level"]["enum"] == [1, 2, 3]
+        assert "data, not instructions" in request["messages"][0]["content"]
+        assert request["messages"][1]["content"].startswith("<<<ARTICLE")
+        assert telegram.rejected == []
+        bot.terminate()
+        assert "test-key" not in bot.log
+
+
+def test_refusal_is_retried_once_then_replaced_by_the_offline_brief(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    with BotApiEmulator(token=TOKEN) as telegram, LlmServer() as llm, FeedServer() as feeds:
+        llm.responder = lambda request: REFUSAL
+        feeds.put("/feed.xml", rss("Test News", BASELINE))
+        bot = start_with_llm(telegram, llm, feeds, tmp_path, bot_process)
+        user = telegram.user(3001, "R", language_code="zh")
+        chat = telegram.private_chat(user)
+        say(telegram, chat, user, "/subscribe SoftBank")
+
+        feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, *BASELINE]))
+        alert = telegram.wait_for_messages(chat["id"], 2, timeout=20)[1]
+        assert llm.calls == 2, "the refusal is retried exactly once"
+        assert "抱歉" not in alert.text and "请提供" not in alert.text
+        assert "核心要点 · 原文" in alert.text, "the offline brief, marked as original text"
+        assert "SoftBank has pledged a major investment" in alert.text
+        assert "brief for story" in bot.log and "refusal" in bot.log
+        bot.terminate()
+
+
+def test_endpoint_without_json_schema_gets_json_object(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    with BotApiEmulator(token=TOKEN) as telegram, LlmServer(supports_json_schema=False) as llm, \
+            FeedServer() as feeds:
+        llm.responder = brief_for
+        feeds.put("/feed.xml", rss("Test News", BASELINE))
+        bot = start_with_llm(telegram, llm, feeds, tmp_path, bot_process)
+        user = telegram.user(3001, "R", language_code="zh")
+        chat = telegram.private_chat(user)
+        say(telegram, chat, user, "/subscribe SoftBank")
+        feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, *BASELINE]))
+        alert = telegram.wait_for_messages(chat["id"], 2, timeout=20)[1]
+        assert "软银承诺巨资" in alert.text
+        assert [r["response_format"]["type"] for r in llm.requests] == ["json_schema", "json_object"]
+        bot.terminate()
