@@ -121,5 +121,6 @@ def test_endpoint_without_json_schema_gets_json_object(
         feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, *BASELINE]))
         alert = telegram.wait_for_messages(chat["id"], 2, timeout=20)[1]
         assert "软银承诺巨资" in alert.text
-        assert [r["response_format"]["type"] for r in llm.requests] == ["json_schema", "json_object"]
+        formats = [request["response_format"]["type"] for request in llm.requests]
+        assert formats == ["json_schema", "json_object"]
         bot.terminate()

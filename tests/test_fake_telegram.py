@@ -18,6 +18,7 @@ from telegram import (
     ChatMemberAdministrator,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    Message,
     MessageEntity,
     Update,
 )
@@ -256,7 +257,7 @@ async def test_real_ptb_bot_round_trip(
         edited = await bot.edit_message_text(
             "<i>new</i>", chat_id=42, message_id=sent.message_id, parse_mode="HTML"
         )
-        assert edited.text == "new"
+        assert isinstance(edited, Message) and edited.text == "new"
         assert edited.reply_markup is None  # no reply_markup in the edit drops the keyboard
         assert (emu.messages(42)[0].edits, emu.messages(42)[0].text) == (1, "new")
         with pytest.raises(BadRequest, match=r"^Message is not modified"):
@@ -270,6 +271,7 @@ async def test_real_ptb_bot_round_trip(
 
         emu.send_text(chat, user, "/start@tidings_test_bot now")
         (update,) = await bot.get_updates(timeout=5)
+        assert update.message is not None
         assert update.message.text == "/start@tidings_test_bot now"
         (entity,) = update.message.entities
         assert (entity.type, entity.offset, entity.length) == (MessageEntity.BOT_COMMAND, 0, 23)
@@ -277,9 +279,10 @@ async def test_real_ptb_bot_round_trip(
 
         query_id = emu.press_button(chat, user, sent.message_id, "open:1")
         (update,) = await bot.get_updates(offset=update.update_id + 1, timeout=5)
-        assert update.callback_query.data == "open:1"
-        assert update.callback_query.message.text == "new"
-        await update.callback_query.answer("Done")
+        query = update.callback_query
+        assert query is not None and isinstance(query.message, Message)
+        assert (query.data, query.message.text) == ("open:1", "new")
+        await query.answer("Done")
         assert emu.answered_callbacks(query_id) == [{"callback_query_id": query_id, "text": "Done"}]
 
         member = await bot.get_chat_member(group["id"], 42)

@@ -378,10 +378,17 @@ class BotApiEmulator:
                 entity = {"type": "bot_command", "offset": 0, "length": utf16_len(command[0])}
                 msg["entities"] = [entity]
             if reply_to_message_id is not None:
-                msg["reply_to_message"] = dict(self._stored[(chat["id"], reply_to_message_id)])
+                msg["reply_to_message"] = self._quoted(
+                    self._stored[(chat["id"], reply_to_message_id)]
+                )
             self._stored[(chat["id"], msg["message_id"])] = msg
             self.inject({"channel_post" if chat["type"] == "channel" else "message": msg})
         return msg
+
+    @staticmethod
+    def _quoted(message: JSONDict) -> JSONDict:
+        """A message as embedded in reply_to_message: Telegram does not nest replies further."""
+        return {k: v for k, v in message.items() if k != "reply_to_message"}
 
     def press_button(self, chat: JSONDict, user: JSONDict, message_id: int, data: str) -> str:
         """Queue a callback_query on a stored message; returns the query id to answer."""
@@ -584,10 +591,9 @@ class BotApiEmulator:
         chat = self._chat(params["chat_id"])
         markup = params.get("reply_markup")
         self._check_markup(markup)
+        ent_key = "entities" if text_key == "text" else "caption_entities"
         plain, entities = self._plain(raw_text, params.get("parse_mode"))
-        entities = entities or params.get(
-            "entities" if text_key == "text" else "caption_entities", []
-        )
+        entities = entities or params.get(ent_key, [])  # explicit entities instead of parse_mode
         reply = params.get("reply_parameters") or {}
         replied = self._stored.get((chat["id"], reply.get("message_id", 0)))
         if reply and replied is None and not reply.get("allow_sending_without_reply"):
@@ -604,9 +610,9 @@ class BotApiEmulator:
         if plain or text_key == "text":
             msg[text_key] = plain
         if entities:
-            msg["entities" if text_key == "text" else "caption_entities"] = entities
+            msg[ent_key] = entities
         if replied is not None:
-            msg["reply_to_message"] = {k: v for k, v in replied.items() if k != "reply_to_message"}
+            msg["reply_to_message"] = self._quoted(replied)
         if markup and "inline_keyboard" in markup:  # reply keyboards are not echoed back
             msg["reply_markup"] = markup
         self._stored[(chat["id"], n)] = msg
@@ -639,6 +645,7 @@ class BotApiEmulator:
         ent_key = "entities" if key == "text" else "caption_entities"
         old = (msg.get(key, ""), msg.get(ent_key, []), msg.get("reply_markup"))
         plain, entities = old[:2] if text is None else self._plain(text, params.get("parse_mode"))
+        entities = entities or params.get(ent_key, [])
         new_markup = markup if markup and "inline_keyboard" in markup else None
         if (plain, entities, new_markup) == old:
             raise bad_request(NOT_MODIFIED)
