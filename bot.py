@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from functools import partial
@@ -24,6 +25,9 @@ from services import KEY, Services
 from settings import Settings
 from storage import sources
 from storage.db import describe, make_engine, migrate, session_scope
+
+# Opt in to PTB's timedelta durations (RetryAfter.retry_after) instead of its deprecation path.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 log = logging.getLogger("tidings")
 USER_AGENT = "Tidings/0.1 (+https://github.com/tidings-bot)"

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from storage.db import make_engine, migrate
 
+os.environ["PTB_TIMEDELTA"] = "1"  # as bot.py does; PTB warns otherwise
 REPO = Path(__file__).resolve().parent.parent
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_ADMIN_URL = os.environ.get(

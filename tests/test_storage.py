@@ -1,0 +1,160 @@
+"""Storage on SQLite and PostgreSQL: uniqueness in the schema, claims, the outbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine, inspect
+from sqlmodel import select
+
+from news.briefs import Brief, Written
+from news.items import ItemDraft
+from news.pipeline import ingest
+from storage import briefs, chats, deliveries, items, sources, subscriptions
+from storage.db import describe, migrate, normalize_url, session_scope
+from storage.models import Delivery, Item, utcnow
+from storage.sources import DueSource
+
+
+def draft(guid: str, title: str) -> ItemDraft:
+    return ItemDraft(guid=guid, link=f"http://news.test/{guid}", title=title, summary=title,
+                     published_at=None)
+
+
+def make_chat(engine: Engine, chat_id: int, language: str = "en") -> None:
+    with session_scope(engine) as session:
+        chats.ensure_chat(session=session, chat_id=chat_id, chat_type="private", title=None,
+                          language=language)
+
+
+def make_source(engine: Engine) -> DueSource:
+    with session_scope(engine) as session:
+        source = sources.add(session=session, url="http://feeds.test/a.xml", name="A",
+                             interval_seconds=60)
+        assert source.id is not None
+        return DueSource(source.id, source.url, source.name, None, None)
+
+
+def test_schema_is_created_by_migrations_and_migrating_twice_is_harmless(engine: Engine) -> None:
+    migrate(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {"chats", "subscriptions", "sources", "items", "stories", "briefs", "deliveries",
+            "admins", "alembic_version"} <= tables
+
+
+def test_urls_hosting_providers_hand_out_are_accepted() -> None:
+    assert normalize_url("postgres://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("sqlite:///data/x.db") == "sqlite:///data/x.db"
+    assert "secret" not in describe("postgresql://u:secret@h/db")
+
+
+def test_a_chat_keeps_its_first_language(engine: Engine) -> None:
+    make_chat(engine, 1, "zh")
+    make_chat(engine, 1, "en")
+    with session_scope(engine) as session:
+        assert chats.ensure_chat(session=session, chat_id=1, chat_type="private", title=None,
+                                 language="fr").language == "zh"
+        chats.set_language(session=session, chat_id=1, language="ja")
+    with session_scope(engine) as session:
+        assert chats.ensure_chat(session=session, chat_id=1, chat_type="private", title=None,
+                                 language="en").language == "ja"
+
+
+def test_subscriptions_are_unique_per_chat_and_removable_by_number(engine: Engine) -> None:
+    make_chat(engine, 1)
+    make_chat(engine, 2)
+    with session_scope(engine) as session:
+        assert subscriptions.add(session=session, chat_id=1, query="SoftBank")
+        assert not subscriptions.add(session=session, chat_id=1, query="SoftBank")
+        assert subscriptions.add(session=session, chat_id=2, query="SoftBank")
+        assert subscriptions.add(session=session, chat_id=1, query="Nvidia")
+    with session_scope(engine) as session:
+        assert [s.query for s in subscriptions.for_chat(session=session, chat_id=1)] == [
+            "SoftBank", "Nvidia"]
+        assert subscriptions.remove(session=session, chat_id=1, query="2")
+        assert not subscriptions.remove(session=session, chat_id=1, query="3")
+        assert subscriptions.remove(session=session, chat_id=1, query="softbank")
+    with session_scope(engine) as session:
+        assert subscriptions.for_chat(session=session, chat_id=1) == []
+        assert len(subscriptions.for_chat(session=session, chat_id=2)) == 1
+
+
+def test_ingest_stores_new_items_once_and_enqueues_only_matching_active_chats(
+    engine: Engine,
+) -> None:
+    source = make_source(engine)
+    for chat_id, query in ((1, "SoftBank"), (2, "Nvidia"), (3, "SoftBank")):
+        make_chat(engine, chat_id)
+        with session_scope(engine) as session:
+            subscriptions.add(session=session, chat_id=chat_id, query=query)
+    with session_scope(engine) as session:
+        chats.deactivate(session=session, chat_id=3)
+
+    drafts = [draft("g1", "SoftBank buys a chip maker"), draft("g2", "Rain in Lille")]
+    assert ingest(engine, source, drafts) == 2
+    assert ingest(engine, source, drafts) == 0, "the same guids are not new"
+    with session_scope(engine) as session:
+        rows = session.exec(select(Delivery)).all()
+        assert [(row.chat_id, row.topics) for row in rows] == [(1, '["SoftBank"]')]
+        assert len(session.exec(select(Item)).all()) == 2
+
+
+def test_outbox_claims_are_leased_and_released(engine: Engine) -> None:
+    source = make_source(engine)
+    make_chat(engine, 1, "zh")
+    with session_scope(engine) as session:
+        subscriptions.add(session=session, chat_id=1, query="SoftBank")
+    ingest(engine, source, [draft("g1", "SoftBank news")])
+    now = utcnow()
+    with session_scope(engine) as session:
+        assert deliveries.claim(session=session, now=now) == [], "no brief yet: nothing to send"
+        missing = deliveries.briefs_missing(session=session, now=now)
+        assert len(missing) == 1 and missing[0][1] == "zh"
+        story_id = missing[0][0]
+        written = Written(Brief(headline="h", core_point="c", tracking_level=2), "offline")
+        assert briefs.save(session=session, story_id=story_id, language="zh", written=written)
+        assert not briefs.save(session=session, story_id=story_id, language="zh", written=written)
+    with session_scope(engine) as session:
+        claimed = deliveries.claim(session=session, now=now)
+        assert [(c.chat_id, c.language, c.topics) for c in claimed] == [(1, "zh", ["SoftBank"])]
+    with session_scope(engine) as session:
+        assert deliveries.claim(session=session, now=now) == [], "leased to the first claimer"
+        deliveries.release(session=session, ids=[claimed[0].id])
+    with session_scope(engine) as session:
+        again = deliveries.claim(session=session, now=utcnow())
+        assert [c.id for c in again] == [claimed[0].id]
+        deliveries.mark_sent(session=session, delivery_id=again[0].id, message_id=77)
+    with session_scope(engine) as session:
+        later = utcnow() + deliveries.LEASE + timedelta(seconds=1)
+        assert deliveries.claim(session=session, now=later) == [], "sent rows are never resent"
+        assert deliveries.count_sent_since(session=session, since=now) == 1
+
+
+def test_due_sources_are_claimed_once_and_health_is_recorded(engine: Engine) -> None:
+    source = make_source(engine)
+    later = utcnow() + timedelta(seconds=61)
+    with session_scope(engine) as session:
+        assert [s.id for s in sources.claim_due(session=session, now=later)] == [source.id]
+        assert sources.claim_due(session=session, now=later) == []
+        sources.record_failure(session=session, source_id=source.id, error="HTTP 500")
+    with session_scope(engine) as session:
+        [(row, count)] = sources.listing(session=session)
+        assert row.failing_since is not None and row.last_error == "HTTP 500" and count == 0
+        sources.record_success(session=session, source_id=source.id, etag='"x"',
+                               last_modified=None)
+    with session_scope(engine) as session:
+        [(row, _)] = sources.listing(session=session)
+        assert row.failing_since is None and row.etag == '"x"' and row.last_ok_at is not None
+
+
+def test_removing_a_source_keeps_its_stories(engine: Engine) -> None:
+    source = make_source(engine)
+    ingest(engine, source, [draft("g1", "SoftBank news")])
+    with session_scope(engine) as session:
+        assert sources.remove(session=session, source_id=source.id) is not None
+    with session_scope(engine) as session:
+        [item] = session.exec(select(Item)).all()
+        assert item.source_id is None and item.source_name == "A"
+        assert len(items.of_story(session=session, story_id=item.story_id)) == 1
+        assert sources.count(session=session) == 0
