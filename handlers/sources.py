@@ -70,12 +70,11 @@ async def addsource(update: Update, context: Context) -> None:
         if sources.by_url(session=session, url=checked.url) is not None:
             await reply(update, context, language, "addsource.exists_feed", url=checked.url)
             return
-    source_id, stored = add_source(svc.engine, checked, name.strip() or None,
-                                   svc.poll_interval_seconds)
+    title = name.strip() or checked.feed.title or checked.url
+    source_id, _ = add_source(svc.engine, checked, title, svc.poll_interval_seconds)
     key = "addsource.done_discovered" if checked.discovered else "addsource.done"
-    await reply(update, context, language, key, id=source_id, url=checked.url,
-                title=checked.feed.title or checked.url, entries=len(checked.feed.entries),
-                stored=stored, interval=svc.poll_interval_seconds)
+    await reply(update, context, language, key, id=source_id, url=checked.url, title=title,
+                entries=len(checked.feed.entries), interval=svc.poll_interval_seconds)
 
 
 def _status(context: Context, language: str, source: Source) -> str:

@@ -52,7 +52,7 @@ async def unsubscribe(update: Update, context: Context) -> None:
     with session_scope(services(context).engine) as session:
         removed = subscriptions.remove(session=session, chat_id=chat.id, query=query)
     await reply(update, context, language,
-                "unsubscribe.done" if removed else "unsubscribe.not_found", query=raw)
+                "unsubscribe.done" if removed else "unsubscribe.not_found", query=removed or raw)
 
 
 async def topics(update: Update, context: Context) -> None:

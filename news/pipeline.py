@@ -34,19 +34,23 @@ class CheckedFeed:
     url: str
     feed: ParsedFeed
     discovered: bool
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 async def check_feed(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> CheckedFeed:
     """Fetch and parse now; an HTML page is searched for its advertised feed."""
     fetched = await fetch(client, url, policy)
     try:
-        return CheckedFeed(fetched.url, parse_feed(fetched.body, fetched.url), discovered=False)
+        feed = parse_feed(fetched.body, fetched.url)
+        return CheckedFeed(fetched.url, feed, False, fetched.etag, fetched.last_modified)
     except NotAFeed:
         links = discover_feed_links(fetched.body, fetched.url)
         if not links:
             raise
     fetched = await fetch(client, links[0], policy)
-    return CheckedFeed(fetched.url, parse_feed(fetched.body, fetched.url), discovered=True)
+    feed = parse_feed(fetched.body, fetched.url)
+    return CheckedFeed(fetched.url, feed, True, fetched.etag, fetched.last_modified)
 
 
 def drafts_of(feed: ParsedFeed, url: str) -> list[ItemDraft]:
@@ -54,14 +58,16 @@ def drafts_of(feed: ParsedFeed, url: str) -> list[ItemDraft]:
 
 
 def add_source(
-    engine: Engine, checked: CheckedFeed, name: str | None, interval_seconds: int
+    engine: Engine, checked: CheckedFeed, name: str, interval_seconds: int
 ) -> tuple[int, int]:
     """Store the source and its current entries as a baseline that is never alerted."""
     with session_scope(engine) as session:
         source = sources.add(session=session, url=checked.url,
-                             name=name or checked.feed.title or checked.url,
+                             name=name,
                              interval_seconds=interval_seconds)
         assert source.id is not None
+        sources.record_success(session=session, source_id=source.id, etag=checked.etag,
+                               last_modified=checked.last_modified)
         stored = items.store_new(session=session, source_id=source.id, source_name=source.name,
                                  drafts=drafts_of(checked.feed, checked.url))
         return source.id, len(stored)

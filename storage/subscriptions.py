@@ -28,16 +28,16 @@ def for_chat(*, session: Session, chat_id: int) -> list[Subscription]:
     return list(session.exec(statement).all())
 
 
-def remove(*, session: Session, chat_id: int, query: str) -> bool:
-    """Stop following `query`, given as written or as its number in /topics."""
+def remove(*, session: Session, chat_id: int, query: str) -> str | None:
+    """Stop following `query`, given as written or as its number in /topics; returns it."""
     topics = for_chat(session=session, chat_id=chat_id)
     target = next((sub for sub in topics if sub.query.casefold() == query.casefold()), None)
     if target is None and query.isdigit() and 1 <= int(query) <= len(topics):
         target = topics[int(query) - 1]
     if target is None:
-        return False
+        return None
     session.delete(target)
-    return True
+    return target.query
 
 
 def active(*, session: Session) -> list[Subscription]:

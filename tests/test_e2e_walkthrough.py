@@ -81,6 +81,8 @@ def test_walking_skeleton(
         assert "1. SoftBank" in say(telegram, reader_chat, reader, "/topics")
         time.sleep(2.5)  # two polls of the unchanged feed: the baseline is not alerted
         assert len(telegram.messages(reader_chat["id"])) == 5
+        polls = [headers for path, headers in feeds.requests if path == "/feed.xml"][1:]
+        assert polls and all("if-none-match" in headers for headers in polls), "conditional GET"
 
         # 4. A new matching entry arrives: one brief, in Chinese, shaped like SPEC §5.
         feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, UNRELATED, *BASELINE]))

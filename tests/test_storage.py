@@ -72,9 +72,9 @@ def test_subscriptions_are_unique_per_chat_and_removable_by_number(engine: Engin
     with session_scope(engine) as session:
         assert [s.query for s in subscriptions.for_chat(session=session, chat_id=1)] == [
             "SoftBank", "Nvidia"]
-        assert subscriptions.remove(session=session, chat_id=1, query="2")
-        assert not subscriptions.remove(session=session, chat_id=1, query="3")
-        assert subscriptions.remove(session=session, chat_id=1, query="softbank")
+        assert subscriptions.remove(session=session, chat_id=1, query="2") == "Nvidia"
+        assert subscriptions.remove(session=session, chat_id=1, query="3") is None
+        assert subscriptions.remove(session=session, chat_id=1, query="softbank") == "SoftBank"
     with session_scope(engine) as session:
         assert subscriptions.for_chat(session=session, chat_id=1) == []
         assert len(subscriptions.for_chat(session=session, chat_id=2)) == 1
