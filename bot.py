@@ -78,12 +78,15 @@ def build_services(settings: Settings) -> Services:
                                limits=httpx.Limits(max_connections=64)),
         fetch_policy=FetchPolicy(settings.allowed_source_networks, settings.max_response_bytes,
                                  settings.fetch_timeout_seconds),
-        writer=BriefWriter(writer_client, settings.llm_model),
+        writer=BriefWriter(writer_client, settings.llm_model,
+                           input_tokens=settings.llm_input_tokens,
+                           concurrency=settings.llm_concurrency),
         catalog=catalog,
         admin_ids=settings.admin_ids,
         default_language=catalog.resolve(settings.default_language, "en")
         if catalog.has(settings.default_language, "start.welcome") else settings.default_language,
         poll_interval_seconds=settings.poll_interval_seconds,
+        daily_token_budget=settings.llm_daily_token_budget,
     )
 
 

@@ -25,4 +25,5 @@ class Services:
     admin_ids: frozenset[int]
     default_language: str
     poll_interval_seconds: int
+    daily_token_budget: int = 0
     stopping: asyncio.Event = field(default_factory=asyncio.Event)

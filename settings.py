@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     llm_model: str = "gpt-4.1-mini"
     llm_timeout_seconds: float = 60.0
+    llm_input_tokens: int = Field(default=3000, ge=200)
+    llm_daily_token_budget: int = Field(default=0, ge=0)
+    llm_concurrency: int = Field(default=4, ge=1)
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     poll_interval_seconds: int = Field(default=300, ge=1)
     allowed_source_networks: Annotated[

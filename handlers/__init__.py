@@ -9,10 +9,11 @@ from telegram.ext import BaseHandler, CommandHandler, MessageHandler, filters
 from handlers.lang import lang
 from handlers.sources import addsource, list_sources, removesource
 from handlers.start import help_command, start, unknown
+from handlers.stats import show_stats
 from handlers.topics import subscribe, topics, unsubscribe
 
 READER_COMMANDS = ("start", "help", "subscribe", "unsubscribe", "topics", "lang")
-ADMIN_COMMANDS = ("addsource", "sources", "removesource")
+ADMIN_COMMANDS = ("addsource", "sources", "removesource", "stats")
 
 
 def all_handlers() -> list[BaseHandler[Any, Any, Any]]:
@@ -26,6 +27,7 @@ def all_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("addsource", addsource),
         CommandHandler("sources", list_sources),
         CommandHandler("removesource", removesource),
+        CommandHandler("stats", show_stats),
         # Last: anything that looks like a command and was not handled above.
         MessageHandler(filters.COMMAND, unknown),
     ]

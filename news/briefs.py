@@ -12,16 +12,17 @@ from typing import Literal
 import openai
 from babel import Locale, UnknownLocaleError
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from news.text import lead
+from news.language import probably_in
+from news.text import lead, sentences
 from news.topics import fold
 
 log = logging.getLogger(__name__)
 
 Level = Literal[1, 2, 3]
-_CJK_LANGS = {"zh", "ja", "ko"}
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+_WIDE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u0e00-\u0e7f]")
+_FENCE = re.compile(r"<<<\s*ARTICLE|ARTICLE\s*>>>", re.IGNORECASE)
 _REFUSALS = re.compile(
     r"很抱歉|抱歉|我无法|无法(基于|生成|提供)|请提供|作为(一个)?\s*AI|I[’']?m sorry|I am sorry|"
     r"I can(no|[’']|)t\b|I am unable|I[’']?m unable|As an AI|language model|Je suis désolé",
@@ -93,6 +94,38 @@ class Written:
     origin: str
     tokens_in: int = 0
     tokens_out: int = 0
+    calls: int = 0
+    failures: int = 0
+
+
+def estimate_tokens(text: str) -> int:
+    """About one token per CJK or Thai character and per four other characters."""
+    wide = len(_WIDE.findall(text))
+    return wide + (len(text) - wide + 3) // 4
+
+
+def trim_to_tokens(text: str, budget: int) -> str:
+    """Keep whole leading sentences within the budget: the lead of a news story matters most."""
+    if estimate_tokens(text) <= budget:
+        return text
+    kept: list[str] = []
+    used = 0
+    for sentence in sentences(text):
+        cost = estimate_tokens(sentence) + 1
+        if used + cost > budget:
+            break
+        kept.append(sentence)
+        used += cost
+    if not kept:  # one enormous "sentence": cut it, there is no better boundary
+        return text[: budget * 2]
+    return " ".join(kept)
+
+
+def fenced(story: StoryText, budget: int) -> str:
+    """The article as data: fence markers inside it are removed so it cannot close the fence."""
+    title = _FENCE.sub(" ", story.title)
+    body = _FENCE.sub(" ", trim_to_tokens(story.text, budget))
+    return f"<<<ARTICLE\n{title}\n\n{body}\nARTICLE>>>"
 
 
 class BriefRejected(Exception):
@@ -133,9 +166,7 @@ def check(brief: Brief, language: str, source_text: str) -> Brief:
     prose = f"{brief.headline}\n{brief.core_point}"
     if _REFUSALS.search(prose):
         raise BriefRejected("refusal")
-    cjk_share = len(_CJK.findall(prose)) / max(1, len(prose.replace(" ", "")))
-    wants_cjk = language.split("-")[0].lower() in _CJK_LANGS
-    if wants_cjk != (cjk_share > 0.2):
+    if not probably_in(prose, language):
         raise BriefRejected(f"wrong language for {language}")
     folded_source = fold(source_text)
     players = [player for player in brief.key_players if fold(player.name) in folded_source]
@@ -157,11 +188,21 @@ Answer with one JSON object only, matching this JSON schema: {schema}"""
 class BriefWriter:
     """Writes briefs through any OpenAI-compatible endpoint; falls back to offline on failure."""
 
-    def __init__(self, client: openai.AsyncOpenAI | None, model: str, *, retry_delay: float = 1.0):
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI | None,
+        model: str,
+        *,
+        input_tokens: int = 3000,
+        concurrency: int = 4,
+        retry_delay: float = 1.0,
+    ) -> None:
         self.client = client
         self.model = model
+        self.input_tokens = input_tokens
         self.retry_delay = retry_delay
         self.json_schema_supported = True
+        self.limit = asyncio.Semaphore(concurrency)
 
     @property
     def online(self) -> bool:
@@ -171,36 +212,41 @@ class BriefWriter:
         """One model attempt, one retry, then the offline brief; never raises for model faults."""
         if self.client is None:
             return Written(offline_brief(story), "offline")
+        tokens_in = tokens_out = 0
         for attempt in (1, 2):
             try:
-                return await self._ask(self.client, story, language)
-            except (BriefRejected, ValidationError, openai.OpenAIError, ValueError) as exc:
+                async with self.limit:
+                    written = await self._ask(self.client, story, language)
+                return Written(written.brief, "llm", tokens_in + written.tokens_in,
+                               tokens_out + written.tokens_out, calls=attempt,
+                               failures=attempt - 1)
+            except _Spent as spent:
+                tokens_in, tokens_out = tokens_in + spent.tokens_in, tokens_out + spent.tokens_out
                 log.warning("brief for story %s in %s failed (attempt %d): %s",
-                            story_id, language, attempt, _short(exc))
-                if attempt == 1:
-                    await asyncio.sleep(self.retry_delay)
-        return Written(offline_brief(story), "offline")
+                            story_id, language, attempt, _short(spent.cause))
+            if attempt == 1:
+                await asyncio.sleep(self.retry_delay)
+        log.warning("brief for story %s in %s: using the offline brief", story_id, language)
+        return Written(offline_brief(story), "offline", tokens_in, tokens_out, calls=2, failures=2)
 
     async def _ask(self, client: openai.AsyncOpenAI, story: StoryText, language: str) -> Written:
         schema = brief_schema()
         system = SYSTEM_PROMPT.format(language=language_name(language), schema=json.dumps(schema))
-        article = f"<<<ARTICLE\n{story.title}\n\n{story.text[:12000]}\nARTICLE>>>"
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": system},
-            {"role": "user", "content": article},
+            {"role": "user", "content": fenced(story, self.input_tokens)},
         ]
-        response = await self._complete(client, messages, schema)
-        choice = response.choices[0]
-        if getattr(choice.message, "refusal", None):
-            raise BriefRejected("refusal field")
-        content = (choice.message.content or "").strip()
-        if not content:
-            raise BriefRejected("empty")
-        brief = check(Brief.model_validate_json(_strip_fence(content)), language,
-                      f"{story.title}\n{story.text}")
+        try:
+            response = await self._complete(client, messages, schema)
+        except openai.OpenAIError as exc:
+            raise _Spent(exc, 0, 0) from exc
         usage = response.usage
-        return Written(brief, "llm", usage.prompt_tokens if usage else 0,
-                       usage.completion_tokens if usage else 0)
+        spent_in, spent_out = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+        try:
+            brief = _validated(response, language, f"{story.title}\n{story.text}")
+        except (BriefRejected, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            raise _Spent(exc, spent_in, spent_out) from exc
+        return Written(brief, "llm", spent_in, spent_out)
 
     async def _complete(
         self, client: openai.AsyncOpenAI, messages: list[ChatCompletionMessageParam],
@@ -223,6 +269,26 @@ class BriefWriter:
             model=self.model, messages=messages,
             response_format={"type": "json_object"},
         )
+
+
+class _Spent(Exception):
+    """A failed attempt, carrying the tokens it still cost."""
+
+    def __init__(self, cause: Exception, tokens_in: int, tokens_out: int) -> None:
+        super().__init__(str(cause))
+        self.cause, self.tokens_in, self.tokens_out = cause, tokens_in, tokens_out
+
+
+def _validated(response: ChatCompletion, language: str, source_text: str) -> Brief:
+    if not response.choices:
+        raise BriefRejected("no choices")
+    message = response.choices[0].message
+    if getattr(message, "refusal", None):
+        raise BriefRejected("refusal field")
+    content = (message.content or "").strip()
+    if not content:
+        raise BriefRejected("empty")
+    return check(Brief.model_validate_json(_strip_fence(content)), language, source_text)
 
 
 def _strip_fence(content: str) -> str:

@@ -12,13 +12,13 @@ from functools import lru_cache
 import httpx
 from sqlalchemy import Engine
 
-from news.briefs import BriefWriter, StoryText, Written, adjusted_level
+from news.briefs import BriefWriter, StoryText, Written, adjusted_level, offline_brief
 from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
 from news.fetch import FetchError, FetchPolicy, fetch
 from news.items import ItemDraft, normalize
 from news.render import SourceRef, Translate, render_brief
 from news.topics import Node, QueryError, matches, parse
-from storage import briefs, deliveries, items, sources, subscriptions
+from storage import briefs, deliveries, items, sources, subscriptions, usage
 from storage.db import session_scope
 from storage.items import NewStory
 from storage.models import Subscription, utcnow
@@ -150,16 +150,38 @@ def story_text(engine: Engine, story_id: int) -> StoryText:
     return StoryText(title=first.title, text=first.summary, source_count=len(story_items))
 
 
-async def write_missing_briefs(engine: Engine, writer: BriefWriter) -> int:
-    """Write each brief that a due delivery waits on, once per story and language."""
+@dataclass(frozen=True)
+class BriefRound:
+    """What one round of brief writing did, and whether admins must hear the budget ran out."""
+
+    written: int
+    budget_exhausted: bool
+
+
+async def write_missing_briefs(
+    engine: Engine, writer: BriefWriter, *, daily_token_budget: int = 0
+) -> BriefRound:
+    """Write each brief a due delivery waits on, once per story and language, side by side.
+
+    Past the daily token budget the offline brief is used until midnight UTC.
+    """
     with session_scope(engine) as session:
         missing = deliveries.briefs_missing(session=session, now=utcnow())
-    for story_id, language in missing:
-        written: Written = await writer.write(
-            await asyncio.to_thread(story_text, engine, story_id), language, story_id=story_id)
+        over = bool(daily_token_budget) and usage.spent(session=session) >= daily_token_budget
+        notify = over and bool(missing) and usage.claim_budget_notice(session=session)
+
+    async def one(story_id: int, language: str) -> None:
+        story = await asyncio.to_thread(story_text, engine, story_id)
+        if over:
+            written = Written(offline_brief(story), "offline")
+        else:
+            written = await writer.write(story, language, story_id=story_id)
         with session_scope(engine) as session:
             briefs.save(session=session, story_id=story_id, language=language, written=written)
-    return len(missing)
+            usage.record(session=session, written=written)
+
+    await asyncio.gather(*(one(story_id, language) for story_id, language in missing))
+    return BriefRound(len(missing), notify)
 
 
 def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from storage.models import Chat
@@ -36,4 +37,4 @@ def deactivate(*, session: Session, chat_id: int) -> None:
 
 
 def count_active(*, session: Session) -> int:
-    return len(session.exec(select(Chat.id).where(Chat.active)).all())
+    return int(session.exec(select(func.count()).select_from(Chat).where(Chat.active)).one())

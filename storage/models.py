@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -142,3 +142,17 @@ class Admin(SQLModel, table=True):
     user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     added_by: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class LlmUsage(SQLModel, table=True):
+    """LLM calls and tokens per UTC day: for /stats and for the daily token budget."""
+
+    __tablename__ = "llm_usage"
+
+    day: date = Field(primary_key=True)
+    calls: int = 0
+    failures: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    offline_briefs: int = 0
+    budget_notified: bool = False

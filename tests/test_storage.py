@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import Engine, inspect
 from sqlmodel import select
 
@@ -158,3 +159,11 @@ def test_removing_a_source_keeps_its_stories(engine: Engine) -> None:
         assert item.source_id is None and item.source_name == "A"
         assert len(items.of_story(session=session, story_id=item.story_id)) == 1
         assert sources.count(session=session) == 0
+
+
+def test_sqlite_runs_with_wal_and_foreign_keys(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite pragmas only")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

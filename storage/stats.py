@@ -1,0 +1,42 @@
+"""Counts for /stats: what the bot did today (UTC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from storage import chats, deliveries, sources, usage
+from storage.models import Story, Subscription, utcnow
+
+
+@dataclass(frozen=True)
+class Today:
+    chats: int
+    subscriptions: int
+    sources: int
+    stories: int
+    alerts: int
+    calls: int
+    failures: int
+    tokens_in: int
+    tokens_out: int
+    offline: int
+
+
+def today(*, session: Session) -> Today:
+    midnight = datetime.combine(utcnow().date(), time(), tzinfo=UTC)
+    llm = usage.of_day(session=session)
+    return Today(
+        chats=chats.count_active(session=session),
+        subscriptions=int(session.exec(select(func.count()).select_from(Subscription)).one()),
+        sources=sources.count(session=session),
+        stories=int(session.exec(
+            select(func.count()).select_from(Story).where(col(Story.created_at) >= midnight)
+        ).one()),
+        alerts=deliveries.count_sent_since(session=session, since=midnight),
+        calls=llm.calls, failures=llm.failures, tokens_in=llm.tokens_in,
+        tokens_out=llm.tokens_out, offline=llm.offline_briefs,
+    )

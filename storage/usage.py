@@ -1,0 +1,55 @@
+"""LLM usage per UTC day; the daily token budget is checked against it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from news.briefs import Written
+from storage.models import LlmUsage, utcnow
+
+
+def today() -> date:
+    return utcnow().date()
+
+
+def _row(session: Session, day: date) -> LlmUsage:
+    row = session.get(LlmUsage, day)
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(LlmUsage(day=day))
+        except IntegrityError:  # another worker created it first
+            pass
+        row = session.get(LlmUsage, day)
+        assert row is not None
+    return row
+
+
+def record(*, session: Session, written: Written, day: date | None = None) -> None:
+    row = _row(session, day or today())
+    row.calls += written.calls
+    row.failures += written.failures
+    row.tokens_in += written.tokens_in
+    row.tokens_out += written.tokens_out
+    row.offline_briefs += written.origin == "offline"
+
+
+def of_day(*, session: Session, day: date | None = None) -> LlmUsage:
+    return session.get(LlmUsage, day or today()) or LlmUsage(day=day or today())
+
+
+def spent(*, session: Session, day: date | None = None) -> int:
+    row = of_day(session=session, day=day)
+    return row.tokens_in + row.tokens_out
+
+
+def claim_budget_notice(*, session: Session, day: date | None = None) -> bool:
+    """True once per day: the caller tells the admins that briefs went offline."""
+    row = _row(session, day or today())
+    if row.budget_notified:
+        return False
+    row.budget_notified = True
+    return True
