@@ -7,6 +7,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import openai
@@ -84,6 +85,7 @@ class StoryText:
     title: str
     text: str
     source_count: int
+    published: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -140,9 +142,18 @@ def language_name(code: str) -> str:
         return code
 
 
-def offline_brief(story: StoryText) -> Brief:
-    """The brief without a model: headline, leading sentences, a level from simple signals."""
+STALE_AFTER = timedelta(hours=48)
+
+
+def offline_brief(story: StoryText, *, now: datetime | None = None) -> Brief:
+    """The brief without a model: headline, leading sentences, a level from simple signals.
+
+    More sources reporting a story raise it; a story published long ago lowers it.
+    """
     level: Level = 1 if story.source_count >= 3 else 2 if story.source_count == 2 else 3
+    now = now or datetime.now(UTC)
+    if story.published and now - story.published > STALE_AFTER and level < 3:
+        level = 2 if level == 1 else 3
     return Brief(
         headline=story.title[:300] or "…",
         core_point=lead(story.text) or story.title[:300] or "…",

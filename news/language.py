@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from babel import Locale, UnknownLocaleError
 from py3langid.langid import LanguageIdentifier, _load_identifier
 
 # langid labels Chinese varieties apart; for a brief they are all "Chinese".
@@ -34,3 +35,12 @@ def probably_in(text: str, language: str, *, top: int = 3) -> bool:
 @cache
 def _labels() -> tuple[str, ...]:
     return tuple(_identifier().nb_classes)
+
+
+@cache
+def is_rtl(code: str) -> bool:
+    """Arabic, Hebrew, Persian…: their paragraphs must start right to left in Telegram."""
+    try:
+        return bool(Locale.parse(base(code)).character_order == "right-to-left")
+    except (UnknownLocaleError, ValueError):
+        return False

@@ -16,6 +16,7 @@ from news.briefs import BriefWriter, StoryText, Written, adjusted_level, offline
 from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
 from news.fetch import FetchError, FetchPolicy, fetch
 from news.items import ItemDraft, normalize
+from news.language import is_rtl
 from news.render import SourceRef, Translate, render_brief
 from news.topics import Node, QueryError, matches, parse
 from storage import briefs, deliveries, items, sources, subscriptions, usage
@@ -147,7 +148,8 @@ def story_text(engine: Engine, story_id: int) -> StoryText:
     with session_scope(engine) as session:
         story_items = items.of_story(session=session, story_id=story_id)
     first = story_items[0]
-    return StoryText(title=first.title, text=first.summary, source_count=len(story_items))
+    return StoryText(title=first.title, text=first.summary, source_count=len(story_items),
+                     published=first.published_at)
 
 
 @dataclass(frozen=True)
@@ -194,4 +196,4 @@ def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -
     refs = [SourceRef(item.source_name, item.link, item.published_at or item.fetched_at)
             for item in story_items]
     return render_brief(brief, origin=origin, level=adjusted_level(brief, origin, claimed.topics),
-                        topics=claimed.topics, sources=refs, t=t)
+                        topics=claimed.topics, sources=refs, t=t, rtl=is_rtl(claimed.language))

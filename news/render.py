@@ -10,6 +10,8 @@ from datetime import datetime
 from news.briefs import Brief, Level
 
 LIMIT = 4096
+MAX_SOURCES = 10
+RLM = "\u200f"  # right-to-left mark: makes a paragraph start right to left
 FLAGS: dict[int, str] = {1: "🔴", 2: "🟡", 3: "⚪"}
 
 Translate = Callable[[str], str]
@@ -49,6 +51,7 @@ def render_brief(
     topics: list[str],
     sources: list[SourceRef],
     t: Translate,
+    rtl: bool = False,
 ) -> str:
     """The sections of SPEC §5; optional sections are dropped, last first, to fit 4096."""
     core_label = t("brief.core_point")
@@ -71,28 +74,45 @@ def render_brief(
     optional.append(f"<b>{_e(t('brief.tracking'))}</b>\n{tracking}")
     source_lines = [
         f"• {_link(ref)}" + (f", {ref.published:%Y-%m-%d}" if ref.published else "")
-        for ref in sources
+        for ref in sources[:MAX_SOURCES]
     ]
+    if len(sources) > MAX_SOURCES:
+        source_lines.append(f"• +{len(sources) - MAX_SOURCES}")
     tail = [f"<b>{_e(t('brief.sources'))}</b>\n" + "\n".join(source_lines)] if sources else []
-    return _fit(head, core, _e(brief.core_point), optional, tail)
+    return _fit(head, core, brief.core_point, optional, tail, _rtl if rtl else str)
 
 
-def _fit(head: list[str], core: str, core_text: str, optional: list[str], tail: list[str]) -> str:
+def _rtl(message: str) -> str:
+    return "\n".join(RLM + line if line else line for line in message.split("\n"))
+
+
+def _fit(
+    head: list[str],
+    core: str,
+    core_text: str,
+    optional: list[str],
+    tail: list[str],
+    finish: Callable[[str], str],
+) -> str:
     """Drop optional sections from the end, then shorten the core point, never inside a tag."""
     def build(sections: list[str], text: str) -> str:
-        return "\n\n".join([*head, core.format(core=text), *sections, *tail])
+        return finish("\n\n".join([*head, core.format(core=_e(text)), *sections, *tail]))
 
     sections = list(optional)
     message = build(sections, core_text)
     while _visible_length(message) > LIMIT and sections:
         sections.pop()
         message = build(sections, core_text)
-    if _visible_length(message) > LIMIT:
-        overflow = _visible_length(message) - LIMIT + 1
-        cut = core_text[: max(0, len(core_text) - overflow)]
-        cut = cut[: cut.rfind("&")] if cut.rfind("&") > cut.rfind(";") else cut
-        message = build(sections, cut + "…")
-    return message
+    if _visible_length(message) <= LIMIT:
+        return message
+    low, high = 0, len(core_text)  # the longest cut of the core point that still fits
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _visible_length(build(sections, core_text[:middle].rstrip() + "…")) <= LIMIT:
+            low = middle
+        else:
+            high = middle - 1
+    return build(sections, core_text[:low].rstrip() + "…")
 
 
 def _visible_length(markup: str) -> int:
