@@ -43,6 +43,7 @@ async def send(
     try:
         message = await context.bot.send_message(
             item.chat_id, html, parse_mode=ParseMode.HTML,
+            message_thread_id=item.thread_id or None,
             link_preview_options=LinkPreviewOptions(is_disabled=True))
     except Forbidden as error:
         with session_scope(svc.engine) as session:

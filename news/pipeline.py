@@ -7,22 +7,22 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import httpx
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from news.briefs import BriefWriter, StoryText, Written, adjusted_level, offline_brief
 from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
 from news.fetch import FetchError, FetchPolicy, fetch
 from news.items import ItemDraft, normalize
 from news.language import is_rtl
+from news.matching import Matcher
 from news.render import SourceRef, Translate, render_brief
-from news.topics import Node, QueryError, matches, parse
-from storage import briefs, deliveries, items, sources, subscriptions, usage
+from storage import briefs, chats, deliveries, items, sources, subscriptions, usage
 from storage.db import session_scope
 from storage.items import NewStory
-from storage.models import Subscription, utcnow
+from storage.models import utcnow
 from storage.sources import DueSource
 
 log = logging.getLogger(__name__)
@@ -74,21 +74,32 @@ def add_source(
         return source.id, len(stored)
 
 
-@lru_cache(maxsize=65536)
-def _compiled(query: str) -> Node | None:
-    try:
-        return parse(query)
-    except QueryError:
-        return None
+class MatcherCache:
+    """One matcher per set of subscriptions, rebuilt only when their fingerprint changes."""
+
+    def __init__(self) -> None:
+        self.key: object = None
+        self.matcher = Matcher([])
+
+    def get(self, session: Session) -> Matcher:
+        key = subscriptions.fingerprint(session=session)
+        if key != self.key:
+            self.matcher = Matcher(subscriptions.all_topics(session=session))
+            self.key = key
+        return self.matcher
 
 
-def match(story: NewStory, subs: Sequence[Subscription]) -> dict[int, list[str]]:
-    """Which chats want this story, and through which of their topics."""
-    wanted: dict[int, list[str]] = defaultdict(list)
-    for sub in subs:
-        node = _compiled(sub.query)
-        if node is not None and matches(node, story.text):
-            wanted[sub.chat_id].append(sub.query)
+MATCHERS = MatcherCache()
+
+
+def match(
+    story: NewStory, matcher: Matcher, inactive: set[int]
+) -> dict[tuple[int, int], list[str]]:
+    """Which chats (and forum topics) want this story, and through which of their topics."""
+    wanted: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for topic in matcher.match(story.text):
+        if topic.chat_id not in inactive:
+            wanted[(topic.chat_id, topic.thread_id)].append(topic.query)
     return dict(wanted)
 
 
@@ -97,11 +108,14 @@ def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> in
     with session_scope(engine) as session:
         new = items.store_new(session=session, source_id=source.id, source_name=source.name,
                               drafts=drafts)
-        subs = subscriptions.active(session=session) if new else []
+        if not new:
+            return 0
+        matcher = MATCHERS.get(session)
+        inactive = chats.inactive_ids(session=session)
         for story in new:
-            wanted = match(story, subs)
+            wanted = match(story, matcher, inactive)
             if wanted:
-                deliveries.enqueue(session=session, story_id=story.id, topics_by_chat=wanted)
+                deliveries.enqueue(session=session, story_id=story.id, topics_by_target=wanted)
         return len(new)
 
 

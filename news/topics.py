@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_QUERY_CHARS = 300
 _TOKEN = re.compile(r'"([^"]*)"|(\()|(\))|(\S+?)(?=[\s()"]|$)')
@@ -37,11 +38,15 @@ class Term:
     text: str
 
     def matches(self, folded: str) -> bool:
-        needle = fold(self.text)
-        if _CJK.search(needle):
+        needle, pattern = _compiled_term(self.text)
+        if pattern is None:
             return needle in folded
-        pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, needle.split())) + r"(?!\w)"
-        return re.search(pattern, folded) is not None
+        return pattern.search(folded) is not None
+
+    @property
+    def needle(self) -> str:
+        """The folded text an automaton looks for (words joined by single spaces)."""
+        return _compiled_term(self.text)[0]
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,36 @@ class Or:
 
 
 Node = Term | Not | And | Or
+
+
+@lru_cache(maxsize=200_000)
+def _compiled_term(text: str) -> tuple[str, re.Pattern[str] | None]:
+    """Folded needle, and the whole-word pattern (None where substrings are the rule: CJK, Thai)."""
+    needle = " ".join(fold(text).split())
+    if _CJK.search(needle):
+        return needle, None
+    words = r"\s+".join(map(re.escape, needle.split()))
+    return needle, re.compile(r"(?<!\w)" + words + r"(?!\w)")
+
+
+def positive_terms(node: Node) -> list[Term]:
+    """Terms that are looked for (not excluded): what a prefilter can search for."""
+    if isinstance(node, Term):
+        return [node]
+    if isinstance(node, Not):
+        return []
+    return [term for child in node.nodes for term in positive_terms(child)]
+
+
+def needs_a_term(node: Node) -> bool:
+    """Whether every match contains at least one positive term (false for `a OR -b`)."""
+    if isinstance(node, Term):
+        return True
+    if isinstance(node, Not):
+        return False
+    if isinstance(node, And):
+        return any(needs_a_term(child) for child in node.nodes)
+    return all(needs_a_term(child) for child in node.nodes)
 
 
 def _tokens(query: str) -> list[str]:

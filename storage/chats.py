@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.models import Chat
 
@@ -38,3 +38,11 @@ def deactivate(*, session: Session, chat_id: int) -> None:
 
 def count_active(*, session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Chat).where(Chat.active)).one())
+
+
+def inactive_ids(*, session: Session) -> set[int]:
+    return set(session.exec(select(Chat.id).where(col(Chat.active).is_(False))).all())
+
+
+def get(*, session: Session, chat_id: int) -> Chat | None:
+    return session.get(Chat, chat_id)

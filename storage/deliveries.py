@@ -24,19 +24,22 @@ class Claimed:
 
     id: int
     chat_id: int
+    thread_id: int
     story_id: int
     language: str
     topics: list[str]
     attempts: int
 
 
-def enqueue(*, session: Session, story_id: int, topics_by_chat: Mapping[int, list[str]]) -> int:
-    """One row per chat for this story; a chat that already has it keeps its row."""
+def enqueue(
+    *, session: Session, story_id: int, topics_by_target: Mapping[tuple[int, int], list[str]]
+) -> int:
+    """One row per chat (and forum topic) for this story; one that already has it keeps it."""
     created = 0
-    for chat_id, topics in topics_by_chat.items():
+    for (chat_id, thread_id), topics in topics_by_target.items():
         try:
             with session.begin_nested():
-                session.add(Delivery(chat_id=chat_id, story_id=story_id,
+                session.add(Delivery(chat_id=chat_id, thread_id=thread_id, story_id=story_id,
                                      topics=json.dumps(topics, ensure_ascii=False)))
             created += 1
         except IntegrityError:
@@ -78,8 +81,9 @@ def claim(*, session: Session, now: datetime, limit: int = 30) -> list[Claimed]:
     for delivery, language in session.exec(statement).all():
         delivery.next_attempt_at = now + LEASE
         delivery.attempts += 1
-        claimed.append(Claimed(delivery.id or 0, delivery.chat_id, delivery.story_id, language,
-                               json.loads(delivery.topics), delivery.attempts))
+        claimed.append(Claimed(delivery.id or 0, delivery.chat_id, delivery.thread_id,
+                               delivery.story_id, language, json.loads(delivery.topics),
+                               delivery.attempts))
     return claimed
 
 

@@ -13,6 +13,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _default(value: str) -> dict[str, str]:
+    """A server default too, so migrations can add the column to tables that hold rows."""
+    return {"server_default": value}
+
+
 class Chat(SQLModel, table=True):
     """A private chat, group or channel that can receive alerts."""
 
@@ -24,13 +29,19 @@ class Chat(SQLModel, table=True):
     language: str = Field(max_length=16)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    # /settings: how alerts arrive (used by the delivery issue; stored and shown now).
+    mode: str = Field(default="instant", max_length=16, sa_column_kwargs=_default("instant"))
+    digest_time: str = Field(default="08:00", max_length=5, sa_column_kwargs=_default("08:00"))
+    timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs=_default("UTC"))
+    quiet_start: str | None = Field(default=None, max_length=5)
+    quiet_end: str | None = Field(default=None, max_length=5)
 
 
 class Subscription(SQLModel, table=True):
     """One topic query a chat follows; alerts only stories that arrive after `created_at`."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (UniqueConstraint("chat_id", "query"),)
+    __table_args__ = (UniqueConstraint("chat_id", "thread_id", "query"),)
 
     id: int | None = Field(default=None, primary_key=True)
     chat_id: int = Field(
@@ -40,7 +51,22 @@ class Subscription(SQLModel, table=True):
         )
     )
     query: str = Field(max_length=500)
+    # A forum topic's message_thread_id; 0 for the chat itself.
+    thread_id: int = Field(default=0, sa_column_kwargs=_default("0"))
     created_at: datetime = Field(default_factory=utcnow)
+    # Changes with the query, so matchers cached in any process notice an edit.
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Suggestion(SQLModel, table=True):
+    """A one-tap refinement offered after /subscribe: an alias to add or a sense to exclude."""
+
+    __tablename__ = "suggestions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="subscriptions.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=8)  # "alias" or "exclude"
+    text: str = Field(max_length=120)
 
 
 class Source(SQLModel, table=True):
@@ -114,7 +140,7 @@ class Delivery(SQLModel, table=True):
     """The outbox: one row per chat and story, written before anything is sent."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("chat_id", "story_id"),)
+    __table_args__ = (UniqueConstraint("chat_id", "thread_id", "story_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     chat_id: int = Field(
@@ -124,6 +150,7 @@ class Delivery(SQLModel, table=True):
         )
     )
     story_id: int = Field(foreign_key="stories.id", index=True, ondelete="CASCADE")
+    thread_id: int = Field(default=0, sa_column_kwargs=_default("0"))
     topics: str = Field(sa_column=Column(Text, nullable=False))
     state: str = Field(default="pending", max_length=16, index=True)
     attempts: int = 0

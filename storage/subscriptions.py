@@ -1,46 +1,82 @@
-"""Subscriptions: a chat's topic queries, unique per chat."""
+"""Subscriptions: a chat's (or forum topic's) topic queries, unique per chat and topic."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.models import Chat, Subscription
+from news.matching import Topic
+from storage.models import Subscription, utcnow
 
 
-def add(*, session: Session, chat_id: int, query: str) -> bool:
-    """Follow `query`; False when the chat already follows it (the schema says so, not Python)."""
+def add(*, session: Session, chat_id: int, query: str, thread_id: int = 0) -> Subscription | None:
+    """Follow `query`; None when already followed (the schema says so, not Python)."""
+    row = Subscription(chat_id=chat_id, query=query, thread_id=thread_id)
     try:
         with session.begin_nested():
-            session.add(Subscription(chat_id=chat_id, query=query))
+            session.add(row)
     except IntegrityError:
-        return False
-    return True
+        return None
+    return row
 
 
-def for_chat(*, session: Session, chat_id: int) -> list[Subscription]:
-    """The chat's topics in the order they were added, the order /topics numbers them."""
+def for_chat(*, session: Session, chat_id: int, thread_id: int = 0) -> list[Subscription]:
+    """The topics in the order they were added, the order /topics numbers them."""
     statement = (
         select(Subscription)
-        .where(Subscription.chat_id == chat_id)
+        .where(Subscription.chat_id == chat_id, Subscription.thread_id == thread_id)
         .order_by(col(Subscription.created_at), col(Subscription.id))
     )
     return list(session.exec(statement).all())
 
 
-def remove(*, session: Session, chat_id: int, query: str) -> str | None:
-    """Stop following `query`, given as written or as its number in /topics; returns it."""
-    topics = for_chat(session=session, chat_id=chat_id)
+def find(*, session: Session, chat_id: int, query: str, thread_id: int = 0) -> Subscription | None:
+    """A topic given as written (any case) or as its number in /topics."""
+    topics = for_chat(session=session, chat_id=chat_id, thread_id=thread_id)
     target = next((sub for sub in topics if sub.query.casefold() == query.casefold()), None)
     if target is None and query.isdigit() and 1 <= int(query) <= len(topics):
         target = topics[int(query) - 1]
+    return target
+
+
+def remove(*, session: Session, chat_id: int, query: str, thread_id: int = 0) -> str | None:
+    """Stop following a topic (as written or by number); returns the removed query."""
+    target = find(session=session, chat_id=chat_id, query=query, thread_id=thread_id)
     if target is None:
         return None
     session.delete(target)
     return target.query
 
 
-def active(*, session: Session) -> list[Subscription]:
-    """Every subscription of every chat that still receives alerts."""
-    statement = select(Subscription).join(Chat).where(Chat.active)
-    return list(session.exec(statement).all())
+def get(*, session: Session, subscription_id: int) -> Subscription | None:
+    return session.get(Subscription, subscription_id)
+
+
+def change_query(*, session: Session, subscription: Subscription, query: str) -> bool:
+    """Rewrite a topic's query (an alias added); False if the chat already has that query."""
+    try:
+        with session.begin_nested():
+            subscription.query = query
+            subscription.updated_at = utcnow()
+            session.add(subscription)
+    except IntegrityError:
+        return False
+    return True
+
+
+def fingerprint(*, session: Session) -> tuple[int, int | None, datetime | None]:
+    """Changes whenever a subscription is added, removed or edited, in any process."""
+    count, top, last = session.exec(
+        select(func.count(), func.max(Subscription.id), func.max(Subscription.updated_at))
+    ).one()
+    return int(count), top, last
+
+
+def all_topics(*, session: Session) -> list[Topic]:
+    statement = select(Subscription.id, Subscription.chat_id, Subscription.thread_id,
+                       Subscription.query)
+    return [Topic(id or 0, chat, thread, query)
+            for id, chat, thread, query in session.exec(statement).all()]

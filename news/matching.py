@@ -1,0 +1,71 @@
+"""Which subscriptions an item matches, at a cost that does not grow with their number.
+
+An Aho-Corasick automaton (pyahocorasick) over every positive term of every query finds the
+few candidate subscriptions whose terms occur in the text; only those run the exact check.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import ahocorasick
+
+from news.topics import Node, QueryError, fold, needs_a_term, parse, positive_terms
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One subscription as the matcher sees it."""
+
+    id: int
+    chat_id: int
+    thread_id: int
+    query: str
+
+
+def searchable(text: str) -> str:
+    """Folded, with whitespace collapsed so phrases are found as single-spaced needles."""
+    return " ".join(fold(text).split())
+
+
+class Matcher:
+    """Built once per set of subscriptions; `match` is then cheap per item."""
+
+    def __init__(self, topics: Iterable[Topic]) -> None:
+        self.topics: list[Topic] = []
+        self.nodes: list[Node] = []
+        self.always: list[int] = []  # queries like `a OR -b` that can match with no term present
+        needles: dict[str, list[int]] = defaultdict(list)
+        for topic in topics:
+            try:
+                node = parse(topic.query)
+            except QueryError:
+                continue
+            index = len(self.topics)
+            self.topics.append(topic)
+            self.nodes.append(node)
+            if not needs_a_term(node):
+                self.always.append(index)
+            for needle in {term.needle for term in positive_terms(node)}:
+                needles[needle].append(index)
+        self.automaton = ahocorasick.Automaton()
+        for needle, indices in needles.items():
+            self.automaton.add_word(needle, tuple(indices))
+        if needles:
+            self.automaton.make_automaton()
+        self.empty = not needles
+
+    def candidates(self, folded: str) -> set[int]:
+        found: set[int] = set(self.always)
+        if not self.empty:
+            for _end, indices in self.automaton.iter(folded):
+                found.update(indices)
+        return found
+
+    def match(self, text: str) -> list[Topic]:
+        """The subscriptions whose query the text satisfies, in subscription order."""
+        folded = searchable(text)
+        hits = sorted(i for i in self.candidates(folded) if self.nodes[i].matches(folded))
+        return [self.topics[i] for i in hits]
