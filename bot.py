@@ -19,6 +19,7 @@ import jobs
 from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
 from handlers.common import chat_language, reply
 from locales import catalog
+from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
 from services import KEY, Services
@@ -81,6 +82,7 @@ def build_services(settings: Settings) -> Services:
         writer=BriefWriter(writer_client, settings.llm_model,
                            input_tokens=settings.llm_input_tokens,
                            concurrency=settings.llm_concurrency),
+        aliases=AliasFinder(writer_client, settings.llm_model),
         catalog=catalog,
         admin_ids=settings.admin_ids,
         default_language=catalog.resolve(settings.default_language, "en")

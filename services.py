@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy import Engine
 
 from locales import Catalog
+from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
 
@@ -21,6 +22,7 @@ class Services:
     http: httpx.AsyncClient
     fetch_policy: FetchPolicy
     writer: BriefWriter
+    aliases: AliasFinder
     catalog: Catalog
     admin_ids: frozenset[int]
     default_language: str

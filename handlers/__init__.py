@@ -4,30 +4,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram.ext import BaseHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 
+from handlers.buttons import press
+from handlers.chats import membership, migration
 from handlers.lang import lang
+from handlers.settings import settings
 from handlers.sources import addsource, list_sources, removesource
 from handlers.start import help_command, start, unknown
 from handlers.stats import show_stats
 from handlers.topics import subscribe, topics, unsubscribe
 
-READER_COMMANDS = ("start", "help", "subscribe", "unsubscribe", "topics", "lang")
+READER_COMMANDS = ("start", "help", "subscribe", "unsubscribe", "topics", "lang", "settings")
 ADMIN_COMMANDS = ("addsource", "sources", "removesource", "stats")
+
+# New messages and channel posts, never edits: an edited "/subscribe" must not run twice.
+POSTS = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 
 
 def all_handlers() -> list[BaseHandler[Any, Any, Any]]:
+    readers = {"start": start, "help": help_command, "subscribe": subscribe,
+               "unsubscribe": unsubscribe, "topics": topics, "lang": lang, "settings": settings}
+    admins = {"addsource": addsource, "sources": list_sources, "removesource": removesource,
+              "stats": show_stats}
     return [
-        CommandHandler("start", start),
-        CommandHandler("help", help_command),
-        CommandHandler("subscribe", subscribe),
-        CommandHandler("unsubscribe", unsubscribe),
-        CommandHandler("topics", topics),
-        CommandHandler("lang", lang),
-        CommandHandler("addsource", addsource),
-        CommandHandler("sources", list_sources),
-        CommandHandler("removesource", removesource),
-        CommandHandler("stats", show_stats),
+        # Chat life events come first: they are not commands and must never be missed.
+        ChatMemberHandler(membership, ChatMemberHandler.MY_CHAT_MEMBER),
+        MessageHandler(filters.StatusUpdate.MIGRATE, migration),
+        *(CommandHandler(name, callback, filters=POSTS) for name, callback in readers.items()),
+        *(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE)
+          for name, callback in admins.items()),
+        CallbackQueryHandler(press),
         # Last: anything that looks like a command and was not handled above.
-        MessageHandler(filters.COMMAND, unknown),
+        MessageHandler(filters.COMMAND & POSTS, unknown),
     ]

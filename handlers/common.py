@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from babel import Locale, UnknownLocaleError
-from telegram import Update
+from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
@@ -50,13 +53,31 @@ def text(context: Context, language: str, key: str, **values: object) -> str:
 
 
 async def reply(
-    update: Update, context: Context, language: str, key: str, **values: object
-) -> None:
+    update: Update,
+    context: Context,
+    language: str,
+    key: str,
+    *,
+    markup: InlineKeyboardMarkup | None = None,
+    **values: object,
+) -> Message:
     """Answer in the chat's language, as HTML (the catalogue's values are escaped)."""
     message = update.effective_message
     assert message is not None
-    await message.reply_text(text(context, language, key, **values), parse_mode=ParseMode.HTML,
-                             do_quote=False)
+    return await message.reply_text(text(context, language, key, **values),
+                                    parse_mode=ParseMode.HTML, do_quote=False,
+                                    reply_markup=markup,
+                                    link_preview_options=LinkPreviewOptions(is_disabled=True))
+
+
+async def answer_button(
+    update: Update, context: Context, language: str, key: str, **values: object
+) -> None:
+    """The short note Telegram shows over the chat after a button press (plain text)."""
+    query = update.callback_query
+    if query is not None:
+        note = html.unescape(re.sub(r"<[^>]+>", "", text(context, language, key, **values)))
+        await query.answer(note[:190])
 
 
 def is_admin(update: Update, context: Context) -> bool:
@@ -74,3 +95,40 @@ def argument_text(update: Update) -> str:
     raw = (message.text or "") if message else ""
     parts = raw.split(maxsplit=1)
     return parts[1].strip() if len(parts) > 1 else ""
+
+
+def thread_of(update: Update) -> int:
+    """The forum topic a message was sent in (0 outside forum topics)."""
+    message = update.effective_message
+    if message is not None and message.is_topic_message and message.message_thread_id:
+        return message.message_thread_id
+    return 0
+
+
+async def may_configure(update: Update, context: Context) -> bool:
+    """Private chats and channels configure themselves; in groups only admins may (SPEC §1).
+
+    In a channel only its admins can post, so a command posted there is authorized; a group's
+    anonymous admin writes as the group itself.
+    """
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or chat.type in ("private", "channel"):
+        return True
+    message = update.effective_message
+    sender = message.sender_chat if message is not None else None
+    if sender is not None and sender.id == chat.id:
+        return True
+    if user is None:
+        return False
+    if is_admin(update, context):
+        return True
+    member = await context.bot.get_chat_member(chat.id, user.id)
+    return member.status in ("creator", "administrator")
+
+
+async def refuse_unless_configurable(update: Update, context: Context, language: str) -> bool:
+    """True (after a polite refusal) when this user may not change this chat's setup."""
+    if await may_configure(update, context):
+        return False
+    await reply(update, context, language, "group.refused")
+    return True

@@ -2,20 +2,52 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from babel import Locale
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
 
-from handlers.common import Context, argument_text, chat_language, language_code, reply, services
+from handlers.common import (
+    Context,
+    answer_button,
+    argument_text,
+    chat_language,
+    language_code,
+    may_configure,
+    refuse_unless_configurable,
+    reply,
+    services,
+    text,
+)
 from news.briefs import language_name
 from storage import chats
 from storage.db import session_scope
+
+
+def _native(code: str) -> str:
+    """`de` -> `Deutsch`: a language is best recognized by its own name."""
+    name = Locale.parse(code).get_display_name(code) or code
+    return name[:1].upper() + name[1:]
+
+
+def keyboard(context: Context) -> InlineKeyboardMarkup:
+    codes = services(context).catalog.languages
+    buttons = [InlineKeyboardButton(_native(code), callback_data=f"lang:{code}") for code in codes]
+    return InlineKeyboardMarkup([buttons[i:i + 4] for i in range(0, len(buttons), 4)])
+
+
+def _store(context: Context, chat_id: int, code: str) -> None:
+    with session_scope(services(context).engine) as session:
+        chats.set_language(session=session, chat_id=chat_id, language=code)
 
 
 async def lang(update: Update, context: Context) -> None:
     current = chat_language(update, context)
     raw = argument_text(update)
     if not raw:
-        await reply(update, context, current, "lang.usage", current=current,
-                    available=", ".join(services(context).catalog.languages))
+        await reply(update, context, current, "lang.choose", current=current,
+                    markup=keyboard(context))
+        return
+    if await refuse_unless_configurable(update, context, current):
         return
     code = language_code(raw, services(context))
     if code is None or " " in raw:
@@ -23,6 +55,23 @@ async def lang(update: Update, context: Context) -> None:
         return
     chat = update.effective_chat
     assert chat is not None
-    with session_scope(services(context).engine) as session:
-        chats.set_language(session=session, chat_id=chat.id, language=code)
+    _store(context, chat.id, code)
     await reply(update, context, code, "lang.done", code=code, name=language_name(code))
+
+
+async def press_language(update: Update, context: Context, code: str) -> None:
+    current = chat_language(update, context)
+    chat = update.effective_chat
+    assert chat is not None
+    if code not in services(context).catalog.languages:
+        await answer_button(update, context, current, "button.stale")
+        return
+    if not await may_configure(update, context):
+        await answer_button(update, context, current, "group.refused")
+        return
+    _store(context, chat.id, code)
+    await answer_button(update, context, code, "lang.done", code=code, name=_native(code))
+    message = update.effective_message
+    if message is not None:
+        await message.edit_text(text(context, code, "lang.done", code=code, name=_native(code)),
+                                parse_mode=ParseMode.HTML)

@@ -16,5 +16,15 @@ async def help_command(update: Update, context: Context) -> None:
 
 
 async def unknown(update: Update, context: Context) -> None:
-    """Never silence: an unknown command points to /help."""
+    """Never silence: an unknown command points to /help.
+
+    In groups only commands addressed to this bot by name get the pointer, so other bots'
+    commands are not answered.
+    """
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or message is None:
+        return
+    command = (message.text or "").split()[0] if message.text else ""
+    if chat.type != "private" and f"@{context.bot.username}".lower() not in command.lower():
+        return
     await reply(update, context, chat_language(update, context), "unknown.command")

@@ -7,6 +7,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import Engine
@@ -17,7 +18,7 @@ from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
 from news.fetch import FetchError, FetchPolicy, fetch
 from news.items import ItemDraft, normalize
 from news.language import is_rtl
-from news.matching import Matcher
+from news.matching import Matcher, Topic
 from news.render import SourceRef, Translate, render_brief
 from storage import briefs, chats, deliveries, items, sources, subscriptions, usage
 from storage.db import session_scope
@@ -211,3 +212,43 @@ def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -
             for item in story_items]
     return render_brief(brief, origin=origin, level=adjusted_level(brief, origin, claimed.topics),
                         topics=claimed.topics, sources=refs, t=t, rtl=is_rtl(claimed.language))
+
+
+@dataclass(frozen=True)
+class Preview:
+    """How a query would have done over the last week: a count and the newest headlines."""
+
+    count: int
+    newest: list[items.Recent]
+
+
+PREVIEW_DAYS = 7
+
+
+def _recent(engine: Engine) -> list[items.Recent]:
+    since = utcnow() - timedelta(days=PREVIEW_DAYS)
+    with session_scope(engine) as session:
+        return items.recent(session=session, since=since)
+
+
+def preview(engine: Engine, query: str, *, show: int = 3) -> Preview:
+    """Stories of the last 7 days the query matches, so a query that finds nothing shows it."""
+    matcher = Matcher([Topic(0, 0, 0, query)])
+    seen: set[int] = set()
+    newest: list[items.Recent] = []
+    for item in _recent(engine):
+        if item.story_id not in seen and matcher.match(item.text):
+            seen.add(item.story_id)
+            if len(newest) < show:
+                newest.append(item)
+    return Preview(len(seen), newest)
+
+
+def topic_counts(engine: Engine, topics: Sequence[Topic]) -> dict[int, int]:
+    """Stories each topic matched in the last 7 days, in one pass over the stored items."""
+    matcher = Matcher(topics)
+    counted: dict[int, set[int]] = defaultdict(set)
+    for item in _recent(engine):
+        for topic in matcher.match(item.text):
+            counted[topic.id].add(item.story_id)
+    return {topic.id: len(counted[topic.id]) for topic in topics}

@@ -37,6 +37,11 @@ def _link(ref: SourceRef) -> str:
     return name
 
 
+def headline_link(title: str, link: str) -> str:
+    """A headline linked to its article where the link is http(s)."""
+    return _link(SourceRef(title, link, None))
+
+
 def flag_line(level: Level, topics: list[str], t: Translate) -> str:
     """`🔴 重点追踪 · SoftBank`: the first thing the reader sees."""
     label = f"{FLAGS[level]} <b>{_e(t(f'level.{level}'))}</b>"

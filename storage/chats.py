@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from storage.models import Chat
+from storage.models import Chat, Subscription
 
 
 def ensure_chat(
@@ -46,3 +46,31 @@ def inactive_ids(*, session: Session) -> set[int]:
 
 def get(*, session: Session, chat_id: int) -> Chat | None:
     return session.get(Chat, chat_id)
+
+
+_SETTINGS = {"mode", "digest_time", "timezone", "quiet_start", "quiet_end"}
+
+
+def update_settings(*, session: Session, chat_id: int, **fields: str | None) -> None:
+    """Change /settings fields; anything else is refused loudly (a programming error)."""
+    unknown = set(fields) - _SETTINGS
+    if unknown:
+        raise ValueError(f"not a setting: {sorted(unknown)}")
+    chat = session.get(Chat, chat_id)
+    if chat is not None:
+        for name, value in fields.items():
+            setattr(chat, name, value)
+
+
+def migrate(*, session: Session, old_id: int, new_id: int) -> None:
+    """A group became a supergroup: its subscriptions and settings move to the new id."""
+    old = session.get(Chat, old_id)
+    if old is None or old_id == new_id:
+        return
+    if session.get(Chat, new_id) is None:
+        session.execute(update(Chat).where(col(Chat.id) == old_id).values(id=new_id))
+        return
+    session.execute(
+        update(Subscription).where(col(Subscription.chat_id) == old_id).values(chat_id=new_id)
+    )
+    session.delete(old)

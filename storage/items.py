@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
@@ -53,3 +54,26 @@ def of_story(*, session: Session, story_id: int) -> list[Item]:
     """The story's items, first reported first: they are its sources."""
     statement = select(Item).where(Item.story_id == story_id).order_by(col(Item.id))
     return list(session.exec(statement).all())
+
+
+@dataclass(frozen=True)
+class Recent:
+    """A stored item of the last days, for previews and /topics counts."""
+
+    story_id: int
+    title: str
+    link: str
+    text: str
+    fetched_at: datetime
+
+
+def recent(*, session: Session, since: datetime, limit: int = 20000) -> list[Recent]:
+    """Items fetched since `since`, newest first, bounded so a preview stays quick."""
+    statement = (
+        select(Item)
+        .where(col(Item.fetched_at) >= since)
+        .order_by(col(Item.fetched_at).desc(), col(Item.id).desc())
+        .limit(limit)
+    )
+    return [Recent(item.story_id, item.title, item.link, f"{item.title}\n{item.summary}",
+                   item.fetched_at) for item in session.exec(statement).all()]

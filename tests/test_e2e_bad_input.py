@@ -43,7 +43,7 @@ def test_reader_mistakes(running: tuple[BotApiEmulator, FeedServer]) -> None:
         "/subscribe !!! ???": "not only symbols",
         "/subscribe SoftBank 🚀": "not only symbols",
         "/subscribe " + "x" * 400: "too long",
-        "/unsubscribe": "Tell me which topic",
+        "/unsubscribe": "follows no topics",
         "/unsubscribe Nothing": "does not follow",
         "/unsubscribe 7": "does not follow",
         "/lang": "This chat's language is",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,18 @@ EN_BRIEF = {**ZH_BRIEF, "headline": "SoftBank pledges billions for an AI valley"
             "core_point": "SoftBank pledged a major investment in Hauts-de-France.",
             "key_players": [{"name": "SoftBank", "role": "Japanese conglomerate"}],
             "industry_impact": [], "tracking_reason": "Large investment."}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def brief_requests(llm: LlmServer) -> list[dict[str, Any]]:
+    """Requests for briefs (alias suggestions after /subscribe are requests too)."""
+    return [r for r in llm.requests if "news briefs" in r["messages"][0]["content"]]
 
 
 def brief_for(request: dict[str, Any]) -> str:
@@ -68,14 +81,14 @@ def test_one_llm_call_per_story_and_language(tmp_path: Path, bot_process: type[B
         telegram.wait_for_messages(readers[1]["id"], 2, timeout=15)
         time.sleep(1.5)
 
-        assert llm.calls == 2, "one call for zh, one for en, whatever the number of chats"
+        assert len(brief_requests(llm)) == 2, "one call for zh, one for en, whatever the chats"
         assert "🔴 重点追踪 · SoftBank" in zh_alert.text
         for expected in ("软银承诺巨资", "核心要点", "关键参与者", "Xavier Bertrand", "行业影响",
                          "数据中心 (高)", "追踪建议", "投资规模巨大"):
             assert expected in zh_alert.text
         assert "Elon Musk" not in zh_alert.text, "players the source never names are dropped"
         assert "Track closely" in en_alert.text and "Core point" in en_alert.text
-        request = llm.requests[0]
+        request = brief_requests(llm)[0]
         assert request["response_format"]["type"] == "json_schema"
         assert request["response_format"]["json_schema"]["schema"]["properties"][
             "tracking_level"]["enum"] == [1, 2, 3]
@@ -99,7 +112,7 @@ def test_refusal_is_retried_once_then_replaced_by_the_offline_brief(
 
         feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, *BASELINE]))
         alert = telegram.wait_for_messages(chat["id"], 2, timeout=20)[1]
-        assert llm.calls == 2, "the refusal is retried exactly once"
+        assert len(brief_requests(llm)) == 2, "the refusal is retried exactly once"
         assert "抱歉" not in alert.text and "请提供" not in alert.text
         assert "核心要点 · 原文" in alert.text, "the offline brief, marked as original text"
         assert "SoftBank has pledged a major investment" in alert.text
@@ -121,7 +134,7 @@ def test_endpoint_without_json_schema_gets_json_object(
         feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, *BASELINE]))
         alert = telegram.wait_for_messages(chat["id"], 2, timeout=20)[1]
         assert "软银承诺巨资" in alert.text
-        formats = [request["response_format"]["type"] for request in llm.requests]
+        formats = [request["response_format"]["type"] for request in brief_requests(llm)]
         assert formats == ["json_schema", "json_object"]
         bot.terminate()
 
@@ -158,7 +171,7 @@ def test_the_fence_holds_against_prompt_injection(
         feeds.put("/feed.xml", rss("Test News", [INJECTION, *BASELINE]))
         alert = telegram.wait_for_messages(chat["id"], 2, timeout=20)[1]
         assert "HACKED" not in alert.text and "软银承诺巨资" in alert.text
-        article = llm.requests[0]["messages"][1]["content"]
+        article = brief_requests(llm)[0]["messages"][1]["content"]
         assert article.count("<<<ARTICLE") == 1 and article.count("ARTICLE>>>") == 1
         assert "Ignore previous instructions" in article, "the text is kept, as data"
         bot.terminate()
@@ -169,16 +182,18 @@ def test_server_errors_and_timeouts_are_retried_once_and_counted(
 ) -> None:
     with BotApiEmulator(token=TOKEN) as telegram, LlmServer() as llm, FeedServer() as feeds:
         llm.responder = brief_for
-        llm.queue(Reply(status=502, content="bad gateway"), Reply(status=500, content="boom"))
         feeds.put("/feed.xml", rss("Test News", BASELINE))
         bot = start_with_llm(telegram, llm, feeds, tmp_path, bot_process)
         admin = telegram.user(ADMIN_ID, "Ada")
         admin_chat = telegram.private_chat(admin)
         say(telegram, admin_chat, admin, "/subscribe SoftBank")
+        wait_until(lambda: llm.calls == 1)  # the alias suggestion call after /subscribe
+        llm.queue(Reply(status=502, content="bad gateway"), Reply(status=500, content="boom"))
         feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, *BASELINE]))
         alert = telegram.wait_for_messages(admin_chat["id"], 3, timeout=20)[2]
         assert "Core point · original text" in alert.text, "two failures: the offline brief"
-        assert llm.calls == 2
+        assert len(brief_requests(llm)) == 2
+        time.sleep(1)  # the send is recorded just after Telegram accepts it
         stats = say(telegram, admin_chat, admin, "/stats")
         assert "Alerts sent: 1" in stats and "2 calls, 2 failed" in stats
         assert "1 offline briefs" in stats
@@ -209,5 +224,5 @@ def test_daily_token_budget_degrades_to_offline_and_tells_admins(
         texts = [m.text for m in messages[3:5]]
         assert any("budget (50 tokens) is spent" in t for t in texts)
         assert any("SoftBank adds a second site" in t and "original text" in t for t in texts)
-        assert llm.calls == 1
+        assert len(brief_requests(llm)) == 1
         bot.terminate()

@@ -1,0 +1,40 @@
+"""Inline-button presses, routed by the prefix of their callback data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram import Update
+
+from handlers.common import Context, answer_button, chat_language
+from handlers.lang import press_language
+from handlers.settings import press_mode
+from handlers.topics import press_suggestion, press_unsubscribe
+
+Press = Callable[[Update, Context, Any], Coroutine[Any, Any, None]]
+ROUTES: dict[str, tuple[Press, Callable[[str], Any]]] = {
+    "unsub": (press_unsubscribe, int),
+    "sug": (press_suggestion, int),
+    "lang": (press_language, str),
+    "mode": (press_mode, str),
+}
+
+
+async def press(update: Update, context: Context) -> None:
+    """Data we did not issue (forged, or from an older version) gets a short answer."""
+    query = update.callback_query
+    if query is None:
+        return
+    prefix, _, value = (query.data or "").partition(":")
+    route = ROUTES.get(prefix)
+    if route is None or not value:
+        await answer_button(update, context, chat_language(update, context), "button.stale")
+        return
+    handler, convert = route
+    try:
+        argument = convert(value)
+    except ValueError:
+        await answer_button(update, context, chat_language(update, context), "button.stale")
+        return
+    await handler(update, context, argument)

@@ -1,0 +1,47 @@
+"""Chat life events: the bot added, removed or blocked; a group migrated to a supergroup."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+
+from handlers.common import Context, language_code, services
+from storage import chats
+from storage.db import session_scope
+
+log = logging.getLogger(__name__)
+GONE = ("left", "kicked")
+
+
+async def membership(update: Update, context: Context) -> None:
+    """Removed or blocked: receive nothing. Added back: receive again, subscriptions intact."""
+    change = update.my_chat_member
+    if change is None:
+        return
+    svc = services(context)
+    chat = change.chat
+    with session_scope(svc.engine) as session:
+        if change.new_chat_member.status in GONE:
+            chats.deactivate(session=session, chat_id=chat.id)
+            log.info("chat %s removed or blocked the bot", chat.id)
+            return
+        language = language_code(change.from_user.language_code, svc) or svc.default_language
+        chats.ensure_chat(session=session, chat_id=chat.id, chat_type=chat.type,
+                          title=chat.title or chat.username, language=language)
+
+
+async def migration(update: Update, context: Context) -> None:
+    """Both the old group's and the new supergroup's service messages lead here; either works."""
+    message = update.effective_message
+    if message is None:
+        return
+    if message.migrate_to_chat_id:
+        old, new = message.chat.id, message.migrate_to_chat_id
+    elif message.migrate_from_chat_id:
+        old, new = message.migrate_from_chat_id, message.chat.id
+    else:
+        return
+    with session_scope(services(context).engine) as session:
+        chats.migrate(session=session, old_id=old, new_id=new)
+    log.info("chat %s migrated to %s", old, new)

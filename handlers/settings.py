@@ -1,0 +1,115 @@
+"""/settings: delivery mode, daily digest time, time zone and quiet hours of a chat."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+
+from handlers.common import (
+    Context,
+    answer_button,
+    argument_text,
+    chat_language,
+    may_configure,
+    refuse_unless_configurable,
+    reply,
+    services,
+    text,
+)
+from storage import chats
+from storage.db import session_scope
+from storage.models import Chat
+
+MODES = ("instant", "priority", "digest")
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def _clock(value: str) -> str | None:
+    match = _TIME.match(value)
+    return f"{int(match[1]):02d}:{match[2]}" if match else None
+
+
+def screen(context: Context, language: str, chat: Chat) -> tuple[str, InlineKeyboardMarkup]:
+    quiet = (f"{chat.quiet_start}–{chat.quiet_end}" if chat.quiet_start and chat.quiet_end
+             else text(context, language, "settings.quiet_off"))
+    body = text(context, language, "settings.text",
+                mode=text(context, language, f"settings.mode.{chat.mode}"),
+                time=chat.digest_time, tz=chat.timezone, quiet=quiet)
+    buttons = [InlineKeyboardButton(("✓ " if mode == chat.mode else "")
+                                    + text(context, language, f"settings.mode.{mode}"),
+                                    callback_data=f"mode:{mode}") for mode in MODES]
+    return body, InlineKeyboardMarkup([[button] for button in buttons])
+
+
+def _chat(context: Context, chat_id: int) -> Chat:
+    with session_scope(services(context).engine) as session:
+        row = chats.get(session=session, chat_id=chat_id)
+        assert row is not None, "chat_language() creates the chat first"
+        return row
+
+
+def _parse(words: list[str]) -> tuple[str, dict[str, str | None]] | None:
+    """`digest 08:00`, `tz Europe/Paris`, `quiet 22:00-07:00`, `quiet off` -> fields to set."""
+    if len(words) != 2:
+        return None
+    what, value = words[0].lower(), words[1]
+    if what == "digest" and (clock := _clock(value)):
+        return "settings.done", {"digest_time": clock}
+    if what in ("tz", "timezone"):
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            return "settings.bad_tz", {}
+        return "settings.done", {"timezone": value}
+    if what == "quiet" and value.lower() == "off":
+        return "settings.done", {"quiet_start": None, "quiet_end": None}
+    if what == "quiet" and "-" in value:
+        start, end = (_clock(part) for part in value.split("-", 1))
+        if start and end and start != end:
+            return "settings.done", {"quiet_start": start, "quiet_end": end}
+    return None
+
+
+async def settings(update: Update, context: Context) -> None:
+    language = chat_language(update, context)
+    chat = update.effective_chat
+    assert chat is not None
+    words = argument_text(update).split()
+    if words:
+        if await refuse_unless_configurable(update, context, language):
+            return
+        parsed = _parse(words)
+        if parsed is None:
+            await reply(update, context, language, "settings.usage")
+            return
+        key, fields = parsed
+        if fields:
+            with session_scope(services(context).engine) as session:
+                chats.update_settings(session=session, chat_id=chat.id, **fields)
+        if key != "settings.done":
+            await reply(update, context, language, key)
+            return
+    body, markup = screen(context, language, _chat(context, chat.id))
+    await reply(update, context, language, "settings.screen", body=body, markup=markup)
+
+
+async def press_mode(update: Update, context: Context, mode: str) -> None:
+    language = chat_language(update, context)
+    chat = update.effective_chat
+    assert chat is not None
+    if mode not in MODES:
+        await answer_button(update, context, language, "button.stale")
+        return
+    if not await may_configure(update, context):
+        await answer_button(update, context, language, "group.refused")
+        return
+    with session_scope(services(context).engine) as session:
+        chats.update_settings(session=session, chat_id=chat.id, mode=mode)
+    body, markup = screen(context, language, _chat(context, chat.id))
+    await answer_button(update, context, language, "settings.done")
+    message = update.effective_message
+    if message is not None:
+        await message.edit_text(body, parse_mode=ParseMode.HTML, reply_markup=markup)
