@@ -128,6 +128,17 @@ def test_groups_only_admins_configure_and_alerts_follow_migration(world: World) 
     assert "only this group's admins" in say(telegram, group, member, "/subscribe SoftBank")
     assert "follows no topics" in say(telegram, group, member, "/topics"), "nothing changed"
     assert "Following" in say(telegram, group, boss, "/subscribe SoftBank")
+    for command in ("/unsubscribe SoftBank", "/unsubscribe", "/lang zh", "/settings quiet off"):
+        assert "only this group's admins" in say(telegram, group, member, command), command
+    say(telegram, group, boss, "/unsubscribe")
+    menu = telegram.messages(-100)[-1]
+    data = menu.reply_markup["inline_keyboard"][0][0]["callback_data"]
+    assert "only this group's admins" in world.press(group, member, menu, data)
+    say(telegram, group, boss, "/settings")
+    assert "only this group's admins" in world.press(group, member, telegram.messages(-100)[-1],
+                                                     "mode:digest")
+    assert "Every story at once" in say(telegram, group, member, "/settings"), "unchanged"
+    assert "1. SoftBank" in say(telegram, group, member, "/topics"), "still followed"
     telegram.send_text(group, member, "/frobnicate")  # maybe another bot's: not answered here
     assert "I don't know that command" in say(telegram, group, member,
                                               "/frobnicate@tidings_test_bot")
