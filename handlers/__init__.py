@@ -15,6 +15,7 @@ from telegram.ext import (
 
 from handlers.buttons import press
 from handlers.chats import membership, migration
+from handlers.digest import digest
 from handlers.lang import lang
 from handlers.settings import settings
 from handlers.sources import addsource, list_sources, removesource
@@ -22,7 +23,9 @@ from handlers.start import help_command, start, unknown
 from handlers.stats import show_stats
 from handlers.topics import subscribe, topics, unsubscribe
 
-READER_COMMANDS = ("start", "help", "subscribe", "unsubscribe", "topics", "lang", "settings")
+READER_COMMANDS = (
+    "start", "help", "subscribe", "unsubscribe", "topics", "digest", "lang", "settings"
+)
 ADMIN_COMMANDS = ("addsource", "sources", "removesource", "stats")
 
 # New messages and channel posts, never edits: an edited "/subscribe" must not run twice.
@@ -31,7 +34,8 @@ POSTS = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 
 def all_handlers() -> list[BaseHandler[Any, Any, Any]]:
     readers = {"start": start, "help": help_command, "subscribe": subscribe,
-               "unsubscribe": unsubscribe, "topics": topics, "lang": lang, "settings": settings}
+               "unsubscribe": unsubscribe, "topics": topics, "digest": digest, "lang": lang,
+               "settings": settings}
     admins = {"addsource": addsource, "sources": list_sources, "removesource": removesource,
               "stats": show_stats}
     return [

@@ -1,54 +1,89 @@
-"""Send claimed deliveries; every outcome is recorded on the delivery row."""
+"""Send claimed deliveries side by side; every outcome is recorded on the delivery row."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import CallbackContext
 
+from jobs.throttle import PerChat
 from news.pipeline import render_delivery
+from news.schedule import decide
 from services import KEY, Services
 from storage import chats, deliveries
 from storage.db import session_scope
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
+IN_FLIGHT = 32  # enough parallel sends to reach ~30/s over a real network
+per_chat = PerChat()
 
 
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     svc: Services = context.bot_data[KEY]
     with session_scope(svc.engine) as session:
-        claimed = deliveries.claim(session=session, now=utcnow())
-    for index, item in enumerate(claimed):
-        if svc.stopping.is_set():
-            with session_scope(svc.engine) as session:
-                deliveries.release(session=session, ids=[c.id for c in claimed[index:]])
-            return
-        await send(context, svc, item)
+        claimed = deliveries.claim(session=session, now=utcnow(), limit=200)
+    if not claimed:
+        return
+    slots = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(item: deliveries.Claimed) -> None:
+        async with slots:
+            if svc.stopping.is_set():
+                with session_scope(svc.engine) as session:
+                    deliveries.release(session=session, ids=[item.id])
+                return
+            await deliver(context, svc, item)
+
+    await asyncio.gather(*(one(item) for item in claimed))
+
+
+async def deliver(
+    context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed
+) -> None:
+    """Send now, or hold for the digest or until quiet hours end, as the chat's mode says."""
+    t = partial(svc.catalog.text, item.language)
+    alert = await asyncio.to_thread(render_delivery, svc.engine, item, t)
+    decision = decide(item.prefs, alert.level, utcnow())
+    if decision.action != "send":
+        state = "digest" if decision.action == "digest" else "quiet"
+        with session_scope(svc.engine) as session:
+            deliveries.hold(session=session, delivery_id=item.id, state=state,
+                            until=decision.until)
+        return
+    async with per_chat(item.chat_id):
+        await send(context, svc, item, alert.html)
 
 
 async def send(
-    context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed
+    context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed,
+    html: str,
 ) -> None:
     """One message; Telegram's answer decides whether the row is sent, retried or parked."""
-    t = partial(svc.catalog.text, item.language)
-    html = await asyncio.to_thread(render_delivery, svc.engine, item, t)
     try:
         message = await context.bot.send_message(
             item.chat_id, html, parse_mode=ParseMode.HTML,
             message_thread_id=item.thread_id or None,
             link_preview_options=LinkPreviewOptions(is_disabled=True))
     except Forbidden as error:
+        log.info("chat %s blocked or removed the bot: %s", item.chat_id, error)
         with session_scope(svc.engine) as session:
             chats.deactivate(session=session, chat_id=item.chat_id)
             deliveries.mark_failed(session=session, delivery_id=item.id, error=str(error))
+        return
+    except ChatMigrated as error:
+        log.info("chat %s is now %s; resending there", item.chat_id, error.new_chat_id)
+        with session_scope(svc.engine) as session:
+            chats.migrate(session=session, old_id=item.chat_id, new_id=error.new_chat_id)
+            deliveries.release(session=session, ids=[item.id])
         return
     except RetryAfter as error:
         after = error.retry_after
@@ -60,8 +95,9 @@ async def send(
         with session_scope(svc.engine) as session:
             deliveries.mark_failed(session=session, delivery_id=item.id, error=str(error))
         return
-    except (TimedOut, NetworkError) as error:
-        _retry(svc, item, timedelta(seconds=2 ** item.attempts), str(error))
+    except (TimedOut, NetworkError) as error:  # 5xx arrive as NetworkError
+        backoff = min(300.0, 2.0 ** item.attempts) * random.uniform(0.5, 1.5)
+        _retry(svc, item, timedelta(seconds=backoff), str(error))
         return
     with session_scope(svc.engine) as session:
         deliveries.mark_sent(session=session, delivery_id=item.id, message_id=message.message_id)

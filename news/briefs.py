@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -16,17 +17,21 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from pydantic import BaseModel, Field
 
 from news.language import probably_in
-from news.text import lead, sentences
-from news.topics import fold
+from news.text import join_sentences, lead, sentences
+from news.topics import QueryError, Term, fold, parse, positive_terms
 
 log = logging.getLogger(__name__)
 
 Level = Literal[1, 2, 3]
 _WIDE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u0e00-\u0e7f]")
 _FENCE = re.compile(r"<<<\s*ARTICLE|ARTICLE\s*>>>", re.IGNORECASE)
-_REFUSALS = re.compile(
-    r"很抱歉|抱歉|我无法|无法(基于|生成|提供)|请提供|作为(一个)?\s*AI|I[’']?m sorry|I am sorry|"
-    r"I can(no|[’']|)t\b|I am unable|I[’']?m unable|As an AI|language model|Je suis désolé",
+# A refusal opens with its apology or its "I cannot": matched at the start of a field only, so a
+# story that quotes "I can't" or reports that a company 表示抱歉 is not mistaken for one.
+_REFUSAL_START = re.compile(
+    r"[\s*_#>]*(?:很抱歉|抱歉[，,、：:！!。]|对不起|我无法|我不能|无法(?:基于|生成|提供)|请提供|"
+    r"作为(?:一个|一名)?\s*(?:AI|人工智能)|I[’']?m sorry|I am sorry|I can(?:no|[’']|)t\b|"
+    r"I am unable|I[’']?m unable|As an AI\b|(?:Sorry|Unfortunately),?\s+(?:but\s+)?I\s+"
+    r"(?:can(?:no|[’']|)t\b|am unable)|Je suis désolée?\b)",
     re.IGNORECASE,
 )
 
@@ -119,8 +124,24 @@ def trim_to_tokens(text: str, budget: int) -> str:
         kept.append(sentence)
         used += cost
     if not kept:  # one enormous "sentence": cut it, there is no better boundary
-        return text[: budget * 2]
-    return " ".join(kept)
+        return _cut_to_tokens(text, budget)
+    return join_sentences(kept)
+
+
+def _cut_to_tokens(text: str, budget: int) -> str:
+    """The longest prefix within the budget, by the same estimate, not split before a mark."""
+    wide = other = 0
+    for end, ch in enumerate(text):
+        if _WIDE.match(ch):
+            wide += 1
+        else:
+            other += 1
+        if wide + (other + 3) // 4 > budget:
+            cut = end
+            while cut > 0 and unicodedata.category(text[cut]).startswith("M"):
+                cut -= 1  # a Thai or Devanagari vowel sign stays with its consonant, or both go
+            return text[:cut]
+    return text
 
 
 def fenced(story: StoryText, budget: int) -> str:
@@ -166,21 +187,39 @@ def adjusted_level(brief: Brief, origin: str, topics: list[str]) -> Level:
     if origin != "offline" or brief.tracking_level == 1:
         return brief.tracking_level
     headline = fold(brief.headline)
-    words = (fold(word.strip('"()-')) for topic in topics for word in topic.split())
-    if any(len(word) > 1 and word != "or" and word in headline for word in words):
+    if any(term.matches(headline) for topic in topics for term in _topic_terms(topic)):
         return 1 if brief.tracking_level == 2 else 2
     return brief.tracking_level
 
 
+def _topic_terms(topic: str) -> list[Term]:
+    """A topic's wanted terms, matched as the matcher does (whole words); none if unreadable."""
+    try:
+        return positive_terms(parse(topic))
+    except QueryError:
+        return []
+
+
+def is_refusal(text: str) -> bool:
+    """Whether a field opens the way a model's refusal does (an apology, an "I cannot")."""
+    return _REFUSAL_START.match(text) is not None
+
+
+def _named_in(name: str, folded_source: str) -> bool:
+    """Whether the source names this player as a whole word (CJK and Thai: as a substring)."""
+    term = Term(name)
+    return any(ch.isalnum() for ch in term.needle) and term.matches(folded_source)
+
+
 def check(brief: Brief, language: str, source_text: str) -> Brief:
     """Refuse refusals and wrong-language text; drop key players the source never names."""
-    prose = f"{brief.headline}\n{brief.core_point}"
-    if _REFUSALS.search(prose):
+    if is_refusal(brief.headline) or is_refusal(brief.core_point):
         raise BriefRejected("refusal")
+    prose = f"{brief.headline}\n{brief.core_point}"
     if not probably_in(prose, language):
         raise BriefRejected(f"wrong language for {language}")
     folded_source = fold(source_text)
-    players = [player for player in brief.key_players if fold(player.name) in folded_source]
+    players = [player for player in brief.key_players if _named_in(player.name, folded_source)]
     return brief.model_copy(update={"key_players": players})
 
 
@@ -299,6 +338,8 @@ def _validated(response: ChatCompletion, language: str, source_text: str) -> Bri
     content = (message.content or "").strip()
     if not content:
         raise BriefRejected("empty")
+    if is_refusal(content.lstrip('"“「')):  # prose instead of JSON, or a bare JSON string
+        raise BriefRejected("refusal")
     return check(Brief.model_validate_json(_strip_fence(content)), language, source_text)
 
 

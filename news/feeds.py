@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
 
+JSON_FEED_VERSION = "https://jsonfeed.org/version/"
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
               "application/json", "application/xml", "text/xml")
 
@@ -26,12 +30,77 @@ class ParsedFeed:
 
 
 def parse_feed(body: bytes, url: str) -> ParsedFeed:
-    """Parse RSS/Atom bytes; malformed but readable feeds are accepted, non-feeds refused."""
+    """Parse RSS/Atom/JSON Feed bytes; malformed but readable feeds accepted, non-feeds refused."""
+    if _looks_like_json(body):
+        return _parse_json_feed(body)
     parsed = feedparser.parse(body, response_headers={"content-location": url})
     if not parsed.get("version") and not parsed.entries:
         raise NotAFeed(str(parsed.get("bozo_exception", "no feed found")))
     title = str(parsed.feed.get("title") or "").strip()
     return ParsedFeed(title=title, entries=[dict(entry) for entry in parsed.entries])
+
+
+def _looks_like_json(body: bytes) -> bool:
+    """Whether the body opens as a JSON object or array would (an XML feed opens with `<`)."""
+    return body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"[")
+
+
+def _parse_json_feed(body: bytes) -> ParsedFeed:
+    """JSON Feed 1 and 1.1, which feedparser 6.0 cannot read, as feedparser-like entries."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad encodings are ValueError
+        raise NotAFeed(f"invalid JSON: {exc}") from exc
+    version = document.get("version") if isinstance(document, dict) else None
+    if not isinstance(version, str) or not version.startswith(JSON_FEED_VERSION):
+        raise NotAFeed("JSON, but not a JSON Feed")
+    items = document.get("items")
+    if not isinstance(items, list):
+        items = []
+    entries = [_json_entry(item) for item in items if isinstance(item, dict)]
+    return ParsedFeed(title=_string(document.get("title")).strip(), entries=entries)
+
+
+def _json_entry(item: dict[str, Any]) -> dict[str, Any]:
+    """One JSON Feed item with the keys news.items.normalize reads from feedparser entries."""
+    entry: dict[str, Any] = {
+        "id": _string(item.get("id")),
+        "link": _string(item.get("url")) or _string(item.get("external_url")),
+        "title": _string(item.get("title")),
+        "summary": _string(item.get("content_html")) or _string(item.get("content_text"))
+        or _string(item.get("summary")),
+    }
+    for key, field_name in (("published_parsed", "date_published"),
+                            ("updated_parsed", "date_modified")):
+        parsed = _utc_time(item.get(field_name))
+        if parsed is not None:
+            entry[key] = parsed
+    return entry
+
+
+def _string(value: object) -> str:
+    """A JSON value as text: strings as they are, numbers (ids in JSON Feed 1) written out."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _utc_time(value: object) -> time.struct_time | None:
+    """An RFC 3339 date as feedparser gives dates: a struct_time in UTC; None if unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC).utctimetuple()
+    except (OverflowError, ValueError):
+        return None
 
 
 class _AlternateLinks(HTMLParser):

@@ -51,10 +51,13 @@ class Fetched:
 
 async def check_url(url: str, policy: FetchPolicy) -> None:
     """Refuse non-http(s) URLs and hosts that resolve to private or reserved addresses."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # a port out of range or not a number, a broken IPv6 literal
+        raise FetchError("bad_url", url) from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise FetchError("bad_url", url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
             parts.hostname, port, type=socket.SOCK_STREAM
@@ -63,8 +66,17 @@ async def check_url(url: str, policy: FetchPolicy) -> None:
         raise FetchError("dns", parts.hostname) from exc
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if not address.is_global and not any(address in net for net in policy.allowed_networks):
+        if not _public(address) and not any(address in net for net in policy.allowed_networks):
             raise FetchError("blocked_address", str(address))
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A global unicast address: ipaddress calls multicast global, but it is no web server."""
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return all(
+        candidate.is_global and not candidate.is_multicast
+        for candidate in (address, mapped) if candidate is not None
+    )
 
 
 async def fetch(
@@ -81,6 +93,8 @@ async def fetch(
             return await _follow(client, url, policy, etag, last_modified)
     except TimeoutError as exc:
         raise FetchError("timeout", url) from exc
+    except httpx.InvalidURL as exc:  # not an HTTPError: a URL httpx cannot send
+        raise FetchError("bad_url", url) from exc
     except httpx.HTTPError as exc:
         raise FetchError("network", type(exc).__name__) from exc
 
@@ -104,7 +118,7 @@ async def _follow(
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
             if response.is_redirect and "location" in response.headers:
-                url = urljoin(url, response.headers["location"])
+                url = _joined(url, response.headers["location"])
                 continue
             if response.status_code == 304:
                 return _result(url, response, b"")
@@ -114,6 +128,14 @@ async def _follow(
         finally:
             await response.aclose()
     raise FetchError("too_many_redirects", url)
+
+
+def _joined(base: str, location: str) -> str:
+    """A redirect target made absolute; a Location urllib cannot read is a bad URL."""
+    try:
+        return urljoin(base, location)
+    except ValueError as exc:
+        raise FetchError("bad_url", location) from exc
 
 
 async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:

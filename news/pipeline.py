@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from news.briefs import BriefWriter, StoryText, Written, adjusted_level, offline_brief
+from news.digest import Entry
 from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
 from news.fetch import FetchError, FetchPolicy, fetch
 from news.items import ItemDraft, normalize
@@ -201,7 +202,15 @@ async def write_missing_briefs(
     return BriefRound(len(missing), notify)
 
 
-def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -> str:
+@dataclass(frozen=True)
+class Alert:
+    """A rendered alert and the level that decides whether it goes now or in the digest."""
+
+    level: int
+    html: str
+
+
+def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -> Alert:
     """The message a claimed delivery sends: its stored brief, with its chat's topics."""
     with session_scope(engine) as session:
         stored = briefs.get(session=session, story_id=claimed.story_id, language=claimed.language)
@@ -210,8 +219,27 @@ def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -
     brief, origin = stored
     refs = [SourceRef(item.source_name, item.link, item.published_at or item.fetched_at)
             for item in story_items]
-    return render_brief(brief, origin=origin, level=adjusted_level(brief, origin, claimed.topics),
-                        topics=claimed.topics, sources=refs, t=t, rtl=is_rtl(claimed.language))
+    level = adjusted_level(brief, origin, claimed.topics)
+    return Alert(level, render_brief(brief, origin=origin, level=level, topics=claimed.topics,
+                                     sources=refs, t=t, rtl=is_rtl(claimed.language)))
+
+
+def digest_entries(
+    engine: Engine, language: str, rows: Sequence[deliveries.DigestRow]
+) -> list[Entry]:
+    """Digest lines: the brief's headline and level where written, else the story's title."""
+    entries = []
+    with session_scope(engine) as session:
+        for row in rows:
+            stored = briefs.get(session=session, story_id=row.story_id, language=language)
+            first = items.of_story(session=session, story_id=row.story_id)[:1]
+            headline, level = row.title, 3
+            if stored is not None:
+                brief, origin = stored
+                headline, level = brief.headline, adjusted_level(brief, origin, row.topics)
+            entries.append(Entry(row.topics[0] if row.topics else "", level, headline,
+                                 first[0].link if first else "", row.created_at))
+    return entries
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from news.briefs import Brief, Level
 
 LIMIT = 4096
 MAX_SOURCES = 10
+MAX_FLAG_TOPICS = 3
+MAX_TOPIC_CHARS = 60
 RLM = "\u200f"  # right-to-left mark: makes a paragraph start right to left
 FLAGS: dict[int, str] = {1: "🔴", 2: "🟡", 3: "⚪"}
 
@@ -45,7 +47,15 @@ def headline_link(title: str, link: str) -> str:
 def flag_line(level: Level, topics: list[str], t: Translate) -> str:
     """`🔴 重点追踪 · SoftBank`: the first thing the reader sees."""
     label = f"{FLAGS[level]} <b>{_e(t(f'level.{level}'))}</b>"
-    return " · ".join([label, *(_e(topic) for topic in topics)])
+    shown = [_e(_shorten(topic, MAX_TOPIC_CHARS)) for topic in topics[:MAX_FLAG_TOPICS]]
+    if len(topics) > MAX_FLAG_TOPICS:
+        shown.append(f"+{len(topics) - MAX_FLAG_TOPICS}")
+    return " · ".join([label, *shown])
+
+
+def _shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, cut with an ellipsis (before escaping, so no entity is cut)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def render_brief(

@@ -8,8 +8,9 @@ from html.parser import HTMLParser
 
 _BLOCKS = {"p", "br", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote"}
 _SKIP = {"script", "style", "noscript", "template"}
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_SPACES = re.compile(r" +")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
+_CJK_PUNCTUATION = re.compile(r"[\u3000-\u303f\uff01-\uff0f\uff1a-\uff1f\uff5b-\uff65]")
 
 
 class _TextCollector(HTMLParser):
@@ -47,7 +48,8 @@ def html_to_text(markup: str) -> str:
 
 def clean_spaces(text: str) -> str:
     """Collapse runs of spaces, keep paragraph breaks, drop control characters."""
-    text = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
+    spaced = (" " if ch.isspace() and ch != "\n" else ch for ch in text)
+    text = "".join(ch for ch in spaced if ch in " \n" or ch.isprintable())
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 
@@ -58,14 +60,24 @@ def sentences(text: str) -> list[str]:
     return [piece for piece in pieces if piece]
 
 
+def join_sentences(parts: list[str]) -> str:
+    """Sentences joined as the script writes them: no space after 。！？ in CJK text."""
+    pieces: list[str] = []
+    for part in filter(None, parts):
+        if pieces and not _CJK_PUNCTUATION.match(pieces[-1][-1]):
+            pieces.append(" ")
+        pieces.append(part)
+    return "".join(pieces)
+
+
 def lead(text: str, *, max_sentences: int = 3, max_chars: int = 600) -> str:
     """The first sentences of an article, the classic extractive summary of news."""
     chosen: list[str] = []
     for sentence in sentences(text):
-        if chosen and len(" ".join([*chosen, sentence])) > max_chars:
+        if chosen and len(join_sentences([*chosen, sentence])) > max_chars:
             break
         chosen.append(sentence)
         if len(chosen) == max_sentences:
             break
-    joined = " ".join(chosen)
+    joined = join_sentences(chosen)
     return joined if len(joined) <= max_chars else joined[: max_chars - 1].rstrip() + "…"

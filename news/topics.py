@@ -13,6 +13,8 @@ _CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\u3040-\u30ff\u0e00-
 _INVISIBLE = dict.fromkeys(
     cp for cp in range(0x2000, 0x2070) if unicodedata.category(chr(cp)) == "Cf"
 ) | {0xFEFF: None, 0x00AD: None}
+_KANA_VOICING = "\u3099\u309a"  # dakuten and handakuten: ガ is not カ
+_SYNTAX = frozenset(' ()"')
 
 
 class QueryError(ValueError):
@@ -24,10 +26,12 @@ class QueryError(ValueError):
 
 
 def fold(text: str) -> str:
-    """Case- and accent-insensitive form: NFKD, combining marks dropped, casefolded."""
+    """Case- and accent-insensitive form: NFKD, combining marks dropped (not kana's), casefolded."""
     text = text.translate(_INVISIBLE)
     decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    stripped = "".join(
+        ch for ch in decomposed if ch in _KANA_VOICING or not unicodedata.combining(ch)
+    )
     return unicodedata.normalize("NFC", stripped).casefold()
 
 
@@ -41,7 +45,7 @@ class Term:
         needle, pattern = _compiled_term(self.text)
         if pattern is None:
             return needle in folded
-        return pattern.search(folded) is not None
+        return _whole_word(pattern, folded)
 
     @property
     def needle(self) -> str:
@@ -84,6 +88,21 @@ def _compiled_term(text: str) -> tuple[str, re.Pattern[str] | None]:
         return needle, None
     words = r"\s+".join(map(re.escape, needle.split()))
     return needle, re.compile(r"(?<!\w)" + words + r"(?!\w)")
+
+
+def _is_mark(text: str, index: int) -> bool:
+    """Whether text[index] is a combining mark (a Devanagari vowel sign is part of its word)."""
+    return 0 <= index < len(text) and unicodedata.category(text[index]).startswith("M")
+
+
+def _whole_word(pattern: re.Pattern[str], folded: str) -> bool:
+    """A match not glued to a combining mark on either side, which a regex word class misses."""
+    position = 0
+    while (found := pattern.search(folded, position)) is not None:
+        if not _is_mark(folded, found.start() - 1) and not _is_mark(folded, found.end()):
+            return True
+        position = found.start() + 1
+    return False
 
 
 def positive_terms(node: Node) -> list[Term]:
@@ -179,7 +198,8 @@ class _Parser:
 
 def parse(query: str) -> Node:
     """Parse a query or raise QueryError saying why not."""
-    query = "".join(ch for ch in query if ch.isprintable() or ch == " ").strip()
+    spaced = (" " if ch.isspace() else ch for ch in query)
+    query = "".join(ch for ch in spaced if ch.isprintable() or ch == " ").strip()
     if not query:
         raise QueryError("empty")
     if len(query) > MAX_QUERY_CHARS:
@@ -194,13 +214,24 @@ def parse(query: str) -> Node:
 def canonical(node: Node) -> str:
     """The query re-written in its own syntax, so equal queries are stored alike."""
     if isinstance(node, Term):
-        return f'"{node.text}"' if " " in node.text else node.text
+        return f'"{node.text}"' if _looks_like_syntax(node.text) else node.text
     if isinstance(node, Not):
         inner = canonical(node.node)
+        if isinstance(node.node, Not):  # `--x` would read as the word `-x`; `-(-x)` is refused
+            return "- " + inner
         return f"-({inner})" if isinstance(node.node, And | Or) else "-" + inner
     if isinstance(node, And):
         return " ".join(canonical(part) for part in node.nodes)
     return " OR ".join(_option(part) for part in node.nodes)
+
+
+def _looks_like_syntax(text: str) -> bool:
+    """Whether a term written bare would re-parse as something else: it needs its quotes."""
+    return (
+        text == "OR"
+        or text.startswith("-")
+        or any(ch in _SYNTAX or ch.isspace() for ch in text)
+    )
 
 
 def _option(node: Node) -> str:

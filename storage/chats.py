@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from storage.models import Chat, Subscription
+from storage.models import Chat, Delivery, Subscription
 
 
 def ensure_chat(
@@ -67,10 +69,25 @@ def migrate(*, session: Session, old_id: int, new_id: int) -> None:
     old = session.get(Chat, old_id)
     if old is None or old_id == new_id:
         return
-    if session.get(Chat, new_id) is None:
+    if session.get(Chat, new_id) is None:  # the foreign keys cascade the new id
         session.execute(update(Chat).where(col(Chat.id) == old_id).values(id=new_id))
         return
+    taken_queries = select(Subscription.query).where(Subscription.chat_id == new_id)
     session.execute(
-        update(Subscription).where(col(Subscription.chat_id) == old_id).values(chat_id=new_id)
+        update(Subscription)
+        .where(col(Subscription.chat_id) == old_id, col(Subscription.query).not_in(taken_queries))
+        .values(chat_id=new_id)
+    )
+    taken_stories = select(Delivery.story_id).where(Delivery.chat_id == new_id)
+    session.execute(
+        update(Delivery)
+        .where(col(Delivery.chat_id) == old_id, col(Delivery.story_id).not_in(taken_stories))
+        .values(chat_id=new_id)
     )
     session.delete(old)
+
+
+def mark_digest(*, session: Session, chat_id: int, at: datetime) -> None:
+    chat = session.get(Chat, chat_id)
+    if chat is not None:
+        chat.last_digest_at = at

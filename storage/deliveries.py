@@ -12,7 +12,8 @@ from sqlalchemy import and_, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.models import Brief, Chat, Delivery, utcnow
+from news.schedule import Preferences
+from storage.models import Brief, Chat, Delivery, Story, utcnow
 
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 5
@@ -29,6 +30,7 @@ class Claimed:
     language: str
     topics: list[str]
     attempts: int
+    prefs: Preferences
 
 
 def enqueue(
@@ -47,8 +49,18 @@ def enqueue(
     return created
 
 
-def _pending(now: datetime) -> list[Any]:
-    return [Delivery.state == "pending", col(Delivery.next_attempt_at) <= now, Chat.active]
+# States: pending (to send), quiet (waiting out quiet hours), digest (held for the digest),
+# sent, digested (went out in a digest), failed (parked after errors).
+HELD = ("quiet", "digest")
+
+
+def _pending(now: datetime, states: tuple[str, ...] = ("pending",)) -> list[Any]:
+    return [col(Delivery.state).in_(states), col(Delivery.next_attempt_at) <= now, Chat.active]
+
+
+def preferences(chat: Chat) -> Preferences:
+    return Preferences(chat.mode, chat.digest_time, chat.timezone, chat.quiet_start,
+                       chat.quiet_end)
 
 
 def briefs_missing(*, session: Session, now: datetime, limit: int = 20) -> list[tuple[int, str]]:
@@ -68,22 +80,22 @@ def briefs_missing(*, session: Session, now: datetime, limit: int = 20) -> list[
 def claim(*, session: Session, now: datetime, limit: int = 30) -> list[Claimed]:
     """Claim due deliveries whose brief exists; the lease makes a crashed claim retry later."""
     statement = (
-        select(Delivery, Chat.language)
+        select(Delivery, Chat)
         .join(Chat, col(Chat.id) == Delivery.chat_id)
         .join(Brief, and_(col(Brief.story_id) == Delivery.story_id,
                           col(Brief.language) == Chat.language))
-        .where(*_pending(now))
+        .where(*_pending(now, ("pending", "quiet")))
         .order_by(col(Delivery.id))
         .limit(limit)
         .with_for_update(skip_locked=True, of=Delivery)
     )
     claimed = []
-    for delivery, language in session.exec(statement).all():
+    for delivery, chat in session.exec(statement).all():
         delivery.next_attempt_at = now + LEASE
         delivery.attempts += 1
         claimed.append(Claimed(delivery.id or 0, delivery.chat_id, delivery.thread_id,
-                               delivery.story_id, language, json.loads(delivery.topics),
-                               delivery.attempts))
+                               delivery.story_id, chat.language, json.loads(delivery.topics),
+                               delivery.attempts, preferences(chat)))
     return claimed
 
 
@@ -124,3 +136,59 @@ def release(*, session: Session, ids: list[int]) -> None:
         if delivery is not None and delivery.state == "pending":
             delivery.next_attempt_at = utcnow()
             delivery.attempts = max(0, delivery.attempts - 1)
+
+
+def hold(*, session: Session, delivery_id: int, state: str, until: datetime | None = None) -> None:
+    """Keep a claimed row back: for the digest, or (`quiet`) until quiet hours end."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is not None and delivery.state in ("pending", "quiet"):
+        delivery.state = state
+        delivery.attempts = max(0, delivery.attempts - 1)
+        delivery.next_attempt_at = until or utcnow()
+
+
+@dataclass(frozen=True)
+class DigestRow:
+    """A delivery as a digest line needs it."""
+
+    id: int
+    story_id: int
+    title: str
+    topics: list[str]
+    state: str
+    created_at: datetime
+
+
+def chats_with_held(*, session: Session) -> list[Chat]:
+    """Active chats that have stories waiting for their digest."""
+    statement = (
+        select(Chat).where(Chat.active, col(Chat.id).in_(
+            select(Delivery.chat_id).where(col(Delivery.state).in_(HELD))))
+    )
+    return list(session.exec(statement).all())
+
+
+def for_digest(
+    *, session: Session, chat_id: int, since: datetime | None, held_only: bool
+) -> list[DigestRow]:
+    """The chat's held rows (scheduled digest) or everything matched since `since` (/digest)."""
+    statement = (
+        select(Delivery, Story.title)
+        .join(Story, col(Story.id) == Delivery.story_id)
+        .where(Delivery.chat_id == chat_id, col(Delivery.state) != "failed")
+        .order_by(col(Delivery.created_at))
+    )
+    if held_only:
+        statement = statement.where(col(Delivery.state).in_(HELD))
+    if since is not None:
+        statement = statement.where(col(Delivery.created_at) >= since)
+    return [DigestRow(row.id or 0, row.story_id, title, json.loads(row.topics), row.state,
+                      row.created_at) for row, title in session.exec(statement).all()]
+
+
+def mark_digested(*, session: Session, ids: list[int]) -> None:
+    """Held rows that went out in a digest are done; sent rows stay sent."""
+    for delivery_id in ids:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is not None and delivery.state in HELD:
+            delivery.state, delivery.sent_at = "digested", utcnow()

@@ -35,6 +35,7 @@ class Chat(SQLModel, table=True):
     timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs=_default("UTC"))
     quiet_start: str | None = Field(default=None, max_length=5)
     quiet_end: str | None = Field(default=None, max_length=5)
+    last_digest_at: datetime | None = None
 
 
 class Subscription(SQLModel, table=True):

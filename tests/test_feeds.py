@@ -85,12 +85,6 @@ def test_parse_feed_formats(
     assert dated is not None and time.strftime("%Y-%m-%dT%H:%M:%S", dated) == "2025-05-06T07:08:09"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=NotAFeed,
-    reason="feedparser 6.0.x has no JSON Feed support and parse_feed does not add it, although "
-    "SPEC §2 and the not_a_feed message promise JSON feeds",
-)
 def test_parse_json_feed() -> None:
     feed = parse_feed(JSON_FEED, URL)
     assert feed.title == "أخبار الطاقة"

@@ -140,12 +140,6 @@ async def test_bad_urls(url: str) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="check_url reads urlsplit().port, which raises ValueError for a bad port; the "
-    "ValueError escapes fetch() instead of FetchError('bad_url') (news/fetch.py check_url)",
-)
 @pytest.mark.parametrize("url", ["http://127.0.0.1:99999/feed", "http://127.0.0.1:abc/feed"])
 async def test_bad_ports_are_bad_urls(url: str) -> None:
     async with httpx.AsyncClient() as client:
@@ -177,12 +171,6 @@ async def test_private_and_reserved_addresses_are_blocked(url: str) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="ipaddress calls multicast addresses is_global, so check_url lets them through; "
-    "they are not public unicast hosts (news/fetch.py check_url)",
-)
 @pytest.mark.parametrize(
     "url", ["http://224.0.0.1/", "http://239.255.255.250:1900/", "http://[ff02::1]/"]
 )

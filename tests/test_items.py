@@ -259,13 +259,6 @@ def test_html_to_text(markup: str, expected: str) -> None:
     assert html_to_text(markup) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="clean_spaces() drops non-printable characters before collapsing spaces, so NBSP "
-    "(&nbsp;, U+00A0) and U+202F vanish instead of becoming spaces: 'données personnelles' "
-    "turns into 'donnéespersonnelles'",
-)
 @pytest.mark.parametrize(
     ("markup", "expected"),
     [
@@ -332,11 +325,6 @@ def test_lead_chinese() -> None:
     assert lead(ZH, max_sentences=1) == "软银周一承诺投资100亿美元。"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="lead() joins sentences with ' ', which puts a stray space after 。 in Chinese text",
-)
 def test_lead_chinese_has_no_spaces_between_sentences() -> None:
     assert lead(ZH, max_sentences=2) == "软银周一承诺投资100亿美元。资金将用于法国数据中心。"
 

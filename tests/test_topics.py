@@ -134,12 +134,6 @@ def test_invisible_and_control_characters_are_stripped(query: str, expected: Nod
     assert parse(query) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="parse() deletes newlines, tabs, NBSP and U+3000 instead of treating them as spaces "
-    "(news/topics.py parse: keeps only isprintable() or ' '), gluing words together",
-)
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
@@ -274,12 +268,6 @@ def test_boolean_structure(query: str, text: str, expected: bool) -> None:
     assert hits(query, text) is expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="fold() drops the kana voicing marks U+3099/U+309A (they are combining marks), so "
-    "ガ=カ and ビ=ヒ: a query for ガス (gas) matches カスタマー (customer)",
-)
 @pytest.mark.parametrize(
     ("query", "text"),
     [
@@ -291,12 +279,6 @@ def test_kana_voicing_marks_are_significant(query: str, text: str) -> None:
     assert not hits(query, text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Term.matches uses (?!\\w) as the word boundary, but Devanagari vowel signs are not "
-    "\\w, so भारत (India) matches inside भारती (Bharti)",
-)
 def test_devanagari_whole_words() -> None:
     assert not hits("भारत", "भारती एयरटेल ने 5G सेवा शुरू की")
 
@@ -362,12 +344,6 @@ def test_redundant_grouping_keeps_meaning_and_is_a_fixed_point(query: str) -> No
         assert matches(parse(text), sample) == matches(node, sample)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, QueryError),
-    reason="canonical() only quotes terms containing a space, so a quoted single word that is "
-    "syntax (OR, a leading '-', parentheses) is stored in a form that re-parses differently",
-)
 @pytest.mark.parametrize(
     "query", ['Portland "OR"', 'Apple "(PRODUCT)RED"', 'Nasdaq "-5%"', "SoftBank - -Hawks"]
 )

@@ -1,0 +1,38 @@
+"""/digest [HOURS]: the stories that matched this chat lately, grouped by topic."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from telegram import Update
+
+from handlers.common import Context, argument_text, chat_language, reply, services, thread_of
+from jobs.digest import send_digest
+from storage import chats
+from storage.db import session_scope
+from storage.models import utcnow
+
+MAX_HOURS = 24 * 7
+
+
+async def digest(update: Update, context: Context) -> None:
+    """Default: since the last digest, at most 24 hours back."""
+    language = chat_language(update, context)
+    chat = update.effective_chat
+    assert chat is not None
+    raw = argument_text(update)
+    now = utcnow()
+    if raw:
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_HOURS:
+            await reply(update, context, language, "digest.usage", max=MAX_HOURS)
+            return
+        since = now - timedelta(hours=int(raw))
+    else:
+        with session_scope(services(context).engine) as session:
+            row = chats.get(session=session, chat_id=chat.id)
+            last = row.last_digest_at if row else None
+        since = max(last, now - timedelta(hours=24)) if last else now - timedelta(hours=24)
+    sent = await send_digest(context, services(context), chat.id, language, since=since,
+                             held_only=False, thread_id=thread_of(update) or None)
+    if not sent:
+        await reply(update, context, language, "digest.empty")

@@ -1,0 +1,70 @@
+"""Send each chat its daily digest of held stories at its chosen local time."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import CallbackContext
+
+from news.digest import render_digest
+from news.pipeline import digest_entries
+from news.schedule import digest_due
+from services import KEY, Services
+from storage import chats, deliveries
+from storage.db import session_scope
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    svc: Services = context.bot_data[KEY]
+    now = utcnow()
+    with session_scope(svc.engine) as session:
+        due = [chat for chat in deliveries.chats_with_held(session=session)
+               if digest_due(deliveries.preferences(chat), chat.last_digest_at, now)]
+    for chat in due:
+        if svc.stopping.is_set():
+            return
+        await send_digest(context, svc, chat.id, chat.language, since=None, held_only=True)
+
+
+async def send_digest(
+    context: CallbackContext[Any, Any, Any, Any],
+    svc: Services,
+    chat_id: int,
+    language: str,
+    *,
+    since: Any,
+    held_only: bool,
+    thread_id: int | None = None,
+) -> int:
+    """Send the digest messages; held rows become `digested` only once all went out."""
+    now = utcnow()
+    with session_scope(svc.engine) as session:
+        rows = deliveries.for_digest(session=session, chat_id=chat_id, since=since,
+                                     held_only=held_only)
+    if not rows:
+        return 0
+    entries = digest_entries(svc.engine, language, rows)
+    header = svc.catalog.text(language, "digest.header", count=len(entries))
+    try:
+        for message in render_digest(entries, header):
+            await context.bot.send_message(chat_id, message, parse_mode=ParseMode.HTML,
+                                           message_thread_id=thread_id,
+                                           link_preview_options=LinkPreviewOptions(is_disabled=True))
+    except Forbidden:
+        with session_scope(svc.engine) as session:
+            chats.deactivate(session=session, chat_id=chat_id)
+        return 0
+    except TelegramError as error:
+        log.warning("digest for chat %s failed, will retry: %s", chat_id, error)
+        return 0
+    with session_scope(svc.engine) as session:
+        deliveries.mark_digested(session=session, ids=[row.id for row in rows])
+        chats.mark_digest(session=session, chat_id=chat_id, at=now)
+    return len(entries)

@@ -1,0 +1,66 @@
+"""Matched stories -> digest messages: grouped by topic, level 1 first, split at 4096."""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+LIMIT = 4096
+FLAGS = {1: "🔴", 2: "🟡", 3: "⚪"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One story in a digest, under the first topic it matched."""
+
+    topic: str
+    level: int
+    headline: str
+    link: str
+    at: datetime
+
+
+def _line(entry: Entry) -> str:
+    headline = html.escape(entry.headline, quote=False)
+    if entry.link.startswith(("http://", "https://")):
+        headline = f'<a href="{html.escape(entry.link, quote=True)}">{headline}</a>'
+    return f"{FLAGS.get(entry.level, '⚪')} {headline}"
+
+
+def _length(markup: str) -> int:
+    """Visible length in UTF-16 units, as Telegram counts it (tags and entities collapsed)."""
+    text, inside = [], False
+    for ch in markup:
+        if ch == "<":
+            inside = True
+        elif ch == ">":
+            inside = False
+        elif not inside:
+            text.append(ch)
+    return len(html.unescape("".join(text)).encode("utf-16-le")) // 2
+
+
+def render_digest(entries: list[Entry], header: str) -> list[str]:
+    """Messages of whole lines; a topic's heading is repeated when it spills into the next one."""
+    groups: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        groups[entry.topic].append(entry)
+    for group in groups.values():
+        group.sort(key=lambda e: (e.level, -e.at.timestamp()))
+    ordered = sorted(groups.items(), key=lambda item: (item[1][0].level, item[0].casefold()))
+    messages: list[str] = []
+    current = header
+    for topic, group in ordered:
+        heading = f"\n\n<b>{html.escape(topic, quote=False)}</b>"
+        current += heading
+        for entry in group:
+            line = "\n" + _line(entry)
+            if _length(current + line) > LIMIT:
+                messages.append(current)
+                current = heading.lstrip("\n") + line
+            else:
+                current += line
+    messages.append(current)
+    return messages

@@ -1,0 +1,79 @@
+"""When an alert may go out: delivery modes, quiet hours and the daily digest (SPEC §6).
+
+Pure functions of the chat's preferences and an explicit `now`, so tests control the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """A chat's /settings."""
+
+    mode: str = "instant"  # instant | priority | digest
+    digest_time: str = "08:00"
+    timezone: str = "UTC"
+    quiet_start: str | None = None
+    quiet_end: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Send now, hold for the digest, or wait until `until` (quiet hours)."""
+
+    action: str  # "send" | "digest" | "later"
+    until: datetime | None = None
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _clock(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def quiet_until(prefs: Preferences, now: datetime) -> datetime | None:
+    """When the current quiet hours end (UTC), or None when it is not quiet now."""
+    if not prefs.quiet_start or not prefs.quiet_end:
+        return None
+    local = now.astimezone(zone(prefs.timezone))
+    start, end, clock = _clock(prefs.quiet_start), _clock(prefs.quiet_end), local.time()
+    quiet = start <= clock < end if start < end else clock >= start or clock < end
+    if not quiet:
+        return None
+    ends = datetime.combine(local.date(), end, tzinfo=local.tzinfo)
+    if ends <= local:
+        ends = datetime.combine(local.date() + timedelta(days=1), end, tzinfo=local.tzinfo)
+    return ends.astimezone(UTC)
+
+
+def decide(prefs: Preferences, level: int, now: datetime) -> Decision:
+    """Digest-only holds everything; priority-instant holds all but level 1; quiet hours wait."""
+    if prefs.mode == "digest" or (prefs.mode == "priority" and level > 1):
+        return Decision("digest")
+    until = quiet_until(prefs, now)
+    return Decision("later", until) if until else Decision("send")
+
+
+def digest_moment(prefs: Preferences, now: datetime) -> datetime:
+    """The most recent scheduled digest time at or before `now` (UTC)."""
+    local = now.astimezone(zone(prefs.timezone))
+    moment = datetime.combine(local.date(), _clock(prefs.digest_time), tzinfo=local.tzinfo)
+    if moment > local:
+        moment = datetime.combine(local.date() - timedelta(days=1), _clock(prefs.digest_time),
+                                  tzinfo=local.tzinfo)
+    return moment.astimezone(UTC)
+
+
+def digest_due(prefs: Preferences, last_digest_at: datetime | None, now: datetime) -> bool:
+    """Whether a scheduled digest has come round since the last one was sent."""
+    return last_digest_at is None or last_digest_at < digest_moment(prefs, now)
