@@ -26,7 +26,8 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     now = utcnow()
     with session_scope(svc.engine) as session:
         due = [chat for chat in deliveries.chats_with_held(session=session)
-               if digest_due(deliveries.preferences(chat), chat.last_digest_at, now)]
+               if digest_due(deliveries.preferences(chat), chat.last_digest_at or chat.created_at,
+                             now)]
     for chat in due:
         if svc.stopping.is_set():
             return

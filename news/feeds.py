@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html import escape
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
@@ -67,8 +68,9 @@ def _json_entry(item: dict[str, Any]) -> dict[str, Any]:
         "id": _string(item.get("id")),
         "link": _string(item.get("url")) or _string(item.get("external_url")),
         "title": _string(item.get("title")),
-        "summary": _string(item.get("content_html")) or _string(item.get("content_text"))
-        or _string(item.get("summary")),
+        # summary is HTML to normalize(): plain-text fields are escaped so `a<b` survives
+        "summary": _string(item.get("content_html"))
+        or escape(_string(item.get("content_text")) or _string(item.get("summary")), False),
     }
     for key, field_name in (("published_parsed", "date_published"),
                             ("updated_parsed", "date_modified")):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-from news.topics import Node, QueryError, fold, needs_a_term, parse, positive_terms
+from news.topics import Node, QueryError, fold, needs_a_term, parse, positive_terms, unspaced
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,10 @@ class Topic:
     chat_id: int
     thread_id: int
     query: str
+
+
+def _wordy(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 def searchable(text: str) -> str:
@@ -52,16 +56,24 @@ class Matcher:
                 needles[needle].append(index)
         self.automaton = ahocorasick.Automaton()
         for needle, indices in needles.items():
-            self.automaton.add_word(needle, tuple(indices))
+            spaced = not unspaced(needle)  # whole words only where words have spaces
+            self.automaton.add_word(needle, (tuple(indices), len(needle), spaced))
         if needles:
             self.automaton.make_automaton()
         self.empty = not needles
 
     def candidates(self, folded: str) -> set[int]:
+        """Subscriptions with a term in the text; word terms must stand as whole words."""
         found: set[int] = set(self.always)
-        if not self.empty:
-            for _end, indices in self.automaton.iter(folded):
-                found.update(indices)
+        if self.empty:
+            return found
+        last = len(folded) - 1
+        for end, (indices, length, spaced) in self.automaton.iter(folded):
+            start = end - length + 1
+            if spaced and ((start > 0 and _wordy(folded[start - 1]))
+                           or (end < last and _wordy(folded[end + 1]))):
+                continue  # "ion" inside "union": not a candidate
+            found.update(indices)
         return found
 
     def match(self, text: str) -> list[Topic]:

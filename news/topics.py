@@ -17,6 +17,11 @@ _KANA_VOICING = "\u3099\u309a"  # dakuten and handakuten: ガ is not カ
 _SYNTAX = frozenset(' ()"')
 
 
+def unspaced(text: str) -> bool:
+    """Scripts written without spaces between words (CJK, Thai): terms match as substrings."""
+    return _CJK.search(text) is not None
+
+
 class QueryError(ValueError):
     """A query we cannot read; `code` keys the explanation in the catalogue."""
 

@@ -1,0 +1,65 @@
+"""Delivery modes and /digest through the real bot (SPEC §6)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BotProcess
+from tests.fakes.feeds import FeedServer
+from tests.fakes.telegram import BotApiEmulator
+from tests.test_e2e_topics import World, start_world
+from tests.test_e2e_walkthrough import NEW_SOFTBANK, TOKEN, say
+
+SECOND = {**NEW_SOFTBANK, "guid": "c2", "link": "http://news.test/c2",
+          "title": "Nvidia and SoftBank team up on chips"}
+
+
+@pytest.fixture
+def world(tmp_path: Path, bot_process: type[BotProcess]) -> Iterator[World]:
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
+        world = start_world(tmp_path, bot_process, telegram, feeds)
+        yield world
+        assert telegram.rejected == []
+        assert "Traceback" not in world.bot.log
+
+
+def test_digest_only_holds_alerts_and_digest_shows_them_grouped(world: World) -> None:
+    telegram = world.telegram
+    user = telegram.user(8001, "Di", language_code="en")
+    chat = telegram.private_chat(user)
+    say(telegram, chat, user, "/subscribe SoftBank")
+    say(telegram, chat, user, "/subscribe Nvidia")
+    say(telegram, chat, user, "/settings")
+    world.press(chat, user, telegram.messages(chat["id"])[-1], "mode:digest")
+    count = len(telegram.messages(chat["id"]))
+
+    world.publish(NEW_SOFTBANK, SECOND)
+    time.sleep(5)
+    assert len(telegram.messages(chat["id"])) == count, "digest-only: no instant alert"
+
+    digest = say(telegram, chat, user, "/digest")
+    assert "Digest · 2 stories" in digest
+    assert "SoftBank pledges billions" in digest and "Nvidia and SoftBank team up" in digest
+    assert digest.index("Nvidia") < digest.index("SoftBank pledges"), "grouped by topic"
+    assert "No stories matched" in say(telegram, chat, user, "/digest"), "since the last digest"
+    assert "Digest · 2 stories" in say(telegram, chat, user, "/digest 24")
+    for bad in ("/digest 0", "/digest abc", "/digest 100000", "/digest -3"):
+        assert "number of hours" in say(telegram, chat, user, bad), bad
+
+
+def test_priority_mode_sends_level_one_now_and_holds_the_rest(world: World) -> None:
+    telegram = world.telegram
+    user = telegram.user(8002, "Pi", language_code="en")
+    chat = telegram.private_chat(user)
+    say(telegram, chat, user, "/subscribe SoftBank")
+    say(telegram, chat, user, "/settings")
+    world.press(chat, user, telegram.messages(chat["id"])[-1], "mode:priority")
+    count = len(telegram.messages(chat["id"]))
+    world.publish(NEW_SOFTBANK)  # offline brief: one source, old news -> not level 1
+    time.sleep(5)
+    assert len(telegram.messages(chat["id"])) == count
+    assert "SoftBank pledges billions" in say(telegram, chat, user, "/digest")
