@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from news.schedule import Preferences
@@ -36,17 +37,22 @@ class Claimed:
 def enqueue(
     *, session: Session, story_id: int, topics_by_target: Mapping[tuple[int, int], list[str]]
 ) -> int:
-    """One row per chat (and forum topic) for this story; one that already has it keeps it."""
-    created = 0
-    for (chat_id, thread_id), topics in topics_by_target.items():
-        try:
-            with session.begin_nested():
-                session.add(Delivery(chat_id=chat_id, thread_id=thread_id, story_id=story_id,
-                                     topics=json.dumps(topics, ensure_ascii=False)))
-            created += 1
-        except IntegrityError:
-            continue
-    return created
+    """One row per chat (and forum topic) for this story; one that already has it keeps it.
+
+    One multi-row INSERT … ON CONFLICT DO NOTHING: a fan-out to thousands of chats is one
+    statement, not thousands of savepoints.
+    """
+    if not topics_by_target:
+        return 0
+    now = utcnow()
+    rows = [{"chat_id": chat_id, "thread_id": thread_id, "story_id": story_id,
+             "topics": json.dumps(topics, ensure_ascii=False), "state": "pending",
+             "attempts": 0, "next_attempt_at": now, "created_at": now}
+            for (chat_id, thread_id), topics in topics_by_target.items()]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    result = session.execute(insert(Delivery).on_conflict_do_nothing(), rows)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # States: pending (to send), quiet (waiting out quiet hours), digest (held for the digest),
