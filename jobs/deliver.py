@@ -11,7 +11,15 @@ from typing import Any
 
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import CallbackContext
 
 from jobs.throttle import PerChat
@@ -31,6 +39,11 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     svc: Services = context.bot_data[KEY]
     with session_scope(svc.engine) as session:
         claimed = deliveries.claim(session=session, now=utcnow(), limit=200)
+        edits = deliveries.claim_edits(session=session, now=utcnow())
+    for item in edits:
+        if not svc.stopping.is_set():
+            async with per_chat(item.chat_id):
+                await edit(context, svc, item)
     if not claimed:
         return
     slots = asyncio.Semaphore(IN_FLIGHT)
@@ -101,6 +114,29 @@ async def send(
         return
     with session_scope(svc.engine) as session:
         deliveries.mark_sent(session=session, delivery_id=item.id, message_id=message.message_id)
+
+
+async def edit(
+    context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed
+) -> None:
+    """A source joined a story already sent: the message is edited to list it, not re-sent."""
+    t = partial(svc.catalog.text, item.language)
+    alert = await asyncio.to_thread(render_delivery, svc.engine, item, t)
+    try:
+        await context.bot.edit_message_text(
+            alert.html, chat_id=item.chat_id, message_id=item.message_id,
+            parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
+    except BadRequest as error:
+        if "not modified" not in str(error).lower():
+            log.warning("edit of delivery %s refused: %s", item.id, error)
+    except Forbidden:
+        with session_scope(svc.engine) as session:
+            chats.deactivate(session=session, chat_id=item.chat_id)
+    except TelegramError as error:
+        log.warning("edit of delivery %s will be retried: %s", item.id, error)
+        return  # the lease expires and the edit is claimed again
+    with session_scope(svc.engine) as session:
+        deliveries.edited(session=session, delivery_id=item.id)
 
 
 def _retry(svc: Services, item: deliveries.Claimed, after: timedelta, error: str) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,6 +23,7 @@ from news.items import ItemDraft, normalize
 from news.language import is_rtl
 from news.matching import Matcher, Topic
 from news.render import SourceRef, Translate, render_brief
+from news.stories import Clusters
 from storage import briefs, chats, deliveries, items, sources, subscriptions, usage
 from storage.db import session_scope
 from storage.items import NewStory
@@ -60,20 +63,37 @@ def drafts_of(feed: ParsedFeed, url: str) -> list[ItemDraft]:
     return [draft for entry in feed.entries if (draft := normalize(entry, url)) is not None]
 
 
+CLUSTERS = Clusters()
+CLUSTERS_LOCK = threading.Lock()  # ingests run in worker threads and share the story index
+
+
+@contextmanager
+def clustering(session: Session) -> Iterator[Clusters]:
+    """The story index, topped up with stories other ingests (or processes) stored."""
+    with CLUSTERS_LOCK:
+        now = utcnow()
+        CLUSTERS.load(items.signatures_since(session=session, since=now - CLUSTERS.window,
+                                             after_id=CLUSTERS.last_id), now)
+        try:
+            yield CLUSTERS
+        except BaseException:
+            CLUSTERS.reset()  # it may hold stories of a rolled-back transaction
+            raise
+
+
 def add_source(
     engine: Engine, checked: CheckedFeed, name: str, interval_seconds: int
 ) -> tuple[int, int]:
     """Store the source and its current entries as a baseline that is never alerted."""
-    with session_scope(engine) as session:
-        source = sources.add(session=session, url=checked.url,
-                             name=name,
+    with session_scope(engine) as session, clustering(session) as clusters:
+        source = sources.add(session=session, url=checked.url, name=name,
                              interval_seconds=interval_seconds)
         assert source.id is not None
         sources.record_success(session=session, source_id=source.id, etag=checked.etag,
                                last_modified=checked.last_modified)
         stored = items.store_new(session=session, source_id=source.id, source_name=source.name,
-                                 drafts=drafts_of(checked.feed, checked.url))
-        return source.id, len(stored)
+                                 drafts=drafts_of(checked.feed, checked.url), clusterer=clusters)
+        return source.id, len(stored.new)
 
 
 class MatcherCache:
@@ -107,18 +127,20 @@ def match(
 
 def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> int:
     """New items, their stories and every matching chat's delivery, in one transaction."""
-    with session_scope(engine) as session:
-        new = items.store_new(session=session, source_id=source.id, source_name=source.name,
-                              drafts=drafts)
-        if not new:
+    with session_scope(engine) as session, clustering(session) as clusters:
+        stored = items.store_new(session=session, source_id=source.id, source_name=source.name,
+                                 drafts=drafts, clusterer=clusters)
+        if stored.joined:
+            deliveries.flag_edits(session=session, story_ids=stored.joined)
+        if not stored.new:
             return 0
         matcher = MATCHERS.get(session)
         inactive = chats.inactive_ids(session=session)
-        for story in new:
+        for story in stored.new:
             wanted = match(story, matcher, inactive)
             if wanted:
                 deliveries.enqueue(session=session, story_id=story.id, topics_by_target=wanted)
-        return len(new)
+        return len(stored.new)
 
 
 async def poll(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_, func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -32,6 +32,7 @@ class Claimed:
     topics: list[str]
     attempts: int
     prefs: Preferences
+    message_id: int | None = None
 
 
 def enqueue(
@@ -198,3 +199,40 @@ def mark_digested(*, session: Session, ids: list[int]) -> None:
         delivery = session.get(Delivery, delivery_id)
         if delivery is not None and delivery.state in HELD:
             delivery.state, delivery.sent_at = "digested", utcnow()
+
+
+def flag_edits(*, session: Session, story_ids: set[int]) -> None:
+    """New sources joined these stories: their sent messages are edited to list them."""
+    session.execute(
+        update(Delivery)
+        .where(col(Delivery.story_id).in_(story_ids), col(Delivery.state) == "sent",
+               col(Delivery.message_id).is_not(None))
+        .values(needs_edit=True)
+    )
+
+
+def claim_edits(*, session: Session, now: datetime, limit: int = 50) -> list[Claimed]:
+    """Sent messages waiting for an edit, claimed like sends (leased, SKIP LOCKED)."""
+    statement = (
+        select(Delivery, Chat)
+        .join(Chat, col(Chat.id) == Delivery.chat_id)
+        .where(col(Delivery.needs_edit).is_(True), Chat.active,
+               col(Delivery.next_attempt_at) <= now)
+        .order_by(col(Delivery.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Delivery)
+    )
+    claimed = []
+    for delivery, chat in session.exec(statement).all():
+        delivery.next_attempt_at = now + LEASE
+        claimed.append(Claimed(delivery.id or 0, delivery.chat_id, delivery.thread_id,
+                               delivery.story_id, chat.language, json.loads(delivery.topics),
+                               delivery.attempts, preferences(chat), delivery.message_id))
+    return claimed
+
+
+def edited(*, session: Session, delivery_id: int) -> None:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is not None:
+        delivery.needs_edit = False
+        delivery.next_attempt_at = utcnow()

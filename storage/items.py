@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from news.items import ItemDraft
-from storage.models import Item, Story
+from storage.models import Item, Story, utcnow
 
 
 @dataclass(frozen=True)
@@ -21,33 +24,104 @@ class NewStory:
     text: str
 
 
-def store_new(
-    *, session: Session, source_id: int, source_name: str, drafts: Sequence[ItemDraft]
-) -> list[NewStory]:
-    """Store the drafts this source has not seen (by guid); each new item starts a story."""
-    guids = {draft.guid for draft in drafts}
-    seen = set(
-        session.exec(
-            select(Item.guid).where(Item.source_id == source_id, col(Item.guid).in_(guids))
-        ).all()
-    )
-    created: list[NewStory] = []
+class Clusterer(Protocol):
+    """Finds the recent story a draft belongs to (news.stories), and learns new ones."""
+
+    def same_story(self, draft: ItemDraft) -> int | None: ...
+
+    def signature(self, draft: ItemDraft) -> str: ...
+
+    def remember(self, story_id: int, signature: str) -> None: ...
+
+
+@dataclass
+class Stored:
+    """What an ingest changed: stories it created, and earlier stories new sources joined."""
+
+    new: list[NewStory] = field(default_factory=list)
+    joined: set[int] = field(default_factory=set)
+
+
+def content_hash(draft: ItemDraft) -> str:
+    return hashlib.sha1(f"{draft.title}\n{draft.summary}".encode()).hexdigest()
+
+
+def unseen(*, session: Session, source_id: int, drafts: Sequence[ItemDraft]) -> list[ItemDraft]:
+    """Drafts this source never published: not by guid, nor by link, nor by content."""
+    guids = {d.guid for d in drafts}
+    links = {d.link for d in drafts if d.link}
+    hashes = {content_hash(d) for d in drafts}
+    mine = select(Item.guid, Item.link, Item.content_hash).where(Item.source_id == source_id)
+    known = session.exec(mine.where(or_(col(Item.guid).in_(guids), col(Item.link).in_(links),
+                                        col(Item.content_hash).in_(hashes)))).all()
+    seen = {value for row in known for value in row if value}
+    fresh: list[ItemDraft] = []
     for draft in drafts:
-        if draft.guid in seen:
+        keys = {draft.guid, draft.link, content_hash(draft)} - {""}
+        if keys & seen:
             continue
-        seen.add(draft.guid)
-        story = Story(title=draft.title)
-        session.add(story)
-        session.flush()
-        assert story.id is not None
+        seen |= keys
+        fresh.append(draft)
+    return fresh
+
+
+def store_new(
+    *,
+    session: Session,
+    source_id: int,
+    source_name: str,
+    drafts: Sequence[ItemDraft],
+    clusterer: Clusterer | None = None,
+    window: timedelta = timedelta(hours=48),
+) -> Stored:
+    """Store unseen drafts: each joins a recent story with the same link or a near-identical
+    headline and lead (from another source), or starts a new story."""
+    stored = Stored()
+    since = utcnow() - window
+    for draft in unseen(session=session, source_id=source_id, drafts=drafts):
+        story_id = story_for_link(session=session, link=draft.link, since=since)
+        if story_id is None and clusterer is not None:
+            story_id = clusterer.same_story(draft)
+        if story_id is None:
+            signature = clusterer.signature(draft) if clusterer else ""
+            story = Story(title=draft.title, signature=signature)
+            session.add(story)
+            session.flush()
+            assert story.id is not None
+            story_id = story.id
+            if clusterer is not None:
+                clusterer.remember(story_id, signature)
+            stored.new.append(NewStory(story_id, draft.title, f"{draft.title}\n{draft.summary}"))
+        else:
+            stored.joined.add(story_id)
         session.add(Item(
-            source_id=source_id, source_name=source_name, story_id=story.id, guid=draft.guid,
+            source_id=source_id, source_name=source_name, story_id=story_id, guid=draft.guid,
             link=draft.link, title=draft.title, summary=draft.summary,
-            published_at=draft.published_at,
+            content_hash=content_hash(draft), published_at=draft.published_at,
         ))
-        created.append(NewStory(story.id, draft.title, f"{draft.title}\n{draft.summary}"))
-    session.flush()
-    return created
+        session.flush()
+    stored.joined -= {story.id for story in stored.new}
+    return stored
+
+
+def story_for_link(*, session: Session, link: str, since: datetime) -> int | None:
+    """A recent story that already has an item with this (cleaned) link, from any source."""
+    if not link:
+        return None
+    statement = select(Item.story_id).where(Item.link == link, col(Item.fetched_at) >= since)
+    return session.exec(statement.limit(1)).first()
+
+
+def signatures_since(
+    *, session: Session, since: datetime, after_id: int
+) -> list[tuple[int, str, datetime]]:
+    """Stories created since `since` with an id above `after_id`, for the story index."""
+    statement = (
+        select(Story.id, Story.signature, Story.created_at)
+        .where(col(Story.created_at) >= since, col(Story.id) > after_id)
+        .order_by(col(Story.id))
+    )
+    return [(story_id or 0, sig, created) for story_id, sig, created in session.exec(statement)]
 
 
 def of_story(*, session: Session, story_id: int) -> list[Item]:

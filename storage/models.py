@@ -98,6 +98,8 @@ class Story(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, index=True)
+    # Tokens of headline and lead (news.stories.signature), for near-duplicate detection.
+    signature: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
 class Item(SQLModel, table=True):
@@ -117,8 +119,11 @@ class Item(SQLModel, table=True):
     link: str = Field(sa_column=Column(Text, nullable=False))
     title: str = Field(sa_column=Column(Text, nullable=False))
     summary: str = Field(sa_column=Column(Text, nullable=False))
+    # sha1 of title and text: the same article re-published under a new guid is not new.
+    content_hash: str = Field(default="", max_length=40, index=True,
+                              sa_column_kwargs=_default(""))
     published_at: datetime | None = None
-    fetched_at: datetime = Field(default_factory=utcnow)
+    fetched_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class Brief(SQLModel, table=True):
@@ -157,6 +162,8 @@ class Delivery(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     message_id: int | None = None
+    # A source joined the story after it was sent: the message is edited to list it.
+    needs_edit: bool = Field(default=False, sa_column_kwargs=_default("0"))
     last_error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None

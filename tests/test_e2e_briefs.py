@@ -218,7 +218,8 @@ def test_daily_token_budget_degrades_to_offline_and_tells_admins(
         first = telegram.wait_for_messages(admin_chat["id"], 3, timeout=20)[2]
         assert "Core point\n" in first.text, "within budget: the LLM brief"
         second_story = {**NEW_SOFTBANK, "guid": "b9", "link": "http://news.test/b9",
-                        "title": "SoftBank adds a second site"}
+                        "title": "SoftBank adds a second site",
+                        "description": "The group picked Dunkirk for a second campus."}
         feeds.put("/feed.xml", rss("Test News", [second_story, NEW_SOFTBANK, *BASELINE]))
         messages = telegram.wait_for_messages(admin_chat["id"], 5, timeout=20)
         texts = [m.text for m in messages[3:5]]

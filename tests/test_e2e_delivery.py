@@ -15,7 +15,8 @@ from tests.test_e2e_topics import World, start_world
 from tests.test_e2e_walkthrough import NEW_SOFTBANK, TOKEN, say
 
 SECOND = {**NEW_SOFTBANK, "guid": "c2", "link": "http://news.test/c2",
-          "title": "Nvidia and SoftBank team up on chips"}
+          "title": "Nvidia and SoftBank team up on chips",
+          "description": "The two companies will design accelerators together."}
 
 
 @pytest.fixture

@@ -176,7 +176,8 @@ def test_removed_chats_receive_nothing_until_readded(world: World) -> None:
     membership("member")
     time.sleep(1)
     world.publish({**NEW_SOFTBANK, "guid": "b5", "link": "http://news.test/b5",
-                   "title": "SoftBank is back in the news"})
+                   "title": "SoftBank is back in the news",
+                   "description": "Its shares rose after quarterly results."})
     alert = telegram.wait_for_messages(chat["id"], 2, timeout=20)[1]
     assert "SoftBank is back in the news" in alert.text
     assert "1. SoftBank" in say(telegram, chat, user, "/topics"), "subscriptions survived"

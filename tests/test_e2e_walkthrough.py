@@ -100,7 +100,8 @@ def test_walking_skeleton(
         assert bot.terminate(timeout=10) < 10
         feeds.put("/feed.xml", rss("Test News", [
             {**NEW_SOFTBANK, "guid": "b3", "link": "http://news.test/b3",
-             "title": "SoftBank names a Lille data center partner"},
+             "title": "SoftBank names a Lille data center partner",
+             "description": "A local builder will construct the first hall."},
             NEW_SOFTBANK, UNRELATED, *BASELINE]))
         bot = bot_process(tmp_path, env_for(telegram, database_url)).start()
         bot.wait_for_log("1 sources")
