@@ -110,6 +110,7 @@ def mark_sent(*, session: Session, delivery_id: int, message_id: int) -> None:
     delivery = session.get(Delivery, delivery_id)
     if delivery is not None:
         delivery.state, delivery.message_id, delivery.sent_at = "sent", message_id, utcnow()
+        delivery.next_attempt_at = delivery.sent_at  # the lease ends: edits may claim it
 
 
 def retry_later(*, session: Session, delivery_id: int, after: timedelta, error: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer
+from tests.fakes.feeds import rss as rss_with
 from tests.fakes.telegram import BotApiEmulator
 from tests.test_e2e_topics import World, start_world
 from tests.test_e2e_walkthrough import NEW_SOFTBANK, TOKEN, say
@@ -64,3 +65,33 @@ def test_priority_mode_sends_level_one_now_and_holds_the_rest(world: World) -> N
     time.sleep(5)
     assert len(telegram.messages(chat["id"])) == count
     assert "SoftBank pledges billions" in say(telegram, chat, user, "/digest")
+
+
+def test_a_second_source_joins_the_story_and_the_alert_is_edited(world: World) -> None:
+    telegram, feeds = world.telegram, world.feeds
+    admin = telegram.user(1001, "Ada")
+    other = rss_with("Other Wire", [{
+        "title": "Hauts-de-France: SoftBank pledges billions for AI valley",
+        "link": "http://wire.test/softbank", "guid": "w1",
+        "description": "SoftBank has pledged a major investment in Hauts-de-France, "
+                       "officials said.",
+        "pub_date": NEW_SOFTBANK["pub_date"]}])
+    feeds.put("/wire.xml", rss_with("Other Wire", []))
+    say(telegram, telegram.private_chat(admin), admin, f"/addsource {feeds.url('/wire.xml')}")
+    user = telegram.user(8003, "Ed", language_code="en")
+    chat = telegram.private_chat(user)
+    say(telegram, chat, user, "/subscribe SoftBank")
+    count = len(telegram.messages(chat["id"]))
+
+    world.publish(NEW_SOFTBANK)
+    alert = telegram.wait_for_messages(chat["id"], count + 1, timeout=20)[count]
+    assert "Test News" in alert.text and "Other Wire" not in alert.text
+    feeds.put("/wire.xml", other)
+    deadline = time.monotonic() + 20
+    while "Other Wire" not in telegram.messages(chat["id"])[count].text:
+        assert time.monotonic() < deadline, "the alert was not edited"
+        time.sleep(0.2)
+    edited = telegram.messages(chat["id"])[count]
+    assert edited.edits == 1 and "Test News" in edited.text
+    time.sleep(2)
+    assert len(telegram.messages(chat["id"])) == count + 1, "no second alert for the same story"
