@@ -13,12 +13,21 @@ from telegram.ext import (
     filters,
 )
 
+from handlers.admins import addadmin, list_admins, removeadmin
 from handlers.buttons import press
 from handlers.chats import membership, migration
 from handlers.digest import digest
 from handlers.lang import lang
 from handlers.settings import settings
-from handlers.sources import addsource, list_sources, removesource
+from handlers.sources import (
+    addsource,
+    interval,
+    list_sources,
+    pausesource,
+    pollnow,
+    removesource,
+    resumesource,
+)
 from handlers.start import help_command, start, unknown
 from handlers.stats import show_stats
 from handlers.topics import subscribe, topics, unsubscribe
@@ -26,7 +35,10 @@ from handlers.topics import subscribe, topics, unsubscribe
 READER_COMMANDS = (
     "start", "help", "subscribe", "unsubscribe", "topics", "digest", "lang", "settings"
 )
-ADMIN_COMMANDS = ("addsource", "sources", "removesource", "stats")
+ADMIN_COMMANDS = (
+    "addsource", "sources", "removesource", "pausesource", "resumesource", "interval",
+    "pollnow", "stats", "admins", "addadmin", "removeadmin",
+)
 
 # New messages and channel posts, never edits: an edited "/subscribe" must not run twice.
 POSTS = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
@@ -37,7 +49,9 @@ def all_handlers() -> list[BaseHandler[Any, Any, Any]]:
                "unsubscribe": unsubscribe, "topics": topics, "digest": digest, "lang": lang,
                "settings": settings}
     admins = {"addsource": addsource, "sources": list_sources, "removesource": removesource,
-              "stats": show_stats}
+              "pausesource": pausesource, "resumesource": resumesource, "interval": interval,
+              "pollnow": pollnow, "stats": show_stats, "admins": list_admins,
+              "addadmin": addadmin, "removeadmin": removeadmin}
     return [
         # Chat life events come first: they are not commands and must never be missed.
         ChatMemberHandler(membership, ChatMemberHandler.MY_CHAT_MEMBER),

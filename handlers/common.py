@@ -10,6 +10,7 @@ from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
+from locales import Safe
 from services import KEY, Services
 from storage import admins, chats
 from storage.db import session_scope
@@ -132,3 +133,17 @@ async def refuse_unless_configurable(update: Update, context: Context, language:
         return False
     await reply(update, context, language, "group.refused")
     return True
+
+
+async def reply_chunks(
+    update: Update, context: Context, language: str, key: str, lines: list[str]
+) -> None:
+    """A long list as several messages, whole entries each, every one under Telegram's 4096."""
+    chunk: list[str] = []
+    for line in lines:
+        candidate = "\n\n".join([*chunk, line])
+        if chunk and len(text(context, language, key, lines=Safe(candidate))) > 3800:
+            await reply(update, context, language, key, lines=Safe("\n\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    await reply(update, context, language, key, lines=Safe("\n\n".join(chunk)))

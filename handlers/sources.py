@@ -10,7 +10,16 @@ from urllib.parse import urlsplit
 from telegram import Update
 from telegram.constants import ChatAction
 
-from handlers.common import Context, argument_text, chat_language, is_admin, reply, services, text
+from handlers.common import (
+    Context,
+    argument_text,
+    chat_language,
+    is_admin,
+    reply,
+    reply_chunks,
+    services,
+    text,
+)
 from locales import Safe
 from news.feeds import NotAFeed
 from news.fetch import FetchError
@@ -78,13 +87,16 @@ async def addsource(update: Update, context: Context) -> None:
 
 
 def _status(context: Context, language: str, source: Source) -> str:
-    if source.paused:
-        return text(context, language, "sources.paused")
+    """ok, or failing since when and why in plain words; paused says why too."""
+    failing = ""
     if source.failing_since:
-        since = f"{source.failing_since:%Y-%m-%d %H:%M}"
-        return text(context, language, "sources.failing", since=since,
-                    error=source.last_error or "")
-    return text(context, language, "sources.ok")
+        since = f"{source.failing_since:%Y-%m-%d %H:%M} UTC"
+        error = Safe(services(context).catalog.fetch_error(language, source.last_error))
+        failing = text(context, language, "sources.failing", since=since, error=error)
+    if source.paused:
+        paused = text(context, language, "sources.paused")
+        return f"{paused} · {failing}" if failing else paused
+    return failing or text(context, language, "sources.ok")
 
 
 @admin_only
@@ -99,11 +111,11 @@ async def list_sources(update: Update, context: Context) -> None:
     lines = [
         text(context, language, "sources.line", id=source.id, name=source.name, url=source.url,
              status=Safe(_status(context, language, source)),
-             last=f"{source.last_polled_at:%Y-%m-%d %H:%M} UTC" if source.last_polled_at else never,
+             last=f"{source.last_ok_at:%Y-%m-%d %H:%M} UTC" if source.last_ok_at else never,
              interval=source.interval_seconds, items=count)
         for source, count in rows
     ]
-    await reply(update, context, language, "sources.list", lines=Safe("\n\n".join(lines)))
+    await reply_chunks(update, context, language, "sources.list", lines)
 
 
 @admin_only
@@ -118,3 +130,78 @@ async def removesource(update: Update, context: Context) -> None:
         name = removed.name if removed else ""
     key = "removesource.done" if removed else "removesource.not_found"
     await reply(update, context, language, key, id=raw, name=name)
+
+
+def _source_id(update: Update) -> int | None:
+    raw = argument_text(update).split()
+    return int(raw[0].lstrip("#")) if raw and raw[0].lstrip("#").isdigit() else None
+
+
+async def _toggle(update: Update, context: Context, *, paused: bool) -> None:
+    language = chat_language(update, context)
+    source_id = _source_id(update)
+    command = "/pausesource" if paused else "/resumesource"
+    if source_id is None:
+        await reply(update, context, language, "source.usage", example=f"{command} 3")
+        return
+    with session_scope(services(context).engine) as session:
+        source = sources.set_paused(session=session, source_id=source_id, paused=paused)
+        name = source.name if source else ""
+    if source is None:
+        await reply(update, context, language, "removesource.not_found", id=source_id)
+        return
+    key = "pausesource.done" if paused else "resumesource.done"
+    await reply(update, context, language, key, id=source_id, name=name)
+
+
+@admin_only
+async def pausesource(update: Update, context: Context) -> None:
+    await _toggle(update, context, paused=True)
+
+
+@admin_only
+async def resumesource(update: Update, context: Context) -> None:
+    await _toggle(update, context, paused=False)
+
+
+MIN_INTERVAL, MAX_INTERVAL = 60, 7 * 24 * 3600
+
+
+@admin_only
+async def interval(update: Update, context: Context) -> None:
+    """Seconds between polls; at least a minute, so no source is hammered by mistake."""
+    language = chat_language(update, context)
+    words = argument_text(update).lstrip("#").split()
+    if len(words) != 2 or not all(word.isdigit() for word in words) \
+            or not MIN_INTERVAL <= int(words[1]) <= MAX_INTERVAL:
+        await reply(update, context, language, "interval.usage", min=MIN_INTERVAL,
+                    max=MAX_INTERVAL)
+        return
+    source_id, seconds = int(words[0]), int(words[1])
+    with session_scope(services(context).engine) as session:
+        source = sources.set_interval(session=session, source_id=source_id, seconds=seconds)
+        name = source.name if source else ""
+    if source is None:
+        await reply(update, context, language, "removesource.not_found", id=source_id)
+        return
+    await reply(update, context, language, "interval.done", id=source_id, name=name,
+                seconds=seconds)
+
+
+@admin_only
+async def pollnow(update: Update, context: Context) -> None:
+    language = chat_language(update, context)
+    raw = argument_text(update)
+    source_id = _source_id(update)
+    if raw and source_id is None:
+        await reply(update, context, language, "source.usage", example="/pollnow 3")
+        return
+    with session_scope(services(context).engine) as session:
+        due = sources.poll_now(session=session, source_id=source_id)
+        name = due[0].name if due else ""
+    if source_id is not None and not due:
+        await reply(update, context, language, "removesource.not_found", id=source_id)
+    elif source_id is not None:
+        await reply(update, context, language, "pollnow.one", id=source_id, name=name)
+    else:
+        await reply(update, context, language, "pollnow.all", count=len(due))

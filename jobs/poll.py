@@ -1,16 +1,39 @@
-"""Poll the sources that are due."""
+"""Poll the sources that are due; tell admins about sources paused after repeated failures."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from telegram.ext import CallbackContext
 
+from jobs.notify import notify_admins
 from jobs.runtime import until_stopped
+from locales import Safe
+from news.feeds import NotAFeed
+from news.fetch import FetchError
 from news.pipeline import poll_due
 from services import KEY, Services
+from storage.sources import PAUSE_AFTER, DueSource
 
 
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     svc: Services = context.bot_data[KEY]
-    await until_stopped(poll_due(svc.engine, svc.http, svc.fetch_policy), svc.stopping)
+    polled = await until_stopped(poll_due(svc.engine, svc.http, svc.fetch_policy), svc.stopping)
+    for result in polled or []:
+        if result.paused is not None:
+            message = partial(_paused, svc, result.paused, _stored(result.error))
+            await notify_admins(context, svc, message)
+
+
+def _paused(svc: Services, source: DueSource, stored: str, language: str) -> str:
+    error = Safe(svc.catalog.fetch_error(language, stored))
+    return svc.catalog.text(language, "sources.auto_paused", id=source.id, name=source.name,
+                            count=PAUSE_AFTER, error=error)
+
+
+def _stored(error: FetchError | NotAFeed | None) -> str:
+    """The error as sources store it ("code|detail")."""
+    if isinstance(error, FetchError):
+        return f"{error.code}|{error.detail}"
+    return "not_a_feed|"

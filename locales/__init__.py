@@ -62,6 +62,14 @@ class Catalog:
         }
         return template.format(**escaped) if escaped else template
 
+    def fetch_error(self, language: str, stored: str | None) -> str:
+        """A source's stored error ("code|detail") in plain words, in the reader's language."""
+        code, _, detail = (stored or "").partition("|")
+        key = f"fetch.error.{code}"
+        if self.has(FALLBACK, key):
+            return self.text(language, key, detail=detail)
+        return html.escape(stored or "", quote=False)
+
     def has(self, language: str, key: str) -> bool:
         return key in self._messages.get(language, {})
 

@@ -28,6 +28,7 @@ class ParsedFeed:
 
     title: str
     entries: list[dict[str, Any]] = field(default_factory=list)
+    ttl_seconds: int = 0  # RSS <ttl>: how long the publisher asks readers to wait
 
 
 def parse_feed(body: bytes, url: str) -> ParsedFeed:
@@ -38,7 +39,10 @@ def parse_feed(body: bytes, url: str) -> ParsedFeed:
     if not parsed.get("version") and not parsed.entries:
         raise NotAFeed(str(parsed.get("bozo_exception", "no feed found")))
     title = str(parsed.feed.get("title") or "").strip()
-    return ParsedFeed(title=title, entries=[dict(entry) for entry in parsed.entries])
+    ttl = str(parsed.feed.get("ttl") or "").strip()
+    ttl_seconds = min(int(ttl) * 60, 24 * 3600) if ttl.isdigit() else 0
+    return ParsedFeed(title=title, entries=[dict(entry) for entry in parsed.entries],
+                      ttl_seconds=ttl_seconds)
 
 
 def _looks_like_json(body: bytes) -> bool:

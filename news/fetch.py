@@ -18,10 +18,11 @@ MAX_REDIRECTS = 5
 class FetchError(Exception):
     """A fetch that failed for a reason we can name to the user (`code` keys the catalogue)."""
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: str, detail: str = "", retry_after: int = 0) -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
+        self.retry_after = retry_after  # seconds the server asked us to wait (429, 503)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ async def _follow(
             if response.status_code == 304:
                 return _result(url, response, b"")
             if response.status_code >= 400:
-                raise FetchError("http_status", str(response.status_code))
+                raise FetchError("http_status", str(response.status_code),
+                                 _retry_after(response.headers.get("retry-after", "")))
             return _result(url, response, await _read_capped(response, policy.max_bytes))
         finally:
             await response.aclose()
@@ -162,3 +164,9 @@ def _result(url: str, response: httpx.Response, body: bytes) -> Fetched:
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
     )
+
+
+def _retry_after(value: str) -> int:
+    """Retry-After in seconds (the HTTP-date form is rare for feeds and read as no hint)."""
+    value = value.strip()
+    return min(int(value), 7 * 24 * 3600) if value.isdigit() else 0

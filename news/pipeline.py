@@ -143,43 +143,56 @@ def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> in
         return len(stored.new)
 
 
+@dataclass(frozen=True)
+class Polled:
+    """One poll's outcome: new stories, and whether repeated failures just paused the source."""
+
+    new: int = 0
+    paused: DueSource | None = None
+    error: FetchError | NotAFeed | None = None
+
+
 async def poll(
     engine: Engine, client: httpx.AsyncClient, policy: FetchPolicy, source: DueSource
-) -> int:
+) -> Polled:
     """Poll one source: unchanged costs a 304; failures are recorded, never raised."""
     try:
         fetched = await fetch(client, source.url, policy, etag=source.etag,
                               last_modified=source.last_modified)
-        new = 0
+        new, ttl = 0, 0
         if not fetched.not_modified:
             feed = await asyncio.to_thread(parse_feed, fetched.body, fetched.url)
             new = await asyncio.to_thread(ingest, engine, source, drafts_of(feed, fetched.url))
+            ttl = feed.ttl_seconds
     except (FetchError, NotAFeed) as exc:
         log.info("source %s failed: %s", source.id, exc)
+        code, detail = ("not_a_feed", "") if isinstance(exc, NotAFeed) else (exc.code, exc.detail)
+        retry_after = exc.retry_after if isinstance(exc, FetchError) else 0
         with session_scope(engine) as session:
-            sources.record_failure(session=session, source_id=source.id, error=str(exc))
-        return 0
+            paused = sources.record_failure(session=session, source_id=source.id, code=code,
+                                            detail=detail, retry_after=retry_after)
+        return Polled(paused=source if paused else None, error=exc)
     with session_scope(engine) as session:
-        sources.record_success(session=session, source_id=source.id,
-                               etag=fetched.etag, last_modified=fetched.last_modified)
+        sources.record_success(session=session, source_id=source.id, etag=fetched.etag,
+                               last_modified=fetched.last_modified, min_interval=ttl)
     if new:
         log.info("source %s: %d new items", source.id, new)
-    return new
+    return Polled(new=new)
 
 
 async def poll_due(
     engine: Engine, client: httpx.AsyncClient, policy: FetchPolicy, *, concurrency: int = 16
-) -> int:
+) -> list[Polled]:
     """Claim every due source and poll them side by side."""
     with session_scope(engine) as session:
         due = sources.claim_due(session=session, now=utcnow())
     limit = asyncio.Semaphore(concurrency)
 
-    async def guarded(source: DueSource) -> int:
+    async def guarded(source: DueSource) -> Polled:
         async with limit:
             return await poll(engine, client, policy, source)
 
-    return sum(await asyncio.gather(*(guarded(source) for source in due)))
+    return list(await asyncio.gather(*(guarded(source) for source in due)))
 
 
 def story_text(engine: Engine, story_id: int) -> StoryText:

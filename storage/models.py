@@ -85,7 +85,8 @@ class Source(SQLModel, table=True):
     last_polled_at: datetime | None = None
     last_ok_at: datetime | None = None
     failing_since: datetime | None = None
-    last_error: str | None = None
+    last_error: str | None = None  # "code|detail": code keys fetch.error.<code> in the catalogue
+    failures: int = Field(default=0, sa_column_kwargs=_default("0"))  # in a row
     paused: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -79,23 +79,83 @@ def claim_due(*, session: Session, now: datetime, limit: int = 50) -> list[DueSo
     return claimed
 
 
+MAX_BACKOFF = timedelta(hours=6)
+PAUSE_AFTER = 10  # failures in a row
+
+
 def record_success(
-    *, session: Session, source_id: int, etag: str | None, last_modified: str | None
+    *,
+    session: Session,
+    source_id: int,
+    etag: str | None,
+    last_modified: str | None,
+    min_interval: int = 0,
 ) -> None:
+    """Healthy again; a feed's ttl or a Retry-After can only lengthen the next wait."""
     source = session.get(Source, source_id)
     if source is None:
         return
     now = utcnow()
     source.etag, source.last_modified = etag, last_modified
     source.last_polled_at = source.last_ok_at = now
-    source.failing_since, source.last_error = None, None
+    source.failing_since, source.last_error, source.failures = None, None, 0
+    if min_interval > source.interval_seconds:
+        source.next_poll_at = max(source.next_poll_at, now + timedelta(seconds=min_interval))
 
 
-def record_failure(*, session: Session, source_id: int, error: str) -> None:
+def record_failure(
+    *, session: Session, source_id: int, code: str, detail: str = "", retry_after: int = 0
+) -> bool:
+    """Back off exponentially; True when this failure paused the source (admins are told)."""
     source = session.get(Source, source_id)
     if source is None:
-        return
+        return False
     now = utcnow()
     source.last_polled_at = now
     source.failing_since = source.failing_since or now
-    source.last_error = error[:500]
+    source.last_error = f"{code}|{detail}"[:500]
+    source.failures += 1
+    wait = min(timedelta(seconds=source.interval_seconds * 2 ** min(source.failures, 16)),
+               MAX_BACKOFF)
+    source.next_poll_at = now + max(wait, timedelta(seconds=retry_after))
+    if source.failures >= PAUSE_AFTER and not source.paused:
+        source.paused = True
+        return True
+    return False
+
+
+def get(*, session: Session, source_id: int) -> Source | None:
+    return session.get(Source, source_id)
+
+
+def set_paused(*, session: Session, source_id: int, paused: bool) -> Source | None:
+    """Pause, or resume (polled at once, failure count reset)."""
+    source = session.get(Source, source_id)
+    if source is not None:
+        source.paused = paused
+        if not paused:
+            source.failures, source.next_poll_at = 0, utcnow()
+    return source
+
+
+def set_interval(*, session: Session, source_id: int, seconds: int) -> Source | None:
+    source = session.get(Source, source_id)
+    if source is not None:
+        source.interval_seconds = seconds
+        source.next_poll_at = min(source.next_poll_at, utcnow() + timedelta(seconds=seconds))
+    return source
+
+
+def poll_now(*, session: Session, source_id: int | None = None) -> list[Source]:
+    """Make one source (or every unpaused one) due now."""
+    statement = select(Source).where(col(Source.paused).is_(False))
+    if source_id is not None:
+        statement = select(Source).where(Source.id == source_id)
+    rows = list(session.exec(statement).all())
+    for source in rows:
+        source.next_poll_at = utcnow()
+    return rows
+
+
+def all_sources(*, session: Session) -> list[Source]:
+    return list(session.exec(select(Source).order_by(col(Source.id))).all())

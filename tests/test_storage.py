@@ -138,10 +138,12 @@ def test_due_sources_are_claimed_once_and_health_is_recorded(engine: Engine) -> 
     with session_scope(engine) as session:
         assert [s.id for s in sources.claim_due(session=session, now=later)] == [source.id]
         assert sources.claim_due(session=session, now=later) == []
-        sources.record_failure(session=session, source_id=source.id, error="HTTP 500")
+        sources.record_failure(session=session, source_id=source.id, code="http_status",
+                               detail="500")
     with session_scope(engine) as session:
         [(row, count)] = sources.listing(session=session)
-        assert row.failing_since is not None and row.last_error == "HTTP 500" and count == 0
+        assert row.failing_since is not None and row.last_error == "http_status|500"
+        assert count == 0
         sources.record_success(session=session, source_id=source.id, etag='"x"',
                                last_modified=None)
     with session_scope(engine) as session:
@@ -167,3 +169,30 @@ def test_sqlite_runs_with_wal_and_foreign_keys(engine: Engine) -> None:
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_failing_sources_back_off_and_pause_after_a_run_of_failures(engine: Engine) -> None:
+    source = make_source(engine)  # interval 60 s
+    waits = []
+    for attempt in range(1, sources.PAUSE_AFTER + 1):
+        with session_scope(engine) as session:
+            paused = sources.record_failure(session=session, source_id=source.id,
+                                            code="http_status", detail="500")
+            row = sources.get(session=session, source_id=source.id)
+            assert row is not None
+            waits.append((row.next_poll_at - utcnow()).total_seconds())
+            assert paused == (attempt == sources.PAUSE_AFTER)
+            assert row.paused == (attempt == sources.PAUSE_AFTER)
+    assert 110 < waits[0] < 121 and 230 < waits[1] < 241, "doubling from the interval"
+    assert all(a <= b + 1 for a, b in zip(waits, waits[1:], strict=False)), "never shorter"
+    assert waits[-1] <= sources.MAX_BACKOFF.total_seconds() + 1, "capped"
+    with session_scope(engine) as session:
+        row = sources.set_paused(session=session, source_id=source.id, paused=False)
+        assert row is not None and row.failures == 0 and not row.paused
+        sources.record_failure(session=session, source_id=source.id, code="http_status",
+                               detail="429", retry_after=3600)
+        assert (row.next_poll_at - utcnow()).total_seconds() > 3500, "Retry-After is honoured"
+        sources.record_success(session=session, source_id=source.id, etag=None,
+                               last_modified=None, min_interval=7200)
+        assert row.failing_since is None and row.last_error is None and row.failures == 0
+        assert (row.next_poll_at - utcnow()).total_seconds() > 7100, "a feed's ttl is honoured"

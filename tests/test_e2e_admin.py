@@ -1,0 +1,84 @@
+"""Admin commands for sources and admins (SPEC §3), through the real bot."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BotProcess
+from tests.fakes.feeds import FeedServer
+from tests.fakes.telegram import BotApiEmulator
+from tests.test_e2e_topics import World, start_world
+from tests.test_e2e_walkthrough import ADMIN_ID, TOKEN, say
+
+
+@pytest.fixture
+def world(tmp_path: Path, bot_process: type[BotProcess]) -> Iterator[World]:
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
+        world = start_world(tmp_path, bot_process, telegram, feeds)
+        yield world
+        assert telegram.rejected == []
+        assert "Traceback" not in world.bot.log
+
+
+def test_pause_resume_interval_and_poll_now(world: World) -> None:
+    telegram, feeds = world.telegram, world.feeds
+    admin = telegram.user(ADMIN_ID, "Ada")
+    chat = telegram.private_chat(admin)
+    assert "Paused source #1" in say(telegram, chat, admin, "/pausesource 1")
+    assert "⏸ paused" in say(telegram, chat, admin, "/sources")
+    hits = feeds.hits("/feed.xml")
+    time.sleep(2.5)
+    assert feeds.hits("/feed.xml") == hits, "a paused source is not polled"
+    assert "Resumed source #1" in say(telegram, chat, admin, "/resumesource 1")
+    deadline = time.monotonic() + 10
+    while feeds.hits("/feed.xml") == hits:
+        assert time.monotonic() < deadline, "resumed source not polled"
+        time.sleep(0.1)
+
+    assert "from 60 to 604800" in say(telegram, chat, admin, "/interval 1 5")
+    assert "every 600 s" in say(telegram, chat, admin, "/interval 1 600")
+    assert "every 600 s" in say(telegram, chat, admin, "/sources")
+    time.sleep(1.5)
+    hits = feeds.hits("/feed.xml")
+    time.sleep(2)
+    assert feeds.hits("/feed.xml") == hits, "not polled again within its 600 s interval"
+    assert "Polling source #1" in say(telegram, chat, admin, "/pollnow 1")
+    deadline = time.monotonic() + 10
+    while feeds.hits("/feed.xml") == hits:
+        assert time.monotonic() < deadline, "/pollnow did not poll"
+        time.sleep(0.1)
+    assert "Polling all 1 active sources" in say(telegram, chat, admin, "/pollnow")
+
+    for command, expected in {
+        "/pausesource": "source's number", "/pausesource x": "source's number",
+        "/resumesource 99": "no source #99", "/interval": "from 60 to",
+        "/interval 1": "from 60 to", "/interval 99 600": "no source #99",
+        "/pollnow abc": "source's number", "/pollnow 42": "no source #42",
+    }.items():
+        assert expected in say(telegram, chat, admin, command), command
+
+
+def test_admins_can_be_added_and_removed_but_admin_ids_stay(world: World) -> None:
+    telegram = world.telegram
+    admin = telegram.user(ADMIN_ID, "Ada")
+    chat = telegram.private_chat(admin)
+    helper = telegram.user(4242, "Hal", language_code="en")
+    helper_chat = telegram.private_chat(helper)
+    assert "only the bot's admins" in say(telegram, helper_chat, helper, "/sources")
+    assert "only the bot's admins" in say(telegram, helper_chat, helper, "/addadmin 4242")
+    assert "is now an admin" in say(telegram, chat, admin, "/addadmin 4242")
+    assert "already an admin" in say(telegram, chat, admin, "/addadmin 4242")
+    assert "#1 Test News" in say(telegram, helper_chat, helper, "/sources")
+    listing = say(telegram, chat, admin, "/admins")
+    assert f"{ADMIN_ID} (ADMIN_IDS, permanent)" in listing
+    assert f"4242, added by {ADMIN_ID}" in listing
+    assert "stays an admin" in say(telegram, helper_chat, helper, f"/removeadmin {ADMIN_ID}")
+    assert "no longer an admin" in say(telegram, chat, admin, "/removeadmin 4242")
+    assert "only the bot's admins" in say(telegram, helper_chat, helper, "/sources")
+    for bad in ("/addadmin", "/addadmin bob", "/addadmin -5", "/removeadmin 1.5"):
+        assert "Telegram user id" in say(telegram, chat, admin, bad), bad
+    assert "not an admin added by command" in say(telegram, chat, admin, "/removeadmin 777")
