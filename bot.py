@@ -24,7 +24,7 @@ from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
 from services import KEY, Services
 from settings import Settings
-from storage import sources
+from storage import deliveries, sources
 from storage.db import describe, make_engine, migrate, session_scope
 
 # Opt in to PTB's timedelta durations (RetryAfter.retry_after) instead of its deprecation path.
@@ -157,6 +157,10 @@ def main() -> None:
     jobs.schedule(application.job_queue)
     with session_scope(svc.engine) as session:
         source_count = sources.count(session=session)
+        if svc.engine.dialect.name == "sqlite":
+            released = deliveries.release_stale_leases(session=session)
+            if released:
+                log.info("resending %d deliveries claimed before the last stop", released)
     log.info("Tidings starting: database %s, LLM %s, %d sources",
              describe(settings.database_url),
              settings.llm_model if svc.writer.online else "offline", source_count)

@@ -237,3 +237,15 @@ def edited(*, session: Session, delivery_id: int) -> None:
     if delivery is not None:
         delivery.needs_edit = False
         delivery.next_attempt_at = utcnow()
+
+
+def release_stale_leases(*, session: Session) -> int:
+    """On SQLite only one process runs, so at start-up every lease is from a dead process."""
+    now = utcnow()
+    result = session.execute(
+        update(Delivery)
+        .where(col(Delivery.state).in_(("pending", "quiet")), col(Delivery.attempts) > 0,
+               col(Delivery.next_attempt_at) > now, col(Delivery.last_error).is_(None))
+        .values(next_attempt_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
