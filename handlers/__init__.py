@@ -18,6 +18,7 @@ from handlers.buttons import press
 from handlers.chats import membership, migration
 from handlers.digest import digest
 from handlers.lang import lang
+from handlers.opml import exportopml, importopml
 from handlers.settings import settings
 from handlers.sources import (
     addsource,
@@ -37,7 +38,7 @@ READER_COMMANDS = (
 )
 ADMIN_COMMANDS = (
     "addsource", "sources", "removesource", "pausesource", "resumesource", "interval",
-    "pollnow", "stats", "admins", "addadmin", "removeadmin",
+    "pollnow", "importopml", "exportopml", "stats", "admins", "addadmin", "removeadmin",
 )
 
 # New messages and channel posts, never edits: an edited "/subscribe" must not run twice.
@@ -51,7 +52,8 @@ def all_handlers() -> list[BaseHandler[Any, Any, Any]]:
     admins = {"addsource": addsource, "sources": list_sources, "removesource": removesource,
               "pausesource": pausesource, "resumesource": resumesource, "interval": interval,
               "pollnow": pollnow, "stats": show_stats, "admins": list_admins,
-              "addadmin": addadmin, "removeadmin": removeadmin}
+              "addadmin": addadmin, "removeadmin": removeadmin, "importopml": importopml,
+              "exportopml": exportopml}
     return [
         # Chat life events come first: they are not commands and must never be missed.
         ChatMemberHandler(membership, ChatMemberHandler.MY_CHAT_MEMBER),
