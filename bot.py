@@ -89,7 +89,15 @@ def build_services(settings: Settings) -> Services:
         if catalog.has(settings.default_language, "start.welcome") else settings.default_language,
         poll_interval_seconds=settings.poll_interval_seconds,
         daily_token_budget=settings.llm_daily_token_budget,
+        full_text=settings.full_text,
     )
+
+
+def smooth_rate_limiter() -> AIORateLimiter:
+    """Telegram's limits as even pacing: a bucket of one, refilled 29.5 times a second overall
+    and every 3.05 s per group, never lets a burst exceed 30/s or 20/min in any window."""
+    return AIORateLimiter(overall_max_rate=1, overall_time_period=1 / 29.5,
+                          group_max_rate=1, group_time_period=3.05)
 
 
 async def register_commands(application: Application, svc: Services) -> None:
@@ -145,7 +153,7 @@ def main() -> None:
         .token(token)
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
-        .rate_limiter(AIORateLimiter())
+        .rate_limiter(smooth_rate_limiter())
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()

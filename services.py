@@ -28,4 +28,5 @@ class Services:
     default_language: str
     poll_interval_seconds: int
     daily_token_budget: int = 0
+    full_text: bool = True
     stopping: asyncio.Event = field(default_factory=asyncio.Event)

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_response_bytes: int = 10 * 1024 * 1024
     fetch_timeout_seconds: float = 20.0
+    full_text: bool = True
 
     @field_validator("admin_ids", mode="before")
     @classmethod

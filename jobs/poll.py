@@ -19,7 +19,8 @@ from storage.sources import PAUSE_AFTER, DueSource
 
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     svc: Services = context.bot_data[KEY]
-    polled = await until_stopped(poll_due(svc.engine, svc.http, svc.fetch_policy), svc.stopping)
+    polling = poll_due(svc.engine, svc.http, svc.fetch_policy, full_text=svc.full_text)
+    polled = await until_stopped(polling, svc.stopping)
     for result in polled or []:
         if result.paused is not None:
             message = partial(_paused, svc, result.paused, _stored(result.error))

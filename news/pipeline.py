@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from news.article import complete
 from news.briefs import BriefWriter, StoryText, Written, adjusted_level, offline_brief
 from news.digest import Entry
 from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
@@ -125,6 +126,12 @@ def match(
     return dict(wanted)
 
 
+def unseen(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> list[ItemDraft]:
+    """The entries this source never published, so only those cost an article fetch."""
+    with session_scope(engine) as session:
+        return items.unseen(session=session, source_id=source.id, drafts=drafts)
+
+
 def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> int:
     """New items, their stories and every matching chat's delivery, in one transaction."""
     with session_scope(engine) as session, clustering(session) as clusters:
@@ -153,7 +160,12 @@ class Polled:
 
 
 async def poll(
-    engine: Engine, client: httpx.AsyncClient, policy: FetchPolicy, source: DueSource
+    engine: Engine,
+    client: httpx.AsyncClient,
+    policy: FetchPolicy,
+    source: DueSource,
+    *,
+    full_text: bool = True,
 ) -> Polled:
     """Poll one source: unchanged costs a 304; failures are recorded, never raised."""
     try:
@@ -162,7 +174,10 @@ async def poll(
         new, ttl = 0, 0
         if not fetched.not_modified:
             feed = await asyncio.to_thread(parse_feed, fetched.body, fetched.url)
-            new = await asyncio.to_thread(ingest, engine, source, drafts_of(feed, fetched.url))
+            fresh = await asyncio.to_thread(unseen, engine, source, drafts_of(feed, fetched.url))
+            if fresh and full_text:
+                fresh = await complete(client, fresh, policy)  # snippets get the article's text
+                new = await asyncio.to_thread(ingest, engine, source, fresh)
             ttl = feed.ttl_seconds
     except (FetchError, NotAFeed) as exc:
         log.info("source %s failed: %s", source.id, exc)
@@ -181,7 +196,12 @@ async def poll(
 
 
 async def poll_due(
-    engine: Engine, client: httpx.AsyncClient, policy: FetchPolicy, *, concurrency: int = 16
+    engine: Engine,
+    client: httpx.AsyncClient,
+    policy: FetchPolicy,
+    *,
+    concurrency: int = 16,
+    full_text: bool = True,
 ) -> list[Polled]:
     """Claim every due source and poll them side by side."""
     with session_scope(engine) as session:
@@ -190,7 +210,7 @@ async def poll_due(
 
     async def guarded(source: DueSource) -> Polled:
         async with limit:
-            return await poll(engine, client, policy, source)
+            return await poll(engine, client, policy, source, full_text=full_text)
 
     return list(await asyncio.gather(*(guarded(source) for source in due)))
 

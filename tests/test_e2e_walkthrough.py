@@ -41,6 +41,7 @@ def env_for(telegram: BotApiEmulator, database_url: str) -> dict[str, str]:
         "POLL_INTERVAL_SECONDS": "1",
         "ALLOWED_SOURCE_NETWORKS": "127.0.0.0/8",
         "LOG_LEVEL": "DEBUG",
+        "FULL_TEXT": "false",  # story links point nowhere; tests/test_e2e_fulltext.py covers it
     }
 
 

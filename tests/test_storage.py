@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -184,7 +185,7 @@ def test_failing_sources_back_off_and_pause_after_a_run_of_failures(engine: Engi
             assert paused == (attempt == sources.PAUSE_AFTER)
             assert row.paused == (attempt == sources.PAUSE_AFTER)
     assert 110 < waits[0] < 121 and 230 < waits[1] < 241, "doubling from the interval"
-    assert all(a <= b + 1 for a, b in zip(waits, waits[1:], strict=False)), "never shorter"
+    assert all(a <= b + 1 for a, b in itertools.pairwise(waits)), "never shorter"
     assert waits[-1] <= sources.MAX_BACKOFF.total_seconds() + 1, "capped"
     with session_scope(engine) as session:
         row = sources.set_paused(session=session, source_id=source.id, paused=False)

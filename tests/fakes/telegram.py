@@ -2,7 +2,9 @@
 
 Every call is validated against the committed Bot API table (tools/bot_api_table.py) and HTML
 texts against Telegram's entity parser, so a call the real server would refuse fails here too;
-`rejected` collects those for a blanket `assert emulator.rejected == []`.
+`rejected` collects those for a blanket `assert emulator.rejected == []`. Opt-in sending limits
+(`enforce_limits`), latency, random faults and blocked chats let delivery tests prove the bot
+paces itself and survives what the real server does to it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import email.parser
 import email.policy
 import functools
 import json
+import math
+import random
 import re
 import socket
 import sys
@@ -21,34 +25,38 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.fakes.telegram_html import TelegramHtmlError, parse_html_entities, utf16_len
 
 JSONDict = dict[str, Any]
 TABLE_PATH = Path(__file__).with_name("bot_api_table.json")
 TEXT_LIMIT, CAPTION_LIMIT, CALLBACK_DATA_LIMIT = 4096, 1024, 64
+DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files
+COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{3,32})?(?=\s|$)")
+NOT_FOUND: JSONDict = {"ok": False, "error_code": 404, "description": "Not Found"}
 ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group"}
 OPT_IN_UPDATES = {"chat_member", "message_reaction", "message_reaction_count"}  # need asking
-# Split word lists (hence noqa: SIM905): as list literals they would span 50 lines.
-CHAT_ACTIONS = (  # noqa: SIM905
+# Split word lists (SIM905 is off project-wide): as list literals they would span 50 lines.
+CHAT_ACTIONS = (
     "typing upload_photo record_video upload_video record_voice upload_voice upload_document "
     "choose_sticker find_location record_video_note upload_video_note"
 ).split()
-BUTTON_ACTIONS = (  # noqa: SIM905
+BUTTON_ACTIONS = (
     "url callback_data switch_inline_query switch_inline_query_current_chat login_url web_app "
     "pay callback_game copy_text switch_inline_query_chosen_chat"
 ).split()
-ADMIN_RIGHTS = (  # noqa: SIM905
+ADMIN_RIGHTS = (
     "can_manage_chat can_delete_messages can_manage_video_chats can_restrict_members "
     "can_promote_members can_change_info can_invite_users can_post_stories can_edit_stories "
     "can_delete_stories"
 ).split()
-RESTRICTIONS = (  # noqa: SIM905
+RESTRICTIONS = (
     "can_send_messages can_send_audios can_send_documents can_send_photos can_send_videos "
     "can_send_video_notes can_send_voice_notes can_send_polls can_send_other_messages "
     "can_add_web_page_previews can_react_to_messages can_edit_tag can_change_info "
@@ -60,6 +68,8 @@ NOT_MODIFIED = (
     "same as a current content and reply markup of the message"
 )
 BAD_QUERY = "query is too old and response timeout expired or query ID is invalid"
+LATENCY_METHODS = {"sendMessage", "editMessageText"}  # the calls `latency` slows down
+RELAYS = {"copyMessage", "copyMessages", "forwardMessage", "forwardMessages"}  # sends too
 POLL_CONFLICT = (
     "Conflict: terminated by other getUpdates request; make sure that only one bot instance "
     "is running"
@@ -80,11 +90,18 @@ def _method_names() -> dict[str, str]:
 
 
 class ApiError(Exception):
-    """A Bot API error response; `parameters` carries retry_after / migrate_to_chat_id."""
+    """A Bot API error response; `parameters` carries retry_after / migrate_to_chat_id.
 
-    def __init__(self, status: int, description: str, parameters: JSONDict | None = None) -> None:
+    `blame` False: not the bot's mistake (injected fault, limit, block), so not in `rejected`.
+    """
+
+    def __init__(
+        self, status: int, description: str, parameters: JSONDict | None = None,
+        blame: bool = True,
+    ) -> None:  # fmt: skip
         super().__init__(description)
         self.status, self.description, self.parameters = status, description, parameters
+        self.blame = blame
 
 
 def bad_request(reason: str) -> ApiError:
@@ -114,6 +131,29 @@ class SentMessage:
     edits: int = 0
     method: str = "sendMessage"
     deleted: bool = False
+    document: bytes | None = None  # sendDocument: the file's bytes (uploaded or reused by id)
+    file_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Telegram's documented sending limits, as sliding windows over accepted sends.
+
+    `slack` shortens every window so that timing jitter between the bot's clock and the
+    server's arrival times does not turn a correctly paced send into a 429.
+    """
+
+    overall_per_second: int = 30
+    per_chat_per_second: int = 1  # every chat, private or not
+    per_group_per_minute: int = 20  # chats with negative ids: groups, supergroups, channels
+    retry_after: int = 1  # the least retry_after answered; longer when the window needs it
+    slack: float = 0.05
+
+
+def counts_as_send(method: str) -> bool:
+    """Calls that post or change a message count toward the sending limits of their chat."""
+    sends = method.startswith(("send", "edit")) and method != "sendChatAction"
+    return sends or method in RELAYS
 
 
 @dataclass
@@ -219,8 +259,16 @@ def decode_request(query: str, content_type: str, body: bytes) -> JSONDict:
 class BotApiEmulator:
     """One fake Telegram server and bot: chats, members, queued updates and sent messages."""
 
-    def __init__(self, token: str = "123456:TEST-TOKEN", bot_username: str = "tidings_test_bot"):
+    def __init__(
+        self, token: str = "123456:TEST-TOKEN", bot_username: str = "tidings_test_bot", *,
+        enforce_limits: bool = False, limits: Limits | None = None, latency: float = 0.0,
+    ) -> None:  # fmt: skip
         self.token, self.bot_username = token, bot_username
+        self.enforce_limits = enforce_limits  # answer 429 beyond `limits`; may be toggled live
+        self.limits = limits or Limits()
+        self.latency = latency  # seconds every LATENCY_METHODS response is held back
+        self.too_many_requests = 0  # 429s answered because of `limits`
+        self.injected_faults = 0  # fail_next and random_faults answers given
         self.bot_user: JSONDict = {
             "id": int(token.split(":")[0]), "is_bot": True, "first_name": "Tidings Test",
             "username": bot_username, "can_join_groups": True, "can_read_all_group_messages": False,
@@ -241,11 +289,16 @@ class BotApiEmulator:
         self._allowed_updates: list[str] = []
         self._poll_generation = 0
         self._stored: dict[tuple[int, int], JSONDict] = {}  # every live message by (chat, id)
+        self._files: dict[str, tuple[JSONDict, UploadedFile]] = {}  # file_id -> (File, upload)
         self._last_id: dict[int, int] = defaultdict(int)
         self._sent: dict[int, list[SentMessage]] = defaultdict(list)
         self._callbacks: dict[str, bool] = {}  # issued query id -> answered
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._faults: dict[str, list[_Fault]] = defaultdict(list)
+        self._random_faults: dict[str, tuple[float, _Fault, random.Random]] = {}
+        self._blocked: set[int | str] = set()
+        self._all_sends: list[float] = []  # monotonic times of accepted sends, any chat
+        self._chat_sends: dict[int | str, list[float]] = defaultdict(list)
         self._closing = False
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -367,23 +420,65 @@ class BotApiEmulator:
         message_thread_id: int | None = None, reply_to_message_id: int | None = None,
     ) -> JSONDict:  # fmt: skip
         """Queue a user's text message (a channel post when the chat is a channel)."""
+        fields = {"text": text}
+        return self._queue_message(chat, user, fields, message_thread_id, reply_to_message_id)
+
+    def send_document(
+        self, chat: JSONDict, user: JSONDict | None, data: bytes, file_name: str, *,
+        caption: str | None = None, mime_type: str = "application/octet-stream",
+        message_thread_id: int | None = None, reply_to_message_id: int | None = None,
+    ) -> JSONDict:  # fmt: skip
+        """Queue a user's document; getFile and the file URL serve its bytes to the bot."""
+        with self._cond:
+            fields: JSONDict = {"document": self._store_file(file_name, mime_type, data)}
+        if caption is not None:
+            fields["caption"] = caption
+        return self._queue_message(chat, user, fields, message_thread_id, reply_to_message_id)
+
+    def _queue_message(
+        self, chat: JSONDict, user: JSONDict | None, fields: JSONDict, thread: int | None,
+        reply_to: int | None,
+    ) -> JSONDict:  # fmt: skip
+        """Store a user's message (a leading /command gets its entity) and queue its update."""
         with self._cond:
             chat = self._chats.setdefault(chat["id"], dict(chat))
             if user is not None:
                 self._users.setdefault(user["id"], dict(user))
-            msg = self._new_message(chat, user, message_thread_id)
-            msg["text"] = text
-            command = re.match(r"/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{3,32})?(?=\s|$)", text)
+            msg = self._new_message(chat, user, thread) | fields
+            key = "text" if "text" in fields else "caption"
+            command = COMMAND.match(fields.get(key, ""))
             if command:
                 entity = {"type": "bot_command", "offset": 0, "length": utf16_len(command[0])}
-                msg["entities"] = [entity]
-            if reply_to_message_id is not None:
-                msg["reply_to_message"] = self._quoted(
-                    self._stored[(chat["id"], reply_to_message_id)]
-                )
+                msg["entities" if key == "text" else "caption_entities"] = [entity]
+            if reply_to is not None:
+                msg["reply_to_message"] = self._quoted(self._stored[(chat["id"], reply_to)])
             self._stored[(chat["id"], msg["message_id"])] = msg
             self.inject({"channel_post" if chat["type"] == "channel" else "message": msg})
         return msg
+
+    def _store_file(self, file_name: str, mime_type: str, data: bytes) -> JSONDict:
+        """Keep a file for getFile and downloads; return its Document (caller holds the lock)."""
+        n = len(self._files) + 1
+        file: JSONDict = {"file_id": f"document-{n}", "file_unique_id": f"unique-{n}"}
+        file |= {"file_size": len(data), "file_path": f"documents/file_{n}{Path(file_name).suffix}"}
+        self._files[file["file_id"]] = (file, UploadedFile(file_name, mime_type, data))
+        return self._document(file["file_id"])
+
+    def _document(self, file_id: str) -> JSONDict:
+        file, upload = self._files[file_id]
+        document = {k: file[k] for k in ("file_id", "file_unique_id", "file_size")}
+        return document | {"file_name": upload.filename, "mime_type": upload.content_type}
+
+    def download(self, token: str, file_path: str) -> tuple[int, str, bytes]:
+        """Serve GET /file/bot<token>/<file_path>: status, content type and body."""
+        with self._cond:
+            if token != self.token:
+                body: JSONDict = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+                return 401, "application/json", json.dumps(body).encode()
+            for file, upload in self._files.values():
+                if file["file_path"] == file_path:
+                    return 200, upload.content_type, upload.data
+        return 404, "application/json", json.dumps(NOT_FOUND).encode()
 
     @staticmethod
     def _quoted(message: JSONDict) -> JSONDict:
@@ -446,6 +541,25 @@ class BotApiEmulator:
         with self._cond:
             return list(self._commands.get(self._commands_key(scope, language_code), []))
 
+    def send_times(self, chat_id: int | str) -> list[float]:
+        """time.monotonic() of every accepted send to the chat (recorded with limits off too)."""
+        with self._cond:
+            return list(self._chat_sends.get(chat_id, []))
+
+    def max_rate(self, window: float = 1.0, chat_id: int | str | None = None) -> int:
+        """Most accepted sends within any `window` seconds (less slack, as enforced): overall
+        or to one chat; with limits off it tells whether the bot would have stayed within them.
+        """
+        with self._cond:
+            times = list(self._all_sends if chat_id is None else self._chat_sends.get(chat_id, []))
+            span = window - self.limits.slack
+        best = start = 0
+        for end, moment in enumerate(times):
+            while moment - times[start] >= span:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
     # -- faults ----------------------------------------------------------------------------
 
     def fail_next(
@@ -463,32 +577,128 @@ class BotApiEmulator:
         with self._cond:
             self._faults[method].append(_Fault(status, description, parameters or None, count))
 
+    def random_faults(
+        self, method: str = "sendMessage", rate: float = 0.1, status: int = 502,
+        seed: int | None = 0, description: str | None = None, retry_after: int = 1,
+    ) -> None:  # fmt: skip
+        """Fail about `rate` of the calls of `method` (seeded: reproducible); rate 0 stops it.
+
+        A 429 carries `retry_after`; the description defaults to the status's HTTP phrase.
+        """
+        if not 0 <= rate <= 1:
+            raise ValueError(f"rate must be within 0..1, not {rate}")
+        parameters = {"retry_after": retry_after} if status == 429 else None
+        if description is None and status == 429:
+            description = f"Too Many Requests: retry after {retry_after}"
+        elif description is None:
+            try:
+                description = HTTPStatus(status).phrase
+            except ValueError:
+                description = "Error"
+        with self._cond:
+            if rate == 0:
+                self._random_faults.pop(method, None)
+            else:
+                fault = _Fault(status, description, parameters, 0)
+                self._random_faults[method] = (rate, fault, random.Random(seed))
+
+    def block(self, chat_id: int | str) -> None:
+        """The user blocked the bot (or a group kicked it): every later send gets a 403."""
+        with self._cond:
+            self._blocked.add(chat_id)
+
+    def unblock(self, chat_id: int | str) -> None:
+        with self._cond:
+            self._blocked.discard(chat_id)
+
     # -- dispatch --------------------------------------------------------------------------
 
     def handle(self, token: str, method: str, raw: JSONDict) -> tuple[int, JSONDict]:
-        """Serve one call: auth, lookup, faults, validation, then the method's behaviour."""
+        """Serve one call, then hold slow responses back outside the lock (others go on)."""
+        method = _method_names().get(method.lower(), method)
         with self._cond:
-            params, logged, fault = raw, False, None
-            try:
-                if token != self.token:
-                    raise ApiError(401, "Unauthorized")
-                method = _method_names().get(method.lower(), method)
-                if method not in load_table()["methods"]:
-                    raise ApiError(404, "Not Found")
-                fault = self._take_fault(method)
-                if fault is not None:
-                    raise ApiError(fault.status, fault.description, fault.parameters)
-                params = coerce_params(method, raw)
-                self._check_text(method, params)
-                self._log(method, params)
-                logged = True
-                return 200, {"ok": True, "result": self._handler(method)(params)}
-            except ApiError as err:  # injected faults and poll hand-overs are not the bot's fault
-                blame = fault is None and err.description != POLL_CONFLICT
-                return self._error(method, params, err, blame, logged)
-            except Exception as exc:  # an emulator bug: fail loudly, not as a hung test
-                self.errors.append(exc)
-                return self._error(method, params, ApiError(500, f"emulator bug: {exc!r}"))
+            answer = self._serve(token, method, raw)
+        if self.latency > 0 and method in LATENCY_METHODS:
+            time.sleep(self.latency)
+        return answer
+
+    def _serve(self, token: str, method: str, raw: JSONDict) -> tuple[int, JSONDict]:
+        """Auth, lookup, faults, validation, block and limits, then the method's behaviour."""
+        params, logged = raw, False
+        try:
+            if token != self.token:
+                raise ApiError(401, "Unauthorized")
+            if method not in load_table()["methods"]:
+                raise ApiError(404, "Not Found")
+            fault = self._take_fault(method)
+            if fault is not None:
+                self.injected_faults += 1
+                raise ApiError(fault.status, fault.description, fault.parameters, blame=False)
+            params = coerce_params(method, raw)
+            self._check_text(method, params)
+            target, now = self._target(params), time.monotonic()
+            if method.startswith(("send", "edit")) or method in RELAYS:
+                self._check_blocked(target)
+            if counts_as_send(method) and self.enforce_limits:
+                self._check_limits(target, now)
+            self._log(method, params)
+            logged = True
+            result = self._handler(method)(params)
+            if counts_as_send(method):
+                self._all_sends.append(now)
+                if target is not None:
+                    self._chat_sends[target].append(now)
+            return 200, {"ok": True, "result": result}
+        except ApiError as err:
+            return self._error(method, params, err, err.blame, logged)
+        except Exception as exc:  # an emulator bug: fail loudly, not as a hung test
+            self.errors.append(exc)
+            return self._error(method, params, ApiError(500, f"emulator bug: {exc!r}"))
+
+    def _target(self, params: JSONDict) -> int | str | None:
+        """The chat a call addresses: its id (@usernames resolved when known), None if none."""
+        chat_id = params.get("chat_id")
+        if isinstance(chat_id, str):
+            name = chat_id.removeprefix("@").lower()
+            found = [c["id"] for c in self._chats.values() if c.get("username", "").lower() == name]
+            return found[0] if found else chat_id
+        return chat_id if isinstance(chat_id, int) else None
+
+    def _check_blocked(self, target: int | str | None) -> None:
+        if target is None or target not in self._blocked:
+            return
+        kind = self._chats.get(target, {}).get("type")
+        if kind == "channel":
+            reason = "bot is not a member of the channel chat"
+        elif kind == "supergroup":
+            reason = "bot was kicked from the supergroup chat"
+        elif kind == "group" or (isinstance(target, int) and target < 0):
+            reason = "bot was kicked from the group chat"
+        else:
+            reason = "bot was blocked by the user"
+        raise ApiError(403, f"Forbidden: {reason}", blame=False)
+
+    def _check_limits(self, target: int | str | None, now: float) -> None:
+        """429 when accepting a send now would overfill a window; retry_after says how long."""
+        limits = self.limits
+        windows = [(self._all_sends, limits.overall_per_second, 1.0)]
+        if target is not None:
+            times = self._chat_sends[target]
+            windows.append((times, limits.per_chat_per_second, 1.0))
+            if isinstance(target, int) and target < 0:
+                windows.append((times, limits.per_group_per_minute, 60.0))
+        wait = 0.0
+        for times, limit, span in windows:
+            cutoff = now - span + limits.slack  # sends after this are inside the window
+            recent = [t for t in times[-max(limit, 1) :] if t > cutoff]
+            if len(recent) >= limit:  # free once the oldest of the last `limit` leaves
+                wait = max(wait, (recent[-limit] if limit > 0 else now) - cutoff, 1e-9)
+        if wait > 0:
+            self.too_many_requests += 1
+            retry = max(limits.retry_after, math.ceil(wait))
+            raise ApiError(
+                429, f"Too Many Requests: retry after {retry}", {"retry_after": retry}, blame=False
+            )
 
     def _log(self, method: str, params: JSONDict) -> None:
         self.calls.append((method, params))
@@ -518,9 +728,11 @@ class BotApiEmulator:
         return err.status, body
 
     def _take_fault(self, method: str) -> _Fault | None:
+        """The next fail_next fault for the method, else maybe a random one."""
         queue = self._faults.get(method)
         if not queue:
-            return None
+            rate, fault, rng = self._random_faults.get(method, (0.0, None, None))
+            return fault if rng is not None and rng.random() < rate else None
         queue[0].count -= 1
         return queue.pop(0) if queue[0].count <= 0 else queue[0]
 
@@ -606,7 +818,7 @@ class BotApiEmulator:
                 {"file_id": f"p{n}", "file_unique_id": f"p{n}", "width": 1, "height": 1}
             ]
         elif method == "sendDocument":
-            msg["document"] = {"file_id": f"d{n}", "file_unique_id": f"d{n}"}
+            msg["document"] = self._sent_document(params["document"], n)
         if plain or text_key == "text":
             msg[text_key] = plain
         if entities:
@@ -620,8 +832,19 @@ class BotApiEmulator:
         sent = SentMessage(
             n, chat["id"], plain, raw_text, parse_mode, markup, thread, method=method
         )
+        if msg.get("document", {}).get("file_id") in self._files:
+            upload = self._files[msg["document"]["file_id"]][1]
+            sent.document, sent.file_name = upload.data, upload.filename
         self._sent[chat["id"]].append(sent)
         return msg
+
+    def _sent_document(self, document: UploadedFile | str, n: int) -> JSONDict:
+        """An upload is stored as a new file; a known file_id is reused, anything else opaque."""
+        if isinstance(document, UploadedFile):
+            return self._store_file(document.filename, document.content_type, document.data)
+        if document in self._files:
+            return self._document(document)
+        return {"file_id": f"d{n}", "file_unique_id": f"d{n}"}  # e.g. a URL Telegram would fetch
 
     def _m_sendMessage(self, params: JSONDict) -> JSONDict:
         return self._send("sendMessage", params, params["text"], "text")
@@ -683,6 +906,14 @@ class BotApiEmulator:
     def _m_getMe(self, params: JSONDict) -> JSONDict:
         return dict(self.bot_user)
 
+    def _m_getFile(self, params: JSONDict) -> JSONDict:
+        if params["file_id"] not in self._files:
+            raise bad_request("invalid file_id")
+        file = self._files[params["file_id"]][0]
+        if file["file_size"] > DOWNLOAD_LIMIT:
+            raise bad_request("file is too big")
+        return dict(file)
+
     def _m_getUpdates(self, params: JSONDict) -> list[JSONDict]:
         """Long polling: confirm below offset, then hold until an update or the timeout."""
         if self.webhook_url:
@@ -708,7 +939,7 @@ class BotApiEmulator:
             if ready or self._closing:
                 return ready
             if generation != self._poll_generation:
-                raise ApiError(409, POLL_CONFLICT)
+                raise ApiError(409, POLL_CONFLICT, blame=False)  # hand-over, not a mistake
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
@@ -852,7 +1083,7 @@ class _Handler(BaseHTTPRequestHandler):
         route = re.fullmatch(r"/bot([^/]+)/([A-Za-z0-9_]+)", url.path)
         emulator = self.server.emulator
         if route is None:
-            status, payload = 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+            status, payload = 404, NOT_FOUND
         else:
             try:
                 params = decode_request(url.query, self.headers.get("Content-Type", ""), body)
@@ -861,14 +1092,23 @@ class _Handler(BaseHTTPRequestHandler):
                     status, payload = emulator._error(route[2], {}, err)
             else:
                 status, payload = emulator.handle(route[1], route[2], params)
-        data = json.dumps(payload).encode()
+        self._reply(status, "application/json", json.dumps(payload).encode())
+
+    def do_GET(self) -> None:
+        """File downloads (PTB percent-encodes the token's colon); else a method call."""
+        route = re.fullmatch(r"/file/bot([^/]+)/(.+)", unquote(urlsplit(self.path).path))
+        if route is None:
+            self.do_POST()
+            return
+        self._body()
+        self._reply(*self.server.emulator.download(route[1], route[2]))
+
+    def _reply(self, status: int, content_type: str, data: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-
-    do_GET = do_POST
 
     def _body(self) -> bytes:
         """Request body; httpx sends Content-Length (chunked only for unsized streams)."""

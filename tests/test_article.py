@@ -1,0 +1,265 @@
+"""Snippet to full text (news/article.py), against the loopback feed server."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import httpx
+import pytest
+import trafilatura
+
+from news.article import MIN_ARTICLE_CHARS, SNIPPET_CHARS, complete, extract, is_snippet
+from news.fetch import FetchPolicy
+from news.items import ItemDraft
+from tests.fakes.feeds import FeedServer
+
+LOOPBACK = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
+HTML = "text/html; charset=utf-8"
+SNIPPET = "Tidal power plant opens in Brittany. Read more…"
+
+PARAGRAPHS = [
+    "The tidal power plant in the Rance estuary reopened on Monday after an eighteen-month "
+    "refurbishment that replaced all twenty-four of its turbines with quieter, more efficient "
+    "units built in Grenoble.",
+    "Engineers said the new turbines turn in both directions, so the plant can generate "
+    "electricity on the rising as well as the falling tide, lifting its yearly output by "
+    "roughly a tenth without any change to the barrage itself.",
+    "Local fishermen, who had opposed the works because of the silt released during "
+    "construction, said the estuary had cleared faster than they had feared and that sea bass "
+    "were already returning to the basin above the dam.",
+    "The operator plans to publish monthly output figures and a study of the estuary's "
+    "wildlife, which regional officials say will guide decisions on two smaller tidal projects "
+    "proposed for the Cotentin coast later this decade.",
+]
+FOOTER = "Copyright 2025 Coastal Daily Media Group. All rights reserved. Privacy policy"
+COMMENT = "Great news, finally some clean energy from the sea in our region, said Yannick"
+
+
+def article_page(title: str = "Rance tidal plant reopens with new turbines") -> str:
+    """A news page as sites serve them: chrome around one article, comments under it."""
+    body = "\n".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} | Coastal Daily</title>
+<script>window.dataLayer = [];</script><style>body {{ font-family: serif; }}</style></head>
+<body>
+<header class="site-header"><a href="/" class="logo">Coastal Daily</a>
+<nav class="main-nav"><ul><li><a href="/">Home</a></li><li><a href="/world">World</a></li>
+<li><a href="/business">Business</a></li><li><a href="/climate">Climate</a></li>
+<li><a href="/subscribe">Subscribe</a></li><li><a href="/login">Sign in</a></li></ul></nav>
+</header>
+<main><article class="story">
+<h1>{title}</h1>
+<p class="byline">By Marie Le Goff, 3 March 2025</p>
+<div class="story-body">
+{body}
+</div>
+</article>
+<section id="comments" class="comments"><h2>Comments</h2>
+<div class="comment"><p>{COMMENT}</p></div>
+<div class="comment"><p>Will the electricity bills go down now? Asked by Soazig</p></div>
+</section>
+<aside class="related"><h3>Most read</h3><ul><li><a href="/a">Storm warnings for the weekend</a>
+</li><li><a href="/b">Ferry strike called off</a></li></ul></aside>
+</main>
+<footer class="site-footer"><p>{FOOTER}</p>
+<ul><li><a href="/about">About us</a></li><li><a href="/contact">Contact</a></li></ul></footer>
+</body></html>"""
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as srv:
+        yield srv
+
+
+def draft(link: str, summary: str = SNIPPET, guid: str = "") -> ItemDraft:
+    return ItemDraft(guid=guid or link, link=link, title="Tidal plant", summary=summary,
+                     published_at=None)
+
+
+def long_summary() -> str:
+    return " ".join(PARAGRAPHS)
+
+
+# --- extract -------------------------------------------------------------------------------------
+
+
+def test_extract_keeps_the_body_and_drops_the_chrome() -> None:
+    text = extract(article_page().encode(), "http://news.test/rance")
+    assert text is not None
+    for paragraph in PARAGRAPHS:
+        assert paragraph in text
+    assert text.count("\n") >= len(PARAGRAPHS) - 1  # paragraphs stay paragraphs
+    for chrome in ("Subscribe", "Sign in", "Copyright", "All rights reserved", "Privacy policy",
+                   "About us", "Most read", "Ferry strike", "Yannick", "Soazig", "dataLayer"):
+        assert chrome not in text
+
+
+def test_extract_truncates() -> None:
+    text = extract(article_page().encode(), "http://news.test/rance", max_chars=300)
+    assert text is not None and len(text) <= 300
+    assert PARAGRAPHS[0][:100] in text
+
+
+def test_extract_too_little_text_is_none() -> None:
+    page = "<html><body><article><p>Only a line of text.</p></article></body></html>"
+    assert extract(page.encode(), "http://news.test/short") is None
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"",
+        b"\x00\x01\x02\xff\xfe" * 200,
+        os.urandom(4096),
+        b"<<<<>>>><html><<body",
+        b"<?xml version='1.0'?><rss><channel></channel></rss>",
+        b'{"not": "html"}',
+        "<html><body><p>\u0000\ud800</p></body></html>".encode("utf-8", "surrogatepass"),
+    ],
+)
+def test_extract_garbage_is_none(garbage: bytes) -> None:
+    assert extract(garbage, "http://news.test/garbage") is None
+
+
+def test_extract_library_error_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(trafilatura, "extract", broken)
+    assert extract(article_page().encode(), "http://news.test/rance") is None
+
+
+def test_extract_non_utf8_page() -> None:
+    page = article_page("Réouverture de l'usine marémotrice").replace('charset="utf-8"',
+                                                                     'charset="iso-8859-1"')
+    text = extract(page.encode("iso-8859-1"), "http://news.test/fr")
+    assert text is not None and PARAGRAPHS[2] in text
+
+
+# --- is_snippet ----------------------------------------------------------------------------------
+
+
+def test_is_snippet() -> None:
+    assert is_snippet(draft("https://news.test/a"))
+    assert is_snippet(draft("http://news.test/a", summary=""))
+    # long but only two sentences: still a teaser
+    assert is_snippet(draft("http://news.test/a", summary=PARAGRAPHS[0] + " " + PARAGRAPHS[1]))
+    assert not is_snippet(draft("http://news.test/a", summary=long_summary()))
+    assert len(long_summary()) >= SNIPPET_CHARS
+    for link in ("", "ftp://news.test/a", "mailto:x@news.test", "urn:uuid:1", "http://",
+                 "http://[::1"):
+        assert not is_snippet(draft(link)), link
+
+
+# --- complete ------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_snippet_replaced_by_full_text(server: FeedServer) -> None:
+    server.put("/rance", article_page(), HTML)
+    snippet = draft(server.url("/rance"))
+    async with httpx.AsyncClient() as client:
+        [got] = await complete(client, [snippet], LOOPBACK)
+    assert got == replace(snippet, summary=got.summary)  # only the summary changed
+    assert all(paragraph in got.summary for paragraph in PARAGRAPHS)
+    assert FOOTER not in got.summary and "Subscribe" not in got.summary
+    assert len(got.summary) >= MIN_ARTICLE_CHARS
+    assert server.hits("/rance") == 1
+
+
+@pytest.mark.asyncio
+async def test_long_summary_is_never_fetched(server: FeedServer) -> None:
+    server.put("/rance", article_page(), HTML)
+    full = draft(server.url("/rance"), summary=long_summary())
+    async with httpx.AsyncClient() as client:
+        got = await complete(client, [full], LOOPBACK)
+    assert got == [full]
+    assert server.requests == []
+
+
+@pytest.mark.asyncio
+async def test_failures_keep_the_snippet_and_order(server: FeedServer) -> None:
+    server.put("/ok", article_page(), HTML)
+    server.put("/json", '{"title": "x", "body": "' + "word " * 200 + '"}', "application/json")
+    server.put("/png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, "image/png")
+    server.put("/huge", article_page() + "<!-- padding -->" * 2000, HTML)
+    server.put("/thin", "<html><body><p>Subscribe to read.</p></body></html>", HTML)
+    server.put("/gone", article_page(), HTML, status=410)
+    drafts = [
+        draft(server.url("/missing")),  # 404
+        draft(server.url("/json")),  # not HTML
+        draft(server.url("/ok")),
+        draft(server.url("/png")),  # not HTML
+        draft(server.url("/huge")),  # over the size cap
+        draft(server.url("/thin")),  # nothing worth keeping
+        draft(server.url("/gone")),  # 410
+        draft("http://10.0.0.1/story"),  # blocked address: never connected to
+        draft(server.url("/ok"), summary=long_summary(), guid="long"),  # not a snippet
+    ]
+    policy = replace(LOOPBACK, max_bytes=len(article_page().encode()) + 1000)
+    async with httpx.AsyncClient() as client:
+        got = await complete(client, drafts, policy, limit=2)
+    assert [item.guid for item in got] == [item.guid for item in drafts]
+    changed = [index for index, (old, new) in enumerate(zip(drafts, got, strict=True))
+               if old != new]
+    assert changed == [2]
+    assert PARAGRAPHS[3] in got[2].summary
+    assert got[:2] + got[3:] == drafts[:2] + drafts[3:]
+    assert server.hits("/ok") == 1  # the long-summary draft with the same link was not fetched
+    assert server.hits("/missing") == server.hits("/huge") == server.hits("/gone") == 1
+
+
+@pytest.mark.asyncio
+async def test_blocked_address_without_allowed_network() -> None:
+    snippet = draft("http://10.0.0.1/story")
+    async with httpx.AsyncClient() as client:
+        assert await complete(client, [snippet], FetchPolicy()) == [snippet]
+
+
+@pytest.mark.asyncio
+async def test_loopback_blocked_by_default_policy(server: FeedServer) -> None:
+    server.put("/rance", article_page(), HTML)
+    snippet = draft(server.url("/rance"))
+    async with httpx.AsyncClient() as client:
+        assert await complete(client, [snippet], FetchPolicy()) == [snippet]
+    assert server.requests == []
+
+
+@pytest.mark.asyncio
+async def test_batch_timeout_keeps_slow_snippets(server: FeedServer) -> None:
+    server.put("/fast", article_page(), HTML)
+    server.put("/slow", article_page(), HTML, delay=10.0)
+    drafts = [draft(server.url("/slow")), draft(server.url("/fast"))]
+    started = time.monotonic()
+    async with httpx.AsyncClient() as client:
+        got = await complete(client, drafts, LOOPBACK, timeout=1.0)
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.0
+    assert got[0] == drafts[0]
+    assert got[1] != drafts[1] and PARAGRAPHS[0] in got[1].summary
+
+
+@pytest.mark.asyncio
+async def test_concurrency_is_bounded(server: FeedServer) -> None:
+    for n in range(6):
+        server.put(f"/p{n}", article_page(), HTML, delay=0.3)
+    drafts = [draft(server.url(f"/p{n}")) for n in range(6)]
+    started = time.monotonic()
+    async with httpx.AsyncClient() as client:
+        got = await complete(client, drafts, LOOPBACK, limit=2)
+    elapsed = time.monotonic() - started
+    assert all(new != old for new, old in zip(got, drafts, strict=True))
+    assert elapsed >= 0.85  # three waves of two at 0.3 s each
+
+
+@pytest.mark.asyncio
+async def test_nothing_to_do() -> None:
+    async with httpx.AsyncClient() as client:
+        assert await complete(client, [], LOOPBACK) == []
+        plain = [draft("", guid="a"), draft("urn:x", guid="b")]
+        assert await complete(client, plain, LOOPBACK) == plain
