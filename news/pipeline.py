@@ -177,6 +177,7 @@ async def poll(
             fresh = await asyncio.to_thread(unseen, engine, source, drafts_of(feed, fetched.url))
             if fresh and full_text:
                 fresh = await complete(client, fresh, policy)  # snippets get the article's text
+            if fresh:
                 new = await asyncio.to_thread(ingest, engine, source, fresh)
             ttl = feed.ttl_seconds
     except (FetchError, NotAFeed) as exc:

@@ -18,14 +18,15 @@ from telegram import (
     ChatMemberAdministrator,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     Message,
     MessageEntity,
     Update,
 )
-from telegram.error import BadRequest, RetryAfter
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-from tests.fakes.telegram import BotApiEmulator, load_table
+from tests.fakes.telegram import BotApiEmulator, Limits, load_table
 from tests.fakes.telegram_html import TelegramHtmlError, parse_html, parse_html_entities
 
 
@@ -335,3 +336,202 @@ async def test_ptb_application_polls_and_replies(emu: BotApiEmulator) -> None:
     assert emu.rejected == []
     with pytest.raises(AssertionError, match="expected 2 messages in chat 7"):
         emu.wait_for_messages(7, 2, timeout=0.1)
+
+
+@pytest.mark.asyncio
+async def test_ptb_downloads_user_documents_and_uploads_its_own(emu: BotApiEmulator) -> None:
+    user = emu.user(44)
+    chat = emu.private_chat(user)
+    opml = b'<opml version="2.0"><body/></opml>'
+    injected = emu.send_document(chat, user, opml, "feeds.opml", caption="/import@tidings_test_bot",
+                                 mime_type="text/x-opml")  # fmt: skip
+    emu.send_text(chat, user, "these", reply_to_message_id=injected["message_id"])
+    bot = Bot(emu.token, base_url=f"{emu.base_url}/bot", base_file_url=f"{emu.base_url}/file/bot")
+    async with bot:
+        sent_doc, reply = await bot.get_updates(timeout=5)
+        assert sent_doc.message is not None and reply.message is not None
+        document = sent_doc.message.document
+        assert document is not None
+        assert (document.file_name, document.mime_type, document.file_size) == (
+            "feeds.opml", "text/x-opml", len(opml)
+        )  # fmt: skip
+        (entity,) = sent_doc.message.caption_entities
+        assert (entity.type, entity.offset, entity.length) == (MessageEntity.BOT_COMMAND, 0, 24)
+        replied = reply.message.reply_to_message
+        assert replied is not None and replied.document == document
+
+        file = await bot.get_file(document.file_id)
+        assert file.file_path == f"{emu.base_url}/file/bot{emu.token}/documents/file_1.opml"
+        assert await file.download_as_bytearray() == bytearray(opml)
+        with pytest.raises(BadRequest, match=r"^Invalid file_id$"):
+            await bot.get_file("no-such-file")
+
+        sent = await bot.send_document(
+            44, document=InputFile(b"<opml/>", filename="x.opml"), caption="2 sources"
+        )
+        stored = emu.messages(44)[-1]
+        assert (stored.document, stored.file_name) == (b"<opml/>", "x.opml")
+        assert (stored.text, stored.method) == ("2 sources", "sendDocument")
+        assert sent.document is not None and sent.document.file_name == "x.opml"
+        again = await bot.send_document(44, sent.document.file_id)  # re-sent by file_id
+        assert emu.messages(44)[-1].document == b"<opml/>"
+        assert again.document is not None and again.document.file_id == sent.document.file_id
+        own = await bot.get_file(sent.document.file_id)
+        assert await own.download_as_bytearray() == bytearray(b"<opml/>")
+    with httpx.Client() as client:
+        files = f"{emu.base_url}/file/bot"
+        assert client.get(f"{files}{emu.token}/documents/file_1.opml").content == opml
+        assert client.get(f"{files}999:WRONG/documents/file_1.opml").status_code == 401
+        assert client.get(f"{files}{emu.token}/documents/file_9.opml").status_code == 404
+        getme = client.get(f"{emu.base_url}/bot{emu.token}/getMe")  # method GETs still work
+        assert getme.json()["result"]["username"] == "tidings_test_bot"
+    assert [r["method"] for r in emu.rejected] == ["getFile"]
+    assert emu.errors == []
+
+
+# -- sending limits, latency, random faults, blocked chats ------------------------------------
+
+
+def test_two_sends_to_one_chat_within_a_second_get_429(emu: BotApiEmulator) -> None:
+    emu.private_chat(emu.user(21))
+    emu.enforce_limits = True
+    assert call(emu, "sendMessage", chat_id=21, text="one").json()["ok"]
+    assert call(emu, "sendChatAction", chat_id=21, action="typing").json()["ok"]  # not a send
+    flood = call(emu, "sendMessage", chat_id=21, text="two")
+    assert flood.status_code == 429
+    assert flood.json() == {
+        "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+        "parameters": {"retry_after": 1},
+    }  # fmt: skip
+    assert [m.text for m in emu.messages(21)] == ["one"]
+    assert len(emu.send_times(21)) == 1
+    assert (emu.too_many_requests, emu.rejected) == (1, [])
+    emu.enforce_limits = False  # toggled live
+    assert call(emu, "sendMessage", chat_id=21, text="three").json()["ok"]
+    assert emu.max_rate(chat_id=21) == 2  # would have broken the limit: tests can tell
+
+
+@pytest.mark.asyncio
+async def test_ptb_gets_retry_after_and_succeeds_after_waiting_it() -> None:
+    with BotApiEmulator(enforce_limits=True) as emu:
+        emu.private_chat(emu.user(22))
+        async with Bot(emu.token, base_url=f"{emu.base_url}/bot") as bot:
+            first = await bot.send_message(22, "one")
+            with pytest.raises(RetryAfter) as flood:
+                await bot.edit_message_text("edited", chat_id=22, message_id=first.message_id)
+            await asyncio.sleep(flood.value.retry_after.total_seconds())
+            await bot.edit_message_text("edited", chat_id=22, message_id=first.message_id)
+        times = emu.send_times(22)
+        assert len(times) == 2 and times[1] - times[0] >= 0.95
+        assert (emu.too_many_requests, emu.rejected) == (1, [])
+        assert emu.messages(22)[0].edits == 1
+
+
+def test_overall_limit_allows_30_sends_in_any_second() -> None:
+    with BotApiEmulator(enforce_limits=True) as emu, httpx.Client() as client:
+        url = f"{emu.base_url}/bot{emu.token}/sendMessage"
+        for chat_id in range(1, 32):
+            emu.private_chat(emu.user(chat_id))
+        started = time.monotonic()
+        codes = [client.post(url, data={"chat_id": n, "text": "x"}).status_code
+                 for n in range(1, 32)]  # fmt: skip
+        assert time.monotonic() - started < 0.9  # else the burst did not test the window
+        assert codes == [200] * 30 + [429]
+        assert emu.max_rate() == 30  # reaches the limit without exceeding it
+        assert emu.too_many_requests == 1
+        assert emu.messages(31) == [] and emu.rejected == []
+
+
+def test_group_limit_counts_a_sliding_minute_per_group() -> None:
+    limits = Limits(per_group_per_minute=3, per_chat_per_second=100)
+    with BotApiEmulator(enforce_limits=True, limits=limits) as emu:
+        emu.group(-100, "Readers", supergroup=True)
+        emu.channel(-200, "News")
+        emu.private_chat(emu.user(23))
+        assert [call(emu, "sendMessage", chat_id=-100, text=str(i)).status_code
+                for i in range(4)] == [200, 200, 200, 429]  # fmt: skip
+        retry_after = call(emu, "sendMessage", chat_id=-100, text="x").json()["parameters"]
+        assert 59 <= retry_after["retry_after"] <= 60  # the real wait, not the 1 s default
+        assert call(emu, "sendMessage", chat_id=-200, text="other group").json()["ok"]
+        assert all(call(emu, "sendMessage", chat_id=23, text="dm").json()["ok"] for _ in range(5))
+        assert len(emu.send_times(-100)) == 3 and len(emu.messages(-100)) == 3
+        assert emu.max_rate(window=60, chat_id=-100) == 3
+        assert emu.too_many_requests == 2
+
+
+@pytest.mark.asyncio
+async def test_latency_delays_responses_without_serialising_them() -> None:
+    with BotApiEmulator(latency=0.4) as emu:
+        for chat_id in (24, 25):
+            emu.private_chat(emu.user(chat_id))
+        url = f"{emu.base_url}/bot{emu.token}"
+        async with httpx.AsyncClient() as client:
+            started = time.monotonic()
+            assert (await client.post(f"{url}/getMe")).json()["ok"]
+            assert time.monotonic() - started < 0.3  # only sends and edits are slow
+            started = time.monotonic()
+            replies = await asyncio.gather(
+                *(client.post(f"{url}/sendMessage", data={"chat_id": n, "text": "x"})
+                  for n in (24, 25))
+            )  # fmt: skip
+            elapsed = time.monotonic() - started
+        assert all(r.json()["ok"] for r in replies)
+        assert 0.4 <= elapsed < 0.7  # in parallel: about one latency, not two
+
+
+def test_random_faults_fail_that_share_of_calls(emu: BotApiEmulator) -> None:
+    emu.private_chat(emu.user(26))
+    emu.random_faults("sendMessage", rate=1.0, status=502)
+    replies = [call(emu, "sendMessage", chat_id=26, text="x") for _ in range(3)]
+    assert [r.status_code for r in replies] == [502] * 3
+    assert replies[0].json() == {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+    emu.random_faults("sendMessage", rate=1.0, status=429, retry_after=4)
+    assert call(emu, "sendMessage", chat_id=26, text="x").json()["parameters"] == {
+        "retry_after": 4
+    }  # fmt: skip
+    emu.random_faults("sendMessage", rate=0)
+    assert all(call(emu, "sendMessage", chat_id=26, text="x").json()["ok"] for _ in range(3))
+    assert (emu.injected_faults, emu.too_many_requests, emu.rejected) == (4, 0, [])
+    assert len(emu.messages(26)) == 3
+
+    def pattern(seed: int) -> list[int]:
+        emu.random_faults("getMe", rate=0.5, status=500, seed=seed)
+        with httpx.Client() as client:
+            url = f"{emu.base_url}/bot{emu.token}/getMe"
+            return [client.post(url).status_code for _ in range(20)]
+
+    assert pattern(1) == pattern(1)  # seeded: reproducible
+    assert {200, 500} <= set(pattern(1))
+
+
+@pytest.mark.asyncio
+async def test_blocked_chats_and_migration_raise_ptb_errors(emu: BotApiEmulator) -> None:
+    emu.private_chat(emu.user(27))
+    emu.group(-27, "Old group")
+    emu.group(-1000027, "Readers", supergroup=True)
+    emu.block(27)
+    emu.block(-27)
+    async with Bot(emu.token, base_url=f"{emu.base_url}/bot") as bot:
+        with pytest.raises(Forbidden, match=r"^Forbidden: bot was blocked by the user$"):
+            await bot.send_message(27, "hi")
+        with pytest.raises(Forbidden, match=r"^Forbidden: bot was kicked from the group chat$"):
+            await bot.send_chat_action(-27, "typing")
+        emu.unblock(27)
+        await bot.send_message(27, "back")
+
+        emu.fail_next(
+            "sendMessage", status=400, migrate_to_chat_id=-1000027,
+            description="Bad Request: group chat was upgraded to a supergroup chat",
+        )  # fmt: skip
+        with pytest.raises(ChatMigrated) as migrated:
+            await bot.send_message(-27, "hi")
+        assert migrated.value.new_chat_id == -1000027
+        await bot.send_message(migrated.value.new_chat_id, "hi")
+
+        emu.random_faults(rate=1.0, status=502)
+        with pytest.raises(NetworkError, match="Bad Gateway"):
+            await bot.send_message(27, "lost")
+    assert [m.text for m in emu.messages(27)] == ["back"]
+    assert [m.text for m in emu.messages(-1000027)] == ["hi"]
+    assert emu.messages(-27) == []
+    assert (emu.rejected, emu.errors, emu.injected_faults) == ([], [], 2)
