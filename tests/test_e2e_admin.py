@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer
+from tests.fakes.feeds import rss as rss_feed
 from tests.fakes.telegram import BotApiEmulator
 from tests.test_e2e_topics import World, start_world
 from tests.test_e2e_walkthrough import ADMIN_ID, TOKEN, say
@@ -83,3 +84,33 @@ def test_admins_can_be_added_and_removed_but_admin_ids_stay(world: World) -> Non
     for bad in ("/addadmin", "/addadmin bob", "/addadmin -5", "/removeadmin 1.5"):
         assert "Telegram user id" in say(telegram, chat, admin, bad), bad
     assert "not an admin added by command" in say(telegram, chat, admin, "/removeadmin 777")
+
+
+def test_opml_export_then_import_elsewhere(world: World) -> None:
+    telegram, feeds = world.telegram, world.feeds
+    admin = telegram.user(ADMIN_ID, "Ada")
+    chat = telegram.private_chat(admin)
+    say(telegram, chat, admin, "/exportopml")
+    exported = telegram.messages(chat["id"])[-1]
+    assert exported.file_name == "tidings-sources.opml" and exported.document
+    assert feeds.url("/feed.xml").encode() in exported.document
+
+    feeds.put("/second.xml", rss_feed("Second Wire", []))
+    opml = (b'<?xml version="1.0"?><opml version="2.0"><head/><body><outline text="News">'
+            b'<outline type="rss" text="Second" xmlUrl="' + feeds.url("/second.xml").encode()
+            + b'"/><outline type="rss" text="Again" xmlUrl="' + feeds.url("/feed.xml").encode()
+            + b'"/><outline type="rss" text="Broken" xmlUrl="' + feeds.url("/missing").encode()
+            + b'"/></outline></body></opml>')
+    document = telegram.send_document(chat, admin, opml, "mine.opml")
+    assert "reply to it with /importopml" in say(telegram, chat, admin, "/importopml")
+    before = len(telegram.messages(chat["id"]))
+    telegram.send_text(chat, admin, "/importopml", reply_to_message_id=document["message_id"])
+    summary = telegram.wait_for_messages(chat["id"], before + 1, timeout=20)[before].text
+    assert "1 added, 1 already there, 1 failed" in summary
+    assert "HTTP error 404" in summary
+    assert "#2 Second" in say(telegram, chat, admin, "/sources")
+
+    bogus = telegram.send_document(chat, admin, b"<html>not opml</html>", "page.html")
+    before = len(telegram.messages(chat["id"]))
+    telegram.send_text(chat, admin, "/importopml", reply_to_message_id=bogus["message_id"])
+    assert "not an OPML" in telegram.wait_for_messages(chat["id"], before + 1)[before].text
