@@ -35,17 +35,26 @@ IN_FLIGHT = 32  # enough parallel sends to reach ~30/s over a real network
 per_chat = PerChat()
 
 
+BATCH = 200
+
+
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    """Send batch after batch while full batches come back, so a fan-out never waits a tick."""
     svc: Services = context.bot_data[KEY]
+    while await send_batch(context, svc) == BATCH and not svc.stopping.is_set():
+        pass
+
+
+async def send_batch(context: CallbackContext[Any, Any, Any, Any], svc: Services) -> int:
     with session_scope(svc.engine) as session:
-        claimed = deliveries.claim(session=session, now=utcnow(), limit=200)
+        claimed = deliveries.claim(session=session, now=utcnow(), limit=BATCH)
         edits = deliveries.claim_edits(session=session, now=utcnow())
     for item in edits:
         if not svc.stopping.is_set():
             async with per_chat(item.chat_id):
                 await edit(context, svc, item)
     if not claimed:
-        return
+        return 0
     slots = asyncio.Semaphore(IN_FLIGHT)
 
     async def one(item: deliveries.Claimed) -> None:
@@ -57,6 +66,7 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
             await deliver(context, svc, item)
 
     await asyncio.gather(*(one(item) for item in claimed))
+    return len(claimed)
 
 
 async def deliver(

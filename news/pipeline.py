@@ -204,16 +204,21 @@ async def poll_due(
     concurrency: int = 16,
     full_text: bool = True,
 ) -> list[Polled]:
-    """Claim every due source and poll them side by side."""
-    with session_scope(engine) as session:
-        due = sources.claim_due(session=session, now=utcnow())
+    """Claim due sources by batches and poll each batch side by side, until none are waiting."""
     limit = asyncio.Semaphore(concurrency)
+    batch = concurrency * 4
 
     async def guarded(source: DueSource) -> Polled:
         async with limit:
             return await poll(engine, client, policy, source, full_text=full_text)
 
-    return list(await asyncio.gather(*(guarded(source) for source in due)))
+    results: list[Polled] = []
+    while True:
+        with session_scope(engine) as session:
+            due = sources.claim_due(session=session, now=utcnow(), limit=batch)
+        results += await asyncio.gather(*(guarded(source) for source in due))
+        if len(due) < batch:  # a full batch means more may be waiting
+            return results
 
 
 def story_text(engine: Engine, story_id: int) -> StoryText:

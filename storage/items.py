@@ -75,33 +75,53 @@ def store_new(
     window: timedelta = timedelta(hours=48),
 ) -> Stored:
     """Store unseen drafts: each joins a recent story with the same link or a near-identical
-    headline and lead (from another source), or starts a new story."""
+    headline and lead (from another source), or starts a new story. Rows go in by batch."""
     stored = Stored()
-    since = utcnow() - window
-    for draft in unseen(session=session, source_id=source_id, drafts=drafts):
-        story_id = story_for_link(session=session, link=draft.link, since=since)
+    fresh = unseen(session=session, source_id=source_id, drafts=drafts)
+    if not fresh:
+        return stored
+    by_link = stories_for_links(session=session, links={d.link for d in fresh if d.link},
+                                since=utcnow() - window)
+    placed: list[tuple[ItemDraft, int | Story]] = []
+    for draft in fresh:
+        story_id = by_link.get(draft.link)
         if story_id is None and clusterer is not None:
             story_id = clusterer.same_story(draft)
-        if story_id is None:
-            signature = clusterer.signature(draft) if clusterer else ""
-            story = Story(title=draft.title, signature=signature)
-            session.add(story)
-            session.flush()
-            assert story.id is not None
-            story_id = story.id
-            if clusterer is not None:
-                clusterer.remember(story_id, signature)
-            stored.new.append(NewStory(story_id, draft.title, f"{draft.title}\n{draft.summary}"))
-        else:
+        if story_id is not None:
             stored.joined.add(story_id)
-        session.add(Item(
+            placed.append((draft, story_id))
+        else:
+            signature = clusterer.signature(draft) if clusterer else ""
+            placed.append((draft, Story(title=draft.title, signature=signature)))
+    new_stories = [story for _, story in placed if isinstance(story, Story)]
+    session.add_all(new_stories)
+    session.flush()
+    rows = []
+    for draft, story in placed:
+        story_id = story if isinstance(story, int) else story.id
+        assert story_id is not None
+        if isinstance(story, Story):
+            if clusterer is not None:
+                clusterer.remember(story_id, story.signature)
+            stored.new.append(NewStory(story_id, draft.title, f"{draft.title}\n{draft.summary}"))
+        rows.append(Item(
             source_id=source_id, source_name=source_name, story_id=story_id, guid=draft.guid,
             link=draft.link, title=draft.title, summary=draft.summary,
             content_hash=content_hash(draft), published_at=draft.published_at,
         ))
-        session.flush()
+    session.add_all(rows)
+    session.flush()
     stored.joined -= {story.id for story in stored.new}
     return stored
+
+
+def stories_for_links(*, session: Session, links: set[str], since: datetime) -> dict[str, int]:
+    """Recent stories that already have an item with one of these (cleaned) links."""
+    if not links:
+        return {}
+    statement = select(Item.link, Item.story_id).where(col(Item.link).in_(links),
+                                                       col(Item.fetched_at) >= since)
+    return {link: story_id for link, story_id in session.exec(statement).all()}
 
 
 def story_for_link(*, session: Session, link: str, since: datetime) -> int | None:

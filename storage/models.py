@@ -117,7 +117,7 @@ class Item(SQLModel, table=True):
     source_name: str
     story_id: int = Field(foreign_key="stories.id", index=True, ondelete="CASCADE")
     guid: str = Field(sa_column=Column(Text, nullable=False))
-    link: str = Field(sa_column=Column(Text, nullable=False))
+    link: str = Field(sa_column=Column(Text, nullable=False, index=True))
     title: str = Field(sa_column=Column(Text, nullable=False))
     summary: str = Field(sa_column=Column(Text, nullable=False))
     # sha1 of title and text: the same article re-published under a new guid is not new.
