@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,10 +32,17 @@ class ParsedFeed:
     ttl_seconds: int = 0  # RSS <ttl>: how long the publisher asks readers to wait
 
 
+# A DOCTYPE's internal subset is where entity declarations live; feedparser expands the
+# "safe" flat ones, and repeated they turn kilobytes into hundreds of megabytes. Feeds never
+# need them, so the subset is dropped before parsing (undeclared entities stay inert).
+_INTERNAL_DTD = re.compile(rb"<!DOCTYPE[^\[>]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
+
+
 def parse_feed(body: bytes, url: str) -> ParsedFeed:
     """Parse RSS/Atom/JSON Feed bytes; malformed but readable feeds accepted, non-feeds refused."""
     if _looks_like_json(body):
         return _parse_json_feed(body)
+    body = _INTERNAL_DTD.sub(b"", body, count=1)
     parsed = feedparser.parse(body, response_headers={"content-location": url})
     if not parsed.get("version") and not parsed.entries:
         raise NotAFeed(str(parsed.get("bozo_exception", "no feed found")))

@@ -141,6 +141,17 @@ def _joined(base: str, location: str) -> str:
 
 
 async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    """Stop reading as soon as the cap is passed, whatever Content-Length claimed.
+
+    Stacked encodings (gzip, gzip) are refused: httpx inflates a whole read through every
+    layer before we can count, and two layers turn kilobytes into gigabytes.
+    """
+    if "," in response.headers.get("content-encoding", ""):
+        raise FetchError("too_large", "stacked content encodings")
+    return await _read_decoded(response, max_bytes)
+
+
+async def _read_decoded(response: httpx.Response, max_bytes: int) -> bytes:
     """Stop reading as soon as the cap is passed, whatever Content-Length claimed."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:

@@ -107,6 +107,10 @@ class Clusters:
     def signature(self, draft: ItemDraft) -> str:
         return " ".join(sorted(signature(draft.title, draft.summary)))
 
+    def alike(self, signature: str, other: str) -> bool:
+        """Whether two stored signatures are the same story (for drafts of one batch)."""
+        return overlap(frozenset(signature.split()), frozenset(other.split())) >= THRESHOLD
+
     def remember(self, story_id: int, text: str, created: datetime | None = None) -> None:
         self.index.add(story_id, frozenset(text.split()))
         self.created[story_id] = created or datetime.now(UTC)

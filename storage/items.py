@@ -33,6 +33,8 @@ class Clusterer(Protocol):
 
     def remember(self, story_id: int, signature: str) -> None: ...
 
+    def alike(self, signature: str, other: str) -> bool: ...
+
 
 @dataclass
 class Stored:
@@ -83,6 +85,7 @@ def store_new(
     by_link = stories_for_links(session=session, links={d.link for d in fresh if d.link},
                                 since=utcnow() - window)
     placed: list[tuple[ItemDraft, int | Story]] = []
+    batch: dict[str, Story] = {}  # this batch's new stories, by link and by signature
     for draft in fresh:
         story_id = by_link.get(draft.link)
         if story_id is None and clusterer is not None:
@@ -90,20 +93,28 @@ def store_new(
         if story_id is not None:
             stored.joined.add(story_id)
             placed.append((draft, story_id))
-        else:
-            signature = clusterer.signature(draft) if clusterer else ""
-            placed.append((draft, Story(title=draft.title, signature=signature)))
-    new_stories = [story for _, story in placed if isinstance(story, Story)]
+            continue
+        signature = clusterer.signature(draft) if clusterer else ""
+        earlier = batch.get(draft.link) if draft.link else None
+        if earlier is None and clusterer is not None:
+            earlier = next((story for key, story in batch.items()
+                            if key.startswith("sig:") and clusterer.alike(signature, key[4:])),
+                           None)
+        story = earlier or Story(title=draft.title, signature=signature)
+        if draft.link:
+            batch.setdefault(draft.link, story)
+        batch.setdefault("sig:" + signature, story)
+        placed.append((draft, story))
+    new_stories = list({id(new): new for _, new in placed if isinstance(new, Story)}.values())
     session.add_all(new_stories)
     session.flush()
+    firsts: dict[int, ItemDraft] = {}
     rows = []
-    for draft, story in placed:
-        story_id = story if isinstance(story, int) else story.id
+    for draft, target in placed:
+        story_id = target if isinstance(target, int) else target.id
         assert story_id is not None
-        if isinstance(story, Story):
-            if clusterer is not None:
-                clusterer.remember(story_id, story.signature)
-            stored.new.append(NewStory(story_id, draft.title, f"{draft.title}\n{draft.summary}"))
+        if isinstance(target, Story):
+            firsts.setdefault(story_id, draft)
         rows.append(Item(
             source_id=source_id, source_name=source_name, story_id=story_id, guid=draft.guid,
             link=draft.link, title=draft.title, summary=draft.summary,
@@ -111,7 +122,12 @@ def store_new(
         ))
     session.add_all(rows)
     session.flush()
-    stored.joined -= {story.id for story in stored.new}
+    for story in new_stories:
+        assert story.id is not None
+        if clusterer is not None:
+            clusterer.remember(story.id, story.signature)
+        first = firsts[story.id]
+        stored.new.append(NewStory(story.id, first.title, f"{first.title}\n{first.summary}"))
     return stored
 
 

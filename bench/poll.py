@@ -1,0 +1,591 @@
+"""Polling: 1,000 feeds over slow HTTP, against the naive loop and the parsing floor.
+
+Run from the repository root:
+
+    .venv/bin/python bench/poll.py            # 1,000 feeds of 50 entries, ~5 min on 2 cores
+
+1,000 RSS feeds of 50 entries (~53 KB each, fixed seed) are served on loopback by an asyncio
+HTTP/1.1 server in a process of its own (so its CPU does not share our GIL) that answers every
+request after 200 ms, what a real server across the internet takes, and answers a matching
+If-None-Match with 304. Entries carry full four-sentence summaries, not snippets, so the
+pipeline's article fetching (news.article) has nothing to fetch; the bench counts its fetches.
+
+- ours: the bot's pipeline. A temporary SQLite database holds the 1,000 sources, all due; the
+  poll job's work is `news.pipeline.poll_due` at its default concurrency, as jobs/poll.py calls
+  it (it claims batches and polls each side by side until none is due; the bench calls it again
+  while any source is due). First cycle: every feed new (fetch, parse, store 50,000 items). Second
+  cycle: all due again, nothing changed: every fetch must be a 304 and nothing parsed. It runs in
+  a child process, so its peak RSS is its own (the parent holds the 1,000 bodies).
+- baseline: what most bots do, a sequential loop of `feedparser.parse(url)`. 1,000 x 200 ms is
+  over 200 s, so it is timed on an evenly spread sample of 50 feeds and extrapolated.
+- floor: feedparser parsing the same 1,000 bodies already in memory, over a warmed
+  ProcessPoolExecutor with one worker per core: no network, no database.
+
+Targets: the first cycle >= 20x faster than the baseline and within 1.5x of the floor; the
+unchanged cycle parses nothing.
+
+The first cycle gets a time budget (--budget, 150 s) to keep the run near 5 minutes on 2 cores:
+past it no more batches are claimed (storage.sources.claim_due, wrapped in the child, then
+claims nothing, so poll_due returns after the batch in hand), the sources not reached are
+paused, and every row of the
+table is then for the same work, the feeds the first cycle did poll (the baseline and the floor
+scaled to them). The full first cycle is estimated from the pace of its last tenth, a lower
+bound when the pace keeps falling.
+
+Besides the cycles, `ours` reports where the time went: CPU seconds of the child against wall
+time (one busy core means the GIL is the limit), split by stage: feedparser (parse_feed),
+normalize (drafts_of), ingest (store_new: database and story clustering) and the rest (event
+loop, HTTP, claims, success records). A third cycle, unchanged again, is run at a higher
+poll_due concurrency (--what-if, default 64, the bot client's connection limit) to show what
+the network side gives when the concurrency is raised. Nothing in the pipeline is changed.
+
+Prints a table and writes the figures to bench/results/poll.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import multiprocessing
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version as package_version
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import feedparser  # noqa: E402
+import httpx  # noqa: E402
+from sqlalchemy import func, update  # noqa: E402
+from sqlmodel import col, select  # noqa: E402
+
+from news import article, pipeline  # noqa: E402
+from news.fetch import FetchPolicy  # noqa: E402
+from storage import sources  # noqa: E402
+from storage.db import make_engine, migrate, session_scope  # noqa: E402
+from storage.models import Item, Source, utcnow  # noqa: E402
+from tests.fakes.feeds import rss  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "poll.json"
+SEED = 20240611
+FEEDS, ENTRIES, DELAY, SAMPLE = 1000, 50, 0.2, 50
+VOCABULARY = 20_000  # words drawn uniformly: items of different feeds rarely make one story
+TARGET_VS_BASELINE, TARGET_VS_FLOOR = 20.0, 1.5
+STATS_PATH = "/__stats"
+BUDGET = 150.0  # seconds the first cycle may run before it stops claiming (keeps the run ~5 min)
+
+
+# ---------------------------------------------------------------- the feeds
+
+
+def make_bodies(feeds: int, entries: int) -> list[bytes]:
+    """Deterministic RSS 2.0 feeds: headline, link, guid, a date and a four-sentence summary
+    (~550 characters): full entries, not snippets, so news.article fetches no article pages."""
+    rng = random.Random(SEED)
+    syllables = ["ka", "lo", "mi", "ne", "tor", "ve", "su", "ran", "di", "pel", "qua", "zo",
+                 "bri", "ent", "os", "ul", "gra", "mo", "ti", "ces"]
+    words = sorted({"".join(rng.choices(syllables, k=rng.randint(2, 4)))
+                    for _ in range(VOCABULARY * 2)})[:VOCABULARY]
+    rng.shuffle(words)
+
+    def phrase(n: int) -> str:
+        return " ".join(rng.choices(words, k=n))
+
+    start = datetime(2025, 5, 6, 7, 0, tzinfo=UTC)
+    bodies = []
+    for f in range(feeds):
+        items = [{
+            "title": phrase(rng.randint(6, 11)).capitalize(),
+            "link": f"https://news{f}.example.test/story/{n}",
+            "guid": f"feed{f}-story{n}",
+            "description": "<p>" + " ".join(f"{phrase(rng.randint(16, 24)).capitalize()}."
+                                            for _ in range(4)) + "</p>",
+            "pub_date": start - timedelta(minutes=7 * n + f),
+        } for n in range(entries)]
+        bodies.append(rss(f"Feed {f}", items, link=f"https://news{f}.example.test/").encode())
+    return bodies
+
+
+# ---------------------------------------------------------------- the server (own process)
+
+
+def serve(feeds: int, entries: int, delay: float, port_out: Any) -> None:
+    """Entry point of the server process: asyncio, HTTP/1.1 keep-alive, ETag -> 304."""
+    bodies = make_bodies(feeds, entries)
+    etags = [f'"{hashlib.sha1(body).hexdigest()[:16]}"' for body in bodies]
+    stats: Counter[str] = Counter()
+
+    def answer(path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        if path == STATS_PATH:
+            return 200, json.dumps(stats).encode(), {"Content-Type": "application/json"}
+        name = path.rsplit("/", 1)[-1].removesuffix(".xml")
+        if not path.startswith("/feed/") or not name.isdigit() or int(name) >= feeds:
+            return 404, b"not found", {"Content-Type": "text/plain"}
+        index = int(name)
+        extra = {"ETag": etags[index], "Cache-Control": "max-age=0"}
+        if etags[index] in {t.strip() for t in headers.get("if-none-match", "").split(",")}:
+            return 304, b"", extra
+        return 200, bodies[index], {"Content-Type": "application/rss+xml; charset=utf-8",
+                                    **extra}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, protocol = [*lines[0].split(" "), "", "", ""][:3]
+                headers = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    if name:
+                        headers[name.strip().lower()] = value.strip()
+                if "content-length" in headers:
+                    await reader.readexactly(int(headers["content-length"]))
+                if path != STATS_PATH:
+                    await asyncio.sleep(delay)
+                status, body, extra = answer(path, headers)
+                if path != STATS_PATH:
+                    stats[str(status)] += 1
+                close = (headers.get("connection", "").lower() == "close"
+                         or protocol != "HTTP/1.1")
+                reason = {200: "OK", 304: "Not Modified", 404: "Not Found"}[status]
+                out = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in extra.items()]
+                if status != 304:
+                    out.append(f"Content-Length: {len(body)}")
+                if close:
+                    out.append("Connection: close")
+                writer.write("\r\n".join(out).encode() + b"\r\n\r\n"
+                             + (b"" if method == "HEAD" or status == 304 else body))
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+        port_out.send(server.sockets[0].getsockname()[1])
+        port_out.close()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def server_stats(port: int) -> Counter[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{STATS_PATH}", timeout=10) as answer:
+        return Counter(json.loads(answer.read()))
+
+
+def feed_url(port: int, index: int) -> str:
+    return f"http://127.0.0.1:{port}/feed/{index}.xml"
+
+
+# ---------------------------------------------------------------- baseline and floor
+
+
+def baseline(port: int, feeds: int, sample: int) -> dict[str, Any]:
+    """The naive loop, sequential feedparser.parse(url), on an evenly spread sample."""
+    picks = [round(i * feeds / sample) for i in range(sample)]
+    entries = 0
+    started = time.perf_counter()
+    for index in picks:
+        entries += len(feedparser.parse(feed_url(port, index)).entries)
+    seconds = time.perf_counter() - started
+    return {"sample": sample, "sample_s": round(seconds, 3), "entries": entries,
+            "per_feed_ms": round(1000 * seconds / sample, 1),
+            "extrapolated_s": round(seconds * feeds / sample, 2)}
+
+
+def parse_count(body: bytes) -> int:
+    return len(feedparser.parse(body).entries)
+
+
+def warm(_: int) -> int:
+    return parse_count(b'<rss version="2.0"><channel><item><title>x</title></item></channel></rss>')
+
+
+def floor(bodies: list[bytes], workers: int) -> dict[str, Any]:
+    """feedparser over the in-memory bodies on every core, after the pool is up."""
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(warm, range(workers * 2)))
+        started = time.perf_counter()
+        entries = sum(pool.map(parse_count, bodies, chunksize=max(1, len(bodies) // workers // 8)))
+        seconds = time.perf_counter() - started
+    one_core = bodies[:: max(1, len(bodies) // 100)]
+    started = time.perf_counter()
+    for body in one_core:
+        parse_count(body)
+    per_body = (time.perf_counter() - started) / len(one_core)
+    return {"workers": workers, "s": round(seconds, 3), "entries": entries,
+            "parse_ms_per_feed_one_core": round(1000 * per_body, 2),
+            "parse_s_one_core_extrapolated": round(per_body * len(bodies), 2)}
+
+
+# ---------------------------------------------------------------- ours (child process)
+
+
+class Timers:
+    """Calls, wall seconds and CPU seconds of the pipeline's synchronous stages (patched into
+    news.pipeline in the child only). CPU is the calling thread's own (time.thread_time), so
+    waiting for the GIL, a lock or SQLite is not counted; wall time is, summed over calls that
+    overlap. Fetches are async: their CPU is what is left of the process's."""
+
+    STAGES = ("parse", "normalize", "ingest")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.wall: Counter[str] = Counter()
+        self.cpu: Counter[str] = Counter()
+
+    def clear(self) -> None:
+        for counter in (self.calls, self.wall, self.cpu):
+            counter.clear()
+
+    def timed(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.calls[name] += 1
+                    self.wall[name] += time.perf_counter() - wall
+                    self.cpu[name] += time.thread_time() - cpu
+        return call
+
+    def install(self) -> None:
+        """parse_feed and ingest run in worker threads, drafts_of (normalize) on the loop;
+        article fetches (news.article, for snippet entries) are counted."""
+        real_article_fetch = article.fetch
+
+        async def article_fetch(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                self.calls["article fetch"] += 1
+            return await real_article_fetch(*args, **kwargs)
+
+        article.fetch = article_fetch  # type: ignore
+        pipeline.parse_feed = self.timed("parse", pipeline.parse_feed)  # type: ignore
+        pipeline.drafts_of = self.timed("normalize", pipeline.drafts_of)  # type: ignore
+        pipeline.ingest = self.timed("ingest", pipeline.ingest)  # type: ignore
+
+
+class Claims:
+    """storage.sources.claim_due, counted and timed, and refused past a deadline: poll_due then
+    ends after the batch in hand, and the budget holds without touching the pipeline."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.deadline: float | None = None
+        self.claimed = 0
+        self.batches = 0
+        self.progress: list[tuple[float, int]] = []  # (seconds, sources polled) at each claim
+
+    def start(self, budget: float | None) -> None:
+        self.started = time.perf_counter()
+        self.deadline = None if budget is None else self.started + budget
+        self.claimed = self.batches = 0
+        self.progress = [(0.0, 0)]
+
+    def install(self) -> None:
+        real = sources.claim_due
+
+        def claim_due(**kwargs: Any) -> Any:
+            now = time.perf_counter()
+            # a batch is claimed once the one before it is done: all claimed so far are polled
+            self.progress.append((round(now - self.started, 2), self.claimed))
+            if self.deadline is not None and now >= self.deadline:
+                return []
+            due = real(**kwargs)
+            self.claimed += len(due)
+            self.batches += bool(due)
+            return due
+
+        sources.claim_due = claim_due  # type: ignore[assignment]
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def make_all_due(engine: Any) -> None:
+    with engine.begin() as connection:
+        connection.execute(update(Source).values(next_poll_at=utcnow() - timedelta(seconds=1)))
+
+
+def count(engine: Any, what: Any) -> int:
+    with session_scope(engine) as session:
+        return int(session.exec(what).one())
+
+
+def due_now(engine: Any) -> int:
+    return count(engine, select(func.count()).select_from(Source).where(
+        col(Source.next_poll_at) <= utcnow(), col(Source.paused).is_(False)))
+
+
+def items(engine: Any) -> int:
+    return count(engine, select(func.count()).select_from(Item))
+
+
+async def cycle(engine: Any, client: httpx.AsyncClient, policy: FetchPolicy, port: int,
+                timers: Timers, claims: Claims, poll_kwargs: dict[str, Any],
+                budget: float | None = None) -> dict[str, Any]:
+    """poll_due while any source is due, or until `budget` seconds have gone."""
+    timers.clear()
+    before_items, before_stats = items(engine), server_stats(port)
+    total = due_now(engine)
+    cpu = cpu_seconds()
+    claims.start(budget)
+    while due_now(engine) and (claims.deadline is None
+                               or time.perf_counter() < claims.deadline):
+        await pipeline.poll_due(engine, client, policy, **poll_kwargs)
+    wall = time.perf_counter() - claims.started
+    cpu = cpu_seconds() - cpu
+    claims.progress.append((round(wall, 2), claims.claimed))
+    stats = server_stats(port) - before_stats
+    failing = count(engine, select(func.count()).select_from(Source).where(
+        col(Source.last_error).is_not(None)))
+    return {
+        "s": round(wall, 3), "sources": total, "polled": claims.claimed,
+        "finished": claims.claimed >= total, "batches": claims.batches, "cpu_s": round(cpu, 2),
+        "cpu_share_of_wall": round(cpu / wall, 2),
+        "responses": dict(stats), "parses": timers.calls["parse"],
+        "article_fetches": timers.calls["article fetch"],
+        "items_added": items(engine) - before_items, "failing_sources": failing,
+        "stage_cpu_s": {**{name: round(timers.cpu[name], 2) for name in timers.STAGES},
+                        "rest (loop, HTTP, claims, records)":
+                            round(cpu - sum(timers.cpu.values()), 2)},
+        "stage_wall_summed_s": {name: round(timers.wall[name], 2) for name in timers.STAGES},
+        "progress": claims.progress,
+    }
+
+
+def pace(progress: list[tuple[float, int]], share: float = 0.1) -> tuple[float, float]:
+    """Sources per second over the first and the last `share` of the sources polled."""
+    polled = progress[-1][1]
+    span = max(1, round(polled * share))
+    first = next(p for p in progress if p[1] >= span)
+    last = next(p for p in progress if p[1] >= polled - span)
+    tail = (polled - last[1]) / (progress[-1][0] - last[0]) if progress[-1][0] > last[0] else 0
+    return first[1] / first[0], tail if tail else polled / progress[-1][0]
+
+
+async def ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    engine = make_engine(f"sqlite:///{workdir / 'bench.db'}")
+    migrate(engine)
+    with session_scope(engine) as session:
+        for index in range(args.feeds):
+            sources.add(session=session, url=feed_url(args.port, index), name=f"Feed {index}",
+                        interval_seconds=3600)
+    timers, claims = Timers(), Claims()
+    timers.install()
+    claims.install()
+    policy = FetchPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
+    poll_kwargs = {} if args.concurrency is None else {"concurrency": args.concurrency}
+    # as bot.py builds its client
+    async with httpx.AsyncClient(headers={"User-Agent": "Tidings-bench"}, trust_env=False,
+                                 limits=httpx.Limits(max_connections=64)) as client:
+        make_all_due(engine)
+        first = await cycle(engine, client, policy, args.port, timers, claims, poll_kwargs,
+                            args.budget)
+        first["pace_first_last_10pct"] = [round(v, 2) for v in pace(first["progress"])]
+        peak_first = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if not first["finished"]:  # the unchanged cycles cover the sources the first one did
+            with engine.begin() as connection:
+                connection.execute(update(Source).where(col(Source.last_polled_at).is_(None))
+                                   .values(paused=True))
+        make_all_due(engine)
+        second = await cycle(engine, client, policy, args.port, timers, claims, poll_kwargs)
+        make_all_due(engine)
+        what_if = await cycle(engine, client, policy, args.port, timers, claims,
+                              {"concurrency": args.what_if})
+    engine.dispose()
+    kib = 1 << 20 if sys.platform == "darwin" else 1 << 10
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"first": first, "second": second, "what_if": what_if,
+            "peak_rss_mib": round(peak / kib, 1),
+            "peak_rss_mib_after_first": round(peak_first / kib, 1)}
+
+
+def child_main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="tidings-poll-") as workdir:
+        figures = asyncio.run(ours(args, Path(workdir)))
+    print(json.dumps(figures))
+
+
+def run_ours(port: int, args: argparse.Namespace) -> dict[str, Any]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "--port", str(port),
+               "--feeds", str(args.feeds), "--what-if", str(args.what_if),
+               "--budget", str(args.budget)]
+    if args.concurrency is not None:
+        command += ["--concurrency", str(args.concurrency)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                          timeout=args.budget + 600)
+    if done.returncode:
+        raise SystemExit(f"the polling child failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+# ---------------------------------------------------------------- report
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    header = ("", "seconds", "vs baseline", "vs floor", "notes")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) if i in (0, 4) else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+             for row in [header, *rows]]
+    rule = "-" * max(len(line) for line in lines)
+    return "\n".join([rule, lines[0], rule, *lines[1:], rule])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--feeds", type=int, default=FEEDS)
+    parser.add_argument("--entries", type=int, default=ENTRIES)
+    parser.add_argument("--delay", type=float, default=DELAY, help="server answer delay, s")
+    parser.add_argument("--sample", type=int, default=SAMPLE, help="feeds the baseline times")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="poll_due concurrency (default: poll_due's own, as the bot)")
+    parser.add_argument("--what-if", type=int, default=64,
+                        help="poll_due concurrency of the extra unchanged cycle")
+    parser.add_argument("--budget", type=float, default=BUDGET,
+                        help="seconds after which the first cycle stops claiming")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main(args)
+        return
+
+    started = time.perf_counter()
+    bodies = make_bodies(args.feeds, args.entries)
+    receive, send = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.get_context("spawn").Process(
+        target=serve, args=(args.feeds, args.entries, args.delay, send), daemon=True)
+    server.start()
+    try:
+        port = receive.recv()
+        floor_figures = floor(bodies, args.workers)
+        print(f"floor: {floor_figures['s']:.2f} s", flush=True)
+        base = baseline(port, args.feeds, args.sample)
+        print(f"baseline: {base['sample_s']:.2f} s for {args.sample} feeds", flush=True)
+        mine = run_ours(port, args)
+    finally:
+        server.terminate()
+        server.join()
+
+    first, second, what_if = mine["first"], mine["second"], mine["what_if"]
+    n = first["polled"]
+    # Equal work: the baseline and the floor for the n feeds the first cycle polled.
+    base_n = base["per_feed_ms"] / 1000 * n
+    floor_n = floor_figures["s"] * n / args.feeds
+    vs_base, vs_floor = base_n / first["s"], first["s"] / floor_n
+    early, late = first["pace_first_last_10pct"]
+    estimate = first["s"] + (args.feeds - n) / late if n < args.feeds else first["s"]
+    checks = {
+        "first_cycle_vs_baseline": {"target": f">= {TARGET_VS_BASELINE:g}x faster",
+                                    "value": round(vs_base, 2),
+                                    "met": first["finished"] and vs_base >= TARGET_VS_BASELINE},
+        "first_cycle_vs_floor": {"target": f"<= {TARGET_VS_FLOOR:g}x the floor",
+                                 "value": round(vs_floor, 2),
+                                 "met": first["finished"] and vs_floor <= TARGET_VS_FLOOR},
+        "second_cycle_parses": {"target": "0", "value": second["parses"],
+                                "met": second["parses"] == 0
+                                and second["responses"].get("304", 0) == n},
+    }
+    done = (f"all {n:,} feeds" if first["finished"]
+            else f"DID NOT FINISH: {n:,} of {args.feeds:,} feeds in the {args.budget:.0f} s budget")
+
+    def row(name: str, seconds: float, note: str) -> tuple[str, ...]:
+        return (name, f"{seconds:.2f}", f"{base_n / seconds:.1f}x", f"{seconds / floor_n:.2f}x",
+                note)
+
+    rows = [
+        row("baseline: sequential feedparser.parse(url)", base_n,
+            f"extrapolated from {args.sample} feeds ({base['per_feed_ms']:.0f} ms each)"),
+        row(f"floor: feedparser, {args.workers} processes, in memory", floor_n,
+            "no network, no database"),
+        row("ours, first cycle (all new)", first["s"],
+            f"{done}; {first['responses'].get('200', 0)} x 200, {first['parses']} parses, "
+            f"{first['items_added']:,} items, {first['batches']} batches, "
+            f"{first['article_fetches']} article fetches"),
+        row("ours, second cycle (unchanged)", second["s"],
+            f"{second['responses'].get('304', 0)} x 304, {second['parses']} parses, "
+            f"{second['items_added']} items"),
+        row(f"what-if: unchanged, concurrency {args.what_if}", what_if["s"],
+            f"{what_if['responses'].get('304', 0)} x 304, {what_if['parses']} parses"),
+    ]
+    print(f"\nPoll benchmark: {args.feeds:,} feeds x {args.entries} entries "
+          f"(~{sum(map(len, bodies)) / len(bodies) / 1024:.0f} KB each), loopback server "
+          f"answering after {args.delay * 1000:.0f} ms, SQLite, {os.cpu_count()} cores")
+    print(f"all rows for the same {n:,} feeds (those the first cycle polled)")
+    print(table(rows))
+    print("vs baseline: how many times faster than the naive loop; vs floor: how many times "
+          "the floor's time.")
+    if not first["finished"]:
+        falling = "; the pace was falling" if late < 0.9 * early else ""
+        print(f"full first cycle: >= {estimate:.0f} s (the rest at the last 10% pace{falling})")
+    print(f"first-cycle pace: {early:.1f} feeds/s over the first 10%, {late:.1f} over the last")
+    print(f"peak RSS of the polling process: {mine['peak_rss_mib']:.0f} MiB "
+          f"({mine['peak_rss_mib_after_first']:.0f} MiB after the first cycle)")
+    for name, c in (("first", first), ("second", second)):
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in c["stage_cpu_s"].items())
+        print(f"{name} cycle: CPU {c['cpu_s']:.1f} s over {c['s']:.1f} s wall "
+              f"({c['cpu_share_of_wall']:.0%} of a core); CPU s by stage: {stages}")
+    print(f"one core parses a feed in {floor_figures['parse_ms_per_feed_one_core']:.1f} ms "
+          f"(feedparser alone)")
+    for name, check in checks.items():
+        print(f"target {name}: {check['target']}: {check['value']} "
+              f"{'met' if check['met'] else 'NOT MET'}")
+    total_s = time.perf_counter() - started
+    print(f"total wall time: {total_s:.1f} s")
+    figures = {
+        "benchmark": "poll", "feeds": args.feeds, "entries": args.entries,
+        "delay_ms": args.delay * 1000, "seed": SEED,
+        "mean_body_bytes": round(sum(map(len, bodies)) / len(bodies)),
+        "concurrency": args.concurrency or "poll_due default", "budget_s": args.budget,
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                    "feedparser": package_version("feedparser"),
+                    "httpx": package_version("httpx")},
+        "baseline": base, "floor": floor_figures, "ours": mine,
+        "equal_work_feeds": n,
+        "ratios": {"first_vs_baseline": round(vs_base, 2), "first_vs_floor": round(vs_floor, 2),
+                   "second_vs_baseline": round(base_n / second["s"], 1),
+                   "second_vs_floor": round(second["s"] / floor_n, 2)},
+        "first_cycle_full_estimate_s": round(estimate, 1),
+        "targets": checks, "total_wall_s": round(total_s, 1),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(f"figures written to {RESULTS.relative_to(ROOT)}")
+    if second["parses"]:
+        raise SystemExit(f"the unchanged cycle parsed {second['parses']} feeds")
+
+
+if __name__ == "__main__":
+    main()
