@@ -68,13 +68,18 @@ class StoryIndex:
 
     def same_story(self, tokens: frozenset[str]) -> int | None:
         """The most similar recent story at or above the threshold, if any."""
+        if len(tokens) < MIN_TOKENS:
+            return None
         counts: dict[int, int] = defaultdict(int)
         for token in tokens:
             for story_id in self.by_token.get(token, ()):
                 counts[story_id] += 1
         best, best_score = None, THRESHOLD
         for story_id, shared in counts.items():
-            score = overlap(tokens, self.signatures[story_id]) if shared else 0.0
+            size = len(self.signatures[story_id])
+            if size < MIN_TOKENS:
+                continue
+            score = shared / min(len(tokens), size)  # overlap(), from counts already made
             if score >= best_score:
                 best, best_score = story_id, score
         return best

@@ -1,0 +1,72 @@
+"""One story per event: signatures, overlap, and the index that finds the same story."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from news.items import ItemDraft
+from news.stories import THRESHOLD, Clusters, StoryIndex, overlap, signature
+
+SAME = [
+    ("SoftBank pledges billions for an AI valley in Hauts-de-France",
+     "SoftBank has pledged a major investment in Hauts-de-France.",
+     "Hauts-de-France: SoftBank pledges billions to build AI valley",
+     "The Japanese group SoftBank pledged a huge investment in the Hauts-de-France region."),
+    ("软银承诺在上法兰西大区巨额投资",
+     "软银承诺在上法兰西大区进行巨额投资，推动当地打造人工智能谷。",
+     "软银承诺向上法兰西大区巨额投资 打造人工智能谷",
+     "据报道，软银承诺在上法兰西大区进行巨额投资。"),
+]
+DIFFERENT = [
+    ("SoftBank pledges billions for an AI valley in Hauts-de-France",
+     "SoftBank has pledged a major investment in Hauts-de-France.",
+     "Nvidia unveils new chips for data centers", "Nvidia said on Monday its new chips ship soon."),
+    ("SoftBank pledges billions for an AI valley", "SoftBank pledged a major investment.",
+     "软银承诺在上法兰西大区巨额投资", "软银承诺在上法兰西大区进行巨额投资。"),
+]
+
+
+@pytest.mark.parametrize(("t1", "l1", "t2", "l2"), SAME)
+def test_rephrased_reports_of_one_event_overlap(t1: str, l1: str, t2: str, l2: str) -> None:
+    assert overlap(signature(t1, l1), signature(t2, l2)) >= THRESHOLD
+
+
+@pytest.mark.parametrize(("t1", "l1", "t2", "l2"), DIFFERENT)
+def test_different_events_and_languages_do_not(t1: str, l1: str, t2: str, l2: str) -> None:
+    assert overlap(signature(t1, l1), signature(t2, l2)) < THRESHOLD
+
+
+def test_short_signatures_never_merge() -> None:
+    assert overlap(signature("Rain", ""), signature("Rain", "")) == 0.0
+
+
+def test_the_index_agrees_with_pairwise_overlap() -> None:
+    rng = random.Random(5)
+    words = [f"w{n}" for n in range(60)]
+    index = StoryIndex()
+    stored = {}
+    for story_id in range(1, 300):
+        tokens = frozenset(rng.sample(words, rng.randint(3, 12)))
+        index.add(story_id, tokens)
+        stored[story_id] = tokens
+    for _ in range(200):
+        probe = frozenset(rng.sample(words, rng.randint(3, 12)))
+        best = max((overlap(probe, t), sid) for sid, t in stored.items())
+        found = index.same_story(probe)
+        if best[0] >= THRESHOLD:
+            assert found is not None and overlap(probe, stored[found]) == best[0]
+        else:
+            assert found is None
+
+
+def test_clusters_forget_stories_older_than_the_window() -> None:
+    clusters = Clusters(window=timedelta(hours=48))
+    draft = ItemDraft("g", "http://a.test/1", *SAME[0][:2], None)
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    clusters.load([(7, clusters.signature(draft), now - timedelta(hours=50))], now)
+    assert clusters.same_story(draft) is None
+    clusters.load([(8, clusters.signature(draft), now - timedelta(hours=1))], now)
+    assert clusters.same_story(draft) == 8 and clusters.last_id == 8
