@@ -7,7 +7,7 @@ from typing import Any
 
 from telegram import Update
 
-from handlers.common import Context, answer_button, chat_language
+from handlers.common import Context, answer_button, chat_language, may_configure
 from handlers.lang import press_language
 from handlers.settings import press_mode
 from handlers.topics import press_suggestion, press_unsubscribe
@@ -32,9 +32,13 @@ async def press(update: Update, context: Context) -> None:
         await answer_button(update, context, chat_language(update, context), "button.stale")
         return
     handler, convert = route
+    language = chat_language(update, context)
     try:
         argument = convert(value)
     except ValueError:
-        await answer_button(update, context, chat_language(update, context), "button.stale")
+        await answer_button(update, context, language, "button.stale")
+        return
+    if not await may_configure(update, context):  # every button changes the chat's setup
+        await answer_button(update, context, language, "group.refused")
         return
     await handler(update, context, argument)

@@ -12,7 +12,6 @@ from handlers.common import (
     argument_text,
     chat_language,
     language_code,
-    may_configure,
     refuse_unless_configurable,
     reply,
     services,
@@ -65,9 +64,6 @@ async def press_language(update: Update, context: Context, code: str) -> None:
     assert chat is not None
     if code not in services(context).catalog.languages:
         await answer_button(update, context, current, "button.stale")
-        return
-    if not await may_configure(update, context):
-        await answer_button(update, context, current, "group.refused")
         return
     _store(context, chat.id, code)
     await answer_button(update, context, code, "lang.done", code=code, name=_native(code))

@@ -13,7 +13,6 @@ from handlers.common import (
     answer_button,
     argument_text,
     chat_language,
-    may_configure,
     refuse_unless_configurable,
     reply,
     services,
@@ -102,9 +101,6 @@ async def press_mode(update: Update, context: Context, mode: str) -> None:
     assert chat is not None
     if mode not in MODES:
         await answer_button(update, context, language, "button.stale")
-        return
-    if not await may_configure(update, context):
-        await answer_button(update, context, language, "group.refused")
         return
     with session_scope(services(context).engine) as session:
         chats.update_settings(session=session, chat_id=chat.id, mode=mode)

@@ -12,7 +12,6 @@ from handlers.common import (
     answer_button,
     argument_text,
     chat_language,
-    may_configure,
     refuse_unless_configurable,
     reply,
     services,
@@ -106,9 +105,6 @@ async def press_suggestion(update: Update, context: Context, suggestion_id: int)
     language = chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
-    if not await may_configure(update, context):
-        await answer_button(update, context, language, "group.refused")
-        return
     with session_scope(services(context).engine) as session:
         suggestion = suggestions.get(session=session, suggestion_id=suggestion_id)
         subscription = None
@@ -168,9 +164,6 @@ async def press_unsubscribe(update: Update, context: Context, subscription_id: i
     language = chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
-    if not await may_configure(update, context):
-        await answer_button(update, context, language, "group.refused")
-        return
     with session_scope(services(context).engine) as session:
         row = subscriptions.get(session=session, subscription_id=subscription_id)
         if row is None or row.chat_id != chat.id:
