@@ -94,9 +94,9 @@ def build_services(settings: Settings) -> Services:
 
 
 def smooth_rate_limiter() -> AIORateLimiter:
-    """Telegram's limits as even pacing: a bucket of one, refilled 29.5 times a second overall
+    """Telegram's limits as even pacing: a bucket of one, refilled 30 times a second overall
     and every 3.05 s per group, never lets a burst exceed 30/s or 20/min in any window."""
-    return AIORateLimiter(overall_max_rate=1, overall_time_period=1 / 29.5,
+    return AIORateLimiter(overall_max_rate=1, overall_time_period=1 / 30,
                           group_max_rate=1, group_time_period=3.05)
 
 
