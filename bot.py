@@ -22,6 +22,7 @@ from locales import catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
+from news.parsing import FeedReader, default_workers
 from services import KEY, Services
 from settings import Settings
 from storage import deliveries, sources
@@ -90,6 +91,8 @@ def build_services(settings: Settings) -> Services:
         poll_interval_seconds=settings.poll_interval_seconds,
         daily_token_budget=settings.llm_daily_token_budget,
         full_text=settings.full_text,
+        reader=FeedReader(default_workers() if settings.parse_workers is None
+                          else settings.parse_workers),
     )
 
 
@@ -138,6 +141,7 @@ def main() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, partial(stop, application))
         await register_commands(application, svc)
+        svc.reader.warm()
 
     def stop(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         svc.stopping.set()
@@ -145,6 +149,7 @@ def main() -> None:
 
     async def post_shutdown(_: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await svc.http.aclose()
+        svc.reader.close()
         svc.engine.dispose()
 
     api = settings.telegram_api_url.rstrip("/")

@@ -12,6 +12,7 @@ from locales import Catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
+from news.parsing import FeedReader
 
 KEY = "services"
 
@@ -29,4 +30,5 @@ class Services:
     poll_interval_seconds: int
     daily_token_budget: int = 0
     full_text: bool = True
+    reader: FeedReader = field(default_factory=FeedReader)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)

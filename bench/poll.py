@@ -7,8 +7,10 @@ Run from the repository root:
 1,000 RSS feeds of 50 entries (~53 KB each, fixed seed) are served on loopback by an asyncio
 HTTP/1.1 server in a process of its own (so its CPU does not share our GIL) that answers every
 request after 200 ms, what a real server across the internet takes, and answers a matching
-If-None-Match with 304. Entries carry full four-sentence summaries, not snippets, so the
-pipeline's article fetching (news.article) has nothing to fetch; the bench counts its fetches.
+If-None-Match with 304. The feeds live on 100 loopback addresses (127.0.0.x, ten feeds each),
+as feeds live on many hosts, since the fetcher holds at most 4 requests in flight per host.
+Entries carry full four-sentence summaries, not snippets, so the pipeline's article fetching
+(news.article) has nothing to fetch; the bench counts its fetches.
 
 - ours: the bot's pipeline. A temporary SQLite database holds the 1,000 sources, all due; the
   poll job's work is `news.pipeline.poll_due` at its default concurrency, as jobs/poll.py calls
@@ -32,12 +34,13 @@ table is then for the same work, the feeds the first cycle did poll (the baselin
 scaled to them). The full first cycle is estimated from the pace of its last tenth, a lower
 bound when the pace keeps falling.
 
-Besides the cycles, `ours` reports where the time went: CPU seconds of the child against wall
-time (one busy core means the GIL is the limit), split by stage: feedparser (parse_feed),
-normalize (drafts_of), ingest (store_new: database and story clustering) and the rest (event
-loop, HTTP, claims, success records). A third cycle, unchanged again, is run at a higher
-poll_due concurrency (--what-if, default 64, the bot client's connection limit) to show what
-the network side gives when the concurrency is raised. Nothing in the pipeline is changed.
+Besides the cycles, `ours` reports where the time went: CPU seconds of the polling process
+and of its parser processes (news.parsing, one per core up to 4, as the bot runs them) against
+wall time, split by stage: read (parse and normalize, in the parser processes), ingest (the
+database and the story index, on the poll's database thread) and the rest of the polling
+process (event loop, HTTP, handing bodies to the parsers and drafts back). A third cycle,
+unchanged again, is run at another poll_due concurrency (--what-if) to show what the network
+side gives. Nothing in the pipeline is changed.
 
 Prints a table and writes the figures to bench/results/poll.json.
 """
@@ -79,6 +82,7 @@ from sqlmodel import col, select  # noqa: E402
 
 from news import article, pipeline  # noqa: E402
 from news.fetch import FetchPolicy  # noqa: E402
+from news.parsing import FeedReader, default_workers  # noqa: E402
 from storage import sources  # noqa: E402
 from storage.db import make_engine, migrate, session_scope  # noqa: E402
 from storage.models import Item, Source, utcnow  # noqa: E402
@@ -87,6 +91,7 @@ from tests.fakes.feeds import rss  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "poll.json"
 SEED = 20240611
 FEEDS, ENTRIES, DELAY, SAMPLE = 1000, 50, 0.2, 50
+FEEDS_PER_HOST = 10  # 1,000 feeds on 100 loopback addresses
 VOCABULARY = 20_000  # words drawn uniformly: items of different feeds rarely make one story
 TARGET_VS_BASELINE, TARGET_VS_FLOOR = 20.0, 1.5
 STATS_PATH = "/__stats"
@@ -183,11 +188,13 @@ def serve(feeds: int, entries: int, delay: float, port_out: Any) -> None:
             writer.close()
 
     async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
-        port_out.send(server.sockets[0].getsockname()[1])
+        first = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+        port = first.sockets[0].getsockname()[1]  # every host listens on the same port
+        others = await asyncio.start_server(handle, hosts(feeds)[1:], port, backlog=4096)
+        port_out.send(port)
         port_out.close()
-        async with server:
-            await server.serve_forever()
+        async with first, others:
+            await asyncio.gather(first.serve_forever(), others.serve_forever())
 
     asyncio.run(main())
 
@@ -197,8 +204,18 @@ def server_stats(port: int) -> Counter[str]:
         return Counter(json.loads(answer.read()))
 
 
+def host_of(index: int) -> str:
+    """Feeds live on many hosts, as on the internet (and the fetcher limits each host)."""
+    return f"127.0.{index // FEEDS_PER_HOST // 250}.{index // FEEDS_PER_HOST % 250 + 1}"
+
+
+def hosts(feeds: int) -> list[str]:
+    """127.0.0.1 first (it answers the stats), then every feed host."""
+    return ["127.0.0.1", *sorted({host_of(index) for index in range(feeds)} - {"127.0.0.1"})]
+
+
 def feed_url(port: int, index: int) -> str:
-    return f"http://127.0.0.1:{port}/feed/{index}.xml"
+    return f"http://{host_of(index)}:{port}/feed/{index}.xml"
 
 
 # ---------------------------------------------------------------- baseline and floor
@@ -251,7 +268,7 @@ class Timers:
     waiting for the GIL, a lock or SQLite is not counted; wall time is, summed over calls that
     overlap. Fetches are async: their CPU is what is left of the process's."""
 
-    STAGES = ("parse", "normalize", "ingest")
+    STAGES = ("read", "ingest")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -276,8 +293,9 @@ class Timers:
         return call
 
     def install(self) -> None:
-        """parse_feed and ingest run in worker threads, drafts_of (normalize) on the loop;
-        article fetches (news.article, for snippet entries) are counted."""
+        """Reading (parse and normalize) runs in the reader's worker processes: its calls and
+        summed wall time are counted here, its CPU is the workers' (worker_usage). Ingest runs
+        in worker threads; article fetches (news.article, for snippets) are counted."""
         real_article_fetch = article.fetch
 
         async def article_fetch(*args: Any, **kwargs: Any) -> Any:
@@ -286,8 +304,18 @@ class Timers:
             return await real_article_fetch(*args, **kwargs)
 
         article.fetch = article_fetch  # type: ignore
-        pipeline.parse_feed = self.timed("parse", pipeline.parse_feed)  # type: ignore
-        pipeline.drafts_of = self.timed("normalize", pipeline.drafts_of)  # type: ignore
+        real_read = FeedReader.read
+
+        async def read(reader: FeedReader, body: bytes, url: str) -> Any:
+            wall = time.perf_counter()
+            try:
+                return await real_read(reader, body, url)
+            finally:
+                with self.lock:
+                    self.calls["read"] += 1
+                    self.wall["read"] += time.perf_counter() - wall
+
+        FeedReader.read = read  # type: ignore[method-assign]
         pipeline.ingest = self.timed("ingest", pipeline.ingest)  # type: ignore
 
 
@@ -330,6 +358,22 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def worker_usage(pids: list[int]) -> tuple[float, float]:
+    """CPU seconds and the largest peak RSS (MiB) of the reader's worker processes, which are
+    the forkserver's children, not ours, so getrusage cannot see them."""
+    cpu, peak = 0.0, 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except (OSError, IndexError, ValueError):
+            continue
+    return cpu, peak
+
+
 def make_all_due(engine: Any) -> None:
     with engine.begin() as connection:
         connection.execute(update(Source).values(next_poll_at=utcnow() - timedelta(seconds=1)))
@@ -356,28 +400,35 @@ async def cycle(engine: Any, client: httpx.AsyncClient, policy: FetchPolicy, por
     timers.clear()
     before_items, before_stats = items(engine), server_stats(port)
     total = due_now(engine)
-    cpu = cpu_seconds()
+    reader: FeedReader = poll_kwargs["reader"]
+    cpu, workers_before = cpu_seconds(), worker_usage(reader.worker_pids())[0]
     claims.start(budget)
     while due_now(engine) and (claims.deadline is None
                                or time.perf_counter() < claims.deadline):
         await pipeline.poll_due(engine, client, policy, **poll_kwargs)
     wall = time.perf_counter() - claims.started
-    cpu = cpu_seconds() - cpu
+    main_cpu = cpu_seconds() - cpu
+    workers_after, workers_peak = worker_usage(reader.worker_pids())
+    workers_cpu = workers_after - workers_before
     claims.progress.append((round(wall, 2), claims.claimed))
     stats = server_stats(port) - before_stats
     failing = count(engine, select(func.count()).select_from(Source).where(
         col(Source.last_error).is_not(None)))
     return {
         "s": round(wall, 3), "sources": total, "polled": claims.claimed,
-        "finished": claims.claimed >= total, "batches": claims.batches, "cpu_s": round(cpu, 2),
-        "cpu_share_of_wall": round(cpu / wall, 2),
-        "responses": dict(stats), "parses": timers.calls["parse"],
+        "finished": claims.claimed >= total, "batches": claims.batches,
+        "cpu_s": round(main_cpu + workers_cpu, 2),
+        "cores_busy": round((main_cpu + workers_cpu) / wall, 2),
+        "responses": dict(stats), "parses": timers.calls["read"],
         "article_fetches": timers.calls["article fetch"],
         "items_added": items(engine) - before_items, "failing_sources": failing,
-        "stage_cpu_s": {**{name: round(timers.cpu[name], 2) for name in timers.STAGES},
-                        "rest (loop, HTTP, claims, records)":
-                            round(cpu - sum(timers.cpu.values()), 2)},
+        "stage_cpu_s": {f"read ({len(reader.worker_pids())} worker processes)":
+                            round(workers_cpu, 2),
+                        "ingest (threads)": round(timers.cpu["ingest"], 2),
+                        "rest of the polling process (loop, HTTP, claims, records)":
+                            round(main_cpu - timers.cpu["ingest"], 2)},
         "stage_wall_summed_s": {name: round(timers.wall[name], 2) for name in timers.STAGES},
+        "workers_peak_rss_mib": round(workers_peak, 1),
         "progress": claims.progress,
     }
 
@@ -403,7 +454,10 @@ async def ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     timers.install()
     claims.install()
     policy = FetchPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
-    poll_kwargs = {} if args.concurrency is None else {"concurrency": args.concurrency}
+    reader = FeedReader(default_workers())  # as bot.py builds it with PARSE_WORKERS unset
+    poll_kwargs: dict[str, Any] = {"reader": reader}
+    if args.concurrency is not None:
+        poll_kwargs["concurrency"] = args.concurrency
     # as bot.py builds its client
     async with httpx.AsyncClient(headers={"User-Agent": "Tidings-bench"}, trust_env=False,
                                  limits=httpx.Limits(max_connections=64)) as client:
@@ -420,13 +474,17 @@ async def ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         second = await cycle(engine, client, policy, args.port, timers, claims, poll_kwargs)
         make_all_due(engine)
         what_if = await cycle(engine, client, policy, args.port, timers, claims,
-                              {"concurrency": args.what_if})
+                              {**poll_kwargs, "concurrency": args.what_if})
+    workers_peak = worker_usage(reader.worker_pids())[1]
+    reader.close()
     engine.dispose()
     kib = 1 << 20 if sys.platform == "darwin" else 1 << 10
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"first": first, "second": second, "what_if": what_if,
             "peak_rss_mib": round(peak / kib, 1),
-            "peak_rss_mib_after_first": round(peak_first / kib, 1)}
+            "peak_rss_mib_after_first": round(peak_first / kib, 1),
+            "workers": default_workers(),
+            "workers_peak_rss_mib": round(workers_peak, 1)}
 
 
 def child_main(args: argparse.Namespace) -> None:
@@ -470,7 +528,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=SAMPLE, help="feeds the baseline times")
     parser.add_argument("--concurrency", type=int, default=None,
                         help="poll_due concurrency (default: poll_due's own, as the bot)")
-    parser.add_argument("--what-if", type=int, default=64,
+    parser.add_argument("--what-if", type=int, default=16,
                         help="poll_due concurrency of the extra unchanged cycle")
     parser.add_argument("--budget", type=float, default=BUDGET,
                         help="seconds after which the first cycle stops claiming")
@@ -552,11 +610,13 @@ def main() -> None:
         print(f"full first cycle: >= {estimate:.0f} s (the rest at the last 10% pace{falling})")
     print(f"first-cycle pace: {early:.1f} feeds/s over the first 10%, {late:.1f} over the last")
     print(f"peak RSS of the polling process: {mine['peak_rss_mib']:.0f} MiB "
-          f"({mine['peak_rss_mib_after_first']:.0f} MiB after the first cycle)")
+          f"({mine['peak_rss_mib_after_first']:.0f} MiB after the first cycle), and of each "
+          f"of its {mine['workers']} parser processes at most "
+          f"{mine['workers_peak_rss_mib']:.0f} MiB")
     for name, c in (("first", first), ("second", second)):
         stages = ", ".join(f"{k} {v:.1f}" for k, v in c["stage_cpu_s"].items())
         print(f"{name} cycle: CPU {c['cpu_s']:.1f} s over {c['s']:.1f} s wall "
-              f"({c['cpu_share_of_wall']:.0%} of a core); CPU s by stage: {stages}")
+              f"({c['cores_busy']:.1f} cores busy); CPU s by stage: {stages}")
     print(f"one core parses a feed in {floor_figures['parse_ms_per_feed_one_core']:.1f} ms "
           f"(feedparser alone)")
     for name, check in checks.items():

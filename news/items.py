@@ -6,9 +6,11 @@ import hashlib
 from calendar import timegm
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from news.stories import signature
 from news.text import clean_spaces, html_to_text
 
 _TRACKING_PREFIXES = ("utm_", "mc_", "_hs")
@@ -24,6 +26,17 @@ class ItemDraft:
     title: str
     summary: str
     published_at: datetime | None
+
+    # Derived once, where the draft is made (a parser process), and pickled along with it.
+    @cached_property
+    def content_hash(self) -> str:
+        """sha1 of title and text: the same article re-published under a new guid is not new."""
+        return hashlib.sha1(f"{self.title}\n{self.summary}".encode()).hexdigest()
+
+    @cached_property
+    def tokens(self) -> frozenset[str]:
+        """The story signature of headline and lead (news.stories)."""
+        return signature(self.title, self.summary)
 
 
 def clean_link(link: str) -> str:

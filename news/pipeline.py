@@ -6,10 +6,13 @@ import asyncio
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import Engine
@@ -19,10 +22,11 @@ from news.article import complete
 from news.briefs import BriefWriter, StoryText, Written, adjusted_level, offline_brief
 from news.digest import Entry
 from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
-from news.fetch import FetchError, FetchPolicy, fetch
-from news.items import ItemDraft, normalize
+from news.fetch import Fetched, FetchError, FetchPolicy, fetch
+from news.items import ItemDraft
 from news.language import is_rtl
 from news.matching import Matcher, Topic
+from news.parsing import FeedReader, drafts_of
 from news.render import SourceRef, Translate, render_brief
 from news.stories import Clusters
 from storage import briefs, chats, deliveries, items, sources, subscriptions, usage
@@ -32,6 +36,7 @@ from storage.models import utcnow
 from storage.sources import DueSource
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,12 +65,9 @@ async def check_feed(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -
     return CheckedFeed(fetched.url, feed, True, fetched.etag, fetched.last_modified)
 
 
-def drafts_of(feed: ParsedFeed, url: str) -> list[ItemDraft]:
-    return [draft for entry in feed.entries if (draft := normalize(entry, url)) is not None]
-
-
 CLUSTERS = Clusters()
 CLUSTERS_LOCK = threading.Lock()  # ingests run in worker threads and share the story index
+STORY_WINDOW = CLUSTERS.window  # a link seen within it joins the same story
 
 
 @contextmanager
@@ -82,6 +84,21 @@ def clustering(session: Session) -> Iterator[Clusters]:
             raise
 
 
+def store_drafts(
+    session: Session, clusters: Clusters, source_id: int, source_name: str,
+    drafts: Sequence[ItemDraft],
+) -> items.Stored:
+    """Unseen drafts join recent stories or start new ones, which the index then learns."""
+    fresh = items.unseen(session=session, source_id=source_id, drafts=drafts)
+    by_link = items.stories_for_links(session=session, links={d.link for d in fresh if d.link},
+                                      since=utcnow() - STORY_WINDOW)
+    placement = clusters.place(fresh, by_link)
+    stored = items.store(session=session, source_id=source_id, source_name=source_name,
+                         placement=placement)
+    clusters.settle(placement.keys, [story.id for story in stored.new])
+    return stored
+
+
 def add_source(
     engine: Engine, checked: CheckedFeed, name: str, interval_seconds: int
 ) -> tuple[int, int]:
@@ -92,8 +109,8 @@ def add_source(
         assert source.id is not None
         sources.record_success(session=session, source_id=source.id, etag=checked.etag,
                                last_modified=checked.last_modified)
-        stored = items.store_new(session=session, source_id=source.id, source_name=source.name,
-                                 drafts=drafts_of(checked.feed, checked.url), clusterer=clusters)
+        stored = store_drafts(session, clusters, source.id, source.name,
+                              drafts_of(checked.feed, checked.url))
         return source.id, len(stored.new)
 
 
@@ -132,11 +149,18 @@ def unseen(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> li
         return items.unseen(session=session, source_id=source.id, drafts=drafts)
 
 
-def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> int:
-    """New items, their stories and every matching chat's delivery, in one transaction."""
-    with session_scope(engine) as session, clustering(session) as clusters:
-        stored = items.store_new(session=session, source_id=source.id, source_name=source.name,
-                                 drafts=drafts, clusterer=clusters)
+def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft],
+           fetched: Fetched | None = None, ttl_seconds: int = 0) -> int:
+    """New items, their stories, every matching chat's delivery and the fetch's success, in
+    one transaction."""
+    with session_scope(engine) as session:
+        if fetched is not None:
+            sources.record_success(session=session, source_id=source.id, etag=fetched.etag,
+                                   last_modified=fetched.last_modified, min_interval=ttl_seconds)
+        if not drafts:
+            return 0
+        with clustering(session) as clusters:
+            stored = store_drafts(session, clusters, source.id, source.name, drafts)
         if stored.joined:
             deliveries.flag_edits(session=session, story_ids=stored.joined)
         if not stored.new:
@@ -148,6 +172,34 @@ def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> in
             if wanted:
                 deliveries.enqueue(session=session, story_id=story.id, topics_by_target=wanted)
         return len(stored.new)
+
+
+def failed(engine: Engine, source: DueSource, error: FetchError | NotAFeed) -> bool:
+    """Record the failure; True when it paused the source."""
+    code, detail = ("not_a_feed", "") if isinstance(error, NotAFeed) else (error.code, error.detail)
+    retry_after = error.retry_after if isinstance(error, FetchError) else 0
+    with session_scope(engine) as session:
+        return sources.record_failure(session=session, source_id=source.id, code=code,
+                                      detail=detail, retry_after=retry_after)
+
+
+def claim_due(engine: Engine, limit: int) -> list[DueSource]:
+    with session_scope(engine) as session:
+        return sources.claim_due(session=session, now=utcnow(), limit=limit)
+
+
+# Polling's database work runs on one thread of its own: SQLite takes one writer at a time, and
+# writers racing from several threads (or from the event loop) sleep in its busy handler while
+# the loop stalls; queued on one thread they follow each other without waiting.
+DATABASE = ThreadPoolExecutor(1, thread_name_prefix="tidings-poll-db")
+
+
+async def in_database(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(DATABASE, partial(function, *args))
+
+
+INLINE = FeedReader(0)  # parses in a thread: tests, and machines where processes cost too much
+POLL_CONCURRENCY = 64  # feeds in flight; each waits on a distant server far more than on CPU
 
 
 @dataclass(frozen=True)
@@ -166,31 +218,25 @@ async def poll(
     source: DueSource,
     *,
     full_text: bool = True,
+    reader: FeedReader = INLINE,
 ) -> Polled:
     """Poll one source: unchanged costs a 304; failures are recorded, never raised."""
     try:
         fetched = await fetch(client, source.url, policy, etag=source.etag,
                               last_modified=source.last_modified)
-        new, ttl = 0, 0
+        fresh: list[ItemDraft] = []
+        ttl = 0
         if not fetched.not_modified:
-            feed = await asyncio.to_thread(parse_feed, fetched.body, fetched.url)
-            fresh = await asyncio.to_thread(unseen, engine, source, drafts_of(feed, fetched.url))
-            if fresh and full_text:
+            feed = await reader.read(fetched.body, fetched.url)
+            fresh, ttl = feed.drafts, feed.ttl_seconds
+            if fresh and full_text:  # only unseen entries may cost an article fetch
+                fresh = await in_database(unseen, engine, source, fresh)
                 fresh = await complete(client, fresh, policy)  # snippets get the article's text
-            if fresh:
-                new = await asyncio.to_thread(ingest, engine, source, fresh)
-            ttl = feed.ttl_seconds
     except (FetchError, NotAFeed) as exc:
         log.info("source %s failed: %s", source.id, exc)
-        code, detail = ("not_a_feed", "") if isinstance(exc, NotAFeed) else (exc.code, exc.detail)
-        retry_after = exc.retry_after if isinstance(exc, FetchError) else 0
-        with session_scope(engine) as session:
-            paused = sources.record_failure(session=session, source_id=source.id, code=code,
-                                            detail=detail, retry_after=retry_after)
+        paused = await in_database(failed, engine, source, exc)
         return Polled(paused=source if paused else None, error=exc)
-    with session_scope(engine) as session:
-        sources.record_success(session=session, source_id=source.id, etag=fetched.etag,
-                               last_modified=fetched.last_modified, min_interval=ttl)
+    new = await in_database(ingest, engine, source, fresh, fetched, ttl)
     if new:
         log.info("source %s: %d new items", source.id, new)
     return Polled(new=new)
@@ -201,8 +247,9 @@ async def poll_due(
     client: httpx.AsyncClient,
     policy: FetchPolicy,
     *,
-    concurrency: int = 16,
+    concurrency: int = POLL_CONCURRENCY,
     full_text: bool = True,
+    reader: FeedReader = INLINE,
 ) -> list[Polled]:
     """Claim due sources by batches and poll each batch side by side, until none are waiting."""
     limit = asyncio.Semaphore(concurrency)
@@ -210,12 +257,12 @@ async def poll_due(
 
     async def guarded(source: DueSource) -> Polled:
         async with limit:
-            return await poll(engine, client, policy, source, full_text=full_text)
+            return await poll(engine, client, policy, source, full_text=full_text,
+                              reader=reader)
 
     results: list[Polled] = []
     while True:
-        with session_scope(engine) as session:
-            due = sources.claim_due(session=session, now=utcnow(), limit=batch)
+        due = await in_database(claim_due, engine, batch)
         results += await asyncio.gather(*(guarded(source) for source in due))
         if len(due) < batch:  # a full batch means more may be waiting
             return results

@@ -12,16 +12,24 @@ languages that share names and numbers); cross-language pairs need a translation
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain, compress, repeat
+from math import ceil
+from operator import ge
+from typing import TYPE_CHECKING
 
-from news.items import ItemDraft
 from news.text import sentences
 from news.topics import fold, unspaced
 
+if TYPE_CHECKING:  # news.items derives each draft's signature from this module
+    from news.items import ItemDraft
+
 THRESHOLD = 0.6
 MIN_TOKENS = 5
+MIN_SHARED = ceil(THRESHOLD * MIN_TOKENS)  # fewer shared tokens never reach the threshold
 _WORD = re.compile(r"\w+")
 _STOP = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was "
@@ -43,6 +51,11 @@ def signature(title: str, text: str) -> frozenset[str]:
     return frozenset(tokens)
 
 
+def signature_text(tokens: frozenset[str]) -> str:
+    """A signature as stories store it (storage.models.Story.signature)."""
+    return " ".join(sorted(tokens))
+
+
 def overlap(a: frozenset[str], b: frozenset[str]) -> float:
     if len(a) < MIN_TOKENS or len(b) < MIN_TOKENS:
         return 0.0
@@ -54,7 +67,7 @@ class StoryIndex:
 
     def __init__(self) -> None:
         self.signatures: dict[int, frozenset[str]] = {}
-        self.by_token: dict[str, set[int]] = defaultdict(set)
+        self.by_token: defaultdict[str, set[int]] = defaultdict(set)
 
     def add(self, story_id: int, tokens: frozenset[str]) -> None:
         self.signatures[story_id] = tokens
@@ -67,22 +80,34 @@ class StoryIndex:
                 self.by_token[token].discard(story_id)
 
     def same_story(self, tokens: frozenset[str]) -> int | None:
-        """The most similar recent story at or above the threshold, if any."""
+        """The most similar recent story at or above the threshold, if any.
+
+        Every new item asks, against tens of thousands of stories in a busy window, so the
+        shared tokens are counted by Counter in C, and the stories sharing fewer than MIN_SHARED
+        (nearly all) are dropped by compress() in C before any Python loop sees them.
+        """
         if len(tokens) < MIN_TOKENS:
             return None
-        counts: dict[int, int] = defaultdict(int)
-        for token in tokens:
-            for story_id in self.by_token.get(token, ()):
-                counts[story_id] += 1
+        postings = filter(None, map(self.by_token.get, tokens))
+        counts = Counter(chain.from_iterable(postings))
+        shared_enough = map(ge, counts.values(), repeat(MIN_SHARED))
         best, best_score = None, THRESHOLD
-        for story_id, shared in counts.items():
+        for story_id in compress(counts, shared_enough):
             size = len(self.signatures[story_id])
-            if size < MIN_TOKENS:
-                continue
-            score = shared / min(len(tokens), size)  # overlap(), from counts already made
-            if score >= best_score:
+            score = counts[story_id] / min(len(tokens), size)  # overlap(), from the counts
+            if size >= MIN_TOKENS and score >= best_score:
                 best, best_score = story_id, score
         return best
+
+
+@dataclass
+class Placement:
+    """Where each new draft of one ingest goes: into a recent story, or into a new story that
+    later drafts of the same batch may join (one feed often repeats an event)."""
+
+    joins: list[tuple[ItemDraft, int]] = field(default_factory=list)
+    groups: list[list[ItemDraft]] = field(default_factory=list)  # the first draft leads
+    keys: list[int] = field(default_factory=list)  # each group's key in the story index
 
 
 class Clusters:
@@ -93,30 +118,68 @@ class Clusters:
         self.reset()
 
     def reset(self) -> None:
+        # Keys are story ids, or negative numbers for stories this process made: those enter
+        # the index once, when placed, and `story_of` maps them to their ids once stored.
         self.index = StoryIndex()
-        self.created: dict[int, datetime] = {}
+        self.story_of: dict[int, int] = {}
+        self.expiry: deque[tuple[datetime, int]] = deque()  # (created, key), oldest first
         self.last_id = 0
+        self.next_key = -1
 
     def load(self, rows: Iterable[tuple[int, str, datetime]], now: datetime) -> None:
         """Add stories stored since the last load (by any process) and forget expired ones."""
         for story_id, text, created in rows:
             self.remember(story_id, text, created)
-        expired = [sid for sid, created in self.created.items() if created < now - self.window]
-        self.index.forget(expired)
-        for story_id in expired:
-            del self.created[story_id]
+        cutoff = now - self.window
+        while self.expiry and self.expiry[0][0] < cutoff:
+            _, key = self.expiry.popleft()
+            self.index.forget([key])
+            self.story_of.pop(key, None)
 
     def same_story(self, draft: ItemDraft) -> int | None:
-        return self.index.same_story(signature(draft.title, draft.summary))
+        key = self.index.same_story(draft.tokens)
+        return key if key is None or key > 0 else self.story_of.get(key)
 
-    def signature(self, draft: ItemDraft) -> str:
-        return " ".join(sorted(signature(draft.title, draft.summary)))
+    def place(self, drafts: Iterable[ItemDraft], by_link: Mapping[str, int]) -> Placement:
+        """Same link or same headline and lead as a recent story joins it; the rest make new
+        stories, batch-mates alike sharing one. New stories enter the index at once (under
+        keys that `settle` ties to their ids), so batch-mates find them like any other."""
+        placement = Placement()
+        groups_by_key, groups_by_link = dict[int, int](), dict[str, int]()
+        for draft in drafts:
+            story_id = by_link.get(draft.link) if draft.link else None
+            group = groups_by_link.get(draft.link) if draft.link else None
+            if story_id is None and group is None:
+                key = self.index.same_story(draft.tokens)
+                if key is not None and key in groups_by_key:
+                    group = groups_by_key[key]
+                elif key is not None:
+                    story_id = key if key > 0 else self.story_of.get(key)
+            if story_id is not None:
+                placement.joins.append((draft, story_id))
+                continue
+            if group is None:
+                group, key = len(placement.groups), self.next_key
+                self.next_key -= 1
+                self.index.add(key, draft.tokens)
+                groups_by_key[key] = group
+                placement.groups.append([])
+                placement.keys.append(key)
+            placement.groups[group].append(draft)
+            if draft.link:
+                groups_by_link.setdefault(draft.link, group)
+        return placement
 
-    def alike(self, signature: str, other: str) -> bool:
-        """Whether two stored signatures are the same story (for drafts of one batch)."""
-        return overlap(frozenset(signature.split()), frozenset(other.split())) >= THRESHOLD
+    def settle(self, keys: Sequence[int], story_ids: Sequence[int]) -> None:
+        """The placed new stories were stored under these ids."""
+        now = datetime.now(UTC)
+        for key, story_id in zip(keys, story_ids, strict=True):
+            self.story_of[key] = story_id
+            self.expiry.append((now, key))
+            self.last_id = max(self.last_id, story_id)
 
-    def remember(self, story_id: int, text: str, created: datetime | None = None) -> None:
-        self.index.add(story_id, frozenset(text.split()))
-        self.created[story_id] = created or datetime.now(UTC)
+    def remember(self, story_id: int, signature: str, created: datetime | None = None) -> None:
+        """A story stored by another ingest or process, from its stored signature."""
+        self.index.add(story_id, frozenset(signature.split()))
+        self.expiry.append((created or datetime.now(UTC), story_id))
         self.last_id = max(self.last_id, story_id)

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 _BLOCKS = {"p", "br", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote"}
 _SKIP = {"script", "style", "noscript", "template"}
 _SPACES = re.compile(r" +")
+_OTHER_SPACE = re.compile(r"[^\S\n]")  # whitespace that is not a line break (str.isspace)
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
 _CJK_PUNCTUATION = re.compile(r"[\u3000-\u303f\uff01-\uff0f\uff1a-\uff1f\uff5b-\uff65]")
 
@@ -47,9 +48,14 @@ def html_to_text(markup: str) -> str:
 
 
 def clean_spaces(text: str) -> str:
-    """Collapse runs of spaces, keep paragraph breaks, drop control characters."""
-    spaced = (" " if ch.isspace() and ch != "\n" else ch for ch in text)
-    text = "".join(ch for ch in spaced if ch in " \n" or ch.isprintable())
+    """Collapse runs of spaces, keep paragraph breaks, drop control characters.
+
+    Every feed entry passes here, so the common case stays inside the regex engine: only text
+    that still holds an unprintable character after spacing is walked character by character.
+    """
+    text = _OTHER_SPACE.sub(" ", text)
+    if not text.replace("\n", "").isprintable():
+        text = "".join(ch for ch in text if ch == "\n" or ch.isprintable())
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 

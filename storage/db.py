@@ -34,6 +34,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # In WAL mode NORMAL loses no committed transaction when the process dies (only, at worst,
+    # the last ones on a power cut) and spares every commit an fsync.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
+import random
 import time
+import tracemalloc
+import zlib
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import httpx
 import pytest
 
-from news.fetch import MAX_REDIRECTS, FetchError, FetchPolicy, check_url, fetch
+from news.fetch import MAX_REDIRECTS, Fetched, FetchError, FetchPolicy, check_url, fetch
 from tests.fakes.feeds import FeedServer, rss
 
 LOOPBACK = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
@@ -23,8 +29,11 @@ def server() -> Iterator[FeedServer]:
         yield srv
 
 
-def policy(*, max_bytes: int = LOOPBACK.max_bytes, timeout_seconds: float = 20.0) -> FetchPolicy:
-    return replace(LOOPBACK, max_bytes=max_bytes, timeout_seconds=timeout_seconds)
+def policy(
+    *, max_bytes: int = LOOPBACK.max_bytes, timeout_seconds: float = 20.0, per_host: int = 4
+) -> FetchPolicy:
+    return replace(LOOPBACK, max_bytes=max_bytes, timeout_seconds=timeout_seconds,
+                   per_host=per_host)
 
 
 async def code_of(url: str, rules: FetchPolicy = LOOPBACK, **kwargs: str) -> str:
@@ -259,3 +268,344 @@ async def test_transport_failures_are_network_errors() -> None:
             await fetch(client, "http://127.0.0.1/feed", LOOPBACK)
     assert caught.value.code == "network"
     assert caught.value.detail == "ConnectError"
+
+
+# --- compressed bodies: inflated by news.fetch itself, under the cap ---------------------------
+
+MiB = 1024 * 1024
+# Text that compresses and bytes that do not, so a body spans many network reads either way.
+TEXT = FEED.encode() * 200 + random.Random(7).randbytes(300_000)
+
+
+def compressed(data: bytes, wbits: int) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return compressor.compress(data) + compressor.flush()
+
+
+GZIP, ZLIB, RAW = 16 + zlib.MAX_WBITS, zlib.MAX_WBITS, -zlib.MAX_WBITS
+
+
+def zeros_bomb(size: int) -> bytes:
+    """`size` zero bytes gzipped, built a MiB at a time so the test itself stays small."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, GZIP)
+    block = bytes(MiB)
+    parts = [compressor.compress(block) for _ in range(size // MiB)]
+    return b"".join(parts) + compressor.flush()
+
+
+async def fetch_body(url: str, rules: FetchPolicy = LOOPBACK) -> bytes:
+    async with httpx.AsyncClient() as client:
+        return (await fetch(client, url, rules)).body
+
+
+async def error_of(url: str, rules: FetchPolicy = LOOPBACK) -> FetchError:
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(FetchError) as caught:
+            await fetch(client, url, rules)
+    return caught.value
+
+
+@pytest.mark.asyncio
+async def test_gzip_bomb_is_refused_without_inflating_it(server: FeedServer) -> None:
+    bomb = zeros_bomb(50 * MiB)
+    assert len(bomb) < MiB // 10
+    server.put("/bomb.xml", bomb, headers={"Content-Encoding": "gzip"})
+    tracemalloc.start()
+    try:
+        error = await error_of(server.url("/bomb.xml"), policy(max_bytes=MiB))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert error.code == "too_large"
+    # the cap, plus at most one byte past it and the bookkeeping; httpx alone would make 50 MB
+    assert peak < 5 * MiB, f"peak {peak / MiB:.1f} MiB"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("encoding", "wbits"),
+    [("gzip", GZIP), ("x-gzip", GZIP), ("GZip", GZIP), ("deflate", ZLIB), ("deflate", RAW)],
+    ids=["gzip", "x-gzip", "mixed-case", "deflate-zlib", "deflate-raw"],
+)
+async def test_compressed_bodies_decode_exactly(
+    server: FeedServer, encoding: str, wbits: int
+) -> None:
+    server.put("/feed.xml", compressed(TEXT, wbits), headers={"Content-Encoding": encoding})
+    assert await fetch_body(server.url("/feed.xml")) == TEXT
+
+
+@pytest.mark.asyncio
+async def test_only_what_we_inflate_is_offered(server: FeedServer) -> None:
+    """httpx offers br and zstd whenever their packages are installed; a client may say more."""
+    server.put("/feed.xml", FEED)
+    async with httpx.AsyncClient(headers={"Accept-Encoding": "br, zstd, gzip"}) as client:
+        await fetch(client, server.url("/feed.xml"), LOOPBACK)
+    assert server.requests[0][1]["accept-encoding"] == "gzip, deflate"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("encoding", ["identity", ""])
+async def test_identity_is_read_as_is(server: FeedServer, encoding: str) -> None:
+    server.put("/feed.xml", TEXT, headers={"Content-Encoding": encoding} if encoding else None)
+    assert await fetch_body(server.url("/feed.xml")) == TEXT
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("wbits", [GZIP, ZLIB, RAW], ids=["gzip", "deflate-zlib", "deflate-raw"])
+async def test_compressed_body_arriving_a_byte_at_a_time(wbits: int) -> None:
+    """Deflate's kind is told by two bytes that may arrive in two reads."""
+    wire = compressed(TEXT[:5000], wbits)
+    encoding = "gzip" if wbits == GZIP else "deflate"
+    chunks = [wire[i:i + 1] for i in range(len(wire))]
+    async with httpx.AsyncClient(transport=streaming(chunks, {"Content-Encoding": encoding})) as c:
+        got = await fetch(c, "http://127.0.0.1/feed", LOOPBACK)
+    assert got.body == TEXT[:5000]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("wbits", [GZIP, RAW], ids=["gzip", "deflate-raw"])
+async def test_compressed_size_cap_is_exact(server: FeedServer, wbits: int) -> None:
+    encoding = "gzip" if wbits == GZIP else "deflate"
+    server.put("/at.xml", compressed(b"a" * 1000, wbits), headers={"Content-Encoding": encoding})
+    server.put("/over.xml", compressed(b"a" * 1001, wbits), headers={"Content-Encoding": encoding})
+    assert await fetch_body(server.url("/at.xml"), policy(max_bytes=1000)) == b"a" * 1000
+    assert (await error_of(server.url("/over.xml"), policy(max_bytes=1000))).code == "too_large"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_empty_compressed_body_is_empty(server: FeedServer, encoding: str) -> None:
+    server.put("/empty.xml", b"", headers={"Content-Encoding": encoding})
+    assert await fetch_body(server.url("/empty.xml")) == b""
+
+
+def flipped(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+GZIPPED = compressed(TEXT, GZIP)
+ZLIBBED = compressed(TEXT, ZLIB)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("encoding", "wire", "detail"),
+    [
+        ("gzip", flipped(GZIPPED, len(GZIPPED) // 2), "bad compressed body"),
+        ("gzip", flipped(GZIPPED, len(GZIPPED) - 6), "bad compressed body"),  # the CRC
+        ("gzip", GZIPPED[:-10], "truncated compressed body"),
+        ("gzip", FEED.encode(), "bad compressed body"),
+        ("deflate", flipped(ZLIBBED, len(ZLIBBED) - 2), "bad compressed body"),  # the Adler-32
+        ("deflate", b"\x07" + bytes(100), "bad compressed body"),  # raw, invalid block type
+        ("deflate", b"\x78", "truncated compressed body"),
+    ],
+    ids=["gzip-flipped", "gzip-crc", "gzip-truncated", "gzip-plain-text", "zlib-adler",
+         "raw-bad-block", "deflate-one-byte"],
+)
+async def test_corrupt_compressed_bodies_are_clear_errors(
+    server: FeedServer, encoding: str, wire: bytes, detail: str
+) -> None:
+    server.put("/bad.xml", wire, headers={"Content-Encoding": encoding})
+    error = await error_of(server.url("/bad.xml"))
+    assert (error.code, error.detail) == ("network", detail)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress"])
+async def test_encodings_we_cannot_inflate_are_refused(server: FeedServer, encoding: str) -> None:
+    server.put("/feed.xml", b"\x1b\x00\x00compressed?", headers={"Content-Encoding": encoding})
+    error = await error_of(server.url("/feed.xml"))
+    assert error.code == "network" and encoding in error.detail
+
+
+@pytest.mark.asyncio
+async def test_stacked_encodings_stay_refused(server: FeedServer) -> None:
+    server.put("/feed.xml", compressed(compressed(TEXT, GZIP), GZIP),
+               headers={"Content-Encoding": "gzip, gzip"})
+    assert (await error_of(server.url("/feed.xml"))).code == "too_large"
+
+
+# --- per-host politeness: never more than per_host requests in flight to one host ---------------
+
+OTHER_HOST = "127.0.0.2"
+
+
+@dataclass
+class Route:
+    delay: float = 0.05
+    location: str | None = None
+
+
+@dataclass
+class InFlight:
+    """Loopback HTTP on asyncio, counting requests in flight per Host (and in all).
+
+    A request counts from its head's arrival until its answer is written: inside the time the
+    client holds the slot, so a peak above the limit is the client's fault and nobody else's."""
+
+    routes: dict[str, Route] = field(default_factory=dict)
+    now: Counter[str] = field(default_factory=Counter)
+    peak: Counter[str] = field(default_factory=Counter)
+    hits: Counter[str] = field(default_factory=Counter)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    handlers: set[asyncio.Task[None] | None] = field(default_factory=set)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer after the route's delay, or at once with nothing when the server stops: a
+        handler still pending when its loop closes is logged as an error on Python 3.11."""
+        self.handlers.add(asyncio.current_task())
+        try:
+            path, host = parse_head(await reader.readuntil(b"\r\n\r\n"))
+            route = self.routes.get(path, Route())
+            self.hits[host + path] += 1
+            self.enter(host)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(route.delay):
+                        await self.stopping.wait()
+                if not self.stopping.is_set():
+                    writer.write(answer(route.location))
+                    await writer.drain()
+            finally:
+                self.now[host] -= 1
+                self.now["*"] -= 1
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await asyncio.gather(*(task for task in self.handlers if task), return_exceptions=True)
+
+    def enter(self, host: str) -> None:
+        for key in (host, "*"):
+            self.now[key] += 1
+            self.peak[key] = max(self.peak[key], self.now[key])
+
+
+def parse_head(head: bytes) -> tuple[str, str]:
+    """The path, and the Host header's name without its port."""
+    request_line, *lines = head.decode("latin-1").split("\r\n")
+    host = next(line.split(":", 1)[1] for line in lines if line.lower().startswith("host:"))
+    return request_line.split(" ")[1], host.strip().rsplit(":", 1)[0]
+
+
+def answer(location: str | None) -> bytes:
+    if location is not None:
+        return (b"HTTP/1.1 302 Found\r\nLocation: " + location.encode()
+                + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    body = FEED.encode()
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+@contextlib.asynccontextmanager
+async def in_flight(*hosts: str) -> AsyncIterator[tuple[InFlight, dict[str, int]]]:
+    """One counter behind a server on each host; the ports by host."""
+    counter = InFlight()
+    servers: list[asyncio.Server] = []
+    try:
+        for host in hosts:
+            try:
+                servers.append(await asyncio.start_server(counter.serve, host, 0))
+            except OSError:
+                pytest.skip(f"cannot bind {host}")
+        yield counter, {
+            host: srv.sockets[0].getsockname()[1] for host, srv in zip(hosts, servers, strict=True)
+        }
+    finally:
+        for srv in servers:
+            srv.close()
+        await counter.stop()
+        for srv in servers:
+            await srv.wait_closed()
+
+
+async def fetch_all(urls: list[str], rules: FetchPolicy) -> list[Fetched]:
+    async with httpx.AsyncClient() as client:
+        return await asyncio.gather(*(fetch(client, url, rules) for url in urls))
+
+
+@pytest.mark.asyncio
+async def test_per_host_limit_whatever_the_concurrency() -> None:
+    rules = policy(per_host=3)
+    async with in_flight("127.0.0.1", OTHER_HOST) as (counter, ports):
+        urls = [f"http://{host}:{port}/feed.xml" for host, port in ports.items()] * 20
+        got = await fetch_all(urls, rules)
+    assert all(one.body == FEED.encode() for one in got)
+    assert counter.peak["127.0.0.1"] == 3 and counter.peak[OTHER_HOST] == 3
+    assert counter.peak["*"] == 6  # the hosts do not wait on each other
+    assert len(rules.slots) == 0  # nothing kept for idle hosts
+
+
+@pytest.mark.asyncio
+async def test_redirect_hops_count_against_the_host_they_reach() -> None:
+    rules = policy(per_host=2)
+    async with in_flight("127.0.0.1", OTHER_HOST) as (counter, ports):
+        target = f"http://{OTHER_HOST}:{ports[OTHER_HOST]}/feed.xml"
+        counter.routes["/away"] = Route(delay=0.0, location=target)
+        away = f"http://127.0.0.1:{ports['127.0.0.1']}/away"
+        got = await fetch_all([away, target] * 10, rules)
+    assert {one.url for one in got} == {target}
+    assert counter.hits[OTHER_HOST + "/feed.xml"] == 20
+    assert counter.peak[OTHER_HOST] == 2
+
+
+@pytest.mark.asyncio
+async def test_a_hop_gives_its_slot_back_before_the_next() -> None:
+    """With one slot a host, a redirect to the same host would wait on itself forever."""
+    rules = policy(per_host=1, timeout_seconds=3.0)
+    async with in_flight("127.0.0.1") as (counter, ports):
+        counter.routes["/one"] = Route(location="/two")
+        counter.routes["/two"] = Route(location="/feed.xml")
+        got = await fetch_all([f"http://127.0.0.1:{ports['127.0.0.1']}/one"] * 3, rules)
+    assert all(one.url.endswith("/feed.xml") for one in got)
+    assert counter.peak["127.0.0.1"] == 1
+
+
+@pytest.mark.asyncio
+async def test_waiting_for_a_slot_does_not_count_as_the_site_being_slow() -> None:
+    """Each answer takes half the timeout; the fourth in line waits one and a half timeouts."""
+    rules = policy(per_host=1, timeout_seconds=0.6)
+    async with in_flight("127.0.0.1") as (counter, ports):
+        counter.routes["/feed.xml"] = Route(delay=0.25)
+        started = time.monotonic()
+        got = await fetch_all([f"http://127.0.0.1:{ports['127.0.0.1']}/feed.xml"] * 4, rules)
+        elapsed = time.monotonic() - started
+    assert all(one.body == FEED.encode() for one in got)
+    assert elapsed > rules.timeout_seconds  # the last one queued past its timeout, yet got through
+
+
+@pytest.mark.asyncio
+async def test_cancelled_waiters_leave_no_slot_behind() -> None:
+    rules = policy(per_host=1)
+    async with in_flight("127.0.0.1") as (counter, ports):
+        counter.routes["/slow"] = Route(delay=5.0)
+        url = f"http://127.0.0.1:{ports['127.0.0.1']}/slow"
+        async with httpx.AsyncClient() as client:
+            tasks = [asyncio.create_task(fetch(client, url, rules)) for _ in range(4)]
+            await asyncio.sleep(0.2)
+            assert len(rules.slots) == 1 and counter.now["127.0.0.1"] == 1
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(rules.slots) == 0
+
+
+def test_one_policy_serves_successive_event_loops() -> None:
+    """A policy outlives loops; a semaphore bound to a closed loop must not be handed out again."""
+    rules = policy(per_host=1)
+
+    async def burst() -> int:
+        async with in_flight("127.0.0.1") as (counter, ports):
+            await fetch_all([f"http://127.0.0.1:{ports['127.0.0.1']}/feed.xml"] * 3, rules)
+        return counter.peak["127.0.0.1"]
+
+    assert [asyncio.run(burst()) for _ in range(2)] == [1, 1]
+
+
+def test_per_host_must_allow_a_request() -> None:
+    with pytest.raises(ValueError, match="per_host"):
+        FetchPolicy(per_host=0)
+    assert replace(LOOPBACK, per_host=2).slots is not LOOPBACK.slots

@@ -706,19 +706,19 @@ ENTRIES = [{"title": f"Story {n}", "link": f"http://ex.test/{n}", "guid": f"g{n}
 def watched(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """What poll fetched (statuses) and how often it parsed, seen from inside news.pipeline."""
     seen: dict[str, list[Any]] = {"statuses": [], "parsed": []}
-    real_fetch, real_parse = pipeline.fetch, pipeline.parse_feed
+    real_fetch, real_read = pipeline.fetch, pipeline.INLINE.read
 
     async def fetch(*args: Any, **kwargs: Any) -> Any:
         fetched = await real_fetch(*args, **kwargs)
         seen["statuses"].append(fetched.status)
         return fetched
 
-    def parse_feed(body: bytes, url: str) -> Any:
+    async def read(body: bytes, url: str) -> Any:
         seen["parsed"].append(url)
-        return real_parse(body, url)
+        return await real_read(body, url)
 
     monkeypatch.setattr(pipeline, "fetch", fetch)
-    monkeypatch.setattr(pipeline, "parse_feed", parse_feed)
+    monkeypatch.setattr(pipeline.INLINE, "read", read)
     return seen
 
 

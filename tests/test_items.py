@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -342,3 +344,18 @@ def test_lead_cuts_with_an_ellipsis(text: str, max_chars: int) -> None:
     assert cut.endswith("…")
     assert len(cut) <= max_chars
     assert text.startswith(cut[:-1].rstrip())
+
+
+def test_clean_spaces_agrees_with_the_character_by_character_definition() -> None:
+    def by_character(text: str) -> str:
+        spaced = (" " if ch.isspace() and ch != "\n" else ch for ch in text)
+        kept = "".join(ch for ch in spaced if ch in " \n" or ch.isprintable())
+        lines = (re.sub(" +", " ", line).strip() for line in kept.split("\n"))
+        return "\n".join(line for line in lines if line)
+
+    rng = random.Random(11)
+    alphabet = list("ab ,.\n\t\r\x0b\x0c\x00\x07\x1f\x7f\x85\xa0\u1680\u2000\u2028\u2029\u200b"
+                    "\u202f\u205f\u3000\ufeff\u00e9\u4e2d")
+    for _ in range(5000):
+        sample = "".join(rng.choices(alphabet, k=rng.randint(0, 30)))
+        assert clean_spaces(sample) == by_character(sample), repr(sample)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from news.items import ItemDraft
-from news.stories import THRESHOLD, Clusters, StoryIndex, overlap, signature
+from news.stories import THRESHOLD, Clusters, StoryIndex, overlap, signature, signature_text
 
 SAME = [
     ("SoftBank pledges billions for an AI valley in Hauts-de-France",
@@ -66,7 +66,25 @@ def test_clusters_forget_stories_older_than_the_window() -> None:
     clusters = Clusters(window=timedelta(hours=48))
     draft = ItemDraft("g", "http://a.test/1", *SAME[0][:2], None)
     now = datetime(2026, 11, 24, tzinfo=UTC)
-    clusters.load([(7, clusters.signature(draft), now - timedelta(hours=50))], now)
+    clusters.load([(7, signature_text(draft.tokens), now - timedelta(hours=50))], now)
     assert clusters.same_story(draft) is None
-    clusters.load([(8, clusters.signature(draft), now - timedelta(hours=1))], now)
+    clusters.load([(8, signature_text(draft.tokens), now - timedelta(hours=1))], now)
     assert clusters.same_story(draft) == 8 and clusters.last_id == 8
+
+
+def test_place_joins_recent_stories_and_groups_batch_mates() -> None:
+    clusters = Clusters()
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    known = ItemDraft("k", "http://a.test/known", *SAME[0][:2], None)
+    clusters.load([(3, signature_text(known.tokens), now)], now)
+    rephrased = ItemDraft("r", "http://b.test/r", *SAME[0][2:], None)
+    by_link = ItemDraft("l", "http://c.test/linked", "Unrelated words entirely here", "", None)
+    first = ItemDraft("f", "http://d.test/1", *DIFFERENT[0][2:], None)
+    same_link = ItemDraft("s", "http://d.test/1", "Another headline", "Other text.", None)
+    mate = ItemDraft("m", "http://e.test/2", "Nvidia unveils new chips for big data centers",
+                     "Nvidia said on Monday its new chips will ship soon.", None)
+    alone = ItemDraft("a", "http://f.test/3", *SAME[1][:2], None)
+    placement = clusters.place([rephrased, by_link, first, same_link, mate, alone],
+                               {"http://c.test/linked": 9})
+    assert placement.joins == [(rephrased, 3), (by_link, 9)]
+    assert placement.groups == [[first, same_link, mate], [alone]]

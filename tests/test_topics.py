@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import unicodedata
+
 import pytest
 
 from news.topics import (
@@ -14,6 +17,7 @@ from news.topics import (
     Term,
     canonical,
     describe,
+    fold,
     matches,
     needs_a_term,
     parse,
@@ -404,3 +408,24 @@ def test_positive_terms(query: str, positive: list[str], needs: bool) -> None:
 def test_needle_is_the_folded_text(query: str, needle: str) -> None:
     term = parse(query)
     assert isinstance(term, Term) and term.needle == needle
+
+
+def _fold_by_character(text: str) -> str:
+    """fold() as its docstring defines it, one character at a time (the slow reference)."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(
+        {cp: None for cp in [*range(0x2000, 0x2070), 0xFEFF, 0x00AD]
+         if unicodedata.category(chr(cp)) == "Cf"}))
+    kept = "".join(ch for ch in decomposed if ch in "\u3099\u309a" or not unicodedata.combining(ch))
+    return unicodedata.normalize("NFC", kept).casefold()
+
+
+def test_fold_agrees_with_the_character_by_character_definition() -> None:
+    rng = random.Random(7)
+    alphabet = [chr(cp) for cp in [*range(0x20, 0x250), *range(0x300, 0x370), *range(0x370, 0x500),
+                                   *range(0x590, 0x700), *range(0x1E00, 0x1F00),
+                                   *range(0x2000, 0x2070), *range(0x3040, 0x3100),
+                                   0xFEFF, 0x00AD, 0xFB01, 0x2460, 0xFF21]]
+    samples = ["".join(rng.choices(alphabet, k=rng.randint(0, 40))) for _ in range(3000)]
+    samples += ["SoftBank Group", "Café au lait", "ガ が パ", "İSTANBUL", "Straße", "ﬁnance"]
+    for sample in samples:
+        assert fold(sample) == _fold_by_character(sample), repr(sample)

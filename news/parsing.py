@@ -1,0 +1,111 @@
+"""bytes -> drafts in worker processes.
+
+Parsing and normalizing are the CPU-heavy part of a poll (a 50-entry feed costs feedparser
+about 7 ms): in the bot's own process they would share one GIL with HTTP, the database and the
+story index, and a first poll of a thousand feeds would run on one core. A pool of processes
+(forkserver: forking a process that runs threads is unsafe) parses while the event loop keeps
+fetching; a draft's signature and content hash are derived there and pickled along with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from news.feeds import NotAFeed, ParsedFeed, parse_feed
+from news.items import ItemDraft, normalize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReadFeed:
+    """What polling needs of a feed: its entries as drafts, and the ttl it asks for."""
+
+    title: str
+    ttl_seconds: int
+    drafts: list[ItemDraft]
+
+
+def drafts_of(feed: ParsedFeed, url: str) -> list[ItemDraft]:
+    return [draft for entry in feed.entries if (draft := normalize(entry, url)) is not None]
+
+
+def read_feed(body: bytes, url: str) -> ReadFeed:
+    """Parse and normalize; runs in a worker process, so it takes and returns plain data."""
+    feed = parse_feed(body, url)
+    drafts = drafts_of(feed, url)
+    for draft in drafts:
+        _ = draft.tokens, draft.content_hash  # computed here, off the event loop's process
+    return ReadFeed(feed.title, feed.ttl_seconds, drafts)
+
+
+Reader = Callable[[bytes, str], ReadFeed]
+WARM_UP = b'<rss version="2.0"><channel><item><title>warm</title></item></channel></rss>'
+
+
+def default_workers() -> int:
+    """One per core, at most four: parsing beyond that waits on the network anyway."""
+    return min(4, os.cpu_count() or 1)
+
+
+class FeedReader:
+    """Reads feeds in a pool of `workers` processes, or in a thread when `workers` is 0.
+
+    The pool starts on the first read. A worker that dies (out of memory, a crash in a C
+    extension) breaks the pool: that feed fails with a clear error and the next read starts a
+    new pool, so one hostile feed never stops polling.
+    """
+
+    def __init__(self, workers: int = 0, read: Reader = read_feed) -> None:
+        self.workers = workers
+        self.read_function = read
+        self.pool: ProcessPoolExecutor | None = None
+
+    async def read(self, body: bytes, url: str) -> ReadFeed:
+        if self.workers <= 0:
+            return await asyncio.to_thread(self.read_function, body, url)
+        pool = self._started()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                pool, self.read_function, body, url)
+        except BrokenProcessPool as exc:
+            log.warning("a feed parser process died reading %s; starting new ones", url)
+            self._discard(pool)
+            raise NotAFeed("the parser stopped on this feed") from exc
+
+    def warm(self) -> None:
+        """Start the processes now, at start-up, so the first poll does not wait for them."""
+        if self.workers > 0:
+            pool = self._started()
+            for _ in range(self.workers):
+                pool.submit(read_feed, WARM_UP, "")
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context(
+                "forkserver" if "forkserver" in methods else "spawn")
+            context.set_forkserver_preload([__name__])
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        return self.pool
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        if self.pool is pool:
+            self.pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self._discard(self.pool)
+
+    def worker_pids(self) -> list[int]:
+        """For benchmarks that account for the workers' memory."""
+        processes = getattr(self.pool, "_processes", None) or {}
+        return list(processes)

@@ -1,0 +1,79 @@
+"""Feeds read in worker processes: the same drafts as in a thread, and a dying worker costs
+only its own feed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from news.feeds import NotAFeed
+from news.parsing import FeedReader, ReadFeed, read_feed
+from tests.fakes.feeds import rss
+
+URL = "http://example.test/feed.xml"
+FEED = rss("News", [{"title": f"SoftBank story {n}", "link": f"/story/{n}?utm_source=x",
+                     "guid": f"g{n}", "description": f"<p>Text of story {n}. More.</p>"}
+                    for n in range(20)]).encode()
+DIE = b"die"
+
+
+def read_or_die(body: bytes, url: str) -> ReadFeed:
+    """A reader whose worker process exits on one body, as one killed by the OOM killer."""
+    if body == DIE:
+        os._exit(1)
+    return read_feed(body, url)
+
+
+@pytest.mark.asyncio
+async def test_workers_read_what_a_thread_reads() -> None:
+    pool, inline = FeedReader(2), FeedReader(0)
+    try:
+        in_pool, in_thread = await pool.read(FEED, URL), await inline.read(FEED, URL)
+    finally:
+        pool.close()
+    assert in_pool == in_thread and len(in_pool.drafts) == 20
+    first = in_pool.drafts[0]
+    assert first.link == "http://example.test/story/0"
+    assert first.tokens == in_thread.drafts[0].tokens and "softbank" in first.tokens
+    assert first.content_hash == in_thread.drafts[0].content_hash
+
+
+@pytest.mark.asyncio
+async def test_a_feed_that_is_no_feed_fails_in_the_worker_as_in_a_thread() -> None:
+    pool = FeedReader(1)
+    try:
+        with pytest.raises(NotAFeed):
+            await pool.read(b"<html><body>No feed here</body></html>", URL)
+        assert len((await pool.read(FEED, URL)).drafts) == 20
+    finally:
+        pool.close()
+
+
+@pytest.mark.asyncio
+async def test_a_dead_worker_fails_its_feed_and_the_next_read_works() -> None:
+    pool = FeedReader(1, read=read_or_die)
+    try:
+        assert len((await pool.read(FEED, URL)).drafts) == 20
+        with pytest.raises(NotAFeed, match="parser stopped"):
+            await pool.read(DIE, URL)
+        assert len((await pool.read(FEED, URL)).drafts) == 20
+    finally:
+        pool.close()
+
+
+@pytest.mark.asyncio
+async def test_warm_starts_every_worker_before_the_first_read() -> None:
+    pool = FeedReader(2)
+    try:
+        pool.warm()
+        for _ in range(100):
+            if len(pool.worker_pids()) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(pool.worker_pids()) == 2
+        assert len((await pool.read(FEED, URL)).drafts) == 20
+    finally:
+        pool.close()
+    assert FeedReader(0).worker_pids() == []
