@@ -12,14 +12,15 @@ languages that share names and numbers); cross-language pairs need a translation
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict, deque
+from array import array
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import chain, compress, repeat
 from math import ceil
-from operator import ge
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from news.text import sentences
 from news.topics import fold, unspaced
@@ -63,41 +64,67 @@ def overlap(a: frozenset[str], b: frozenset[str]) -> float:
 
 
 class StoryIndex:
-    """Recent stories by token, so a new item is compared only with stories sharing a token."""
+    """Recent stories by token, so a new item is compared only with stories sharing a token.
+
+    Every new item asks, against tens of thousands of stories in a busy window (a first poll
+    of a thousand feeds makes fifty thousand), and each of its ~30 tokens is shared by dozens
+    of them. So stories live in dense slots, each token's postings are an int32 array, and
+    the shared tokens are counted by numpy's bincount: four times cheaper than a Counter.
+    """
 
     def __init__(self) -> None:
-        self.signatures: dict[int, frozenset[str]] = {}
-        self.by_token: defaultdict[str, set[int]] = defaultdict(set)
+        self.signatures: dict[int, frozenset[str]] = {}  # by key: story id or provisional
+        self.slot_of: dict[int, int] = {}
+        self.key_of: list[int] = []
+        self.free: list[int] = []
+        self.sizes = np.zeros(1024, dtype=np.int32)  # signature size by slot
+        self.by_token: dict[str, array[int]] = {}
 
-    def add(self, story_id: int, tokens: frozenset[str]) -> None:
-        self.signatures[story_id] = tokens
+    def add(self, key: int, tokens: frozenset[str]) -> None:
+        slot = self.free.pop() if self.free else len(self.key_of)
+        if slot == len(self.key_of):
+            self.key_of.append(key)
+            if slot == len(self.sizes):
+                self.sizes = np.concatenate([self.sizes, np.zeros_like(self.sizes)])
+        else:
+            self.key_of[slot] = key
+        self.sizes[slot] = len(tokens)
+        self.slot_of[key] = slot
+        self.signatures[key] = tokens
         for token in tokens:
-            self.by_token[token].add(story_id)
+            postings = self.by_token.get(token)
+            if postings is None:
+                postings = self.by_token[token] = array("i")
+            postings.append(slot)
 
-    def forget(self, story_ids: Iterable[int]) -> None:
-        for story_id in story_ids:
-            for token in self.signatures.pop(story_id, frozenset()):
-                self.by_token[token].discard(story_id)
+    def forget(self, keys: Iterable[int]) -> None:
+        for key in keys:
+            slot = self.slot_of.pop(key, None)
+            if slot is None:
+                continue
+            for token in self.signatures.pop(key):
+                postings = self.by_token[token]
+                postings.remove(slot)
+                if not postings:
+                    del self.by_token[token]
+            self.free.append(slot)
 
     def same_story(self, tokens: frozenset[str]) -> int | None:
-        """The most similar recent story at or above the threshold, if any.
-
-        Every new item asks, against tens of thousands of stories in a busy window, so the
-        shared tokens are counted by Counter in C, and the stories sharing fewer than MIN_SHARED
-        (nearly all) are dropped by compress() in C before any Python loop sees them.
-        """
+        """The most similar recent story at or above the threshold, if any."""
         if len(tokens) < MIN_TOKENS:
             return None
-        postings = filter(None, map(self.by_token.get, tokens))
-        counts = Counter(chain.from_iterable(postings))
-        shared_enough = map(ge, counts.values(), repeat(MIN_SHARED))
-        best, best_score = None, THRESHOLD
-        for story_id in compress(counts, shared_enough):
-            size = len(self.signatures[story_id])
-            score = counts[story_id] / min(len(tokens), size)  # overlap(), from the counts
-            if size >= MIN_TOKENS and score >= best_score:
-                best, best_score = story_id, score
-        return best
+        postings = b"".join(filter(None, map(self.by_token.get, tokens)))  # all in C
+        if not postings:
+            return None
+        counts = np.bincount(np.frombuffer(postings, dtype=np.int32))
+        candidates = np.flatnonzero(counts >= MIN_SHARED)  # fewer never reach the threshold
+        if not candidates.size:
+            return None
+        sizes = self.sizes[candidates]
+        scores = counts[candidates] / np.minimum(len(tokens), sizes)  # overlap(), from counts
+        scores[sizes < MIN_TOKENS] = 0.0
+        best = int(np.argmax(scores))
+        return self.key_of[candidates[best]] if scores[best] >= THRESHOLD else None
 
 
 @dataclass

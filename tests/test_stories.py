@@ -88,3 +88,29 @@ def test_place_joins_recent_stories_and_groups_batch_mates() -> None:
                                {"http://c.test/linked": 9})
     assert placement.joins == [(rephrased, 3), (by_link, 9)]
     assert placement.groups == [[first, same_link, mate], [alone]]
+
+
+def test_the_index_agrees_with_pairwise_overlap_as_stories_come_and_go() -> None:
+    rng = random.Random(9)
+    words = [f"w{n}" for n in range(40)]
+    index = StoryIndex()
+    stored: dict[int, frozenset[str]] = {}
+    for step in range(1, 3000):  # slots are freed and reused, the size array grows past 1024
+        if stored and rng.random() < 0.3:
+            gone = rng.choice(list(stored))
+            index.forget([gone])
+            del stored[gone]
+        else:
+            key = step if rng.random() < 0.5 else -step  # provisional keys are negative
+            stored[key] = frozenset(rng.sample(words, rng.randint(3, 14)))
+            index.add(key, stored[key])
+        if step % 25 == 0:
+            probe = frozenset(rng.sample(words, rng.randint(3, 14)))
+            best = max((overlap(probe, t) for t in stored.values()), default=0.0)
+            found = index.same_story(probe)
+            if best >= THRESHOLD:
+                assert found in stored and overlap(probe, stored[found]) == best
+            else:
+                assert found is None
+    assert set(index.signatures) == set(stored)
+    assert all(index.key_of[slot] == key for key, slot in index.slot_of.items())
