@@ -10,7 +10,6 @@ import sys
 from functools import partial
 from typing import Any
 
-import httpx
 import openai
 from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
@@ -21,7 +20,7 @@ from handlers.common import chat_language, reply
 from locales import catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
-from news.fetch import FetchPolicy
+from news.fetch import FetchPolicy, make_client
 from news.parsing import FeedReader, default_workers
 from services import KEY, Services
 from settings import Settings
@@ -76,8 +75,7 @@ def build_services(settings: Settings) -> Services:
         )
     return Services(
         engine=engine,
-        http=httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, trust_env=False,
-                               limits=httpx.Limits(max_connections=64)),
+        http=make_client(USER_AGENT),
         fetch_policy=FetchPolicy(settings.allowed_source_networks, settings.max_response_bytes,
                                  settings.fetch_timeout_seconds),
         writer=BriefWriter(writer_client, settings.llm_model,

@@ -81,7 +81,7 @@ from sqlalchemy import func, update  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
 from news import article, pipeline  # noqa: E402
-from news.fetch import FetchPolicy  # noqa: E402
+from news.fetch import FetchPolicy, make_client  # noqa: E402
 from news.parsing import FeedReader, default_workers  # noqa: E402
 from storage import sources  # noqa: E402
 from storage.db import make_engine, migrate, session_scope  # noqa: E402
@@ -458,9 +458,7 @@ async def ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     poll_kwargs: dict[str, Any] = {"reader": reader}
     if args.concurrency is not None:
         poll_kwargs["concurrency"] = args.concurrency
-    # as bot.py builds its client
-    async with httpx.AsyncClient(headers={"User-Agent": "Tidings-bench"}, trust_env=False,
-                                 limits=httpx.Limits(max_connections=64)) as client:
+    async with make_client("Tidings-bench") as client:  # as bot.py builds its client
         make_all_due(engine)
         first = await cycle(engine, client, policy, args.port, timers, claims, poll_kwargs,
                             args.budget)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -183,9 +183,9 @@ def failed(engine: Engine, source: DueSource, error: FetchError | NotAFeed) -> b
                                       detail=detail, retry_after=retry_after)
 
 
-def claim_due(engine: Engine, limit: int) -> list[DueSource]:
+def claim_due(engine: Engine, limit: int, now: datetime) -> list[DueSource]:
     with session_scope(engine) as session:
-        return sources.claim_due(session=session, now=utcnow(), limit=limit)
+        return sources.claim_due(session=session, now=now, limit=limit)
 
 
 # Polling's database work runs on one thread of its own: SQLite takes one writer at a time, and
@@ -251,21 +251,31 @@ async def poll_due(
     full_text: bool = True,
     reader: FeedReader = INLINE,
 ) -> list[Polled]:
-    """Claim due sources by batches and poll each batch side by side, until none are waiting."""
-    limit = asyncio.Semaphore(concurrency)
-    batch = concurrency * 4
-
-    async def guarded(source: DueSource) -> Polled:
-        async with limit:
-            return await poll(engine, client, policy, source, full_text=full_text,
-                              reader=reader)
-
+    """Poll due sources side by side until none are waiting. Pollers take sources from a
+    queue that claims refill before it runs dry, so no poller waits for a batch's slowest
+    feed (a gather per batch left most of them idle at each batch's end)."""
+    queue: asyncio.Queue[DueSource | None] = asyncio.Queue(maxsize=concurrency)
     results: list[Polled] = []
-    while True:
-        due = await in_database(claim_due, engine, batch)
-        results += await asyncio.gather(*(guarded(source) for source in due))
-        if len(due) < batch:  # a full batch means more may be waiting
-            return results
+    started = utcnow()  # only what is due now: a pass ends, and no source is polled twice at once
+
+    async def poller() -> None:
+        while (source := await queue.get()) is not None:
+            try:
+                results.append(await poll(engine, client, policy, source, full_text=full_text,
+                                          reader=reader))
+            except Exception:  # a bug or a lost database: the source is tried at its next turn
+                log.exception("polling source %s failed", source.id)
+
+    pollers = [asyncio.create_task(poller()) for _ in range(concurrency)]
+    try:
+        while due := await in_database(claim_due, engine, concurrency, started):
+            for source in due:
+                await queue.put(source)
+    finally:
+        for _ in pollers:
+            await queue.put(None)
+        await asyncio.gather(*pollers)
+    return results
 
 
 def story_text(engine: Engine, story_id: int) -> StoryText:

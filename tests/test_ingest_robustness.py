@@ -849,3 +849,34 @@ async def test_ingest_finds_items_through_indexes(db: Engine, server: FeedServer
             assert "SCAN items" not in detail, (statement, detail)
             if "items.link" in statement and "items.source_id" not in statement:
                 assert "link" in detail.split("USING")[-1], (statement, detail)
+
+
+@pytest.mark.asyncio
+async def test_poll_due_polls_each_due_source_once_and_survives_a_failing_one(
+    db: Engine, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    urls = []
+    for n in range(12):
+        server.put(f"/f{n}.xml", rss(f"Feed {n}", [{"title": f"Feed {n} story", "guid": f"{n}",
+                                                  "link": f"http://ex.test/{n}"}]))
+        urls.append(server.url(f"/f{n}.xml"))
+        store_source(db, urls[-1], f"Feed {n}")
+    with session_scope(db) as session:
+        for source in session.exec(select(Source)).all():
+            source.next_poll_at = utcnow() - timedelta(seconds=1)
+    real_ingest = pipeline.ingest
+
+    def ingest(engine: Engine, source: DueSource, *args: Any) -> int:
+        if source.url == urls[3]:
+            raise RuntimeError("database lost")
+        return real_ingest(engine, source, *args)
+
+    monkeypatch.setattr(pipeline, "ingest", ingest)
+    async with http_client() as client:
+        polled = await pipeline.poll_due(db, client, LOOPBACK, concurrency=4, full_text=False)
+        again = await pipeline.poll_due(db, client, LOOPBACK, concurrency=4, full_text=False)
+    assert len(polled) == 11 and sum(result.new for result in polled) == 11
+    assert again == [], "every source was claimed once, for its next interval"
+    assert item_count(db) == 11
+    assert source_row(db, urls[3]).last_ok_at is None
+    assert all(source_row(db, url).last_ok_at is not None for url in urls if url != urls[3])
