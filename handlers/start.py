@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from telegram import Update
 
-from handlers.common import Context, chat_language, reply
+from handlers.common import Context, chat_language, is_admin, reply, text
+from locales import Safe
 
 
 async def start(update: Update, context: Context) -> None:
@@ -12,7 +13,10 @@ async def start(update: Update, context: Context) -> None:
 
 
 async def help_command(update: Update, context: Context) -> None:
-    await reply(update, context, chat_language(update, context), "help.text")
+    """Admin commands are listed to admins only, as the command menu shows them."""
+    language = chat_language(update, context)
+    admin = "\n\n" + text(context, language, "help.admin") if is_admin(update, context) else ""
+    await reply(update, context, language, "help.text", admin=Safe(admin))
 
 
 async def unknown(update: Update, context: Context) -> None:

@@ -68,7 +68,9 @@ def test_walking_skeleton(
         # 1. /start and /help answer in the user's Telegram language.
         assert "欢迎使用 Tidings" in say(telegram, reader_chat, reader, "/start")
         assert "Welcome to Tidings" in say(telegram, admin_chat, admin, "/start")
-        assert "/subscribe" in say(telegram, reader_chat, reader, "/help")
+        reader_help = say(telegram, reader_chat, reader, "/help")
+        assert "/subscribe" in reader_help and "/addsource" not in reader_help
+        assert "/addsource" in say(telegram, admin_chat, admin, "/help"), "admins see theirs"
         assert telegram.commands(language_code="zh"), "command menu registered in Chinese"
 
         # 2. An admin adds the source; existing entries are stored, never alerted.
@@ -95,7 +97,7 @@ def test_walking_skeleton(
         assert 'href="http://news.test/b1"' in brief.html, "tracking parameters are removed"
         time.sleep(2)
         assert len(telegram.messages(reader_chat["id"])) == 6, "exactly one alert"
-        assert len(telegram.messages(admin_chat["id"])) == 3, "the admin follows nothing"
+        assert len(telegram.messages(admin_chat["id"])) == 4, "the admin follows nothing"
 
         # 5. SIGTERM: gone within 10 s; a restart sends nothing twice and loses nothing.
         assert bot.terminate(timeout=10) < 10
