@@ -12,7 +12,7 @@ import trafilatura
 
 from news.fetch import FetchError, FetchPolicy, fetch
 from news.items import ItemDraft
-from news.text import clean_spaces, sentences
+from news.text import clean_spaces, has_sentences
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def is_snippet(draft: ItemDraft) -> bool:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
     summary = draft.summary.strip()
-    return len(summary) < SNIPPET_CHARS or len(sentences(summary)) < SNIPPET_SENTENCES
+    return len(summary) < SNIPPET_CHARS or not has_sentences(summary, SNIPPET_SENTENCES)
 
 
 def extract(html: bytes, url: str, *, max_chars: int = MAX_ARTICLE_CHARS) -> str | None:

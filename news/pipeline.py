@@ -86,10 +86,11 @@ def clustering(session: Session) -> Iterator[Clusters]:
 
 def store_drafts(
     session: Session, clusters: Clusters, source_id: int, source_name: str,
-    drafts: Sequence[ItemDraft],
+    drafts: Sequence[ItemDraft], *, unseen_checked: bool = False,
 ) -> items.Stored:
     """Unseen drafts join recent stories or start new ones, which the index then learns."""
-    fresh = items.unseen(session=session, source_id=source_id, drafts=drafts)
+    fresh = (list(drafts) if unseen_checked
+             else items.unseen(session=session, source_id=source_id, drafts=drafts))
     by_link = items.stories_for_links(session=session, links={d.link for d in fresh if d.link},
                                       since=utcnow() - STORY_WINDOW)
     placement = clusters.place(fresh, by_link)
@@ -150,9 +151,11 @@ def unseen(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> li
 
 
 def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft],
-           fetched: Fetched | None = None, ttl_seconds: int = 0) -> int:
+           fetched: Fetched | None = None, ttl_seconds: int = 0,
+           unseen_checked: bool = False) -> int:
     """New items, their stories, every matching chat's delivery and the fetch's success, in
-    one transaction."""
+    one transaction. Only this source's poll adds its items (it is claimed), so drafts already
+    found unseen before their articles were fetched need no second look."""
     with session_scope(engine) as session:
         if fetched is not None:
             sources.record_success(session=session, source_id=source.id, etag=fetched.etag,
@@ -160,7 +163,8 @@ def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft],
         if not drafts:
             return 0
         with clustering(session) as clusters:
-            stored = store_drafts(session, clusters, source.id, source.name, drafts)
+            stored = store_drafts(session, clusters, source.id, source.name, drafts,
+                                  unseen_checked=unseen_checked)
         if stored.joined:
             deliveries.flag_edits(session=session, story_ids=stored.joined)
         if not stored.new:
@@ -236,7 +240,7 @@ async def poll(
         log.info("source %s failed: %s", source.id, exc)
         paused = await in_database(failed, engine, source, exc)
         return Polled(paused=source if paused else None, error=exc)
-    new = await in_database(ingest, engine, source, fresh, fetched, ttl)
+    new = await in_database(ingest, engine, source, fresh, fetched, ttl, full_text)
     if new:
         log.info("source %s: %d new items", source.id, new)
     return Polled(new=new)

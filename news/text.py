@@ -66,6 +66,23 @@ def sentences(text: str) -> list[str]:
     return [piece for piece in pieces if piece]
 
 
+def has_sentences(text: str, count: int) -> bool:
+    """len(sentences(text)) >= count, stopping at the count: every entry of every poll asks
+    whether it is a snippet, and a long text need not be split to the end for that."""
+    found = 0
+    for block in text.split("\n"):
+        start = 0
+        for end in _SENTENCE_END.finditer(block):
+            found += bool(block[start:end.start()].strip())
+            if found >= count:
+                return True
+            start = end.end()
+        found += bool(block[start:].strip())
+        if found >= count:
+            return True
+    return count <= 0
+
+
 def join_sentences(parts: list[str]) -> str:
     """Sentences joined as the script writes them: no space after 。！？ in CJK text."""
     pieces: list[str] = []

@@ -12,7 +12,7 @@ import pytest
 
 from news.feeds import parse_feed
 from news.items import ItemDraft, clean_link, normalize
-from news.text import clean_spaces, html_to_text, lead, sentences
+from news.text import clean_spaces, has_sentences, html_to_text, lead, sentences
 from tests.fakes.feeds import atom, rss
 
 FEED = "https://news.example.test/feeds/tech.xml"
@@ -359,3 +359,12 @@ def test_clean_spaces_agrees_with_the_character_by_character_definition() -> Non
     for _ in range(5000):
         sample = "".join(rng.choices(alphabet, k=rng.randint(0, 30)))
         assert clean_spaces(sample) == by_character(sample), repr(sample)
+
+
+def test_has_sentences_agrees_with_counting_sentences() -> None:
+    rng = random.Random(13)
+    alphabet = list("ab .!?。！？\n\t")
+    for _ in range(5000):
+        sample = "".join(rng.choices(alphabet, k=rng.randint(0, 25)))
+        for count in range(5):
+            assert has_sentences(sample, count) == (len(sentences(sample)) >= count), repr(sample)
