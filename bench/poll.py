@@ -463,6 +463,11 @@ async def ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     claims.install()
     policy = FetchPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
     reader = FeedReader(default_workers())  # as bot.py builds it with PARSE_WORKERS unset
+    reader.warm()  # as bot.py does at start-up (the floor's pool is warmed too)
+    for _ in range(200):
+        if len(reader.worker_pids()) == reader.workers:
+            break
+        await asyncio.sleep(0.05)
     poll_kwargs: dict[str, Any] = {"reader": reader}
     if args.concurrency is not None:
         poll_kwargs["concurrency"] = args.concurrency

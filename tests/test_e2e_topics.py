@@ -43,6 +43,11 @@ class World:
         return str(self.telegram.answered_callbacks(query_id)[0].get("text", ""))
 
 
+def last_says(expected: str, telegram: BotApiEmulator, chat: dict) -> None:
+    """A press is answered first (the spinner stops), then the bot sends or edits: wait."""
+    wait_until(lambda: expected in telegram.messages(chat["id"])[-1].text)
+
+
 def start_world(
     tmp_path: Path, bot_process: type[BotProcess], telegram: BotApiEmulator, feeds: FeedServer,
     extra_env: dict[str, str] | None = None,
@@ -89,7 +94,7 @@ def test_buttons_unsubscribe_language_settings_and_stale_presses(world: World) -
     buttons = [b for row in menu.reply_markup["inline_keyboard"] for b in row]
     assert [b["text"] for b in buttons] == ["✖ SoftBank", "✖ Nvidia"]
     assert "Stopped following" in world.press(chat, user, menu, buttons[1]["callback_data"])
-    assert "Stopped following Nvidia" in telegram.messages(chat["id"])[-1].text
+    last_says("Stopped following Nvidia", telegram, chat)
     assert "out of date" in world.press(chat, user, menu, buttons[1]["callback_data"])
     assert "out of date" in world.press(chat, user, menu, "unsub:999999")
     assert "out of date" in world.press(chat, user, menu, "bogus:1")
@@ -101,7 +106,7 @@ def test_buttons_unsubscribe_language_settings_and_stale_presses(world: World) -
     codes = [b["callback_data"] for row in languages.reply_markup["inline_keyboard"] for b in row]
     assert "lang:zh" in codes and "lang:en" in codes
     world.press(chat, user, languages, "lang:zh")
-    assert "语言已设为" in telegram.messages(chat["id"])[-1].text
+    last_says("语言已设为", telegram, chat)
     assert "本聊天关注的话题" in say(telegram, chat, user, "/topics")
     say(telegram, chat, user, "/lang en")
 
@@ -109,7 +114,7 @@ def test_buttons_unsubscribe_language_settings_and_stale_presses(world: World) -
     assert "Every story at once" in screen and "08:00 (UTC)" in screen
     settings = telegram.messages(chat["id"])[-1]
     world.press(chat, user, settings, "mode:digest")
-    assert "Delivery: Daily digest only" in telegram.messages(chat["id"])[-1].text
+    last_says("Delivery: Daily digest only", telegram, chat)
     assert "09:30 (Asia/Shanghai)" in say(telegram, chat, user, "/settings tz Asia/Shanghai") \
         or "Asia/Shanghai" in say(telegram, chat, user, "/settings digest 09:30")
     assert "not a time zone" in say(telegram, chat, user, "/settings tz Mars/Olympus")
@@ -227,7 +232,7 @@ def test_alias_buttons_extend_the_query_across_languages(
         expected = ["➕ 软银", "➕ ソフトバンク", "➕ 소프트뱅크", "➖ Hawks"]
         assert labels == expected, "the topic's own name is not offered again"
         world.press(chat, user, offer, buttons[0]["callback_data"])
-        assert "SoftBank OR 软银" in telegram.messages(chat["id"])[-1].text
+        last_says("SoftBank OR 软银", telegram, chat)
         world.press(chat, user, offer, buttons[3]["callback_data"])
         assert "SoftBank OR 软银 -Hawks" in say(telegram, chat, user, "/topics")
         assert "out of date" in world.press(chat, user, offer, buttons[0]["callback_data"])
