@@ -13,6 +13,8 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -47,7 +49,24 @@ def read_feed(body: bytes, url: str) -> ReadFeed:
 
 
 Reader = Callable[[bytes, str], ReadFeed]
+PARENT_CHECK_SECONDS = 1.0
 WARM_UP = b'<rss version="2.0"><channel><item><title>warm</title></item></channel></rss>'
+
+
+def _exit_with(parent_pid: int) -> None:
+    """Worker initializer. A worker must not outlive the bot: it holds its forkserver alive
+    and waits forever on a queue whose other end died with a killed bot, so it watches."""
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # alive, and another user's: only a reused pid does that
+                os._exit(0)
+
+    threading.Thread(target=watch, name="tidings-parent-watch", daemon=True).start()
 
 
 def default_workers() -> int:
@@ -93,7 +112,8 @@ class FeedReader:
             context = multiprocessing.get_context(
                 "forkserver" if "forkserver" in methods else "spawn")
             context.set_forkserver_preload([__name__])
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context,
+                                            initializer=_exit_with, initargs=(os.getpid(),))
         return self.pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:

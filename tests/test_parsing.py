@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +81,43 @@ async def test_warm_starts_every_worker_before_the_first_read() -> None:
     finally:
         pool.close()
     assert FeedReader(0).worker_pids() == []
+
+
+ORPHAN = """
+import asyncio, os, sys, time
+from news.parsing import FeedReader
+
+async def main() -> None:
+    reader = FeedReader(2)
+    reader.warm()
+    while len(reader.worker_pids()) < 2:
+        await asyncio.sleep(0.05)
+    print(*reader.worker_pids(), flush=True)
+    time.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_workers_exit_when_the_bot_is_killed() -> None:
+    with subprocess.Popen([sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE, text=True,
+                          cwd=Path(__file__).resolve().parent.parent) as bot:
+        try:
+            assert bot.stdout is not None
+            workers = [int(pid) for pid in bot.stdout.readline().split()]
+            assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+        finally:
+            bot.kill()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "parser processes outlived a killed bot"
