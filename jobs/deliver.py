@@ -25,6 +25,7 @@ from telegram.ext import CallbackContext
 from jobs.throttle import PerChat
 from news.pipeline import render_delivery
 from news.schedule import decide
+from news.workers import drain
 from services import KEY, Services
 from storage import chats, deliveries
 from storage.db import session_scope
@@ -37,24 +38,27 @@ per_chat = PerChat()
 
 
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
-    """Senders take rows from a queue that is refilled before it runs dry, so a fan-out never
-    waits at a batch boundary for its slowest send (a gather per batch cost ~0.1 s each)."""
+    """Senders take rows as claims refill them (news.workers.drain), so a fan-out never waits
+    at a batch boundary for its slowest send."""
     svc: Services = context.bot_data[KEY]
     await send_edits(context, svc)
-    queue: asyncio.Queue[deliveries.Claimed | None] = asyncio.Queue(maxsize=QUEUED)
-    senders = [asyncio.create_task(_sender(context, svc, queue)) for _ in range(IN_FLIGHT)]
-    try:
-        while not svc.stopping.is_set():
+
+    async def claim() -> list[deliveries.Claimed]:
+        if svc.stopping.is_set():
+            return []
+        with session_scope(svc.engine) as session:
+            return deliveries.claim(session=session, now=utcnow(), limit=QUEUED)
+
+    async def handle(item: deliveries.Claimed) -> None:
+        """Rows still queued at shutdown are released, so a restart sends them at once."""
+        if svc.stopping.is_set():
             with session_scope(svc.engine) as session:
-                claimed = deliveries.claim(session=session, now=utcnow(), limit=QUEUED)
-            if not claimed:
-                break
-            for item in claimed:
-                await queue.put(item)
-    finally:
-        for _ in senders:
-            await queue.put(None)
-        await asyncio.gather(*senders)
+                deliveries.release(session=session, ids=[item.id])
+        else:
+            await deliver(context, svc, item)
+
+    await drain(claim, handle, workers=IN_FLIGHT, queued=QUEUED,
+                name=lambda item: f"delivery {item.id} to chat {item.chat_id}")
 
 
 async def send_edits(context: CallbackContext[Any, Any, Any, Any], svc: Services) -> None:
@@ -64,21 +68,6 @@ async def send_edits(context: CallbackContext[Any, Any, Any, Any], svc: Services
         if not svc.stopping.is_set():
             async with per_chat(item.chat_id):
                 await edit(context, svc, item)
-
-
-async def _sender(context: CallbackContext[Any, Any, Any, Any], svc: Services,
-                  queue: asyncio.Queue[deliveries.Claimed | None]) -> None:
-    """Rows left in the queue at shutdown are released, so a restart sends them at once; a row
-    that fails unexpectedly keeps its lease and is tried again when it runs out."""
-    while (item := await queue.get()) is not None:
-        try:
-            if svc.stopping.is_set():
-                with session_scope(svc.engine) as session:
-                    deliveries.release(session=session, ids=[item.id])
-            else:
-                await deliver(context, svc, item)
-        except Exception:
-            log.exception("delivery %s to chat %s failed", item.id, item.chat_id)
 
 
 async def deliver(

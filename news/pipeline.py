@@ -29,6 +29,7 @@ from news.matching import Matcher, Topic
 from news.parsing import FeedReader, drafts_of
 from news.render import SourceRef, Translate, render_brief
 from news.stories import Clusters
+from news.workers import drain
 from storage import briefs, chats, deliveries, items, sources, subscriptions, usage
 from storage.db import session_scope
 from storage.items import NewStory
@@ -255,30 +256,20 @@ async def poll_due(
     full_text: bool = True,
     reader: FeedReader = INLINE,
 ) -> list[Polled]:
-    """Poll due sources side by side until none are waiting. Pollers take sources from a
-    queue that claims refill before it runs dry, so no poller waits for a batch's slowest
-    feed (a gather per batch left most of them idle at each batch's end)."""
-    queue: asyncio.Queue[DueSource | None] = asyncio.Queue(maxsize=concurrency)
+    """Poll the sources due now side by side (news.workers.drain); a poll that fails
+    unexpectedly is logged, and its source tried at its next turn."""
     results: list[Polled] = []
     started = utcnow()  # only what is due now: a pass ends, and no source is polled twice at once
 
-    async def poller() -> None:
-        while (source := await queue.get()) is not None:
-            try:
-                results.append(await poll(engine, client, policy, source, full_text=full_text,
-                                          reader=reader))
-            except Exception:  # a bug or a lost database: the source is tried at its next turn
-                log.exception("polling source %s failed", source.id)
+    async def claim() -> list[DueSource]:
+        return await in_database(claim_due, engine, concurrency, started)
 
-    pollers = [asyncio.create_task(poller()) for _ in range(concurrency)]
-    try:
-        while due := await in_database(claim_due, engine, concurrency, started):
-            for source in due:
-                await queue.put(source)
-    finally:
-        for _ in pollers:
-            await queue.put(None)
-        await asyncio.gather(*pollers)
+    async def handle(source: DueSource) -> None:
+        results.append(await poll(engine, client, policy, source, full_text=full_text,
+                                  reader=reader))
+
+    await drain(claim, handle, workers=concurrency, queued=concurrency,
+                name=lambda source: f"polling source {source.id}")
     return results
 
 

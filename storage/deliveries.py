@@ -100,10 +100,14 @@ def claim(*, session: Session, now: datetime, limit: int = 30) -> list[Claimed]:
     for delivery, chat in session.exec(statement).all():
         delivery.next_attempt_at = now + LEASE
         delivery.attempts += 1
-        claimed.append(Claimed(delivery.id or 0, delivery.chat_id, delivery.thread_id,
-                               delivery.story_id, chat.language, json.loads(delivery.topics),
-                               delivery.attempts, preferences(chat)))
+        claimed.append(_claimed(delivery, chat))
     return claimed
+
+
+def _claimed(delivery: Delivery, chat: Chat) -> Claimed:
+    return Claimed(delivery.id or 0, delivery.chat_id, delivery.thread_id, delivery.story_id,
+                   chat.language, json.loads(delivery.topics), delivery.attempts,
+                   preferences(chat), delivery.message_id)
 
 
 def mark_sent(*, session: Session, delivery_id: int, message_id: int) -> None:
@@ -226,9 +230,7 @@ def claim_edits(*, session: Session, now: datetime, limit: int = 50) -> list[Cla
     claimed = []
     for delivery, chat in session.exec(statement).all():
         delivery.next_attempt_at = now + LEASE
-        claimed.append(Claimed(delivery.id or 0, delivery.chat_id, delivery.thread_id,
-                               delivery.story_id, chat.language, json.loads(delivery.topics),
-                               delivery.attempts, preferences(chat), delivery.message_id))
+        claimed.append(_claimed(delivery, chat))
     return claimed
 
 
