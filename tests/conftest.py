@@ -11,11 +11,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from storage.db import make_engine, migrate
+from tests.fakes.feeds import FeedServer
+from tests.fakes.telegram import BotApiEmulator
 
 os.environ["PTB_TIMEDELTA"] = "1"  # as bot.py does; PTB warns otherwise
 REPO = Path(__file__).resolve().parent.parent
@@ -134,3 +137,17 @@ def bot_process(tmp_path: Path) -> Iterator[type[BotProcess]]:
     yield Tracked
     for process in started:
         process.kill()
+
+
+@pytest.fixture
+def world(tmp_path: Path, bot_process: type[BotProcess]) -> Iterator[Any]:
+    """A running bot with one source and the emulators (tests.test_e2e_topics.World), for the
+    end-to-end modules that act as users; every Bot API call it made must have been valid."""
+    from tests.test_e2e_topics import start_world  # imported here: they import this module
+    from tests.test_e2e_walkthrough import TOKEN
+
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
+        world = start_world(tmp_path, bot_process, telegram, feeds)
+        yield world
+        assert telegram.rejected == []
+        assert "Traceback" not in world.bot.log

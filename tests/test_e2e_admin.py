@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from tests.conftest import BotProcess
-from tests.fakes.feeds import FeedServer
 from tests.fakes.feeds import rss as rss_feed
-from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_topics import World, start_world
-from tests.test_e2e_walkthrough import ADMIN_ID, TOKEN, say
-
-
-@pytest.fixture
-def world(tmp_path: Path, bot_process: type[BotProcess]) -> Iterator[World]:
-    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
-        world = start_world(tmp_path, bot_process, telegram, feeds)
-        yield world
-        assert telegram.rejected == []
-        assert "Traceback" not in world.bot.log
+from tests.test_e2e_topics import World
+from tests.test_e2e_walkthrough import ADMIN_ID, say
 
 
 def test_pause_resume_interval_and_poll_now(world: World) -> None:

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from tests.conftest import BotProcess
-from tests.fakes.feeds import FeedServer
 from tests.fakes.feeds import rss as rss_with
-from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_topics import World, start_world
-from tests.test_e2e_walkthrough import NEW_SOFTBANK, TOKEN, say
+from tests.test_e2e_topics import World
+from tests.test_e2e_walkthrough import NEW_SOFTBANK, say
 
 SECOND = {**NEW_SOFTBANK, "guid": "c2", "link": "http://news.test/c2",
           "title": "Nvidia and SoftBank team up on chips",
           "description": "The two companies will design accelerators together."}
 
-
-@pytest.fixture
-def world(tmp_path: Path, bot_process: type[BotProcess]) -> Iterator[World]:
-    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
-        world = start_world(tmp_path, bot_process, telegram, feeds)
-        yield world
-        assert telegram.rejected == []
-        assert "Traceback" not in world.bot.log
 
 
 def test_digest_only_holds_alerts_and_digest_shows_them_grouped(world: World) -> None:

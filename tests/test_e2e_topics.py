@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
@@ -60,14 +57,6 @@ def start_world(
     say(telegram, telegram.private_chat(admin), admin, f"/addsource {feeds.url('/feed.xml')}")
     return World(telegram, feeds, bot)
 
-
-@pytest.fixture
-def world(tmp_path: Path, bot_process: type[BotProcess]) -> Iterator[World]:
-    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
-        world = start_world(tmp_path, bot_process, telegram, feeds)
-        yield world
-        assert telegram.rejected == []
-        assert "Traceback" not in world.bot.log
 
 
 def test_subscribe_previews_the_week_and_topics_counts(world: World) -> None:
