@@ -5,34 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 import httpx
 import trafilatura
 
 from news.fetch import FetchError, FetchPolicy, fetch
 from news.items import ItemDraft
-from news.text import clean_spaces, has_sentences
+from news.text import clean_spaces
 
 log = logging.getLogger(__name__)
 
-SNIPPET_CHARS = 400  # a summary shorter than this is a teaser, not the story
-SNIPPET_SENTENCES = 3  # nor is one of fewer sentences than a lead
 MIN_ARTICLE_CHARS = 200  # less than this extracted means a paywall, a cookie wall or a wrong guess
 MAX_ARTICLE_CHARS = 20000  # the same cap items.normalize puts on a summary
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", ""})
-
-
-def is_snippet(draft: ItemDraft) -> bool:
-    """Only a short summary with a page behind it is worth a second request."""
-    try:
-        parts = urlsplit(draft.link)
-    except ValueError:
-        return False
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    summary = draft.summary.strip()
-    return len(summary) < SNIPPET_CHARS or not has_sentences(summary, SNIPPET_SENTENCES)
 
 
 def extract(html: bytes, url: str, *, max_chars: int = MAX_ARTICLE_CHARS) -> str | None:
@@ -96,7 +81,7 @@ async def complete(
         if text and len(text) > len(draft.summary):
             found[index] = replace(draft, summary=text)
 
-    wanted = [(index, draft) for index, draft in enumerate(drafts) if is_snippet(draft)]
+    wanted = [(index, draft) for index, draft in enumerate(drafts) if draft.snippet]
     if wanted:
         try:
             async with asyncio.timeout(timeout), asyncio.TaskGroup() as group:

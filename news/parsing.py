@@ -44,7 +44,7 @@ def read_feed(body: bytes, url: str) -> ReadFeed:
     feed = parse_feed(body, url)
     drafts = drafts_of(feed, url)
     for draft in drafts:
-        _ = draft.tokens, draft.content_hash  # computed here, off the event loop's process
+        _ = draft.signature, draft.content_hash, draft.snippet  # here, off the bot's process
     return ReadFeed(feed.title, feed.ttl_seconds, drafts)
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from news.text import sentences
+from news.text import first_sentence
 from news.topics import fold, unspaced
 
 if TYPE_CHECKING:  # news.items derives each draft's signature from this module
@@ -41,8 +41,7 @@ _STOP = frozenset(
 
 def signature(title: str, text: str) -> frozenset[str]:
     """Tokens of the headline and the first sentence of the text."""
-    first = sentences(text)[:1]
-    folded = fold(" ".join([title, *first]))
+    folded = fold(f"{title} {first_sentence(text)}")
     tokens: set[str] = set()
     for word in _WORD.findall(folded):
         if unspaced(word):
@@ -73,14 +72,15 @@ class StoryIndex:
     """
 
     def __init__(self) -> None:
-        self.signatures: dict[int, frozenset[str]] = {}  # by key: story id or provisional
+        self.signatures: dict[int, str] = {}  # by key (story id or provisional), as stored
         self.slot_of: dict[int, int] = {}
         self.key_of: list[int] = []
         self.free: list[int] = []
         self.sizes = np.zeros(1024, dtype=np.int32)  # signature size by slot
         self.by_token: dict[str, array[int]] = {}
 
-    def add(self, key: int, tokens: frozenset[str]) -> None:
+    def add(self, key: int, signature: str) -> None:
+        tokens = signature.split()
         slot = self.free.pop() if self.free else len(self.key_of)
         if slot == len(self.key_of):
             self.key_of.append(key)
@@ -90,7 +90,7 @@ class StoryIndex:
             self.key_of[slot] = key
         self.sizes[slot] = len(tokens)
         self.slot_of[key] = slot
-        self.signatures[key] = tokens
+        self.signatures[key] = signature
         for token in tokens:
             postings = self.by_token.get(token)
             if postings is None:
@@ -102,15 +102,16 @@ class StoryIndex:
             slot = self.slot_of.pop(key, None)
             if slot is None:
                 continue
-            for token in self.signatures.pop(key):
+            for token in self.signatures.pop(key).split():
                 postings = self.by_token[token]
                 postings.remove(slot)
                 if not postings:
                     del self.by_token[token]
             self.free.append(slot)
 
-    def same_story(self, tokens: frozenset[str]) -> int | None:
+    def same_story(self, signature: str) -> int | None:
         """The most similar recent story at or above the threshold, if any."""
+        tokens = signature.split()
         if len(tokens) < MIN_TOKENS:
             return None
         postings = b"".join(filter(None, map(self.by_token.get, tokens)))  # all in C
@@ -164,7 +165,7 @@ class Clusters:
             self.story_of.pop(key, None)
 
     def same_story(self, draft: ItemDraft) -> int | None:
-        key = self.index.same_story(draft.tokens)
+        key = self.index.same_story(draft.signature)
         return key if key is None or key > 0 else self.story_of.get(key)
 
     def place(self, drafts: Iterable[ItemDraft], by_link: Mapping[str, int]) -> Placement:
@@ -177,7 +178,7 @@ class Clusters:
             story_id = by_link.get(draft.link) if draft.link else None
             group = groups_by_link.get(draft.link) if draft.link else None
             if story_id is None and group is None:
-                key = self.index.same_story(draft.tokens)
+                key = self.index.same_story(draft.signature)
                 if key is not None and key in groups_by_key:
                     group = groups_by_key[key]
                 elif key is not None:
@@ -188,7 +189,7 @@ class Clusters:
             if group is None:
                 group, key = len(placement.groups), self.next_key
                 self.next_key -= 1
-                self.index.add(key, draft.tokens)
+                self.index.add(key, draft.signature)
                 groups_by_key[key] = group
                 placement.groups.append([])
                 placement.keys.append(key)
@@ -207,6 +208,6 @@ class Clusters:
 
     def remember(self, story_id: int, signature: str, created: datetime | None = None) -> None:
         """A story stored by another ingest or process, from its stored signature."""
-        self.index.add(story_id, frozenset(signature.split()))
+        self.index.add(story_id, signature)
         self.expiry.append((created or datetime.now(UTC), story_id))
         self.last_id = max(self.last_id, story_id)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from html.parser import HTMLParser
+from itertools import islice
 
 _BLOCKS = {"p", "br", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote"}
 _SKIP = {"script", "style", "noscript", "template"}
-_SPACES = re.compile(r" +")
-_OTHER_SPACE = re.compile(r"[^\S\n]")  # whitespace that is not a line break (str.isspace)
+_SPACES = re.compile(r"  +")  # a lone space stays: replacing it with itself costs a match
+_OTHER_SPACE = re.compile(r"[^\S\n ]+")  # whitespace that is neither a line break nor a space
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
 _CJK_PUNCTUATION = re.compile(r"[\u3000-\u303f\uff01-\uff0f\uff1a-\uff1f\uff5b-\uff65]")
 
@@ -60,27 +62,32 @@ def clean_spaces(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def sentences(text: str) -> list[str]:
-    """Split on sentence ends in Latin and CJK punctuation; good enough for a lead."""
-    pieces = (piece.strip() for block in text.split("\n") for piece in _SENTENCE_END.split(block))
-    return [piece for piece in pieces if piece]
-
-
-def has_sentences(text: str, count: int) -> bool:
-    """len(sentences(text)) >= count, stopping at the count: every entry of every poll asks
-    whether it is a snippet, and a long text need not be split to the end for that."""
-    found = 0
+def _sentences(text: str) -> Iterator[str]:
+    """Sentences one at a time: every entry of every poll asks for its first sentence (the
+    story signature) and whether it has three (a snippet), and neither needs the rest split."""
     for block in text.split("\n"):
         start = 0
         for end in _SENTENCE_END.finditer(block):
-            found += bool(block[start:end.start()].strip())
-            if found >= count:
-                return True
+            if piece := block[start:end.start()].strip():
+                yield piece
             start = end.end()
-        found += bool(block[start:].strip())
-        if found >= count:
-            return True
-    return count <= 0
+        if piece := block[start:].strip():
+            yield piece
+
+
+def sentences(text: str) -> list[str]:
+    """Split on sentence ends in Latin and CJK punctuation; good enough for a lead."""
+    return list(_sentences(text))
+
+
+def first_sentence(text: str) -> str:
+    """sentences(text)[0], or "" when there is none."""
+    return next(_sentences(text), "")
+
+
+def has_sentences(text: str, count: int) -> bool:
+    """len(sentences(text)) >= count, stopping at the count."""
+    return count <= 0 or next(islice(_sentences(text), count - 1, None), None) is not None
 
 
 def join_sentences(parts: list[str]) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy import Table, insert, or_
 from sqlmodel import Session, col, select
 
 from news.items import ItemDraft
-from news.stories import Placement, signature_text
+from news.stories import Placement
 from storage.models import Item, Story, utcnow
 
 ITEMS: Table = Item.__table__  # type: ignore[attr-defined]
@@ -61,7 +61,7 @@ def store(*, session: Session, source_id: int, source_name: str, placement: Plac
     stored = Stored(joined={story_id for _, story_id in placement.joins})
     story_ids: list[int] = []
     if placement.groups:
-        rows = [{"title": group[0].title, "signature": signature_text(group[0].tokens),
+        rows = [{"title": group[0].title, "signature": group[0].signature,
                  "created_at": now} for group in placement.groups]
         returned = session.connection().execute(
             insert(STORIES).returning(STORIES.c.id, sort_by_parameter_order=True), rows)

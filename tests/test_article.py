@@ -12,9 +12,9 @@ import httpx
 import pytest
 import trafilatura
 
-from news.article import MIN_ARTICLE_CHARS, SNIPPET_CHARS, complete, extract, is_snippet
+from news.article import MIN_ARTICLE_CHARS, complete, extract
 from news.fetch import FetchPolicy
-from news.items import ItemDraft
+from news.items import SNIPPET_CHARS, ItemDraft
 from tests.fakes.feeds import FeedServer
 
 LOOPBACK = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
@@ -141,19 +141,19 @@ def test_extract_non_utf8_page() -> None:
     assert text is not None and PARAGRAPHS[2] in text
 
 
-# --- is_snippet ----------------------------------------------------------------------------------
+# --- snippets ------------------------------------------------------------------------------------
 
 
-def test_is_snippet() -> None:
-    assert is_snippet(draft("https://news.test/a"))
-    assert is_snippet(draft("http://news.test/a", summary=""))
+def test_snippets_are_short_or_few_sentences_with_a_page_behind() -> None:
+    assert draft("https://news.test/a").snippet
+    assert draft("http://news.test/a", summary="").snippet
     # long but only two sentences: still a teaser
-    assert is_snippet(draft("http://news.test/a", summary=PARAGRAPHS[0] + " " + PARAGRAPHS[1]))
-    assert not is_snippet(draft("http://news.test/a", summary=long_summary()))
+    assert draft("http://news.test/a", summary=PARAGRAPHS[0] + " " + PARAGRAPHS[1]).snippet
+    assert not draft("http://news.test/a", summary=long_summary()).snippet
     assert len(long_summary()) >= SNIPPET_CHARS
     for link in ("", "ftp://news.test/a", "mailto:x@news.test", "urn:uuid:1", "http://",
                  "http://[::1"):
-        assert not is_snippet(draft(link)), link
+        assert not draft(link).snippet, link
 
 
 # --- complete ------------------------------------------------------------------------------------

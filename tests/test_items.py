@@ -12,7 +12,14 @@ import pytest
 
 from news.feeds import parse_feed
 from news.items import ItemDraft, clean_link, normalize
-from news.text import clean_spaces, has_sentences, html_to_text, lead, sentences
+from news.text import (
+    clean_spaces,
+    first_sentence,
+    has_sentences,
+    html_to_text,
+    lead,
+    sentences,
+)
 from tests.fakes.feeds import atom, rss
 
 FEED = "https://news.example.test/feeds/tech.xml"
@@ -361,10 +368,19 @@ def test_clean_spaces_agrees_with_the_character_by_character_definition() -> Non
         assert clean_spaces(sample) == by_character(sample), repr(sample)
 
 
-def test_has_sentences_agrees_with_counting_sentences() -> None:
+def test_lazy_sentences_agree_with_splitting_the_whole_text() -> None:
+    """sentences(), first_sentence() and has_sentences() stop early; the oracle splits all."""
+    def by_splitting(text: str) -> list[str]:
+        pieces = (piece.strip() for block in text.split("\n")
+                  for piece in re.split(r"(?<=[.!?。！？])\s+|(?<=[。！？])", block))
+        return [piece for piece in pieces if piece]
+
     rng = random.Random(13)
     alphabet = list("ab .!?。！？\n\t")
     for _ in range(5000):
         sample = "".join(rng.choices(alphabet, k=rng.randint(0, 25)))
+        expected = by_splitting(sample)
+        assert sentences(sample) == expected, repr(sample)
+        assert first_sentence(sample) == (expected[0] if expected else ""), repr(sample)
         for count in range(5):
-            assert has_sentences(sample, count) == (len(sentences(sample)) >= count), repr(sample)
+            assert has_sentences(sample, count) == (len(expected) >= count), repr(sample)

@@ -40,8 +40,11 @@ async def test_workers_read_what_a_thread_reads() -> None:
     assert in_pool == in_thread and len(in_pool.drafts) == 20
     first = in_pool.drafts[0]
     assert first.link == "http://example.test/story/0"
-    assert first.tokens == in_thread.drafts[0].tokens and "softbank" in first.tokens
+    assert first.signature == in_thread.drafts[0].signature
+    assert "softbank" in first.signature.split()
     assert first.content_hash == in_thread.drafts[0].content_hash
+    # derived in the worker and pickled along: the bot's process does not compute them again
+    assert {"signature", "content_hash", "snippet"} <= vars(first).keys()
 
 
 @pytest.mark.asyncio
