@@ -295,7 +295,8 @@ class Timers:
     def install(self) -> None:
         """Reading (parse and normalize) runs in the reader's worker processes: its calls and
         summed wall time are counted here, its CPU is the workers' (worker_usage). Ingest runs
-        in worker threads; article fetches (news.article, for snippets) are counted."""
+        on the poll's database thread, one transaction for the polls that finished while the
+        last one ran (its calls are transactions); article fetches (news.article) are counted."""
         real_article_fetch = article.fetch
 
         async def article_fetch(*args: Any, **kwargs: Any) -> Any:
@@ -316,7 +317,7 @@ class Timers:
                     self.wall["read"] += time.perf_counter() - wall
 
         FeedReader.read = read  # type: ignore[method-assign]
-        pipeline.ingest = self.timed("ingest", pipeline.ingest)  # type: ignore
+        pipeline.ingest_each = self.timed("ingest", pipeline.ingest_each)  # type: ignore
 
 
 class Claims:
@@ -429,10 +430,11 @@ async def cycle(engine: Any, client: httpx.AsyncClient, policy: FetchPolicy, por
         "cores_busy": round((main_cpu + workers_cpu) / wall, 2),
         "responses": dict(stats), "parses": timers.calls["read"],
         "article_fetches": timers.calls["article fetch"],
+        "ingest_transactions": timers.calls["ingest"],
         "items_added": items(engine) - before_items, "failing_sources": failing,
         "stage_cpu_s": {f"read ({len(reader.worker_pids())} worker processes)":
                             round(workers_cpu, 2),
-                        "ingest (threads)": round(timers.cpu["ingest"], 2),
+                        "ingest (database thread)": round(timers.cpu["ingest"], 2),
                         "rest of the polling process (loop, HTTP, claims, records)":
                             round(main_cpu - timers.cpu["ingest"], 2)},
         "stage_wall_summed_s": {name: round(timers.wall[name], 2) for name in timers.STAGES},
@@ -602,10 +604,12 @@ def main() -> None:
         row("ours, first cycle (all new)", first["s"],
             f"{done}; {first['responses'].get('200', 0)} x 200, {first['parses']} parses, "
             f"{first['items_added']:,} items, {first['batches']} claims, "
+            f"{first['ingest_transactions']} ingest transactions, "
             f"{first['article_fetches']} article fetches"),
         row("ours, second cycle (unchanged)", second["s"],
             f"{second['responses'].get('304', 0)} x 304, {second['parses']} parses, "
-            f"{second['items_added']} items"),
+            f"{second['items_added']} items, "
+            f"{second['ingest_transactions']} ingest transactions"),
         row(f"what-if: unchanged, concurrency {args.what_if}", what_if["s"],
             f"{what_if['responses'].get('304', 0)} x 304, {what_if['parses']} parses"),
     ]

@@ -78,6 +78,8 @@ class Matcher:
 
     def match(self, text: str) -> list[Topic]:
         """The subscriptions whose query the text satisfies, in subscription order."""
+        if not self.topics:  # no subscriptions yet: nothing to fold the text for
+            return []
         folded = searchable(text)
         hits = sorted(i for i in self.candidates(folded) if self.nodes[i].matches(folded))
         return [self.topics[i] for i in hits]

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ from news.matching import Matcher, Topic
 from news.parsing import FeedReader, drafts_of
 from news.render import SourceRef, Translate, render_brief
 from news.stories import Clusters
-from news.workers import drain
+from news.workers import Batched, drain
 from storage import briefs, chats, deliveries, items, sources, subscriptions, usage
 from storage.db import session_scope
 from storage.items import NewStory
@@ -151,32 +151,73 @@ def unseen(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> li
         return items.unseen(session=session, source_id=source.id, drafts=drafts)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A poll that reached its feed: the entries to store and the response's validators."""
+
+    source: DueSource
+    drafts: Sequence[ItemDraft] = ()
+    fetched: Fetched | None = None
+    ttl_seconds: int = 0
+    unseen_checked: bool = False
+
+
 def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft],
            fetched: Fetched | None = None, ttl_seconds: int = 0,
            unseen_checked: bool = False) -> int:
-    """New items, their stories, every matching chat's delivery and the fetch's success, in
-    one transaction. Only this source's poll adds its items (it is claimed), so drafts already
-    found unseen before their articles were fetched need no second look."""
+    """One poll's outcome (ingest_all); the number of new stories."""
+    return ingest_all(engine, [Outcome(source, drafts, fetched, ttl_seconds, unseen_checked)])[0]
+
+
+def ingest_all(engine: Engine, outcomes: Sequence[Outcome]) -> list[int]:
+    """New items, their stories, every matching chat's delivery and each fetch's success, in
+    one transaction for all the outcomes; the number of new stories of each. Only a source's
+    own poll adds its items (it is claimed), so drafts already found unseen before their
+    articles were fetched need no second look."""
     with session_scope(engine) as session:
-        if fetched is not None:
-            sources.record_success(session=session, source_id=source.id, etag=fetched.etag,
-                                   last_modified=fetched.last_modified, min_interval=ttl_seconds)
-        if not drafts:
-            return 0
+        for outcome in outcomes:
+            if outcome.fetched is not None:
+                sources.record_success(
+                    session=session, source_id=outcome.source.id, etag=outcome.fetched.etag,
+                    last_modified=outcome.fetched.last_modified,
+                    min_interval=outcome.ttl_seconds)
+        if not any(outcome.drafts for outcome in outcomes):
+            return [0] * len(outcomes)
         with clustering(session) as clusters:
-            stored = store_drafts(session, clusters, source.id, source.name, drafts,
-                                  unseen_checked=unseen_checked)
-        if stored.joined:
-            deliveries.flag_edits(session=session, story_ids=stored.joined)
-        if not stored.new:
-            return 0
-        matcher = MATCHERS.get(session)
-        inactive = chats.inactive_ids(session=session)
-        for story in stored.new:
-            wanted = match(story, matcher, inactive)
-            if wanted:
-                deliveries.enqueue(session=session, story_id=story.id, topics_by_target=wanted)
-        return len(stored.new)
+            stored = [store_drafts(session, clusters, outcome.source.id, outcome.source.name,
+                                   outcome.drafts, unseen_checked=outcome.unseen_checked)
+                      if outcome.drafts else items.Stored() for outcome in outcomes]
+        joined = set().union(*(one.joined for one in stored))
+        if joined:
+            deliveries.flag_edits(session=session, story_ids=joined)
+        new = [story for one in stored for story in one.new]
+        if new:
+            matcher = MATCHERS.get(session)
+            inactive = chats.inactive_ids(session=session)
+            for story in new:
+                wanted = match(story, matcher, inactive)
+                if wanted:
+                    deliveries.enqueue(session=session, story_id=story.id,
+                                       topics_by_target=wanted)
+        return [len(one.new) for one in stored]
+
+
+def ingest_each(engine: Engine, outcomes: Sequence[Outcome]) -> list[int | Exception]:
+    """ingest_all, and if that fails, each outcome in a transaction of its own, so one that
+    cannot be stored costs only its own source a turn."""
+    if len(outcomes) > 1:
+        try:
+            return list(ingest_all(engine, outcomes))
+        except Exception:
+            log.warning("storing %d polls together failed; storing them one by one",
+                        len(outcomes), exc_info=True)
+    results: list[int | Exception] = []
+    for outcome in outcomes:
+        try:
+            results.append(ingest_all(engine, [outcome])[0])
+        except Exception as exc:
+            results.append(exc)
+    return results
 
 
 def failed(engine: Engine, source: DueSource, error: FetchError | NotAFeed) -> bool:
@@ -216,6 +257,14 @@ class Polled:
     error: FetchError | NotAFeed | None = None
 
 
+Store = Callable[[Outcome], Awaitable[int]]
+
+
+async def store_now(engine: Engine, outcome: Outcome) -> int:
+    """One poll's outcome in a transaction of its own."""
+    return (await in_database(ingest_all, engine, [outcome]))[0]
+
+
 async def poll(
     engine: Engine,
     client: httpx.AsyncClient,
@@ -224,8 +273,10 @@ async def poll(
     *,
     full_text: bool = True,
     reader: FeedReader = INLINE,
+    store: Store | None = None,
 ) -> Polled:
-    """Poll one source: unchanged costs a 304; failures are recorded, never raised."""
+    """Poll one source: unchanged costs a 304; failures are recorded, never raised. `store`
+    takes the outcome to the database (poll_due's shares transactions between polls)."""
     try:
         fetched = await fetch(client, source.url, policy, etag=source.etag,
                               last_modified=source.last_modified)
@@ -241,7 +292,8 @@ async def poll(
         log.info("source %s failed: %s", source.id, exc)
         paused = await in_database(failed, engine, source, exc)
         return Polled(paused=source if paused else None, error=exc)
-    new = await in_database(ingest, engine, source, fresh, fetched, ttl, full_text)
+    outcome = Outcome(source, fresh, fetched, ttl, unseen_checked=full_text)
+    new = await (store or partial(store_now, engine))(outcome)
     if new:
         log.info("source %s: %d new items", source.id, new)
     return Polled(new=new)
@@ -257,16 +309,22 @@ async def poll_due(
     reader: FeedReader = INLINE,
 ) -> list[Polled]:
     """Poll the sources due now side by side (news.workers.drain); a poll that fails
-    unexpectedly is logged, and its source tried at its next turn."""
+    unexpectedly is logged, and its source tried at its next turn. Polls that finish while
+    the database is busy with others are stored together (news.workers.Batched)."""
     results: list[Polled] = []
     started = utcnow()  # only what is due now: a pass ends, and no source is polled twice at once
 
     async def claim() -> list[DueSource]:
         return await in_database(claim_due, engine, concurrency, started)
 
+    async def store_together(outcomes: list[Outcome]) -> list[int | Exception]:
+        return await in_database(ingest_each, engine, outcomes)
+
+    store = Batched(store_together, limit=concurrency)
+
     async def handle(source: DueSource) -> None:
         results.append(await poll(engine, client, policy, source, full_text=full_text,
-                                  reader=reader))
+                                  reader=reader, store=store))
 
     await drain(claim, handle, workers=concurrency, queued=concurrency,
                 name=lambda source: f"polling source {source.id}")

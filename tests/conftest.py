@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from news import pipeline
 from storage.db import make_engine, migrate
 from tests.fakes.feeds import FeedServer
 from tests.fakes.telegram import BotApiEmulator
@@ -71,9 +72,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    """A migrated engine on each database kind."""
+    """A migrated engine on each database kind, and a story index that knows only its stories
+    (the bot keeps one per process, for its one database)."""
     engine = make_engine(database_url)
     migrate(engine)
+    pipeline.CLUSTERS.reset()
     yield engine
     engine.dispose()
 

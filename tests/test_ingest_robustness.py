@@ -37,6 +37,7 @@ from news.feeds import NotAFeed
 from news.fetch import FetchError, FetchPolicy
 from news.pipeline import add_source, check_feed, poll
 from news.stories import Clusters
+from storage import items as storage_items
 from storage import sources
 from storage.db import make_engine, migrate, session_scope
 from storage.models import Item, Source, utcnow
@@ -864,14 +865,14 @@ async def test_poll_due_polls_each_due_source_once_and_survives_a_failing_one(
     with session_scope(db) as session:
         for source in session.exec(select(Source)).all():
             source.next_poll_at = utcnow() - timedelta(seconds=1)
-    real_ingest = pipeline.ingest
+    real_store = storage_items.store
 
-    def ingest(engine: Engine, source: DueSource, *args: Any) -> int:
-        if source.url == urls[3]:
+    def store(**kwargs: Any) -> storage_items.Stored:
+        if kwargs["source_name"] == "Feed 3":
             raise RuntimeError("database lost")
-        return real_ingest(engine, source, *args)
+        return real_store(**kwargs)
 
-    monkeypatch.setattr(pipeline, "ingest", ingest)
+    monkeypatch.setattr(storage_items, "store", store)
     async with http_client() as client:
         polled = await pipeline.poll_due(db, client, LOOPBACK, concurrency=4, full_text=False)
         again = await pipeline.poll_due(db, client, LOOPBACK, concurrency=4, full_text=False)

@@ -10,8 +10,9 @@ from sqlalchemy import Engine, inspect
 from sqlmodel import select
 
 from news.briefs import Brief, Written
+from news.fetch import Fetched
 from news.items import ItemDraft
-from news.pipeline import ingest
+from news.pipeline import Outcome, ingest, ingest_all, ingest_each
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
 from storage.models import Delivery, Item, utcnow
@@ -29,10 +30,10 @@ def make_chat(engine: Engine, chat_id: int, language: str = "en") -> None:
                           language=language)
 
 
-def make_source(engine: Engine) -> DueSource:
+def make_source(engine: Engine, url: str = "http://feeds.test/a.xml",
+                name: str = "A") -> DueSource:
     with session_scope(engine) as session:
-        source = sources.add(session=session, url="http://feeds.test/a.xml", name="A",
-                             interval_seconds=60)
+        source = sources.add(session=session, url=url, name=name, interval_seconds=60)
         assert source.id is not None
         return DueSource(source.id, source.url, source.name, None, None)
 
@@ -100,6 +101,56 @@ def test_ingest_stores_new_items_once_and_enqueues_only_matching_active_chats(
         rows = session.exec(select(Delivery)).all()
         assert [(row.chat_id, row.topics) for row in rows] == [(1, '["SoftBank"]')]
         assert len(session.exec(select(Item)).all()) == 2
+
+
+def fetched(etag: str) -> Fetched:
+    return Fetched(url="http://feeds.test/", status=200, body=b"", content_type="",
+                   etag=etag, last_modified=None)
+
+
+def test_polls_stored_together_join_stories_as_polls_stored_one_by_one(engine: Engine) -> None:
+    a, b = make_source(engine), make_source(engine, "http://feeds.test/b.xml", "B")
+    make_chat(engine, 1)
+    with session_scope(engine) as session:
+        subscriptions.add(session=session, chat_id=1, query="SoftBank")
+    story = "SoftBank pledges ten billion for French data centres on Monday"
+    counts = ingest_all(engine, [
+        Outcome(a, [draft("a1", story), draft("a2", "Rain in Lille")], fetched('"a"')),
+        Outcome(b, [ItemDraft("b1", "http://other.test/b1", story, story, None)], fetched('"b"')),
+    ])
+    assert counts == [2, 0], "B's report of the same event joins A's story"
+    with session_scope(engine) as session:
+        rows = session.exec(select(Item).order_by(Item.id)).all()
+        assert [row.guid for row in rows] == ["a1", "a2", "b1"]
+        assert rows[2].story_id == rows[0].story_id != rows[1].story_id
+        assert [d.story_id for d in session.exec(select(Delivery)).all()] == [rows[0].story_id]
+        for source, etag in ((a, '"a"'), (b, '"b"')):
+            row = sources.get(session=session, source_id=source.id)
+            assert row is not None and row.etag == etag and row.last_ok_at is not None
+
+
+def test_a_poll_that_cannot_be_stored_costs_only_its_own_source(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, bad = make_source(engine), make_source(engine, "http://feeds.test/b.xml", "B")
+    other = make_source(engine, "http://feeds.test/c.xml", "C")
+    real_store = items.store
+
+    def store(**kwargs: object) -> items.Stored:
+        if kwargs["source_id"] == bad.id:
+            raise RuntimeError("database lost")
+        return real_store(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(items, "store", store)
+    outcomes = ingest_each(engine, [Outcome(good, [draft("g1", "One story")], fetched('"g"')),
+                                    Outcome(bad, [draft("b1", "Two story")], fetched('"b"')),
+                                    Outcome(other, [draft("c1", "Red story")], fetched('"c"'))])
+    assert outcomes[0] == 1 and outcomes[2] == 1
+    assert isinstance(outcomes[1], RuntimeError)
+    with session_scope(engine) as session:
+        assert sorted(row.guid for row in session.exec(select(Item)).all()) == ["c1", "g1"]
+        failed = sources.get(session=session, source_id=bad.id)
+        assert failed is not None and failed.last_ok_at is None and failed.etag is None
 
 
 def test_outbox_claims_are_leased_and_released(engine: Engine) -> None:

@@ -1,0 +1,83 @@
+"""news.workers.Batched: calls that arrive during a run share the next one, and each caller
+hears its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from news.workers import Batched
+
+
+class Recorder:
+    """A run that takes a while, answers each item doubled, and fails items it is told to."""
+
+    def __init__(self, failing: frozenset[int] = frozenset(), broken: bool = False) -> None:
+        self.batches: list[list[int]] = []
+        self.failing = failing
+        self.broken = broken
+        self.release = asyncio.Event()
+
+    async def __call__(self, items: list[int]) -> list[int | Exception]:
+        self.batches.append(items)
+        await self.release.wait()
+        if self.broken:
+            raise RuntimeError("the run itself failed")
+        return [ValueError(item) if item in self.failing else item * 2 for item in items]
+
+
+async def started() -> None:
+    """Let the tasks created so far reach their await, in the order they were created."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_calls_made_during_a_run_share_the_next_run_up_to_the_limit() -> None:
+    recorder = Recorder()
+    batched = Batched(recorder, limit=4)
+    first = asyncio.create_task(batched(0))
+    await started()
+    assert recorder.batches == [[0]], "the first call runs at once, alone"
+    later = [asyncio.create_task(batched(n)) for n in range(1, 7)]
+    await started()
+    recorder.release.set()
+    assert await asyncio.gather(first, *later) == [0, 2, 4, 6, 8, 10, 12]
+    assert recorder.batches == [[0], [1, 2, 3, 4], [5, 6]]
+
+
+@pytest.mark.asyncio
+async def test_an_item_that_fails_fails_only_its_own_caller() -> None:
+    recorder = Recorder(failing=frozenset({2}))
+    recorder.release.set()
+    batched = Batched(recorder, limit=10)
+    outcomes = await asyncio.gather(*(batched(n) for n in range(4)), return_exceptions=True)
+    assert outcomes[:2] == [0, 2] and outcomes[3] == 6
+    assert isinstance(outcomes[2], ValueError)
+
+
+@pytest.mark.asyncio
+async def test_a_run_that_fails_fails_its_callers_and_the_next_run_goes_on() -> None:
+    recorder = Recorder(broken=True)
+    recorder.release.set()
+    batched = Batched(recorder, limit=10)
+    outcomes = await asyncio.gather(batched(1), batched(2), return_exceptions=True)
+    assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
+    recorder.broken = False
+    assert await batched(3) == 6
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_caller_leaves_the_others_their_answers() -> None:
+    recorder = Recorder()
+    batched = Batched(recorder, limit=10)
+    first = asyncio.create_task(batched(1))
+    await started()
+    gone, kept = asyncio.create_task(batched(2)), asyncio.create_task(batched(3))
+    await started()
+    gone.cancel()
+    recorder.release.set()
+    assert await first == 2 and await kept == 6
+    assert gone.cancelled()
+    assert recorder.batches == [[1], [2, 3]], "the cancelled item's work was done all the same"
