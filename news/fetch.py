@@ -92,12 +92,15 @@ class FetchPolicy:
             raise ValueError(f"per_host must be at least 1, not {self.per_host}")
 
 
-def make_client(user_agent: str, connections: int = 64) -> httpx.AsyncClient:
-    """The one client polling shares. Few idle connections are kept: httpcore checks every
-    pooled connection (a poll() system call for each idle one) whenever it assigns a request,
-    so a pool full of idle keep-alives costs more CPU than the reconnects it saves."""
+def make_client(user_agent: str, connections: int = 256) -> httpx.AsyncClient:
+    """The one client polling shares, with room for every poll in flight and their article
+    fetches. Waiting for a connection has no clock of its own (httpx's would fail a poll as a
+    network error after 5 s): fetch()'s total timeout bounds it. Few idle connections are
+    kept: httpcore checks every pooled connection (a poll() system call for each idle one)
+    whenever it assigns a request, so a pool full of idle keep-alives costs more CPU than the
+    reconnects it saves."""
     return httpx.AsyncClient(
-        headers={"User-Agent": user_agent}, trust_env=False,
+        headers={"User-Agent": user_agent}, trust_env=False, timeout=httpx.Timeout(5.0, pool=None),
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=8))
 
 

@@ -245,7 +245,10 @@ async def in_database(function: Callable[..., T], *args: Any) -> T:
 
 
 INLINE = FeedReader(0)  # parses in a thread: tests, and machines where processes cost too much
-POLL_CONCURRENCY = 64  # feeds in flight; each waits on a distant server far more than on CPU
+# Feeds in flight; each waits on a distant server far more than on CPU. Polls of one host
+# beyond its limit (FetchPolicy.per_host) wait for its slots, and sources added together (an
+# OPML file) are often of one host, so this leaves room for many more than are fetched at once.
+POLL_CONCURRENCY = 128
 
 
 @dataclass(frozen=True)
@@ -281,18 +284,19 @@ async def poll(
         fetched = await fetch(client, source.url, policy, etag=source.etag,
                               last_modified=source.last_modified)
         fresh: list[ItemDraft] = []
-        ttl = 0
+        ttl, checked = 0, False
         if not fetched.not_modified:
             feed = await reader.read(fetched.body, fetched.url)
             fresh, ttl = feed.drafts, feed.ttl_seconds
-            if fresh and full_text:  # only unseen entries may cost an article fetch
-                fresh = await in_database(unseen, engine, source, fresh)
-                fresh = await complete(client, fresh, policy)  # snippets get the article's text
+            if full_text and any(draft.snippet for draft in fresh):
+                # only unseen entries may cost an article fetch; snippets get the article's text
+                fresh, checked = await in_database(unseen, engine, source, fresh), True
+                fresh = await complete(client, fresh, policy)
     except (FetchError, NotAFeed) as exc:
         log.info("source %s failed: %s", source.id, exc)
         paused = await in_database(failed, engine, source, exc)
         return Polled(paused=source if paused else None, error=exc)
-    outcome = Outcome(source, fresh, fetched, ttl, unseen_checked=full_text)
+    outcome = Outcome(source, fresh, fetched, ttl, unseen_checked=checked)
     new = await (store or partial(store_now, engine))(outcome)
     if new:
         log.info("source %s: %d new items", source.id, new)

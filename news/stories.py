@@ -117,8 +117,11 @@ class StoryIndex:
         postings = b"".join(filter(None, map(self.by_token.get, tokens)))  # all in C
         if not postings:
             return None
-        counts = np.bincount(np.frombuffer(postings, dtype=np.int32))
-        candidates = np.flatnonzero(counts >= MIN_SHARED)  # fewer never reach the threshold
+        slots = np.frombuffer(postings, dtype=np.int32)
+        counts = np.bincount(slots)
+        # fewer shared tokens never reach the threshold; looked up through the postings, not
+        # over every slot (a slot may come twice: the best score is the same)
+        candidates = slots[counts[slots] >= MIN_SHARED]
         if not candidates.size:
             return None
         sizes = self.sizes[candidates]

@@ -786,6 +786,30 @@ async def test_a_changed_feed_after_a_304_is_fetched_and_parsed(
 
 
 @pytest.mark.asyncio
+async def test_full_entries_of_a_changed_feed_are_stored_once_and_fetch_no_article(
+    db: Engine, server: FeedServer, watched: dict[str, list[Any]]
+) -> None:
+    """Entries that are no snippets skip the look-up before article fetches; the ingest's own
+    look-up must then keep what is already stored from being stored again."""
+    full = " ".join(f"Sentence {n} of a full article about tidal power in Brittany." for n in
+                    range(8))
+    entries = [{"title": f"Full story {n}", "link": f"http://ex.test/full/{n}", "guid": f"f{n}",
+                "description": full} for n in range(3)]
+    server.put("/feed.xml", rss("News", entries))
+    url = server.url("/feed.xml")
+    store_source(db, url, "News")
+    async with http_client() as client:
+        await poll(db, client, LOOPBACK, claim(db, url))
+        more = [*entries, {**entries[0], "title": "Full story 3", "link": "http://ex.test/full/3",
+                           "guid": "f3", "description": full.replace("tidal", "wind")}]
+        server.put("/feed.xml", rss("News", more))
+        await poll(db, client, LOOPBACK, claim(db, url))
+    assert watched["statuses"] == [200, 200]
+    assert item_count(db) == 4
+    assert [path for path, _ in server.requests if path != "/feed.xml"] == []
+
+
+@pytest.mark.asyncio
 async def test_poll_without_full_text_still_stores_new_entries(
     db: Engine, server: FeedServer
 ) -> None:
