@@ -37,7 +37,7 @@ def test_pause_resume_interval_and_poll_now(world: World) -> None:
     while feeds.hits("/feed.xml") == hits:
         assert time.monotonic() < deadline, "/pollnow did not poll"
         time.sleep(0.1)
-    assert "Polling all 1 active sources" in say(telegram, chat, admin, "/pollnow")
+    assert "Polling every active source now (1)" in say(telegram, chat, admin, "/pollnow")
 
     for command, expected in {
         "/pausesource": "source's number", "/pausesource x": "source's number",

@@ -29,11 +29,11 @@ def test_digest_only_holds_alerts_and_digest_shows_them_grouped(world: World) ->
     assert len(telegram.messages(chat["id"])) == count, "digest-only: no instant alert"
 
     digest = say(telegram, chat, user, "/digest")
-    assert "Digest · 2 stories" in digest
+    assert "Digest · stories: 2" in digest
     assert "SoftBank pledges billions" in digest and "Nvidia and SoftBank team up" in digest
     assert digest.index("Nvidia") < digest.index("SoftBank pledges"), "grouped by topic"
     assert "No stories matched" in say(telegram, chat, user, "/digest"), "since the last digest"
-    assert "Digest · 2 stories" in say(telegram, chat, user, "/digest 24")
+    assert "Digest · stories: 2" in say(telegram, chat, user, "/digest 24")
     for bad in ("/digest 0", "/digest abc", "/digest 100000", "/digest -3"):
         assert "number of hours" in say(telegram, chat, user, bad), bad
 

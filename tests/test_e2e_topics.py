@@ -64,7 +64,7 @@ def test_subscribe_previews_the_week_and_topics_counts(world: World) -> None:
     user = telegram.user(7001, "Li", language_code="en")
     chat = telegram.private_chat(user)
     reply = say(telegram, chat, user, "/subscribe softbank")
-    assert "would have matched 1 stories" in reply
+    assert "would have matched in the last 7 days: 1." in reply
     assert "SoftBank opens an office in Lille" in reply
     assert 'href="http://news.test/a1"' in telegram.messages(chat["id"])[-1].html
     assert "matched no story of the last 7 days" in say(telegram, chat, user, "/subscribe Zyxwv")

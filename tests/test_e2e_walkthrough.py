@@ -75,7 +75,7 @@ def test_walking_skeleton(
 
         # 2. An admin adds the source; existing entries are stored, never alerted.
         reply = say(telegram, admin_chat, admin, f"/addsource {feeds.url('/feed.xml')}")
-        assert "Test News" in reply and "2 entries" in reply
+        assert "Test News" in reply and "Entries now in the feed: 2" in reply
         assert "#1 Test News" in say(telegram, admin_chat, admin, "/sources")
 
         # 3. The reader picks a language and a topic.
