@@ -38,7 +38,7 @@ class ParsedFeed:
 _INTERNAL_DTD = re.compile(rb"<!DOCTYPE[^\[>]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
 
 
-def parse_feed(body: bytes, url: str) -> ParsedFeed:
+def parse_feed(body: bytes) -> ParsedFeed:
     """Parse RSS/Atom/JSON Feed bytes; malformed but readable feeds accepted, non-feeds refused."""
     if _looks_like_json(body):
         return _parse_json_feed(body)

@@ -41,7 +41,7 @@ def drafts_of(feed: ParsedFeed, url: str) -> list[ItemDraft]:
 
 def read_feed(body: bytes, url: str) -> ReadFeed:
     """Parse and normalize; runs in a worker process, so it takes and returns plain data."""
-    feed = parse_feed(body, url)
+    feed = parse_feed(body)
     drafts = drafts_of(feed, url)
     for draft in drafts:
         _ = draft.signature, draft.content_hash, draft.snippet  # here, off the bot's process

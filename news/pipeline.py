@@ -55,14 +55,14 @@ async def check_feed(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -
     """Fetch and parse now; an HTML page is searched for its advertised feed."""
     fetched = await fetch(client, url, policy)
     try:
-        feed = parse_feed(fetched.body, fetched.url)
+        feed = parse_feed(fetched.body)
         return CheckedFeed(fetched.url, feed, False, fetched.etag, fetched.last_modified)
     except NotAFeed:
         links = discover_feed_links(fetched.body, fetched.url)
         if not links:
             raise
     fetched = await fetch(client, links[0], policy)
-    feed = parse_feed(fetched.body, fetched.url)
+    feed = parse_feed(fetched.body)
     return CheckedFeed(fetched.url, feed, True, fetched.etag, fetched.last_modified)
 
 

@@ -220,8 +220,8 @@ def test_entries_from_real_rss_and_atom() -> None:
         "description": "<p>ソフトバンクグループは月曜日、発表した。</p>",
         "pub_date": datetime(2025, 5, 6, 16, 8, 9, tzinfo=tokyo),
     }]
-    rss_feed = parse_feed(rss("News", items).encode(), FEED)
-    atom_feed = parse_feed(atom("News", items).encode(), FEED)
+    rss_feed = parse_feed(rss("News", items).encode())
+    atom_feed = parse_feed(atom("News", items).encode())
     expected = ItemDraft(
         guid="urn:uuid:sb-1",
         link="https://news.example.test/2025/05/06/softbank",
