@@ -92,16 +92,16 @@ class FetchPolicy:
             raise ValueError(f"per_host must be at least 1, not {self.per_host}")
 
 
-def make_client(user_agent: str, connections: int = 256) -> httpx.AsyncClient:
-    """The one client polling shares, with room for every poll in flight and their article
-    fetches. Waiting for a connection has no clock of its own (httpx's would fail a poll as a
-    network error after 5 s): fetch()'s total timeout bounds it. Few idle connections are
+def make_client(user_agent: str) -> httpx.AsyncClient:
+    """The one client polling shares. Its pool never makes a request wait: the callers bound
+    what is in flight (polls, article fetches per poll, slots per host), and a wait for a
+    connection would run on fetch()'s clock and blame the site. Few idle connections are
     kept: httpcore checks every pooled connection (a poll() system call for each idle one)
     whenever it assigns a request, so a pool full of idle keep-alives costs more CPU than the
     reconnects it saves."""
     return httpx.AsyncClient(
-        headers={"User-Agent": user_agent}, trust_env=False, timeout=httpx.Timeout(5.0, pool=None),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=8))
+        headers={"User-Agent": user_agent}, trust_env=False,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=8))
 
 
 @dataclass(frozen=True)

@@ -72,16 +72,19 @@ STORY_WINDOW = CLUSTERS.window  # a link seen within it joins the same story
 
 
 @contextmanager
-def clustering(session: Session) -> Iterator[Clusters]:
-    """The story index, topped up with stories other ingests (or processes) stored."""
+def clustered(engine: Engine) -> Iterator[tuple[Session, Clusters]]:
+    """One transaction with the story index, topped up with stories other ingests (or
+    processes) stored. When the transaction fails, its commit included, the index may hold
+    stories that were rolled back, so it is emptied and reloaded from the database."""
     with CLUSTERS_LOCK:
-        now = utcnow()
-        CLUSTERS.load(items.signatures_since(session=session, since=now - CLUSTERS.window,
-                                             after_id=CLUSTERS.last_id), now)
         try:
-            yield CLUSTERS
+            with session_scope(engine) as session:
+                now = utcnow()
+                CLUSTERS.load(items.signatures_since(
+                    session=session, since=now - CLUSTERS.window, after_id=CLUSTERS.last_id), now)
+                yield session, CLUSTERS
         except BaseException:
-            CLUSTERS.reset()  # it may hold stories of a rolled-back transaction
+            CLUSTERS.reset()
             raise
 
 
@@ -105,7 +108,7 @@ def add_source(
     engine: Engine, checked: CheckedFeed, name: str, interval_seconds: int
 ) -> tuple[int, int]:
     """Store the source and its current entries as a baseline that is never alerted."""
-    with session_scope(engine) as session, clustering(session) as clusters:
+    with clustered(engine) as (session, clusters):
         source = sources.add(session=session, url=checked.url, name=name,
                              interval_seconds=interval_seconds)
         assert source.id is not None
@@ -174,19 +177,15 @@ def ingest_all(engine: Engine, outcomes: Sequence[Outcome]) -> list[int]:
     one transaction for all the outcomes; the number of new stories of each. Only a source's
     own poll adds its items (it is claimed), so drafts already found unseen before their
     articles were fetched need no second look."""
-    with session_scope(engine) as session:
-        for outcome in outcomes:
-            if outcome.fetched is not None:
-                sources.record_success(
-                    session=session, source_id=outcome.source.id, etag=outcome.fetched.etag,
-                    last_modified=outcome.fetched.last_modified,
-                    min_interval=outcome.ttl_seconds)
-        if not any(outcome.drafts for outcome in outcomes):
-            return [0] * len(outcomes)
-        with clustering(session) as clusters:
-            stored = [store_drafts(session, clusters, outcome.source.id, outcome.source.name,
-                                   outcome.drafts, unseen_checked=outcome.unseen_checked)
-                      if outcome.drafts else items.Stored() for outcome in outcomes]
+    if not any(outcome.drafts for outcome in outcomes):  # 304s: no story index needed
+        with session_scope(engine) as session:
+            _record_successes(session, outcomes)
+        return [0] * len(outcomes)
+    with clustered(engine) as (session, clusters):
+        _record_successes(session, outcomes)
+        stored = [store_drafts(session, clusters, outcome.source.id, outcome.source.name,
+                               outcome.drafts, unseen_checked=outcome.unseen_checked)
+                  if outcome.drafts else items.Stored() for outcome in outcomes]
         joined = set().union(*(one.joined for one in stored))
         if joined:
             deliveries.flag_edits(session=session, story_ids=joined)
@@ -200,6 +199,14 @@ def ingest_all(engine: Engine, outcomes: Sequence[Outcome]) -> list[int]:
                     deliveries.enqueue(session=session, story_id=story.id,
                                        topics_by_target=wanted)
         return [len(one.new) for one in stored]
+
+
+def _record_successes(session: Session, outcomes: Sequence[Outcome]) -> None:
+    for outcome in outcomes:
+        if outcome.fetched is not None:
+            sources.record_success(
+                session=session, source_id=outcome.source.id, etag=outcome.fetched.etag,
+                last_modified=outcome.fetched.last_modified, min_interval=outcome.ttl_seconds)
 
 
 def ingest_each(engine: Engine, outcomes: Sequence[Outcome]) -> list[int | Exception]:
@@ -260,7 +267,7 @@ class Polled:
     error: FetchError | NotAFeed | None = None
 
 
-Store = Callable[[Outcome], Awaitable[int]]
+Store = Callable[[Outcome], Awaitable[int]]  # how a poll's outcome reaches the database
 
 
 async def store_now(engine: Engine, outcome: Outcome) -> int:
@@ -330,8 +337,11 @@ async def poll_due(
         results.append(await poll(engine, client, policy, source, full_text=full_text,
                                   reader=reader, store=store))
 
-    await drain(claim, handle, workers=concurrency, queued=concurrency,
-                name=lambda source: f"polling source {source.id}")
+    try:
+        await drain(claim, handle, workers=concurrency, queued=concurrency,
+                    name=lambda source: f"polling source {source.id}")
+    finally:  # stopped: outcomes not yet stored are dropped with their polls
+        await store.close()
     return results
 
 

@@ -120,8 +120,8 @@ class StoryIndex:
         slots = np.frombuffer(postings, dtype=np.int32)
         counts = np.bincount(slots)
         # fewer shared tokens never reach the threshold; looked up through the postings, not
-        # over every slot (a slot may come twice: the best score is the same)
-        candidates = slots[counts[slots] >= MIN_SHARED]
+        # over every slot, and in slot order so that a tie goes to the oldest slot
+        candidates = np.unique(slots[counts[slots] >= MIN_SHARED])
         if not candidates.size:
             return None
         sizes = self.sizes[candidates]

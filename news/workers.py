@@ -53,7 +53,8 @@ class Batched(Generic[T, R]):
     faster than runs finish, they share it instead of queueing one by one behind each other.
 
     `run` answers each item in order, a result or the exception that item alone raised; if the
-    run itself raises, every caller of that run gets the exception.
+    run itself raises, every caller of that run gets the exception. A caller cancelled before
+    its run starts is left out of it; `close()` ends the runs, and no caller waits forever.
     """
 
     def __init__(
@@ -65,27 +66,47 @@ class Batched(Generic[T, R]):
         self.runner: asyncio.Task[None] | None = None
 
     async def __call__(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         self.pending.append((item, future))
-        if self.runner is None or self.runner.done():
+        if self.runner is None or self.runner.done() or self.runner.get_loop() is not loop:
             self.runner = asyncio.create_task(self._runs())
         return await future
 
+    async def close(self) -> None:
+        """Cancel the run under way (its callers are cancelled) and wait for it to end."""
+        if self.runner is not None and not self.runner.done():
+            self.runner.cancel()
+            await asyncio.gather(self.runner, return_exceptions=True)
+
     async def _runs(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending[:self.limit], self.pending[self.limit:]
-            try:
-                outcomes = await self.run([item for item, _ in batch])
-            except asyncio.CancelledError:
-                for _, future in batch + self.pending:
-                    future.cancel()
-                raise
-            except Exception as exc:
-                outcomes = [exc] * len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():  # its caller was cancelled; the work is done all the same
-                    continue
-                if isinstance(outcome, Exception):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        try:
+            while self.pending:
+                taken, self.pending = self.pending[:self.limit], self.pending[self.limit:]
+                batch = [(item, future) for item, future in taken if not future.done()]
+                if batch:
+                    self._answer(batch, await self._outcomes(batch))
+        finally:  # cancelled, or worse: whoever still waits hears of it
+            for _, future in batch + self.pending:
+                future.cancel()
+            self.pending = []
+
+    async def _outcomes(self, batch: list[tuple[T, asyncio.Future[R]]]) -> list[R | Exception]:
+        try:
+            outcomes = list(await self.run([item for item, _ in batch]))
+        except Exception as exc:
+            return [exc] * len(batch)
+        if len(outcomes) != len(batch):
+            return [RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} items")] * len(batch)
+        return outcomes
+
+    @staticmethod
+    def _answer(batch: list[tuple[T, asyncio.Future[R]]], outcomes: list[R | Exception]) -> None:
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # its caller was cancelled during the run; the work is done
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

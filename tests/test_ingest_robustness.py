@@ -786,11 +786,20 @@ async def test_a_changed_feed_after_a_304_is_fetched_and_parsed(
 
 
 @pytest.mark.asyncio
-async def test_full_entries_of_a_changed_feed_are_stored_once_and_fetch_no_article(
-    db: Engine, server: FeedServer, watched: dict[str, list[Any]]
+async def test_full_entries_skip_the_look_up_before_article_fetches_and_are_stored_once(
+    db: Engine, server: FeedServer, watched: dict[str, list[Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Entries that are no snippets skip the look-up before article fetches; the ingest's own
-    look-up must then keep what is already stored from being stored again."""
+    """With no snippet among the entries there is no article to fetch, so no look-up for
+    unseen entries before it; the ingest's own look-up keeps what is stored from coming twice."""
+    looked_up: list[int] = []
+    real_unseen = pipeline.unseen
+
+    def unseen(engine: Engine, source: DueSource, drafts: Any) -> Any:
+        looked_up.append(len(drafts))
+        return real_unseen(engine, source, drafts)
+
+    monkeypatch.setattr(pipeline, "unseen", unseen)
     full = " ".join(f"Sentence {n} of a full article about tidal power in Brittany." for n in
                     range(8))
     entries = [{"title": f"Full story {n}", "link": f"http://ex.test/full/{n}", "guid": f"f{n}",
@@ -804,9 +813,13 @@ async def test_full_entries_of_a_changed_feed_are_stored_once_and_fetch_no_artic
                            "guid": "f3", "description": full.replace("tidal", "wind")}]
         server.put("/feed.xml", rss("News", more))
         await poll(db, client, LOOPBACK, claim(db, url))
-    assert watched["statuses"] == [200, 200]
-    assert item_count(db) == 4
-    assert [path for path, _ in server.requests if path != "/feed.xml"] == []
+        assert looked_up == [], "no snippet, no look-up before the (absent) article fetches"
+        server.put("/feed.xml", rss("News", [*more, {"title": "A teaser", "guid": "t",
+                                                     "link": "http://ex.test/teaser"}]))
+        await poll(db, client, LOOPBACK, claim(db, url))
+    assert looked_up == [5], "a snippet among them: all five entries looked up first"
+    assert watched["statuses"] == [200, 200, 200]
+    assert item_count(db) == 5
 
 
 @pytest.mark.asyncio
@@ -897,9 +910,20 @@ async def test_poll_due_polls_each_due_source_once_and_survives_a_failing_one(
         return real_store(**kwargs)
 
     monkeypatch.setattr(storage_items, "store", store)
+    real_ingest_each, batches = pipeline.ingest_each, []
+
+    def ingest_each(engine: Engine, outcomes: list[pipeline.Outcome]) -> list[int | Exception]:
+        """The first transaction is slow, so the polls that finish meanwhile share the next."""
+        batches.append([outcome.source.name for outcome in outcomes])
+        if len(batches) == 1:
+            time.sleep(0.5)
+        return real_ingest_each(engine, outcomes)
+
+    monkeypatch.setattr(pipeline, "ingest_each", ingest_each)
     async with http_client() as client:
         polled = await pipeline.poll_due(db, client, LOOPBACK, concurrency=4, full_text=False)
         again = await pipeline.poll_due(db, client, LOOPBACK, concurrency=4, full_text=False)
+    assert max(len(batch) for batch in batches) > 1, batches
     assert len(polled) == 11 and sum(result.new for result in polled) == 11
     assert again == [], "every source was claimed once, for its next interval"
     assert item_count(db) == 11

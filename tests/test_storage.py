@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, inspect
@@ -151,6 +152,30 @@ def test_a_poll_that_cannot_be_stored_costs_only_its_own_source(
         assert sorted(row.guid for row in session.exec(select(Item)).all()) == ["c1", "g1"]
         failed = sources.get(session=session, source_id=bad.id)
         assert failed is not None and failed.last_ok_at is None and failed.etag is None
+
+
+def test_a_batch_that_fails_after_placing_its_stories_is_stored_again_one_by_one(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The story index learnt the batch's stories before the transaction rolled back: the
+    retries must not join stories that were never stored."""
+    a, b = make_source(engine), make_source(engine, "http://feeds.test/b.xml", "B")
+    real_inactive_ids, calls = chats.inactive_ids, []
+
+    def inactive_ids(**kwargs: Any) -> set[int]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("connection lost after the inserts")
+        return real_inactive_ids(**kwargs)
+
+    monkeypatch.setattr(chats, "inactive_ids", inactive_ids)
+    story = "SoftBank pledges ten billion for French data centres on Monday"
+    outcomes = ingest_each(engine, [Outcome(a, [draft("a1", story)], fetched('"a"')),
+                                    Outcome(b, [draft("b1", "Rain over Lille all week")],
+                                            fetched('"b"'))])
+    assert outcomes == [1, 1]
+    with session_scope(engine) as session:
+        assert sorted(row.guid for row in session.exec(select(Item)).all()) == ["a1", "b1"]
 
 
 def test_outbox_claims_are_leased_and_released(engine: Engine) -> None:

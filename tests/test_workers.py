@@ -69,7 +69,7 @@ async def test_a_run_that_fails_fails_its_callers_and_the_next_run_goes_on() -> 
 
 
 @pytest.mark.asyncio
-async def test_a_cancelled_caller_leaves_the_others_their_answers() -> None:
+async def test_a_caller_cancelled_before_its_run_is_left_out_and_the_others_answered() -> None:
     recorder = Recorder()
     batched = Batched(recorder, limit=10)
     first = asyncio.create_task(batched(1))
@@ -80,4 +80,29 @@ async def test_a_cancelled_caller_leaves_the_others_their_answers() -> None:
     recorder.release.set()
     assert await first == 2 and await kept == 6
     assert gone.cancelled()
-    assert recorder.batches == [[1], [2, 3]], "the cancelled item's work was done all the same"
+    assert recorder.batches == [[1], [3]]
+
+
+@pytest.mark.asyncio
+async def test_close_cancels_the_callers_of_the_run_under_way_and_of_the_next() -> None:
+    recorder = Recorder()
+    batched = Batched(recorder, limit=10)
+    running = asyncio.create_task(batched(1))
+    await started()
+    waiting = asyncio.create_task(batched(2))
+    await started()
+    await batched.close()
+    assert running.cancelled() and waiting.cancelled()
+    assert recorder.batches == [[1]] and batched.pending == []
+    recorder.release.set()
+    assert await batched(5) == 10, "a later call starts a new run"
+
+
+@pytest.mark.asyncio
+async def test_a_run_that_answers_the_wrong_number_of_items_fails_its_callers() -> None:
+    async def short(items: list[int]) -> list[int | Exception]:
+        return items[1:]
+
+    batched = Batched(short, limit=10)
+    outcomes = await asyncio.gather(batched(1), batched(2), return_exceptions=True)
+    assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
