@@ -4,7 +4,8 @@ Parsing and normalizing are the CPU-heavy part of a poll (a 50-entry feed costs 
 about 7 ms): in the bot's own process they would share one GIL with HTTP, the database and the
 story index, and a first poll of a thousand feeds would run on one core. A pool of processes
 (forkserver: forking a process that runs threads is unsafe) parses while the event loop keeps
-fetching; a draft's signature and content hash are derived there and pickled along with it.
+fetching; a draft's signature, content hash and snippet test are derived there and pickled
+along with it.
 """
 
 from __future__ import annotations

@@ -209,12 +209,12 @@ def _record_successes(session: Session, outcomes: Sequence[Outcome]) -> None:
                 last_modified=outcome.fetched.last_modified, min_interval=outcome.ttl_seconds)
 
 
-def ingest_each(engine: Engine, outcomes: Sequence[Outcome]) -> list[int | Exception]:
+def ingest_each(engine: Engine, outcomes: Sequence[Outcome]) -> Sequence[int | Exception]:
     """ingest_all, and if that fails, each outcome in a transaction of its own, so one that
     cannot be stored costs only its own source a turn."""
     if len(outcomes) > 1:
         try:
-            return list(ingest_all(engine, outcomes))
+            return ingest_all(engine, outcomes)
         except Exception:
             log.warning("storing %d polls together failed; storing them one by one",
                         len(outcomes), exc_info=True)
@@ -328,7 +328,7 @@ async def poll_due(
     async def claim() -> list[DueSource]:
         return await in_database(claim_due, engine, concurrency, started)
 
-    async def store_together(outcomes: list[Outcome]) -> list[int | Exception]:
+    async def store_together(outcomes: list[Outcome]) -> Sequence[int | Exception]:
         return await in_database(ingest_each, engine, outcomes)
 
     store = Batched(store_together, limit=concurrency)

@@ -19,7 +19,7 @@ import textwrap
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -912,7 +912,9 @@ async def test_poll_due_polls_each_due_source_once_and_survives_a_failing_one(
     monkeypatch.setattr(storage_items, "store", store)
     real_ingest_each, batches = pipeline.ingest_each, []
 
-    def ingest_each(engine: Engine, outcomes: list[pipeline.Outcome]) -> list[int | Exception]:
+    def ingest_each(
+        engine: Engine, outcomes: list[pipeline.Outcome]
+    ) -> Sequence[int | Exception]:
         """The first transaction is slow, so the polls that finish meanwhile share the next."""
         batches.append([outcome.source.name for outcome in outcomes])
         if len(batches) == 1:

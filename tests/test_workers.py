@@ -27,21 +27,22 @@ class Recorder:
         return [ValueError(item) if item in self.failing else item * 2 for item in items]
 
 
-async def started() -> None:
-    """Let the tasks created so far reach their await, in the order they were created."""
+async def calling(batched: Batched[int, int], *items: int) -> list[asyncio.Task[int]]:
+    """Call with each item in a task of its own, and let the calls reach their await (in the
+    order they were made)."""
+    tasks = [asyncio.create_task(batched(item)) for item in items]
     for _ in range(3):
         await asyncio.sleep(0)
+    return tasks
 
 
 @pytest.mark.asyncio
 async def test_calls_made_during_a_run_share_the_next_run_up_to_the_limit() -> None:
     recorder = Recorder()
     batched = Batched(recorder, limit=4)
-    first = asyncio.create_task(batched(0))
-    await started()
+    [first] = await calling(batched, 0)
     assert recorder.batches == [[0]], "the first call runs at once, alone"
-    later = [asyncio.create_task(batched(n)) for n in range(1, 7)]
-    await started()
+    later = await calling(batched, *range(1, 7))
     recorder.release.set()
     assert await asyncio.gather(first, *later) == [0, 2, 4, 6, 8, 10, 12]
     assert recorder.batches == [[0], [1, 2, 3, 4], [5, 6]]
@@ -72,10 +73,8 @@ async def test_a_run_that_fails_fails_its_callers_and_the_next_run_goes_on() -> 
 async def test_a_caller_cancelled_before_its_run_is_left_out_and_the_others_answered() -> None:
     recorder = Recorder()
     batched = Batched(recorder, limit=10)
-    first = asyncio.create_task(batched(1))
-    await started()
-    gone, kept = asyncio.create_task(batched(2)), asyncio.create_task(batched(3))
-    await started()
+    [first] = await calling(batched, 1)
+    gone, kept = await calling(batched, 2, 3)
     gone.cancel()
     recorder.release.set()
     assert await first == 2 and await kept == 6
@@ -87,10 +86,8 @@ async def test_a_caller_cancelled_before_its_run_is_left_out_and_the_others_answ
 async def test_close_cancels_the_callers_of_the_run_under_way_and_of_the_next() -> None:
     recorder = Recorder()
     batched = Batched(recorder, limit=10)
-    running = asyncio.create_task(batched(1))
-    await started()
-    waiting = asyncio.create_task(batched(2))
-    await started()
+    [running] = await calling(batched, 1)
+    [waiting] = await calling(batched, 2)
     await batched.close()
     assert running.cancelled() and waiting.cancelled()
     assert recorder.batches == [[1]] and batched.pending == []
