@@ -8,6 +8,7 @@ import re
 from babel import Locale, UnknownLocaleError
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from locales import Safe
@@ -107,31 +108,45 @@ def thread_of(update: Update) -> int:
 
 
 async def may_configure(update: Update, context: Context) -> bool:
-    """Private chats and channels configure themselves; in groups only admins may (SPEC §1).
+    """Private chats configure themselves; elsewhere only the chat's admins may (SPEC §1, §8).
 
-    In a channel only its admins can post, so a command posted there is authorized; a group's
-    anonymous admin writes as the group itself.
+    A channel is configured only by posts in it (only its admins can post), never by a
+    viewer's button press; a group's anonymous admin writes as the group itself.
     """
     chat, user = update.effective_chat, update.effective_user
-    if chat is None or chat.type in ("private", "channel"):
+    if chat is None:
+        return False
+    if chat.type == "private":
         return True
-    message = update.effective_message
-    sender = message.sender_chat if message is not None else None
-    if sender is not None and sender.id == chat.id:
-        return True
+    if update.callback_query is None:
+        if chat.type == "channel":
+            return update.channel_post is not None or update.edited_channel_post is not None
+        message = update.effective_message
+        sender = message.sender_chat if message is not None else None
+        if sender is not None and sender.id == chat.id:
+            return True
     if user is None:
         return False
     if is_admin(update, context):
         return True
-    member = await context.bot.get_chat_member(chat.id, user.id)
+    try:
+        member = await context.bot.get_chat_member(chat.id, user.id)
+    except TelegramError:  # no answer about the presser is no permission
+        return False
     return member.status in ("creator", "administrator")
+
+
+def refusal_key(update: Update) -> str:
+    """Channels and groups are refused in their own words."""
+    chat = update.effective_chat
+    return "channel.refused" if chat is not None and chat.type == "channel" else "group.refused"
 
 
 async def refuse_unless_configurable(update: Update, context: Context, language: str) -> bool:
     """True (after a polite refusal) when this user may not change this chat's setup."""
     if await may_configure(update, context):
         return False
-    await reply(update, context, language, "group.refused")
+    await reply(update, context, language, refusal_key(update))
     return True
 
 

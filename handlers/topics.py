@@ -22,7 +22,18 @@ from locales import Safe
 from news.matching import Topic
 from news.pipeline import preview, topic_counts
 from news.render import headline_link
-from news.topics import And, Not, Or, QueryError, Term, canonical, describe, parse, positive_terms
+from news.topics import (
+    MAX_QUERY_CHARS,
+    And,
+    Not,
+    Or,
+    QueryError,
+    Term,
+    canonical,
+    describe,
+    parse,
+    positive_terms,
+)
 from storage import subscriptions, suggestions
 from storage.db import session_scope
 
@@ -115,6 +126,9 @@ async def press_suggestion(update: Update, context: Context, suggestion_id: int)
             await answer_button(update, context, language, "button.stale")
             return
         query = refined(subscription.query, suggestion.kind, suggestion.text)
+        if len(query) > MAX_QUERY_CHARS:  # the matcher would drop it: refuse, keep the button
+            await answer_button(update, context, language, "suggest.too_long")
+            return
         changed = subscriptions.change_query(session=session, subscription=subscription,
                                              query=query)
         suggestions.drop(session=session, suggestion=suggestion)
