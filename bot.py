@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -25,7 +26,14 @@ from news.parsing import FeedReader, default_workers
 from services import KEY, Services
 from settings import Settings
 from storage import deliveries, sources
-from storage.db import describe, make_engine, migrate, session_scope
+from storage.db import (
+    DatabaseUnreachable,
+    describe,
+    make_engine,
+    migrate,
+    session_scope,
+    wait_for_database,
+)
 
 # Opt in to PTB's timedelta durations (RetryAfter.retry_after) instead of its deprecation path.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -64,6 +72,7 @@ def configure_logging(settings: Settings) -> None:
 
 def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.database_url)
+    wait_for_database(engine)
     migrate(engine)
     writer_client = None
     if settings.llm_enabled and settings.openai_api_key:
@@ -89,6 +98,7 @@ def build_services(settings: Settings) -> Services:
         poll_interval_seconds=settings.poll_interval_seconds,
         daily_token_budget=settings.llm_daily_token_budget,
         full_text=settings.full_text,
+        heartbeat_file=Path(settings.heartbeat_file) if settings.heartbeat_file else None,
         reader=FeedReader(default_workers() if settings.parse_workers is None
                           else settings.parse_workers),
     )
@@ -125,14 +135,25 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.exception("could not report the error to the chat")
 
 
+def exit_on_sigterm(signum: int, _frame: object) -> None:
+    """Until the application installs its own handler: as PID 1 in a container, Python would
+    otherwise ignore SIGTERM, and `docker stop` during a slow start-up would wait to kill."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     settings = Settings()
     configure_logging(settings)
     token = settings.telegram_bot_token.get_secret_value()
     if not token:
         log.error("TELEGRAM_BOT_TOKEN is not set; get one from @BotFather (see README)")
         raise SystemExit(2)
-    svc = build_services(settings)
+    try:
+        svc = build_services(settings)
+    except DatabaseUnreachable as exc:
+        log.error("%s; check DATABASE_URL and that the server is up", exc)
+        raise SystemExit(1) from None
 
     async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         loop = asyncio.get_running_loop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from sqlalchemy import Engine
@@ -30,5 +31,6 @@ class Services:
     poll_interval_seconds: int
     daily_token_budget: int = 0
     full_text: bool = True
+    heartbeat_file: Path | None = None
     reader: FeedReader = field(default_factory=FeedReader)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)

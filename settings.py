@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     max_response_bytes: int = 10 * 1024 * 1024
     fetch_timeout_seconds: float = 20.0
     full_text: bool = True
+    heartbeat_file: str = "data/heartbeat"  # empty: none (the image's HEALTHCHECK reads it)
     parse_workers: int | None = Field(default=None, ge=0)  # None: one per core, at most 4
 
     @field_validator("admin_ids", mode="before")

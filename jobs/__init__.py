@@ -8,7 +8,7 @@ from typing import Any
 
 from telegram.ext import CallbackContext, JobQueue
 
-from jobs import brief, deliver, digest, poll
+from jobs import brief, deliver, digest, heartbeat, poll
 
 Job = Callable[[CallbackContext[Any, Any, Any, Any]], Awaitable[None]]
 
@@ -31,7 +31,8 @@ class Exclusive:
 def schedule(job_queue: JobQueue[Any], *, tick_seconds: float = 1.0) -> None:
     """Each step looks for work every tick; the work itself lives in the database."""
     every = ((poll.run, "poll", tick_seconds), (brief.run, "brief", tick_seconds),
-             (deliver.run, "deliver", tick_seconds), (digest.run, "digest", 20.0))
+             (deliver.run, "deliver", tick_seconds), (digest.run, "digest", 20.0),
+             (heartbeat.run, "heartbeat", heartbeat.INTERVAL_SECONDS))
     for job, name, interval in every:
         job_queue.run_repeating(Exclusive(job), interval=interval, first=tick_seconds,
                                 name=name, job_kwargs={"max_instances": 2, "coalesce": True})

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+CONNECT_TIMEOUT_SECONDS = 10  # an unreachable server fails a try instead of hanging start-up
+WAIT_ATTEMPTS = 8  # with doubling waits from 1 s (capped at 30 s): about two and a half minutes
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The database did not answer at start-up, after every retry."""
 
 
 def normalize_url(url: str) -> str:
@@ -50,7 +60,33 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True,
+                         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
+
+
+def wait_for_database(
+    engine: Engine, *, attempts: int = WAIT_ATTEMPTS, first_wait: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """A database that starts after the bot (compose, a reboot) is waited for, one log line a
+    try, and one that never answers ends start-up with a message instead of a hang."""
+    log.info("connecting to database %s", describe(str(engine.url)))
+    wait = first_wait
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc) else repr(exc)
+            if attempt == attempts:
+                raise DatabaseUnreachable(
+                    f"database {describe(str(engine.url))} did not answer after {attempts} "
+                    f"tries: {reason}") from None
+            log.warning("database %s not reachable (try %d of %d, next in %.0f s): %s",
+                        describe(str(engine.url)), attempt, attempts, wait, reason)
+            sleep(wait)
+            wait = min(wait * 2, 30.0)
 
 
 def migrate(engine: Engine) -> None:
