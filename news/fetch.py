@@ -138,7 +138,7 @@ def _target(url: str) -> httpx.URL:
     host is httpx's own reading of it (IDNA 2008), which is the name the guard resolves."""
     try:
         target = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:  # a port that is no number, a broken literal
+    except httpx.InvalidURL as exc:  # a port that is no number, a broken IPv6 literal
         raise FetchError("bad_url", url) from exc
     port = target.port
     if target.scheme not in ("http", "https") or not target.raw_host or (

@@ -134,6 +134,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         raise AddressRefused("blocked_address", path)
 
     async def sleep(self, seconds: float) -> None:
+        """httpcore's retry pause, left to the backend that does the real work."""
         await self._inner.sleep(seconds)
 
 
@@ -165,6 +166,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._pools: dict[frozenset[Network], _PoolTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Hand the request to the pool of its networks; the first request of a set makes it."""
         networks: Sequence[Network] = request.extensions.get(ALLOWED_NETWORKS, ())
         key = frozenset(networks)
         pool = self._pools.get(key)
@@ -174,6 +176,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         return await pool.handle_async_request(request)
 
     async def aclose(self) -> None:
+        """Close every pool, so no connection outlives the client."""
         for pool in self._pools.values():
             await pool.aclose()
         self._pools.clear()

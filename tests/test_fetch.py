@@ -870,3 +870,18 @@ async def test_article_pages_go_through_the_same_guard(server: FeedServer, dns: 
         assert await complete(client, [snippet], ONLY_127_0_0_2) == [snippet]
     assert server.hits("/story") == 0
     assert dns.asked["rebind.test"] == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("answers", [socket.gaierror(-2, "Name or service not known"), []],
+                         ids=["no-such-name", "no-address"])
+async def test_a_name_without_addresses_is_a_dns_error(answers: Exception | list[str]) -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        if isinstance(answers, Exception):
+            raise answers
+        return answers
+
+    async with make_client(UA, resolver=resolve) as client:
+        with pytest.raises(FetchError) as caught:
+            await fetch(client, "http://gone.test/feed.xml", FetchPolicy())
+    assert (caught.value.code, caught.value.detail) == ("dns", "gone.test")
