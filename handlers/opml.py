@@ -15,6 +15,7 @@ from news.feeds import NotAFeed
 from news.fetch import FetchError
 from news.opml import MAX_BYTES, NotOpml, Outline, export_opml, parse_opml
 from news.pipeline import add_source, check_feed
+from news.text import NAME_CHARS, clip
 from storage import sources
 from storage.db import session_scope
 
@@ -74,7 +75,7 @@ async def _add_all(
         with session_scope(svc.engine) as session:
             if sources.by_url(session=session, url=checked.url) is not None:
                 return outline.url, "exists"
-        title = outline.title or checked.feed.title or checked.url
+        title = clip(outline.title or checked.feed.title or checked.url, NAME_CHARS)
         await asyncio.to_thread(add_source, svc.engine, checked, title,
                                 svc.poll_interval_seconds)
         return outline.url, "added"

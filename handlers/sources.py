@@ -24,6 +24,7 @@ from locales import Safe
 from news.feeds import NotAFeed
 from news.fetch import FetchError
 from news.pipeline import add_source, check_feed
+from news.text import NAME_CHARS, clip
 from storage import sources
 from storage.db import session_scope
 from storage.models import Source
@@ -79,7 +80,7 @@ async def addsource(update: Update, context: Context) -> None:
         if sources.by_url(session=session, url=checked.url) is not None:
             await reply(update, context, language, "addsource.exists_feed", url=checked.url)
             return
-    title = name.strip() or checked.feed.title or checked.url
+    title = clip(name.strip() or checked.feed.title or checked.url, NAME_CHARS)
     source_id, _ = add_source(svc.engine, checked, title, svc.poll_interval_seconds)
     key = "addsource.done_discovered" if checked.discovered else "addsource.done"
     await reply(update, context, language, key, id=source_id, url=checked.url, title=title,
