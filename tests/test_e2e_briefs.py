@@ -19,16 +19,19 @@ REFUSAL = ("很抱歉,由于您未提供原始法文文章的具体内容,我无
 ZH_BRIEF = {
     "headline": "软银承诺巨资打造上法兰西大区“人工智能谷”",
     "core_point": "软银承诺在上法兰西大区进行巨额投资。地区主席称其将改变游戏规则。",
-    "key_players": [{"name": "SoftBank", "role": "日本科技集团"},
-                    {"name": "Xavier Bertrand", "role": "上法兰西大区主席"},
-                    {"name": "Elon Musk", "role": "原文并未提及的人物"}],
+    "key_players": [{"name": "软银", "name_in_source": "SoftBank", "role": "日本科技集团"},
+                    {"name": "Xavier Bertrand", "name_in_source": "Xavier Bertrand",
+                     "role": "上法兰西大区主席"},
+                    {"name": "马斯克", "name_in_source": "Elon Musk",
+                     "role": "原文并未提及的人物"}],
     "industry_impact": [{"sector": "数据中心", "level": "high", "why": "大规模AI算力投资"}],
     "tracking_level": 1,
     "tracking_reason": "投资规模巨大，后续进展值得关注",
 }
 EN_BRIEF = {**ZH_BRIEF, "headline": "SoftBank pledges billions for an AI valley",
             "core_point": "SoftBank pledged a major investment in Hauts-de-France.",
-            "key_players": [{"name": "SoftBank", "role": "Japanese conglomerate"}],
+            "key_players": [{"name": "SoftBank", "name_in_source": "SoftBank",
+                             "role": "Japanese conglomerate"}],
             "industry_impact": [], "tracking_reason": "Large investment."}
 
 
@@ -83,10 +86,11 @@ def test_one_llm_call_per_story_and_language(tmp_path: Path, bot_process: type[B
 
         assert len(brief_requests(llm)) == 2, "one call for zh, one for en, whatever the chats"
         assert "🔴 重点追踪 · SoftBank" in zh_alert.text
-        for expected in ("软银承诺巨资", "核心要点", "关键参与者", "Xavier Bertrand", "行业影响",
-                         "数据中心 (高)", "追踪建议", "投资规模巨大"):
+        for expected in ("软银承诺巨资", "核心要点", "关键参与者",
+                         "• 软银 (SoftBank) — 日本科技集团", "• Xavier Bertrand — ", "行业影响",
+                         "数据中心: 高 — ", "追踪建议", "🔴 重点追踪 — 投资规模巨大"):
             assert expected in zh_alert.text
-        assert "Elon Musk" not in zh_alert.text, "players the source never names are dropped"
+        assert "马斯克" not in zh_alert.text, "players the source never names are dropped"
         assert "Track closely" in en_alert.text and "Core point" in en_alert.text
         request = brief_requests(llm)[0]
         assert request["response_format"]["type"] == "json_schema"
