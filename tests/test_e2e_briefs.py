@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from locales import catalog
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.llm import LlmServer, Reply
 from tests.fakes.telegram import BotApiEmulator
+from tests.fakes.telegram_html import utf16_len
 from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, NEW_SOFTBANK, TOKEN, env_for, say
+from tests.test_golden_seed import SECTION_KEYS, blocks, read_seed
 
 REFUSAL = ("很抱歉,由于您未提供原始法文文章的具体内容,我无法基于该文章生成详细的新闻摘要。"
            "请提供完整的原文文本。")
@@ -230,4 +234,71 @@ def test_daily_token_budget_degrades_to_offline_and_tells_admins(
         assert any("budget (50 tokens) is spent" in t for t in texts)
         assert any("SoftBank adds a second site" in t and "original text" in t for t in texts)
         assert len(brief_requests(llm)) == 1
+        bot.terminate()
+
+
+FR_BRIEF_WHY = "un écosystème complet est prévu"
+FR_BRIEF = {
+    "headline": "SoftBank promet des milliards pour une vallée de l'IA dans les Hauts-de-France",
+    "core_point": "SoftBank a promis un investissement massif dans les Hauts-de-France. La région "
+                  "veut devenir un pôle européen de l'intelligence artificielle.",
+    "key_players": [{"name": "SoftBank", "name_in_source": "SoftBank",
+                     "role": "conglomérat technologique japonais"},
+                    {"name": "Région Hauts-de-France", "name_in_source": "Hauts-de-France",
+                     "role": "région du nord de la France"}],
+    "industry_impact": [{"sector": "Intelligence artificielle", "level": "high",
+                         "why": FR_BRIEF_WHY}],
+    "tracking_level": 1,
+    "tracking_reason": "Un investissement de plusieurs milliards d'euros.",
+}
+
+
+def test_seed_article_reaches_readers_in_the_seed_shape(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """Seed 000's article through the real bot: the zh reader gets the seed's brief, shaped
+    as the seed; a localized player the article never names is dropped; fr has fr labels."""
+    seed = read_seed()
+    localized = {"name": "孙正义", "name_in_source": "孙正义", "role": "软银创始人"}
+    zh_answer = {**seed.answer, "key_players": [*seed.answer["key_players"], localized]}
+
+    def answer(request: dict[str, Any]) -> str:
+        system = request["messages"][0]["content"]
+        return json.dumps(zh_answer if "in Chinese" in system else FR_BRIEF, ensure_ascii=False)
+
+    story = {"title": seed.title, "link": "https://www.maddyness.com/ia-hauts-de-france/",
+             "guid": "seed000", "pub_date": datetime(2026, 11, 20, tzinfo=UTC),
+             "description": "".join(f"<p>{paragraph}</p>"
+                                    for paragraph in seed.article.split("\n"))}
+    with BotApiEmulator(token=TOKEN) as telegram, LlmServer() as llm, FeedServer() as feeds:
+        llm.responder = answer
+        feeds.put("/feed.xml", rss("Maddyness", BASELINE))
+        bot = start_with_llm(telegram, llm, feeds, tmp_path, bot_process)
+        chats = {}
+        for user_id, code in ((3101, "zh"), (3102, "fr")):
+            user = telegram.user(user_id, "R", language_code=code)
+            chats[code] = telegram.private_chat(user)
+            say(telegram, chats[code], user, "/subscribe SoftBank")
+        feeds.put("/feed.xml", rss("Maddyness", [story, *BASELINE]))
+        zh = telegram.wait_for_messages(chats["zh"]["id"], 2, timeout=20)[1].text
+        fr = telegram.wait_for_messages(chats["fr"]["id"], 2, timeout=20)[1].text
+
+        assert utf16_len(zh) <= 4096 and utf16_len(fr) <= 4096
+        layout = blocks(zh)
+        assert layout[0] == ["🔴 重点追踪 · SoftBank"]
+        assert layout[1] == [seed.headline]
+        assert [block[0] for block in layout[2:6]] == seed.labels, "the seed's four sections"
+        players = layout[3][1:]
+        assert [line.split(" — ")[0] for line in players] == [
+            "• 软银 (SoftBank)", "• 上法兰西大区 (Hauts-de-France)"], "孙正义 is not in the article"
+        assert layout[5] == [seed.labels[3], f"🔴 {seed.lines[seed.labels[3]][0]}"]
+        assert layout[6][0] == "来源" and "Maddyness" in layout[6][1]
+
+        french = blocks(fr)
+        labels = [catalog.text("fr", key) for key in SECTION_KEYS]
+        assert [block[0] for block in french[2:6]] == labels
+        assert french[3][2].startswith("• Région Hauts-de-France (Hauts-de-France) — ")
+        high = catalog.text("fr", "impact.high")
+        assert french[4][1] == f"• Intelligence artificielle: {high} — {FR_BRIEF_WHY}"
+        assert telegram.rejected == []
         bot.terminate()
