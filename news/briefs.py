@@ -17,6 +17,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from pydantic import BaseModel, Field, model_validator
 
 from news.language import probably_in
+from news.players import named_players
 from news.text import join_sentences, lead, sentences
 from news.topics import QueryError, Term, fold, parse, positive_terms
 
@@ -125,6 +126,7 @@ class StoryText:
     text: str
     source_count: int
     published: datetime | None = None
+    topics: tuple[str, ...] = ()  # the chats' topics it matched: names the offline brief may use
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,14 @@ def offline_brief(story: StoryText, *, now: datetime | None = None) -> Brief:
         headline=story.title[:300] or "…",
         core_point=lead(story.text) or story.title[:300] or "…",
         tracking_level=level,
+        key_players=offline_players(story),
     )
+
+
+def offline_players(story: StoryText) -> list[Player]:
+    """Names the headline and text both carry, in the source's spelling, with no role invented."""
+    return [Player(name=name, name_in_source=name, role="")
+            for name in named_players(story.title, story.text, story.topics)]
 
 
 def adjusted_level(brief: Brief, origin: str, topics: list[str]) -> Level:

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,7 @@ def test_refusal_is_retried_once_then_replaced_by_the_offline_brief(
         assert "抱歉" not in alert.text and "请提供" not in alert.text
         assert "核心要点 · 原文" in alert.text, "the offline brief, marked as original text"
         assert "SoftBank has pledged a major investment" in alert.text
+        assert "关键参与者\n• SoftBank\n• Hauts-de-France\n" in alert.text, "named offline too"
         assert "brief for story" in bot.log and "refusal" in bot.log
         bot.terminate()
 
@@ -301,4 +303,31 @@ def test_seed_article_reaches_readers_in_the_seed_shape(
         high = catalog.text("fr", "impact.high")
         assert french[4][1] == f"• Intelligence artificielle: {high} — {FR_BRIEF_WHY}"
         assert telegram.rejected == []
+        bot.terminate()
+
+
+def test_offline_brief_names_the_chats_cjk_topic_as_a_player(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """No LLM: a Chinese story's offline brief lists the topic's name the headline and text
+    carry (软银), and nothing the story does not write."""
+    story = {"title": "软银承诺在上法兰西大区投资数十亿欧元", "link": "http://news.test/zh1",
+             "guid": "zh1", "pub_date": datetime(2026, 11, 20, tzinfo=UTC),
+             "description": "软银周一表示,将在上法兰西大区建设人工智能数据中心。地区主席称赞此举。"}
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
+        feeds.put("/feed.xml", rss("Test News", BASELINE))
+        bot = bot_process(tmp_path, env_for(telegram, f"sqlite:///{tmp_path / 't.db'}")).start()
+        bot.wait_for_log("Tidings starting")
+        admin = telegram.user(ADMIN_ID, "Ada")
+        say(telegram, telegram.private_chat(admin), admin, f"/addsource {feeds.url('/feed.xml')}")
+        reader = telegram.user(3201, "R", language_code="zh")
+        chat = telegram.private_chat(reader)
+        say(telegram, chat, reader, "/subscribe 软银 OR SoftBank")
+        feeds.put("/feed.xml", rss("Test News", [story, *BASELINE]))
+        alert = telegram.wait_for_messages(chat["id"], 2, timeout=20)[1].text
+        layout = blocks(alert)
+        zh = partial(catalog.text, "zh")
+        assert layout[2][0] == f"{zh('brief.core_point')} · {zh('brief.original_text')}"
+        assert layout[3] == [zh("brief.key_players"), "• 软银"]
+        assert "SoftBank" not in "\n".join(layout[3]), "the topic's other term is not written"
         bot.terminate()
