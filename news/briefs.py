@@ -51,7 +51,8 @@ class Player(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _spelled_as_named(cls, data: Any) -> Any:
-        """Briefs stored before players had two names kept one, checked against the source."""
+        """One name only (briefs stored before there were two, json_object endpoints that omit
+        it): that name is the one checked against the source."""
         if isinstance(data, dict) and "name_in_source" not in data and "name" in data:
             return {**data, "name_in_source": data["name"]}
         return data
