@@ -292,10 +292,12 @@ def brief_json(params: dict[str, Any], language: str) -> str:
     desc = {"en": params["desc"], "zh": params["desc_zh"], "fr": params["desc_fr"]}[language]
     sector = {"en": params["sector"], "zh": params["sector_zh"],
               "fr": f"secteur {params['sector_fr']}"}[language]
-    players = [{"name": params["co"], "role": desc},
-               {"name": params["analyst"], "role": ANALYST_ROLE[language].format(**params)}]
+    players = [{"name": params["co"], "name_in_source": params["co"], "role": desc},
+               {"name": params["analyst"], "name_in_source": params["analyst"],
+                "role": ANALYST_ROLE[language].format(**params)}]
     if event == "acquire":
-        players.append({"name": params["target"], "role": TARGET_ROLE[language]})
+        players.append({"name": params["target"], "name_in_source": params["target"],
+                        "role": TARGET_ROLE[language]})
     level = LEVEL[event]
     brief = {
         "headline": HEADLINE[event][language].format(**params),

@@ -348,9 +348,10 @@ async def poll_due(
 def story_text(engine: Engine, story_id: int) -> StoryText:
     with session_scope(engine) as session:
         story_items = items.of_story(session=session, story_id=story_id)
+        topics = deliveries.topics_of_story(session=session, story_id=story_id)
     first = story_items[0]
     return StoryText(title=first.title, text=first.summary, source_count=len(story_items),
-                     published=first.published_at)
+                     published=first.published_at, topics=tuple(topics))
 
 
 @dataclass(frozen=True)

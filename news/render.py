@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from news.briefs import Brief, Level
+from news.briefs import Brief, Impact, Level, Player
 from news.text import NAME_CHARS, TITLE_CHARS, clip
+from news.topics import fold
 
 LIMIT = 4096
 MAX_SOURCES = 10
@@ -16,6 +17,7 @@ MAX_FLAG_TOPICS = 3
 MAX_TOPIC_CHARS = 60
 RLM = "\u200f"  # right-to-left mark: makes a paragraph start right to left
 FLAGS: dict[int, str] = {1: "🔴", 2: "🟡", 3: "⚪"}
+DASH = " — "  # between a name, a level or a flag and its one line, as in the seed
 
 Translate = Callable[[str], str]
 
@@ -69,24 +71,23 @@ def render_brief(
     t: Translate,
     rtl: bool = False,
 ) -> str:
-    """The sections of SPEC §5; optional sections are dropped, last first, to fit 4096."""
+    """The sections of SPEC §5 in the seed's order; empty ones are left out, label and all,
+    and optional ones are dropped, last first, to fit 4096."""
     core_label = t("brief.core_point")
     if origin == "offline":
         core_label = f"{core_label} · {t('brief.original_text')}"
     head = [flag_line(level, topics, t), f"<b>{_e(clip(brief.headline, TITLE_CHARS))}</b>"]
     core = f"<b>{_e(core_label)}</b>\n{{core}}"
     optional: list[str] = []
-    if brief.key_players:
-        lines = [f"• <b>{_e(p.name)}</b>: {_e(p.role)}" if p.role else f"• <b>{_e(p.name)}</b>"
-                 for p in brief.key_players]
-        optional.append(f"<b>{_e(t('brief.key_players'))}</b>\n" + "\n".join(lines))
-    if brief.industry_impact:
-        lines = [f"• {_e(i.sector)} ({_e(t('impact.' + i.level))}): {_e(i.why)}"
-                 for i in brief.industry_impact]
-        optional.append(f"<b>{_e(t('brief.industry_impact'))}</b>\n" + "\n".join(lines))
+    players = [_player_line(p) for p in brief.key_players if p.name.strip()]
+    if players:
+        optional.append(f"<b>{_e(t('brief.key_players'))}</b>\n" + "\n".join(players))
+    impacts = [_impact_line(i, t) for i in brief.industry_impact if i.sector.strip()]
+    if impacts:
+        optional.append(f"<b>{_e(t('brief.industry_impact'))}</b>\n" + "\n".join(impacts))
     tracking = f"{FLAGS[level]} {_e(t(f'level.{level}'))}"
-    if brief.tracking_reason and origin != "offline":
-        tracking += f": {_e(brief.tracking_reason)}"
+    if brief.tracking_reason.strip() and origin != "offline":
+        tracking += f"{DASH}{_e(brief.tracking_reason.strip())}"
     optional.append(f"<b>{_e(t('brief.tracking'))}</b>\n{tracking}")
     source_lines = [
         f"• {_link(ref)}" + (f", {ref.published:%Y-%m-%d}" if ref.published else "")
@@ -96,6 +97,21 @@ def render_brief(
         source_lines.append(f"• +{len(sources) - MAX_SOURCES}")
     tail = [f"<b>{_e(t('brief.sources'))}</b>\n" + "\n".join(source_lines)] if sources else []
     return _fit(head, core, brief.core_point, optional, tail, _rtl if rtl else str)
+
+
+def _player_line(player: Player) -> str:
+    """`软银 (SoftBank) — role`: the reader's name, with the source's spelling when it differs."""
+    name, spelled = player.name.strip(), player.name_in_source.strip()
+    line = f"• <b>{_e(name)}</b>"
+    if spelled and fold(spelled) != fold(name):
+        line += f" ({_e(spelled)})"
+    return line + (f"{DASH}{_e(player.role.strip())}" if player.role.strip() else "")
+
+
+def _impact_line(impact: Impact, t: Translate) -> str:
+    """`sector: 高 — why`, the level as a word in the chat's language."""
+    line = f"• {_e(impact.sector.strip())}: {_e(t('impact.' + impact.level))}"
+    return line + (f"{DASH}{_e(impact.why.strip())}" if impact.why.strip() else "")
 
 
 def _rtl(message: str) -> str:

@@ -251,3 +251,9 @@ def release_stale_leases(*, session: Session) -> int:
         .values(next_attempt_at=now)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def topics_of_story(*, session: Session, story_id: int) -> list[str]:
+    """Every topic a story matched, over all chats: names the offline brief may look for."""
+    rows = session.exec(select(Delivery.topics).where(Delivery.story_id == story_id)).all()
+    return sorted({topic for row in rows for topic in json.loads(row)})

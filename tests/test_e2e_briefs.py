@@ -5,30 +5,38 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from locales import catalog
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.llm import LlmServer, Reply
 from tests.fakes.telegram import BotApiEmulator
+from tests.fakes.telegram_html import utf16_len
 from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, NEW_SOFTBANK, TOKEN, env_for, say
+from tests.test_golden_seed import SECTION_KEYS, blocks, read_seed
 
 REFUSAL = ("很抱歉,由于您未提供原始法文文章的具体内容,我无法基于该文章生成详细的新闻摘要。"
            "请提供完整的原文文本。")
 ZH_BRIEF = {
     "headline": "软银承诺巨资打造上法兰西大区“人工智能谷”",
     "core_point": "软银承诺在上法兰西大区进行巨额投资。地区主席称其将改变游戏规则。",
-    "key_players": [{"name": "SoftBank", "role": "日本科技集团"},
-                    {"name": "Xavier Bertrand", "role": "上法兰西大区主席"},
-                    {"name": "Elon Musk", "role": "原文并未提及的人物"}],
+    "key_players": [{"name": "软银", "name_in_source": "SoftBank", "role": "日本科技集团"},
+                    {"name": "Xavier Bertrand", "name_in_source": "Xavier Bertrand",
+                     "role": "上法兰西大区主席"},
+                    {"name": "马斯克", "name_in_source": "Elon Musk",
+                     "role": "原文并未提及的人物"}],
     "industry_impact": [{"sector": "数据中心", "level": "high", "why": "大规模AI算力投资"}],
     "tracking_level": 1,
     "tracking_reason": "投资规模巨大，后续进展值得关注",
 }
 EN_BRIEF = {**ZH_BRIEF, "headline": "SoftBank pledges billions for an AI valley",
             "core_point": "SoftBank pledged a major investment in Hauts-de-France.",
-            "key_players": [{"name": "SoftBank", "role": "Japanese conglomerate"}],
+            "key_players": [{"name": "SoftBank", "name_in_source": "SoftBank",
+                             "role": "Japanese conglomerate"}],
             "industry_impact": [], "tracking_reason": "Large investment."}
 
 
@@ -83,10 +91,11 @@ def test_one_llm_call_per_story_and_language(tmp_path: Path, bot_process: type[B
 
         assert len(brief_requests(llm)) == 2, "one call for zh, one for en, whatever the chats"
         assert "🔴 重点追踪 · SoftBank" in zh_alert.text
-        for expected in ("软银承诺巨资", "核心要点", "关键参与者", "Xavier Bertrand", "行业影响",
-                         "数据中心 (高)", "追踪建议", "投资规模巨大"):
+        for expected in ("软银承诺巨资", "核心要点", "关键参与者",
+                         "• 软银 (SoftBank) — 日本科技集团", "• Xavier Bertrand — ", "行业影响",
+                         "数据中心: 高 — ", "追踪建议", "🔴 重点追踪 — 投资规模巨大"):
             assert expected in zh_alert.text
-        assert "Elon Musk" not in zh_alert.text, "players the source never names are dropped"
+        assert "马斯克" not in zh_alert.text, "players the source never names are dropped"
         assert "Track closely" in en_alert.text and "Core point" in en_alert.text
         request = brief_requests(llm)[0]
         assert request["response_format"]["type"] == "json_schema"
@@ -116,6 +125,7 @@ def test_refusal_is_retried_once_then_replaced_by_the_offline_brief(
         assert "抱歉" not in alert.text and "请提供" not in alert.text
         assert "核心要点 · 原文" in alert.text, "the offline brief, marked as original text"
         assert "SoftBank has pledged a major investment" in alert.text
+        assert "关键参与者\n• SoftBank\n• Hauts-de-France\n" in alert.text, "named offline too"
         assert "brief for story" in bot.log and "refusal" in bot.log
         bot.terminate()
 
@@ -226,4 +236,98 @@ def test_daily_token_budget_degrades_to_offline_and_tells_admins(
         assert any("budget (50 tokens) is spent" in t for t in texts)
         assert any("SoftBank adds a second site" in t and "original text" in t for t in texts)
         assert len(brief_requests(llm)) == 1
+        bot.terminate()
+
+
+FR_BRIEF_WHY = "un écosystème complet est prévu"
+FR_BRIEF = {
+    "headline": "SoftBank promet des milliards pour une vallée de l'IA dans les Hauts-de-France",
+    "core_point": "SoftBank a promis un investissement massif dans les Hauts-de-France. La région "
+                  "veut devenir un pôle européen de l'intelligence artificielle.",
+    "key_players": [{"name": "SoftBank", "name_in_source": "SoftBank",
+                     "role": "conglomérat technologique japonais"},
+                    {"name": "Région Hauts-de-France", "name_in_source": "Hauts-de-France",
+                     "role": "région du nord de la France"}],
+    "industry_impact": [{"sector": "Intelligence artificielle", "level": "high",
+                         "why": FR_BRIEF_WHY}],
+    "tracking_level": 1,
+    "tracking_reason": "Un investissement de plusieurs milliards d'euros.",
+}
+
+
+def test_seed_article_reaches_readers_in_the_seed_shape(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """Seed 000's article through the real bot: the zh reader gets the seed's brief, shaped
+    as the seed; a localized player the article never names is dropped; fr has fr labels."""
+    seed = read_seed()
+    localized = {"name": "孙正义", "name_in_source": "孙正义", "role": "软银创始人"}
+    zh_answer = {**seed.answer, "key_players": [*seed.answer["key_players"], localized]}
+
+    def answer(request: dict[str, Any]) -> str:
+        system = request["messages"][0]["content"]
+        return json.dumps(zh_answer if "in Chinese" in system else FR_BRIEF, ensure_ascii=False)
+
+    story = {"title": seed.title, "link": "https://www.maddyness.com/ia-hauts-de-france/",
+             "guid": "seed000", "pub_date": datetime(2026, 11, 20, tzinfo=UTC),
+             "description": "".join(f"<p>{paragraph}</p>"
+                                    for paragraph in seed.article.split("\n"))}
+    with BotApiEmulator(token=TOKEN) as telegram, LlmServer() as llm, FeedServer() as feeds:
+        llm.responder = answer
+        feeds.put("/feed.xml", rss("Maddyness", BASELINE))
+        bot = start_with_llm(telegram, llm, feeds, tmp_path, bot_process)
+        chats = {}
+        for user_id, code in ((3101, "zh"), (3102, "fr")):
+            user = telegram.user(user_id, "R", language_code=code)
+            chats[code] = telegram.private_chat(user)
+            say(telegram, chats[code], user, "/subscribe SoftBank")
+        feeds.put("/feed.xml", rss("Maddyness", [story, *BASELINE]))
+        zh = telegram.wait_for_messages(chats["zh"]["id"], 2, timeout=20)[1].text
+        fr = telegram.wait_for_messages(chats["fr"]["id"], 2, timeout=20)[1].text
+
+        assert utf16_len(zh) <= 4096 and utf16_len(fr) <= 4096
+        layout = blocks(zh)
+        assert layout[0] == ["🔴 重点追踪 · SoftBank"]
+        assert layout[1] == [seed.headline]
+        assert [block[0] for block in layout[2:6]] == seed.labels, "the seed's four sections"
+        players = layout[3][1:]
+        assert [line.split(" — ")[0] for line in players] == [
+            "• 软银 (SoftBank)", "• 上法兰西大区 (Hauts-de-France)"], "孙正义 is not in the article"
+        assert layout[5] == [seed.labels[3], f"🔴 {seed.lines[seed.labels[3]][0]}"]
+        assert layout[6][0] == "来源" and "Maddyness" in layout[6][1]
+
+        french = blocks(fr)
+        labels = [catalog.text("fr", key) for key in SECTION_KEYS]
+        assert [block[0] for block in french[2:6]] == labels
+        assert french[3][2].startswith("• Région Hauts-de-France (Hauts-de-France) — ")
+        high = catalog.text("fr", "impact.high")
+        assert french[4][1] == f"• Intelligence artificielle: {high} — {FR_BRIEF_WHY}"
+        assert telegram.rejected == []
+        bot.terminate()
+
+
+def test_offline_brief_names_the_chats_cjk_topic_as_a_player(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """No LLM: a Chinese story's offline brief lists the topic's name the headline and text
+    carry (软银), and nothing the story does not write."""
+    story = {"title": "软银承诺在上法兰西大区投资数十亿欧元", "link": "http://news.test/zh1",
+             "guid": "zh1", "pub_date": datetime(2026, 11, 20, tzinfo=UTC),
+             "description": "软银周一表示,将在上法兰西大区建设人工智能数据中心。地区主席称赞此举。"}
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
+        feeds.put("/feed.xml", rss("Test News", BASELINE))
+        bot = bot_process(tmp_path, env_for(telegram, f"sqlite:///{tmp_path / 't.db'}")).start()
+        bot.wait_for_log("Tidings starting")
+        admin = telegram.user(ADMIN_ID, "Ada")
+        say(telegram, telegram.private_chat(admin), admin, f"/addsource {feeds.url('/feed.xml')}")
+        reader = telegram.user(3201, "R", language_code="zh")
+        chat = telegram.private_chat(reader)
+        say(telegram, chat, reader, "/subscribe 软银 OR SoftBank")
+        feeds.put("/feed.xml", rss("Test News", [story, *BASELINE]))
+        alert = telegram.wait_for_messages(chat["id"], 2, timeout=20)[1].text
+        layout = blocks(alert)
+        zh = partial(catalog.text, "zh")
+        assert layout[2][0] == f"{zh('brief.core_point')} · {zh('brief.original_text')}"
+        assert layout[3] == [zh("brief.key_players"), "• 软银"]
+        assert "SoftBank" not in "\n".join(layout[3]), "the topic's other term is not written"
         bot.terminate()

@@ -132,3 +132,35 @@ def test_also_serves_unversioned_path_and_stop_is_idempotent() -> None:
     assert resp.status_code == 200 and resp.json()["usage"]["completion_tokens"] == 1
     with pytest.raises(RuntimeError):
         _ = server.base_url
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("schema", "complaint"),
+    [
+        ({"type": "object", "properties": {"h": {"type": "string", "minLength": 1}},
+          "required": ["h"], "additionalProperties": False}, "'minLength' is not permitted"),
+        ({"type": "object", "properties": {"h": {"type": "string"}}, "required": ["h"]},
+         "'additionalProperties' is required"),
+        ({"type": "object", "properties": {"h": {"type": "string"}, "r": {"type": "string"}},
+          "required": ["h"], "additionalProperties": False}, "Missing 'r'"),
+        ({"type": "object", "properties": {"p": {"type": "array", "items": {
+            "type": "object", "properties": {"n": {"type": "string", "default": ""}},
+            "required": ["n"], "additionalProperties": False}}},
+          "required": ["p"], "additionalProperties": False}, "'default' is not permitted"),
+    ],
+)
+async def test_strict_schema_is_checked_like_openai(
+    server: LlmServer, schema: dict[str, Any], complaint: str
+) -> None:
+    """A schema strict mode would refuse is refused here too, so the app's own cannot drift."""
+    response_format: Any = {"type": "json_schema",
+                            "json_schema": {"name": "brief", "strict": True, "schema": schema}}
+    async with _client(server) as client:
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.chat.completions.create(
+                model="m", messages=MESSAGES, response_format=response_format)
+    assert complaint in str(info.value) and "response_format" in str(info.value)
+    lax: Any = {"type": "json_schema", "json_schema": {"name": "brief", "schema": schema}}
+    async with _client(server) as client:
+        await client.chat.completions.create(model="m", messages=MESSAGES, response_format=lax)

@@ -11,6 +11,7 @@ import pytest
 from locales import catalog
 from news.briefs import (
     STALE_AFTER,
+    SYSTEM_PROMPT,
     Brief,
     BriefRejected,
     Impact,
@@ -28,6 +29,7 @@ from news.briefs import (
 )
 from news.render import LIMIT, MAX_SOURCES, RLM, SourceRef, flag_line, render_brief
 from news.text import sentences
+from tests.fakes.llm import strict_schema_error
 from tests.fakes.telegram_html import parse_html, parse_html_entities, utf16_len
 
 ZH = partial(catalog.text, "zh")
@@ -37,8 +39,9 @@ WHEN = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
 BRIEF = Brief(
     headline="软银承诺向法国数据中心投资100亿美元",
     core_point="软银集团周一宣布，将向法国人工智能数据中心投资100亿美元。",
-    key_players=[Player(name="软银集团", role="日本投资集团"),
-                 Player(name="孙正义", role="")],
+    key_players=[Player(name="软银集团", name_in_source="SoftBank Group", role="日本投资集团"),
+                 Player(name="孙正义", name_in_source="Masayoshi Son", role=""),
+                 Player(name="Vision Fund", name_in_source="Vision Fund", role="软银旗下基金")],
     industry_impact=[Impact(sector="数据中心", level="high", why="新增算力需求")],
     tracking_level=1,
     tracking_reason="投资规模大",
@@ -73,14 +76,15 @@ def test_zh_brief_layout() -> None:
         "软银集团周一宣布，将向法国人工智能数据中心投资100亿美元。",
         "",
         "关键参与者",
-        "• 软银集团: 日本投资集团",
-        "• 孙正义",
+        "• 软银集团 (SoftBank Group) — 日本投资集团",
+        "• 孙正义 (Masayoshi Son)",
+        "• Vision Fund — 软银旗下基金",
         "",
         "行业影响",
-        "• 数据中心 (高): 新增算力需求",
+        "• 数据中心: 高 — 新增算力需求",
         "",
         "追踪建议",
-        "🔴 重点追踪: 投资规模大",
+        "🔴 重点追踪 — 投资规模大",
         "",
         "来源",
         "• Nikkei Asia, 2025-05-06",
@@ -91,7 +95,7 @@ def test_zh_brief_layout() -> None:
 def test_en_labels() -> None:
     text = visible(render(t=EN, level=2))
     for label in ("🟡 Keep watching · SoftBank", "Core point", "Key players", "Industry impact",
-                  "(high)", "Tracking recommendation", "Sources"):
+                  "数据中心: high — ", "Tracking recommendation", "Sources"):
         assert label in text
     assert "核心要点" not in text
 
@@ -108,6 +112,26 @@ def test_en_labels() -> None:
 def test_flag_line(level: Level, language: str, expected: str) -> None:
     line = flag_line(level, ["SoftBank"], partial(catalog.text, language))
     assert parse_html(line) == expected
+
+
+LEVEL_WORDS = {"zh": "高", "fr": "élevé", "en": "high", "de": "hoch", "es": "alto", "ja": "高",
+               "ru": "высокое", "ar": "مرتفع"}
+
+
+@pytest.mark.parametrize("language", sorted(LEVEL_WORDS))
+def test_impact_lines_give_the_level_as_a_word_of_the_chat(language: str) -> None:
+    text = visible(render(t=partial(catalog.text, language), rtl=language == "ar"))
+    assert f"• 数据中心: {LEVEL_WORDS[language]} — 新增算力需求" in text
+    assert catalog.text(language, "brief.industry_impact") in text
+
+
+def test_sections_with_nothing_in_them_are_left_out() -> None:
+    bare = BRIEF.model_copy(update={
+        "key_players": [Player(name=" ", name_in_source="SoftBank", role="r")],
+        "industry_impact": [], "tracking_reason": " "})
+    text = visible(render(bare, sources=[]))
+    assert text == "\n".join(["🔴 重点追踪 · SoftBank", "", BRIEF.headline, "", "核心要点",
+                              BRIEF.core_point, "", "追踪建议", "🔴 重点追踪"])
 
 
 def test_flag_line_escapes_topics() -> None:
@@ -128,7 +152,7 @@ def test_every_label_comes_from_the_translate_function() -> None:
                           "brief.sources"}
     for key in set(asked):
         assert f"⟦{key} <&>⟧" in text
-    for english in ("Core point", "Key players", "Sources", "Track closely", "(high)"):
+    for english in ("Core point", "Key players", "Sources", "Track closely", ": high"):
         assert english not in text
 
 
@@ -157,7 +181,8 @@ def test_external_text_is_escaped_everywhere(nasty: str) -> None:
     brief = Brief(
         headline=f"Headline {nasty}",
         core_point=f"Core {nasty}",
-        key_players=[Player(name=f"Name {nasty}", role=f"Role {nasty}")],
+        key_players=[Player(name=f"Name {nasty}", name_in_source=f"Spelled {nasty}",
+                            role=f"Role {nasty}")],
         industry_impact=[Impact(sector=f"Sector {nasty}", level="low", why=f"Why {nasty}")],
         tracking_level=2,
         tracking_reason=f"Reason {nasty}",
@@ -166,8 +191,8 @@ def test_external_text_is_escaped_everywhere(nasty: str) -> None:
     message = render(brief, level=2, topics=[f"Topic {nasty}"], sources=sources)
     text, entities = parse_html_entities(message)
     assert utf16_len(text) <= LIMIT
-    for field in ("Headline", "Core", "Name", "Role", "Sector", "Why", "Reason", "Source",
-                  "Topic"):
+    for field in ("Headline", "Core", "Name", "Spelled", "Role", "Sector", "Why", "Reason",
+                  "Source", "Topic"):
         assert f"{field} {nasty}" in text
     links = [entity for entity in entities if entity["type"] == "text_link"]
     assert [link["url"] for link in links] == [f"https://ex.test/a?q={nasty}"]
@@ -228,7 +253,8 @@ def test_optional_sections_are_dropped_last_first() -> None:
     brief = Brief(
         headline="SoftBank pledges $10bn for French AI data centres",
         core_point="SoftBank said on Monday it would invest in France. " * 18,
-        key_players=[Player(name=f"Player {n}", role="r" * 250) for n in range(8)],
+        key_players=[Player(name=f"Player {n}", name_in_source=f"Player {n}", role="r" * 250)
+                     for n in range(8)],
         industry_impact=[Impact(sector=f"Sector {n}", level="medium", why="w" * 350)
                          for n in range(6)],
         tracking_level=2,
@@ -440,6 +466,41 @@ def test_key_players_not_in_the_source_are_dropped() -> None:
     assert [player.name for player in kept] == ["SoftBank", "Emmanuel Macron", "masayoshi son"]
 
 
+def two_named(*players: tuple[str, str]) -> Brief:
+    return Brief(headline=ZH_HEAD, core_point=ZH_CORE, tracking_level=1,
+                 key_players=[Player(name=name, name_in_source=spelled, role="r")
+                              for name, spelled in players])
+
+
+@pytest.mark.parametrize(
+    ("players", "source", "kept"),
+    [
+        # the reader's name is free; the source's spelling is what is checked
+        ((("软银", "SoftBank"), ("孙正义", "Masayoshi Son"), ("马克龙", "Emmanuel Macron")),
+         SOURCE, ["软银", "孙正义", "马克龙"]),
+        ((("软银", "软银"), ("孙正义", "孙正义"), ("SoftBank", "SoftBank")),
+         SOURCE, ["SoftBank"]),
+        ((("软银", "SoftBank"), ("OpenAI", "OpenAI"), ("元", "Meta")),
+         SOURCE + " Analysts discussed metadata.", ["软银"]),
+        # CJK source spelling: a substring of the source, as CJK has no spaces between words
+        ((("SoftBank", "软银集团"), ("Son", "孙正义"), ("Macron", "马克龙")),
+         "软银集团周一宣布，孙正义在巴黎出席。", ["SoftBank", "Son"]),
+    ],
+)
+def test_grounding_checks_the_source_spelling(
+    players: tuple[tuple[str, str], ...], source: str, kept: list[str]
+) -> None:
+    checked = check(two_named(*players), "zh", source)
+    assert [player.name for player in checked.key_players] == kept
+
+
+def test_players_stored_with_one_name_read_back_with_it_as_the_source_spelling() -> None:
+    stored = ('{"headline": "h", "core_point": "c", "tracking_level": 2, "tracking_reason": "",'
+              ' "industry_impact": [], "key_players": [{"name": "SoftBank", "role": "r"}]}')
+    player = Brief.model_validate_json(stored).key_players[0]
+    assert (player.name, player.name_in_source, player.role) == ("SoftBank", "SoftBank", "r")
+
+
 def test_key_players_are_matched_as_whole_words() -> None:
     brief = written("New rules on metadata retention", "Regulators published guidance on Monday.",
                     ("Meta",))
@@ -491,6 +552,27 @@ def test_short_text_is_not_trimmed() -> None:
 )
 def test_language_name(code: str, name: str) -> None:
     assert language_name(code) == name
+
+
+def test_schema_is_generated_from_the_model_and_strict() -> None:
+    schema: Any = brief_schema()
+    assert list(schema["properties"]) == list(Brief.model_fields)
+    player = schema["properties"]["key_players"]["items"]
+    assert list(player["properties"]) == ["name", "name_in_source", "role"]
+    assert list(player["properties"]) == list(Player.model_fields)
+    impact = schema["properties"]["industry_impact"]["items"]
+    assert list(impact["properties"]) == list(Impact.model_fields)
+    for node in (schema, player, impact):
+        assert node["additionalProperties"] is False
+        assert node["required"] == list(node["properties"])
+    assert strict_schema_error(schema) is None, "OpenAI's strict mode takes it"
+    assert strict_schema_error(Brief.model_json_schema()) is not None, "the raw one it refuses"
+    for field in ("name", "name_in_source", "role"):
+        assert player["properties"][field]["description"], f"{field} says what it is for"
+
+
+def test_prompt_says_what_each_player_name_is_for() -> None:
+    assert "name_in_source" in SYSTEM_PROMPT and "exactly as the article spells it" in SYSTEM_PROMPT
 
 
 def test_schema_lists_levels_from_the_highest() -> None:

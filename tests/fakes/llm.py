@@ -30,6 +30,44 @@ class Reply:
 
 Responder = Callable[[dict[str, Any]], Reply | str]
 
+# The keywords OpenAI's strict mode accepts; others (minLength, default, …) fail the request.
+STRICT_KEYWORDS = {
+    "type", "properties", "required", "additionalProperties", "items", "enum", "const", "anyOf",
+    "$ref", "$defs", "description", "title", "pattern", "format", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
+}
+
+
+def strict_schema_error(schema: Any, where: str = "()") -> str | None:
+    """Why OpenAI would refuse this schema under `strict: true`, or None if it would take it."""
+    if isinstance(schema, list):
+        return next((error for n, item in enumerate(schema)
+                     if (error := strict_schema_error(item, f"{where}, {n}"))), None)
+    if not isinstance(schema, dict):
+        return None
+    for key in schema:
+        if key not in STRICT_KEYWORDS:
+            return f"In context={where}, '{key}' is not permitted."
+    if schema.get("type") == "object":
+        if schema.get("additionalProperties") is not False:
+            return (f"In context={where}, 'additionalProperties' is required to be supplied "
+                    "and to be false.")
+        missing = [name for name in schema.get("properties", {})
+                   if name not in (schema.get("required") or [])]
+        if missing:
+            return (f"In context={where}, 'required' is required to be supplied and to be an "
+                    f"array including every key in properties. Missing '{missing[0]}'.")
+    for key in ("items", "anyOf"):
+        if key in schema and (error := strict_schema_error(schema[key], f"{where}, '{key}'")):
+            return error
+    for name, value in (schema.get("properties") or {}).items():
+        if error := strict_schema_error(value, f"{where}, 'properties', '{name}'"):
+            return error
+    for name, value in (schema.get("$defs") or {}).items():
+        if error := strict_schema_error(value, f"{where}, '$defs', '{name}'"):
+            return error
+    return None
+
 
 def _tokens(text: str) -> int:
     """Rough token count (~4 chars per token) so usage numbers look plausible."""
@@ -107,6 +145,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fmt == "json_schema" and not fake.supports_json_schema:
             msg = "response_format json_schema is not supported"
             return self._send(400, error_body(400, msg, "response_format"))
+        if fmt == "json_schema" and request["response_format"]["json_schema"].get("strict"):
+            json_schema = request["response_format"]["json_schema"]
+            if error := strict_schema_error(json_schema.get("schema")):
+                msg = f"Invalid schema for response_format '{json_schema.get('name')}': {error}"
+                return self._send(400, error_body(400, msg, "response_format"))
         try:
             reply = fake._next_reply(request)
         except Exception as exc:  # surface responder bugs as a 500 instead of a dropped socket
