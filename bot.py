@@ -27,7 +27,9 @@ from services import KEY, Services
 from settings import Settings
 from storage import deliveries, sources
 from storage.db import (
+    DatabaseInUse,
     DatabaseUnreachable,
+    claim_sqlite,
     describe,
     make_engine,
     migrate,
@@ -149,6 +151,11 @@ def main() -> None:
     if not token:
         log.error("TELEGRAM_BOT_TOKEN is not set; get one from @BotFather (see README)")
         raise SystemExit(2)
+    try:
+        lock = claim_sqlite(settings.database_url)  # noqa: F841 (held until the process ends)
+    except DatabaseInUse as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
     try:
         svc = build_services(settings)
     except DatabaseUnreachable as exc:

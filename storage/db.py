@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
@@ -24,6 +25,31 @@ log = logging.getLogger(__name__)
 
 class DatabaseUnreachable(RuntimeError):
     """The database did not answer at start-up, after every retry."""
+
+
+class DatabaseInUse(RuntimeError):
+    """Another bot process already runs on this SQLite file."""
+
+
+def claim_sqlite(url: str) -> IO[bytes] | None:
+    """SQLite serves one bot process (SPEC §9): a second one on the same file would send every
+    alert twice and fight over getUpdates, so it is refused. The lock lives as long as the
+    returned handle (the process, in practice); PostgreSQL needs none (None)."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database \
+            or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.with_name(path.name + ".lock").open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DatabaseInUse(
+            f"another Tidings process already uses {path}; SQLite serves one process. Stop "
+            "the other one, or use PostgreSQL (DATABASE_URL) to run several") from None
+    return handle
 
 
 def normalize_url(url: str) -> str:

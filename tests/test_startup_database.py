@@ -15,7 +15,9 @@ from sqlalchemy.exc import OperationalError
 from jobs.heartbeat import beat
 from storage.db import DatabaseUnreachable, make_engine, wait_for_database
 from tests.conftest import BotProcess
+from tests.fakes.telegram import BotApiEmulator
 from tests.test_e2e_briefs import wait_until
+from tests.test_e2e_walkthrough import TOKEN, env_for
 
 
 def closed_port() -> int:
@@ -101,3 +103,20 @@ def test_heartbeat_needs_the_database(tmp_path: Path) -> None:
 def test_running_bot_keeps_its_heartbeat(world: Any) -> None:
     path = world.bot.workdir / "data" / "heartbeat"
     wait_until(path.exists)
+
+
+def test_a_second_process_on_one_sqlite_file_is_refused(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    with BotApiEmulator(token=TOKEN) as telegram:
+        env = env_for(telegram, f"sqlite:///{tmp_path / 't.db'}")
+        first = bot_process(tmp_path, env).start()
+        first.wait_for_log("Tidings starting")
+        second_dir = tmp_path / "second"
+        second_dir.mkdir()
+        second = bot_process(second_dir, env).start()
+        assert second.process is not None
+        assert second.process.wait(timeout=60) == 2
+        assert "another Tidings process already uses" in second.log
+        assert "Traceback" not in second.log
+        assert first.process is not None and first.process.poll() is None, "the first runs on"
