@@ -114,8 +114,8 @@ class Outage:
 class WatchedRequest(HTTPXRequest):
     """getUpdates' own connection, as ApplicationBuilder builds it, reporting to an Outage."""
 
-    def __init__(self, outage: Outage, **kwargs: Any) -> None:
-        super().__init__(**{"connection_pool_size": 1, **kwargs})
+    def __init__(self, outage: Outage) -> None:
+        super().__init__(connection_pool_size=1)
         self.outage = outage
 
     async def do_request(
