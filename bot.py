@@ -36,6 +36,15 @@ from storage.db import (
     session_scope,
     wait_for_database,
 )
+from telegram_link import (
+    Outage,
+    PatientApplication,
+    RedactingFormatter,
+    TokenRejected,
+    WatchedRequest,
+    keep_trying,
+    polling_outage,
+)
 
 # Opt in to PTB's timedelta durations (RetryAfter.retry_after) instead of its deprecation path.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -44,29 +53,15 @@ log = logging.getLogger("tidings")
 USER_AGENT = "Tidings/0.1 (+https://github.com/tidings-bot)"
 
 
-class RedactToken(logging.Filter):
-    """Belt and braces: whatever logs a URL with the token in it, the token never reaches a log."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.token and self.token in record.getMessage():
-            record.msg = record.getMessage().replace(self.token, "<token>")
-            record.args = None
-        return True
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    redact = RedactToken(settings.telegram_bot_token.get_secret_value())
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    # Belt and braces: whatever logs the token (a URL, a traceback), it never reaches a log.
+    redact = RedactingFormatter(settings.telegram_bot_token.get_secret_value(), LOG_FORMAT)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(redact)
+        handler.setFormatter(redact)
     # httpx logs every request URL at INFO, and Telegram's URLs carry the token.
     for name in ("httpx", "httpcore", "apscheduler", "openai"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -114,21 +109,33 @@ def smooth_rate_limiter() -> AIORateLimiter:
 
 
 async def register_commands(application: Application, svc: Services) -> None:
-    """The command menu in every catalogue language; admins also see the admin commands."""
+    """The command menu in every catalogue language; admins also see the admin commands.
+
+    Menus are optional: started in the background, each retried until Telegram takes it.
+    """
     def menu(language: str, names: tuple[str, ...]) -> list[BotCommand]:
         return [BotCommand(name, svc.catalog.text(language, f"command.{name}")) for name in names]
 
-    bot = application.bot
-    await bot.set_my_commands(menu("en", READER_COMMANDS))
+    menus: list[tuple[str, list[BotCommand], dict[str, Any]]] = [
+        ("default", menu("en", READER_COMMANDS), {})
+    ]
     for language in svc.catalog.languages:
-        await bot.set_my_commands(menu(language, READER_COMMANDS), language_code=language)
+        menus.append((language, menu(language, READER_COMMANDS), {"language_code": language}))
         for admin in svc.admin_ids:
-            await bot.set_my_commands(menu(language, READER_COMMANDS + ADMIN_COMMANDS),
-                                      scope=BotCommandScopeChat(admin), language_code=language)
+            menus.append((f"{language}, admin {admin}",
+                          menu(language, READER_COMMANDS + ADMIN_COMMANDS),
+                          {"scope": BotCommandScopeChat(admin), "language_code": language}))
+    done = 0
+    for label, commands, where in menus:
+        done += await keep_trying(partial(application.bot.set_my_commands, commands, **where),
+                                  f"command menu ({label})", svc.stopping)
+    log.info("command menus set: %d of %d", done, len(menus))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the failure and tell the user something went wrong, never a stack trace."""
+    if polling_outage(update, context.error, context.job):
+        return  # WatchedRequest logs the outage once, not once per try
     log.error("update failed", exc_info=context.error)
     if isinstance(update, Update) and update.effective_message and update.effective_chat:
         try:
@@ -161,12 +168,13 @@ def main() -> None:
     except DatabaseUnreachable as exc:
         log.error("%s; check DATABASE_URL and that the server is up", exc)
         raise SystemExit(1) from None
+    background: set[asyncio.Task[None]] = set()
 
     async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, partial(stop, application))
-        await register_commands(application, svc)
+        background.add(asyncio.create_task(register_commands(application, svc), name="menus"))
         svc.reader.warm()
 
     def stop(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -174,6 +182,9 @@ def main() -> None:
         application.stop_running()
 
     async def post_shutdown(_: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await svc.http.aclose()
         svc.reader.close()
         svc.engine.dispose()
@@ -181,9 +192,11 @@ def main() -> None:
     api = settings.telegram_api_url.rstrip("/")
     application = (
         ApplicationBuilder()
+        .application_class(PatientApplication)
         .token(token)
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
+        .get_updates_request(WatchedRequest(Outage()))
         .rate_limiter(smooth_rate_limiter())
         .post_init(post_init)
         .post_shutdown(post_shutdown)
@@ -203,7 +216,14 @@ def main() -> None:
     log.info("Tidings starting: database %s, LLM %s, %d sources",
              describe(settings.database_url),
              settings.llm_model if svc.writer.online else "offline", source_count)
-    application.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=())
+    try:
+        # Retried with backoff until Telegram answers: at boot the network may not be up yet.
+        application.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(),
+                                bootstrap_retries=-1)
+    except TokenRejected:
+        log.error("Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped): "
+                  "get the bot's current token from @BotFather (see README)")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

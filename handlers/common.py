@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import html
+import logging
 import re
 
 from babel import Locale, UnknownLocaleError
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -17,6 +18,7 @@ from storage import admins, chats
 from storage.db import session_scope
 
 Context = ContextTypes.DEFAULT_TYPE
+log = logging.getLogger("tidings")
 
 
 def services(context: Context) -> Services:
@@ -163,3 +165,12 @@ async def reply_chunks(
             chunk = []
         chunk.append(line)
     await reply(update, context, language, key, lines=Safe(separator.join(chunk)))
+
+
+
+async def show_typing(context: Context, chat_id: int) -> None:
+    """"typing…" is a courtesy: when Telegram fails to show it, the command goes on regardless."""
+    try:
+        await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+    except TelegramError as error:
+        log.debug("typing indicator not shown in chat %s: %s", chat_id, error)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from telegram import InputFile, Update
-from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
-from handlers.common import Context, chat_language, reply, services, text
+from handlers.common import Context, chat_language, reply, services, show_typing, text
 from handlers.sources import admin_only
 from locales import Safe
 from news.feeds import NotAFeed
@@ -43,7 +42,7 @@ async def importopml(update: Update, context: Context) -> None:
         return
     chat = update.effective_chat
     assert chat is not None
-    await context.bot.send_chat_action(chat.id, ChatAction.TYPING)
+    await show_typing(context, chat.id)
     results = await _add_all(context, outlines, language)
     failed = [(url, reason) for url, reason in results if reason not in ("added", "exists")]
     details = "".join(text(context, language, "opml.failed_line", url=url, reason=Safe(reason))

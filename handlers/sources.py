@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import Update
-from telegram.constants import ChatAction
 
 from handlers.common import (
     Context,
@@ -18,6 +17,7 @@ from handlers.common import (
     reply,
     reply_chunks,
     services,
+    show_typing,
     text,
 )
 from locales import Safe
@@ -67,7 +67,7 @@ async def addsource(update: Update, context: Context) -> None:
         return
     chat = update.effective_chat
     assert chat is not None
-    await context.bot.send_chat_action(chat.id, ChatAction.TYPING)
+    await show_typing(context, chat.id)
     try:
         checked = await check_feed(svc.http, url, svc.fetch_policy)
     except FetchError as error:

@@ -71,6 +71,7 @@ def test_walking_skeleton(
         reader_help = say(telegram, reader_chat, reader, "/help")
         assert "/subscribe" in reader_help and "/addsource" not in reader_help
         assert "/addsource" in say(telegram, admin_chat, admin, "/help"), "admins see theirs"
+        bot.wait_for_log("command menus set")  # in the background since start-up
         assert telegram.commands(language_code="zh"), "command menu registered in Chinese"
 
         # 2. An admin adds the source; existing entries are stored, never alerted.

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import html
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -535,3 +536,91 @@ async def test_blocked_chats_and_migration_raise_ptb_errors(emu: BotApiEmulator)
     assert [m.text for m in emu.messages(-1000027)] == ["hi"]
     assert emu.messages(-27) == []
     assert (emu.rejected, emu.errors, emu.injected_faults) == ([], [], 2)
+
+
+def test_fail_always_fails_every_call_until_recovered(emu: BotApiEmulator) -> None:
+    emu.fail_always("setMyCommands", 503)
+    emu.fail_next("getMe", 500)
+    emu.fail_always("getMe", 502)
+    commands = {"commands": [{"command": "start", "description": "Start"}]}
+    replies = [call(emu, "setMyCommands", **commands) for _ in range(4)]
+    assert [r.status_code for r in replies] == [503] * 4
+    assert replies[0].json() == {
+        "ok": False, "error_code": 503, "description": "Service Unavailable"
+    }  # fmt: skip
+    assert call(emu, "getMe").status_code == 502  # the outage comes before fail_next
+    emu.recover("setMyCommands")
+    assert call(emu, "setMyCommands", **commands).json() == {"ok": True, "result": True}
+    assert emu.commands() == commands["commands"]
+    assert call(emu, "getMe").status_code == 502, "other methods stay down"
+    emu.recover()
+    assert call(emu, "getMe").json()["ok"], "recover() also drops pending fail_next faults"
+    assert (emu.injected_faults, emu.rejected) == (6, [])
+
+
+def test_fail_always_can_hang_up_and_answer_429(emu: BotApiEmulator) -> None:
+    emu.fail_always("getUpdates", hang_up=True)
+    with httpx.Client() as client, pytest.raises(httpx.RemoteProtocolError):
+        client.post(f"{emu.base_url}/bot{emu.token}/getUpdates")
+    assert [name for name, _ in emu.calls] == ["getUpdates"]
+    emu.fail_always("getUpdates", 429, retry_after=7)
+    flood = call(emu, "getUpdates")
+    assert (flood.status_code, flood.json()["parameters"]) == (429, {"retry_after": 7})
+    emu.recover("getUpdates")
+    assert call(emu, "getUpdates").json() == {"ok": True, "result": []}
+
+
+def test_slow_next_answers_late_but_takes_effect_at_once(emu: BotApiEmulator) -> None:
+    emu.private_chat(emu.user(28))
+    emu.slow_next("sendMessage", 5.0)
+    url = f"{emu.base_url}/bot{emu.token}/sendMessage"
+    with httpx.Client(timeout=0.5) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            client.post(url, data={"chat_id": 28, "text": "late"})
+        assert [m.text for m in emu.messages(28)] == ["late"], "sent, though never confirmed"
+        started = time.monotonic()
+        assert client.post(url, data={"chat_id": 28, "text": "on time"}).json()["ok"]
+        assert time.monotonic() - started < 0.5, "only the next call was slow"
+
+
+def test_slow_answers_count_and_do_not_hold_up_stop() -> None:
+    emu = BotApiEmulator().start()
+    emu.slow_next("getMe", 1.0, count=2)
+    url = f"{emu.base_url}/bot{emu.token}/getMe"
+    with httpx.Client() as client:
+        durations = []
+        for _ in range(3):
+            started = time.monotonic()
+            assert client.post(url).json()["ok"]
+            durations.append(time.monotonic() - started)
+    assert durations[0] >= 1.0 and durations[1] >= 1.0 and durations[2] < 1.0
+    emu.slow_next("getMe", 60)
+    thread = threading.Thread(target=lambda: call(emu, "getMe"), daemon=True)
+    thread.start()
+    emu.wait_for_calls("getMe", 4)
+    started = time.monotonic()
+    emu.stop()
+    assert time.monotonic() - started < 10, "stop() does not wait out a slow answer"
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "description"),
+    [("654321:REVOKED", 401, "Unauthorized"), ("not-a-token", 404, "Not Found")],
+)
+def test_rejected_tokens_are_answered_as_telegram_does(
+    emu: BotApiEmulator, token: str, status: int, description: str
+) -> None:
+    answer = call(emu, "getMe", token=token)
+    assert (answer.status_code, answer.json()["description"]) == (status, description)
+
+
+def test_a_fixed_port_lets_a_client_wait_for_a_late_server() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with httpx.Client() as client:
+        with pytest.raises(httpx.ConnectError):
+            client.post(f"http://127.0.0.1:{port}/bot123456:TEST-TOKEN/getMe")
+        with BotApiEmulator(port=port) as emu:
+            assert emu.base_url == f"http://127.0.0.1:{port}"
+            assert client.post(f"{emu.base_url}/bot{emu.token}/getMe").json()["ok"]

@@ -3,8 +3,9 @@
 Every call is validated against the committed Bot API table (tools/bot_api_table.py) and HTML
 texts against Telegram's entity parser, so a call the real server would refuse fails here too;
 `rejected` collects those for a blanket `assert emulator.rejected == []`. Opt-in sending limits
-(`enforce_limits`), latency, random faults and blocked chats let delivery tests prove the bot
-paces itself and survives what the real server does to it.
+(`enforce_limits`), latency, faults (one-off, random, or an outage until `recover()`), slow
+answers, hang-ups and blocked chats let tests prove the bot paces itself and survives what the
+real server does to it.
 """
 
 from __future__ import annotations
@@ -164,6 +165,10 @@ class _Fault:
     count: int
 
 
+HANG_UP = -1  # a "status" that closes the connection unanswered: the client sees a network error
+TOKEN_SHAPE = re.compile(r"\d+:[A-Za-z0-9_-]+")  # anything else is 404 Not Found, as on Telegram
+
+
 def _coerce_one(value: Any, kind: str) -> tuple[bool, Any]:
     """Loose parse of one value as one Bot API type; form values arrive as strings."""
     number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -262,13 +267,15 @@ class BotApiEmulator:
     def __init__(
         self, token: str = "123456:TEST-TOKEN", bot_username: str = "tidings_test_bot", *,
         enforce_limits: bool = False, limits: Limits | None = None, latency: float = 0.0,
+        port: int = 0,
     ) -> None:  # fmt: skip
         self.token, self.bot_username = token, bot_username
+        self.port = port  # 0: any free port; a fixed one lets a test start the server late
         self.enforce_limits = enforce_limits  # answer 429 beyond `limits`; may be toggled live
         self.limits = limits or Limits()
         self.latency = latency  # seconds every LATENCY_METHODS response is held back
         self.too_many_requests = 0  # 429s answered because of `limits`
-        self.injected_faults = 0  # fail_next and random_faults answers given
+        self.injected_faults = 0  # fail_next, fail_always and random_faults answers given
         self.bot_user: JSONDict = {
             "id": int(token.split(":")[0]), "is_bot": True, "first_name": "Tidings Test",
             "username": bot_username, "can_join_groups": True, "can_read_all_group_messages": False,
@@ -296,6 +303,9 @@ class BotApiEmulator:
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._faults: dict[str, list[_Fault]] = defaultdict(list)
         self._random_faults: dict[str, tuple[float, _Fault, random.Random]] = {}
+        self._outages: dict[str, _Fault] = {}  # fail_always: failing until recover()
+        self._slow: dict[str, list[list[float]]] = defaultdict(list)  # [seconds, calls left]
+        self._stopping = threading.Event()  # wakes slow answers when the server stops
         self._blocked: set[int | str] = set()
         self._all_sends: list[float] = []  # monotonic times of accepted sends, any chat
         self._chat_sends: dict[int | str, list[float]] = defaultdict(list)
@@ -314,7 +324,8 @@ class BotApiEmulator:
 
     def start(self) -> BotApiEmulator:
         self._closing = False
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._stopping.clear()
+        self._server = _Server(("127.0.0.1", self.port), _Handler)
         self._server.emulator = self
         serve = functools.partial(self._server.serve_forever, poll_interval=0.05)
         self._thread = threading.Thread(target=serve, daemon=True)
@@ -328,6 +339,7 @@ class BotApiEmulator:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
+        self._stopping.set()
         self._server.shutdown()
         self._server.drop_connections()
         self._server.server_close()  # joins the handler threads
@@ -602,6 +614,40 @@ class BotApiEmulator:
                 fault = _Fault(status, description, parameters, 0)
                 self._random_faults[method] = (rate, fault, random.Random(seed))
 
+    def fail_always(
+        self, method: str, status: int = 500, description: str | None = None, *,
+        retry_after: int | None = None, hang_up: bool = False,
+    ) -> None:  # fmt: skip
+        """An outage: every call of `method` fails until recover(); fail_next waits behind it.
+
+        `hang_up` closes the connection without an answer (a network error to the client).
+        The description defaults to the status's HTTP phrase; a 429 carries `retry_after`.
+        """
+        parameters = None if retry_after is None else {"retry_after": retry_after}
+        if description is None:
+            try:
+                description = HTTPStatus(status).phrase
+            except ValueError:
+                description = "Error"
+        fault = _Fault(HANG_UP if hang_up else status, description, parameters, 0)
+        with self._cond:
+            self._outages[method] = fault
+
+    def recover(self, method: str | None = None) -> None:
+        """End the outage, pending fail_next faults and random faults of `method` (None: all)."""
+        with self._cond:
+            for faults in (self._outages, self._faults, self._random_faults):
+                if method is None:
+                    faults.clear()
+                else:
+                    faults.pop(method, None)
+
+    def slow_next(self, method: str, seconds: float, count: int = 1) -> None:
+        """The next `count` calls of `method` take effect at once but are answered `seconds`
+        late, so a client that times out first cannot tell whether the call happened."""
+        with self._cond:
+            self._slow[method].append([seconds, count])
+
     def block(self, chat_id: int | str) -> None:
         """The user blocked the bot (or a group kicked it): every later send gets a 403."""
         with self._cond:
@@ -618,19 +664,34 @@ class BotApiEmulator:
         method = _method_names().get(method.lower(), method)
         with self._cond:
             answer = self._serve(token, method, raw)
+            delay = self._take_slow(method)
         if self.latency > 0 and method in LATENCY_METHODS:
             time.sleep(self.latency)
+        if delay:
+            self._stopping.wait(delay)  # stop() ends the wait: a test never hangs on it
         return answer
+
+    def _take_slow(self, method: str) -> float:
+        """Seconds the next slow_next answer of `method` is held back (0: answer now)."""
+        queue = self._slow.get(method)
+        if not queue:
+            return 0.0
+        seconds, queue[0][1] = queue[0][0], queue[0][1] - 1
+        if queue[0][1] <= 0:
+            queue.pop(0)
+        return seconds
 
     def _serve(self, token: str, method: str, raw: JSONDict) -> tuple[int, JSONDict]:
         """Auth, lookup, faults, validation, block and limits, then the method's behaviour."""
         params, logged = raw, False
         try:
+            if not TOKEN_SHAPE.fullmatch(token):
+                raise ApiError(404, "Not Found")
             if token != self.token:
                 raise ApiError(401, "Unauthorized")
             if method not in load_table()["methods"]:
                 raise ApiError(404, "Not Found")
-            fault = self._take_fault(method)
+            fault = self._outages.get(method) or self._take_fault(method)
             if fault is not None:
                 self.injected_faults += 1
                 raise ApiError(fault.status, fault.description, fault.parameters, blame=False)
@@ -1092,6 +1153,9 @@ class _Handler(BaseHTTPRequestHandler):
                     status, payload = emulator._error(route[2], {}, err)
             else:
                 status, payload = emulator.handle(route[1], route[2], params)
+        if status == HANG_UP:
+            self.close_connection = True  # no answer at all: the client's request fails
+            return
         self._reply(status, "application/json", json.dumps(payload).encode())
 
     def do_GET(self) -> None:
