@@ -66,9 +66,9 @@ def test_clusters_forget_stories_older_than_the_window() -> None:
     clusters = Clusters(window=timedelta(hours=48))
     draft = ItemDraft("g", "http://a.test/1", *SAME[0][:2], None)
     now = datetime(2026, 11, 24, tzinfo=UTC)
-    clusters.load([(7, draft.signature, now - timedelta(hours=50))], now)
+    clusters.load([(7, draft.signature, now - timedelta(hours=50), None, None)], now)
     assert clusters.same_story(draft) is None
-    clusters.load([(8, draft.signature, now - timedelta(hours=1))], now)
+    clusters.load([(8, draft.signature, now - timedelta(hours=1), None, None)], now)
     assert clusters.same_story(draft) == 8 and clusters.last_id == 8
 
 
@@ -76,7 +76,7 @@ def test_place_joins_recent_stories_and_groups_batch_mates() -> None:
     clusters = Clusters()
     now = datetime(2026, 11, 24, tzinfo=UTC)
     known = ItemDraft("k", "http://a.test/known", *SAME[0][:2], None)
-    clusters.load([(3, known.signature, now)], now)
+    clusters.load([(3, known.signature, now, None, None)], now)
     rephrased = ItemDraft("r", "http://b.test/r", *SAME[0][2:], None)
     by_link = ItemDraft("l", "http://c.test/linked", "Unrelated words entirely here", "", None)
     first = ItemDraft("f", "http://d.test/1", *DIFFERENT[0][2:], None)
