@@ -41,7 +41,7 @@ def drafts_of(feed: ParsedFeed, url: str) -> list[ItemDraft]:
     """The feed's entries as drafts, each told which leads recur across the feed (their story
     signatures skip those: news.stories.boilerplate)."""
     drafts = [draft for entry in feed.entries if (draft := normalize(entry, url)) is not None]
-    skip = boilerplate(draft.summary for draft in drafts)
+    skip = boilerplate((draft.summary for draft in drafts), (draft.title for draft in drafts))
     return [replace(draft, boilerplate=skip) for draft in drafts] if skip else drafts
 
 

@@ -41,9 +41,19 @@ MIN_TOKENS = 5
 WINDOW = timedelta(hours=48)  # stories this old leave the index; items this far apart never merge
 WINDOW_HOURS = WINDOW // timedelta(hours=1)
 MIN_SHARED = ceil(THRESHOLD * MIN_TOKENS)  # fewer shared tokens never reach the threshold
+HEADLINE = "^"  # marks a headline's numbers, which are also tokens as they are
 LEAD_SENTENCES = 3  # the lead is the first of these that is not boilerplate
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d]+")  # numbers whole ("1,500"), words apart
-_SEPARATORS = str.maketrans("", "", ".,")
+_WORD = re.compile(r"\w+")
+_IN_NUMBER = re.compile(r"(?<=\d)[.,](?=\d)")  # "1,500" and "5.25" are one token each
+_DIGITS = re.compile(r"\d+|\D+")
+_KICKER = re.compile(r":\s|\s[-–—|]\s")
+# Numbers written out, read as numbers in headlines ("Day Two", "Part Deux"); not in leads,
+# where "one of" is no count.
+_NUMBER_WORDS = {word: str(value) for words in (
+    "zero one two three four five six seven eight nine ten eleven twelve",
+    "zéro un deux trois quatre cinq six sept huit neuf dix onze douze",
+) for value, word in enumerate(words.split())}
+del _NUMBER_WORDS["un"]  # French for "a"
 _STOP = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was "
     "were will with de la le les des du et en un une el los las y del der die das und von zu "
@@ -55,13 +65,29 @@ def _key(sentence: str) -> str:
     return fold(sentence)
 
 
-def boilerplate(texts: Iterable[str]) -> frozenset[str]:
-    """Leading sentences that recur across one feed's entries (folded): a link text such as
-    "Comments", a show's tagline. They say nothing about the event, so signatures skip them."""
+def boilerplate(texts: Iterable[str], titles: Iterable[str] = ()) -> frozenset[str]:
+    """Leading sentences and headline prefixes that recur across one feed's entries (folded):
+    a link text such as "Comments", a show's tagline, "Show HN:". They say nothing about the
+    event, so signatures skip them."""
     seen: Counter[str] = Counter()
     for text in texts:
         seen.update({_key(s) for s in first_sentences(text, LEAD_SENTENCES)})
+    seen.update({_key(prefix) for title in titles if (prefix := _prefix(title))})
     return frozenset(key for key, count in seen.items() if count > 1)
+
+
+def _prefix(title: str) -> str:
+    """A headline's kicker: the text before its first ": ", " - ", " – " or " | "."""
+    match = _KICKER.search(title)
+    return title[:match.start()] if match else ""
+
+
+def headline(title: str, skip: frozenset[str] = frozenset()) -> str:
+    """The headline without a kicker that recurs across the feed."""
+    match = _KICKER.search(title) if skip else None
+    if match and _key(title[:match.start()]) in skip:
+        return title[match.end():]
+    return title
 
 
 def lead_of(text: str, skip: frozenset[str] = frozenset()) -> str:
@@ -73,17 +99,35 @@ def lead_of(text: str, skip: frozenset[str] = frozenset()) -> str:
 
 
 def signature(title: str, text: str, skip: frozenset[str] = frozenset()) -> frozenset[str]:
-    """Tokens of the headline and the lead, the first sentence of the text not in `skip`."""
-    folded = fold(f"{title} {lead_of(text, skip)}")
+    """Tokens of the headline and the lead, the first sentence of the text not in `skip`.
+    The headline's numbers also count as such ("^2"): a number in one headline and another
+    in the other is a disagreement even when a lead mentions both."""
     tokens: set[str] = set()
-    for word in _TOKEN.findall(folded):
-        if word[0].isdigit():
-            tokens.add(word.translate(_SEPARATORS))
-        elif unspaced(word):
-            tokens.update(word[i:i + 2] for i in range(max(1, len(word) - 1)))
+    _tokens(fold(headline(title, skip)), tokens, HEADLINE)
+    _tokens(fold(lead_of(text, skip)), tokens, "")
+    return frozenset(tokens)
+
+
+def _tokens(folded: str, tokens: set[str], number_mark: str) -> None:
+    for word in _WORD.findall(_IN_NUMBER.sub("", folded)):
+        if unspaced(word):  # digits apart, the rest in bigrams
+            for piece in _DIGITS.findall(word):
+                if piece[0].isdigit():
+                    _number(piece, tokens, number_mark)
+                else:
+                    tokens.update(piece[i:i + 2] for i in range(max(1, len(piece) - 1)))
+        elif number_mark and word in _NUMBER_WORDS:
+            _number(_NUMBER_WORDS[word], tokens, number_mark)
+        elif not word.isalpha():  # a number, or a name with one: "v201605", "e3"
+            _number(word, tokens, number_mark)
         elif word not in _STOP and len(word) > 1:
             tokens.add(word)
-    return frozenset(tokens)
+
+
+def _number(number: str, tokens: set[str], number_mark: str) -> None:
+    tokens.add(number)
+    if number_mark:
+        tokens.add(number_mark + number)
 
 
 def signature_text(tokens: frozenset[str]) -> str:
@@ -92,22 +136,22 @@ def signature_text(tokens: frozenset[str]) -> str:
 
 
 def marked(token: str) -> bool:
-    """A number (an amount, a version, an episode, a date): two reports of one event agree on
-    most of them, and one differing on both sides tells two events apart."""
-    return token[0].isdigit()
-
-
-def similarity(a: frozenset[str], b: frozenset[str]) -> float:
-    """The overlap coefficient, with each pair of differing numbers counted against it."""
-    if len(a) < MIN_TOKENS or len(b) < MIN_TOKENS:
-        return 0.0
-    return len(a & b) / (min(len(a), len(b)) + conflicts(a, b))
+    """A number (an amount, a version, an episode, a date), or a headline's number."""
+    return not token.isalpha()
 
 
 def conflicts(a: frozenset[str], b: frozenset[str]) -> int:
     """Numbers of each side that the other lacks, paired off: a number on one side only is
-    detail one outlet gave, one on each side is a disagreement."""
+    detail one outlet gave; one on each side is a disagreement ("After Hours 9" and "After
+    Hours 1", v201605 and v201603, a rate of 4% and of 3.75%)."""
     return min(sum(map(marked, a - b)), sum(map(marked, b - a)))
+
+
+def similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    """The overlap coefficient |A ∩ B| / min(|A|, |B|), or 0 when the numbers disagree."""
+    if len(a) < MIN_TOKENS or len(b) < MIN_TOKENS or conflicts(a, b):
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
 
 
 def same_story(
@@ -117,9 +161,7 @@ def same_story(
     published further apart than `WINDOW` (a yearly post that repeats last year's words)."""
     if apart is not None and abs(apart) > WINDOW:
         return False
-    if same_source:
-        return conflicts(a, b) == 0 and similarity(a, b) >= SAME_SOURCE_THRESHOLD
-    return similarity(a, b) >= THRESHOLD
+    return similarity(a, b) >= (SAME_SOURCE_THRESHOLD if same_source else THRESHOLD)
 
 
 def overlap(a: frozenset[str], b: frozenset[str]) -> float:
@@ -208,18 +250,17 @@ class StoryIndex:
         if not candidates.size:
             return None
         sizes = self.sizes[candidates]
+        scores = counts[candidates] / np.minimum(len(tokens), sizes)  # similarity()
+        scores[sizes < MIN_TOKENS] = 0.0
         numbers = [token for token in tokens if marked(token)]
-        if numbers:  # differing numbers: each side's not shared, paired off (conflicts())
+        if numbers:  # each side's numbers the other lacks, paired off (conflicts())
             shared = b"".join(filter(None, map(self.by_token.get, numbers)))
             common = np.bincount(np.frombuffer(shared, dtype=np.int32),
                                  minlength=len(counts))[candidates] if shared else 0
-            differ = np.minimum(len(numbers) - common, self.numbers[candidates] - common)
-        else:
-            differ = np.zeros_like(sizes)
-        scores = counts[candidates] / (np.minimum(len(tokens), sizes) + differ)  # similarity()
-        scores[sizes < MIN_TOKENS] = 0.0
-        mine = (self.sources[candidates] == source) if source else np.zeros(sizes.shape, bool)
-        scores[mine & ((differ > 0) | (scores < SAME_SOURCE_THRESHOLD))] = 0.0
+            differ = (len(numbers) > common) & (self.numbers[candidates] > common)
+            scores[differ] = 0.0
+        if source:
+            scores[(self.sources[candidates] == source) & (scores < SAME_SOURCE_THRESHOLD)] = 0.0
         if published:
             when = self.published[candidates]
             scores[(when > 0) & (np.abs(when - published) > WINDOW_HOURS)] = 0.0
