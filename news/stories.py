@@ -72,7 +72,7 @@ def boilerplate(texts: Iterable[str], titles: Iterable[str] = ()) -> frozenset[s
     seen: Counter[str] = Counter()
     for text in texts:
         seen.update({_key(s) for s in first_sentences(text, LEAD_SENTENCES)})
-    seen.update({_key(prefix) for title in titles if (prefix := _prefix(title))})
+    seen.update(_key(prefix) for title in titles if (prefix := _prefix(title)))
     return frozenset(key for key, count in seen.items() if count > 1)
 
 
