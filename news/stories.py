@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from news.text import first_sentences
+from news.text import first_sentence, first_sentences
 from news.topics import fold, unspaced
 
 if TYPE_CHECKING:  # news.items derives each draft's signature from this module
@@ -92,8 +92,10 @@ def headline(title: str, skip: frozenset[str] = frozenset()) -> str:
 
 def lead_of(text: str, skip: frozenset[str] = frozenset()) -> str:
     """The first sentence that is not boilerplate, among the first `LEAD_SENTENCES`."""
+    if not skip:
+        return first_sentence(text)
     for sentence in first_sentences(text, LEAD_SENTENCES):
-        if not skip or _key(sentence) not in skip:
+        if _key(sentence) not in skip:
             return sentence
     return ""
 
@@ -109,7 +111,12 @@ def signature(title: str, text: str, skip: frozenset[str] = frozenset()) -> froz
 
 
 def _tokens(folded: str, tokens: set[str], number_mark: str) -> None:
-    for word in _WORD.findall(_IN_NUMBER.sub("", folded)):
+    words = _WORD.findall(_IN_NUMBER.sub("", folded))
+    if not unspaced(folded):  # the common case, kept to one pass in C
+        tokens.update(w for w in words if w.isalpha() and len(w) > 1 and w not in _STOP
+                      and not (number_mark and w in _NUMBER_WORDS))
+        words = [w for w in words if not w.isalpha() or (number_mark and w in _NUMBER_WORDS)]
+    for word in words:
         if unspaced(word):  # digits apart, the rest in bigrams
             for piece in _DIGITS.findall(word):
                 if piece[0].isdigit():
