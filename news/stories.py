@@ -1,19 +1,20 @@
 """items -> stories: the same event reported by several sources becomes one story.
 
 Near-duplicate detection on the normalized headline and lead: each is reduced to a set of
-tokens (words in spaced scripts, character bigrams in CJK and Thai, numbers whole) and two
-items are the same story when `similarity` reaches `THRESHOLD`, or `SAME_SOURCE_THRESHOLD`
-with no differing number when both come from one source. The similarity is the overlap
-coefficient |A ∩ B| / min(|A|, |B|), with every differing number on both sides (a version, an
-episode, an amount, a date) added to the denominator: "After Hours 9" is not "After Hours 1".
-The lead is the first sentence that is not boilerplate: a sentence that recurs across one
-feed's entries ("Comments", "Welcome to Typepad 101!") says nothing about the event.
-Feedly merges at about 85% content overlap over whole articles; headlines and leads are short
-and rephrased by each outlet, so the bar across sources is lower (0.6); one source does not
-report one event twice in other words, except aggregators, so within a source it is higher.
-Signatures of fewer than `MIN_TOKENS` tokens never merge. It works within one language (or
-across languages that share names and numbers); cross-language pairs need a translation step.
-tests/fixtures/story_pairs.json holds the labelled pairs these figures were chosen on.
+tokens (words in spaced scripts, character bigrams in CJK and Thai, numbers whole, a headline's
+numbers also marked as such) and two items are the same story when `similarity`, the overlap
+coefficient |A ∩ B| / min(|A|, |B|), reaches `THRESHOLD`, or `SAME_SOURCE_THRESHOLD` when both
+come from one source. Numbers count against a merge: when each side has one the other lacks
+("After Hours 9" and "After Hours 1", v201605 and v201603) the similarity is 0. The lead is the
+first sentence that is not boilerplate, and a headline's kicker is dropped when it is: what
+recurs across one feed's entries ("Comments", "Show HN:") says nothing about the event. Items
+published further apart than `WINDOW` never merge. Feedly merges at about 85% content overlap
+over whole articles; headlines and leads are short and rephrased by each outlet, so the bar
+across sources is lower (0.6); one source reports one event twice only when it aggregates, so
+within a source it is higher. Signatures of fewer than `MIN_TOKENS` tokens never merge. It
+works within one language (or across languages that share names and numbers); cross-language
+pairs need a translation step. tests/fixtures/story_pairs.json holds the labelled pairs these
+rules are held to (README, "One story per event").
 """
 
 from __future__ import annotations
