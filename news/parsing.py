@@ -19,10 +19,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from news.feeds import NotAFeed, ParsedFeed, parse_feed
 from news.items import ItemDraft, normalize
+from news.stories import boilerplate
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,11 @@ class ReadFeed:
 
 
 def drafts_of(feed: ParsedFeed, url: str) -> list[ItemDraft]:
-    return [draft for entry in feed.entries if (draft := normalize(entry, url)) is not None]
+    """The feed's entries as drafts, each told which leads recur across the feed (their story
+    signatures skip those: news.stories.boilerplate)."""
+    drafts = [draft for entry in feed.entries if (draft := normalize(entry, url)) is not None]
+    skip = boilerplate((draft.summary for draft in drafts), (draft.title for draft in drafts))
+    return [replace(draft, boilerplate=skip) for draft in drafts] if skip else drafts
 
 
 def read_feed(body: bytes, url: str) -> ReadFeed:

@@ -97,7 +97,7 @@ def store_drafts(
              else items.unseen(session=session, source_id=source_id, drafts=drafts))
     by_link = items.stories_for_links(session=session, links={d.link for d in fresh if d.link},
                                       since=utcnow() - STORY_WINDOW)
-    placement = clusters.place(fresh, by_link)
+    placement = clusters.place(fresh, by_link, source_id)
     stored = items.store(session=session, source_id=source_id, source_name=source_name,
                          placement=placement)
     clusters.settle(placement.keys, [story.id for story in stored.new])

@@ -1,19 +1,27 @@
 """items -> stories: the same event reported by several sources becomes one story.
 
 Near-duplicate detection on the normalized headline and lead: each is reduced to a set of
-tokens (words in spaced scripts, character bigrams in CJK and Thai) and two items are the same
-story when the overlap coefficient |A ∩ B| / min(|A|, |B|) of their signatures reaches
-`THRESHOLD`. Feedly merges at about 85% content overlap over whole articles; headlines and
-leads are short and rephrased by each outlet, so the bar here is lower (0.6), and signatures
-of fewer than `MIN_TOKENS` tokens never merge. It works within one language (or across
-languages that share names and numbers); cross-language pairs need a translation step.
+tokens (words in spaced scripts, character bigrams in CJK and Thai, numbers whole, a headline's
+numbers also marked as such) and two items are the same story when `similarity`, the overlap
+coefficient |A ∩ B| / min(|A|, |B|), reaches `THRESHOLD`, or `SAME_SOURCE_THRESHOLD` when both
+come from one source. Numbers count against a merge: when each side has one the other lacks
+("After Hours 9" and "After Hours 1", v201605 and v201603) the similarity is 0. The lead is the
+first sentence that is not boilerplate, and a headline's kicker is dropped when it is: what
+recurs across one feed's entries ("Comments", "Show HN:") says nothing about the event. Items
+published further apart than `WINDOW` never merge. Feedly merges at about 85% content overlap
+over whole articles; headlines and leads are short and rephrased by each outlet, so the bar
+across sources is lower (0.6); one source reports one event twice only when it aggregates, so
+within a source it is higher. Signatures of fewer than `MIN_TOKENS` tokens never merge. It
+works within one language (or across languages that share names and numbers); cross-language
+pairs need a translation step. tests/fixtures/story_pairs.json holds the labelled pairs these
+rules are held to (README, "One story per event").
 """
 
 from __future__ import annotations
 
 import re
 from array import array
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,16 +30,31 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from news.text import first_sentence
+from news.text import first_sentence, first_sentences
 from news.topics import fold, unspaced
 
 if TYPE_CHECKING:  # news.items derives each draft's signature from this module
     from news.items import ItemDraft
 
-THRESHOLD = 0.6
+THRESHOLD = 0.6  # items of two sources
+SAME_SOURCE_THRESHOLD = 0.8  # items of one source, which must also agree on every number
 MIN_TOKENS = 5
+WINDOW = timedelta(hours=48)  # stories this old leave the index; items this far apart never merge
+WINDOW_HOURS = WINDOW // timedelta(hours=1)
 MIN_SHARED = ceil(THRESHOLD * MIN_TOKENS)  # fewer shared tokens never reach the threshold
+HEADLINE = "^"  # marks a headline's numbers, which are also tokens as they are
+LEAD_SENTENCES = 3  # the lead is the first of these that is not boilerplate
 _WORD = re.compile(r"\w+")
+_IN_NUMBER = re.compile(r"(?<=\d)[.,](?=\d)")  # "1,500" and "5.25" are one token each
+_DIGITS = re.compile(r"\d+|\D+")
+_KICKER = re.compile(r":\s|\s[-–—|]\s")
+# Numbers written out, read as numbers in headlines ("Day Two", "Part Deux"); not in leads,
+# where "one of" is no count.
+_NUMBER_WORDS = {word: str(value) for words in (
+    "zero one two three four five six seven eight nine ten eleven twelve",
+    "zéro un deux trois quatre cinq six sept huit neuf dix onze douze",
+) for value, word in enumerate(words.split())}
+del _NUMBER_WORDS["un"]  # French for "a"
 _STOP = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was "
     "were will with de la le les des du et en un une el los las y del der die das und von zu "
@@ -39,16 +62,80 @@ _STOP = frozenset(
 )
 
 
-def signature(title: str, text: str) -> frozenset[str]:
-    """Tokens of the headline and the first sentence of the text."""
-    folded = fold(f"{title} {first_sentence(text)}")
+def _key(sentence: str) -> str:
+    return fold(sentence)
+
+
+def boilerplate(texts: Iterable[str], titles: Iterable[str] = ()) -> frozenset[str]:
+    """Leading sentences and headline prefixes that recur across one feed's entries (folded):
+    a link text such as "Comments", a show's tagline, "Show HN:". They say nothing about the
+    event, so signatures skip them."""
+    seen: Counter[str] = Counter()
+    for text in texts:
+        seen.update({_key(s) for s in first_sentences(text, LEAD_SENTENCES)})
+    seen.update(_key(prefix) for title in titles if (prefix := _prefix(title)))
+    return frozenset(key for key, count in seen.items() if count > 1)
+
+
+def _prefix(title: str) -> str:
+    """A headline's kicker: the text before its first ": ", " - ", " – " or " | "."""
+    match = _KICKER.search(title)
+    return title[:match.start()] if match else ""
+
+
+def headline(title: str, skip: frozenset[str] = frozenset()) -> str:
+    """The headline without a kicker that recurs across the feed."""
+    match = _KICKER.search(title) if skip else None
+    if match and _key(title[:match.start()]) in skip:
+        return title[match.end():]
+    return title
+
+
+def lead_of(text: str, skip: frozenset[str] = frozenset()) -> str:
+    """The first sentence that is not boilerplate, among the first `LEAD_SENTENCES`."""
+    if not skip:
+        return first_sentence(text)
+    for sentence in first_sentences(text, LEAD_SENTENCES):
+        if _key(sentence) not in skip:
+            return sentence
+    return ""
+
+
+def signature(title: str, text: str, skip: frozenset[str] = frozenset()) -> frozenset[str]:
+    """Tokens of the headline and the lead, the first sentence of the text not in `skip`.
+    The headline's numbers also count as such ("^2"): a number in one headline and another
+    in the other is a disagreement even when a lead mentions both."""
     tokens: set[str] = set()
-    for word in _WORD.findall(folded):
-        if unspaced(word):
-            tokens.update(word[i:i + 2] for i in range(max(1, len(word) - 1)))
+    _tokens(fold(headline(title, skip)), tokens, HEADLINE)
+    _tokens(fold(lead_of(text, skip)), tokens, "")
+    return frozenset(tokens)
+
+
+def _tokens(folded: str, tokens: set[str], number_mark: str) -> None:
+    words = _WORD.findall(_IN_NUMBER.sub("", folded))
+    if not unspaced(folded):  # the common case, kept to one pass in C
+        tokens.update(w for w in words if w.isalpha() and len(w) > 1 and w not in _STOP
+                      and not (number_mark and w in _NUMBER_WORDS))
+        words = [w for w in words if not w.isalpha() or (number_mark and w in _NUMBER_WORDS)]
+    for word in words:
+        if unspaced(word):  # digits apart, the rest in bigrams
+            for piece in _DIGITS.findall(word):
+                if piece[0].isdigit():
+                    _number(piece, tokens, number_mark)
+                else:
+                    tokens.update(piece[i:i + 2] for i in range(max(1, len(piece) - 1)))
+        elif number_mark and word in _NUMBER_WORDS:
+            _number(_NUMBER_WORDS[word], tokens, number_mark)
+        elif not word.isalpha():  # a number, or a name with one: "v201605", "e3"
+            _number(word, tokens, number_mark)
         elif word not in _STOP and len(word) > 1:
             tokens.add(word)
-    return frozenset(tokens)
+
+
+def _number(number: str, tokens: set[str], number_mark: str) -> None:
+    tokens.add(number)
+    if number_mark:
+        tokens.add(number_mark + number)
 
 
 def signature_text(tokens: frozenset[str]) -> str:
@@ -56,10 +143,45 @@ def signature_text(tokens: frozenset[str]) -> str:
     return " ".join(sorted(tokens))
 
 
+def marked(token: str) -> bool:
+    """A number (an amount, a version, an episode, a date), or a headline's number."""
+    return not token.isalpha()
+
+
+def conflicts(a: frozenset[str], b: frozenset[str]) -> int:
+    """Numbers of each side that the other lacks, paired off: a number on one side only is
+    detail one outlet gave; one on each side is a disagreement ("After Hours 9" and "After
+    Hours 1", v201605 and v201603, a rate of 4% and of 3.75%)."""
+    return min(sum(map(marked, a - b)), sum(map(marked, b - a)))
+
+
+def similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    """The overlap coefficient |A ∩ B| / min(|A|, |B|), or 0 when the numbers disagree."""
+    if len(a) < MIN_TOKENS or len(b) < MIN_TOKENS or conflicts(a, b):
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
+
+
+def same_story(
+    a: frozenset[str], b: frozenset[str], same_source: bool = False, apart: timedelta | None = None
+) -> bool:
+    """Whether two signatures are one event: stricter within one source, and never for items
+    published further apart than `WINDOW` (a yearly post that repeats last year's words)."""
+    if apart is not None and abs(apart) > WINDOW:
+        return False
+    return similarity(a, b) >= (SAME_SOURCE_THRESHOLD if same_source else THRESHOLD)
+
+
 def overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    """The plain overlap coefficient (the similarity before numbers counted against it)."""
     if len(a) < MIN_TOKENS or len(b) < MIN_TOKENS:
         return 0.0
     return len(a & b) / min(len(a), len(b))
+
+
+def hours(moment: datetime | None) -> int:
+    """A publication time as the index keeps it: whole hours since 1970, 0 when unknown."""
+    return max(1, int(moment.timestamp()) // 3600) if moment is not None else 0
 
 
 class StoryIndex:
@@ -69,6 +191,8 @@ class StoryIndex:
     of a thousand feeds makes fifty thousand), and each of its ~30 tokens is shared by dozens
     of them. So stories live in dense slots, each token's postings are an int32 array, and
     the shared tokens are counted by numpy's bincount: four times cheaper than a Counter.
+    Each slot also keeps what `same_story` (the function) weighs besides the tokens: how many
+    numbers the signature holds, its source and when its item was published.
     """
 
     def __init__(self) -> None:
@@ -77,18 +201,27 @@ class StoryIndex:
         self.key_of: list[int] = []
         self.free: list[int] = []
         self.sizes = np.zeros(1024, dtype=np.int32)  # signature size by slot
+        self.numbers = np.zeros(1024, dtype=np.int32)  # marked tokens by slot
+        self.sources = np.zeros(1024, dtype=np.int32)  # source id by slot, 0 when unknown
+        self.published = np.zeros(1024, dtype=np.int32)  # hours() by slot
         self.by_token: dict[str, array[int]] = {}
 
-    def add(self, key: int, signature: str) -> None:
+    def add(self, key: int, signature: str, source: int = 0, published: int = 0) -> None:
         tokens = signature.split()
         slot = self.free.pop() if self.free else len(self.key_of)
         if slot == len(self.key_of):
             self.key_of.append(key)
             if slot == len(self.sizes):
-                self.sizes = np.concatenate([self.sizes, np.zeros_like(self.sizes)])
+                grow = len(self.sizes)
+                self.sizes, self.numbers, self.sources, self.published = (
+                    np.concatenate([column, np.zeros(grow, dtype=np.int32)])
+                    for column in (self.sizes, self.numbers, self.sources, self.published))
         else:
             self.key_of[slot] = key
         self.sizes[slot] = len(tokens)
+        self.numbers[slot] = sum(map(marked, tokens))
+        self.sources[slot] = source
+        self.published[slot] = published
         self.slot_of[key] = slot
         self.signatures[key] = signature
         for token in tokens:
@@ -109,8 +242,8 @@ class StoryIndex:
                     del self.by_token[token]
             self.free.append(slot)
 
-    def same_story(self, signature: str) -> int | None:
-        """The most similar recent story at or above the threshold, if any."""
+    def same_story(self, signature: str, source: int = 0, published: int = 0) -> int | None:
+        """The most similar recent story that `same_story` (the function) would merge, if any."""
         tokens = signature.split()
         if len(tokens) < MIN_TOKENS:
             return None
@@ -125,10 +258,26 @@ class StoryIndex:
         if not candidates.size:
             return None
         sizes = self.sizes[candidates]
-        scores = counts[candidates] / np.minimum(len(tokens), sizes)  # overlap(), from counts
+        scores = counts[candidates] / np.minimum(len(tokens), sizes)  # similarity()
         scores[sizes < MIN_TOKENS] = 0.0
+        numbers = [token for token in tokens if marked(token)]
+        if numbers:  # each side's numbers the other lacks, paired off (conflicts())
+            shared = b"".join(filter(None, map(self.by_token.get, numbers)))
+            common = np.bincount(np.frombuffer(shared, dtype=np.int32),
+                                 minlength=len(counts))[candidates] if shared else 0
+            differ = (len(numbers) > common) & (self.numbers[candidates] > common)
+            scores[differ] = 0.0
+        if source:
+            scores[(self.sources[candidates] == source) & (scores < SAME_SOURCE_THRESHOLD)] = 0.0
+        if published:
+            when = self.published[candidates]
+            scores[(when > 0) & (np.abs(when - published) > WINDOW_HOURS)] = 0.0
         best = int(np.argmax(scores))
         return self.key_of[candidates[best]] if scores[best] >= THRESHOLD else None
+
+
+# A stored story as the index loads it: id, signature, created, its first item's source and date
+StoredStory = tuple[int, str, datetime, int | None, datetime | None]
 
 
 @dataclass
@@ -144,7 +293,7 @@ class Placement:
 class Clusters:
     """The story index of the last `window`, kept in memory and topped up from the database."""
 
-    def __init__(self, window: timedelta = timedelta(hours=48)) -> None:
+    def __init__(self, window: timedelta = WINDOW) -> None:
         self.window = window
         self.reset()
 
@@ -157,31 +306,35 @@ class Clusters:
         self.last_id = 0
         self.next_key = -1
 
-    def load(self, rows: Iterable[tuple[int, str, datetime]], now: datetime) -> None:
+    def load(self, rows: Iterable[StoredStory], now: datetime) -> None:
         """Add stories stored since the last load (by any process) and forget expired ones."""
-        for story_id, text, created in rows:
-            self.remember(story_id, text, created)
+        for story_id, text, created, source, published in rows:
+            self.remember(story_id, text, created, source, published)
         cutoff = now - self.window
         while self.expiry and self.expiry[0][0] < cutoff:
             _, key = self.expiry.popleft()
             self.index.forget([key])
             self.story_of.pop(key, None)
 
-    def same_story(self, draft: ItemDraft) -> int | None:
-        key = self.index.same_story(draft.signature)
+    def same_story(self, draft: ItemDraft, source: int = 0) -> int | None:
+        key = self.index.same_story(draft.signature, source, hours(draft.published_at))
         return key if key is None or key > 0 else self.story_of.get(key)
 
-    def place(self, drafts: Iterable[ItemDraft], by_link: Mapping[str, int]) -> Placement:
+    def place(
+        self, drafts: Iterable[ItemDraft], by_link: Mapping[str, int], source: int = 0
+    ) -> Placement:
         """Same link or same headline and lead as a recent story joins it; the rest make new
         stories, batch-mates alike sharing one. New stories enter the index at once (under
-        keys that `settle` ties to their ids), so batch-mates find them like any other."""
+        keys that `settle` ties to their ids), so batch-mates find them like any other.
+        `source` is the drafts' source id, against which stories of that source need more."""
         placement = Placement()
         groups_by_key, groups_by_link = dict[int, int](), dict[str, int]()
         for draft in drafts:
             story_id = by_link.get(draft.link) if draft.link else None
             group = groups_by_link.get(draft.link) if draft.link else None
             if story_id is None and group is None:
-                key = self.index.same_story(draft.signature)
+                published = hours(draft.published_at)
+                key = self.index.same_story(draft.signature, source, published)
                 if key is not None and key in groups_by_key:
                     group = groups_by_key[key]
                 elif key is not None:
@@ -192,7 +345,7 @@ class Clusters:
             if group is None:
                 group, key = len(placement.groups), self.next_key
                 self.next_key -= 1
-                self.index.add(key, draft.signature)
+                self.index.add(key, draft.signature, source, hours(draft.published_at))
                 groups_by_key[key] = group
                 placement.groups.append([])
                 placement.keys.append(key)
@@ -209,8 +362,12 @@ class Clusters:
             self.expiry.append((now, key))
             self.last_id = max(self.last_id, story_id)
 
-    def remember(self, story_id: int, signature: str, created: datetime | None = None) -> None:
-        """A story stored by another ingest or process, from its stored signature."""
-        self.index.add(story_id, signature)
+    def remember(
+        self, story_id: int, signature: str, created: datetime | None = None,
+        source: int | None = None, published: datetime | None = None,
+    ) -> None:
+        """A story stored by another ingest or process, from its stored signature and its first
+        item's source and date."""
+        self.index.add(story_id, signature, source or 0, hours(published))
         self.expiry.append((created or datetime.now(UTC), story_id))
         self.last_id = max(self.last_id, story_id)

@@ -85,6 +85,11 @@ def first_sentence(text: str) -> str:
     return next(_sentences(text), "")
 
 
+def first_sentences(text: str, count: int) -> list[str]:
+    """sentences(text)[:count], splitting no further."""
+    return list(islice(_sentences(text), count))
+
+
 def has_sentences(text: str, count: int) -> bool:
     """len(sentences(text)) >= count, stopping at the count."""
     return count <= 0 or next(islice(_sentences(text), count - 1, None), None) is not None

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Table, insert, or_
+from sqlalchemy import Table, func, insert, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from news.items import ItemDraft
-from news.stories import Placement
+from news.stories import Placement, StoredStory
 from storage.models import Item, Story, utcnow
 
 ITEMS: Table = Item.__table__  # type: ignore[attr-defined]
@@ -101,14 +102,20 @@ def story_for_link(*, session: Session, link: str, since: datetime) -> int | Non
 
 def signatures_since(
     *, session: Session, since: datetime, after_id: int
-) -> list[tuple[int, str, datetime]]:
-    """Stories created since `since` with an id above `after_id`, for the story index."""
+) -> list[StoredStory]:
+    """Stories created since `since` with an id above `after_id`, for the story index, with
+    their first item's source and date (news.stories weighs both)."""
+    first = (sa_select(func.min(ITEMS.c.id)).where(ITEMS.c.story_id == STORIES.c.id)
+             .correlate(STORIES).scalar_subquery())
     statement = (
-        select(Story.id, Story.signature, Story.created_at)
-        .where(col(Story.created_at) >= since, col(Story.id) > after_id)
-        .order_by(col(Story.id))
+        sa_select(STORIES.c.id, STORIES.c.signature, STORIES.c.created_at, ITEMS.c.source_id,
+                  ITEMS.c.published_at)
+        .outerjoin(ITEMS, ITEMS.c.id == first)
+        .where(STORIES.c.created_at >= since, STORIES.c.id > after_id)
+        .order_by(STORIES.c.id)
     )
-    return [(story_id or 0, sig, created) for story_id, sig, created in session.exec(statement)]
+    return [(story_id, sig, created, source, published)
+            for story_id, sig, created, source, published in session.execute(statement)]
 
 
 def of_story(*, session: Session, story_id: int) -> list[Item]:
