@@ -80,10 +80,10 @@ async def addsource(update: Update, context: Context) -> None:
             await reply(update, context, language, "addsource.exists_feed", url=checked.url)
             return
     title = name.strip() or checked.feed.title or checked.url
-    source_id, _ = add_source(svc.engine, checked, title, svc.poll_interval_seconds)
+    source_id, tracked = add_source(svc.engine, checked, title, svc.poll_interval_seconds)
     key = "addsource.done_discovered" if checked.discovered else "addsource.done"
     await reply(update, context, language, key, id=source_id, url=checked.url, title=title,
-                entries=len(checked.feed.entries), interval=svc.poll_interval_seconds)
+                entries=tracked, interval=svc.poll_interval_seconds)
 
 
 def _status(context: Context, language: str, source: Source) -> str:

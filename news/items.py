@@ -57,14 +57,15 @@ class ItemDraft:
 
 
 def clean_link(link: str) -> str:
-    """Drop tracking parameters and fragments so one article has one link."""
+    """Drop tracking parameters so one article has one link; the fragment stays, since posts
+    of a day's page (`…/24.html#a100632`) are told apart by it alone."""
     parts = urlsplit(link.strip())
     query = [
         (key, value)
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
         if key.lower() not in _TRACKING_KEYS and not key.lower().startswith(_TRACKING_PREFIXES)
     ]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def _published(entry: dict[str, Any]) -> datetime | None:

@@ -33,7 +33,7 @@ FEED = "https://news.example.test/feeds/tech.xml"
         (
             "https://www.reuters.com/technology/softbank-pledges/?utm_source=twitter"
             "&utm_medium=social#comments",
-            "https://www.reuters.com/technology/softbank-pledges/",
+            "https://www.reuters.com/technology/softbank-pledges/#comments",
         ),
         (
             "https://www.lemonde.fr/economie/article/2025/05/06/softbank.html?xtor=RSS-3208"
@@ -52,7 +52,10 @@ FEED = "https://news.example.test/feeds/tech.xml"
             "https://example.com/a?yclid=1&igshid=2&ocid=3&cmpid=4&ref=5&fbclid=6",
             "https://example.com/a",
         ),
-        ("https://example.com/page#section-2", "https://example.com/page"),
+        # the fragment stays: Scripting News tells a day's posts apart by it alone
+        ("https://example.com/page#section-2", "https://example.com/page#section-2"),
+        ("http://scripting.com/2017/06/24.html?utm_source=rss#a100632",
+         "http://scripting.com/2017/06/24.html#a100632"),
         ("  https://example.com/a?id=1  ", "https://example.com/a?id=1"),
         ("https://example.com/a?q=a+b&utm_medium=y", "https://example.com/a?q=a+b"),
         ("https://example.com/a?x=%2F&y=", "https://example.com/a?x=%2F&y="),
@@ -85,7 +88,7 @@ def test_guid_falls_back_to_the_cleaned_link(entry_id: str | None) -> None:
     entry = {"id": entry_id, "link": "/2025/softbank.html?utm_source=rss#top", "title": "SoftBank"}
     draft = normalize(entry, FEED)
     assert draft is not None
-    assert draft.link == "https://news.example.test/2025/softbank.html"
+    assert draft.link == "https://news.example.test/2025/softbank.html#top"
     assert draft.guid == draft.link
 
 
