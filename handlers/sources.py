@@ -72,8 +72,8 @@ async def addsource(update: Update, context: Context) -> None:
     except FetchError as error:
         await reply(update, context, language, f"fetch.error.{error.code}", detail=error.detail)
         return
-    except NotAFeed:
-        await reply(update, context, language, "fetch.error.not_a_feed")
+    except NotAFeed as error:
+        await reply(update, context, language, f"fetch.error.{error.code}", detail=error.detail)
         return
     with session_scope(svc.engine) as session:
         if sources.by_url(session=session, url=checked.url) is not None:

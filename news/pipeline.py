@@ -254,7 +254,7 @@ def ingest_each(engine: Engine, outcomes: Sequence[Outcome]) -> Sequence[int | E
 
 def failed(engine: Engine, source: DueSource, error: FetchError | NotAFeed) -> bool:
     """Record the failure; True when it paused the source."""
-    code, detail = ("not_a_feed", "") if isinstance(error, NotAFeed) else (error.code, error.detail)
+    code, detail = error.code, error.detail
     retry_after = error.retry_after if isinstance(error, FetchError) else 0
     with session_scope(engine) as session:
         return sources.record_failure(session=session, source_id=source.id, code=code,
