@@ -14,6 +14,8 @@ from urllib.parse import urljoin
 
 import feedparser
 
+import news.dates  # noqa: F401  (registers the date readers feedparser lacks)
+
 # JSON Feed's versions, as feeds write them: many were written before the spec's site moved
 # to https, and some end with a slash.
 JSON_FEED_VERSIONS = frozenset(f"{scheme}://jsonfeed.org/version/{number}"

@@ -375,7 +375,7 @@ def story_text(engine: Engine, story_id: int) -> StoryText:
         story_items = items.of_story(session=session, story_id=story_id)
     first = story_items[0]
     return StoryText(title=first.title, text=first.summary, source_count=len(story_items),
-                     published=first.published_at)
+                     published=first.published_at or first.fetched_at)  # as alerts show it
 
 
 @dataclass(frozen=True)

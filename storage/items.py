@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urldefrag
 
 from sqlalchemy import Table, func, insert, or_, update
@@ -17,6 +17,7 @@ from storage.models import Item, Source, Story, utcnow
 ITEMS: Table = Item.__table__  # type: ignore[attr-defined]
 STORIES: Table = Story.__table__  # type: ignore[attr-defined]
 SOURCES: Table = Source.__table__  # type: ignore[attr-defined]
+FUTURE_SLACK = timedelta(days=1)  # clocks and zones disagree; beyond this a date is wrong
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,13 @@ def seen_before_upgrade(
                  or d.content_hash in known_hashes)]
 
 
+def published(draft: ItemDraft, now: datetime) -> datetime:
+    """The date an item is shown with and judged by: its own, unless it has none or it lies
+    more than a day ahead (a wrong zone, a typo), where the time it was first seen is."""
+    when = draft.published_at
+    return when if when is not None and when <= now + FUTURE_SLACK else now
+
+
 def store(*, session: Session, source_id: int, source_name: str, placement: Placement) -> Stored:
     """Insert the new stories and every item, each as one multi-row Core statement: the first
     poll of a thousand feeds stores fifty thousand items, and the ORM's per-row bookkeeping
@@ -103,7 +111,7 @@ def store(*, session: Session, source_id: int, source_name: str, placement: Plac
             "source_id": source_id, "source_name": source_name, "story_id": story_id,
             "guid": draft.guid, "link": draft.link, "title": draft.title,
             "summary": draft.summary, "content_hash": draft.content_hash,
-            "published_at": draft.published_at, "fetched_at": now,
+            "published_at": published(draft, now), "fetched_at": now,
         } for draft, story_id in placed])
     stored.items = len(placed)
     for story_id, group in zip(story_ids, placement.groups, strict=True):

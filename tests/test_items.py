@@ -387,3 +387,29 @@ def test_lazy_sentences_agree_with_splitting_the_whole_text() -> None:
         assert first_sentence(sample) == (expected[0] if expected else ""), repr(sample)
         for count in range(5):
             assert has_sentences(sample, count) == (len(expected) >= count), repr(sample)
+
+
+# --- dates feedparser misreads ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2020/1/10 14:33:00", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),  # a Chinese forum
+        ("2020/01/10 14:33:00 +0800", datetime(2020, 1, 10, 6, 33, tzinfo=UTC)),
+        ("2020/1/10 14:33", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),
+        ("2020-01-10 14:33", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),
+        ("2020-01-10 14:33 GMT", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),
+        ("2020-01-10 14:33 +08:00", datetime(2020, 1, 10, 6, 33, tzinfo=UTC)),
+        ("2020-01-10 14:33:05 -0500", datetime(2020, 1, 10, 19, 33, 5, tzinfo=UTC)),
+        ("Fri, 10 Jan 2020 14:33:00 +0800", datetime(2020, 1, 10, 6, 33, tzinfo=UTC)),
+    ],
+)
+def test_numeric_dates_are_read_as_written(written: str, expected: datetime) -> None:
+    """feedparser alone takes `2020/1/10 14:33:00` for the 1st of the current month."""
+    body = ('<?xml version="1.0" encoding="gb2312"?><rss version="2.0"><channel>'
+            "<title>论坛</title><item><title>帖子</title><link>http://bbs.test/1</link>"
+            f"<pubDate>{written}</pubDate></item></channel></rss>")
+    feed = parse_feed(body.encode("gb2312"))
+    draft = normalize(feed.entries[0], FEED)
+    assert draft is not None and draft.published_at == expected

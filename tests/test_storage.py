@@ -13,7 +13,7 @@ from sqlmodel import select
 from news.briefs import Brief, Written
 from news.fetch import Fetched
 from news.items import ItemDraft, normalize
-from news.pipeline import Outcome, ingest, ingest_all, ingest_each
+from news.pipeline import Outcome, ingest, ingest_all, ingest_each, story_text
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
 from storage.models import Delivery, Item, utcnow
@@ -327,3 +327,20 @@ def test_posts_of_one_page_told_apart_by_fragment_are_different_items(engine: En
     with session_scope(engine) as session:
         assert sorted(row.link for row in session.exec(select(Item)).all()) == [
             f"{page}#a1", f"{page}#a2", f"{page}#a3"]
+
+
+@pytest.mark.parametrize(("ahead", "trusted"), [(timedelta(hours=12), True),
+                                                (timedelta(days=3), False), (None, False)])
+def test_a_date_far_ahead_or_missing_is_the_time_first_seen_everywhere(
+    engine: Engine, ahead: timedelta | None, trusted: bool
+) -> None:
+    """More than a day ahead is a wrong date; none is no date: both become the time the item
+    was first seen, and the brief's age judgement uses the date the alert shows."""
+    source = make_source(engine)
+    when = utcnow() + ahead if ahead is not None else None
+    ingest(engine, source, [ItemDraft("f1", "http://news.test/f1", "SoftBank dated ahead",
+                                      "SoftBank dated ahead.", when)])
+    with session_scope(engine) as session:
+        item = session.exec(select(Item)).one()
+    assert item.published_at == (when if trusted else item.fetched_at)
+    assert story_text(engine, item.story_id).published == item.published_at
