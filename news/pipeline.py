@@ -29,6 +29,7 @@ from news.matching import Matcher, Topic
 from news.parsing import FeedReader, drafts_of
 from news.render import SourceRef, Translate, render_brief
 from news.stories import Clusters
+from news.text import without_headline
 from news.workers import Batched, drain
 from storage import briefs, chats, deliveries, items, sources, subscriptions, usage
 from storage.db import session_scope
@@ -374,7 +375,9 @@ def story_text(engine: Engine, story_id: int) -> StoryText:
     with session_scope(engine) as session:
         story_items = items.of_story(session=session, story_id=story_id)
     first = story_items[0]
-    return StoryText(title=first.title, text=first.summary, source_count=len(story_items),
+    # an article page's text opens with its <h1>, some feeds' with the title: said once is enough
+    text = without_headline(first.summary, first.title)
+    return StoryText(title=first.title, text=text, source_count=len(story_items),
                      published=first.published_at or first.fetched_at)  # as alerts show it
 
 

@@ -19,6 +19,7 @@ from news.text import (
     html_to_text,
     lead,
     sentences,
+    without_headline,
 )
 from tests.fakes.feeds import atom, rss
 
@@ -413,3 +414,35 @@ def test_numeric_dates_are_read_as_written(written: str, expected: datetime) -> 
     feed = parse_feed(body.encode("gb2312"))
     draft = normalize(feed.entries[0], FEED)
     assert draft is not None and draft.published_at == expected
+
+
+# --- the headline said once ----------------------------------------------------------------
+
+QUOKKA = "Quokka Selfies & the ‘Smile’ Myth"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # an article page's extracted text opens with its <h1>
+        (f"{QUOKKA}\nFrom the BBC: the quokka is not smiling. It is panting.",
+         "From the BBC: the quokka is not smiling. It is panting."),
+        # the same, with other quotes and a trailing space (a near match)
+        ("Quokka Selfies & the 'Smile' Myth \nFrom the BBC: the quokka is not smiling.",
+         "From the BBC: the quokka is not smiling."),
+        # a feed whose text opens with the title as a sentence of its own
+        ("Quokka selfies and the smile myth. From the BBC: the quokka is panting.",
+         "From the BBC: the quokka is panting."),
+        ("软银承诺向法国数据中心投资100亿美元\n软银周一表示将投资。",
+         "软银周一表示将投资。"),
+        # a lead that merely starts like the headline stays whole
+        ("Quokka selfies are everywhere on Rottnest Island this summer.",
+         "Quokka selfies are everywhere on Rottnest Island this summer."),
+        # text that is only the headline stays
+        (QUOKKA, QUOKKA),
+        ("", ""),
+    ],
+)
+def test_without_headline(text: str, expected: str) -> None:
+    headline = "软银承诺向法国数据中心投资100亿美元" if text.startswith("软银") else QUOKKA
+    assert without_headline(text, headline) == expected

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, inspect
 from sqlmodel import select
 
-from news.briefs import Brief, Written
+from news.briefs import Brief, Written, offline_brief
 from news.fetch import Fetched
 from news.items import ItemDraft, normalize
 from news.pipeline import Outcome, ingest, ingest_all, ingest_each, story_text
@@ -344,3 +344,17 @@ def test_a_date_far_ahead_or_missing_is_the_time_first_seen_everywhere(
         item = session.exec(select(Item)).one()
     assert item.published_at == (when if trusted else item.fetched_at)
     assert story_text(engine, item.story_id).published == item.published_at
+
+
+def test_the_offline_core_point_does_not_repeat_the_headline(engine: Engine) -> None:
+    """An article page's text opens with its <h1>: the brief says the headline once."""
+    source = make_source(engine)
+    title = "Quokka Selfies & the ‘Smile’ Myth"
+    page = (f"{title}\nFrom the BBC: the quokka is not smiling for tourists. It is panting in "
+            "the heat. Rangers ask visitors to keep their distance.")
+    ingest(engine, source, [ItemDraft("q1", "http://news.test/q1", title, page, None)])
+    with session_scope(engine) as session:
+        story_id = session.exec(select(Item)).one().story_id
+    brief = offline_brief(story_text(engine, story_id))
+    assert brief.core_point.startswith("From the BBC: the quokka is not smiling")
+    assert "Myth" not in brief.core_point
