@@ -69,8 +69,9 @@ async def _add_all(
             except FetchError as error:
                 return outline.url, text(context, language, f"fetch.error.{error.code}",
                                          detail=error.detail)
-            except NotAFeed:
-                return outline.url, text(context, language, "fetch.error.not_a_feed")
+            except NotAFeed as error:
+                return outline.url, text(context, language, f"fetch.error.{error.code}",
+                                         detail=error.detail)
         with session_scope(svc.engine) as session:
             if sources.by_url(session=session, url=checked.url) is not None:
                 return outline.url, "exists"

@@ -73,18 +73,18 @@ async def addsource(update: Update, context: Context) -> None:
     except FetchError as error:
         await reply(update, context, language, f"fetch.error.{error.code}", detail=error.detail)
         return
-    except NotAFeed:
-        await reply(update, context, language, "fetch.error.not_a_feed")
+    except NotAFeed as error:
+        await reply(update, context, language, f"fetch.error.{error.code}", detail=error.detail)
         return
     with session_scope(svc.engine) as session:
         if sources.by_url(session=session, url=checked.url) is not None:
             await reply(update, context, language, "addsource.exists_feed", url=checked.url)
             return
     title = clip(name.strip() or checked.feed.title or checked.url, NAME_CHARS)
-    source_id, _ = add_source(svc.engine, checked, title, svc.poll_interval_seconds)
+    source_id, tracked = add_source(svc.engine, checked, title, svc.poll_interval_seconds)
     key = "addsource.done_discovered" if checked.discovered else "addsource.done"
     await reply(update, context, language, key, id=source_id, url=checked.url, title=title,
-                entries=len(checked.feed.entries), interval=svc.poll_interval_seconds)
+                entries=tracked, interval=svc.poll_interval_seconds)
 
 
 def _status(context: Context, language: str, source: Source) -> str:

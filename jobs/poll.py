@@ -36,6 +36,6 @@ def _paused(svc: Services, source: DueSource, stored: str, language: str) -> str
 
 def _stored(error: FetchError | NotAFeed | None) -> str:
     """The error as sources store it ("code|detail")."""
-    if isinstance(error, FetchError):
+    if isinstance(error, FetchError | NotAFeed):
         return f"{error.code}|{error.detail}"
     return "not_a_feed|"

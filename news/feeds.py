@@ -14,13 +14,27 @@ from urllib.parse import urljoin
 
 import feedparser
 
-JSON_FEED_VERSION = "https://jsonfeed.org/version/"
+import news.dates  # noqa: F401  (registers the date readers feedparser lacks)
+
+# JSON Feed's versions, as feeds write them: many were written before the spec's site moved
+# to https, and some end with a slash.
+JSON_FEED_VERSIONS = frozenset(f"{scheme}://jsonfeed.org/version/{number}"
+                               for scheme in ("http", "https") for number in ("1", "1.1"))
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
               "application/json", "application/xml", "text/xml")
 
 
 class NotAFeed(Exception):
-    """The bytes are not a feed we can read."""
+    """The bytes are not a feed we can read (`code` keys the catalogue, fetch.error.<code>)."""
+
+    def __init__(self, message: str, code: str = "not_a_feed", detail: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[NotAFeed], tuple[str, str, str]]:
+        # raised in parser processes (news.parsing): the code must survive pickling
+        return NotAFeed, (str(self), self.code, self.detail)
 
 
 @dataclass(frozen=True)
@@ -68,8 +82,11 @@ def _parse_json_feed(body: bytes) -> ParsedFeed:
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad encodings are ValueError
         raise NotAFeed(f"invalid JSON: {exc}") from exc
     version = document.get("version") if isinstance(document, dict) else None
-    if not isinstance(version, str) or not version.startswith(JSON_FEED_VERSION):
+    if not isinstance(version, str) or "jsonfeed.org/version/" not in version:
         raise NotAFeed("JSON, but not a JSON Feed")
+    if version.strip().rstrip("/") not in JSON_FEED_VERSIONS:
+        raise NotAFeed(f"unknown JSON Feed version {version!r}", "json_feed_version",
+                       version.strip()[:100])
     items = document.get("items")
     if not isinstance(items, list):
         items = []

@@ -60,14 +60,15 @@ class ItemDraft:
 
 
 def clean_link(link: str) -> str:
-    """Drop tracking parameters and fragments so one article has one link."""
+    """Drop tracking parameters so one article has one link; the fragment stays, since posts
+    of a day's page (`…/24.html#a100632`) are told apart by it alone."""
     parts = urlsplit(link.strip())
     query = [
         (key, value)
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
         if key.lower() not in _TRACKING_KEYS and not key.lower().startswith(_TRACKING_PREFIXES)
     ]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def _published(entry: dict[str, Any]) -> datetime | None:
@@ -102,7 +103,7 @@ def normalize(entry: dict[str, Any], feed_url: str) -> ItemDraft | None:
     return ItemDraft(
         guid=guid[:2000],
         link=link,
-        title=clip(title or summary.split("\n")[0], TITLE_CHARS),
+        title=clip(title, TITLE_CHARS) if title else clip(summary.split("\n")[0], 200),
         summary=summary[:20000],
         published_at=_published(entry),
     )

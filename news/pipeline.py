@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from news.matching import Matcher, Topic
 from news.parsing import FeedReader, drafts_of
 from news.render import SourceRef, Translate, render_brief
 from news.stories import Clusters
+from news.text import without_headline
 from news.workers import Batched, drain
 from storage import briefs, chats, deliveries, items, sources, subscriptions, usage
 from storage.db import session_scope
@@ -68,7 +69,6 @@ async def check_feed(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -
 
 CLUSTERS = Clusters()
 CLUSTERS_LOCK = threading.Lock()  # ingests run in worker threads and share the story index
-STORY_WINDOW = CLUSTERS.window  # a link seen within it joins the same story
 
 
 @contextmanager
@@ -92,22 +92,48 @@ def store_drafts(
     session: Session, clusters: Clusters, source_id: int, source_name: str,
     drafts: Sequence[ItemDraft], *, unseen_checked: bool = False,
 ) -> items.Stored:
-    """Unseen drafts join recent stories or start new ones, which the index then learns."""
+    """Unseen drafts join recent stories or start new ones, which the index then learns. Only
+    near-identical text joins a story: entries that share a link (a podcast's home page, a
+    day's page) are different items, and may be different news."""
     fresh = (list(drafts) if unseen_checked
              else items.unseen(session=session, source_id=source_id, drafts=drafts))
-    by_link = items.stories_for_links(session=session, links={d.link for d in fresh if d.link},
-                                      since=utcnow() - STORY_WINDOW)
-    placement = clusters.place(fresh, by_link, source_id)
+    old = items.seen_before_upgrade(session=session, source_id=source_id, drafts=fresh)
+    if old:  # stored, never alerted: Tidings before migration 0008 had taken them as seen
+        _place(session, clusters, source_id, source_name, old)
+        skipped = {id(draft) for draft in old}
+        fresh = [draft for draft in fresh if id(draft) not in skipped]
+    return _place(session, clusters, source_id, source_name, fresh)
+
+
+def _place(session: Session, clusters: Clusters, source_id: int, source_name: str,
+           drafts: Sequence[ItemDraft]) -> items.Stored:
+    # Clusters.place also puts batch-mates that share a link into one story: it is handed
+    # twins of the drafts without their links, so that only their text counts.
+    twins = [_without_link(draft) for draft in drafts]
+    original = {id(twin): draft for twin, draft in zip(twins, drafts, strict=True)}
+    placement = clusters.place(twins, {}, source_id)
+    placement.joins = [(original[id(twin)], story_id) for twin, story_id in placement.joins]
+    placement.groups = [[original[id(twin)] for twin in group] for group in placement.groups]
     stored = items.store(session=session, source_id=source_id, source_name=source_name,
                          placement=placement)
     clusters.settle(placement.keys, [story.id for story in stored.new])
     return stored
 
 
+def _without_link(draft: ItemDraft) -> ItemDraft:
+    """The draft with no link, its signature (derived in a parser process) carried over."""
+    if not draft.link:
+        return draft
+    twin = replace(draft, link="")
+    twin.__dict__["signature"] = draft.signature  # where cached_property keeps it
+    return twin
+
+
 def add_source(
     engine: Engine, checked: CheckedFeed, name: str, interval_seconds: int
 ) -> tuple[int, int]:
-    """Store the source and its current entries as a baseline that is never alerted."""
+    """Store the source and its current entries as a baseline that is never alerted; its id
+    and how many entries it tracks."""
     with clustered(engine) as (session, clusters):
         source = sources.add(session=session, url=checked.url, name=name,
                              interval_seconds=interval_seconds)
@@ -116,7 +142,7 @@ def add_source(
                                last_modified=checked.last_modified)
         stored = store_drafts(session, clusters, source.id, source.name,
                               drafts_of(checked.feed, checked.url))
-        return source.id, len(stored.new)
+        return source.id, stored.items
 
 
 class MatcherCache:
@@ -229,7 +255,7 @@ def ingest_each(engine: Engine, outcomes: Sequence[Outcome]) -> Sequence[int | E
 
 def failed(engine: Engine, source: DueSource, error: FetchError | NotAFeed) -> bool:
     """Record the failure; True when it paused the source."""
-    code, detail = ("not_a_feed", "") if isinstance(error, NotAFeed) else (error.code, error.detail)
+    code, detail = error.code, error.detail
     retry_after = error.retry_after if isinstance(error, FetchError) else 0
     with session_scope(engine) as session:
         return sources.record_failure(session=session, source_id=source.id, code=code,
@@ -350,8 +376,11 @@ def story_text(engine: Engine, story_id: int) -> StoryText:
         story_items = items.of_story(session=session, story_id=story_id)
         topics = deliveries.topics_of_story(session=session, story_id=story_id)
     first = story_items[0]
-    return StoryText(title=first.title, text=first.summary, source_count=len(story_items),
-                     published=first.published_at, topics=tuple(topics))
+    # an article page's text opens with its <h1>, some feeds' with the title: said once is enough
+    text = without_headline(first.summary, first.title)
+    return StoryText(title=first.title, text=text, source_count=len(story_items),
+                     published=first.published_at or first.fetched_at,  # as alerts show it
+                     topics=tuple(topics))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Iterator
+from difflib import SequenceMatcher
 from html.parser import HTMLParser
 from itertools import islice
 
@@ -132,3 +134,31 @@ def clip(text: str, limit: int) -> str:
     if space > limit // 2:
         cut = cut[:space]
     return cut.rstrip() + "…"
+
+_WORDS = re.compile(r"\w+")
+HEADLINE_LIKENESS = 0.9  # a copy of the headline with a changed quote, dash or word still is one
+
+
+def _words(text: str) -> str:
+    return " ".join(_WORDS.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def _is_headline(candidate: str, headline: str) -> bool:
+    """Whether a line or sentence is the headline again, to within punctuation and a typo."""
+    a, b = _words(candidate), _words(headline)
+    return bool(a) and bool(b) and (
+        a == b or SequenceMatcher(None, a, b, autojunk=False).ratio() >= HEADLINE_LIKENESS)
+
+
+def without_headline(text: str, headline: str) -> str:
+    """The text without a leading copy of its headline: an article page opens with its <h1>,
+    and some feeds open their text with the title, so a summary would open with it twice.
+    Text that is only the headline stays as it is."""
+    first_line, _, rest = text.partition("\n")
+    if rest.strip() and _is_headline(first_line, headline):
+        return rest.strip()
+    sentence = first_sentence(text)
+    if sentence and text.startswith(sentence) and _is_headline(sentence, headline):
+        remainder = text[len(sentence):].strip()
+        return remainder or text
+    return text

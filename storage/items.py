@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from urllib.parse import urldefrag
 
-from sqlalchemy import Table, func, insert, or_
+from sqlalchemy import Table, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from news.items import ItemDraft
 from news.stories import Placement, StoredStory
-from storage.models import Item, Story, utcnow
+from storage.models import Item, Source, Story, utcnow
 
 ITEMS: Table = Item.__table__  # type: ignore[attr-defined]
 STORIES: Table = Story.__table__  # type: ignore[attr-defined]
+SOURCES: Table = Source.__table__  # type: ignore[attr-defined]
+FUTURE_SLACK = timedelta(days=1)  # clocks and zones disagree; beyond this a date is wrong
 
 
 @dataclass(frozen=True)
@@ -29,29 +32,63 @@ class NewStory:
 
 @dataclass
 class Stored:
-    """What an ingest changed: stories it created, and earlier stories new sources joined."""
+    """What an ingest changed: stories it created, earlier stories new sources joined, and
+    how many items it stored."""
 
     new: list[NewStory] = field(default_factory=list)
     joined: set[int] = field(default_factory=set)
+    items: int = 0
 
 
 def unseen(*, session: Session, source_id: int, drafts: Sequence[ItemDraft]) -> list[ItemDraft]:
-    """Drafts this source never published: not by guid, nor by link, nor by content."""
+    """Drafts this source never published. Identity is the guid (the entry's id, its link only
+    when it has none: news.items.normalize); entries that share a link or a text are still
+    different items (SPEC §2), and only the story step may merge them."""
     guids = {d.guid for d in drafts}
-    links = {d.link for d in drafts if d.link}
-    hashes = {d.content_hash for d in drafts}
-    mine = select(Item.guid, Item.link, Item.content_hash).where(Item.source_id == source_id)
-    known = session.exec(mine.where(or_(col(Item.guid).in_(guids), col(Item.link).in_(links),
-                                        col(Item.content_hash).in_(hashes)))).all()
-    seen = {value for row in known for value in row if value}
+    mine = select(Item.guid).where(Item.source_id == source_id, col(Item.guid).in_(guids))
+    seen = set(session.exec(mine).all())
     fresh: list[ItemDraft] = []
     for draft in drafts:
-        keys = {draft.guid, draft.link, draft.content_hash} - {""}
-        if keys & seen:
-            continue
-        seen |= keys
-        fresh.append(draft)
+        if draft.guid not in seen:
+            seen.add(draft.guid)
+            fresh.append(draft)
     return fresh
+
+
+def seen_before_upgrade(
+    *, session: Session, source_id: int, drafts: Sequence[ItemDraft]
+) -> list[ItemDraft]:
+    """Of a source's unseen drafts, those that Tidings before migration 0008 took as seen (a
+    stored item had their link, fragment aside, or their text) and that are no newer than its
+    last stored item: they are old posts, to be stored without an alert. Asked once per source
+    upgraded: the answer clears the source's flag."""
+    flagged = session.exec(select(Source.legacy_identity).where(Source.id == source_id)).first()
+    if not flagged or not drafts:
+        return []
+    session.connection().execute(
+        update(SOURCES).where(SOURCES.c.id == source_id).values(legacy_identity=False))
+    links = {urldefrag(d.link).url for d in drafts if d.link}
+    hashes = {d.content_hash for d in drafts}
+    mine = select(Item.link, Item.content_hash).where(Item.source_id == source_id)
+    known = session.exec(mine.where(or_(col(Item.link).in_(links),
+                                        col(Item.content_hash).in_(hashes)))).all()
+    last = session.exec(select(func.max(Item.fetched_at))
+                        .where(Item.source_id == source_id)).first()
+    if not known or last is None:
+        return []
+    known_links = {link for link, _ in known if link}
+    known_hashes = {content_hash for _, content_hash in known if content_hash}
+    return [d for d in drafts
+            if (d.published_at is None or d.published_at <= last)
+            and ((d.link and urldefrag(d.link).url in known_links)
+                 or d.content_hash in known_hashes)]
+
+
+def published(draft: ItemDraft, now: datetime) -> datetime:
+    """The date an item is shown with and judged by: its own, unless it has none or it lies
+    more than a day ahead (a wrong zone, a typo), where the time it was first seen is."""
+    when = draft.published_at
+    return when if when is not None and when <= now + FUTURE_SLACK else now
 
 
 def store(*, session: Session, source_id: int, source_name: str, placement: Placement) -> Stored:
@@ -75,29 +112,13 @@ def store(*, session: Session, source_id: int, source_name: str, placement: Plac
             "source_id": source_id, "source_name": source_name, "story_id": story_id,
             "guid": draft.guid, "link": draft.link, "title": draft.title,
             "summary": draft.summary, "content_hash": draft.content_hash,
-            "published_at": draft.published_at, "fetched_at": now,
+            "published_at": published(draft, now), "fetched_at": now,
         } for draft, story_id in placed])
+    stored.items = len(placed)
     for story_id, group in zip(story_ids, placement.groups, strict=True):
         first = group[0]
         stored.new.append(NewStory(story_id, first.title, f"{first.title}\n{first.summary}"))
     return stored
-
-
-def stories_for_links(*, session: Session, links: set[str], since: datetime) -> dict[str, int]:
-    """Recent stories that already have an item with one of these (cleaned) links."""
-    if not links:
-        return {}
-    statement = select(Item.link, Item.story_id).where(col(Item.link).in_(links),
-                                                       col(Item.fetched_at) >= since)
-    return {link: story_id for link, story_id in session.exec(statement).all()}
-
-
-def story_for_link(*, session: Session, link: str, since: datetime) -> int | None:
-    """A recent story that already has an item with this (cleaned) link, from any source."""
-    if not link:
-        return None
-    statement = select(Item.story_id).where(Item.link == link, col(Item.fetched_at) >= since)
-    return session.exec(statement.limit(1)).first()
 
 
 def signatures_since(

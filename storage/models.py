@@ -89,6 +89,9 @@ class Source(SQLModel, table=True):
     failures: int = Field(default=0, sa_column_kwargs=_default("0"))  # in a row
     paused: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    # Items stored before migration 0008 were told apart by link and text too, not by guid
+    # alone: the source's next poll stores the entries those rules took as seen, unalerted.
+    legacy_identity: bool = Field(default=False, sa_column_kwargs=_default("0"))
 
 
 class Story(SQLModel, table=True):
@@ -104,7 +107,8 @@ class Story(SQLModel, table=True):
 
 
 class Item(SQLModel, table=True):
-    """A normalized feed entry; `guid` is unique per source so a re-fetched entry is not new."""
+    """A normalized feed entry; `guid` (the entry's id, or its link when it has none) is its
+    identity, unique per source, so a re-fetched entry is not new."""
 
     __tablename__ = "items"
     __table_args__ = (UniqueConstraint("source_id", "guid"),)
@@ -120,7 +124,7 @@ class Item(SQLModel, table=True):
     link: str = Field(sa_column=Column(Text, nullable=False, index=True))
     title: str = Field(sa_column=Column(Text, nullable=False))
     summary: str = Field(sa_column=Column(Text, nullable=False))
-    # sha1 of title and text: the same article re-published under a new guid is not new.
+    # sha1 of title and text (it told re-published entries apart before migration 0008).
     content_hash: str = Field(default="", max_length=40, index=True,
                               sa_column_kwargs=_default(""))
     published_at: datetime | None = None

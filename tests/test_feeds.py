@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from pathlib import Path
 
 import pytest
 
+from locales import catalog
 from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
 from tests.fakes.feeds import html_page
 
@@ -89,6 +91,33 @@ def test_parse_json_feed() -> None:
     assert feed.title == "أخبار الطاقة"
     assert feed.entries[0]["title"] == "أرامكو السعودية تعلن عن أرباح فصلية قياسية"
     assert feed.entries[0]["link"] == "https://news.example.test/ar/1"
+
+
+@pytest.mark.parametrize(
+    "version",
+    ["http://jsonfeed.org/version/1", "https://jsonfeed.org/version/1",
+     "http://jsonfeed.org/version/1.1", "https://jsonfeed.org/version/1.1",
+     "https://jsonfeed.org/version/1.1/", " https://jsonfeed.org/version/1 "],
+)
+def test_json_feed_versions_of_either_scheme_are_read(version: str) -> None:
+    """Pixel Envy's feed, and many written before the spec moved to https, say http://."""
+    body = json.dumps({**json.loads(JSON_FEED), "version": version}).encode()
+    feed = parse_feed(body)
+    assert feed.title == "أخبار الطاقة" and len(feed.entries) == 1
+
+
+@pytest.mark.parametrize("version", ["https://jsonfeed.org/version/2",
+                                     "http://jsonfeed.org/version/0.9"])
+def test_an_unknown_json_feed_version_is_refused_with_its_reason(version: str) -> None:
+    body = json.dumps({**json.loads(JSON_FEED), "version": version}).encode()
+    with pytest.raises(NotAFeed) as refused:
+        parse_feed(body)
+    assert (refused.value.code, refused.value.detail) == ("json_feed_version", version)
+    # parser processes hand errors back pickled (news.parsing): the reason survives
+    again = pickle.loads(pickle.dumps(refused.value))
+    assert (again.code, again.detail) == ("json_feed_version", version)
+    assert catalog.text("en", f"fetch.error.{again.code}", detail=again.detail) != (
+        f"fetch.error.{again.code}")
 
 
 @pytest.mark.parametrize(

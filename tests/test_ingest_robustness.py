@@ -878,7 +878,7 @@ async def test_ingest_finds_items_through_indexes(db: Engine, server: FeedServer
     finally:
         event.remove(db, "before_cursor_execute", grab)
     assert item_count(db) == len(ENTRIES)
-    assert any("items.link" in statement for statement, _ in sent)
+    assert any("items.guid" in statement for statement, _ in sent)  # identity (SPEC §2)
     with db.connect() as connection:
         for statement, parameters in sent:
             plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,

@@ -19,6 +19,7 @@ from news.text import (
     html_to_text,
     lead,
     sentences,
+    without_headline,
 )
 from tests.fakes.feeds import atom, rss
 
@@ -33,7 +34,7 @@ FEED = "https://news.example.test/feeds/tech.xml"
         (
             "https://www.reuters.com/technology/softbank-pledges/?utm_source=twitter"
             "&utm_medium=social#comments",
-            "https://www.reuters.com/technology/softbank-pledges/",
+            "https://www.reuters.com/technology/softbank-pledges/#comments",
         ),
         (
             "https://www.lemonde.fr/economie/article/2025/05/06/softbank.html?xtor=RSS-3208"
@@ -52,7 +53,10 @@ FEED = "https://news.example.test/feeds/tech.xml"
             "https://example.com/a?yclid=1&igshid=2&ocid=3&cmpid=4&ref=5&fbclid=6",
             "https://example.com/a",
         ),
-        ("https://example.com/page#section-2", "https://example.com/page"),
+        # the fragment stays: Scripting News tells a day's posts apart by it alone
+        ("https://example.com/page#section-2", "https://example.com/page#section-2"),
+        ("http://scripting.com/2017/06/24.html?utm_source=rss#a100632",
+         "http://scripting.com/2017/06/24.html#a100632"),
         ("  https://example.com/a?id=1  ", "https://example.com/a?id=1"),
         ("https://example.com/a?q=a+b&utm_medium=y", "https://example.com/a?q=a+b"),
         ("https://example.com/a?x=%2F&y=", "https://example.com/a?x=%2F&y="),
@@ -85,7 +89,7 @@ def test_guid_falls_back_to_the_cleaned_link(entry_id: str | None) -> None:
     entry = {"id": entry_id, "link": "/2025/softbank.html?utm_source=rss#top", "title": "SoftBank"}
     draft = normalize(entry, FEED)
     assert draft is not None
-    assert draft.link == "https://news.example.test/2025/softbank.html"
+    assert draft.link == "https://news.example.test/2025/softbank.html#top"
     assert draft.guid == draft.link
 
 
@@ -138,7 +142,7 @@ def test_title_is_plain_text_on_one_line(title: str, expected: str) -> None:
 def test_title_falls_back_to_the_first_line_of_the_text() -> None:
     draft = normalize({"summary": "<p>First paragraph " + "x" * 300 + "</p><p>Second</p>"}, FEED)
     assert draft is not None
-    assert draft.title == ("First paragraph " + "x" * 300)[:200]
+    assert draft.title == ("First paragraph " + "x" * 300)[:199] + "…"
     assert draft.summary.endswith("\nSecond")
 
 
@@ -384,3 +388,61 @@ def test_lazy_sentences_agree_with_splitting_the_whole_text() -> None:
         assert first_sentence(sample) == (expected[0] if expected else ""), repr(sample)
         for count in range(5):
             assert has_sentences(sample, count) == (len(expected) >= count), repr(sample)
+
+
+# --- dates feedparser misreads ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2020/1/10 14:33:00", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),  # a Chinese forum
+        ("2020/01/10 14:33:00 +0800", datetime(2020, 1, 10, 6, 33, tzinfo=UTC)),
+        ("2020/1/10 14:33", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),
+        ("2020-01-10 14:33", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),
+        ("2020-01-10 14:33 GMT", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),
+        ("2020-01-10 14:33 +08:00", datetime(2020, 1, 10, 6, 33, tzinfo=UTC)),
+        ("2020-01-10 14:33:05 -0500", datetime(2020, 1, 10, 19, 33, 5, tzinfo=UTC)),
+        ("Fri, 10 Jan 2020 14:33:00 +0800", datetime(2020, 1, 10, 6, 33, tzinfo=UTC)),
+    ],
+)
+def test_numeric_dates_are_read_as_written(written: str, expected: datetime) -> None:
+    """feedparser alone takes `2020/1/10 14:33:00` for the 1st of the current month."""
+    body = ('<?xml version="1.0" encoding="gb2312"?><rss version="2.0"><channel>'
+            "<title>论坛</title><item><title>帖子</title><link>http://bbs.test/1</link>"
+            f"<pubDate>{written}</pubDate></item></channel></rss>")
+    feed = parse_feed(body.encode("gb2312"))
+    draft = normalize(feed.entries[0], FEED)
+    assert draft is not None and draft.published_at == expected
+
+
+# --- the headline said once ----------------------------------------------------------------
+
+QUOKKA = "Quokka Selfies & the ‘Smile’ Myth"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # an article page's extracted text opens with its <h1>
+        (f"{QUOKKA}\nFrom the BBC: the quokka is not smiling. It is panting.",
+         "From the BBC: the quokka is not smiling. It is panting."),
+        # the same, with other quotes and a trailing space (a near match)
+        ("Quokka Selfies & the 'Smile' Myth \nFrom the BBC: the quokka is not smiling.",
+         "From the BBC: the quokka is not smiling."),
+        # a feed whose text opens with the title as a sentence of its own
+        ("Quokka selfies and the smile myth. From the BBC: the quokka is panting.",
+         "From the BBC: the quokka is panting."),
+        ("软银承诺向法国数据中心投资100亿美元\n软银周一表示将投资。",
+         "软银周一表示将投资。"),
+        # a lead that merely starts like the headline stays whole
+        ("Quokka selfies are everywhere on Rottnest Island this summer.",
+         "Quokka selfies are everywhere on Rottnest Island this summer."),
+        # text that is only the headline stays
+        (QUOKKA, QUOKKA),
+        ("", ""),
+    ],
+)
+def test_without_headline(text: str, expected: str) -> None:
+    headline = "软银承诺向法国数据中心投资100亿美元" if text.startswith("软银") else QUOKKA
+    assert without_headline(text, headline) == expected

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect, text
+from sqlmodel import select
 
-from storage.db import MIGRATIONS, make_engine
+from news import pipeline
+from news.items import ItemDraft
+from storage import chats, items, subscriptions
+from storage.db import MIGRATIONS, make_engine, session_scope
+from storage.models import Delivery, Item, utcnow
+from storage.sources import DueSource
 
 
 def step(engine: Engine, action: str, revision: str) -> None:
@@ -40,4 +48,69 @@ def test_forum_topics_migration_keeps_subscriptions_and_widens_uniqueness(
         connection.execute(text("DELETE FROM subscriptions WHERE thread_id = 5"))
     step(engine, "downgrade", "0002")
     step(engine, "upgrade", "head")
+    engine.dispose()
+
+
+def test_item_identity_migration_alerts_nothing_old_and_every_new_post(
+    database_url: str,
+) -> None:
+    """A database of the link-keyed days: a podcast whose episodes all link to the home page
+    (one of four stored), a blog whose guid-less posts were stored without their fragment.
+    After the upgrade their old entries are stored without an alert, once; a new episode and a
+    new post are alerted."""
+    engine = make_engine(database_url)
+    step(engine, "upgrade", "0007")
+    last_poll = utcnow() - timedelta(hours=2)
+    with engine.begin() as connection:
+        for source_id, url in ((1, "http://show.test/rss"), (2, "http://blog.test/rss")):
+            connection.execute(text(
+                "INSERT INTO sources (id, url, name, interval_seconds, next_poll_at, paused, "
+                "created_at) VALUES (:id, :url, :name, 60, :at, false, :at)"),
+                {"id": source_id, "url": url, "name": url, "at": last_poll})
+        connection.execute(text("INSERT INTO stories (id, title, created_at, signature) "
+                                "VALUES (101, 'old', :at, ''), (102, 'old', :at, '')"),
+                           {"at": last_poll})
+        for source_id, story_id, guid, link, title in (
+            (1, 101, "ep1", "http://show.test/", "Dwarves roll dice under a blood moon"),
+            (2, 102, "http://blog.test/24.html", "http://blog.test/24.html",
+             "Podcasting is the open web and nobody owns it"),
+        ):
+            connection.execute(text(
+                "INSERT INTO items (source_id, source_name, story_id, guid, link, title, "
+                "summary, content_hash, published_at, fetched_at) VALUES (:source, 'x', "
+                ":story, :guid, :link, :title, :title, '', :at, :at)"),
+                {"source": source_id, "story": story_id, "guid": guid, "link": link,
+                 "title": title, "at": last_poll})
+    step(engine, "upgrade", "head")
+    pipeline.CLUSTERS.reset()
+    with session_scope(engine) as session:
+        chats.ensure_chat(session=session, chat_id=7, chat_type="private", title=None,
+                          language="en")
+        subscriptions.add(session=session, chat_id=7, query="tavern")
+    old = utcnow() - timedelta(days=3)
+    show = DueSource(1, "http://show.test/rss", "Show", None, None)
+    blog = DueSource(2, "http://blog.test/rss", "Blog", None, None)
+    episodes = [ItemDraft(f"ep{n}", "http://show.test/", title, title, old + timedelta(hours=n))
+                for n, title in ((1, "Dwarves roll dice under a blood moon in the tavern"),
+                                 (2, "Robots in the tavern: metal heroes steal every scene"),
+                                 (3, "Pirate radio from rusty ships, heard in the tavern"),
+                                 (4, "Comets over the tavern for backyard astronomers"))]
+    posts = [ItemDraft(f"http://blog.test/24.html#a{n}", f"http://blog.test/24.html#a{n}",
+                       title, f"{title} tavern", None)
+             for n, title in ((1, "Podcasting is the open web and nobody owns it"),
+                              (2, "Twitter is a river and blogs are the sea"))]
+    assert pipeline.ingest(engine, show, episodes) == 0
+    assert pipeline.ingest(engine, blog, posts) == 0
+    new_episode = ItemDraft("ep5", "http://show.test/", "Haunted lighthouses: a tavern tale",
+                            "Haunted lighthouses: a tavern tale", utcnow())
+    new_post = ItemDraft("http://blog.test/24.html#a3", "http://blog.test/24.html#a3",
+                         "Outliners every day", "I still love outliners, even in a tavern.",
+                         None)
+    assert pipeline.ingest(engine, show, [new_episode, *episodes]) == 1
+    assert pipeline.ingest(engine, blog, [new_post, *posts]) == 1
+    with session_scope(engine) as session:
+        assert len(session.exec(select(Item)).all()) == 2 + 4 + 2 + 1
+        alerted = {item.guid for delivery in session.exec(select(Delivery)).all()
+                   for item in items.of_story(session=session, story_id=delivery.story_id)}
+        assert alerted == {"ep5", "http://blog.test/24.html#a3"}
     engine.dispose()

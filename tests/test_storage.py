@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine, inspect
 from sqlmodel import select
 
-from news.briefs import Brief, Written
+from news.briefs import Brief, Written, offline_brief
 from news.fetch import Fetched
-from news.items import ItemDraft
-from news.pipeline import Outcome, ingest, ingest_all, ingest_each
+from news.items import ItemDraft, normalize
+from news.pipeline import Outcome, ingest, ingest_all, ingest_each, story_text
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
 from storage.models import Delivery, Item, utcnow
@@ -273,3 +273,88 @@ def test_failing_sources_back_off_and_pause_after_a_run_of_failures(engine: Engi
                                last_modified=None, min_interval=7200)
         assert row.failing_since is None and row.last_error is None and row.failures == 0
         assert (row.next_poll_at - utcnow()).total_seconds() > 7100, "a feed's ttl is honoured"
+
+
+def episode(guid: str, title: str, link: str = "http://show.test/",
+            published: int = 0) -> ItemDraft:
+    """A podcast episode: its own guid, and the show's home page for a link, like most."""
+    when = utcnow() - timedelta(days=30) + timedelta(hours=published) if published else None
+    return ItemDraft(guid=guid, link=link, title=title, summary=title, published_at=when)
+
+
+def test_entries_that_share_a_link_are_different_items_and_different_stories(
+    engine: Engine,
+) -> None:
+    """SPEC §2: identity is the guid; a new episode linking to the show's home page, like
+    every other, is new, is its own story, and is alerted (two in one poll are two alerts)."""
+    source = make_source(engine)
+    make_chat(engine, 1)
+    with session_scope(engine) as session:
+        subscriptions.add(session=session, chat_id=1, query="Taverncast")
+    baseline = [episode(f"ep{n}", title) for n, title in enumerate((
+        "Taverncast rolls dice with dwarves under a blood moon",
+        "Robots in cinema: metal heroes that steal every scene",
+        "Pirate radio stations broadcast from rusty ships offshore",
+        "Comets, meteors and telescopes for backyard astronomers"), 1)]
+    assert ingest(engine, source, baseline) == 4
+    with session_scope(engine) as session:
+        session.exec(Delivery.__table__.delete())  # type: ignore[attr-defined]
+    new = [episode("ep5", "Taverncast visits haunted lighthouses on the Cornish coast"),
+           episode("ep6", "Taverncast tastes a dozen craft beers from Belgium")]
+    assert ingest(engine, source, [*new, *baseline]) == 2
+    with session_scope(engine) as session:
+        rows = session.exec(select(Item).order_by(Item.id)).all()
+        assert [row.guid for row in rows] == [f"ep{n}" for n in range(1, 7)]
+        assert len({row.story_id for row in rows}) == 6
+        sent = {d.story_id for d in session.exec(select(Delivery)).all()}
+        assert sent == {rows[4].story_id, rows[5].story_id}
+
+
+def test_posts_of_one_page_told_apart_by_fragment_are_different_items(engine: Engine) -> None:
+    """Scripting News: a day's posts link to the day's page, each with its own fragment, and
+    carry no guid; the link with its fragment is their identity."""
+    source = make_source(engine)
+    page = "http://scripting.test/2017/06/24.html"
+    entries = [{"link": f"{page}#a{n}", "summary": text}
+               for n, text in ((1, "Podcasting is the open web, and nobody owns it."),
+                               (2, "Twitter is a river; blogs are the sea it runs into."),
+                               (3, "I still love outliners and I use one every day."))]
+    drafts = [normalize(entry, "http://scripting.test/rss.xml") for entry in entries]
+    assert all(drafts)
+    assert ingest(engine, source, [d for d in drafts[:2] if d]) == 2
+    assert ingest(engine, source, [d for d in drafts if d]) == 1
+    assert ingest(engine, source, [d for d in drafts if d]) == 0
+    with session_scope(engine) as session:
+        assert sorted(row.link for row in session.exec(select(Item)).all()) == [
+            f"{page}#a1", f"{page}#a2", f"{page}#a3"]
+
+
+@pytest.mark.parametrize(("ahead", "trusted"), [(timedelta(hours=12), True),
+                                                (timedelta(days=3), False), (None, False)])
+def test_a_date_far_ahead_or_missing_is_the_time_first_seen_everywhere(
+    engine: Engine, ahead: timedelta | None, trusted: bool
+) -> None:
+    """More than a day ahead is a wrong date; none is no date: both become the time the item
+    was first seen, and the brief's age judgement uses the date the alert shows."""
+    source = make_source(engine)
+    when = utcnow() + ahead if ahead is not None else None
+    ingest(engine, source, [ItemDraft("f1", "http://news.test/f1", "SoftBank dated ahead",
+                                      "SoftBank dated ahead.", when)])
+    with session_scope(engine) as session:
+        item = session.exec(select(Item)).one()
+    assert item.published_at == (when if trusted else item.fetched_at)
+    assert story_text(engine, item.story_id).published == item.published_at
+
+
+def test_the_offline_core_point_does_not_repeat_the_headline(engine: Engine) -> None:
+    """An article page's text opens with its <h1>: the brief says the headline once."""
+    source = make_source(engine)
+    title = "Quokka Selfies & the ‘Smile’ Myth"
+    page = (f"{title}\nFrom the BBC: the quokka is not smiling for tourists. It is panting in "
+            "the heat. Rangers ask visitors to keep their distance.")
+    ingest(engine, source, [ItemDraft("q1", "http://news.test/q1", title, page, None)])
+    with session_scope(engine) as session:
+        story_id = session.exec(select(Item)).one().story_id
+    brief = offline_brief(story_text(engine, story_id))
+    assert brief.core_point.startswith("From the BBC: the quokka is not smiling")
+    assert "Myth" not in brief.core_point
