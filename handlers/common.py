@@ -52,8 +52,14 @@ def chat_language(update: Update, context: Context) -> str:
         return row.language
 
 
-def text(context: Context, language: str, key: str, **values: object) -> str:
-    return services(context).catalog.text(language, key, **values)
+def text(
+    context: Context, language: str, key: str, *, plural: int | None = None, **values: object
+) -> str:
+    """The message for `key`; with `plural`, the plural form for that count, as `{count}`."""
+    catalog = services(context).catalog
+    if plural is not None:
+        return catalog.ngettext(language, key, plural, **values)
+    return catalog.text(language, key, **values)
 
 
 async def reply(
@@ -63,12 +69,13 @@ async def reply(
     key: str,
     *,
     markup: InlineKeyboardMarkup | None = None,
+    plural: int | None = None,
     **values: object,
 ) -> Message:
     """Answer in the chat's language, as HTML (the catalogue's values are escaped)."""
     message = update.effective_message
     assert message is not None
-    return await message.reply_text(text(context, language, key, **values),
+    return await message.reply_text(text(context, language, key, plural=plural, **values),
                                     parse_mode=ParseMode.HTML, do_quote=False,
                                     reply_markup=markup,
                                     link_preview_options=LinkPreviewOptions(is_disabled=True))
@@ -80,7 +87,8 @@ async def answer_button(
     """The short note Telegram shows over the chat after a button press (plain text)."""
     query = update.callback_query
     if query is not None:
-        note = html.unescape(re.sub(r"<[^>]+>", "", text(context, language, key, **values)))
+        said = services(context).catalog.text(language, key, **values)
+        note = html.unescape(re.sub(r"<[^>]+>", "", said))
         await query.answer(note[:190])
 
 

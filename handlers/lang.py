@@ -17,7 +17,6 @@ from handlers.common import (
     services,
     text,
 )
-from news.briefs import language_name
 from storage import chats
 from storage.db import session_scope
 
@@ -55,7 +54,7 @@ async def lang(update: Update, context: Context) -> None:
     chat = update.effective_chat
     assert chat is not None
     _store(context, chat.id, code)
-    await reply(update, context, code, "lang.done", code=code, name=language_name(code))
+    await reply(update, context, code, "lang.done", code=code, name=_native(code))
 
 
 async def press_language(update: Update, context: Context, code: str) -> None:

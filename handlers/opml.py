@@ -95,5 +95,5 @@ async def exportopml(update: Update, context: Context) -> None:
     assert message is not None
     await message.reply_document(
         InputFile(export_opml(outlines), filename="tidings-sources.opml"),
-        caption=text(context, language, "opml.caption", count=len(outlines)),
+        caption=text(context, language, "opml.caption", plural=len(outlines)),
         parse_mode="HTML", do_quote=False)

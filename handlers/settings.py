@@ -18,6 +18,7 @@ from handlers.common import (
     services,
     text,
 )
+from locales import Safe
 from storage import chats
 from storage.db import session_scope
 from storage.models import Chat
@@ -92,7 +93,7 @@ async def settings(update: Update, context: Context) -> None:
             await reply(update, context, language, key)
             return
     body, markup = screen(context, language, _chat(context, chat.id))
-    await reply(update, context, language, "settings.screen", body=body, markup=markup)
+    await reply(update, context, language, "settings.screen", body=Safe(body), markup=markup)
 
 
 async def press_mode(update: Update, context: Context, mode: str) -> None:

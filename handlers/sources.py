@@ -205,4 +205,4 @@ async def pollnow(update: Update, context: Context) -> None:
     elif source_id is not None:
         await reply(update, context, language, "pollnow.one", id=source_id, name=name)
     else:
-        await reply(update, context, language, "pollnow.all", count=len(due))
+        await reply(update, context, language, "pollnow.all", plural=len(due))

@@ -19,7 +19,7 @@ from handlers.common import (
     text,
     thread_of,
 )
-from locales import Safe
+from locales import Catalog, Safe
 from news.matching import Topic
 from news.pipeline import preview, topic_counts
 from news.render import headline_link
@@ -31,6 +31,7 @@ from news.topics import (
     Or,
     QueryError,
     Term,
+    Wording,
     canonical,
     describe,
     parse,
@@ -40,14 +41,20 @@ from storage import subscriptions, suggestions
 from storage.db import session_scope
 
 
-def understood(context: Context, language: str, query: str) -> str:
-    """The query read back with the chat's words for AND, OR and NOT."""
-    return describe(
-        parse(query),
-        and_word=text(context, language, "query.and"),
-        or_word=text(context, language, "query.or"),
-        not_word=text(context, language, "query.not"),
+def wording(catalog: Catalog, language: str) -> Wording:
+    """How the language says "X and Y", "X or Y", "X without Y" when reading a query back."""
+    return Wording(
+        term=catalog.text(language, "query.term"),
+        group=catalog.text(language, "query.group"),
+        both=catalog.text(language, "query.and"),
+        either=catalog.text(language, "query.or"),
+        without=catalog.text(language, "query.except"),
+        negated=catalog.text(language, "query.not"),
     )
+
+
+def understood(context: Context, language: str, query: str) -> str:
+    return describe(parse(query), wording(services(context).catalog, language))
 
 
 def preview_text(context: Context, language: str, query: str) -> str:
@@ -56,7 +63,7 @@ def preview_text(context: Context, language: str, query: str) -> str:
         return text(context, language, "subscribe.preview_none")
     lines = "\n".join(f"• {headline_link(clip(item.title, TITLE_CHARS), item.link)}"
                       for item in found.newest)
-    return text(context, language, "subscribe.preview", count=found.count, lines=Safe(lines))
+    return text(context, language, "subscribe.preview", plural=found.count, lines=Safe(lines))
 
 
 async def subscribe(update: Update, context: Context) -> None:

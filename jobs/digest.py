@@ -52,7 +52,7 @@ async def send_digest(
     if not rows:
         return 0
     entries = digest_entries(svc.engine, language, rows)
-    header = svc.catalog.text(language, "digest.header", count=len(entries))
+    header = svc.catalog.ngettext(language, "digest.header", len(entries))
     try:
         for message in render_digest(entries, header):
             await context.bot.send_message(chat_id, message, parse_mode=ParseMode.HTML,

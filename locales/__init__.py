@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gettext
 import html
+import io
 from functools import cached_property
 from pathlib import Path
 
+from babel.messages.catalog import Catalog as PoCatalog
+from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 DOMAIN = "tidings"
@@ -18,6 +22,14 @@ class Safe(str):
     __slots__ = ()
 
 
+def _escaped(values: dict[str, object]) -> dict[str, object]:
+    """HTML-escape every value that is not `Safe`."""
+    return {
+        name: value if isinstance(value, Safe) else html.escape(str(value), quote=False)
+        for name, value in values.items()
+    }
+
+
 class Catalog:
     """Keys to text per language, with English as the fallback for anything missing."""
 
@@ -25,17 +37,50 @@ class Catalog:
         self.directory = directory
 
     @cached_property
-    def _messages(self) -> dict[str, dict[str, str]]:
-        catalogs: dict[str, dict[str, str]] = {}
+    def _po(self) -> dict[str, PoCatalog]:
+        catalogs: dict[str, PoCatalog] = {}
         for path in sorted(self.directory.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
             with path.open("rb") as handle:
-                po = read_po(handle)
-            catalogs[path.parts[-3]] = {
+                catalogs[path.parts[-3]] = read_po(handle)
+        return catalogs
+
+    @cached_property
+    def _messages(self) -> dict[str, dict[str, str]]:
+        return {
+            language: {
                 str(message.id): str(message.string)
                 for message in po
                 if message.id and message.string and isinstance(message.string, str)
             }
-        return catalogs
+            for language, po in self._po.items()
+        }
+
+    @cached_property
+    def _plurals(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """Entries with plural forms (msgid_plural), by their msgid: `{count} article(s)`."""
+        return {
+            language: {
+                str(message.id[0]): tuple(str(form) for form in message.string)
+                for message in po
+                if isinstance(message.string, tuple | list) and all(message.string)
+            }
+            for language, po in self._po.items()
+        }
+
+    @cached_property
+    def _gettext(self) -> dict[str, gettext.NullTranslations]:
+        """gettext's ngettext per language: the .po compiled to .mo in memory, English behind."""
+        translations: dict[str, gettext.NullTranslations] = {}
+        for language, po in self._po.items():
+            compiled = io.BytesIO()
+            write_mo(compiled, po)
+            compiled.seek(0)
+            translations[language] = gettext.GNUTranslations(compiled)
+        english = translations.get(FALLBACK)
+        for language, translation in translations.items():
+            if english is not None and language != FALLBACK:
+                translation.add_fallback(english)
+        return translations
 
     @property
     def languages(self) -> list[str]:
@@ -56,11 +101,13 @@ class Catalog:
         template = self._messages.get(language, {}).get(key)
         if template is None:
             template = self._messages.get(FALLBACK, {}).get(key, key)
-        escaped = {
-            name: value if isinstance(value, Safe) else html.escape(str(value), quote=False)
-            for name, value in values.items()
-        }
-        return template.format(**escaped) if escaped else template
+        return template.format(**_escaped(values)) if values else template
+
+    def ngettext(self, language: str, key: str, n: int, **values: object) -> str:
+        """The plural form of `key` that fits `n` in this language, with `count` set to `n`."""
+        translation = self._gettext.get(language) or self._gettext.get(FALLBACK)
+        template = translation.ngettext(key, key, n) if translation else key
+        return template.format(**_escaped({"count": n, **values}))
 
     def fetch_error(self, language: str, stored: str | None) -> str:
         """A source's stored error ("code|detail") in plain words, in the reader's language."""
@@ -71,7 +118,7 @@ class Catalog:
         return html.escape(stored or "", quote=False)
 
     def has(self, language: str, key: str) -> bool:
-        return key in self._messages.get(language, {})
+        return key in self._messages.get(language, {}) or key in self._plurals.get(language, {})
 
 
 catalog = Catalog()

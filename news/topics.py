@@ -255,20 +255,51 @@ def _option(node: Node) -> str:
     return f"({canonical(node)})" if isinstance(node, And) else canonical(node)
 
 
-def describe(node: Node, *, and_word: str, or_word: str, not_word: str) -> str:
-    """The query as the user should read it back: `SoftBank AND NOT Hawks`."""
+@dataclass(frozen=True)
+class Wording:
+    """How one language reads a query back: format templates from the catalogue (query.*)."""
+
+    term: str = "«{term}»"
+    group: str = "({node})"
+    both: str = "{left} AND {right}"
+    either: str = "{left} OR {right}"
+    without: str = "{left} AND NOT {right}"
+    negated: str = "NOT {node}"
+
+
+def describe(node: Node, wording: Wording = Wording()) -> str:
+    """The query as the user should read it back: `«SoftBank» AND NOT «Hawks»`.
+
+    Exclusions come last, after what is looked for, so each language can say "X without Y".
+    """
     if isinstance(node, Term):
-        return f"«{node.text}»"
-    words = {"and_word": and_word, "or_word": or_word, "not_word": not_word}
+        return wording.term.format(term=node.text)
     if isinstance(node, Not):
-        inner = describe(node.node, **words)
-        return f"{not_word} ({inner})" if isinstance(node.node, And | Or) else f"{not_word} {inner}"
-    joiner = f" {and_word} " if isinstance(node, And) else f" {or_word} "
-    parts = []
-    for part in node.nodes:
-        text = describe(part, **words)
-        parts.append(f"({text})" if isinstance(part, And | Or) and part is not node else text)
-    return joiner.join(parts)
+        return wording.negated.format(node=_operand(node.node, wording))
+    if isinstance(node, Or):
+        return _joined(wording.either, [_operand(part, wording) for part in node.nodes])
+    wanted = [_operand(part, wording) for part in node.nodes if not isinstance(part, Not)]
+    excluded = [part.node for part in node.nodes if isinstance(part, Not)]
+    if not wanted:  # `-a -b` is refused by parse(); said plainly should one be built by hand
+        return _joined(wording.both, [describe(Not(part), wording) for part in excluded])
+    said = _joined(wording.both, wanted)
+    if excluded:
+        shunned = excluded[0] if len(excluded) == 1 else Or(tuple(excluded))
+        said = wording.without.format(left=said, right=_operand(shunned, wording))
+    return said
+
+
+def _operand(node: Node, wording: Wording) -> str:
+    """A part of a larger query, in parentheses when it is itself a combination."""
+    said = describe(node, wording)
+    return wording.group.format(node=said) if isinstance(node, And | Or) else said
+
+
+def _joined(template: str, parts: list[str]) -> str:
+    said = parts[0]
+    for part in parts[1:]:
+        said = template.format(left=said, right=part)
+    return said
 
 
 def matches(node: Node, text: str) -> bool:

@@ -205,8 +205,8 @@ def test_server_errors_and_timeouts_are_retried_once_and_counted(
         assert len(brief_requests(llm)) == 2
         time.sleep(1)  # the send is recorded just after Telegram accepts it
         stats = say(telegram, admin_chat, admin, "/stats")
-        assert "Alerts sent: 1" in stats and "2 calls, 2 failed" in stats
-        assert "1 offline briefs" in stats
+        assert "Alerts sent: 1" in stats and "LLM calls: 2, failed: 2" in stats
+        assert "Source excerpts instead of briefs: 1" in stats
         bot.terminate()
 
 

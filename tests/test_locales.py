@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from babel.messages.plurals import get_plural
+from babel.messages.pofile import read_po
 
 from locales import FALLBACK, Safe, catalog
 from news.briefs import Impact, Level
@@ -20,9 +22,12 @@ SOURCES = sorted([*(REPO / "handlers").rglob("*.py"), *(REPO / "news").rglob("*.
                   *(REPO / "jobs").rglob("*.py"), REPO / "bot.py"])
 KEY = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 PREFIX = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.")
-CALLS = {"reply", "text", "t", "has"}
+CALLS = {"reply", "text", "t", "has", "ngettext"}
 MESSAGES = {language: dict(catalog._messages[language]) for language in catalog.languages}
 ENGLISH = MESSAGES[FALLBACK]
+PLURALS = {language: dict(catalog._plurals[language]) for language in catalog.languages}
+# Messages with a count next to a noun: gettext plural forms, so no "1 articles" (fr, es, de).
+COUNTED = {"digest.header", "subscribe.preview", "pollnow.all", "opml.caption"}
 SAMPLE = '<b>&"x"</b> 🚀'
 
 
@@ -42,6 +47,7 @@ def test_there_are_languages_besides_english() -> None:
 @pytest.mark.parametrize("language", sorted(MESSAGES))
 def test_same_keys_as_english(language: str) -> None:
     assert set(MESSAGES[language]) == set(ENGLISH)
+    assert set(PLURALS[language]) == set(PLURALS[FALLBACK])
 
 
 @pytest.mark.parametrize("language", sorted(MESSAGES))
@@ -49,6 +55,10 @@ def test_same_placeholders_and_markup_as_english(language: str) -> None:
     for key, template in MESSAGES[language].items():
         assert placeholders(template) == placeholders(ENGLISH[key]), key
         assert tags(template) == tags(ENGLISH[key]), key
+    for key, forms in PLURALS[language].items():
+        for form in forms:
+            assert placeholders(form) == placeholders(PLURALS[FALLBACK][key][0]), key
+            assert tags(form) == tags(PLURALS[FALLBACK][key][0]), key
 
 
 @pytest.mark.parametrize("language", sorted(MESSAGES))
@@ -60,6 +70,13 @@ def test_every_message_is_valid_telegram_html(language: str) -> None:
         assert 0 < utf16_len(text) <= 4096, key
         if names:
             assert SAMPLE in text, key  # values are escaped, and shown as given
+    for key, forms in PLURALS[language].items():
+        names = placeholders(forms[0]) - {"count"}
+        for n in range(200):  # every form of every language is reached below 200
+            message = catalog.ngettext(language, key, n, **dict.fromkeys(names, SAMPLE))
+            text = parse_html(message)
+            assert 0 < utf16_len(text) <= 4096 and str(n) in text, (key, n)
+            assert all(SAMPLE in text for _ in names), key
 
 
 def test_safe_values_are_not_escaped() -> None:
@@ -133,8 +150,8 @@ def test_the_scan_finds_the_code_keys() -> None:
 
 @pytest.mark.parametrize("key", sorted(USED))
 def test_literal_keys_exist(key: str) -> None:
-    for language, messages in MESSAGES.items():
-        assert key in messages, f"{key} missing in {language}"
+    for language in MESSAGES:
+        assert catalog.has(language, key), f"{key} missing in {language}"
 
 
 @pytest.mark.parametrize("prefix", sorted(PREFIXES))
@@ -199,3 +216,129 @@ def test_every_level_and_impact_has_a_label() -> None:
 def test_chinese_level_labels_are_the_fixed_ones() -> None:
     assert [catalog.text("zh", f"level.{n}") for n in (1, 2, 3)] == ["重点追踪", "持续关注",
                                                                    "一般了解"]
+
+
+# --- counts: plural forms ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", sorted(MESSAGES))
+def test_each_count_string_has_its_plural_forms(language: str) -> None:
+    """Read with Babel's own .po parser: msgid_plural, and as many forms as the language has."""
+    path = REPO / "locales" / language / "LC_MESSAGES" / "tidings.po"
+    with path.open("rb") as handle:
+        po = read_po(handle)
+    expected = get_plural(language).num_plurals  # CLDR: 1 for zh/ja, 2 for fr/es/de, 3 ru, 6 ar
+    assert po.num_plurals == expected, "the Plural-Forms header matches CLDR"
+    for key in COUNTED:
+        message = po.get(key)
+        assert message is not None and message.pluralizable, f"{key} has no plural forms"
+        assert len(message.string) == expected and all(message.string), key
+        assert all("{count}" in form for form in message.string), key
+
+
+@pytest.mark.parametrize(
+    ("language", "counts"),
+    [
+        ("fr", {0: "0 article", 1: "1 article", 2: "2 articles"}),
+        ("es", {1: "1 noticia", 2: "2 noticias"}),
+        ("de", {1: "1 Meldung", 7: "7 Meldungen"}),
+        ("ru", {1: "1 статья", 3: "3 статьи", 5: "5 статей", 21: "21 статья", 11: "11 статей"}),
+        ("en", {1: "stories: 1", 2: "stories: 2"}),
+        ("pt", {1: "stories: 1"}),  # a language without a catalogue reads English
+    ],
+)
+def test_ngettext_picks_the_form_for_the_count(language: str, counts: dict[int, str]) -> None:
+    for n, expected in counts.items():
+        assert parse_html(catalog.ngettext(language, "digest.header", n)).endswith(expected)
+
+
+COUNT_NAMES = ("count", "items", "chats", "calls", "failures", "tokens_in", "tokens_out",
+               "offline", "added", "existing", "failed", "entries", "subscriptions", "sources",
+               "stories", "alerts")
+GLUED = re.compile(r"\{(" + "|".join(COUNT_NAMES) + r")\}[ \u00a0\u202f]+[^\W\d_]")
+NOT_A_NOUN = {
+    "topics.line": "a preposition follows: `3 en 7 jours`, `3 in 7 Tagen`",
+    "sources.auto_paused": "always PAUSE_AFTER (10) times: `10 fois`, `10 veces`",
+}
+
+
+@pytest.mark.parametrize("language", ["fr", "es", "de"])
+def test_no_count_is_glued_to_a_noun_outside_plural_forms(language: str) -> None:
+    """A count either has plural forms or reads as `label: N` (no `1 articles`)."""
+    for key, template in MESSAGES[language].items():
+        if key not in NOT_A_NOUN:
+            assert not GLUED.search(template), (key, template)
+
+
+# --- French typography, Arabic direction -------------------------------------------------------
+
+
+def _visible(template: str) -> str:
+    """The text as shown, with code spans and URLs left out (`08:00`, `https://` are not prose)."""
+    text = re.sub(r"<code>.*?</code>", "", template)
+    return re.sub(r"<[^>]+>", "", re.sub(r"https?://\S+", "", text))
+
+
+def test_french_has_non_breaking_spaces_before_double_punctuation_and_in_guillemets() -> None:
+    texts = {**MESSAGES["fr"], **{f"{k}[{i}]": f for k, forms in PLURALS["fr"].items()
+                                  for i, f in enumerate(forms)}}
+    nbsp = "\u00a0\u202f"
+    for key, template in texts.items():
+        text = _visible(template)
+        assert not re.search(rf"(^|[^{nbsp}])[:;?!](\s|$)", text, re.M), (key, text)
+        assert not re.search(rf"«[^{nbsp}]|[^{nbsp}]»", text), (key, text)
+    assert "«\u202fÀ suivre de près\u202f»" in MESSAGES["fr"]["settings.mode.priority"]
+
+
+def test_arabic_lines_that_begin_in_latin_start_right_to_left() -> None:
+    """`/subscribe …` would otherwise lay out left to right in an Arabic message."""
+    texts = [*MESSAGES["ar"].values(), *(f for forms in PLURALS["ar"].values() for f in forms)]
+    lines = [line for text in texts for line in text.split("\n")]
+    latin = [line for line in lines if re.match(r"(<[^>]+>)*[/A-Za-z]", line.lstrip("\u200f"))]
+    assert len(latin) > 10
+    assert all(line.startswith("\u200f") for line in latin), [
+        line for line in latin if not line.startswith("\u200f")]
+
+
+# --- words a native reader expects -------------------------------------------------------------
+
+
+def test_reviewed_wording() -> None:
+    zh, header = MESSAGES["zh"], PLURALS["zh"]["digest.header"][0]
+    assert "汇总" in header and "摘要" not in header
+    for key in ("settings.mode.digest", "settings.mode.priority", "digest.usage"):
+        assert "汇总" in zh[key] and "摘要" not in zh[key], key
+    assert "摘要" in zh["lang.done"], "briefs stay 摘要"
+    assert "oder per Befehl" in MESSAGES["de"]["settings.text"]
+    assert "oder so" not in MESSAGES["de"]["settings.text"]
+    assert "見守り" not in MESSAGES["ja"]["start.welcome"]
+    assert MESSAGES["ja"]["brief.tracking"] == "追跡推奨度"
+
+
+@pytest.mark.parametrize("language", sorted(MESSAGES))
+def test_offline_briefs_are_named_as_excerpts_not_as_no_connection(language: str) -> None:
+    """"Offline" reads as "no internet connection" (sin conexión, دون اتصال) to readers."""
+    for key in ("stats.text", "llm.budget_spent"):
+        text = re.sub(r"\{[a-z_]+\}", "", MESSAGES[language][key]).lower()
+        for word in ("offline", "sin conexión", "دون اتصال", "hors ligne", "离线", "オフライン",
+                     "офлайн"):
+            assert word not in text, (key, word)
+
+
+def test_help_lists_every_registered_command() -> None:
+    """Readers see the reader commands; admins see every command a handler is registered for."""
+    from telegram.ext import CommandHandler
+
+    from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
+
+    registered = {name for handler in all_handlers() if isinstance(handler, CommandHandler)
+                  for name in handler.commands}
+    assert registered == {*READER_COMMANDS, *ADMIN_COMMANDS}
+    for language in MESSAGES:
+        admin = Safe("\n\n" + catalog.text(language, "help.admin"))
+        reader_help = parse_html(catalog.text(language, "help.text", admin=""))
+        admin_help = parse_html(catalog.text(language, "help.text", admin=admin))
+        for name in registered:
+            assert re.search(rf"/{name}\b", admin_help), (language, name)
+            shown = re.search(rf"/{name}\b", reader_help) is not None
+            assert shown == (name in READER_COMMANDS), (language, name)

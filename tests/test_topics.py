@@ -7,6 +7,8 @@ import unicodedata
 
 import pytest
 
+from handlers.topics import wording
+from locales import catalog
 from news.topics import (
     MAX_QUERY_CHARS,
     And,
@@ -356,9 +358,6 @@ def test_canonical_quotes_terms_that_look_like_syntax(query: str) -> None:
     assert parse(canonical(node)) == node
 
 
-WORDS = {"and_word": "AND", "or_word": "OR", "not_word": "NOT"}
-
-
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
@@ -367,17 +366,28 @@ WORDS = {"and_word": "AND", "or_word": "OR", "not_word": "NOT"}
         ('"data center" OR datacenter -crypto', "(«data center» OR «datacenter») AND NOT «crypto»"),
         ("blockchain -(crypto OR bitcoin)", "«blockchain» AND NOT («crypto» OR «bitcoin»)"),
         ("(SoftBank France) OR 软银", "(«SoftBank» AND «France») OR «软银»"),
-        ("-(crypto mining) Nvidia", "NOT («crypto» AND «mining») AND «Nvidia»"),
+        ("-(crypto mining) Nvidia", "«Nvidia» AND NOT («crypto» AND «mining»)"),
+        ("SoftBank -Hawks -baseball", "«SoftBank» AND NOT («Hawks» OR «baseball»)"),
+        ("SoftBank OR -Hawks", "«SoftBank» OR NOT «Hawks»"),
     ],
 )
 def test_describe(query: str, expected: str) -> None:
-    assert describe(parse(query), **WORDS) == expected
+    assert describe(parse(query)) == expected
 
 
-def test_describe_uses_the_words_given() -> None:
-    node = parse("(SoftBank OR 软银) -鹰队")
-    said = describe(node, and_word="且", or_word="或", not_word="非")
-    assert said == "(«SoftBank» 或 «软银») 且 非 «鹰队»"
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("fr", "«\u202fSoftBank\u202f» sans «\u202fHawks\u202f»"),
+        ("zh", "「SoftBank」且不含「Hawks」"),
+        ("ja", "「SoftBank」（「Hawks」を除く）"),
+    ],
+)
+def test_describe_reads_naturally_in_each_language(language: str, expected: str) -> None:
+    """The catalogue's templates, not operators word for word (`ET SAUF`, `且 非`, `かつ 除外`)."""
+    assert describe(parse("SoftBank -Hawks"), wording(catalog, language)) == expected
+    said = describe(parse("(SoftBank OR 软银) France -Hawks"), wording(catalog, language))
+    assert all(term in said for term in ("SoftBank", "软银", "France", "Hawks"))
 
 
 # --- what a prefilter may rely on ------------------------------------------------------------
