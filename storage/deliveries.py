@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from news.schedule import Preferences
-from storage.models import Brief, Chat, Delivery, Story, utcnow
+from storage.models import Brief, Chat, Delivery, Story, Subscription, utcnow
 
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 5
@@ -35,21 +35,46 @@ class Claimed:
     message_id: int | None = None
 
 
-def enqueue(
-    *, session: Session, story_id: int, topics_by_target: Mapping[tuple[int, int], list[str]]
-) -> int:
-    """One row per chat (and forum topic) for this story; one that already has it keeps it.
+def enqueue_matches(*, session: Session, matches: Mapping[int, Collection[int]]) -> int:
+    """Rows for the subscriptions each story (key) matched. Their chats are read here, in the
+    ingest's transaction: a cached matcher may predate a chat's migration or removal, so the
+    subscription's current chat and forum topic get the row, and inactive chats none."""
+    wanted = sorted(set().union(*matches.values())) if matches else []
+    found: dict[int, tuple[int, int, str]] = {}
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        statement = (
+            select(Subscription.id, Subscription.chat_id, Subscription.thread_id,
+                   Subscription.query)
+            .join(Chat, col(Chat.id) == Subscription.chat_id)
+            .where(col(Subscription.id).in_(wanted[start:start + _IDS_PER_QUERY]), Chat.active)
+        )
+        for sub_id, chat_id, thread_id, query in session.exec(statement).all():
+            found[sub_id or 0] = (chat_id, thread_id, query)
+    rows = []
+    for story_id, sub_ids in matches.items():
+        targets: dict[tuple[int, int], list[str]] = {}
+        for sub_id in sorted(sub_ids):
+            if sub_id in found:
+                chat_id, thread_id, query = found[sub_id]
+                targets.setdefault((chat_id, thread_id), []).append(query)
+        rows += [(story_id, chat_id, thread_id, topics)
+                 for (chat_id, thread_id), topics in targets.items()]
+    return _insert(session, rows)
 
-    One multi-row INSERT … ON CONFLICT DO NOTHING: a fan-out to thousands of chats is one
-    statement, not thousands of savepoints.
-    """
-    if not topics_by_target:
+
+_IDS_PER_QUERY = 5000  # well under SQLite's limit on bound parameters
+
+
+def _insert(session: Session, targets: list[tuple[int, int, int, list[str]]]) -> int:
+    """(story, chat, thread, topics) rows as one multi-row INSERT … ON CONFLICT DO NOTHING:
+    a fan-out to thousands of chats is one statement, not thousands of savepoints."""
+    if not targets:
         return 0
     now = utcnow()
     rows = [{"chat_id": chat_id, "thread_id": thread_id, "story_id": story_id,
              "topics": json.dumps(topics, ensure_ascii=False), "state": "pending",
              "attempts": 0, "next_attempt_at": now, "created_at": now}
-            for (chat_id, thread_id), topics in topics_by_target.items()]
+            for story_id, chat_id, thread_id, topics in targets]
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     result = session.execute(insert(Delivery).on_conflict_do_nothing(), rows)

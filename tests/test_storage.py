@@ -104,6 +104,25 @@ def test_ingest_stores_new_items_once_and_enqueues_only_matching_active_chats(
         assert len(session.exec(select(Item)).all()) == 2
 
 
+def test_a_chat_that_migrated_after_the_matcher_was_built_gets_the_next_story(
+    engine: Engine,
+) -> None:
+    """The cached matcher saw the group's old id; enqueueing must use the chat it has now."""
+    source = make_source(engine)
+    with session_scope(engine) as session:
+        chats.ensure_chat(session=session, chat_id=-5, chat_type="group", title="G",
+                          language="en")
+        subscriptions.add(session=session, chat_id=-5, query="SoftBank")
+    assert ingest(engine, source, [draft("m1", "SoftBank buys a chip maker")]) == 1
+    with session_scope(engine) as session:
+        chats.migrate(session=session, old_id=-5, new_id=-1005)
+    assert ingest(engine, source, [draft("m2", "SoftBank sells its robots arm")]) == 1
+    with session_scope(engine) as session:
+        rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
+        assert [(row.chat_id, row.topics) for row in rows] == [
+            (-1005, '["SoftBank"]'), (-1005, '["SoftBank"]')]
+
+
 def fetched(etag: str) -> Fetched:
     return Fetched(url="http://feeds.test/", status=200, body=b"", content_type="",
                    etag=etag, last_modified=None)
@@ -160,15 +179,15 @@ def test_a_batch_that_fails_after_placing_its_stories_is_stored_again_one_by_one
     """The story index learnt the batch's stories before the transaction rolled back: the
     retries must not join stories that were never stored."""
     a, b = make_source(engine), make_source(engine, "http://feeds.test/b.xml", "B")
-    real_inactive_ids, calls = chats.inactive_ids, []
+    real_fingerprint, calls = subscriptions.fingerprint, []
 
-    def inactive_ids(**kwargs: Any) -> set[int]:
+    def fingerprint(**kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("connection lost after the inserts")
-        return real_inactive_ids(**kwargs)
+        return real_fingerprint(**kwargs)
 
-    monkeypatch.setattr(chats, "inactive_ids", inactive_ids)
+    monkeypatch.setattr(subscriptions, "fingerprint", fingerprint)
     story = "SoftBank pledges ten billion for French data centres on Monday"
     outcomes = ingest_each(engine, [Outcome(a, [draft("a1", story)], fetched('"a"')),
                                     Outcome(b, [draft("b1", "Rain over Lille all week")],
