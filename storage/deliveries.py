@@ -255,6 +255,12 @@ def count_sent_since(*, session: Session, since: datetime) -> int:
     return int(session.exec(statement).one())
 
 
+def count_failed_since(*, session: Session, since: datetime) -> int:
+    statement = select(func.count()).select_from(Delivery).where(
+        Delivery.state == "failed", col(Delivery.created_at) >= since)
+    return int(session.exec(statement).one())
+
+
 def failed_since(*, session: Session, since: datetime, limit: int = 5) -> list[tuple[str, int]]:
     """Reasons deliveries (made since `since`) were parked for, the commonest first."""
     statement = (
