@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from storage.deliveries import MAX_ATTEMPTS
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
@@ -129,6 +130,27 @@ def test_a_group_matched_before_it_migrated_gets_the_next_story_and_polling_goes
         assert "✅ ok" in say(telegram, telegram.private_chat(admin), admin, "/sources")
         assert "polling source" not in bot.log and "storing" not in bot.log
         assert "1. SoftBank" in say(telegram, supergroup, boss, "/topics")
+        assert telegram.rejected == []
+
+
+def test_an_unreadable_answer_is_an_attempt_and_the_row_is_parked_with_its_reason(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """Telegram sends the alert but its answer cannot be read: the bot cannot know it went
+    out, so it tries again, at most MAX_ATTEMPTS times, then parks it and says why."""
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
+        bot = start(telegram, feeds, tmp_path, bot_process)
+        [reader] = readers(telegram, 1, 33_000)
+        telegram.malformed_next("sendMessage", count=MAX_ATTEMPTS)
+        feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, *BASELINE]))
+        bot.wait_for_log(f"parked after {MAX_ATTEMPTS} failed attempts", timeout=60)
+        time.sleep(2)
+        assert alerts(telegram, [reader]) == [MAX_ATTEMPTS], "never endlessly"
+        admin = telegram.user(ADMIN_ID, "Ada")
+        stats = say(telegram, telegram.private_chat(admin), admin, "/stats")
+        assert "Deliveries given up: 1" in stats
+        assert "failed on every try, last: AttributeError(" in stats
+        assert alerts(telegram, [reader]) == [MAX_ATTEMPTS]
         assert telegram.rejected == []
 
 
