@@ -18,6 +18,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Contex
 import jobs
 from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
 from handlers.common import chat_language, reply
+from jobs.pacing import PACING
 from locales import catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
@@ -104,8 +105,8 @@ def build_services(settings: Settings) -> Services:
 def smooth_rate_limiter() -> AIORateLimiter:
     """Telegram's limits as even pacing: a bucket of one, refilled 30 times a second overall
     and every 3.05 s per group, never lets a burst exceed 30/s or 20/min in any window."""
-    return AIORateLimiter(overall_max_rate=1, overall_time_period=1 / 30,
-                          group_max_rate=1, group_time_period=3.05)
+    return AIORateLimiter(overall_max_rate=1, overall_time_period=1 / PACING.overall_per_second,
+                          group_max_rate=1, group_time_period=PACING.group_period)
 
 
 async def register_commands(application: Application, svc: Services) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import asdict
 
 from telegram import Update
@@ -20,8 +21,25 @@ async def show_stats(update: Update, context: Context) -> None:
     with session_scope(svc.engine) as session:
         counts = stats.today(session=session)
         spent = usage.spent(session=session)
-    budget = ""
+        failed = stats.failed_today(session=session)
+    extra = ""
     if svc.daily_token_budget:
-        budget = text(context, language, "stats.budget", spent=spent,
-                      budget=svc.daily_token_budget)
-    await reply(update, context, language, "stats.text", budget=Safe(budget), **asdict(counts))
+        extra = text(context, language, "stats.budget", spent=spent,
+                     budget=svc.daily_token_budget)
+    if failed.count:
+        reasons = "".join(
+            text(context, language, "stats.failed_line", count=count,
+                 reason=Safe(delivery_error(context, language, stored)))
+            for stored, count in failed.reasons)
+        extra += text(context, language, "stats.failed", count=failed.count,
+                      reasons=Safe(reasons))
+    await reply(update, context, language, "stats.text", budget=Safe(extra), **asdict(counts))
+
+
+def delivery_error(context: Context, language: str, stored: str) -> str:
+    """A parked delivery's stored reason ("code|detail") in the admin's language, as HTML."""
+    code, _, detail = stored.partition("|")
+    key = f"delivery.error.{code}"
+    if services(context).catalog.has("en", key):
+        return text(context, language, key, detail=detail)
+    return html.escape(stored, quote=False)

@@ -11,17 +11,10 @@ from typing import Any
 
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-    TimedOut,
-)
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 from telegram.ext import CallbackContext
 
+from jobs.pacing import PACING, Pacing
 from jobs.throttle import PerChat
 from news.pipeline import render_delivery
 from news.schedule import decide
@@ -32,46 +25,61 @@ from storage.db import session_scope
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
-IN_FLIGHT = 32  # enough parallel sends to reach ~30/s over a real network
-QUEUED = 64  # claimed rows waiting for a sender; at 30/s about two seconds of work
-per_chat = PerChat()
+per_chat = PerChat(PACING)
 
 
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """Senders take rows as claims refill them (news.workers.drain), so a fan-out never waits
     at a batch boundary for its slowest send."""
-    svc: Services = context.bot_data[KEY]
-    await send_edits(context, svc)
+    await deliver_due(context, context.bot_data[KEY], PACING, per_chat)
+
+
+async def deliver_due(
+    context: CallbackContext[Any, Any, Any, Any], svc: Services, pacing: Pacing,
+    limiter: PerChat,
+) -> None:
+    """One pass over what is due: edits, then sends, paced and leased as `pacing` says."""
+    await send_edits(context, svc, pacing, limiter)
 
     async def claim() -> list[deliveries.Claimed]:
         if svc.stopping.is_set():
             return []
         with session_scope(svc.engine) as session:
-            return deliveries.claim(session=session, now=utcnow(), limit=QUEUED)
+            return deliveries.claim(session=session, now=utcnow(), lease=pacing.lease,
+                                    limit=pacing.queued, chat_cap=pacing.cap(1),
+                                    group_cap=pacing.cap(-1))
 
     async def handle(item: deliveries.Claimed) -> None:
         """Rows still queued at shutdown are released, so a restart sends them at once."""
         if svc.stopping.is_set():
             with session_scope(svc.engine) as session:
-                deliveries.release(session=session, ids=[item.id])
-        else:
-            await deliver(context, svc, item)
+                deliveries.release(session=session, delivery_id=item.id, token=item.token)
+            return
+        try:
+            await deliver(context, svc, item, pacing, limiter)
+        except Exception as error:  # rendering or the database: an attempt like any other
+            log.exception("delivery %s to chat %s failed", item.id, item.chat_id)
+            _attempt_failed(svc, item, repr(error))
 
-    await drain(claim, handle, workers=IN_FLIGHT, queued=QUEUED,
+    await drain(claim, handle, workers=pacing.in_flight, queued=pacing.queued,
                 name=lambda item: f"delivery {item.id} to chat {item.chat_id}")
 
 
-async def send_edits(context: CallbackContext[Any, Any, Any, Any], svc: Services) -> None:
+async def send_edits(
+    context: CallbackContext[Any, Any, Any, Any], svc: Services, pacing: Pacing,
+    limiter: PerChat,
+) -> None:
     with session_scope(svc.engine) as session:
-        edits = deliveries.claim_edits(session=session, now=utcnow())
+        edits = deliveries.claim_edits(session=session, now=utcnow(), lease=pacing.lease)
     for item in edits:
         if not svc.stopping.is_set():
-            async with per_chat(item.chat_id):
+            async with limiter(item.chat_id):
                 await edit(context, svc, item)
 
 
 async def deliver(
-    context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed
+    context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed,
+    pacing: Pacing = PACING, limiter: PerChat = per_chat,
 ) -> None:
     """Send now, or hold for the digest or until quiet hours end, as the chat's mode says."""
     t = partial(svc.catalog.text, item.language)
@@ -80,10 +88,16 @@ async def deliver(
     if decision.action != "send":
         state = "digest" if decision.action == "digest" else "quiet"
         with session_scope(svc.engine) as session:
-            deliveries.hold(session=session, delivery_id=item.id, state=state,
+            deliveries.hold(session=session, delivery_id=item.id, token=item.token, state=state,
                             until=decision.until)
         return
-    async with per_chat(item.chat_id):
+    async with limiter(item.chat_id):
+        with session_scope(svc.engine) as session:
+            held = deliveries.begin_send(session=session, delivery_id=item.id, token=item.token,
+                                         lease=pacing.lease)
+        if not held:
+            log.info("delivery %s was claimed again while it waited; not sent here", item.id)
+            return
         await send(context, svc, item, alert.html)
 
 
@@ -91,40 +105,64 @@ async def send(
     context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed,
     html: str,
 ) -> None:
-    """One message; Telegram's answer decides whether the row is sent, retried or parked."""
+    """One message; Telegram's answer decides whether the row is sent, retried or parked.
+    Whatever else goes wrong (an answer that cannot be read, a bug) is a failed attempt."""
     try:
         message = await context.bot.send_message(
             item.chat_id, html, parse_mode=ParseMode.HTML,
             message_thread_id=item.thread_id or None,
             link_preview_options=LinkPreviewOptions(is_disabled=True))
+        message_id = message.message_id
     except Forbidden as error:
         log.info("chat %s blocked or removed the bot: %s", item.chat_id, error)
         with session_scope(svc.engine) as session:
             chats.deactivate(session=session, chat_id=item.chat_id)
-            deliveries.mark_failed(session=session, delivery_id=item.id, error=str(error))
+            deliveries.mark_failed(session=session, delivery_id=item.id, token=item.token,
+                                   code="blocked", error=str(error))
         return
     except ChatMigrated as error:
         log.info("chat %s is now %s; resending there", item.chat_id, error.new_chat_id)
         with session_scope(svc.engine) as session:
             chats.migrate(session=session, old_id=item.chat_id, new_id=error.new_chat_id)
-            deliveries.release(session=session, ids=[item.id])
+            deliveries.release(session=session, delivery_id=item.id, token=item.token)
         return
     except RetryAfter as error:
         after = error.retry_after
         seconds = after.total_seconds() if isinstance(after, timedelta) else float(after)
-        _retry(svc, item, timedelta(seconds=seconds), str(error))
+        log.warning("delivery %s to chat %s will be retried: %s", item.id, item.chat_id, error)
+        with session_scope(svc.engine) as session:
+            if deliveries.throttled(session=session, delivery_id=item.id, token=item.token,
+                                    after=timedelta(seconds=seconds), error=str(error)):
+                log.error("delivery %s parked: throttled for over %s", item.id,
+                          deliveries.MAX_THROTTLED)
         return
     except BadRequest as error:
         log.error("delivery %s rejected by Telegram: %s", item.id, error)
         with session_scope(svc.engine) as session:
-            deliveries.mark_failed(session=session, delivery_id=item.id, error=str(error))
+            deliveries.mark_failed(session=session, delivery_id=item.id, token=item.token,
+                                   code="rejected", error=str(error))
         return
-    except (TimedOut, NetworkError) as error:  # 5xx arrive as NetworkError
-        backoff = min(300.0, 2.0 ** item.attempts) * random.uniform(0.5, 1.5)
-        _retry(svc, item, timedelta(seconds=backoff), str(error))
+    except Exception as error:  # 5xx and timeouts (NetworkError), unreadable answers, bugs
+        reason = str(error) if isinstance(error, TelegramError) else repr(error)
+        _attempt_failed(svc, item, reason)
         return
     with session_scope(svc.engine) as session:
-        deliveries.mark_sent(session=session, delivery_id=item.id, message_id=message.message_id)
+        if not deliveries.mark_sent(session=session, delivery_id=item.id, token=item.token,
+                                    message_id=message_id):
+            log.warning("delivery %s was sent after another claim took it", item.id)
+
+
+def _attempt_failed(svc: Services, item: deliveries.Claimed, error: str) -> None:
+    backoff = min(300.0, 2.0 ** item.attempts) * random.uniform(0.5, 1.5)
+    with session_scope(svc.engine) as session:
+        parked = deliveries.failed_attempt(session=session, delivery_id=item.id,
+                                           token=item.token, after=timedelta(seconds=backoff),
+                                           error=error)
+    if parked:
+        log.error("delivery %s to chat %s parked after %d failed attempts: %s", item.id,
+                  item.chat_id, deliveries.MAX_ATTEMPTS, error)
+    else:
+        log.warning("delivery %s to chat %s will be retried: %s", item.id, item.chat_id, error)
 
 
 async def edit(
@@ -148,9 +186,3 @@ async def edit(
         return  # the lease expires and the edit is claimed again
     with session_scope(svc.engine) as session:
         deliveries.edited(session=session, delivery_id=item.id)
-
-
-def _retry(svc: Services, item: deliveries.Claimed, after: timedelta, error: str) -> None:
-    log.warning("delivery %s to chat %s will be retried: %s", item.id, item.chat_id, error)
-    with session_scope(svc.engine) as session:
-        deliveries.retry_later(session=session, delivery_id=item.id, after=after, error=error)

@@ -1,7 +1,7 @@
-"""Telegram's per-chat limit (about one message a second to the same chat).
+"""Telegram's per-chat limits: about one message a second to a chat, 20 a minute to a group.
 
-PTB's AIORateLimiter keeps the overall 30/s and the 20/min per group; it has no per-chat rule
-for private chats, which this adds for alerts.
+PTB's AIORateLimiter keeps the overall 30/s and the 20/min per group, but it waits inside the
+request, after the lease was renewed; alerts wait here instead, before it (jobs.pacing).
 """
 
 from __future__ import annotations
@@ -10,18 +10,20 @@ from collections import OrderedDict
 
 from aiolimiter import AsyncLimiter
 
-PER_CHAT_PER_SECOND = 1.0
+from jobs.pacing import PACING, Pacing
 
 
 class PerChat:
-    """One leaky bucket per chat; the least recently used are forgotten past `size`."""
+    """One leaky bucket per chat, paced as `pacing` says; the least recently used are
+    forgotten past `size`."""
 
-    def __init__(self, size: int = 10_000) -> None:
+    def __init__(self, pacing: Pacing = PACING, size: int = 10_000) -> None:
+        self.pacing = pacing
         self.size = size
         self.buckets: OrderedDict[int, AsyncLimiter] = OrderedDict()
 
     def __call__(self, chat_id: int) -> AsyncLimiter:
-        bucket = self.buckets.pop(chat_id, None) or AsyncLimiter(1, 1 / PER_CHAT_PER_SECOND)
+        bucket = self.buckets.pop(chat_id, None) or AsyncLimiter(1, self.pacing.period(chat_id))
         self.buckets[chat_id] = bucket
         while len(self.buckets) > self.size:
             self.buckets.popitem(last=False)

@@ -31,7 +31,7 @@ from news.render import SourceRef, Translate, render_brief
 from news.stories import Clusters
 from news.text import without_headline
 from news.workers import Batched, drain
-from storage import briefs, chats, deliveries, items, sources, subscriptions, usage
+from storage import briefs, deliveries, items, sources, subscriptions, usage
 from storage.db import session_scope
 from storage.items import NewStory
 from storage.models import utcnow
@@ -163,15 +163,10 @@ class MatcherCache:
 MATCHERS = MatcherCache()
 
 
-def match(
-    story: NewStory, matcher: Matcher, inactive: set[int]
-) -> dict[tuple[int, int], list[str]]:
-    """Which chats (and forum topics) want this story, and through which of their topics."""
-    wanted: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for topic in matcher.match(story.text):
-        if topic.chat_id not in inactive:
-            wanted[(topic.chat_id, topic.thread_id)].append(topic.query)
-    return dict(wanted)
+def match(story: NewStory, matcher: Matcher) -> set[int]:
+    """The subscriptions that want this story. Their chats are looked up when the deliveries
+    are written (deliveries.enqueue_matches): the cached matcher may predate a migration."""
+    return {topic.id for topic in matcher.match(story.text)}
 
 
 def unseen(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> list[ItemDraft]:
@@ -218,12 +213,8 @@ def ingest_all(engine: Engine, outcomes: Sequence[Outcome]) -> list[int]:
         new = [story for one in stored for story in one.new]
         if new:
             matcher = MATCHERS.get(session)
-            inactive = chats.inactive_ids(session=session)
-            for story in new:
-                wanted = match(story, matcher, inactive)
-                if wanted:
-                    deliveries.enqueue(session=session, story_id=story.id,
-                                       topics_by_target=wanted)
+            matches = {story.id: wanted for story in new if (wanted := match(story, matcher))}
+            deliveries.enqueue_matches(session=session, matches=matches)
         return [len(one.new) for one in stored]
 
 

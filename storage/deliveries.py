@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import uuid
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, update
+from sqlalchemy import and_, case, func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from news.schedule import Preferences
-from storage.models import Brief, Chat, Delivery, Story, utcnow
+from storage.models import Brief, Chat, Delivery, Story, Subscription, utcnow
 
-LEASE = timedelta(seconds=60)
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 5  # sends that failed, whatever the cause, before a row is parked as failed
+MAX_THROTTLED = timedelta(hours=1)  # 429 waits on one row before it is parked
 
 
 @dataclass(frozen=True)
@@ -33,23 +34,49 @@ class Claimed:
     attempts: int
     prefs: Preferences
     message_id: int | None = None
+    token: str = ""  # this claim's; only its holder may send the row or record the outcome
 
 
-def enqueue(
-    *, session: Session, story_id: int, topics_by_target: Mapping[tuple[int, int], list[str]]
-) -> int:
-    """One row per chat (and forum topic) for this story; one that already has it keeps it.
+def enqueue_matches(*, session: Session, matches: Mapping[int, Collection[int]]) -> int:
+    """Rows for the subscriptions each story (key) matched. Their chats are read here, in the
+    ingest's transaction: a cached matcher may predate a chat's migration or removal, so the
+    subscription's current chat and forum topic get the row, and inactive chats none."""
+    wanted = sorted(set().union(*matches.values())) if matches else []
+    found: dict[int, tuple[int, int, str]] = {}
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        statement = (
+            select(Subscription.id, Subscription.chat_id, Subscription.thread_id,
+                   Subscription.query)
+            .join(Chat, col(Chat.id) == Subscription.chat_id)
+            .where(col(Subscription.id).in_(wanted[start:start + _IDS_PER_QUERY]), Chat.active)
+        )
+        for sub_id, chat_id, thread_id, query in session.exec(statement).all():
+            found[sub_id or 0] = (chat_id, thread_id, query)
+    rows = []
+    for story_id, sub_ids in matches.items():
+        targets: dict[tuple[int, int], list[str]] = {}
+        for sub_id in sorted(sub_ids):
+            if sub_id in found:
+                chat_id, thread_id, query = found[sub_id]
+                targets.setdefault((chat_id, thread_id), []).append(query)
+        rows += [(story_id, chat_id, thread_id, topics)
+                 for (chat_id, thread_id), topics in targets.items()]
+    return _insert(session, rows)
 
-    One multi-row INSERT … ON CONFLICT DO NOTHING: a fan-out to thousands of chats is one
-    statement, not thousands of savepoints.
-    """
-    if not topics_by_target:
+
+_IDS_PER_QUERY = 5000  # well under SQLite's limit on bound parameters
+
+
+def _insert(session: Session, targets: list[tuple[int, int, int, list[str]]]) -> int:
+    """(story, chat, thread, topics) rows as one multi-row INSERT … ON CONFLICT DO NOTHING:
+    a fan-out to thousands of chats is one statement, not thousands of savepoints."""
+    if not targets:
         return 0
     now = utcnow()
     rows = [{"chat_id": chat_id, "thread_id": thread_id, "story_id": story_id,
              "topics": json.dumps(topics, ensure_ascii=False), "state": "pending",
              "attempts": 0, "next_attempt_at": now, "created_at": now}
-            for (chat_id, thread_id), topics in topics_by_target.items()]
+            for story_id, chat_id, thread_id, topics in targets]
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     result = session.execute(insert(Delivery).on_conflict_do_nothing(), rows)
@@ -84,22 +111,51 @@ def briefs_missing(*, session: Session, now: datetime, limit: int = 20) -> list[
     return [(story_id, language) for story_id, language in session.exec(statement).all()]
 
 
-def claim(*, session: Session, now: datetime, limit: int = 30) -> list[Claimed]:
-    """Claim due deliveries whose brief exists; the lease makes a crashed claim retry later."""
-    statement = (
-        select(Delivery, Chat)
+CLAIMABLE = ("pending", "quiet")  # quiet rows are claimed again when quiet hours end
+
+
+def claim(
+    *, session: Session, now: datetime, lease: timedelta, limit: int = 30,
+    chat_cap: int = 1_000_000, group_cap: int = 1_000_000,
+) -> list[Claimed]:
+    """Claim due deliveries whose brief exists, each leased under a fresh token. A chat gets
+    no more rows than its cap (groups: negative ids) counting those still leased, so the
+    rows one claim takes can all be paced out before their lease ends (jobs.pacing)."""
+    leased = (
+        select(Delivery.chat_id, func.count().label("held"))
+        .where(col(Delivery.state).in_(CLAIMABLE), col(Delivery.claim_token).is_not(None),
+               col(Delivery.next_attempt_at) > now)
+        .group_by(col(Delivery.chat_id))
+        .subquery()
+    )
+    rank = func.row_number().over(partition_by=col(Delivery.chat_id), order_by=col(Delivery.id))
+    due = (
+        select(col(Delivery.id).label("id"), col(Delivery.chat_id).label("chat_id"),
+               rank.label("rank"))
         .join(Chat, col(Chat.id) == Delivery.chat_id)
         .join(Brief, and_(col(Brief.story_id) == Delivery.story_id,
                           col(Brief.language) == Chat.language))
-        .where(*_pending(now, ("pending", "quiet")))
+        .where(*_pending(now, CLAIMABLE))
+        .subquery()
+    )
+    cap = case((due.c.chat_id < 0, group_cap), else_=chat_cap)
+    within = (
+        select(due.c.id)
+        .outerjoin(leased, leased.c.chat_id == due.c.chat_id)
+        .where(due.c.rank + func.coalesce(leased.c.held, 0) <= cap)
+    )
+    statement = (
+        select(Delivery, Chat)
+        .join(Chat, col(Chat.id) == Delivery.chat_id)
+        .where(col(Delivery.id).in_(within), *_pending(now, CLAIMABLE))
         .order_by(col(Delivery.id))
         .limit(limit)
         .with_for_update(skip_locked=True, of=Delivery)
     )
     claimed = []
     for delivery, chat in session.exec(statement).all():
-        delivery.next_attempt_at = now + LEASE
-        delivery.attempts += 1
+        delivery.next_attempt_at = now + lease
+        delivery.claim_token = uuid.uuid4().hex
         claimed.append(_claimed(delivery, chat))
     return claimed
 
@@ -107,32 +163,90 @@ def claim(*, session: Session, now: datetime, limit: int = 30) -> list[Claimed]:
 def _claimed(delivery: Delivery, chat: Chat) -> Claimed:
     return Claimed(delivery.id or 0, delivery.chat_id, delivery.thread_id, delivery.story_id,
                    chat.language, json.loads(delivery.topics), delivery.attempts,
-                   preferences(chat), delivery.message_id)
+                   preferences(chat), delivery.message_id, delivery.claim_token or "")
 
 
-def mark_sent(*, session: Session, delivery_id: int, message_id: int) -> None:
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is not None:
-        delivery.state, delivery.message_id, delivery.sent_at = "sent", message_id, utcnow()
-        delivery.next_attempt_at = delivery.sent_at  # the lease ends: edits may claim it
+def _held(session: Session, delivery_id: int, token: str) -> Delivery | None:
+    """The row, locked, if this claim still holds it; None when another claim took it since."""
+    statement = (
+        select(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.claim_token == token)
+        .with_for_update()
+    )
+    return session.exec(statement).first()
 
 
-def retry_later(*, session: Session, delivery_id: int, after: timedelta, error: str) -> None:
-    """Back off this row; after MAX_ATTEMPTS it is parked as failed rather than retried forever."""
-    delivery = session.get(Delivery, delivery_id)
+def begin_send(*, session: Session, delivery_id: int, token: str, lease: timedelta) -> bool:
+    """Renew the lease just before sending; False when the claim is stale (another claim
+    took the row after its lease ran out), and then the row must not be sent."""
+    result = session.execute(
+        update(Delivery)
+        .where(col(Delivery.id) == delivery_id, col(Delivery.claim_token) == token,
+               col(Delivery.state).in_(CLAIMABLE))
+        .values(next_attempt_at=utcnow() + lease)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+def mark_sent(*, session: Session, delivery_id: int, token: str, message_id: int) -> bool:
+    """Done; nothing happens (False) when the claim is stale."""
+    delivery = _held(session, delivery_id, token)
     if delivery is None:
-        return
-    delivery.last_error = error[:500]
+        return False
+    delivery.state, delivery.message_id, delivery.sent_at = "sent", message_id, utcnow()
+    delivery.next_attempt_at = delivery.sent_at  # the lease ends: edits may claim it
+    delivery.claim_token = None
+    return True
+
+
+def failed_attempt(
+    *, session: Session, delivery_id: int, token: str, after: timedelta, error: str
+) -> bool:
+    """One more attempt failed, whatever the cause: back off, or after MAX_ATTEMPTS park the
+    row as failed rather than retry it forever. True when it was parked."""
+    delivery = _held(session, delivery_id, token)
+    if delivery is None:
+        return False
+    delivery.attempts += 1
+    delivery.claim_token = None
     if delivery.attempts >= MAX_ATTEMPTS:
+        delivery.state, delivery.last_error = "failed", _reason("attempts", error)
+        return True
+    delivery.last_error = _reason("attempts", error)
+    delivery.next_attempt_at = utcnow() + after
+    return False
+
+
+def throttled(
+    *, session: Session, delivery_id: int, token: str, after: timedelta, error: str
+) -> bool:
+    """A 429: not an attempt, but once the waits on this row add up past MAX_THROTTLED it is
+    parked as failed. True when it was parked."""
+    delivery = _held(session, delivery_id, token)
+    if delivery is None:
+        return False
+    delivery.claim_token = None
+    delivery.throttled_seconds += max(1, round(after.total_seconds()))
+    if delivery.throttled_seconds >= MAX_THROTTLED.total_seconds():
         delivery.state = "failed"
-    else:
-        delivery.next_attempt_at = utcnow() + after
+        delivery.last_error = _reason("throttled", error)
+        return True
+    delivery.last_error = _reason("throttled", error)
+    delivery.next_attempt_at = utcnow() + after
+    return False
 
 
-def mark_failed(*, session: Session, delivery_id: int, error: str) -> None:
-    delivery = session.get(Delivery, delivery_id)
+def mark_failed(*, session: Session, delivery_id: int, token: str, code: str, error: str) -> None:
+    """Parked at once: Telegram refused the message (`rejected`) or the chat (`blocked`)."""
+    delivery = _held(session, delivery_id, token)
     if delivery is not None:
-        delivery.state, delivery.last_error = "failed", error[:500]
+        delivery.state, delivery.last_error = "failed", _reason(code, error)
+        delivery.claim_token = None
+
+
+def _reason(code: str, error: str) -> str:
+    """"code|detail", as sources store theirs: the code keys delivery.error.<code>."""
+    return f"{code}|{error}"[:500]
 
 
 def count_sent_since(*, session: Session, since: datetime) -> int:
@@ -141,22 +255,42 @@ def count_sent_since(*, session: Session, since: datetime) -> int:
     return int(session.exec(statement).one())
 
 
-def release(*, session: Session, ids: list[int]) -> None:
-    """Give back claimed rows that were not sent, so a restart sends them at once."""
-    for delivery_id in ids:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is not None and delivery.state == "pending":
-            delivery.next_attempt_at = utcnow()
-            delivery.attempts = max(0, delivery.attempts - 1)
+def count_failed_since(*, session: Session, since: datetime) -> int:
+    statement = select(func.count()).select_from(Delivery).where(
+        Delivery.state == "failed", col(Delivery.created_at) >= since)
+    return int(session.exec(statement).one())
 
 
-def hold(*, session: Session, delivery_id: int, state: str, until: datetime | None = None) -> None:
+def failed_since(*, session: Session, since: datetime, limit: int = 5) -> list[tuple[str, int]]:
+    """Reasons deliveries (made since `since`) were parked for, the commonest first."""
+    statement = (
+        select(Delivery.last_error, func.count())
+        .where(Delivery.state == "failed", col(Delivery.created_at) >= since)
+        .group_by(col(Delivery.last_error))
+        .order_by(func.count().desc(), col(Delivery.last_error))
+        .limit(limit)
+    )
+    return [(error or "", int(count)) for error, count in session.exec(statement).all()]
+
+
+def release(*, session: Session, delivery_id: int, token: str) -> None:
+    """Give back a claimed row that was not sent, so it is sent at once (after a restart)."""
+    delivery = _held(session, delivery_id, token)
+    if delivery is not None:
+        delivery.next_attempt_at = utcnow()
+        delivery.claim_token = None
+
+
+def hold(
+    *, session: Session, delivery_id: int, token: str, state: str,
+    until: datetime | None = None,
+) -> None:
     """Keep a claimed row back: for the digest, or (`quiet`) until quiet hours end."""
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is not None and delivery.state in ("pending", "quiet"):
+    delivery = _held(session, delivery_id, token)
+    if delivery is not None and delivery.state in CLAIMABLE:
         delivery.state = state
-        delivery.attempts = max(0, delivery.attempts - 1)
         delivery.next_attempt_at = until or utcnow()
+        delivery.claim_token = None
 
 
 @dataclass(frozen=True)
@@ -216,7 +350,9 @@ def flag_edits(*, session: Session, story_ids: set[int]) -> None:
     )
 
 
-def claim_edits(*, session: Session, now: datetime, limit: int = 50) -> list[Claimed]:
+def claim_edits(
+    *, session: Session, now: datetime, lease: timedelta, limit: int = 50
+) -> list[Claimed]:
     """Sent messages waiting for an edit, claimed like sends (leased, SKIP LOCKED)."""
     statement = (
         select(Delivery, Chat)
@@ -229,7 +365,7 @@ def claim_edits(*, session: Session, now: datetime, limit: int = 50) -> list[Cla
     )
     claimed = []
     for delivery, chat in session.exec(statement).all():
-        delivery.next_attempt_at = now + LEASE
+        delivery.next_attempt_at = now + lease
         claimed.append(_claimed(delivery, chat))
     return claimed
 
@@ -246,9 +382,8 @@ def release_stale_leases(*, session: Session) -> int:
     now = utcnow()
     result = session.execute(
         update(Delivery)
-        .where(col(Delivery.state).in_(("pending", "quiet")), col(Delivery.attempts) > 0,
-               col(Delivery.next_attempt_at) > now, col(Delivery.last_error).is_(None))
-        .values(next_attempt_at=now)
+        .where(col(Delivery.state).in_(CLAIMABLE), col(Delivery.claim_token).is_not(None))
+        .values(next_attempt_at=now, claim_token=None)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

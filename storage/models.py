@@ -169,9 +169,13 @@ class Delivery(SQLModel, table=True):
     message_id: int | None = None
     # A source joined the story after it was sent: the message is edited to list it.
     needs_edit: bool = Field(default=False, sa_column_kwargs=_default("0"))
-    last_error: str | None = None
+    last_error: str | None = None  # "code|detail": code keys delivery.error.<code>
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # Who holds the lease: only the claim that set it may send the row or record the outcome.
+    claim_token: str | None = Field(default=None, max_length=32)
+    # Seconds spent waiting out 429s; past a cap the row is parked (a 429 is not an attempt).
+    throttled_seconds: int = Field(default=0, sa_column_kwargs=_default("0"))
 
 
 class Admin(SQLModel, table=True):

@@ -26,8 +26,12 @@ class Today:
     offline: int
 
 
+def _midnight() -> datetime:
+    return datetime.combine(utcnow().date(), time(), tzinfo=UTC)
+
+
 def today(*, session: Session) -> Today:
-    midnight = datetime.combine(utcnow().date(), time(), tzinfo=UTC)
+    midnight = _midnight()
     llm = usage.of_day(session=session)
     return Today(
         chats=chats.count_active(session=session),
@@ -40,3 +44,17 @@ def today(*, session: Session) -> Today:
         calls=llm.calls, failures=llm.failures, tokens_in=llm.tokens_in,
         tokens_out=llm.tokens_out, offline=llm.offline_briefs,
     )
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Deliveries of today's stories that were parked, and their commonest stored reasons."""
+
+    count: int
+    reasons: list[tuple[str, int]]
+
+
+def failed_today(*, session: Session) -> Failed:
+    midnight = _midnight()
+    return Failed(deliveries.count_failed_since(session=session, since=midnight),
+                  deliveries.failed_since(session=session, since=midnight))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from storage.deliveries import MAX_ATTEMPTS
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
@@ -102,6 +103,54 @@ def test_migrated_group_gets_its_alert_in_the_supergroup(
         assert "SoftBank pledges billions" in alert.text
         assert "1. SoftBank" in say(telegram, supergroup, boss, "/topics")
         assert len([m for m in telegram.messages(-500) if "Core point" in m.text]) == 0
+        assert telegram.rejected == []
+
+
+def test_a_group_matched_before_it_migrated_gets_the_next_story_and_polling_goes_on(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """The matcher cached at the first story knows the group's old id; the second story must
+    still reach the supergroup, and storing it must not fail the source's poll."""
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
+        bot = start(telegram, feeds, tmp_path, bot_process)
+        group = telegram.group(-700, "Desk")
+        boss = telegram.user(32_200, "Boss", language_code="en")
+        telegram.set_member_status(-700, 32_200, "administrator")
+        say(telegram, group, boss, "/subscribe SoftBank")
+        feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, *BASELINE]))
+        assert "SoftBank pledges" in telegram.wait_for_messages(-700, 2, timeout=30)[1].text
+        supergroup = telegram.group(-100700, "Desk", supergroup=True)
+        telegram.inject({"message": {"message_id": 90, "date": int(time.time()), "chat": group,
+                                     "from": boss, "migrate_to_chat_id": -100700}})
+        bot.wait_for_log("chat -700 migrated to -100700")
+        feeds.put("/feed.xml", rss("Test News", [OTHER, NEW_SOFTBANK, *BASELINE]))
+        alert = telegram.wait_for_messages(-100700, 1, timeout=30)[0]
+        assert "SoftBank sells a stake" in alert.text
+        admin = telegram.user(ADMIN_ID, "Ada")
+        assert "✅ ok" in say(telegram, telegram.private_chat(admin), admin, "/sources")
+        assert "polling source" not in bot.log and "storing" not in bot.log
+        assert "1. SoftBank" in say(telegram, supergroup, boss, "/topics")
+        assert telegram.rejected == []
+
+
+def test_an_unreadable_answer_is_an_attempt_and_the_row_is_parked_with_its_reason(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """Telegram sends the alert but its answer cannot be read: the bot cannot know it went
+    out, so it tries again, at most MAX_ATTEMPTS times, then parks it and says why."""
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
+        bot = start(telegram, feeds, tmp_path, bot_process)
+        [reader] = readers(telegram, 1, 33_000)
+        telegram.malformed_next("sendMessage", count=MAX_ATTEMPTS)
+        feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, *BASELINE]))
+        bot.wait_for_log(f"parked after {MAX_ATTEMPTS} failed attempts", timeout=60)
+        time.sleep(2)
+        assert alerts(telegram, [reader]) == [MAX_ATTEMPTS], "never endlessly"
+        admin = telegram.user(ADMIN_ID, "Ada")
+        stats = say(telegram, telegram.private_chat(admin), admin, "/stats")
+        assert "Deliveries given up: 1" in stats
+        assert "failed on every try, last: AttributeError(" in stats
+        assert alerts(telegram, [reader]) == [MAX_ATTEMPTS]
         assert telegram.rejected == []
 
 

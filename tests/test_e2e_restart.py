@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from jobs.deliver import IN_FLIGHT
+from jobs.pacing import PACING
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
@@ -84,5 +84,6 @@ def test_sigkill_during_a_300_chat_fan_out_loses_nothing(
         alerts = [len(telegram.messages(c["id"])) - 1 for c in chats]
         assert min(alerts) == 1, "zero lost"
         duplicates = sum(alerts) - readers
-        assert duplicates <= IN_FLIGHT, f"{duplicates} duplicates; at most the sends in flight"
+        assert duplicates <= PACING.in_flight, \
+            f"{duplicates} duplicates; at most the sends in flight"
         assert telegram.rejected == []

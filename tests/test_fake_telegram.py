@@ -506,6 +506,21 @@ def test_random_faults_fail_that_share_of_calls(emu: BotApiEmulator) -> None:
 
 
 @pytest.mark.asyncio
+async def test_malformed_next_performs_the_call_but_answers_garbage(emu: BotApiEmulator) -> None:
+    emu.private_chat(emu.user(28))
+    emu.malformed_next("sendMessage", count=2)
+    assert call(emu, "sendMessage", chat_id=28, text="raw").json() == {
+        "ok": True, "result": "garbage"}
+    async with Bot(emu.token, base_url=f"{emu.base_url}/bot") as bot:
+        with pytest.raises(AttributeError):  # not a TelegramError: PTB cannot read a Message
+            await bot.send_message(28, "sent anyway")
+        message = await bot.send_message(28, "answered")
+    assert message.message_id == 3
+    assert [m.text for m in emu.messages(28)] == ["raw", "sent anyway", "answered"]
+    assert (emu.rejected, emu.errors, emu.injected_faults) == ([], [], 2)
+
+
+@pytest.mark.asyncio
 async def test_blocked_chats_and_migration_raise_ptb_errors(emu: BotApiEmulator) -> None:
     emu.private_chat(emu.user(27))
     emu.group(-27, "Old group")

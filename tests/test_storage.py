@@ -16,7 +16,7 @@ from news.items import ItemDraft, normalize
 from news.pipeline import Outcome, ingest, ingest_all, ingest_each, story_text
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
-from storage.models import Delivery, Item, utcnow
+from storage.models import Delivery, Item, Story, utcnow
 from storage.sources import DueSource
 
 
@@ -104,6 +104,25 @@ def test_ingest_stores_new_items_once_and_enqueues_only_matching_active_chats(
         assert len(session.exec(select(Item)).all()) == 2
 
 
+def test_a_chat_that_migrated_after_the_matcher_was_built_gets_the_next_story(
+    engine: Engine,
+) -> None:
+    """The cached matcher saw the group's old id; enqueueing must use the chat it has now."""
+    source = make_source(engine)
+    with session_scope(engine) as session:
+        chats.ensure_chat(session=session, chat_id=-5, chat_type="group", title="G",
+                          language="en")
+        subscriptions.add(session=session, chat_id=-5, query="SoftBank")
+    assert ingest(engine, source, [draft("m1", "SoftBank buys a chip maker")]) == 1
+    with session_scope(engine) as session:
+        chats.migrate(session=session, old_id=-5, new_id=-1005)
+    assert ingest(engine, source, [draft("m2", "SoftBank sells its robots arm")]) == 1
+    with session_scope(engine) as session:
+        rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
+        assert [(row.chat_id, row.topics) for row in rows] == [
+            (-1005, '["SoftBank"]'), (-1005, '["SoftBank"]')]
+
+
 def fetched(etag: str) -> Fetched:
     return Fetched(url="http://feeds.test/", status=200, body=b"", content_type="",
                    etag=etag, last_modified=None)
@@ -160,15 +179,15 @@ def test_a_batch_that_fails_after_placing_its_stories_is_stored_again_one_by_one
     """The story index learnt the batch's stories before the transaction rolled back: the
     retries must not join stories that were never stored."""
     a, b = make_source(engine), make_source(engine, "http://feeds.test/b.xml", "B")
-    real_inactive_ids, calls = chats.inactive_ids, []
+    real_fingerprint, calls = subscriptions.fingerprint, []
 
-    def inactive_ids(**kwargs: Any) -> set[int]:
+    def fingerprint(**kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("connection lost after the inserts")
-        return real_inactive_ids(**kwargs)
+        return real_fingerprint(**kwargs)
 
-    monkeypatch.setattr(chats, "inactive_ids", inactive_ids)
+    monkeypatch.setattr(subscriptions, "fingerprint", fingerprint)
     story = "SoftBank pledges ten billion for French data centres on Monday"
     outcomes = ingest_each(engine, [Outcome(a, [draft("a1", story)], fetched('"a"')),
                                     Outcome(b, [draft("b1", "Rain over Lille all week")],
@@ -186,7 +205,7 @@ def test_outbox_claims_are_leased_and_released(engine: Engine) -> None:
     ingest(engine, source, [draft("g1", "SoftBank news")])
     now = utcnow()
     with session_scope(engine) as session:
-        assert deliveries.claim(session=session, now=now) == [], "no brief yet: nothing to send"
+        assert claim(session, now) == [], "no brief yet: nothing to send"
         missing = deliveries.briefs_missing(session=session, now=now)
         assert len(missing) == 1 and missing[0][1] == "zh"
         story_id = missing[0][0]
@@ -194,19 +213,123 @@ def test_outbox_claims_are_leased_and_released(engine: Engine) -> None:
         assert briefs.save(session=session, story_id=story_id, language="zh", written=written)
         assert not briefs.save(session=session, story_id=story_id, language="zh", written=written)
     with session_scope(engine) as session:
-        claimed = deliveries.claim(session=session, now=now)
+        claimed = claim(session, now)
         assert [(c.chat_id, c.language, c.topics) for c in claimed] == [(1, "zh", ["SoftBank"])]
     with session_scope(engine) as session:
-        assert deliveries.claim(session=session, now=now) == [], "leased to the first claimer"
-        deliveries.release(session=session, ids=[claimed[0].id])
+        assert claim(session, now) == [], "leased to the first claimer"
+        deliveries.release(session=session, delivery_id=claimed[0].id, token=claimed[0].token)
     with session_scope(engine) as session:
-        again = deliveries.claim(session=session, now=utcnow())
-        assert [c.id for c in again] == [claimed[0].id]
-        deliveries.mark_sent(session=session, delivery_id=again[0].id, message_id=77)
+        again = claim(session, utcnow())
+        assert [c.id for c in again] == [claimed[0].id] and again[0].token != claimed[0].token
+        assert deliveries.mark_sent(session=session, delivery_id=again[0].id,
+                                    token=again[0].token, message_id=77)
     with session_scope(engine) as session:
-        later = utcnow() + deliveries.LEASE + timedelta(seconds=1)
-        assert deliveries.claim(session=session, now=later) == [], "sent rows are never resent"
+        later = utcnow() + LEASE + timedelta(seconds=1)
+        assert claim(session, later) == [], "sent rows are never resent"
         assert deliveries.count_sent_since(session=session, since=now) == 1
+
+
+LEASE = timedelta(seconds=60)
+
+
+def claim(session: Any, now: Any, **caps: int) -> list[deliveries.Claimed]:
+    return deliveries.claim(session=session, now=now, lease=LEASE, **caps)
+
+
+def outbox(engine: Engine, chat_id: int, count: int) -> None:
+    """`count` due deliveries with briefs for one chat, written straight to the outbox."""
+    with session_scope(engine) as session:
+        chats.ensure_chat(session=session, chat_id=chat_id, chat_type="group", title="G",
+                          language="en")
+        sub = subscriptions.add(session=session, chat_id=chat_id, query=f"q{chat_id}")
+        assert sub is not None and sub.id is not None
+        written = Written(Brief(headline="h", core_point="c", tracking_level=2), "offline")
+        for _ in range(count):
+            story = Story(title="t")
+            session.add(story)
+            session.flush()
+            assert story.id is not None
+            briefs.save(session=session, story_id=story.id, language="en", written=written)
+            deliveries.enqueue_matches(session=session, matches={story.id: {sub.id}})
+
+
+def test_a_stale_claim_can_neither_send_nor_mark_sent(engine: Engine) -> None:
+    """A row claimed again after its lease ran out belongs to the new claim only."""
+    outbox(engine, -1, 1)
+    with session_scope(engine) as session:
+        [first] = claim(session, utcnow())
+    with session_scope(engine) as session:
+        [second] = claim(session, utcnow() + LEASE + timedelta(seconds=1))
+        assert second.id == first.id and second.token != first.token
+    with session_scope(engine) as session:
+        assert not deliveries.begin_send(session=session, delivery_id=first.id,
+                                         token=first.token, lease=LEASE)
+        assert not deliveries.mark_sent(session=session, delivery_id=first.id,
+                                        token=first.token, message_id=5)
+        deliveries.failed_attempt(session=session, delivery_id=first.id, token=first.token,
+                                  after=timedelta(seconds=9), error="late")
+    with session_scope(engine) as session:
+        row = session.get(Delivery, first.id)
+        assert row is not None
+        assert (row.state, row.message_id, row.attempts, row.claim_token) == (
+            "pending", None, 0, second.token), "the stale claim changed nothing"
+        assert deliveries.begin_send(session=session, delivery_id=second.id,
+                                     token=second.token, lease=LEASE)
+        assert deliveries.mark_sent(session=session, delivery_id=second.id,
+                                    token=second.token, message_id=6)
+    with session_scope(engine) as session:
+        row = session.get(Delivery, first.id)
+        assert row is not None and (row.state, row.message_id) == ("sent", 6)
+
+
+def test_a_chat_gets_no_more_rows_than_its_cap_counting_rows_still_held(
+    engine: Engine,
+) -> None:
+    outbox(engine, -2, 10)  # a group's backlog first, so it would fill a plain LIMIT
+    outbox(engine, 3, 2)
+    now = utcnow()
+    with session_scope(engine) as session:
+        first = claim(session, now, limit=50, group_cap=4, chat_cap=1)
+        assert [c.chat_id for c in first] == [-2, -2, -2, -2, 3], "others are not starved"
+    with session_scope(engine) as session:
+        assert claim(session, now, limit=50, group_cap=4, chat_cap=1) == [], "all caps held"
+        for item in first[:2]:
+            deliveries.mark_sent(session=session, delivery_id=item.id, token=item.token,
+                                 message_id=item.id)
+    with session_scope(engine) as session:
+        again = claim(session, now, limit=50, group_cap=4, chat_cap=1)
+        assert [c.chat_id for c in again] == [-2, -2], "two sent, two more for the group"
+        assert {c.id for c in again}.isdisjoint(c.id for c in first)
+    with session_scope(engine) as session:
+        later = claim(session, now + LEASE + timedelta(seconds=1), limit=50, group_cap=4,
+                      chat_cap=1)
+        assert [c.chat_id for c in later] == [-2] * 4 + [3], "expired leases do not count"
+
+
+def test_every_failure_counts_and_the_row_is_parked_with_its_reason(engine: Engine) -> None:
+    outbox(engine, -4, 2)
+    now = utcnow()
+    for attempt in range(1, deliveries.MAX_ATTEMPTS + 1):
+        with session_scope(engine) as session:
+            item = claim(session, utcnow(), limit=1)[0]
+            parked = deliveries.failed_attempt(session=session, delivery_id=item.id,
+                                               token=item.token, after=timedelta(0),
+                                               error=f"AttributeError({attempt})")
+        assert parked == (attempt == deliveries.MAX_ATTEMPTS)
+    for _ in range(3):  # a 429 is no attempt; the waits add up to the cap
+        with session_scope(engine) as session:
+            item = claim(session, utcnow() + deliveries.MAX_THROTTLED)[0]
+            parked = deliveries.throttled(session=session, delivery_id=item.id, token=item.token,
+                                          after=deliveries.MAX_THROTTLED / 3,
+                                          error="Flood control exceeded")
+    assert parked
+    with session_scope(engine) as session:
+        assert claim(session, utcnow() + timedelta(days=1)) == [], "parked rows are not resent"
+        rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
+        assert [(row.state, row.attempts) for row in rows] == [
+            ("failed", deliveries.MAX_ATTEMPTS), ("failed", 0)]
+        assert deliveries.failed_since(session=session, since=now - timedelta(hours=1)) == [
+            ("attempts|AttributeError(5)", 1), ("throttled|Flood control exceeded", 1)]
 
 
 def test_due_sources_are_claimed_once_and_health_is_recorded(engine: Engine) -> None:

@@ -68,6 +68,7 @@ NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly the "
     "same as a current content and reply markup of the message"
 )
+MALFORMED = "garbage"  # malformed_next's result: a string where an object (Message) is due
 BAD_QUERY = "query is too old and response timeout expired or query ID is invalid"
 LATENCY_METHODS = {"sendMessage", "editMessageText"}  # the calls `latency` slows down
 RELAYS = {"copyMessage", "copyMessages", "forwardMessage", "forwardMessages"}  # sends too
@@ -275,7 +276,7 @@ class BotApiEmulator:
         self.limits = limits or Limits()
         self.latency = latency  # seconds every LATENCY_METHODS response is held back
         self.too_many_requests = 0  # 429s answered because of `limits`
-        self.injected_faults = 0  # fail_next, fail_always and random_faults answers given
+        self.injected_faults = 0  # fail_next, fail_always, random_faults, malformed_next answers
         self.bot_user: JSONDict = {
             "id": int(token.split(":")[0]), "is_bot": True, "first_name": "Tidings Test",
             "username": bot_username, "can_join_groups": True, "can_read_all_group_messages": False,
@@ -307,6 +308,7 @@ class BotApiEmulator:
         self._slow: dict[str, list[list[float]]] = defaultdict(list)  # [seconds, calls left]
         self._stopping = threading.Event()  # wakes slow answers when the server stops
         self._blocked: set[int | str] = set()
+        self._malformed: dict[str, int] = defaultdict(int)  # malformed_next answers left
         self._all_sends: list[float] = []  # monotonic times of accepted sends, any chat
         self._chat_sends: dict[int | str, list[float]] = defaultdict(list)
         self._closing = False
@@ -589,6 +591,12 @@ class BotApiEmulator:
         with self._cond:
             self._faults[method].append(_Fault(status, description, parameters or None, count))
 
+    def malformed_next(self, method: str, count: int = 1) -> None:
+        """Perform the next `count` calls of `method` (a message counts as delivered) but answer
+        each with a result that is not the type Telegram promises, as a broken proxy might."""
+        with self._cond:
+            self._malformed[method] += count
+
     def random_faults(
         self, method: str = "sendMessage", rate: float = 0.1, status: int = 502,
         seed: int | None = 0, description: str | None = None, retry_after: int = 1,
@@ -709,6 +717,10 @@ class BotApiEmulator:
                 self._all_sends.append(now)
                 if target is not None:
                     self._chat_sends[target].append(now)
+            if self._malformed.get(method):
+                self._malformed[method] -= 1
+                self.injected_faults += 1
+                result = MALFORMED
             return 200, {"ok": True, "result": result}
         except ApiError as err:
             return self._error(method, params, err, err.blame, logged)

@@ -1,0 +1,53 @@
+"""Delivery's coupled numbers in one place, and the per-chat claim caps that follow from them.
+
+A claimed delivery is leased: no claim takes it again until `lease` ends. Meanwhile the bot
+holds it in its own process: in a queue of up to `queued` rows that `in_flight` senders take
+from, then behind its chat's pacing (one message per `chat_period` to a private chat, per
+`group_period` to a group or channel, under Telegram's 1/s and 20/min), then in the request
+itself (`send_time`, PTB's timeouts). For the lease to outlast all of that, one chat may have
+at most `cap` of its rows claimed at a time (rows still held count):
+
+    (queued + in_flight) / overall_per_second    every chat's rows ahead in the queue
+  + cap × period                                 this chat's rows ahead of it
+  + send_time                                    the request
+  ≤ lease
+
+25 alerts for one group take 76 s to send at 3.05 s each, longer than a 60 s lease: they are
+claimed 15 at a time. Each send also renews the lease, checking the claim's token, so a row
+held longer anyway (a stalled database, a worker busy elsewhere) is dropped, not sent twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """Telegram's sending limits and how long and how many claimed rows the bot holds."""
+
+    lease: timedelta = timedelta(seconds=60)
+    in_flight: int = 32  # senders side by side; enough to reach ~30/s over a real network
+    queued: int = 64  # claimed rows waiting for a sender; at 30/s about two seconds of work
+    overall_per_second: float = 30.0  # Telegram's limit over all chats
+    chat_period: float = 1.0  # seconds between two messages to one private chat
+    group_period: float = 3.05  # ... to one group or channel: 20 a minute, with slack
+    send_time: float = 10.0  # the longest a request may take once it leaves its chat's pacing
+
+    def __post_init__(self) -> None:
+        if min(self.cap(1), self.cap(-1)) < 1:
+            raise ValueError(f"{self}: the lease cannot cover one paced send per chat")
+
+    def period(self, chat_id: int) -> float:
+        """Seconds between two messages to this chat (Telegram's groups have negative ids)."""
+        return self.group_period if chat_id < 0 else self.chat_period
+
+    def cap(self, chat_id: int) -> int:
+        """Rows of this chat the bot may hold at once and still send each within its lease."""
+        queue = (self.queued + self.in_flight) / self.overall_per_second
+        spare = self.lease.total_seconds() - queue - self.send_time
+        return int(spare // self.period(chat_id))
+
+
+PACING = Pacing()
