@@ -29,6 +29,7 @@ async def membership(update: Update, context: Context) -> None:
         language = language_code(change.from_user.language_code, svc) or svc.default_language
         chats.ensure_chat(session=session, chat_id=chat.id, chat_type=chat.type,
                           title=chat.title or chat.username, language=language)
+    log.info("chat %s added the bot", chat.id)
 
 
 async def migration(update: Update, context: Context) -> None:

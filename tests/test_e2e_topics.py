@@ -163,12 +163,12 @@ def test_removed_chats_receive_nothing_until_readded(world: World) -> None:
         telegram.inject({"my_chat_member": change})
 
     membership("kicked")
-    time.sleep(1)
+    world.bot.wait_for_log(f"chat {chat['id']} removed or blocked the bot")
     world.publish(NEW_SOFTBANK)
     time.sleep(4)
     assert len(telegram.messages(chat["id"])) == 1, "a blocked chat receives nothing"
     membership("member")
-    time.sleep(1)
+    world.bot.wait_for_log(f"chat {chat['id']} added the bot")
     world.publish({**NEW_SOFTBANK, "guid": "b5", "link": "http://news.test/b5",
                    "title": "SoftBank is back in the news",
                    "description": "Its shares rose after quarterly results."})
