@@ -17,6 +17,7 @@ from handlers.common import (
     chat_language,
     reply,
     services,
+    text,
     thread_of,
 )
 from locales import Catalog
@@ -112,8 +113,11 @@ async def trend(update: Update, context: Context) -> None:
         try:
             query = canonical(parse(asked.topic))
         except QueryError as error:
-            await reply(update, context, language, f"query.error.{error.code}")
-            await reply(update, context, language, "trend.usage")
+            # One message: what is wrong with the query, then how /trend is used.
+            await message.reply_text(
+                text(context, language, f"query.error.{error.code}") + "\n\n"
+                + text(context, language, "trend.usage"), parse_mode=ParseMode.HTML,
+                do_quote=False)
             return
     found = await asyncio.to_thread(trend_chart, svc.engine, svc.catalog, language=language,
                                     timezone=timezone, query=query, days=asked.days)
