@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from functools import partial
 
-from sqlalchemy import Engine
 from telegram import Update
 from telegram.constants import ParseMode
 
@@ -20,14 +19,11 @@ from handlers.common import (
     text,
     thread_of,
 )
-from locales import Catalog
 from news import trend as charts
 from news.text import TITLE_CHARS, clip
 from news.topics import QueryError, canonical, parse
 from storage import chats, subscriptions
-from storage import trend as stored
 from storage.db import session_scope
-from storage.models import utcnow
 
 # A trailing word that looks like a number is the DAYS argument (so `-3` or `2.5` is refused).
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
@@ -57,31 +53,6 @@ def read_arguments(raw: str) -> Asked:
     if not (last.isdigit() and 1 <= int(last) <= charts.MAX_DAYS):
         raise BadDays(last)
     return Asked(raw.strip().rsplit(maxsplit=1)[0].strip(), int(last))
-
-
-def trend_chart(
-    engine: Engine, catalog: Catalog, *, language: str, timezone: str, query: str, days: int,
-    now: datetime | None = None,
-) -> charts.Chart:
-    """The stored stories of the window, matched against the query, counted and drawn."""
-    tz = charts.zone(timezone)
-    span = charts.window((now or utcnow()).astimezone(tz).date(), days)
-    with session_scope(engine) as session:
-        rows = stored.candidates(session=session, since=charts.since(span, tz), language=language)
-
-    def t(key: str, **values: object) -> str:
-        return catalog.text(language, key, **values)
-
-    return charts.chart(rows, query=query, days=span, tz=tz, language=language,
-                        labels=charts.Labels.of(t, query, days))
-
-
-def caption(catalog: Catalog, language: str, query: str, days: int, found: charts.Trend) -> str:
-    """The busiest day and its top headline, under the chart."""
-    assert found.busiest is not None
-    return catalog.text(language, "trend.caption", topic=clip(query, 100), total=found.total,
-                        days=days, day=charts.day_label(found.busiest, language, "MMMEd"),
-                        count=found.busiest_count, headline=clip(found.top_headline, 300))
 
 
 async def trend(update: Update, context: Context) -> None:
@@ -119,13 +90,14 @@ async def trend(update: Update, context: Context) -> None:
                 + text(context, language, "trend.usage"), parse_mode=ParseMode.HTML,
                 do_quote=False)
             return
-    found = await asyncio.to_thread(trend_chart, svc.engine, svc.catalog, language=language,
+    t = partial(svc.catalog.text, language)
+    found = await asyncio.to_thread(charts.trend_chart, svc.engine, t, language=language,
                                     timezone=timezone, query=query, days=asked.days)
     if found.png is None:
         await reply(update, context, language, "trend.empty", topic=clip(query, TITLE_CHARS),
                     days=asked.days)
         return
-    await message.reply_photo(found.png, caption=caption(svc.catalog, language, query,
-                                                         asked.days, found.trend),
+    await message.reply_photo(found.png, caption=charts.caption(t, language, query, asked.days,
+                                                                found.trend),
                               parse_mode=ParseMode.HTML, do_quote=False,
                               filename="trend.png")

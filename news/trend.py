@@ -1,4 +1,7 @@
-"""A topic's matched stories per day, stacked by level, drawn as a PNG (matplotlib, Agg)."""
+"""A topic's matched stories per day, stacked by level, drawn as a PNG (matplotlib, Agg).
+
+Pure functions of their inputs, but for `trend_chart`, which reads the stored stories first.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +18,15 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_skeleton
+from sqlalchemy import Engine
 
 from news.briefs import Brief, Level, adjusted_level
 from news.matching import Matcher, Topic
-from news.text import clip
+from news.text import TITLE_CHARS, clip
+from storage import trend as stored
+from storage.db import session_scope
+from storage.models import utcnow
+from storage.trend import Candidate
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,17 +49,7 @@ CJK_FAMILIES = (
 CJK_FILES = ("cjk", "sourcehan", "wqy", "droidsansfallback", "uming", "ukai")
 FALLBACK_FAMILY = "DejaVu Sans"
 
-
-@dataclass(frozen=True)
-class Candidate:
-    """A stored story as the chart sees it: when it arrived, its texts, its brief if written."""
-
-    story_id: int
-    created_at: datetime
-    title: str
-    texts: tuple[str, ...]  # one per item: the story's sources
-    brief: Brief | None = None  # in the chat's language
-    origin: str | None = None
+Translate = Callable[..., str]  # `t(key, **values)`: the catalogue in the chat's language
 
 
 @dataclass(frozen=True)
@@ -162,6 +160,27 @@ def chart(
     return Chart(trend, render_png(trend, labels, language) if trend.total else None)
 
 
+def trend_chart(
+    engine: Engine, t: Translate, *, language: str, timezone: str, query: str, days: int,
+    now: datetime | None = None,
+) -> Chart:
+    """The stored stories of the window, matched against the query, counted and drawn."""
+    tz = zone(timezone)
+    span = window((now or utcnow()).astimezone(tz).date(), days)
+    with session_scope(engine) as session:
+        rows = stored.candidates(session=session, since=since(span, tz), language=language)
+    return chart(rows, query=query, days=span, tz=tz, language=language,
+                 labels=Labels.of(t, query, days))
+
+
+def caption(t: Translate, language: str, query: str, days: int, found: Trend) -> str:
+    """The busiest day and its top headline, under the chart."""
+    assert found.busiest is not None
+    return t("trend.caption", topic=clip(query, 100), total=found.total, days=days,
+             day=day_label(found.busiest, language, "MMMEd"), count=found.busiest_count,
+             headline=clip(found.top_headline, TITLE_CHARS))
+
+
 @dataclass(frozen=True)
 class Labels:
     """The chart's words, already in the chat's language."""
@@ -172,7 +191,7 @@ class Labels:
     levels: dict[Level, str]
 
     @classmethod
-    def of(cls, t: Callable[..., str], topic: str, days: int) -> Labels:
+    def of(cls, t: Translate, topic: str, days: int) -> Labels:
         """From the catalogue (`t(key, **values)`): title, axes, and `level.1`..`level.3`."""
         def plain(key: str, **values: object) -> str:  # the catalogue escapes for HTML
             return html.unescape(t(key, **values))

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from news.briefs import Brief as BriefContent
-from news.trend import Candidate
-from storage.models import Brief, Item, Story
+from storage.models import Brief, Chat, Item, Story
 
 MAX_ITEMS = 60000  # a 90-day window stays a bounded read even on a busy instance
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored story as the chart sees it: when it arrived, its texts, its brief if written."""
+
+    story_id: int
+    created_at: datetime
+    title: str
+    texts: tuple[str, ...]  # one per item: the story's sources
+    brief: BriefContent | None = None  # in the chat's language
+    origin: str | None = None
 
 
 def candidates(*, session: Session, since: datetime, language: str) -> list[Candidate]:
@@ -42,3 +54,16 @@ def candidates(*, session: Session, since: datetime, language: str) -> list[Cand
     return [Candidate(story_id, created_at, title, tuple(texts[story_id]),
                       *briefs.get(story_id, (None, None)))
             for story_id, (created_at, title) in stories.items()]
+
+
+def set_weekly(*, session: Session, chat_id: int, on: bool) -> None:
+    """`/settings trend on|off`: whether the digest carries the week's chart."""
+    chat = session.get(Chat, chat_id)
+    if chat is not None:
+        chat.weekly_trend = on
+
+
+def mark_weekly(*, session: Session, chat_id: int, at: datetime) -> None:
+    chat = session.get(Chat, chat_id)
+    if chat is not None:
+        chat.weekly_trend_at = at

@@ -56,3 +56,15 @@ def test_trend_sends_a_chart_and_answers_bad_input(world: World) -> None:
     assert telegram.messages(chat["id"])[-1].method == "sendPhoto"
     assert "近 30 天共 2 篇报道" in caption
     assert any(f"最多的一天：{label}" in caption for label in today_labels("zh"))
+
+
+def test_weekly_chart_setting_is_off_until_turned_on(world: World) -> None:
+    telegram = world.telegram
+    user = telegram.user(7502, "Bo", language_code="en")
+    chat = telegram.private_chat(user)
+    assert "Weekly trend chart with the digest: off" in say(telegram, chat, user, "/settings")
+    assert "Weekly trend chart with the digest: on" in say(telegram, chat, user,
+                                                          "/settings trend on")
+    assert "Weekly trend chart with the digest: off" in say(telegram, chat, user,
+                                                           "/settings trend OFF")
+    assert "did not understand" in say(telegram, chat, user, "/settings trend maybe")

@@ -5,19 +5,22 @@ from __future__ import annotations
 import io
 import struct
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 import pytest
 from matplotlib import image
 from sqlalchemy import Engine
 
-from handlers.trend import Asked, BadDays, read_arguments, trend_chart
+from handlers.trend import Asked, BadDays, read_arguments
 from locales import catalog
 from news import trend as charts
 from news.briefs import Brief as BriefContent
+from news.trend import trend_chart
 from storage.db import session_scope
 from storage.models import Brief, Item, Story
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+EN = partial(catalog.text, "en")
 
 
 def store(
@@ -58,7 +61,7 @@ def test_counts_per_day_and_level_are_the_stored_stories(engine: Engine) -> None
     store(engine, "SoftBank long ago", at - timedelta(days=40), level=1)  # outside 30 days
     store(engine, "SoftBank in French only", at, level=1, language="fr")  # no en brief: offline
 
-    chart = trend_chart(engine, catalog, language="en", timezone="UTC", query="softbank",
+    chart = trend_chart(engine, EN, language="en", timezone="UTC", query="softbank",
                         days=30, now=NOW)
 
     found = chart.trend
@@ -76,9 +79,9 @@ def test_counts_per_day_and_level_are_the_stored_stories(engine: Engine) -> None
 def test_days_are_the_chats_local_days(engine: Engine) -> None:
     late = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)  # already the 21st in Shanghai
     store(engine, "SoftBank late news", late, level=2)
-    utc = trend_chart(engine, catalog, language="en", timezone="UTC", query="softbank",
+    utc = trend_chart(engine, EN, language="en", timezone="UTC", query="softbank",
                       days=7, now=NOW).trend
-    shanghai = trend_chart(engine, catalog, language="en", timezone="Asia/Shanghai",
+    shanghai = trend_chart(engine, EN, language="en", timezone="Asia/Shanghai",
                            query="softbank", days=7, now=NOW).trend
     assert utc.busiest == date(2026, 11, 20) and shanghai.busiest == date(2026, 11, 21)
     assert len(utc.days) == 7 and utc.days[-1] == NOW.date()
@@ -86,7 +89,7 @@ def test_days_are_the_chats_local_days(engine: Engine) -> None:
 
 def test_nothing_matched_draws_nothing(engine: Engine) -> None:
     store(engine, "Weather in Paris", NOW, level=1)
-    chart = trend_chart(engine, catalog, language="en", timezone="UTC", query="softbank",
+    chart = trend_chart(engine, EN, language="en", timezone="UTC", query="softbank",
                         days=30, now=NOW)
     assert chart.png is None and chart.trend.total == 0 and chart.trend.busiest is None
 
