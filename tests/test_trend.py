@@ -164,3 +164,18 @@ def test_arguments(raw: str, asked: Asked) -> None:
 def test_bad_days_are_refused(raw: str) -> None:
     with pytest.raises(BadDays):
         read_arguments(raw)
+
+
+def test_without_a_cjk_font_the_chart_is_still_drawn(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A machine with no CJK font (no fonts-noto-cjk) gets boxes for CJK, not an error."""
+    monkeypatch.setattr(charts, "CJK_FAMILIES", ())
+    monkeypatch.setattr(charts, "CJK_FILES", ())
+    charts._font_families.cache_clear()
+    try:
+        png = charts.render_png(trend_of({1: [1, 2], 2: [0, 1], 3: [1, 0]}), labels("zh"), "zh")
+    finally:
+        charts._font_families.cache_clear()
+    assert png_size(png) == (charts.WIDTH, charts.HEIGHT)
+    assert "install fonts-noto-cjk" in caplog.text
