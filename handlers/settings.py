@@ -20,6 +20,7 @@ from handlers.common import (
 )
 from locales import Safe
 from storage import chats
+from storage import trend as weekly
 from storage.db import session_scope
 from storage.models import Chat
 
@@ -41,6 +42,9 @@ def screen(context: Context, language: str, chat: Chat) -> tuple[str, InlineKeyb
     buttons = [InlineKeyboardButton(("✓ " if mode == chat.mode else "")
                                     + text(context, language, f"settings.mode.{mode}"),
                                     callback_data=f"mode:{mode}") for mode in MODES]
+    state = text(context, language, "settings.trend_on" if chat.weekly_trend
+                 else "settings.trend_off")
+    body += "\n\n" + text(context, language, "settings.trend", state=state)  # weekly chart
     return body, InlineKeyboardMarkup([[button] for button in buttons])
 
 
@@ -81,7 +85,12 @@ async def settings(update: Update, context: Context) -> None:
     if words:
         if await refuse_unless_configurable(update, context, language):
             return
-        parsed = _parse(words)
+        # The weekly trend chart (/settings trend on|off): its own block, apart from _parse.
+        if len(words) == 2 and words[0].lower() == "trend" and words[1].lower() in ("on", "off"):
+            with session_scope(services(context).engine) as session:
+                weekly.set_weekly(session=session, chat_id=chat.id, on=words[1].lower() == "on")
+            words = []
+        parsed = _parse(words) if words else ("settings.done", {})
         if parsed is None:
             await reply(update, context, language, "settings.usage")
             return

@@ -10,6 +10,7 @@ from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import CallbackContext
 
+from jobs.trend import send_weekly_trend
 from news.digest import render_digest
 from news.pipeline import digest_entries
 from news.schedule import digest_due
@@ -31,7 +32,8 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     for chat in due:
         if svc.stopping.is_set():
             return
-        await send_digest(context, svc, chat.id, chat.language, since=None, held_only=True)
+        if await send_digest(context, svc, chat.id, chat.language, since=None, held_only=True):
+            await send_weekly_trend(context, svc, chat, now)
 
 
 async def send_digest(

@@ -36,6 +36,9 @@ class Chat(SQLModel, table=True):
     quiet_start: str | None = Field(default=None, max_length=5)
     quiet_end: str | None = Field(default=None, max_length=5)
     last_digest_at: datetime | None = None
+    # /settings trend on: the digest carries the week's chart of each topic, once a week.
+    weekly_trend: bool = Field(default=False, sa_column_kwargs=_default("0"))
+    weekly_trend_at: datetime | None = None
 
 
 class Subscription(SQLModel, table=True):

@@ -908,6 +908,8 @@ class BotApiEmulator:
         if msg.get("document", {}).get("file_id") in self._files:
             upload = self._files[msg["document"]["file_id"]][1]
             sent.document, sent.file_name = upload.data, upload.filename
+        if method == "sendPhoto" and isinstance(params["photo"], UploadedFile):  # its bytes too
+            sent.document, sent.file_name = params["photo"].data, params["photo"].filename
         self._sent[chat["id"]].append(sent)
         return msg
 

@@ -1,0 +1,103 @@
+"""/trend [topic number or query] [DAYS]: a topic's stories per day, as a chart."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from functools import partial
+
+from telegram import Update
+from telegram.constants import ParseMode
+
+from handlers.common import (
+    Context,
+    argument_text,
+    chat_language,
+    reply,
+    services,
+    text,
+    thread_of,
+)
+from news import trend as charts
+from news.text import TITLE_CHARS, clip
+from news.topics import QueryError, canonical, parse
+from storage import chats, subscriptions
+from storage.db import session_scope
+
+# A trailing word that looks like a number is the DAYS argument (so `-3` or `2.5` is refused).
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What /trend was asked for: "" (the first topic), a topic number, or a query; and days."""
+
+    topic: str
+    days: int = charts.DEFAULT_DAYS
+
+
+class BadDays(ValueError):
+    """DAYS is not a whole number from 1 to MAX_DAYS."""
+
+
+def read_arguments(raw: str) -> Asked:
+    """`1 30`, `SoftBank 14`, `"data center"`, `` -> Asked; a bad DAYS raises BadDays."""
+    words = raw.split()
+    if not words:
+        return Asked("")
+    last = words[-1]
+    if len(words) == 1 or not (_NUMBER.fullmatch(last) or (len(words) == 2 and
+                                                           words[0].isdigit())):
+        return Asked(raw.strip())
+    if not (last.isdigit() and 1 <= int(last) <= charts.MAX_DAYS):
+        raise BadDays(last)
+    return Asked(raw.strip().rsplit(maxsplit=1)[0].strip(), int(last))
+
+
+async def trend(update: Update, context: Context) -> None:
+    """Anyone in the chat may look: a chart changes nothing."""
+    language = chat_language(update, context)
+    chat, message = update.effective_chat, update.effective_message
+    assert chat is not None and message is not None
+    svc = services(context)
+    try:
+        asked = read_arguments(argument_text(update))
+    except BadDays as bad:
+        await reply(update, context, language, "trend.bad_days", value=clip(str(bad), 20))
+        return
+    with session_scope(svc.engine) as session:
+        topics = [row.query for row in subscriptions.for_chat(
+            session=session, chat_id=chat.id, thread_id=thread_of(update))]
+        row = chats.get(session=session, chat_id=chat.id)
+        timezone = row.timezone if row is not None else "UTC"
+    if not asked.topic and not topics:
+        await reply(update, context, language, "trend.no_topics")
+        return
+    if not asked.topic or asked.topic.isdigit():
+        number = int(asked.topic or "1")
+        if not 1 <= number <= len(topics):
+            await reply(update, context, language, "trend.no_topic", number=number)
+            return
+        query = topics[number - 1]
+    else:
+        try:
+            query = canonical(parse(asked.topic))
+        except QueryError as error:
+            # One message: what is wrong with the query, then how /trend is used.
+            await message.reply_text(
+                text(context, language, f"query.error.{error.code}") + "\n\n"
+                + text(context, language, "trend.usage"), parse_mode=ParseMode.HTML,
+                do_quote=False)
+            return
+    t = partial(svc.catalog.text, language)
+    found = await asyncio.to_thread(charts.trend_chart, svc.engine, t, language=language,
+                                    timezone=timezone, query=query, days=asked.days)
+    if found.png is None:
+        await reply(update, context, language, "trend.empty", topic=clip(query, TITLE_CHARS),
+                    days=asked.days)
+        return
+    await message.reply_photo(found.png, caption=charts.caption(t, language, query, asked.days,
+                                                                found.trend),
+                              parse_mode=ParseMode.HTML, do_quote=False,
+                              filename="trend.png")
