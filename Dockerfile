@@ -1,6 +1,9 @@
 # The Python the tests and CI run on (3.11.7), on a pinned Debian release.
 FROM python:3.11.7-slim-bookworm
 WORKDIR /app
+# CJK glyphs for /trend charts (matplotlib finds them through fontconfig).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
 COPY requirements.lock .
 RUN python -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir -r requirements.lock
 COPY . .
