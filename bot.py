@@ -90,7 +90,8 @@ def build_services(settings: Settings) -> Services:
         daily_token_budget=settings.llm_daily_token_budget,
         full_text=settings.full_text,
         reader=FeedReader(default_workers() if settings.parse_workers is None
-                          else settings.parse_workers),
+                          else settings.parse_workers,
+                          time_limit=settings.parse_timeout_seconds),
     )
 
 

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     fetch_timeout_seconds: float = 20.0
     full_text: bool = True
     parse_workers: int | None = Field(default=None, ge=0)  # None: one per core, at most 4
+    parse_timeout_seconds: float = Field(default=15.0, gt=0)  # a worker past it is killed
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -65,12 +65,13 @@ async def _add_all(
                 return outline.url, "exists"
         async with slots:
             try:
-                checked = await check_feed(svc.http, outline.url, svc.fetch_policy)
+                checked = await check_feed(svc.http, outline.url, svc.fetch_policy, svc.reader)
             except FetchError as error:
                 return outline.url, text(context, language, f"fetch.error.{error.code}",
                                          detail=error.detail)
-            except NotAFeed:
-                return outline.url, text(context, language, "fetch.error.not_a_feed")
+            except NotAFeed as error:
+                return outline.url, text(context, language, f"fetch.error.{error.code}",
+                                         detail="")
         with session_scope(svc.engine) as session:
             if sources.by_url(session=session, url=checked.url) is not None:
                 return outline.url, "exists"

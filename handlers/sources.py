@@ -68,12 +68,12 @@ async def addsource(update: Update, context: Context) -> None:
     assert chat is not None
     await context.bot.send_chat_action(chat.id, ChatAction.TYPING)
     try:
-        checked = await check_feed(svc.http, url, svc.fetch_policy)
+        checked = await check_feed(svc.http, url, svc.fetch_policy, svc.reader)
     except FetchError as error:
         await reply(update, context, language, f"fetch.error.{error.code}", detail=error.detail)
         return
-    except NotAFeed:
-        await reply(update, context, language, "fetch.error.not_a_feed")
+    except NotAFeed as error:  # its code says why: not a feed, entities, too slow to read
+        await reply(update, context, language, f"fetch.error.{error.code}", detail="")
         return
     with session_scope(svc.engine) as session:
         if sources.by_url(session=session, url=checked.url) is not None:
