@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
-from news.article import extract
+from news.article import extract as extract_text
 from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
 from news.items import ItemDraft, normalize
 
@@ -58,6 +58,7 @@ def read_feed(body: bytes, url: str) -> ReadFeed:
 
 
 Reader = Callable[[bytes, str], ReadFeed]
+Extractor = Callable[[bytes, str], str | None]
 PARENT_CHECK_SECONDS = 1.0
 WARM_UP = b'<rss version="2.0"><channel><item><title>warm</title></item></channel></rss>'
 PARSE_SECONDS = 15.0  # a 10 MB feed parses in a few seconds; past this it is hostile or broken
@@ -193,10 +194,11 @@ class FeedReader:
     """
 
     def __init__(self, workers: int = 0, read: Reader = read_feed, *,
-                 time_limit: float = PARSE_SECONDS,
+                 extract: Extractor = extract_text, time_limit: float = PARSE_SECONDS,
                  extract_limit: float = EXTRACT_SECONDS) -> None:
         self.workers = workers
         self.read_function = read
+        self.extract_function = extract
         self.feeds = Killable(workers, time_limit)
         # extraction never takes a thread that rendering or a preview is waiting for
         self.articles = Killable(max(1, min(2, workers)) if workers > 0 else 0, extract_limit,
@@ -221,7 +223,7 @@ class FeedReader:
     async def extract(self, html: bytes, url: str) -> str | None:
         """An article page's main text (news.article.extract); None when it overran or died."""
         try:
-            return await self.articles.run(extract, html, url)
+            return await self.articles.run(self.extract_function, html, url)
         except (Overran, WorkerLost) as exc:
             log.info("article extraction stopped for %s: %s", url, exc)
             return None
