@@ -26,13 +26,13 @@ MAX_PAGE_BYTES = 2 * 1024 * 1024
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", ""})
 
 Extract = Callable[[bytes, str], Awaitable[str | None]]  # news.parsing.FeedReader.extract
-_THREADS = ThreadPoolExecutor(1, thread_name_prefix="tidings-extract")
+EXTRACT_THREADS = ThreadPoolExecutor(2, thread_name_prefix="tidings-extract")
 
 
 async def in_a_thread(html: bytes, url: str) -> str | None:
     """extract() on a thread of its own, never one that rendering or a preview waits for.
     The bot passes FeedReader.extract instead: a process it can kill when the page overruns."""
-    return await asyncio.get_running_loop().run_in_executor(_THREADS, extract, html, url)
+    return await asyncio.get_running_loop().run_in_executor(EXTRACT_THREADS, extract, html, url)
 
 
 def extract(html: bytes, url: str, *, max_chars: int = MAX_ARTICLE_CHARS) -> str | None:

@@ -20,13 +20,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
+from news.article import EXTRACT_THREADS
 from news.article import extract as extract_text
 from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
 from news.items import ItemDraft, normalize
@@ -139,7 +140,9 @@ class Killable:
             future = pool.schedule(function, args, timeout=self.time_limit)
         try:
             return await asyncio.wrap_future(future)
-        except TimeoutError as exc:  # only pebble's: nothing else here waits with a timeout
+        except TimeoutError as exc:
+            if exc.args[:1] != ("Task timeout",):  # the function's own, not pebble's kill
+                raise
             raise Overran(f"over {self.time_limit:g}s; its worker was killed") from exc
         except ProcessExpired as exc:
             raise WorkerLost(str(exc)) from exc
@@ -203,7 +206,7 @@ class FeedReader:
         # extraction never takes a thread that rendering or a preview is waiting for
         self.articles = Killable(max(1, min(2, workers)) if workers > 0 else 0, extract_limit,
                                  modules=("news.article",),
-                                 threads=None if workers > 0 else _ARTICLE_THREADS)
+                                 threads=None if workers > 0 else EXTRACT_THREADS)
 
     async def read(self, body: bytes, url: str) -> ReadFeed:
         """Entries as drafts, for polling."""
@@ -251,5 +254,3 @@ class FeedReader:
         """The feed parsers' processes, for benchmarks that account for their memory."""
         return self.feeds.worker_pids()
 
-
-_ARTICLE_THREADS = ThreadPoolExecutor(2, thread_name_prefix="tidings-article")

@@ -38,7 +38,7 @@ _MATTERS = re.compile("[\"'\\[>]")  # what ends a declaration or opens a quoted 
 # Fixed strings (or a choice of them), so a search costs a constant per character scanned.
 _ENTITY = re.compile("<!ENTITY", re.IGNORECASE)
 _DOCTYPE = re.compile("<!DOCTYPE", re.IGNORECASE)
-_BODY_MARKUP = re.compile(r"<!(?:\[CDATA\[|--|(?i:ENTITY|DOCTYPE))")  # CDATA is case-sensitive
+_BODY_MARKUP = re.compile(r"<!(?:\[CDATA\[|--|(?i:ENTITY))")  # CDATA is case-sensitive
 _TAG_LIKE = re.compile("<[A-Za-z0-9_]")  # where feedparser thinks the root element starts
 _HEAD = 1024  # an XML declaration is far shorter; no need to look further for its encoding
 
@@ -106,10 +106,11 @@ def _declared_encoding(head: str) -> str | None:
 
 
 def refuse_declarations(text: str) -> None:
-    """Raise RefusedXml if the text declares an entity anywhere the parsers would honour it,
-    or a DOCTYPE with an internal subset. Comments and CDATA inside the root element are
-    skipped (an article about XML may quote `<!ENTITY`); before the root everything counts,
-    because feedparser collects entity declarations from the whole prolog, comments too."""
+    """Raise RefusedXml if the text declares an entity, or a DOCTYPE with an internal subset
+    before the root element. Comments and CDATA inside the root element are skipped (an
+    article about XML may quote `<!ENTITY`); before the root everything counts, because
+    feedparser collects entity declarations from the whole prolog, comments too. A stray
+    DOCTYPE after the root is left to the parsers: it can declare nothing we let through."""
     root = _root_start(text)
     _refuse_in_prolog(text[:root])
     position = root
@@ -121,10 +122,8 @@ def refuse_declarations(text: str) -> None:
         elif opening == "<!--":
             end = text.find("-->", found.end())
             position = len(text) if end < 0 else end + 3
-        elif opening == "<!ENTITY":
-            raise RefusedXml("entity declaration")
         else:
-            raise RefusedXml("document type declaration inside the document")
+            raise RefusedXml("entity declaration")
 
 
 def _root_start(text: str) -> int:
