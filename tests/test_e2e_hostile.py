@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.fakes.telegram import BotApiEmulator
+from tests.test_e2e_briefs import wait_until
 from tests.test_e2e_topics import World
 from tests.test_e2e_walkthrough import ADMIN_ID, say
 from tests.test_xmlguard import HOSTILE
@@ -62,3 +63,29 @@ def test_hostile_feeds_are_refused_and_other_chats_still_answered(world: World) 
     assert peak_memory(bot.process.pid) < PEAK_MEMORY, "bot's peak RSS"
     listing = say(telegram, admin_chat, admin, "/sources")
     assert "hostile" not in listing and "#1 Test News" in listing  # nothing was added
+
+
+def test_an_opml_import_of_hostile_feeds_names_the_reason(world: World) -> None:
+    """/importopml checks each outline as /addsource does, in the parser pool."""
+    telegram, feeds = world.telegram, world.feeds
+    admin = telegram.user(ADMIN_ID, "Ada")
+    chat = telegram.private_chat(admin)
+    reader = telegram.user(7302, "Mei", language_code="en")
+    reader_chat = telegram.private_chat(reader)
+    names = [name for name in sorted(HOSTILE) if name.endswith("utf-16-le")]
+    outlines = b""
+    for name in names:
+        path = "/opml/" + name.replace("/", "-") + ".xml"
+        feeds.put(path, HOSTILE[name], content_type="application/rss+xml")
+        outlines += b'<outline type="rss" text="x" xmlUrl="' + feeds.url(path).encode() + b'"/>'
+    opml = (b'<?xml version="1.0"?><opml version="2.0"><head/><body>' + outlines
+            + b"</body></opml>")
+    document = telegram.send_document(chat, admin, opml, "hostile.opml")
+    before = len(telegram.messages(reader_chat["id"]))
+    sent = time.monotonic()
+    telegram.send_text(chat, admin, "/importopml", reply_to_message_id=document["message_id"])
+    telegram.send_text(reader_chat, reader, "/help")
+    assert reply_after(telegram, reader_chat["id"], before, sent) < WITHIN
+    wait_until(lambda: any(message.text.count(REFUSED) == len(names)
+                           for message in telegram.messages(chat["id"])), timeout=30)
+    assert "/opml/" not in say(telegram, chat, admin, "/sources")  # nothing was added
