@@ -60,10 +60,17 @@ def _is_html(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in _HTML_TYPES
 
 
-@lru_cache(maxsize=8)
 def _page_policy(policy: FetchPolicy) -> FetchPolicy:
-    """The policy with the page cap; one copy per policy, so its per-host slots are shared by
-    every article fetch (a copy has slots of its own)."""
+    """The policy with the page cap; one copy per policy where it can be kept, so its per-host
+    slots are shared by every article fetch (a copy has slots of its own)."""
+    try:
+        return _capped(policy)
+    except TypeError:  # a policy with an unhashable field: a copy for this fetch
+        return replace(policy, max_bytes=min(policy.max_bytes, MAX_PAGE_BYTES))
+
+
+@lru_cache(maxsize=8)
+def _capped(policy: FetchPolicy) -> FetchPolicy:
     return replace(policy, max_bytes=min(policy.max_bytes, MAX_PAGE_BYTES))
 
 
