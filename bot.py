@@ -98,7 +98,8 @@ def build_services(settings: Settings) -> Services:
         full_text=settings.full_text,
         heartbeat_file=Path(settings.heartbeat_file) if settings.heartbeat_file else None,
         reader=FeedReader(default_workers() if settings.parse_workers is None
-                          else settings.parse_workers),
+                          else settings.parse_workers,
+                          time_limit=settings.parse_timeout_seconds),
     )
 
 

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     full_text: bool = True
     heartbeat_file: str = "data/heartbeat"  # empty: none (the image's HEALTHCHECK reads it)
     parse_workers: int | None = Field(default=None, ge=0)  # None: one per core, at most 4
+    parse_timeout_seconds: float = Field(default=15.0, gt=0)  # a worker past it is killed
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -65,7 +65,7 @@ async def _add_all(
                 return outline.url, "exists"
         async with slots:
             try:
-                checked = await check_feed(svc.http, outline.url, svc.fetch_policy)
+                checked = await check_feed(svc.http, outline.url, svc.fetch_policy, svc.reader)
             except FetchError as error:
                 return outline.url, text(context, language, f"fetch.error.{error.code}",
                                          detail=error.detail)

@@ -69,7 +69,7 @@ async def addsource(update: Update, context: Context) -> None:
     assert chat is not None
     await show_typing(context, chat.id)
     try:
-        checked = await check_feed(svc.http, url, svc.fetch_policy)
+        checked = await check_feed(svc.http, url, svc.fetch_policy, svc.reader)
     except FetchError as error:
         await reply(update, context, language, f"fetch.error.{error.code}", detail=error.detail)
         return

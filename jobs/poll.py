@@ -38,4 +38,4 @@ def _stored(error: FetchError | NotAFeed | None) -> str:
     """The error as sources store it ("code|detail")."""
     if isinstance(error, FetchError | NotAFeed):
         return f"{error.code}|{error.detail}"
-    return "not_a_feed|"
+    return f"{error.code}|" if error is not None else "not_a_feed|"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import lru_cache
 
 import httpx
 import trafilatura
@@ -17,7 +20,19 @@ log = logging.getLogger(__name__)
 
 MIN_ARTICLE_CHARS = 200  # less than this extracted means a paywall, a cookie wall or a wrong guess
 MAX_ARTICLE_CHARS = 20000  # the same cap items.normalize puts on a summary
+# trafilatura's cost grows with the page (3 MB of links took 8 s and 367 MB); an article is
+# far smaller, so a page past this is not fetched further nor read, and the snippet stays.
+MAX_PAGE_BYTES = 2 * 1024 * 1024
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", ""})
+
+Extract = Callable[[bytes, str], Awaitable[str | None]]  # news.parsing.FeedReader.extract
+EXTRACT_THREADS = ThreadPoolExecutor(2, thread_name_prefix="tidings-extract")
+
+
+async def in_a_thread(html: bytes, url: str) -> str | None:
+    """extract() on a thread of its own, never one that rendering or a preview waits for.
+    The bot passes FeedReader.extract instead: a process it can kill when the page overruns."""
+    return await asyncio.get_running_loop().run_in_executor(EXTRACT_THREADS, extract, html, url)
 
 
 def extract(html: bytes, url: str, *, max_chars: int = MAX_ARTICLE_CHARS) -> str | None:
@@ -45,14 +60,31 @@ def _is_html(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in _HTML_TYPES
 
 
-async def _full_text(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> str | None:
-    """One page through the same guard as feeds, parsed off the event loop."""
-    fetched = await fetch(client, url, policy)
-    if not fetched.body or not _is_html(fetched.content_type):
+def _page_policy(policy: FetchPolicy) -> FetchPolicy:
+    """The policy with the page cap; one copy per policy where it can be kept, so its per-host
+    slots are shared by every article fetch (a copy has slots of its own)."""
+    try:
+        return _capped(policy)
+    except TypeError:  # a policy with an unhashable field: a copy for this fetch
+        return replace(policy, max_bytes=min(policy.max_bytes, MAX_PAGE_BYTES))
+
+
+@lru_cache(maxsize=8)
+def _capped(policy: FetchPolicy) -> FetchPolicy:
+    return replace(policy, max_bytes=min(policy.max_bytes, MAX_PAGE_BYTES))
+
+
+async def _full_text(
+    client: httpx.AsyncClient, url: str, policy: FetchPolicy, extractor: Extract
+) -> str | None:
+    """One page through the same guard as feeds, at most MAX_PAGE_BYTES, read off the loop."""
+    fetched = await fetch(client, url, _page_policy(policy))
+    if not fetched.body or not _is_html(fetched.content_type) \
+            or len(fetched.body) > MAX_PAGE_BYTES:
         log.debug("no article text at %s: %r, %d bytes", url, fetched.content_type,
                   len(fetched.body))
         return None
-    return await asyncio.to_thread(extract, fetched.body, fetched.url)
+    return await extractor(fetched.body, fetched.url)
 
 
 async def complete(
@@ -62,8 +94,10 @@ async def complete(
     *,
     limit: int = 4,
     timeout: float = 15.0,
+    extractor: Extract = in_a_thread,
 ) -> list[ItemDraft]:
-    """Swap snippets for full texts within one time budget; whatever fails keeps its snippet."""
+    """Swap snippets for full texts within one time budget; whatever fails keeps its snippet.
+    A page over MAX_PAGE_BYTES is not read; `extractor` bounds each extraction's time."""
     gate = asyncio.Semaphore(max(1, limit))
     found: dict[int, ItemDraft] = {}
 
@@ -71,7 +105,7 @@ async def complete(
         """Fill `found[index]` or leave it empty; never raise, so no sibling is cancelled."""
         try:
             async with gate:
-                text = await _full_text(client, draft.link, policy)
+                text = await _full_text(client, draft.link, policy, extractor)
         except FetchError as exc:
             log.debug("article fetch failed for %s: %s", draft.link, exc)
             return

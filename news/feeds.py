@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,11 +14,13 @@ from urllib.parse import urljoin
 import feedparser
 
 import news.dates  # noqa: F401  (registers the date readers feedparser lacks)
+from news.xmlguard import RefusedXml, as_utf8
 
 # JSON Feed's versions, as feeds write them: many were written before the spec's site moved
 # to https, and some end with a slash.
 JSON_FEED_VERSIONS = frozenset(f"{scheme}://jsonfeed.org/version/{number}"
                                for scheme in ("http", "https") for number in ("1", "1.1"))
+
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
               "application/json", "application/xml", "text/xml")
 
@@ -27,14 +28,22 @@ FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+j
 class NotAFeed(Exception):
     """The bytes are not a feed we can read (`code` keys the catalogue, fetch.error.<code>)."""
 
-    def __init__(self, message: str, code: str = "not_a_feed", detail: str = "") -> None:
+    code = "not_a_feed"  # the catalogue's fetch.error.<code> says why in plain words
+
+    def __init__(self, message: str, code: str | None = None, detail: str = "") -> None:
         super().__init__(message)
-        self.code = code
+        self.code = code or type(self).code  # subclasses name their reason by class
         self.detail = detail
 
     def __reduce__(self) -> tuple[type[NotAFeed], tuple[str, str, str]]:
         # raised in parser processes (news.parsing): the code must survive pickling
-        return NotAFeed, (str(self), self.code, self.detail)
+        return type(self), (str(self), self.code, self.detail)
+
+
+class DeclaresEntities(NotAFeed):
+    """An XML feed with a DTD internal subset or entity declarations: refused (news.xmlguard)."""
+
+    code = "xml_entities"
 
 
 @dataclass(frozen=True)
@@ -46,17 +55,14 @@ class ParsedFeed:
     ttl_seconds: int = 0  # RSS <ttl>: how long the publisher asks readers to wait
 
 
-# A DOCTYPE's internal subset is where entity declarations live; feedparser expands the
-# "safe" flat ones, and repeated they turn kilobytes into hundreds of megabytes. Feeds never
-# need them, so the subset is dropped before parsing (undeclared entities stay inert).
-_INTERNAL_DTD = re.compile(rb"<!DOCTYPE[^\[>]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
-
-
 def parse_feed(body: bytes) -> ParsedFeed:
     """Parse RSS/Atom/JSON Feed bytes; malformed but readable feeds accepted, non-feeds refused."""
     if _looks_like_json(body):
         return _parse_json_feed(body)
-    body = _INTERNAL_DTD.sub(b"", body, count=1)
+    try:
+        body = as_utf8(body)  # what feedparser reads is what was checked for entities
+    except RefusedXml as exc:
+        raise DeclaresEntities(str(exc)) from exc
     # Entries become plain text (news.text) and their links are joined to the feed's URL in
     # news.items, so sanitizing and resolving URIs here is work thrown away: without them
     # parsing costs a third less.

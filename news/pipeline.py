@@ -21,7 +21,7 @@ from sqlmodel import Session
 from news.article import complete
 from news.briefs import BriefWriter, StoryText, Written, adjusted_level, offline_brief
 from news.digest import Entry
-from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
+from news.feeds import NotAFeed, ParsedFeed
 from news.fetch import Fetched, FetchError, FetchPolicy, fetch
 from news.items import ItemDraft
 from news.language import is_rtl
@@ -52,18 +52,25 @@ class CheckedFeed:
     last_modified: str | None = None
 
 
-async def check_feed(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> CheckedFeed:
-    """Fetch and parse now; an HTML page is searched for its advertised feed."""
+async def check_feed(
+    client: httpx.AsyncClient, url: str, policy: FetchPolicy, reader: FeedReader | None = None
+) -> CheckedFeed:
+    """Fetch and parse now, in the reader's worker processes (never on the event loop); an
+    HTML page is searched for its advertised feed. A feed refused for what it is (entities,
+    a parse that overran) is not searched: only a page that is no feed at all may link one."""
+    reader = reader or INLINE
     fetched = await fetch(client, url, policy)
     try:
-        feed = parse_feed(fetched.body)
+        feed = await reader.parse(fetched.body)
         return CheckedFeed(fetched.url, feed, False, fetched.etag, fetched.last_modified)
-    except NotAFeed:
-        links = discover_feed_links(fetched.body, fetched.url)
+    except NotAFeed as exc:
+        if exc.code != NotAFeed.code:
+            raise
+        links = await reader.discover(fetched.body, fetched.url)
         if not links:
             raise
     fetched = await fetch(client, links[0], policy)
-    feed = parse_feed(fetched.body)
+    feed = await reader.parse(fetched.body)
     return CheckedFeed(fetched.url, feed, True, fetched.etag, fetched.last_modified)
 
 
@@ -315,7 +322,7 @@ async def poll(
             if full_text and any(draft.snippet for draft in fresh):
                 # only unseen entries may cost an article fetch; snippets get the article's text
                 fresh, checked = await in_database(unseen, engine, source, fresh), True
-                fresh = await complete(client, fresh, policy)
+                fresh = await complete(client, fresh, policy, extractor=reader.extract)
     except (FetchError, NotAFeed) as exc:
         log.info("source %s failed: %s", source.id, exc)
         paused = await in_database(failed, engine, source, exc)

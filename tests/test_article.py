@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -12,9 +14,11 @@ import httpx
 import pytest
 import trafilatura
 
-from news.article import MIN_ARTICLE_CHARS, complete, extract
+import news.article
+from news.article import MAX_PAGE_BYTES, MIN_ARTICLE_CHARS, complete, extract
 from news.fetch import FetchPolicy
 from news.items import SNIPPET_CHARS, ItemDraft
+from news.parsing import FeedReader
 from tests.fakes.feeds import FeedServer
 
 LOOPBACK = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
@@ -263,3 +267,107 @@ async def test_nothing_to_do() -> None:
         assert await complete(client, [], LOOPBACK) == []
         plain = [draft("", guid="a"), draft("urn:x", guid="b")]
         assert await complete(client, plain, LOOPBACK) == plain
+
+
+# --- hostile pages -------------------------------------------------------------------------------
+
+STUCK = b"<!-- extraction never ends on this page -->"
+
+
+def extract_or_hang(html: bytes, url: str) -> str | None:
+    """extract(), except on pages carrying STUCK, where it spins as trafilatura did for 8 s on
+    3 MB of links; runs in the reader's worker process."""
+    while STUCK in html:
+        pass
+    return extract(html, url)
+
+
+def link_dense_page(size: int) -> str:
+    links = "".join(f'<li><a href="/p/{n}">Link number {n} to somewhere</a></li>'
+                    for n in range(size // 50))
+    return f"<html><body><ul>{links}</ul>{article_page()}</body></html>"
+
+
+@pytest.mark.asyncio
+async def test_a_page_over_its_cap_is_never_extracted(server: FeedServer) -> None:
+    big = link_dense_page(3 * 1024 * 1024)
+    assert len(big.encode()) > MAX_PAGE_BYTES
+    under = article_page() + "<!-- padding -->" * ((MAX_PAGE_BYTES - 20_000) // 16)
+    assert len(under.encode()) < MAX_PAGE_BYTES < LOOPBACK.max_bytes
+    server.put("/big", big, HTML)
+    server.put("/under", under, HTML)
+    extracted: list[str] = []
+
+    async def recording(html: bytes, url: str) -> str | None:
+        extracted.append(url)
+        return await news.article.in_a_thread(html, url)
+
+    drafts = [draft(server.url("/big")), draft(server.url("/under"))]
+    async with httpx.AsyncClient() as client:
+        got = await complete(client, drafts, LOOPBACK, extractor=recording)
+    assert got[0] == drafts[0]  # the snippet stays
+    assert PARAGRAPHS[0] in got[1].summary  # a page under the cap is read as before
+    assert extracted == [server.url("/under")]
+
+
+@pytest.mark.asyncio
+async def test_an_extraction_that_overruns_is_killed_and_the_snippet_kept(
+    server: FeedServer,
+) -> None:
+    server.put("/stuck", article_page() + STUCK.decode(), HTML)
+    server.put("/ok", article_page(), HTML)
+    reader = FeedReader(1, extract=extract_or_hang, extract_limit=1.0)
+    try:
+        assert await reader.extract(article_page().encode(), "http://news.test/warm")
+        before = set(reader.articles.worker_pids())
+        drafts = [draft(server.url("/stuck")), draft(server.url("/ok"))]
+        started = time.monotonic()
+        async with httpx.AsyncClient() as client:
+            got = await complete(client, drafts, LOOPBACK, extractor=reader.extract)
+        assert time.monotonic() - started < 10  # the limit and a restart, not the batch's 15 s
+        assert got[0] == drafts[0]
+        assert PARAGRAPHS[0] in got[1].summary
+        assert before and not any(_alive(pid) for pid in before)  # killed, not left spinning
+        # and the pool keeps working
+        text = await reader.extract(article_page().encode(), "http://news.test/again")
+        assert text is not None and PARAGRAPHS[3] in text
+    finally:
+        reader.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.asyncio
+async def test_rendering_never_waits_behind_extraction(
+    server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alerts are rendered and previews built on asyncio's default threads: extraction,
+    however slow and however many pages, must leave them free."""
+    started = threading.Event()
+
+    def slow(html: bytes, url: str, **_: object) -> str | None:
+        started.set()
+        time.sleep(1.5)
+        return None
+
+    monkeypatch.setattr(news.article, "extract", slow)
+    for n in range(40):
+        server.put(f"/p{n}", article_page(), HTML)
+    drafts = [draft(server.url(f"/p{n}")) for n in range(40)]
+    async with httpx.AsyncClient() as client:
+        batch = asyncio.create_task(complete(client, drafts, LOOPBACK, limit=40, timeout=4.0))
+        deadline = time.monotonic() + 20
+        while not started.is_set():
+            assert time.monotonic() < deadline, "no extraction started"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # every page fetched and waiting on extraction by now
+        waited = time.monotonic()
+        assert await asyncio.to_thread(lambda: "rendered") == "rendered"
+        assert time.monotonic() - waited < 1.0
+        assert await batch == drafts

@@ -119,7 +119,7 @@ async def clear_error(url: str, policy: FetchPolicy = LOOPBACK) -> tuple[BaseExc
 
 
 def code_of(error: BaseException) -> str:
-    return error.code if isinstance(error, FetchError) else "not_a_feed"
+    return error.code if isinstance(error, FetchError | NotAFeed) else "not_a_feed"
 
 
 def store_source(engine: Engine, url: str, name: str) -> DueSource:
@@ -646,7 +646,7 @@ async def test_a_hostile_source_is_recorded_by_poll(db: Engine, server: FeedServ
             await asyncio.wait_for(poll(db, client, LOOPBACK, due), HANG)
     errors = {path: source_row(db, server.url(path)).last_error or ""
               for path in ("/lol.xml", "/500.xml", "/meta.xml")}
-    assert errors["/lol.xml"].startswith("not_a_feed") or "entity" in errors["/lol.xml"], errors
+    assert errors["/lol.xml"].startswith("xml_entities"), errors
     assert "http_status" in errors["/500.xml"] and "500" in errors["/500.xml"]
     assert "blocked_address" in errors["/meta.xml"]
     assert item_count(db) == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from news.feeds import NotAFeed
-from news.parsing import FeedReader, ReadFeed, read_feed
+from news.parsing import FeedReader, Killable, Overran, ParseTimeout, ReadFeed, read_feed
 from tests.fakes.feeds import rss
 
 URL = "http://example.test/feed.xml"
@@ -21,6 +21,8 @@ FEED = rss("News", [{"title": f"SoftBank story {n}", "link": f"/story/{n}?utm_so
                      "guid": f"g{n}", "description": f"<p>Text of story {n}. More.</p>"}
                     for n in range(20)]).encode()
 DIE = b"die"
+HANG = b"hang"
+SLOW = b"slow"
 
 
 def read_or_die(body: bytes, url: str) -> ReadFeed:
@@ -28,6 +30,23 @@ def read_or_die(body: bytes, url: str) -> ReadFeed:
     if body == DIE:
         os._exit(1)
     return read_feed(body, url)
+
+
+def read_or_hang(body: bytes, url: str) -> ReadFeed:
+    """A reader that never returns on one body, as a parser stuck in a pathological document."""
+    while body == HANG:
+        time.sleep(0.05)
+    if body == SLOW:  # for threads, which cannot be killed: it ends, but late
+        time.sleep(2)
+    return read_feed(body, url)
+
+
+def spin(seconds: float) -> int:
+    """Busy for `seconds`, then this process's id."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+    return os.getpid()
 
 
 @pytest.mark.asyncio
@@ -124,3 +143,67 @@ def test_workers_exit_when_the_bot_is_killed() -> None:
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers), "parser processes outlived a killed bot"
+
+
+@pytest.mark.asyncio
+async def test_a_parse_past_the_time_limit_kills_its_worker_and_fails_only_its_feed() -> None:
+    reader = FeedReader(2, read=read_or_hang, time_limit=1.0)
+    try:
+        reader.warm()
+        before = await _workers(reader.feeds, 2)
+        assert len(before) == 2
+        started = time.monotonic()
+        stuck = asyncio.create_task(reader.read(HANG, URL))
+        # the other worker keeps reading while one is stuck
+        others = [await reader.read(FEED, URL) for _ in range(3)]
+        assert all(len(feed.drafts) == 20 for feed in others)
+        with pytest.raises(ParseTimeout) as caught:
+            await stuck
+        assert caught.value.code == "parse_timeout"
+        assert time.monotonic() - started < 10  # the limit (1 s), not forever
+        killed = before - await _workers(reader.feeds, 2)
+        assert len(killed) == 1 and not any(_alive(pid) for pid in killed)
+        # replaced: the pool is whole again and the next feed is read
+        assert len((await reader.read(FEED, URL)).drafts) == 20
+        assert len(await _workers(reader.feeds, 2)) == 2
+    finally:
+        reader.close()
+
+
+async def _workers(pool: Killable, count: int) -> set[int]:
+    """The pool's worker ids once it has `count` of them (a killed one is replaced shortly)."""
+    for _ in range(200):
+        if len(pool.worker_pids()) == count:
+            break
+        await asyncio.sleep(0.05)
+    return set(pool.worker_pids())
+
+
+@pytest.mark.asyncio
+async def test_killable_pool_kills_only_the_call_that_overran() -> None:
+    pool = Killable(2, 1.0)
+    try:
+        await pool.run(spin, 0.0)
+        before = await _workers(pool, 2)
+        assert len(before) == 2
+        overrun = asyncio.create_task(pool.run(spin, 60.0))
+        meanwhile = await pool.run(spin, 0.2)  # the other worker answers while one spins
+        with pytest.raises(Overran):
+            await overrun
+        after = await _workers(pool, 2)
+        killed = before - after
+        assert len(killed) == 1 and meanwhile not in killed and _alive(meanwhile)
+        assert not any(_alive(pid) for pid in killed)
+        assert len(after) == 2 and await pool.run(spin, 0.0) in after
+    finally:
+        pool.close()
+    assert not any(_alive(pid) for pid in before | after)
+
+
+@pytest.mark.asyncio
+async def test_in_a_thread_the_limit_stops_the_wait() -> None:
+    """With no processes (PARSE_WORKERS=0) nothing can be killed, but nobody waits past it."""
+    reader = FeedReader(0, read=read_or_hang, time_limit=0.3)
+    with pytest.raises(ParseTimeout):
+        await reader.read(SLOW, URL)
+    assert len((await reader.read(FEED, URL)).drafts) == 20

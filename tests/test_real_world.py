@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from jobs.pacing import PACING
 from locales import catalog
 from news import pipeline
 from news.briefs import BriefWriter
@@ -225,7 +226,7 @@ async def test_a_real_feed_is_read_whole_and_its_next_post_is_alerted_once(
         assert session.exec(select(Item)).all().__len__() == expected.tracked + 1
     await write_missing_briefs(db, BriefWriter(None, "none"))
     with session_scope(db) as session:
-        claimed = deliveries.claim(session=session, now=utcnow())
+        claimed = deliveries.claim(session=session, now=utcnow(), lease=PACING.lease)
     alert = render_delivery(db, claimed[0], lambda key, **values: catalog.text("en", key,
                                                                                **values))
     text = parse_html(alert.html)

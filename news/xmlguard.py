@@ -1,0 +1,179 @@
+"""Feed bytes -> UTF-8 bytes the XML parsers may see, or a refusal: no DTD subset, no entities.
+
+Entity declarations are how a small feed expands to gigabytes (billion laughs, or one flat
+entity referenced many times, which feedparser deems "safe" and keeps), and feeds never need
+them. Looking for them in the raw bytes misses every encoding that is not ASCII-compatible
+(UTF-16 hides `<!ENTITY` between zero bytes), so the body is decoded first, exactly as the
+parser will then read it: the text that was checked is the text that gets parsed. The scan
+is a few str.find calls per markup declaration, linear in the size of the body.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+# (prefix, encoding, bytes to drop): byte order marks first, then the first characters of a
+# document that opens with `<` in encodings that are not ASCII-compatible (XML 1.0 appendix F)
+_SNIFFED: tuple[tuple[bytes, str, int], ...] = (
+    (codecs.BOM_UTF32_BE, "utf-32-be", 4),
+    (codecs.BOM_UTF32_LE, "utf-32-le", 4),
+    (codecs.BOM_UTF8, "utf-8", 3),
+    (codecs.BOM_UTF16_BE, "utf-16-be", 2),
+    (codecs.BOM_UTF16_LE, "utf-16-le", 2),
+    (b"\x00\x00\x00<", "utf-32-be", 0),
+    (b"<\x00\x00\x00", "utf-32-le", 0),
+    (b"\x00<", "utf-16-be", 0),
+    (b"<\x00", "utf-16-le", 0),
+    (b"\x4c\x6f\xa7\x94", "cp037", 0),  # `<?xm` in EBCDIC
+)
+# What feedparser tries when the declared encoding fails; latin-1 decodes anything.
+_FALLBACKS = ("utf-8", "windows-1252", "latin-1")
+# Codecs that are not character encodings of documents, or whose decoders are slow on
+# purpose-built input (punycode and idna are quadratic).
+_NOT_DOCUMENT_CODECS = frozenset({"punycode", "idna", "unicode_escape", "raw_unicode_escape",
+                                  "undefined", "utf_7"})
+_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>'
+_MATTERS = re.compile("[\"'\\[>]")  # what ends a declaration or opens a quoted literal
+# Fixed strings (or a choice of them), so a search costs a constant per character scanned.
+_ENTITY = re.compile("<!ENTITY", re.IGNORECASE)
+_DOCTYPE = re.compile("<!DOCTYPE", re.IGNORECASE)
+_BODY_MARKUP = re.compile(r"<!(?:\[CDATA\[|--|(?i:ENTITY))")  # CDATA is case-sensitive
+_TAG_LIKE = re.compile("<[A-Za-z0-9_]")  # where feedparser thinks the root element starts
+_HEAD = 1024  # an XML declaration is far shorter; no need to look further for its encoding
+
+
+class RefusedXml(ValueError):
+    """The document declares a DTD internal subset or an entity; the message says which."""
+
+
+def as_utf8(body: bytes) -> bytes:
+    """The body as UTF-8 with a matching declaration; raises RefusedXml for DTDs and entities."""
+    text = decoded(body)
+    refuse_declarations(text)
+    if text.startswith("<?xml"):
+        end = text.find("?>")
+        if end >= 0:
+            text = _DECLARATION + text[end + 2:]
+    return text.encode("utf-8", "replace")
+
+
+def decoded(body: bytes) -> str:
+    """The body as text: byte order mark or sniffed encoding first, then the declared one,
+    then UTF-8, Windows-1252 and Latin-1, as feedparser would try them."""
+    for prefix, encoding, skip in _SNIFFED:
+        if body.startswith(prefix):
+            if encoding == "cp037":
+                declared = _declared_encoding(body[:_HEAD].decode(encoding, "replace"))
+                if declared:
+                    encoding = declared
+            # the mark or the zero bytes are strong evidence: a damaged character is replaced
+            return body[skip:].decode(encoding, "replace")
+    declared = _declared_encoding(body[:_HEAD].decode("latin-1"))
+    for encoding in ((declared,) if declared else ()) + _FALLBACKS:
+        try:
+            return body.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
+
+
+def _declared_encoding(head: str) -> str | None:
+    """The encoding an XML declaration at the very start names, if Python can decode it."""
+    if not head.startswith("<?"):
+        return None
+    end = head.find("?>")
+    declaration = head[:end] if end >= 0 else head
+    at = declaration.find("encoding")
+    if at < 0:
+        return None
+    rest = declaration[at + len("encoding"):].lstrip()
+    if not rest.startswith("="):
+        return None
+    rest = rest[1:].lstrip()
+    if not rest or rest[0] not in "\"'":
+        return None
+    close = rest.find(rest[0], 1)
+    name = rest[1:close] if close > 0 else ""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_DOCUMENT_CODECS \
+            or info.name.replace("-", "_") in _NOT_DOCUMENT_CODECS:
+        return None
+    return info.name
+
+
+def refuse_declarations(text: str) -> None:
+    """Raise RefusedXml if the text declares an entity, or a DOCTYPE with an internal subset
+    before the root element. Comments and CDATA inside the root element are skipped (an
+    article about XML may quote `<!ENTITY`); before the root everything counts, because
+    feedparser collects entity declarations from the whole prolog, comments too. A stray
+    DOCTYPE after the root is left to the parsers: it can declare nothing we let through."""
+    root = _root_start(text)
+    _refuse_in_prolog(text[:root])
+    position = root
+    while (found := _BODY_MARKUP.search(text, position)) is not None:
+        opening = found.group().upper()
+        if found.group() == "<![CDATA[":
+            end = text.find("]]>", found.end())
+            position = len(text) if end < 0 else end + 3
+        elif opening == "<!--":
+            end = text.find("-->", found.end())
+            position = len(text) if end < 0 else end + 3
+        else:
+            raise RefusedXml("entity declaration")
+
+
+def _root_start(text: str) -> int:
+    """Where the root element starts: past declarations, comments, PIs and the DOCTYPE, and
+    past the first `<` and ASCII word character (where feedparser thinks it starts), if later."""
+    position = 0
+    while True:
+        start = text.find("<", position)
+        if start < 0:
+            root = len(text)
+            break
+        if text.startswith("<?", start):
+            end = text.find("?>", start + 2)
+            position = len(text) if end < 0 else end + 2
+        elif text.startswith("<!--", start):
+            end = text.find("-->", start + 4)
+            position = len(text) if end < 0 else end + 3
+        elif text.startswith("<!", start):
+            position = _declaration_end(text, start)
+        else:
+            root = start
+            break
+    naive = _TAG_LIKE.search(text)
+    return max(root, len(text) if naive is None else naive.start())
+
+
+def _declaration_end(text: str, start: int) -> int:
+    """The index just past a `<!...>` declaration in the prolog, quoted literals skipped; an
+    internal subset (`[`) ends the scan at once, as the prolog check refuses it."""
+    position = start + 2
+    while position < len(text):
+        char = text[position]
+        if char in "\"'":
+            end = text.find(char, position + 1)
+            position = len(text) if end < 0 else end + 1
+            continue
+        if char in "[>":
+            return position + 1
+        found = _MATTERS.search(text, position)  # one character class: it cannot backtrack
+        position = len(text) if found is None else found.start()
+    return position
+
+
+def _refuse_in_prolog(prolog: str) -> None:
+    """Everything before the root element: no entity at all, even in a comment or a quoted
+    literal (feedparser's own prolog regex sees those), and no DOCTYPE internal subset."""
+    if _ENTITY.search(prolog):
+        raise RefusedXml("entity declaration")
+    position = 0
+    while (found := _DOCTYPE.search(prolog, position)) is not None:
+        position = _declaration_end(prolog, found.start())
+        if prolog[position - 1:position] == "[":
+            raise RefusedXml("DTD internal subset")
