@@ -151,14 +151,15 @@ async def refuse_unless_configurable(update: Update, context: Context, language:
 
 
 async def reply_chunks(
-    update: Update, context: Context, language: str, key: str, lines: list[str]
+    update: Update, context: Context, language: str, key: str, lines: list[str],
+    separator: str = "\n\n",
 ) -> None:
     """A long list as several messages, whole entries each, every one under Telegram's 4096."""
     chunk: list[str] = []
     for line in lines:
-        candidate = "\n\n".join([*chunk, line])
+        candidate = separator.join([*chunk, line])
         if chunk and len(text(context, language, key, lines=Safe(candidate))) > 3800:
-            await reply(update, context, language, key, lines=Safe("\n\n".join(chunk)))
+            await reply(update, context, language, key, lines=Safe(separator.join(chunk)))
             chunk = []
         chunk.append(line)
-    await reply(update, context, language, key, lines=Safe("\n\n".join(chunk)))
+    await reply(update, context, language, key, lines=Safe(separator.join(chunk)))

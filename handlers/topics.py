@@ -14,6 +14,7 @@ from handlers.common import (
     chat_language,
     refuse_unless_configurable,
     reply,
+    reply_chunks,
     services,
     text,
     thread_of,
@@ -22,6 +23,7 @@ from locales import Safe
 from news.matching import Topic
 from news.pipeline import preview, topic_counts
 from news.render import headline_link
+from news.text import TITLE_CHARS, clip
 from news.topics import (
     MAX_QUERY_CHARS,
     And,
@@ -52,7 +54,8 @@ def preview_text(context: Context, language: str, query: str) -> str:
     found = preview(services(context).engine, query)
     if not found.count:
         return text(context, language, "subscribe.preview_none")
-    lines = "\n".join(f"• {headline_link(item.title, item.link)}" for item in found.newest)
+    lines = "\n".join(f"• {headline_link(clip(item.title, TITLE_CHARS), item.link)}"
+                      for item in found.newest)
     return text(context, language, "subscribe.preview", count=found.count, lines=Safe(lines))
 
 
@@ -208,4 +211,4 @@ async def topics(update: Update, context: Context) -> None:
     counts = await asyncio.to_thread(topic_counts, engine, rows)
     lines = [text(context, language, "topics.line", number=n, query=row.query,
                   count=counts[row.id]) for n, row in enumerate(rows, start=1)]
-    await reply(update, context, language, "topics.list", lines=Safe("\n".join(lines)))
+    await reply_chunks(update, context, language, "topics.list", lines, separator="\n")

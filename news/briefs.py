@@ -17,7 +17,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from pydantic import BaseModel, Field
 
 from news.language import probably_in
-from news.text import join_sentences, lead, sentences
+from news.text import TITLE_CHARS, clip, join_sentences, lead, sentences
 from news.topics import QueryError, Term, fold, parse, positive_terms
 
 log = logging.getLogger(__name__)
@@ -146,8 +146,8 @@ def _cut_to_tokens(text: str, budget: int) -> str:
 
 def fenced(story: StoryText, budget: int) -> str:
     """The article as data: fence markers inside it are removed so it cannot close the fence."""
-    title = _FENCE.sub(" ", story.title)
-    body = _FENCE.sub(" ", trim_to_tokens(story.text, budget))
+    title = _FENCE.sub(" ", clip(story.title, TITLE_CHARS))
+    body = _FENCE.sub(" ", trim_to_tokens(story.text, max(budget - estimate_tokens(title), 0)))
     return f"<<<ARTICLE\n{title}\n\n{body}\nARTICLE>>>"
 
 

@@ -7,6 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from news.text import TITLE_CHARS, clip
+
 LIMIT = 4096
 FLAGS = {1: "🔴", 2: "🟡", 3: "⚪"}
 
@@ -23,7 +25,7 @@ class Entry:
 
 
 def _line(entry: Entry) -> str:
-    headline = html.escape(entry.headline, quote=False)
+    headline = html.escape(clip(entry.headline, TITLE_CHARS), quote=False)
     if entry.link.startswith(("http://", "https://")):
         headline = f'<a href="{html.escape(entry.link, quote=True)}">{headline}</a>'
     return f"{FLAGS.get(entry.level, '⚪')} {headline}"

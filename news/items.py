@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from news.stories import signature, signature_text
-from news.text import clean_spaces, has_sentences, html_to_text
+from news.text import TITLE_CHARS, clean_spaces, clip, has_sentences, html_to_text
 
 _TRACKING_PREFIXES = ("utm_", "mc_", "_hs")
 _TRACKING_KEYS = {"fbclid", "gclid", "yclid", "igshid", "ref", "cmpid", "ocid"}
@@ -99,7 +99,7 @@ def normalize(entry: dict[str, Any], feed_url: str) -> ItemDraft | None:
     return ItemDraft(
         guid=guid[:2000],
         link=link,
-        title=title or summary.split("\n")[0][:200],
+        title=clip(title or summary.split("\n")[0], TITLE_CHARS),
         summary=summary[:20000],
         published_at=_published(entry),
     )

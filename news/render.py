@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from news.briefs import Brief, Level
+from news.text import NAME_CHARS, TITLE_CHARS, clip
 
 LIMIT = 4096
 MAX_SOURCES = 10
@@ -33,7 +34,7 @@ def _e(text: str) -> str:
 
 
 def _link(ref: SourceRef) -> str:
-    name = _e(ref.name)
+    name = _e(clip(ref.name, NAME_CHARS))  # rows stored before names were capped
     if ref.link.startswith(("http://", "https://")):
         return f'<a href="{html.escape(ref.link, quote=True)}">{name}</a>'
     return name
@@ -72,7 +73,7 @@ def render_brief(
     core_label = t("brief.core_point")
     if origin == "offline":
         core_label = f"{core_label} · {t('brief.original_text')}"
-    head = [flag_line(level, topics, t), f"<b>{_e(brief.headline)}</b>"]
+    head = [flag_line(level, topics, t), f"<b>{_e(clip(brief.headline, TITLE_CHARS))}</b>"]
     core = f"<b>{_e(core_label)}</b>\n{{core}}"
     optional: list[str] = []
     if brief.key_players:

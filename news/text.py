@@ -111,3 +111,19 @@ def lead(text: str, *, max_sentences: int = 3, max_chars: int = 600) -> str:
             break
     joined = join_sentences(chosen)
     return joined if len(joined) <= max_chars else joined[: max_chars - 1].rstrip() + "…"
+
+
+TITLE_CHARS = 300  # an item's headline as stored: room for any real headline
+NAME_CHARS = 100  # a source's name as stored: it is repeated in the footer of every alert
+
+
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary with an ellipsis, so that one
+    publisher's 5,000-character title cannot push every message past Telegram's 4096."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from news.text import NAME_CHARS, clip
 from storage.models import Item, Source, utcnow
 
 
@@ -27,7 +28,7 @@ def by_url(*, session: Session, url: str) -> Source | None:
 
 
 def add(*, session: Session, url: str, name: str, interval_seconds: int) -> Source:
-    source = Source(url=url, name=name, interval_seconds=interval_seconds)
+    source = Source(url=url, name=clip(name, NAME_CHARS), interval_seconds=interval_seconds)
     source.next_poll_at = utcnow() + timedelta(seconds=interval_seconds)
     session.add(source)
     session.flush()
