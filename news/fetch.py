@@ -1,20 +1,29 @@
 """URL -> bytes, guarded: http(s) only, public addresses on every hop, capped size and time,
-and a bounded number of requests in flight to any one host."""
+and a bounded number of requests in flight to any one host. The address check itself lives in
+news.guard, under the connection, so the address checked is the address connected to."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
-import socket
+import ssl
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from news.guard import (
+    ALLOWED_NETWORKS,
+    AddressRefused,
+    GuardedClient,
+    Network,
+    Resolver,
+    checked_addresses,
+    system_resolver,
+)
+
 MAX_REDIRECTS = 5
 # Only what _read_decoded can inflate under the cap; left to httpx, br and zstd would be offered
 # whenever their packages happen to be installed.
@@ -92,15 +101,19 @@ class FetchPolicy:
             raise ValueError(f"per_host must be at least 1, not {self.per_host}")
 
 
-def make_client(user_agent: str) -> httpx.AsyncClient:
+def make_client(
+    user_agent: str, *, resolver: Resolver = system_resolver,
+    verify: ssl.SSLContext | bool = True,
+) -> httpx.AsyncClient:
     """The one client polling shares. Its pool never makes a request wait: the callers bound
     what is in flight (polls, article fetches per poll, slots per host), and a wait for a
     connection would run on fetch()'s clock and blame the site. Few idle connections are
     kept: httpcore checks every pooled connection (a poll() system call for each idle one)
     whenever it assigns a request, so a pool full of idle keep-alives costs more CPU than the
-    reconnects it saves."""
-    return httpx.AsyncClient(
-        headers={"User-Agent": user_agent}, trust_env=False,
+    reconnects it saves. Every connection it opens goes through news.guard (`resolver` and
+    `verify` are there for tests: names that resolve where a test says, a test CA)."""
+    return GuardedClient(
+        headers={"User-Agent": user_agent}, resolver=resolver, verify=verify,
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=8))
 
 
@@ -120,34 +133,32 @@ class Fetched:
         return self.status == 304
 
 
-async def check_url(url: str, policy: FetchPolicy) -> None:
-    """Refuse non-http(s) URLs and hosts that resolve to private or reserved addresses."""
+def _target(url: str) -> httpx.URL:
+    """The URL as httpx will send it: http(s), a host and a port in range, or a bad URL. The
+    host is httpx's own reading of it (IDNA 2008), which is the name the guard resolves."""
     try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:  # a port out of range or not a number, a broken IPv6 literal
+        target = httpx.URL(url)
+    except httpx.InvalidURL as exc:  # a port that is no number, a broken IPv6 literal
         raise FetchError("bad_url", url) from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    port = target.port
+    if target.scheme not in ("http", "https") or not target.raw_host or (
+        port is not None and not 0 < port < 65536
+    ):
         raise FetchError("bad_url", url)
+    return target
+
+
+async def check_url(url: str, policy: FetchPolicy, resolver: Resolver = system_resolver) -> None:
+    """Refuse what fetch() would refuse before connecting: non-http(s) URLs and hosts that
+    resolve to private or reserved addresses. A client from make_client() needs no such check
+    (its connections are judged as they are opened); fetch() runs it for any other client."""
+    target = _target(url)
+    port = target.port or (443 if target.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, port, type=socket.SOCK_STREAM
-        )
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError("dns", parts.hostname) from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not _public(address) and not any(address in net for net in policy.allowed_networks):
-            raise FetchError("blocked_address", str(address))
-
-
-def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """A global unicast address: ipaddress calls multicast global, but it is no web server."""
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    return all(
-        candidate.is_global and not candidate.is_multicast
-        for candidate in (address, mapped) if candidate is not None
-    )
+        await checked_addresses(
+            target.raw_host.decode("ascii"), port, policy.allowed_networks, resolver)
+    except AddressRefused as exc:
+        raise FetchError(exc.code, exc.detail) from exc
 
 
 async def fetch(
@@ -164,6 +175,8 @@ async def fetch(
             return await _follow(client, url, policy, _headers(etag, last_modified), clock)
     except TimeoutError as exc:
         raise FetchError("timeout", url) from exc
+    except AddressRefused as exc:  # the guard, refusing a connection on some hop
+        raise FetchError(exc.code, exc.detail) from exc
     except httpx.InvalidURL as exc:  # not an HTTPError: a URL httpx cannot send
         raise FetchError("bad_url", url) from exc
     except httpx.HTTPError as exc:
@@ -189,11 +202,16 @@ async def _follow(
     clock: asyncio.Timeout,
 ) -> Fetched:
     """Each hop takes its own host's slot and gives it back before the next: a redirect may lead
-    to another host, and holding one slot while awaiting another could deadlock a busy host."""
+    to another host, and holding one slot while awaiting another could deadlock a busy host.
+
+    A client from make_client() judges each address as it connects; any other client (a test's
+    MockTransport) gets check_url() first, which cannot stop a second look-up from differing."""
     for _ in range(MAX_REDIRECTS + 1):
-        await check_url(url, policy)
-        async with _host_slot(policy, url, clock):
-            hop = await _hop(client, url, headers, policy.max_bytes)
+        target = _target(url)
+        if not isinstance(client, GuardedClient):
+            await check_url(url, policy)
+        async with _host_slot(policy, target.host, clock):
+            hop = await _hop(client, url, headers, policy)
         if isinstance(hop, Fetched):
             return hop
         url = hop
@@ -201,11 +219,10 @@ async def _follow(
 
 
 @contextlib.asynccontextmanager
-async def _host_slot(policy: FetchPolicy, url: str, clock: asyncio.Timeout) -> AsyncIterator[None]:
+async def _host_slot(policy: FetchPolicy, host: str, clock: asyncio.Timeout) -> AsyncIterator[None]:
     """The clock stops while queued for the slot: that wait is our politeness, not the site's
     slowness, and "took too long" would blame the site. Every holder runs on its own clock, so
     the wait stays bounded."""
-    host = urlsplit(url).hostname or ""  # check_url has refused URLs without one
     async with contextlib.AsyncExitStack() as stack:
         with _stopped(clock):
             await stack.enter_async_context(policy.slots.hold(host, policy.per_host))
@@ -229,10 +246,12 @@ def _stopped(clock: asyncio.Timeout) -> Iterator[None]:
 
 
 async def _hop(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], max_bytes: int
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], policy: FetchPolicy
 ) -> Fetched | str:
-    """One request: its answer, or the absolute URL it redirects to."""
-    request = client.build_request("GET", url, headers=headers)
+    """One request: its answer, or the absolute URL it redirects to. The request carries the
+    policy's allowed networks to the guard, which connects nowhere else."""
+    request = client.build_request("GET", url, headers=headers,
+                                   extensions={ALLOWED_NETWORKS: tuple(policy.allowed_networks)})
     response = await client.send(request, stream=True, follow_redirects=False)
     try:
         if response.is_redirect and "location" in response.headers:
@@ -242,7 +261,7 @@ async def _hop(
         if response.status_code >= 400:
             raise FetchError("http_status", str(response.status_code),
                              _retry_after(response.headers.get("retry-after", "")))
-        return _result(url, response, await _read_capped(response, max_bytes))
+        return _result(url, response, await _read_capped(response, policy.max_bytes))
     finally:
         await response.aclose()
 

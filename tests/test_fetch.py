@@ -6,17 +6,30 @@ import asyncio
 import contextlib
 import ipaddress
 import random
+import socket
+import ssl
 import time
 import tracemalloc
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from news.fetch import MAX_REDIRECTS, Fetched, FetchError, FetchPolicy, check_url, fetch
+from news.fetch import (
+    MAX_REDIRECTS,
+    Fetched,
+    FetchError,
+    FetchPolicy,
+    check_url,
+    fetch,
+    make_client,
+)
+from news.guard import permitted
 from tests.fakes.feeds import FeedServer, rss
 
 LOOPBACK = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
@@ -609,3 +622,266 @@ def test_per_host_must_allow_a_request() -> None:
     with pytest.raises(ValueError, match="per_host"):
         FetchPolicy(per_host=0)
     assert replace(LOOPBACK, per_host=2).slots is not LOOPBACK.slots
+
+
+# --- the address checked is the address connected to (news.guard) -------------------------------
+
+REAL_GETADDRINFO = socket.getaddrinfo
+UA = "Tidings-test"
+
+
+@dataclass
+class FakeDNS:
+    """socket.getaddrinfo for a few names: each name's successive answers, the last repeating.
+
+    It stands where the operating system's resolver stands, under asyncio and anyio alike, so
+    any look-up the code makes (for its check or for its connection) is seen and counted. A
+    name given as text is encoded as the C function encodes it: IDNA 2003."""
+
+    answers: dict[str, list[str]]
+    asked: Counter[str] = field(default_factory=Counter)
+
+    def __call__(self, host: str | bytes | None, port: object, family: int = 0, type: int = 0,
+                 proto: int = 0, flags: int = 0) -> list[Any]:
+        name = host.decode("ascii") if isinstance(host, bytes) else (host or "")
+        name = name.encode("idna").decode("ascii") if not name.isascii() else name
+        if name not in self.answers:
+            return REAL_GETADDRINFO(host, port, family, type, proto, flags)
+        self.asked[name] += 1
+        replies = self.answers[name]
+        address = replies.pop(0) if len(replies) > 1 else replies[0]
+        number = int(port) if isinstance(port, int | str | bytes) and port else 0
+        if ":" in address:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, number, 0, 0))]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, number))]
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """The same answers as a resolver handed to make_client()."""
+        return [info[4][0] for info in self(host, port)]
+
+
+@pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
+    fake = FakeDNS({})
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return fake
+
+
+ONLY_127_0_0_2 = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.2/32"),))
+
+
+async def guarded_error(url: str, rules: FetchPolicy) -> FetchError:
+    async with make_client(UA) as client:
+        with pytest.raises(FetchError) as caught:
+            await fetch(client, url, rules)
+    return caught.value
+
+
+@pytest.mark.asyncio
+async def test_dns_rebinding_cannot_move_the_connection(server: FeedServer, dns: FakeDNS) -> None:
+    """The first answer passes the check, the second is the server nobody may reach."""
+    server.put("/feed.xml", FEED)
+    dns.answers["rebind.test"] = ["127.0.0.2", "127.0.0.1"]
+    error = await guarded_error(f"http://rebind.test:{server.port}/feed.xml", ONLY_127_0_0_2)
+    assert error.code == "network"  # 127.0.0.2 was checked, dialled, and nobody listens there
+    assert server.hits("/feed.xml") == 0
+    assert dns.asked["rebind.test"] == 1
+
+
+@pytest.mark.asyncio
+async def test_idna_2003_and_2008_forms_are_one_name(server: FeedServer, dns: FakeDNS) -> None:
+    """faß is fass under IDNA 2003 and xn--fa-hia under IDNA 2008, which httpx dials."""
+    server.put("/feed.xml", FEED)
+    dns.answers.update({"fass.test": ["127.0.0.2"], "xn--fa-hia.test": ["127.0.0.1"]})
+    error = await guarded_error(f"http://faß.test:{server.port}/feed.xml", ONLY_127_0_0_2)
+    assert (error.code, error.detail) == ("blocked_address", "127.0.0.1")
+    assert server.hits("/feed.xml") == 0
+
+
+@pytest.mark.asyncio
+async def test_a_redirect_to_a_rebinding_name_is_refused(server: FeedServer, dns: FakeDNS) -> None:
+    """The allowed first hop sends us to a name whose second answer is the forbidden server."""
+    server.put("/secret", FEED)
+    dns.answers["rebind.test"] = ["127.0.0.2", "127.0.0.1"]
+    async with in_flight(OTHER_HOST) as (counter, ports):
+        counter.routes["/feed.xml"] = Route(location=f"http://rebind.test:{server.port}/secret")
+        error = await guarded_error(f"http://{OTHER_HOST}:{ports[OTHER_HOST]}/feed.xml",
+                                    ONLY_127_0_0_2)
+    assert counter.hits[OTHER_HOST + "/feed.xml"] == 1
+    assert error.code == "network"
+    assert server.hits("/secret") == 0
+
+
+EMBEDDING_PRIVATE_IPV4 = [
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "::7f00:1",  # IPv4-compatible 127.0.0.1
+    "::a00:1",  # IPv4-compatible 10.0.0.1
+    "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
+    "::ffff:0:c0a8:101",  # IPv4-translated 192.168.1.1
+    "::ffff:a9fe:a9fe",  # IPv4-mapped 169.254.169.254
+    "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    "2002:a9fe:a9fe::",  # 6to4 of 169.254.169.254
+    "2002:c0a8:101:1::1",  # 6to4 of 192.168.1.1
+]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("address", EMBEDDING_PRIVATE_IPV4)
+async def test_ipv6_forms_are_judged_by_the_ipv4_they_carry(address: str) -> None:
+    with pytest.raises(FetchError) as caught:
+        await check_url(f"http://[{address}]/", FetchPolicy())
+    assert caught.value.code == "blocked_address"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("address", EMBEDDING_PRIVATE_IPV4)
+async def test_a_name_answering_an_embedding_form_is_refused(dns: FakeDNS, address: str) -> None:
+    dns.answers["v6.test"] = [address]
+    error = await guarded_error("http://v6.test/feed.xml", FetchPolicy())
+    assert (error.code, error.detail) == ("blocked_address", address)
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [("64:ff9b::808:808", True), ("::ffff:8.8.8.8", True), ("2002:808:808::1", True),
+     ("2606:4700::1111", True), ("::ffff:127.0.0.1", False), ("::1", False), ("::", False),
+     ("2001:db8::1", False)],
+)
+def test_embedding_forms_of_public_addresses_stay_reachable(address: str, allowed: bool) -> None:
+    assert permitted(ipaddress.ip_address(address), ()) is allowed
+
+
+def test_allowed_networks_cover_the_forms_that_carry_their_addresses() -> None:
+    loopback = LOOPBACK.allowed_networks
+    assert permitted(ipaddress.ip_address("::ffff:127.0.0.1"), loopback)
+    assert permitted(ipaddress.ip_address("64:ff9b::7f00:1"), loopback)
+    assert not permitted(ipaddress.ip_address("64:ff9b::a00:1"), loopback)
+
+
+@pytest.mark.asyncio
+async def test_an_allowed_name_is_fetched_with_its_own_host_header(server: FeedServer) -> None:
+    """One look-up per connection, and the server still hears the name (IDNA 2008) it serves."""
+    server.put("/feed.xml", FEED)
+    fake = FakeDNS({"feeds.test": ["127.0.0.1"], "xn--mnchen-3ya.test": ["127.0.0.1"]})
+    async with make_client(UA, resolver=fake.resolve) as client:
+        plain = await fetch(client, f"http://feeds.test:{server.port}/feed.xml", LOOPBACK)
+        idn = await fetch(client, f"http://münchen.test:{server.port}/feed.xml", LOOPBACK)
+    assert plain.body == idn.body == FEED.encode()
+    hosts = [headers["host"] for _, headers in server.requests]
+    assert hosts == [f"feeds.test:{server.port}", f"xn--mnchen-3ya.test:{server.port}"]
+    assert server.requests[0][1]["user-agent"] == UA
+    assert fake.asked == Counter({"feeds.test": 1, "xn--mnchen-3ya.test": 1})
+
+
+TLS = Path(__file__).parent / "fixtures" / "tls"
+
+
+@dataclass
+class KeepAlive:
+    """Loopback HTTP(S) that keeps each connection open, recording every request's connection
+    number and Host header, and the TLS server name (SNI) each handshake carried."""
+
+    requests: list[tuple[int, str]] = field(default_factory=list)
+    server_names: list[str | None] = field(default_factory=list)
+    connections: int = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = self.connections
+        body = FEED.encode()
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                host = next(line.split(":", 1)[1].strip() for line in lines
+                            if line.lower().startswith("host:"))
+                self.requests.append((number, host))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                await writer.drain()
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.wait_closed()
+
+    def tls(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(TLS / "feeds.test.pem", TLS / "feeds.test.key")
+        context.sni_callback = lambda _socket, name, _context: self.server_names.append(name)
+        return context
+
+
+@contextlib.asynccontextmanager
+async def keep_alive(*, tls: bool = False) -> AsyncIterator[tuple[KeepAlive, int]]:
+    """The server on 127.0.0.1 and its port; callers close their clients inside the block, so
+    every connection has ended when the server goes."""
+    fake = KeepAlive()
+    srv = await asyncio.start_server(fake.serve, "127.0.0.1", 0, ssl=fake.tls() if tls else None)
+    try:
+        yield fake, srv.sockets[0].getsockname()[1]
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+@pytest.mark.asyncio
+async def test_tls_is_checked_and_named_for_the_host_not_the_address() -> None:
+    """The certificate names feeds.test only: it verifies only if the client, dialling
+    127.0.0.1, still sends SNI for and checks the certificate against feeds.test."""
+    trust = ssl.create_default_context(cafile=TLS / "ca.pem")
+    fake_dns = FakeDNS({"feeds.test": ["127.0.0.1"]})
+    async with (keep_alive(tls=True) as (server_, port),
+                make_client(UA, resolver=fake_dns.resolve, verify=trust) as client):
+        got = await fetch(client, f"https://feeds.test:{port}/feed.xml", LOOPBACK)
+    assert got.body == FEED.encode()
+    assert server_.server_names == ["feeds.test"]
+    assert server_.requests == [(1, f"feeds.test:{port}")]
+
+
+@pytest.mark.asyncio
+async def test_a_stricter_policy_never_gets_a_pooled_connection() -> None:
+    """A keep-alive connection opened under a looser policy is not handed to a stricter one."""
+    fake_dns = FakeDNS({"feeds.test": ["127.0.0.1"]})
+    async with keep_alive() as (server_, port):
+        url = f"http://feeds.test:{port}/feed.xml"
+        async with make_client(UA, resolver=fake_dns.resolve) as client:
+            await fetch(client, url, LOOPBACK)
+            with pytest.raises(FetchError) as caught:
+                await fetch(client, url, FetchPolicy())
+            await fetch(client, url, LOOPBACK)
+    assert caught.value.code == "blocked_address"
+    assert server_.requests == [(1, f"feeds.test:{port}")] * 2  # kept alive, reused once
+
+
+@pytest.mark.asyncio
+async def test_article_pages_go_through_the_same_guard(server: FeedServer, dns: FakeDNS) -> None:
+    """An item link is any publisher's to choose: a rebinding one keeps its snippet, unread."""
+    from news.article import complete
+    from tests.test_article import HTML, article_page, draft
+
+    server.put("/story", article_page(), HTML)
+    dns.answers["rebind.test"] = ["127.0.0.2", "127.0.0.1"]
+    snippet = draft(f"http://rebind.test:{server.port}/story")
+    async with make_client(UA) as client:
+        assert await complete(client, [snippet], ONLY_127_0_0_2) == [snippet]
+    assert server.hits("/story") == 0
+    assert dns.asked["rebind.test"] == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("answers", [socket.gaierror(-2, "Name or service not known"), []],
+                         ids=["no-such-name", "no-address"])
+async def test_a_name_without_addresses_is_a_dns_error(answers: Exception | list[str]) -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        if isinstance(answers, Exception):
+            raise answers
+        return answers
+
+    async with make_client(UA, resolver=resolve) as client:
+        with pytest.raises(FetchError) as caught:
+            await fetch(client, "http://gone.test/feed.xml", FetchPolicy())
+    assert (caught.value.code, caught.value.detail) == ("dns", "gone.test")

@@ -157,7 +157,7 @@ def test_every_query_error_has_an_explanation() -> None:
 
 
 def test_every_fetch_error_has_an_explanation() -> None:
-    codes = _codes("news/fetch.py", "FetchError")
+    codes = _codes("news/fetch.py", "FetchError") | _codes("news/guard.py", "AddressRefused")
     assert {"bad_url", "dns", "blocked_address", "timeout", "network", "http_status",
             "too_large", "too_many_redirects"} <= codes
     for code in [*codes, "not_a_feed"]:
