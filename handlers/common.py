@@ -14,7 +14,7 @@ from telegram.ext import ContextTypes
 from locales import Safe
 from services import KEY, Services
 from storage import admins, chats
-from storage.db import session_scope
+from storage.db import db
 
 Context = ContextTypes.DEFAULT_TYPE
 
@@ -37,17 +37,17 @@ def language_code(code: str | None, svc: Services) -> str | None:
         return None
 
 
-def chat_language(update: Update, context: Context) -> str:
-    """The chat's language, creating the chat on first contact from the user's language_code."""
+async def chat_language(update: Update, context: Context) -> str:
+    """The chat's language, creating the chat on first contact from the user's language_code
+    (every update asks: it runs off the event loop)."""
     svc = services(context)
     chat = update.effective_chat
     assert chat is not None
     user = update.effective_user
     first = language_code(user.language_code if user else None, svc) or svc.default_language
-    with session_scope(svc.engine) as session:
-        row = chats.ensure_chat(session=session, chat_id=chat.id, chat_type=chat.type,
-                                title=chat.title or chat.username, language=first)
-        return row.language
+    row = await db(svc.engine, chats.ensure_chat, chat_id=chat.id, chat_type=chat.type,
+                   title=chat.title or chat.username, language=first)
+    return row.language
 
 
 def text(context: Context, language: str, key: str, **values: object) -> str:
@@ -82,13 +82,15 @@ async def answer_button(
         await query.answer(note[:190])
 
 
-def is_admin(update: Update, context: Context) -> bool:
+async def is_admin(update: Update, context: Context) -> bool:
+    """A bot admin: one of ADMIN_IDS, or added by /addadmin."""
     svc = services(context)
     user = update.effective_user
     if user is None:
         return False
-    with session_scope(svc.engine) as session:
-        return admins.is_admin(session=session, user_id=user.id, permanent=svc.admin_ids)
+    if user.id in svc.admin_ids:
+        return True
+    return await db(svc.engine, admins.is_admin, user_id=user.id, permanent=svc.admin_ids)
 
 
 def argument_text(update: Update) -> str:
@@ -127,7 +129,7 @@ async def may_configure(update: Update, context: Context) -> bool:
             return True
     if user is None:
         return False
-    if is_admin(update, context):
+    if await is_admin(update, context):
         return True
     try:
         member = await context.bot.get_chat_member(chat.id, user.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 
@@ -36,8 +37,8 @@ from news.topics import (
     parse,
     positive_terms,
 )
-from storage import subscriptions, suggestions
-from storage.db import session_scope
+from storage import subscriptions, suggestions, usage
+from storage.db import db, session_scope
 
 
 def understood(context: Context, language: str, query: str) -> str:
@@ -59,9 +60,21 @@ def preview_text(context: Context, language: str, query: str) -> str:
     return text(context, language, "subscribe.preview", count=found.count, lines=Safe(lines))
 
 
+def _follow(
+    *, session: Session, chat_id: int, query: str, thread_id: int, cap: int
+) -> tuple[str, int | None]:
+    """("done", id), ("exists", None) or ("full", None): only new topics count against the cap."""
+    if cap and subscriptions.count(session=session, chat_id=chat_id) >= cap:
+        followed = subscriptions.exact(session=session, chat_id=chat_id, query=query,
+                                       thread_id=thread_id)
+        return ("exists" if followed else "full"), None
+    row = subscriptions.add(session=session, chat_id=chat_id, query=query, thread_id=thread_id)
+    return ("done", row.id) if row is not None else ("exists", None)
+
+
 async def subscribe(update: Update, context: Context) -> None:
     """Follow a topic; say how it was understood and what it would have matched this week."""
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     if await refuse_unless_configurable(update, context, language):
         return
     try:
@@ -71,37 +84,60 @@ async def subscribe(update: Update, context: Context) -> None:
         return
     chat = update.effective_chat
     assert chat is not None
-    with session_scope(services(context).engine) as session:
-        row = subscriptions.add(session=session, chat_id=chat.id, query=query,
-                                thread_id=thread_of(update))
-        subscription_id = row.id if row else None
+    svc = services(context)
+    outcome, subscription_id = await db(svc.engine, _follow, chat_id=chat.id, query=query,
+                                        thread_id=thread_of(update), cap=svc.max_topics_per_chat)
+    if outcome == "full":
+        await reply(update, context, language, "subscribe.full", max=svc.max_topics_per_chat)
+        return
     if subscription_id is None:
         await reply(update, context, language, "subscribe.exists", query=query)
         return
     found = await asyncio.to_thread(preview_text, context, language, query)
     message = await reply(update, context, language, "subscribe.done", query=query,
                           understood=understood(context, language, query), preview=Safe(found))
-    await offer_suggestions(context, message, subscription_id, query)
+    if svc.aliases.online:  # in the background: the next update need not wait on the model
+        context.application.create_task(
+            offer_suggestions(context, message, subscription_id, query), update=update,
+            name=f"aliases:{subscription_id}")
 
 
 async def offer_suggestions(
     context: Context, message: Message, subscription_id: int, query: str
 ) -> None:
-    """With an LLM: one-tap aliases in other scripts and senses to exclude, as buttons."""
+    """With an LLM and budget left: one-tap aliases in other scripts and senses to exclude, as
+    buttons; the call counts in usage and against the daily token budget like a brief."""
     svc = services(context)
+    if await db(svc.engine, usage.over_budget, budget=svc.daily_token_budget):
+        return
     terms = [term.text for term in positive_terms(parse(query))]
-    found = await svc.aliases.suggest(query, terms)
+    offer = await svc.aliases.suggest(query, terms)
+    await db(svc.engine, usage.record_calls, calls=offer.calls, failures=offer.failures,
+             tokens_in=offer.tokens_in, tokens_out=offer.tokens_out)
+    found = offer.suggestions
     if not found.aliases and not found.exclusions:
         return
-    with session_scope(svc.engine) as session:
-        rows = (suggestions.save(session=session, subscription_id=subscription_id, kind="alias",
-                                 texts=found.aliases)
-                + suggestions.save(session=session, subscription_id=subscription_id,
-                                   kind="exclude", texts=found.exclusions))
-        buttons = [InlineKeyboardButton(("➕ " if row.kind == "alias" else "➖ ") + row.text,
-                                        callback_data=f"sug:{row.id}") for row in rows]
+    rows = await db(svc.engine, _save_suggestions, subscription_id=subscription_id,
+                    aliases=found.aliases, exclusions=found.exclusions)
+    if not rows:  # the topic was removed while the model thought
+        return
+    buttons = [InlineKeyboardButton(("➕ " if kind == "alias" else "➖ ") + word,
+                                    callback_data=f"sug:{row_id}") for row_id, kind, word in rows]
     keyboard = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
     await message.edit_reply_markup(InlineKeyboardMarkup(keyboard))
+
+
+def _save_suggestions(
+    *, session: Session, subscription_id: int, aliases: list[str], exclusions: list[str]
+) -> list[tuple[int, str, str]]:
+    """The stored suggestions as (id, kind, text); none when the topic is gone by now."""
+    if subscriptions.get(session=session, subscription_id=subscription_id) is None:
+        return []
+    rows = (suggestions.save(session=session, subscription_id=subscription_id, kind="alias",
+                             texts=aliases)
+            + suggestions.save(session=session, subscription_id=subscription_id,
+                               kind="exclude", texts=exclusions))
+    return [(row.id or 0, row.kind, row.text) for row in rows]
 
 
 def refined(query: str, kind: str, word: str) -> str:
@@ -116,7 +152,7 @@ def refined(query: str, kind: str, word: str) -> str:
 
 async def press_suggestion(update: Update, context: Context, suggestion_id: int) -> None:
     """Tapping ➕/➖ rewrites the topic; a stale or forged button changes nothing."""
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
     with session_scope(services(context).engine) as session:
@@ -147,7 +183,7 @@ async def press_suggestion(update: Update, context: Context, suggestion_id: int)
 
 
 async def unsubscribe(update: Update, context: Context) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     if await refuse_unless_configurable(update, context, language):
         return
     chat = update.effective_chat
@@ -178,7 +214,7 @@ async def unsubscribe(update: Update, context: Context) -> None:
 
 
 async def press_unsubscribe(update: Update, context: Context, subscription_id: int) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
     with session_scope(services(context).engine) as session:
@@ -197,7 +233,7 @@ async def press_unsubscribe(update: Update, context: Context, subscription_id: i
 
 async def topics(update: Update, context: Context) -> None:
     """The topics, numbered, each with the stories it matched in the last 7 days."""
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
     engine = services(context).engine
