@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -39,6 +40,8 @@ from news.topics import (
 )
 from storage import subscriptions, suggestions, usage
 from storage.db import db, session_scope
+
+log = logging.getLogger(__name__)
 
 
 def understood(context: Context, language: str, query: str) -> str:
@@ -109,6 +112,7 @@ async def offer_suggestions(
     buttons; the call counts in usage and against the daily token budget like a brief."""
     svc = services(context)
     if await db(svc.engine, usage.over_budget, budget=svc.daily_token_budget):
+        log.info("no alias suggestions for %r: daily token budget spent", query)
         return
     terms = [term.text for term in positive_terms(parse(query))]
     offer = await svc.aliases.suggest(query, terms)
