@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from babel import Locale, UnknownLocaleError
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
@@ -17,6 +20,7 @@ from storage import admins, chats
 from storage.db import db
 
 Context = ContextTypes.DEFAULT_TYPE
+T = TypeVar("T")
 
 
 def services(context: Context) -> Services:
@@ -165,3 +169,20 @@ async def reply_chunks(
             chunk = []
         chunk.append(line)
     await reply(update, context, language, key, lines=Safe(separator.join(chunk)))
+
+
+async def until_stopping(context: Context, work: Awaitable[T]) -> T | None:
+    """The work's result, or None when the bot stops first: the application waits for its
+    background tasks at shutdown, and must not wait on a slow peer."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(services(context).stopping.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done() or task.cancelled():
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+    return task.result()

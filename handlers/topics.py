@@ -20,6 +20,7 @@ from handlers.common import (
     services,
     text,
     thread_of,
+    until_stopping,
 )
 from locales import Safe
 from news.matching import Topic
@@ -39,7 +40,7 @@ from news.topics import (
     positive_terms,
 )
 from storage import subscriptions, suggestions, usage
-from storage.db import db, session_scope
+from storage.db import db
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,9 @@ async def offer_suggestions(
         log.info("no alias suggestions for %r: daily token budget spent", query)
         return
     terms = [term.text for term in positive_terms(parse(query))]
-    offer = await svc.aliases.suggest(query, terms)
+    offer = await until_stopping(context, svc.aliases.suggest(query, terms))
+    if offer is None:  # the bot is stopping: it need not wait for the model
+        return
     await db(svc.engine, usage.record_calls, calls=offer.calls, failures=offer.failures,
              tokens_in=offer.tokens_in, tokens_out=offer.tokens_out)
     found = offer.suggestions
@@ -154,29 +157,35 @@ def refined(query: str, kind: str, word: str) -> str:
     return canonical(And((*parts, Not(Term(word)))))
 
 
+def _apply_suggestion(*, session: Session, suggestion_id: int, chat_id: int) -> tuple[str, str]:
+    """(catalogue key, query): the topic with the suggestion applied, or why it was not."""
+    suggestion = suggestions.get(session=session, suggestion_id=suggestion_id)
+    subscription = None
+    if suggestion is not None:
+        subscription = subscriptions.get(session=session,
+                                         subscription_id=suggestion.subscription_id)
+    if suggestion is None or subscription is None or subscription.chat_id != chat_id:
+        return "button.stale", ""
+    query = refined(subscription.query, suggestion.kind, suggestion.text)
+    if len(query) > MAX_QUERY_CHARS:  # the matcher would drop it: refuse, keep the button
+        return "suggest.too_long", query
+    changed = subscriptions.change_query(session=session, subscription=subscription, query=query)
+    suggestions.drop(session=session, suggestion=suggestion)
+    return ("suggest.done" if changed else "subscribe.exists"), query
+
+
 async def press_suggestion(update: Update, context: Context, suggestion_id: int) -> None:
     """Tapping ➕/➖ rewrites the topic; a stale or forged button changes nothing."""
     language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
-    with session_scope(services(context).engine) as session:
-        suggestion = suggestions.get(session=session, suggestion_id=suggestion_id)
-        subscription = None
-        if suggestion is not None:
-            subscription = subscriptions.get(session=session,
-                                             subscription_id=suggestion.subscription_id)
-        if suggestion is None or subscription is None or subscription.chat_id != chat.id:
-            await answer_button(update, context, language, "button.stale")
-            return
-        query = refined(subscription.query, suggestion.kind, suggestion.text)
-        if len(query) > MAX_QUERY_CHARS:  # the matcher would drop it: refuse, keep the button
-            await answer_button(update, context, language, "suggest.too_long")
-            return
-        changed = subscriptions.change_query(session=session, subscription=subscription,
-                                             query=query)
-        suggestions.drop(session=session, suggestion=suggestion)
-    key = "suggest.done" if changed else "subscribe.exists"
-    await answer_button(update, context, language, key, query=query)
+    outcome, query = await db(services(context).engine, _apply_suggestion,
+                              suggestion_id=suggestion_id, chat_id=chat.id)
+    if outcome in ("button.stale", "suggest.too_long"):
+        await answer_button(update, context, language, outcome)
+        return
+    changed = outcome == "suggest.done"
+    await answer_button(update, context, language, outcome, query=query)
     message = update.effective_message
     if changed and message is not None:
         await message.reply_text(
@@ -195,11 +204,10 @@ async def unsubscribe(update: Update, context: Context) -> None:
     raw = argument_text(update)
     engine = services(context).engine
     if not raw:
-        with session_scope(engine) as session:
-            rows = subscriptions.for_chat(session=session, chat_id=chat.id,
-                                          thread_id=thread_of(update))
-            buttons = [[InlineKeyboardButton(f"✖ {row.query}"[:60],
-                                             callback_data=f"unsub:{row.id}")] for row in rows]
+        rows = await db(engine, subscriptions.for_chat, chat_id=chat.id,
+                        thread_id=thread_of(update))
+        buttons = [[InlineKeyboardButton(f"✖ {row.query}"[:60],
+                                         callback_data=f"unsub:{row.id}")] for row in rows]
         if not buttons:
             await reply(update, context, language, "topics.empty")
             return
@@ -210,24 +218,30 @@ async def unsubscribe(update: Update, context: Context) -> None:
         query = raw if raw.isdigit() else canonical(parse(raw))
     except QueryError:
         query = raw
-    with session_scope(engine) as session:
-        removed = subscriptions.remove(session=session, chat_id=chat.id, query=query,
-                                       thread_id=thread_of(update))
+    removed = await db(engine, subscriptions.remove, chat_id=chat.id, query=query,
+                       thread_id=thread_of(update))
     await reply(update, context, language,
                 "unsubscribe.done" if removed else "unsubscribe.not_found", query=removed or raw)
+
+
+def _remove_by_id(*, session: Session, subscription_id: int, chat_id: int) -> str | None:
+    """The removed topic's query; None when it is gone or not this chat's."""
+    row = subscriptions.get(session=session, subscription_id=subscription_id)
+    if row is None or row.chat_id != chat_id:
+        return None
+    session.delete(row)
+    return row.query
 
 
 async def press_unsubscribe(update: Update, context: Context, subscription_id: int) -> None:
     language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
-    with session_scope(services(context).engine) as session:
-        row = subscriptions.get(session=session, subscription_id=subscription_id)
-        if row is None or row.chat_id != chat.id:
-            await answer_button(update, context, language, "button.stale")
-            return
-        query = row.query
-        session.delete(row)
+    query = await db(services(context).engine, _remove_by_id,
+                     subscription_id=subscription_id, chat_id=chat.id)
+    if query is None:
+        await answer_button(update, context, language, "button.stale")
+        return
     await answer_button(update, context, language, "unsubscribe.done", query=query)
     message = update.effective_message
     if message is not None:
@@ -241,10 +255,9 @@ async def topics(update: Update, context: Context) -> None:
     chat = update.effective_chat
     assert chat is not None
     engine = services(context).engine
-    with session_scope(engine) as session:
-        rows = [Topic(row.id or 0, row.chat_id, row.thread_id, row.query)
-                for row in subscriptions.for_chat(session=session, chat_id=chat.id,
-                                                  thread_id=thread_of(update))]
+    rows = [Topic(row.id or 0, row.chat_id, row.thread_id, row.query)
+            for row in await db(engine, subscriptions.for_chat, chat_id=chat.id,
+                                thread_id=thread_of(update))]
     if not rows:
         await reply(update, context, language, "topics.empty")
         return
