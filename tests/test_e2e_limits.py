@@ -176,3 +176,28 @@ def test_opml_import_runs_in_the_background_with_one_progress_message(
         summary = wait_for_summary(telegram, chat["id"], progress.message_id)
         assert "6 added, 0 already there, 0 failed" in summary
         assert len(telegram.messages(chat["id"])) == before + 1
+
+
+def test_a_stopping_bot_ends_the_import_instead_of_waiting_for_it(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
+        world = limited_world(tmp_path, bot_process, telegram, feeds)
+        outlines = b""
+        for n in range(8):
+            feeds.put(f"/stuck{n}.xml", rss(f"Stuck {n}", []), delay=30)
+            outlines += (b'<outline type="rss" text="Stuck" xmlUrl="'
+                         + feeds.url(f"/stuck{n}.xml").encode() + b'"/>')
+        opml = b'<?xml version="1.0"?><opml version="2.0"><head/><body>' + outlines \
+            + b"</body></opml>"
+        admin = telegram.user(ADMIN_ID, "Ada")
+        chat = telegram.private_chat(admin)
+        document = telegram.send_document(chat, admin, opml, "stuck.opml")
+        before = len(telegram.messages(chat["id"]))
+        telegram.send_text(chat, admin, "/importopml", reply_to_message_id=document["message_id"])
+        telegram.wait_for_messages(chat["id"], before + 1, timeout=20)
+        wait_until(lambda: feeds.hits("/stuck0.xml") == 1)
+        # Waiting for the import would take 30 s or more; a loaded machine may take 10 s to stop.
+        assert world.bot.terminate(timeout=45) < 20, "shutdown waited for the import"
+        stopped = telegram.messages(chat["id"])[before].text
+        assert "stopped because the bot is restarting: 0 of 8 checked" in stopped
