@@ -100,6 +100,8 @@ def build_services(settings: Settings) -> Services:
         reader=FeedReader(default_workers() if settings.parse_workers is None
                           else settings.parse_workers,
                           time_limit=settings.parse_timeout_seconds),
+        commands_per_minute=settings.commands_per_minute,
+        max_topics_per_chat=settings.max_topics_per_chat,
     )
 
 
@@ -141,7 +143,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("update failed", exc_info=context.error)
     if isinstance(update, Update) and update.effective_message and update.effective_chat:
         try:
-            await reply(update, context, chat_language(update, context), "error.internal")
+            await reply(update, context, await chat_language(update, context), "error.internal")
         except Exception:
             log.exception("could not report the error to the chat")
 

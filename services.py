@@ -34,3 +34,5 @@ class Services:
     heartbeat_file: Path | None = None
     reader: FeedReader = field(default_factory=FeedReader)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    commands_per_minute: int = 20  # per user, bot admins exempt; 0: no limit
+    max_topics_per_chat: int = 50  # 0: no cap

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     heartbeat_file: str = "data/heartbeat"  # empty: none (the image's HEALTHCHECK reads it)
     parse_workers: int | None = Field(default=None, ge=0)  # None: one per core, at most 4
     parse_timeout_seconds: float = Field(default=15.0, gt=0)  # a worker past it is killed
+    commands_per_minute: int = Field(default=20, ge=0)  # per user, also the burst; 0: off
+    max_topics_per_chat: int = Field(default=50, ge=0)  # 0: no cap
 
     @field_validator("admin_ids", mode="before")
     @classmethod

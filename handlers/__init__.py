@@ -1,15 +1,19 @@
-"""The one ordered list of handlers: commands first, the unknown-command catch-all last."""
+"""The one ordered list of handlers: the rate limit first (its own group), then commands, the
+unknown-command catch-all last."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from telegram import Update
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -19,6 +23,7 @@ from handlers.chats import membership, migration
 from handlers.digest import digest
 from handlers.lang import lang
 from handlers.opml import exportopml, importopml
+from handlers.ratelimit import RateLimit
 from handlers.settings import settings
 from handlers.sources import (
     addsource,
@@ -47,7 +52,8 @@ ADMIN_COMMANDS = (
 POSTS = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 
 
-def all_handlers() -> list[BaseHandler[Any, Any, Any]]:
+def all_handlers() -> dict[int, Sequence[BaseHandler[Any, Any, Any]]]:
+    """Group -1 runs before the others and may stop an update there; group 0 answers it."""
     readers = {"start": start, "help": help_command, "subscribe": subscribe,
                "unsubscribe": unsubscribe, "topics": topics, "digest": digest, "lang": lang,
                "settings": settings}
@@ -57,7 +63,8 @@ def all_handlers() -> list[BaseHandler[Any, Any, Any]]:
               "pollnow": pollnow, "stats": show_stats, "admins": list_admins,
               "addadmin": addadmin, "removeadmin": removeadmin, "importopml": importopml,
               "exportopml": exportopml}
-    return [
+    limit: list[BaseHandler[Any, Any, Any]] = [TypeHandler(Update, RateLimit())]
+    return {-1: limit, 0: [
         # Chat life events come first: they are not commands and must never be missed.
         ChatMemberHandler(membership, ChatMemberHandler.MY_CHAT_MEMBER),
         MessageHandler(filters.StatusUpdate.MIGRATE, migration),
@@ -67,4 +74,4 @@ def all_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CallbackQueryHandler(press),
         # Last: anything that looks like a command and was not handled above.
         MessageHandler(filters.COMMAND & POSTS, unknown),
-    ]
+    ]}

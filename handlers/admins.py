@@ -18,7 +18,7 @@ def _user_id(update: Update) -> int | None:
 
 @admin_only
 async def list_admins(update: Update, context: Context) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     svc = services(context)
     with session_scope(svc.engine) as session:
         added = [(row.user_id, row.added_by) for row in admins.listing(session=session)]
@@ -31,7 +31,7 @@ async def list_admins(update: Update, context: Context) -> None:
 
 @admin_only
 async def addadmin(update: Update, context: Context) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     user_id, user = _user_id(update), update.effective_user
     if user_id is None or user is None:
         await reply(update, context, language, "addadmin.usage")
@@ -46,7 +46,7 @@ async def addadmin(update: Update, context: Context) -> None:
 
 @admin_only
 async def removeadmin(update: Update, context: Context) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     user_id = _user_id(update)
     if user_id is None:
         await reply(update, context, language, "addadmin.usage")

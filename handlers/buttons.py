@@ -40,10 +40,10 @@ async def press(update: Update, context: Context) -> None:
     prefix, _, value = (query.data or "").partition(":")
     route = ROUTES.get(prefix)
     if route is None or not value:
-        await answer_button(update, context, chat_language(update, context), "button.stale")
+        await answer_button(update, context, await chat_language(update, context), "button.stale")
         return
     handler, convert = route
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     try:
         argument = convert(value)
     except ValueError:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import re
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from babel import Locale, UnknownLocaleError
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
@@ -15,10 +18,11 @@ from telegram.ext import ContextTypes
 from locales import Safe
 from services import KEY, Services
 from storage import admins, chats
-from storage.db import session_scope
+from storage.db import db
 
 Context = ContextTypes.DEFAULT_TYPE
 log = logging.getLogger("tidings")
+T = TypeVar("T")
 
 
 def services(context: Context) -> Services:
@@ -39,17 +43,17 @@ def language_code(code: str | None, svc: Services) -> str | None:
         return None
 
 
-def chat_language(update: Update, context: Context) -> str:
-    """The chat's language, creating the chat on first contact from the user's language_code."""
+async def chat_language(update: Update, context: Context) -> str:
+    """The chat's language, creating the chat on first contact from the user's language_code
+    (every update asks: it runs off the event loop)."""
     svc = services(context)
     chat = update.effective_chat
     assert chat is not None
     user = update.effective_user
     first = language_code(user.language_code if user else None, svc) or svc.default_language
-    with session_scope(svc.engine) as session:
-        row = chats.ensure_chat(session=session, chat_id=chat.id, chat_type=chat.type,
-                                title=chat.title or chat.username, language=first)
-        return row.language
+    row = await db(svc.engine, chats.ensure_chat, chat_id=chat.id, chat_type=chat.type,
+                   title=chat.title or chat.username, language=first)
+    return row.language
 
 
 def text(
@@ -92,13 +96,15 @@ async def answer_button(
         await query.answer(note[:190])
 
 
-def is_admin(update: Update, context: Context) -> bool:
+async def is_admin(update: Update, context: Context) -> bool:
+    """A bot admin: one of ADMIN_IDS, or added by /addadmin."""
     svc = services(context)
     user = update.effective_user
     if user is None:
         return False
-    with session_scope(svc.engine) as session:
-        return admins.is_admin(session=session, user_id=user.id, permanent=svc.admin_ids)
+    if user.id in svc.admin_ids:
+        return True
+    return await db(svc.engine, admins.is_admin, user_id=user.id, permanent=svc.admin_ids)
 
 
 def argument_text(update: Update) -> str:
@@ -137,7 +143,7 @@ async def may_configure(update: Update, context: Context) -> bool:
             return True
     if user is None:
         return False
-    if is_admin(update, context):
+    if await is_admin(update, context):
         return True
     try:
         member = await context.bot.get_chat_member(chat.id, user.id)
@@ -182,3 +188,20 @@ async def show_typing(context: Context, chat_id: int) -> None:
         await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
     except TelegramError as error:
         log.debug("typing indicator not shown in chat %s: %s", chat_id, error)
+
+
+async def until_stopping(context: Context, work: Awaitable[T]) -> T | None:
+    """The work's result, or None when the bot stops first: the application waits for its
+    background tasks at shutdown, and must not wait on a slow peer."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(services(context).stopping.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done() or task.cancelled():
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+    return task.result()

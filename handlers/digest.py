@@ -17,7 +17,7 @@ MAX_HOURS = 24 * 7
 
 async def digest(update: Update, context: Context) -> None:
     """Default: since the last digest, at most 24 hours back."""
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
     raw = argument_text(update)

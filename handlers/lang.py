@@ -39,7 +39,7 @@ def _store(context: Context, chat_id: int, code: str) -> None:
 
 
 async def lang(update: Update, context: Context) -> None:
-    current = chat_language(update, context)
+    current = await chat_language(update, context)
     raw = argument_text(update)
     if not raw:
         await reply(update, context, current, "lang.choose", current=current,
@@ -58,7 +58,7 @@ async def lang(update: Update, context: Context) -> None:
 
 
 async def press_language(update: Update, context: Context, code: str) -> None:
-    current = chat_language(update, context)
+    current = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
     if code not in services(context).catalog.languages:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from telegram import InputFile, Update
+from telegram import InputFile, LinkPreviewOptions, Message, Update
+from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from handlers.common import Context, chat_language, reply, services, show_typing, text
@@ -16,16 +18,18 @@ from news.opml import MAX_BYTES, NotOpml, Outline, export_opml, parse_opml
 from news.pipeline import add_source, check_feed
 from news.text import NAME_CHARS, clip
 from storage import sources
-from storage.db import session_scope
+from storage.db import db, session_scope
 
 CHECKS_AT_ONCE = 4
 MAX_LISTED_FAILURES = 10
+PROGRESS_EVERY = 2.0  # seconds between edits of the progress message
+log = logging.getLogger(__name__)
 
 
 @admin_only
 async def importopml(update: Update, context: Context) -> None:
     """Each outline is checked like /addsource; the reply sums up and names what failed."""
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     message = update.effective_message
     document = message.reply_to_message.document if message and message.reply_to_message else None
     if document is None:
@@ -43,26 +47,75 @@ async def importopml(update: Update, context: Context) -> None:
     chat = update.effective_chat
     assert chat is not None
     await show_typing(context, chat.id)
-    results = await _add_all(context, outlines, language)
+    progress = await reply(update, context, language, "opml.progress", done=0,
+                           total=len(outlines))
+    # In the background: checking hundreds of slow feeds must not hold up other chats' updates.
+    context.application.create_task(_import(context, progress, outlines, language),
+                                    update=update, name=f"importopml:{chat.id}")
+
+
+async def _import(
+    context: Context, progress: Message, outlines: list[Outline], language: str
+) -> None:
+    """Check every outline, showing how far it got in one message, then the summary there.
+    A stopping bot ends the import (what was added stays) instead of waiting for it."""
+    svc = services(context)
+    results: list[tuple[str, str]] = []
+    work = asyncio.ensure_future(_add_all(context, outlines, language, results))
+    stopping = asyncio.ensure_future(svc.stopping.wait())
+    shown = 0
+    try:
+        while not work.done():
+            await asyncio.wait({work, stopping}, timeout=PROGRESS_EVERY,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if stopping.done() and not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                await _show(progress, text(
+                    context, language, "opml.stopped", done=len(results), total=len(outlines),
+                    added=sum(reason == "added" for _, reason in results)))
+                return
+            if not work.done() and len(results) != shown:
+                shown = len(results)
+                await _show(progress, text(context, language, "opml.progress", done=shown,
+                                           total=len(outlines)))
+        results = work.result()
+    finally:
+        stopping.cancel()
+        work.cancel()
     failed = [(url, reason) for url, reason in results if reason not in ("added", "exists")]
     details = "".join(text(context, language, "opml.failed_line", url=url, reason=Safe(reason))
                       for url, reason in failed[:MAX_LISTED_FAILURES])
-    await reply(update, context, language, "opml.done",
-                added=sum(reason == "added" for _, reason in results),
-                existing=sum(reason == "exists" for _, reason in results),
-                failed=len(failed), details=Safe(details))
+    summary = text(context, language, "opml.done",
+                   added=sum(reason == "added" for _, reason in results),
+                   existing=sum(reason == "exists" for _, reason in results),
+                   failed=len(failed), details=Safe(details))
+    if not await _show(progress, summary):  # the progress message is gone: a new one then
+        await progress.reply_text(summary, parse_mode=ParseMode.HTML, do_quote=False,
+                                  link_preview_options=LinkPreviewOptions(is_disabled=True))
+
+
+async def _show(progress: Message, html: str) -> bool:
+    """Edit the progress message; False when it cannot be edited (deleted, say)."""
+    try:
+        await progress.edit_text(html, parse_mode=ParseMode.HTML,
+                                 link_preview_options=LinkPreviewOptions(is_disabled=True))
+    except TelegramError as exc:
+        log.info("OPML progress message not edited: %s", exc)
+        return False
+    return True
 
 
 async def _add_all(
-    context: Context, outlines: list[Outline], language: str
+    context: Context, outlines: list[Outline], language: str, results: list[tuple[str, str]]
 ) -> list[tuple[str, str]]:
+    """Results in the outlines' order; `results` also fills up as each one is checked."""
     svc = services(context)
     slots = asyncio.Semaphore(CHECKS_AT_ONCE)
 
-    async def one(outline: Outline) -> tuple[str, str]:
-        with session_scope(svc.engine) as session:
-            if sources.by_url(session=session, url=outline.url) is not None:
-                return outline.url, "exists"
+    async def check(outline: Outline) -> tuple[str, str]:
+        if await db(svc.engine, sources.by_url, url=outline.url) is not None:
+            return outline.url, "exists"
         async with slots:
             try:
                 checked = await check_feed(svc.http, outline.url, svc.fetch_policy, svc.reader)
@@ -72,20 +125,24 @@ async def _add_all(
             except NotAFeed as error:
                 return outline.url, text(context, language, f"fetch.error.{error.code}",
                                          detail=error.detail)
-        with session_scope(svc.engine) as session:
-            if sources.by_url(session=session, url=checked.url) is not None:
-                return outline.url, "exists"
+        if await db(svc.engine, sources.by_url, url=checked.url) is not None:
+            return outline.url, "exists"
         title = clip(outline.title or checked.feed.title or checked.url, NAME_CHARS)
         await asyncio.to_thread(add_source, svc.engine, checked, title,
                                 svc.poll_interval_seconds)
         return outline.url, "added"
+
+    async def one(outline: Outline) -> tuple[str, str]:
+        result = await check(outline)
+        results.append(result)
+        return result
 
     return list(await asyncio.gather(*(one(outline) for outline in outlines)))
 
 
 @admin_only
 async def exportopml(update: Update, context: Context) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     with session_scope(services(context).engine) as session:
         outlines = [Outline(row.url, row.name) for row in sources.all_sources(session=session)]
     if not outlines:

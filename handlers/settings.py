@@ -78,7 +78,7 @@ def _parse(words: list[str]) -> tuple[str, dict[str, str | None]] | None:
 
 
 async def settings(update: Update, context: Context) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
     words = argument_text(update).split()
@@ -106,7 +106,7 @@ async def settings(update: Update, context: Context) -> None:
 
 
 async def press_mode(update: Update, context: Context, mode: str) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
     if mode not in MODES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from functools import wraps
 from typing import Any
@@ -26,7 +27,7 @@ from news.fetch import FetchError
 from news.pipeline import add_source, check_feed
 from news.text import NAME_CHARS, clip
 from storage import sources
-from storage.db import session_scope
+from storage.db import db, session_scope
 from storage.models import Source
 
 Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
@@ -37,8 +38,8 @@ def admin_only(handler: Handler) -> Handler:
 
     @wraps(handler)
     async def guarded(update: Update, context: Context) -> None:
-        if not is_admin(update, context):
-            await reply(update, context, chat_language(update, context), "admin.refused")
+        if not await is_admin(update, context):
+            await reply(update, context, await chat_language(update, context), "admin.refused")
             return
         await handler(update, context)
 
@@ -53,14 +54,13 @@ def _looks_like_url(value: str) -> bool:
 @admin_only
 async def addsource(update: Update, context: Context) -> None:
     """Check the URL now; store its current entries as a baseline that is never alerted."""
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     url, _, name = argument_text(update).partition(" ")
     if not _looks_like_url(url):
         await reply(update, context, language, "addsource.usage")
         return
     svc = services(context)
-    with session_scope(svc.engine) as session:
-        existing = sources.by_url(session=session, url=url)
+    existing = await db(svc.engine, sources.by_url, url=url)
     if existing is not None:
         await reply(update, context, language, "addsource.exists",
                     id=existing.id, name=existing.name)
@@ -76,12 +76,13 @@ async def addsource(update: Update, context: Context) -> None:
     except NotAFeed as error:
         await reply(update, context, language, f"fetch.error.{error.code}", detail=error.detail)
         return
-    with session_scope(svc.engine) as session:
-        if sources.by_url(session=session, url=checked.url) is not None:
-            await reply(update, context, language, "addsource.exists_feed", url=checked.url)
-            return
+    if await db(svc.engine, sources.by_url, url=checked.url) is not None:
+        await reply(update, context, language, "addsource.exists_feed", url=checked.url)
+        return
     title = clip(name.strip() or checked.feed.title or checked.url, NAME_CHARS)
-    source_id, tracked = add_source(svc.engine, checked, title, svc.poll_interval_seconds)
+    # In a thread: storing waits on the story index's lock while an ingest holds it.
+    source_id, tracked = await asyncio.to_thread(add_source, svc.engine, checked, title,
+                                                 svc.poll_interval_seconds)
     key = "addsource.done_discovered" if checked.discovered else "addsource.done"
     await reply(update, context, language, key, id=source_id, url=checked.url, title=title,
                 entries=tracked, interval=svc.poll_interval_seconds)
@@ -102,9 +103,8 @@ def _status(context: Context, language: str, source: Source) -> str:
 
 @admin_only
 async def list_sources(update: Update, context: Context) -> None:
-    language = chat_language(update, context)
-    with session_scope(services(context).engine) as session:
-        rows = sources.listing(session=session)
+    language = await chat_language(update, context)
+    rows = await db(services(context).engine, sources.listing)
     if not rows:
         await reply(update, context, language, "sources.empty")
         return
@@ -121,7 +121,7 @@ async def list_sources(update: Update, context: Context) -> None:
 
 @admin_only
 async def removesource(update: Update, context: Context) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     raw = argument_text(update).lstrip("#")
     if not raw.isdigit():
         await reply(update, context, language, "removesource.usage")
@@ -139,7 +139,7 @@ def _source_id(update: Update) -> int | None:
 
 
 async def _toggle(update: Update, context: Context, *, paused: bool) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     source_id = _source_id(update)
     command = "/pausesource" if paused else "/resumesource"
     if source_id is None:
@@ -171,7 +171,7 @@ MIN_INTERVAL, MAX_INTERVAL = 60, 7 * 24 * 3600
 @admin_only
 async def interval(update: Update, context: Context) -> None:
     """Seconds between polls; at least a minute, so no source is hammered by mistake."""
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     words = argument_text(update).lstrip("#").split()
     if len(words) != 2 or not all(word.isdigit() for word in words) \
             or not MIN_INTERVAL <= int(words[1]) <= MAX_INTERVAL:
@@ -191,7 +191,7 @@ async def interval(update: Update, context: Context) -> None:
 
 @admin_only
 async def pollnow(update: Update, context: Context) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     raw = argument_text(update)
     source_id = _source_id(update)
     if raw and source_id is None:

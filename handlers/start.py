@@ -9,13 +9,14 @@ from locales import Safe
 
 
 async def start(update: Update, context: Context) -> None:
-    await reply(update, context, chat_language(update, context), "start.welcome")
+    await reply(update, context, await chat_language(update, context), "start.welcome")
 
 
 async def help_command(update: Update, context: Context) -> None:
     """Admin commands are listed to admins only, as the command menu shows them."""
-    language = chat_language(update, context)
-    admin = "\n\n" + text(context, language, "help.admin") if is_admin(update, context) else ""
+    language = await chat_language(update, context)
+    admin = ("\n\n" + text(context, language, "help.admin")
+             if await is_admin(update, context) else "")
     await reply(update, context, language, "help.text", admin=Safe(admin))
 
 
@@ -31,4 +32,4 @@ async def unknown(update: Update, context: Context) -> None:
     command = (message.text or "").split()[0] if message.text else ""
     if chat.type != "private" and f"@{context.bot.username}".lower() not in command.lower():
         return
-    await reply(update, context, chat_language(update, context), "unknown.command")
+    await reply(update, context, await chat_language(update, context), "unknown.command")

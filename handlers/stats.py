@@ -11,17 +11,16 @@ from handlers.common import Context, chat_language, reply, services, text
 from handlers.sources import admin_only
 from locales import Safe
 from storage import stats, usage
-from storage.db import session_scope
+from storage.db import db
 
 
 @admin_only
 async def show_stats(update: Update, context: Context) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     svc = services(context)
-    with session_scope(svc.engine) as session:
-        counts = stats.today(session=session)
-        spent = usage.spent(session=session)
-        failed = stats.failed_today(session=session)
+    counts = await db(svc.engine, stats.today)
+    spent = await db(svc.engine, usage.spent)
+    failed = await db(svc.engine, stats.failed_today)
     extra = ""
     if svc.daily_token_budget:
         extra = text(context, language, "stats.budget", spent=spent,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
+from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 
@@ -18,6 +20,7 @@ from handlers.common import (
     services,
     text,
     thread_of,
+    until_stopping,
 )
 from locales import Catalog, Safe
 from news.matching import Topic
@@ -37,8 +40,10 @@ from news.topics import (
     parse,
     positive_terms,
 )
-from storage import subscriptions, suggestions
-from storage.db import session_scope
+from storage import subscriptions, suggestions, usage
+from storage.db import db
+
+log = logging.getLogger(__name__)
 
 
 def wording(catalog: Catalog, language: str) -> Wording:
@@ -66,9 +71,21 @@ def preview_text(context: Context, language: str, query: str) -> str:
     return text(context, language, "subscribe.preview", plural=found.count, lines=Safe(lines))
 
 
+def _follow(
+    *, session: Session, chat_id: int, query: str, thread_id: int, cap: int
+) -> tuple[str, int | None]:
+    """("done", id), ("exists", None) or ("full", None): only new topics count against the cap."""
+    if cap and subscriptions.count(session=session, chat_id=chat_id) >= cap:
+        followed = subscriptions.exact(session=session, chat_id=chat_id, query=query,
+                                       thread_id=thread_id)
+        return ("exists" if followed else "full"), None
+    row = subscriptions.add(session=session, chat_id=chat_id, query=query, thread_id=thread_id)
+    return ("done", row.id) if row is not None else ("exists", None)
+
+
 async def subscribe(update: Update, context: Context) -> None:
     """Follow a topic; say how it was understood and what it would have matched this week."""
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     if await refuse_unless_configurable(update, context, language):
         return
     try:
@@ -78,37 +95,63 @@ async def subscribe(update: Update, context: Context) -> None:
         return
     chat = update.effective_chat
     assert chat is not None
-    with session_scope(services(context).engine) as session:
-        row = subscriptions.add(session=session, chat_id=chat.id, query=query,
-                                thread_id=thread_of(update))
-        subscription_id = row.id if row else None
+    svc = services(context)
+    outcome, subscription_id = await db(svc.engine, _follow, chat_id=chat.id, query=query,
+                                        thread_id=thread_of(update), cap=svc.max_topics_per_chat)
+    if outcome == "full":
+        await reply(update, context, language, "subscribe.full", max=svc.max_topics_per_chat)
+        return
     if subscription_id is None:
         await reply(update, context, language, "subscribe.exists", query=query)
         return
     found = await asyncio.to_thread(preview_text, context, language, query)
     message = await reply(update, context, language, "subscribe.done", query=query,
                           understood=understood(context, language, query), preview=Safe(found))
-    await offer_suggestions(context, message, subscription_id, query)
+    if svc.aliases.online:  # in the background: the next update need not wait on the model
+        context.application.create_task(
+            offer_suggestions(context, message, subscription_id, query), update=update,
+            name=f"aliases:{subscription_id}")
 
 
 async def offer_suggestions(
     context: Context, message: Message, subscription_id: int, query: str
 ) -> None:
-    """With an LLM: one-tap aliases in other scripts and senses to exclude, as buttons."""
+    """With an LLM and budget left: one-tap aliases in other scripts and senses to exclude, as
+    buttons; the call counts in usage and against the daily token budget like a brief."""
     svc = services(context)
+    if await db(svc.engine, usage.over_budget, budget=svc.daily_token_budget):
+        log.info("no alias suggestions for %r: daily token budget spent", query)
+        return
     terms = [term.text for term in positive_terms(parse(query))]
-    found = await svc.aliases.suggest(query, terms)
+    offer = await until_stopping(context, svc.aliases.suggest(query, terms))
+    if offer is None:  # the bot is stopping: it need not wait for the model
+        return
+    await db(svc.engine, usage.record_calls, calls=offer.calls, failures=offer.failures,
+             tokens_in=offer.tokens_in, tokens_out=offer.tokens_out)
+    found = offer.suggestions
     if not found.aliases and not found.exclusions:
         return
-    with session_scope(svc.engine) as session:
-        rows = (suggestions.save(session=session, subscription_id=subscription_id, kind="alias",
-                                 texts=found.aliases)
-                + suggestions.save(session=session, subscription_id=subscription_id,
-                                   kind="exclude", texts=found.exclusions))
-        buttons = [InlineKeyboardButton(("➕ " if row.kind == "alias" else "➖ ") + row.text,
-                                        callback_data=f"sug:{row.id}") for row in rows]
+    rows = await db(svc.engine, _save_suggestions, subscription_id=subscription_id,
+                    aliases=found.aliases, exclusions=found.exclusions)
+    if not rows:  # the topic was removed while the model thought
+        return
+    buttons = [InlineKeyboardButton(("➕ " if kind == "alias" else "➖ ") + word,
+                                    callback_data=f"sug:{row_id}") for row_id, kind, word in rows]
     keyboard = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
     await message.edit_reply_markup(InlineKeyboardMarkup(keyboard))
+
+
+def _save_suggestions(
+    *, session: Session, subscription_id: int, aliases: list[str], exclusions: list[str]
+) -> list[tuple[int, str, str]]:
+    """The stored suggestions as (id, kind, text); none when the topic is gone by now."""
+    if subscriptions.get(session=session, subscription_id=subscription_id) is None:
+        return []
+    rows = (suggestions.save(session=session, subscription_id=subscription_id, kind="alias",
+                             texts=aliases)
+            + suggestions.save(session=session, subscription_id=subscription_id,
+                               kind="exclude", texts=exclusions))
+    return [(row.id or 0, row.kind, row.text) for row in rows]
 
 
 def refined(query: str, kind: str, word: str) -> str:
@@ -121,29 +164,35 @@ def refined(query: str, kind: str, word: str) -> str:
     return canonical(And((*parts, Not(Term(word)))))
 
 
+def _apply_suggestion(*, session: Session, suggestion_id: int, chat_id: int) -> tuple[str, str]:
+    """(catalogue key, query): the topic with the suggestion applied, or why it was not."""
+    suggestion = suggestions.get(session=session, suggestion_id=suggestion_id)
+    subscription = None
+    if suggestion is not None:
+        subscription = subscriptions.get(session=session,
+                                         subscription_id=suggestion.subscription_id)
+    if suggestion is None or subscription is None or subscription.chat_id != chat_id:
+        return "button.stale", ""
+    query = refined(subscription.query, suggestion.kind, suggestion.text)
+    if len(query) > MAX_QUERY_CHARS:  # the matcher would drop it: refuse, keep the button
+        return "suggest.too_long", query
+    changed = subscriptions.change_query(session=session, subscription=subscription, query=query)
+    suggestions.drop(session=session, suggestion=suggestion)
+    return ("suggest.done" if changed else "subscribe.exists"), query
+
+
 async def press_suggestion(update: Update, context: Context, suggestion_id: int) -> None:
     """Tapping ➕/➖ rewrites the topic; a stale or forged button changes nothing."""
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
-    with session_scope(services(context).engine) as session:
-        suggestion = suggestions.get(session=session, suggestion_id=suggestion_id)
-        subscription = None
-        if suggestion is not None:
-            subscription = subscriptions.get(session=session,
-                                             subscription_id=suggestion.subscription_id)
-        if suggestion is None or subscription is None or subscription.chat_id != chat.id:
-            await answer_button(update, context, language, "button.stale")
-            return
-        query = refined(subscription.query, suggestion.kind, suggestion.text)
-        if len(query) > MAX_QUERY_CHARS:  # the matcher would drop it: refuse, keep the button
-            await answer_button(update, context, language, "suggest.too_long")
-            return
-        changed = subscriptions.change_query(session=session, subscription=subscription,
-                                             query=query)
-        suggestions.drop(session=session, suggestion=suggestion)
-    key = "suggest.done" if changed else "subscribe.exists"
-    await answer_button(update, context, language, key, query=query)
+    outcome, query = await db(services(context).engine, _apply_suggestion,
+                              suggestion_id=suggestion_id, chat_id=chat.id)
+    if outcome in ("button.stale", "suggest.too_long"):
+        await answer_button(update, context, language, outcome)
+        return
+    changed = outcome == "suggest.done"
+    await answer_button(update, context, language, outcome, query=query)
     message = update.effective_message
     if changed and message is not None:
         await message.reply_text(
@@ -154,7 +203,7 @@ async def press_suggestion(update: Update, context: Context, suggestion_id: int)
 
 
 async def unsubscribe(update: Update, context: Context) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     if await refuse_unless_configurable(update, context, language):
         return
     chat = update.effective_chat
@@ -162,11 +211,10 @@ async def unsubscribe(update: Update, context: Context) -> None:
     raw = argument_text(update)
     engine = services(context).engine
     if not raw:
-        with session_scope(engine) as session:
-            rows = subscriptions.for_chat(session=session, chat_id=chat.id,
-                                          thread_id=thread_of(update))
-            buttons = [[InlineKeyboardButton(f"✖ {row.query}"[:60],
-                                             callback_data=f"unsub:{row.id}")] for row in rows]
+        rows = await db(engine, subscriptions.for_chat, chat_id=chat.id,
+                        thread_id=thread_of(update))
+        buttons = [[InlineKeyboardButton(f"✖ {row.query}"[:60],
+                                         callback_data=f"unsub:{row.id}")] for row in rows]
         if not buttons:
             await reply(update, context, language, "topics.empty")
             return
@@ -177,24 +225,30 @@ async def unsubscribe(update: Update, context: Context) -> None:
         query = raw if raw.isdigit() else canonical(parse(raw))
     except QueryError:
         query = raw
-    with session_scope(engine) as session:
-        removed = subscriptions.remove(session=session, chat_id=chat.id, query=query,
-                                       thread_id=thread_of(update))
+    removed = await db(engine, subscriptions.remove, chat_id=chat.id, query=query,
+                       thread_id=thread_of(update))
     await reply(update, context, language,
                 "unsubscribe.done" if removed else "unsubscribe.not_found", query=removed or raw)
 
 
+def _remove_by_id(*, session: Session, subscription_id: int, chat_id: int) -> str | None:
+    """The removed topic's query; None when it is gone or not this chat's."""
+    row = subscriptions.get(session=session, subscription_id=subscription_id)
+    if row is None or row.chat_id != chat_id:
+        return None
+    session.delete(row)
+    return row.query
+
+
 async def press_unsubscribe(update: Update, context: Context, subscription_id: int) -> None:
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
-    with session_scope(services(context).engine) as session:
-        row = subscriptions.get(session=session, subscription_id=subscription_id)
-        if row is None or row.chat_id != chat.id:
-            await answer_button(update, context, language, "button.stale")
-            return
-        query = row.query
-        session.delete(row)
+    query = await db(services(context).engine, _remove_by_id,
+                     subscription_id=subscription_id, chat_id=chat.id)
+    if query is None:
+        await answer_button(update, context, language, "button.stale")
+        return
     await answer_button(update, context, language, "unsubscribe.done", query=query)
     message = update.effective_message
     if message is not None:
@@ -204,14 +258,13 @@ async def press_unsubscribe(update: Update, context: Context, subscription_id: i
 
 async def topics(update: Update, context: Context) -> None:
     """The topics, numbered, each with the stories it matched in the last 7 days."""
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
     engine = services(context).engine
-    with session_scope(engine) as session:
-        rows = [Topic(row.id or 0, row.chat_id, row.thread_id, row.query)
-                for row in subscriptions.for_chat(session=session, chat_id=chat.id,
-                                                  thread_id=thread_of(update))]
+    rows = [Topic(row.id or 0, row.chat_id, row.thread_id, row.query)
+            for row in await db(engine, subscriptions.for_chat, chat_id=chat.id,
+                                thread_id=thread_of(update))]
     if not rows:
         await reply(update, context, language, "topics.empty")
         return

@@ -57,7 +57,7 @@ def read_arguments(raw: str) -> Asked:
 
 async def trend(update: Update, context: Context) -> None:
     """Anyone in the chat may look: a chart changes nothing."""
-    language = chat_language(update, context)
+    language = await chat_language(update, context)
     chat, message = update.effective_chat, update.effective_message
     assert chat is not None and message is not None
     svc = services(context)

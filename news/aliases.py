@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
@@ -48,6 +49,17 @@ def _clean(words: list[str], known: set[str], limit: int) -> list[str]:
     return kept[:limit]
 
 
+@dataclass(frozen=True)
+class Offer:
+    """The suggestions, with what asking for them cost (counted in usage and the budget)."""
+
+    suggestions: Suggestions
+    calls: int = 0
+    failures: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
 class AliasFinder:
     """One short LLM call per new topic; any failure simply means no suggestions."""
 
@@ -56,24 +68,34 @@ class AliasFinder:
         self.model = model
         self.timeout = timeout
 
-    async def suggest(self, topic: str, known_terms: list[str]) -> Suggestions:
+    @property
+    def online(self) -> bool:
+        """Suggestions need a model; without one nothing is asked and nothing is spent."""
+        return self.client is not None
+
+    async def suggest(self, topic: str, known_terms: list[str]) -> Offer:
         if self.client is None:
-            return Suggestions()
+            return Offer(Suggestions())
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": PROMPT.format(schema=json.dumps(SCHEMA))},
             {"role": "user", "content": f"<<<TOPIC\n{topic}\nTOPIC>>>"},
         ]
+        tokens_in = tokens_out = 0
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self.client.chat.completions.create(
                     model=self.model, messages=messages,
                     response_format={"type": "json_object"},
                 )
+            if response.usage is not None:
+                tokens_in = response.usage.prompt_tokens
+                tokens_out = response.usage.completion_tokens
             content = (response.choices[0].message.content or "") if response.choices else ""
             raw = Suggestions.model_validate_json(content)
         except (openai.OpenAIError, ValidationError, TimeoutError) as exc:
             log.info("no alias suggestions for %r: %s", topic, exc)
-            return Suggestions()
+            return Offer(Suggestions(), 1, 1, tokens_in, tokens_out)
         known = {fold(term) for term in known_terms}
-        return Suggestions(aliases=_clean(raw.aliases, known, 6),
-                           exclusions=_clean(raw.exclusions, known, 3))
+        return Offer(Suggestions(aliases=_clean(raw.aliases, known, 6),
+                                 exclusions=_clean(raw.exclusions, known, 3)),
+                     1, 0, tokens_in, tokens_out)

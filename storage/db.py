@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -21,6 +22,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 CONNECT_TIMEOUT_SECONDS = 10  # an unreachable server fails a try instead of hanging start-up
 WAIT_ATTEMPTS = 8  # with doubling waits from 1 s (capped at 30 s): about two and a half minutes
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class DatabaseUnreachable(RuntimeError):
@@ -134,3 +136,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def _in_session(engine: Engine, work: Callable[..., T], values: dict[str, Any]) -> T:
+    with session_scope(engine) as session:
+        return work(session=session, **values)
+
+
+async def db(engine: Engine, work: Callable[..., T], **values: Any) -> T:
+    """`work(session=..., **values)` in one transaction on a worker thread: the one way async
+    code touches the database, so a slow query or a lock never stalls the event loop."""
+    return await asyncio.to_thread(_in_session, engine, work, values)

@@ -23,6 +23,21 @@ def add(*, session: Session, chat_id: int, query: str, thread_id: int = 0) -> Su
     return row
 
 
+def count(*, session: Session, chat_id: int) -> int:
+    """Topics a chat follows, in all its forum topics: the per-chat cap counts these."""
+    statement = select(func.count()).select_from(Subscription).where(
+        Subscription.chat_id == chat_id)
+    return int(session.exec(statement).one())
+
+
+def exact(*, session: Session, chat_id: int, query: str, thread_id: int = 0) -> bool:
+    """Whether this very query is already followed here."""
+    statement = select(Subscription.id).where(
+        Subscription.chat_id == chat_id, Subscription.thread_id == thread_id,
+        Subscription.query == query)
+    return session.exec(statement).first() is not None
+
+
 def for_chat(*, session: Session, chat_id: int, thread_id: int = 0) -> list[Subscription]:
     """The topics in the order they were added, the order /topics numbers them."""
     statement = (

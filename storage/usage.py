@@ -37,6 +37,23 @@ def record(*, session: Session, written: Written, day: date | None = None) -> No
     row.offline_briefs += written.origin == "offline"
 
 
+def record_calls(
+    *, session: Session, calls: int, failures: int, tokens_in: int, tokens_out: int,
+    day: date | None = None,
+) -> None:
+    """Calls that are not briefs (alias suggestions) count in /stats and the budget too."""
+    row = _row(session, day or today())
+    row.calls += calls
+    row.failures += failures
+    row.tokens_in += tokens_in
+    row.tokens_out += tokens_out
+
+
+def over_budget(*, session: Session, budget: int, day: date | None = None) -> bool:
+    """True once the day's tokens reached a budget (0: no budget)."""
+    return bool(budget) and spent(session=session, day=day) >= budget
+
+
 def of_day(*, session: Session, day: date | None = None) -> LlmUsage:
     return session.get(LlmUsage, day or today()) or LlmUsage(day=day or today())
 

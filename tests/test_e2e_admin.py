@@ -5,8 +5,20 @@ from __future__ import annotations
 import time
 
 from tests.fakes.feeds import rss as rss_feed
+from tests.fakes.telegram import BotApiEmulator
+from tests.test_e2e_briefs import wait_until
 from tests.test_e2e_topics import World
 from tests.test_e2e_walkthrough import ADMIN_ID, say
+
+
+def wait_for_summary(telegram: BotApiEmulator, chat_id: int, message_id: int,
+                     timeout: float = 30.0) -> str:
+    """The import runs in the background and edits its progress message into the summary."""
+    def summary() -> str:
+        edited = [m for m in telegram.messages(chat_id) if m.message_id == message_id]
+        return edited[0].text if edited and "added" in edited[0].text else ""
+    wait_until(lambda: bool(summary()), timeout=timeout)
+    return summary()
 
 
 def test_pause_resume_interval_and_poll_now(world: World) -> None:
@@ -89,8 +101,11 @@ def test_opml_export_then_import_elsewhere(world: World) -> None:
     assert "reply to it with /importopml" in say(telegram, chat, admin, "/importopml")
     before = len(telegram.messages(chat["id"]))
     telegram.send_text(chat, admin, "/importopml", reply_to_message_id=document["message_id"])
-    summary = telegram.wait_for_messages(chat["id"], before + 1, timeout=20)[before].text
+    progress = telegram.wait_for_messages(chat["id"], before + 1, timeout=20)[before]
+    assert "of 3 checked" in progress.text, "one progress message first"
+    summary = wait_for_summary(telegram, chat["id"], progress.message_id)
     assert "1 added, 1 already there, 1 failed" in summary
+    assert len(telegram.messages(chat["id"])) == before + 1, "the summary replaces the progress"
     assert "HTTP error 404" in summary
     assert "#2 Second" in say(telegram, chat, admin, "/sources")
 

@@ -42,6 +42,8 @@ def env_for(telegram: BotApiEmulator, database_url: str) -> dict[str, str]:
         "ALLOWED_SOURCE_NETWORKS": "127.0.0.0/8",
         "LOG_LEVEL": "DEBUG",
         "FULL_TEXT": "false",  # story links point nowhere; tests/test_e2e_fulltext.py covers it
+        # Scripted users type faster than people; tests/test_e2e_limits.py sets its own limit.
+        "COMMANDS_PER_MINUTE": "0",
     }
 
 

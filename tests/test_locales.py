@@ -331,8 +331,8 @@ def test_help_lists_every_registered_command() -> None:
 
     from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
 
-    registered = {name for handler in all_handlers() if isinstance(handler, CommandHandler)
-                  for name in handler.commands}
+    registered = {name for group in all_handlers().values() for handler in group
+                  if isinstance(handler, CommandHandler) for name in handler.commands}
     assert registered == {*READER_COMMANDS, *ADMIN_COMMANDS}
     for language in MESSAGES:
         admin = Safe("\n\n" + catalog.text(language, "help.admin"))

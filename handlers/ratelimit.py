@@ -1,0 +1,120 @@
+"""A per-user command rate limit: one polite notice, then silence until it clears."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop, filters
+
+from handlers.common import Context, answer_button, chat_language, is_admin, reply, services
+
+# Commands in new messages and channel posts (the ones the command handlers answer), not edits.
+COMMANDS = filters.COMMAND & (filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST)
+NOTICE_EVERY = 60.0  # however a flood goes on, one sender hears about it at most once a minute
+MAX_TRACKED = 10_000  # senders remembered before idle (full) buckets are forgotten
+
+
+class Verdict(Enum):
+    ADMIT = "admit"
+    NOTICE = "notice"  # over the limit: say so, once
+    SILENT = "silent"  # over the limit, already told
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+    noticed_at: float | None = None
+    limited: bool = False
+
+
+class CommandLimiter:
+    """A token bucket per sender: `per_minute` commands at once, refilled at `per_minute` a
+    minute. Refused commands cost nothing, so a sender is answered again as soon as a token is
+    back; the clock is a parameter so tests need not sleep."""
+
+    def __init__(
+        self, per_minute: int, *, clock: Callable[[], float] = time.monotonic,
+        notice_every: float = NOTICE_EVERY,
+    ) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self.notice_every = notice_every
+        self._buckets: dict[int, _Bucket] = {}
+
+    def admit(self, sender: int) -> Verdict:
+        now = self.clock()
+        bucket = self._buckets.get(sender)
+        if bucket is None:
+            self._forget_idle(now)
+            bucket = self._buckets[sender] = _Bucket(self.capacity, now)
+        bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.stamp) * self.rate)
+        bucket.stamp = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            bucket.limited = False
+            return Verdict.ADMIT
+        if bucket.limited or (bucket.noticed_at is not None
+                              and now - bucket.noticed_at < self.notice_every):
+            bucket.limited = True
+            return Verdict.SILENT
+        bucket.limited, bucket.noticed_at = True, now
+        return Verdict.NOTICE
+
+    def _forget_idle(self, now: float) -> None:
+        """Keep memory bounded: a sender whose bucket has refilled is the same as a new one."""
+        if len(self._buckets) < MAX_TRACKED:
+            return
+        full = [sender for sender, bucket in self._buckets.items()
+                if bucket.tokens + (now - bucket.stamp) * self.rate >= self.capacity
+                and (bucket.noticed_at is None or now - bucket.noticed_at >= self.notice_every)]
+        for sender in full:
+            del self._buckets[sender]
+
+
+def sender_of(update: Update) -> int | None:
+    """Who is sending: the user, or the chat for channel posts and anonymous group admins
+    (they all share one user id, and must not share one bucket)."""
+    message = update.effective_message
+    if update.callback_query is None and message is not None and message.sender_chat:
+        return message.sender_chat.id
+    user = update.effective_user
+    return user.id if user is not None else None
+
+
+class RateLimit:
+    """The first handler group: over the limit, an update goes no further (bot admins exempt)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.limiter: CommandLimiter | None = None
+
+    async def __call__(self, update: Update, context: Context) -> None:
+        svc = services(context)
+        if not svc.commands_per_minute:
+            return
+        if update.callback_query is None and not COMMANDS.check_update(update):
+            return  # only commands and button presses count
+        sender = sender_of(update)
+        if sender is None:
+            return
+        if self.limiter is None:
+            self.limiter = CommandLimiter(svc.commands_per_minute, clock=self.clock)
+        verdict = self.limiter.admit(sender)
+        if verdict is Verdict.ADMIT or await is_admin(update, context):
+            return
+        query = update.callback_query
+        if verdict is Verdict.NOTICE:
+            language = await chat_language(update, context)
+            if query is not None:
+                await answer_button(update, context, language, "ratelimit.notice")
+            else:
+                await reply(update, context, language, "ratelimit.notice")
+        elif query is not None:
+            await query.answer()  # silence, but the button's spinner stops
+        raise ApplicationHandlerStop
