@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import html
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from telegram.constants import ParseMode
 
 from handlers.common import (
@@ -39,6 +46,9 @@ from news.topics import (
 )
 from storage import subscriptions, suggestions
 from storage.db import session_scope
+from storage.models import Subscription
+
+PIN = "!"  # `/subscribe !query`: track the topic closely (重点追踪)
 
 
 def wording(catalog: Catalog, language: str) -> Wording:
@@ -67,12 +77,15 @@ def preview_text(context: Context, language: str, query: str) -> str:
 
 
 async def subscribe(update: Update, context: Context) -> None:
-    """Follow a topic; say how it was understood and what it would have matched this week."""
+    """Follow a topic; say how it was understood and what it would have matched this week.
+    A leading `!` tracks it closely, and pins a topic the chat already follows."""
     language = chat_language(update, context)
     if await refuse_unless_configurable(update, context, language):
         return
+    raw = argument_text(update)
+    pinned = raw.startswith(PIN)
     try:
-        query = canonical(parse(argument_text(update)))
+        query = canonical(parse(raw.removeprefix(PIN)))
     except QueryError as error:
         await reply(update, context, language, f"query.error.{error.code}")
         return
@@ -80,14 +93,27 @@ async def subscribe(update: Update, context: Context) -> None:
     assert chat is not None
     with session_scope(services(context).engine) as session:
         row = subscriptions.add(session=session, chat_id=chat.id, query=query,
-                                thread_id=thread_of(update))
+                                thread_id=thread_of(update), pinned=pinned)
         subscription_id = row.id if row else None
+        if row is None and pinned:
+            existing = subscriptions.find(session=session, chat_id=chat.id, query=query,
+                                          thread_id=thread_of(update))
+            if existing is not None:
+                subscriptions.set_pinned(session=session, subscription=existing, pinned=True)
+                query = existing.query
     if subscription_id is None:
-        await reply(update, context, language, "subscribe.exists", query=query)
+        await reply(update, context, language,
+                    "topics.pinned_done" if pinned else "subscribe.exists", query=query)
         return
     found = await asyncio.to_thread(preview_text, context, language, query)
-    message = await reply(update, context, language, "subscribe.done", query=query,
-                          understood=understood(context, language, query), preview=Safe(found))
+    done = text(context, language, "subscribe.done", query=query,
+                understood=understood(context, language, query), preview=Safe(found))
+    if pinned:
+        done += "\n" + text(context, language, "topics.pinned_done", query=query)
+    message = update.effective_message
+    assert message is not None
+    message = await message.reply_text(done, parse_mode=ParseMode.HTML, do_quote=False,
+                                       link_preview_options=LinkPreviewOptions(is_disabled=True))
     await offer_suggestions(context, message, subscription_id, query)
 
 
@@ -203,19 +229,63 @@ async def press_unsubscribe(update: Update, context: Context, subscription_id: i
 
 
 async def topics(update: Update, context: Context) -> None:
-    """The topics, numbered, each with the stories it matched in the last 7 days."""
+    """The topics, numbered, each with the stories it matched in the last 7 days; 📌 marks
+    those tracked closely, and a button per topic pins or unpins it."""
     language = chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
     engine = services(context).engine
     with session_scope(engine) as session:
-        rows = [Topic(row.id or 0, row.chat_id, row.thread_id, row.query)
-                for row in subscriptions.for_chat(session=session, chat_id=chat.id,
-                                                  thread_id=thread_of(update))]
+        followed = subscriptions.for_chat(session=session, chat_id=chat.id,
+                                          thread_id=thread_of(update))
+        rows = [Topic(row.id or 0, row.chat_id, row.thread_id, row.query) for row in followed]
+        markup = pin_keyboard(context, language, followed)
+        pinned = {row.id for row in followed if row.pinned}
     if not rows:
         await reply(update, context, language, "topics.empty")
         return
     counts = await asyncio.to_thread(topic_counts, engine, rows)
     lines = [text(context, language, "topics.line", number=n, query=row.query,
-                  count=counts[row.id]) for n, row in enumerate(rows, start=1)]
-    await reply_chunks(update, context, language, "topics.list", lines, separator="\n")
+                  count=counts[row.id])
+             + (" " + text(context, language, "topics.pinned") if row.id in pinned else "")
+             for n, row in enumerate(rows, start=1)]
+    await reply_chunks(update, context, language, "topics.list", lines, separator="\n",
+                       markup=markup)
+
+
+PIN_BUTTONS = 100  # Telegram's cap on an inline keyboard's buttons
+
+
+def pin_keyboard(
+    context: Context, language: str, followed: list[Subscription]
+) -> InlineKeyboardMarkup:
+    """One toggle per topic: 📌 to track it closely, or to stop."""
+    buttons = []
+    for row in followed[:PIN_BUTTONS]:
+        key = "topics.unpin" if row.pinned else "topics.pin"
+        label = html.unescape(text(context, language, key, query=clip(row.query, 40)))
+        buttons.append([InlineKeyboardButton(label, callback_data=f"pin:{row.id}")])
+    return InlineKeyboardMarkup(buttons)
+
+
+async def press_pin(update: Update, context: Context, subscription_id: int) -> None:
+    """The /topics 📌 button: track the topic closely, or stop; the keyboard flips with it."""
+    language = chat_language(update, context)
+    chat = update.effective_chat
+    assert chat is not None
+    with session_scope(services(context).engine) as session:
+        row = subscriptions.get(session=session, subscription_id=subscription_id)
+        if row is None or row.chat_id != chat.id:
+            await answer_button(update, context, language, "button.stale")
+            return
+        subscriptions.set_pinned(session=session, subscription=row, pinned=not row.pinned)
+        key = "topics.pinned_done" if row.pinned else "topics.unpinned_done"
+        query = row.query
+        markup = pin_keyboard(context, language, subscriptions.for_chat(
+            session=session, chat_id=chat.id, thread_id=row.thread_id))
+    await answer_button(update, context, language, key, query=query)
+    message = update.effective_message
+    if message is not None:
+        await message.edit_reply_markup(markup)
+        await message.reply_text(text(context, language, key, query=query),
+                                 parse_mode=ParseMode.HTML, do_quote=False)
