@@ -423,12 +423,13 @@ def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -
     with session_scope(engine) as session:
         stored = briefs.get(session=session, story_id=claimed.story_id, language=claimed.language)
         story_items = items.of_story(session=session, story_id=claimed.story_id)
-        pinned = subscriptions.pinned_topics(session=session, delivery_ids=[claimed.id])
+        pinned = subscriptions.pinned_among(session=session, chat_id=claimed.chat_id,
+                                            thread_id=claimed.thread_id, topics=claimed.topics)
     assert stored is not None, "claim() only returns deliveries whose brief exists"
     brief, origin = stored
     refs = [SourceRef(item.source_name, item.link, item.published_at or item.fetched_at)
             for item in story_items]
-    level = adjusted_level(brief, origin, claimed.topics, pinned=claimed.id in pinned)
+    level = adjusted_level(brief, origin, claimed.topics, pinned=bool(pinned))
     return Alert(level, render_brief(brief, origin=origin, level=level, topics=claimed.topics,
                                      sources=refs, t=t, rtl=is_rtl(claimed.language)))
 

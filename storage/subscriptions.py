@@ -100,13 +100,18 @@ def pinned_topics(*, session: Session, delivery_ids: Collection[int]) -> dict[in
     those topics, in the delivery's order. Read when the delivery is rendered, not when it is
     written, so pinning a topic also raises the stories it holds for the digest."""
     wanted = sorted(set(delivery_ids))
-    rows: list[tuple[int, int, int, str]] = []
+    rows: list[tuple[int, int, int, list[str]]] = []
     for start in range(0, len(wanted), _IDS_PER_QUERY):
         statement = select(Delivery.id, Delivery.chat_id, Delivery.thread_id, Delivery.topics)
         statement = statement.where(col(Delivery.id).in_(wanted[start:start + _IDS_PER_QUERY]))
-        rows += [(id or 0, chat, thread, topics)
+        rows += [(id or 0, chat, thread, json.loads(topics))
                  for id, chat, thread, topics in session.exec(statement).all()]
     return _through_pins(session, rows)
+
+
+def pinned_among(*, session: Session, chat_id: int, thread_id: int, topics: list[str]) -> list[str]:
+    """Which of a delivery's topics its chat (or forum topic) tracks closely."""
+    return _through_pins(session, [(0, chat_id, thread_id, topics)]).get(0, [])
 
 
 def story_pinned(*, session: Session, story_id: int, language: str) -> bool:
@@ -117,15 +122,15 @@ def story_pinned(*, session: Session, story_id: int, language: str) -> bool:
         .join(Chat, col(Chat.id) == Delivery.chat_id)
         .where(Delivery.story_id == story_id, Chat.language == language)
     )
-    rows = [(id or 0, chat, thread, topics) for id, chat, thread, topics in
+    rows = [(id or 0, chat, thread, json.loads(topics)) for id, chat, thread, topics in
             session.exec(statement).all()]
     return bool(_through_pins(session, rows))
 
 
 def _through_pins(
-    session: Session, rows: Sequence[tuple[int, int, int, str]]
+    session: Session, rows: Sequence[tuple[int, int, int, list[str]]]
 ) -> dict[int, list[str]]:
-    """(delivery, chat, thread, topics as JSON) rows -> the pinned topics each came through."""
+    """(delivery, chat, thread, topics) rows -> the pinned topics each came through."""
     chat_ids = sorted({chat for _, chat, _, _ in rows})
     pins: set[tuple[int, int, str]] = set()
     for start in range(0, len(chat_ids), _IDS_PER_QUERY):
@@ -137,7 +142,7 @@ def _through_pins(
         return {}
     found: dict[int, list[str]] = {}
     for delivery_id, chat, thread, topics in rows:
-        pinned = [topic for topic in json.loads(topics) if (chat, thread, topic) in pins]
+        pinned = [topic for topic in topics if (chat, thread, topic) in pins]
         if pinned:
             found[delivery_id] = pinned
     return found
