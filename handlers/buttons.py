@@ -10,7 +10,7 @@ from telegram import Update
 from handlers.common import Context, answer_button, chat_language, may_configure, refusal_key
 from handlers.lang import press_language
 from handlers.settings import press_mode
-from handlers.topics import press_suggestion, press_unsubscribe
+from handlers.topics import press_pin, press_suggestion, press_unsubscribe
 
 Press = Callable[[Update, Context, Any], Coroutine[Any, Any, None]]
 MAX_ROW_ID = 2**63 - 1  # BIGINT: larger ids cannot name a row, and would overflow the driver
@@ -29,6 +29,7 @@ ROUTES: dict[str, tuple[Press, Callable[[str], Any]]] = {
     "sug": (press_suggestion, row_id),
     "lang": (press_language, str),
     "mode": (press_mode, str),
+    "pin": (press_pin, row_id),
 }
 
 

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 
 from sqlmodel import Session
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from telegram.constants import ParseMode
 
 from handlers.common import (
@@ -42,8 +49,10 @@ from news.topics import (
 )
 from storage import subscriptions, suggestions, usage
 from storage.db import db
+from storage.models import Subscription
 
 log = logging.getLogger(__name__)
+PIN = "!"  # `/subscribe !query`: track the topic closely (重点追踪)
 
 
 def wording(catalog: Catalog, language: str) -> Wording:
@@ -72,41 +81,62 @@ def preview_text(context: Context, language: str, query: str) -> str:
 
 
 def _follow(
-    *, session: Session, chat_id: int, query: str, thread_id: int, cap: int
-) -> tuple[str, int | None]:
-    """("done", id), ("exists", None) or ("full", None): only new topics count against the cap."""
-    if cap and subscriptions.count(session=session, chat_id=chat_id) >= cap:
-        followed = subscriptions.exact(session=session, chat_id=chat_id, query=query,
-                                       thread_id=thread_id)
-        return ("exists" if followed else "full"), None
-    row = subscriptions.add(session=session, chat_id=chat_id, query=query, thread_id=thread_id)
-    return ("done", row.id) if row is not None else ("exists", None)
+    *, session: Session, chat_id: int, query: str, thread_id: int, cap: int, pinned: bool
+) -> tuple[str, int | None, str]:
+    """("done", id, query), ("exists", None, query) or ("full", None, query): only new topics
+    count against the cap; `!` on a topic the chat already follows pins it."""
+    if cap and subscriptions.count(session=session, chat_id=chat_id) >= cap \
+            and not subscriptions.exact(session=session, chat_id=chat_id, query=query,
+                                        thread_id=thread_id):
+        return "full", None, query
+    row = subscriptions.add(session=session, chat_id=chat_id, query=query, thread_id=thread_id,
+                            pinned=pinned)
+    if row is not None:
+        return "done", row.id, query
+    if pinned:
+        existing = subscriptions.find(session=session, chat_id=chat_id, query=query,
+                                      thread_id=thread_id)
+        if existing is not None:
+            subscriptions.set_pinned(session=session, subscription=existing, pinned=True)
+            return "exists", None, existing.query
+    return "exists", None, query
 
 
 async def subscribe(update: Update, context: Context) -> None:
-    """Follow a topic; say how it was understood and what it would have matched this week."""
+    """Follow a topic; say how it was understood and what it would have matched this week.
+    A leading `!` tracks it closely, and pins a topic the chat already follows."""
     language = await chat_language(update, context)
     if await refuse_unless_configurable(update, context, language):
         return
+    raw = argument_text(update)
+    pinned = raw.startswith(PIN)
     try:
-        query = canonical(parse(argument_text(update)))
+        query = canonical(parse(raw.removeprefix(PIN)))
     except QueryError as error:
         await reply(update, context, language, f"query.error.{error.code}")
         return
     chat = update.effective_chat
     assert chat is not None
     svc = services(context)
-    outcome, subscription_id = await db(svc.engine, _follow, chat_id=chat.id, query=query,
-                                        thread_id=thread_of(update), cap=svc.max_topics_per_chat)
+    outcome, subscription_id, query = await db(
+        svc.engine, _follow, chat_id=chat.id, query=query, thread_id=thread_of(update),
+        cap=svc.max_topics_per_chat, pinned=pinned)
     if outcome == "full":
         await reply(update, context, language, "subscribe.full", max=svc.max_topics_per_chat)
         return
     if subscription_id is None:
-        await reply(update, context, language, "subscribe.exists", query=query)
+        await reply(update, context, language,
+                    "topics.pinned_done" if pinned else "subscribe.exists", query=query)
         return
     found = await asyncio.to_thread(preview_text, context, language, query)
-    message = await reply(update, context, language, "subscribe.done", query=query,
-                          understood=understood(context, language, query), preview=Safe(found))
+    done = text(context, language, "subscribe.done", query=query,
+                understood=understood(context, language, query), preview=Safe(found))
+    if pinned:
+        done += "\n" + text(context, language, "topics.pinned_done", query=query)
+    message = update.effective_message
+    assert message is not None
+    message = await message.reply_text(done, parse_mode=ParseMode.HTML, do_quote=False,
+                                       link_preview_options=LinkPreviewOptions(is_disabled=True))
     if svc.aliases.online:  # in the background: the next update need not wait on the model
         context.application.create_task(
             offer_suggestions(context, message, subscription_id, query), update=update,
@@ -257,18 +287,72 @@ async def press_unsubscribe(update: Update, context: Context, subscription_id: i
 
 
 async def topics(update: Update, context: Context) -> None:
-    """The topics, numbered, each with the stories it matched in the last 7 days."""
+    """The topics, numbered, each with the stories it matched in the last 7 days; 📌 marks
+    those tracked closely, and a button per topic pins or unpins it."""
     language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
     engine = services(context).engine
-    rows = [Topic(row.id or 0, row.chat_id, row.thread_id, row.query)
-            for row in await db(engine, subscriptions.for_chat, chat_id=chat.id,
-                                thread_id=thread_of(update))]
+    followed = await db(engine, subscriptions.for_chat, chat_id=chat.id,
+                        thread_id=thread_of(update))
+    rows = [Topic(row.id or 0, row.chat_id, row.thread_id, row.query) for row in followed]
+    markup = pin_keyboard(context, language, followed)
+    pinned = {row.id for row in followed if row.pinned}
     if not rows:
         await reply(update, context, language, "topics.empty")
         return
     counts = await asyncio.to_thread(topic_counts, engine, rows)
     lines = [text(context, language, "topics.line", number=n, query=row.query,
-                  count=counts[row.id]) for n, row in enumerate(rows, start=1)]
-    await reply_chunks(update, context, language, "topics.list", lines, separator="\n")
+                  count=counts[row.id])
+             + (" " + text(context, language, "topics.pinned") if row.id in pinned else "")
+             for n, row in enumerate(rows, start=1)]
+    await reply_chunks(update, context, language, "topics.list", lines, separator="\n",
+                       markup=markup)
+
+
+PIN_BUTTONS = 100  # Telegram's cap on an inline keyboard's buttons
+
+
+def pin_keyboard(
+    context: Context, language: str, followed: list[Subscription]
+) -> InlineKeyboardMarkup:
+    """One toggle per topic: 📌 to track it closely, or to stop."""
+    buttons = []
+    for row in followed[:PIN_BUTTONS]:
+        key = "topics.unpin" if row.pinned else "topics.pin"
+        label = html.unescape(text(context, language, key, query=clip(row.query, 40)))
+        buttons.append([InlineKeyboardButton(label, callback_data=f"pin:{row.id}")])
+    return InlineKeyboardMarkup(buttons)
+
+
+def _toggle_pin(
+    *, session: Session, subscription_id: int, chat_id: int
+) -> tuple[bool, str, list[Subscription]] | None:
+    """Flip the pin; the new state, the query and the chat's topics, or None if not its own."""
+    row = subscriptions.get(session=session, subscription_id=subscription_id)
+    if row is None or row.chat_id != chat_id:
+        return None
+    subscriptions.set_pinned(session=session, subscription=row, pinned=not row.pinned)
+    followed = subscriptions.for_chat(session=session, chat_id=chat_id, thread_id=row.thread_id)
+    return row.pinned, row.query, followed
+
+
+async def press_pin(update: Update, context: Context, subscription_id: int) -> None:
+    """The /topics 📌 button: track the topic closely, or stop; the keyboard flips with it."""
+    language = await chat_language(update, context)
+    chat = update.effective_chat
+    assert chat is not None
+    toggled = await db(services(context).engine, _toggle_pin, subscription_id=subscription_id,
+                       chat_id=chat.id)
+    if toggled is None:
+        await answer_button(update, context, language, "button.stale")
+        return
+    now_pinned, query, followed = toggled
+    key = "topics.pinned_done" if now_pinned else "topics.unpinned_done"
+    markup = pin_keyboard(context, language, followed)
+    await answer_button(update, context, language, key, query=query)
+    message = update.effective_message
+    if message is not None:
+        await message.edit_reply_markup(markup)
+        await message.reply_text(text(context, language, key, query=query),
+                                 parse_mode=ParseMode.HTML, do_quote=False)

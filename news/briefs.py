@@ -128,6 +128,11 @@ class StoryText:
     source_count: int
     published: datetime | None = None
     topics: tuple[str, ...] = ()  # the chats' topics it matched: names the offline brief may use
+    # A reader of this brief's language tracks one of its topics closely (📌): the prompt asks
+    # for specific tracking advice. One brief per story and language is still written: the
+    # note is added when any such reader has the topic pinned, and the model is told to judge
+    # the level on the story alone, so readers who did not pin it keep a fair level.
+    pinned: bool = False
 
 
 @dataclass(frozen=True)
@@ -226,8 +231,11 @@ def offline_players(story: StoryText) -> list[Player]:
             for name in named_players(story.title, story.text, story.topics)]
 
 
-def adjusted_level(brief: Brief, origin: str, topics: list[str]) -> Level:
-    """Offline briefs rise one level when a matched topic's words are in the headline itself."""
+def adjusted_level(brief: Brief, origin: str, topics: list[str], *, pinned: bool = False) -> Level:
+    """The level one chat sees: 1 when it tracks a matched topic closely (its pin, not the
+    brief's); offline briefs rise one level when a matched topic's words are in the headline."""
+    if pinned:
+        return 1
     if origin != "offline" or brief.tracking_level == 1:
         return brief.tracking_level
     headline = fold(brief.headline)
@@ -281,6 +289,17 @@ medium or low, and one line why. tracking_level: 1 = track closely, 2 = keep wat
 3 = for information; tracking_reason: one line why.
 Answer with one JSON object only, matching this JSON schema: {schema}"""
 
+PINNED_NOTE = """
+The reader tracks this story's topic closely (重点追踪). Make tracking_reason specific: the
+next decision, date, figure or statement to watch for, and what it would change. Judge
+tracking_level on the story alone, not on this interest."""
+
+
+def system_prompt(language: str, schema: dict[str, Any], *, pinned: bool = False) -> str:
+    """The instructions for one brief; readers who pin the topic get sharper tracking advice."""
+    prompt = SYSTEM_PROMPT.format(language=language_name(language), schema=json.dumps(schema))
+    return prompt + PINNED_NOTE if pinned else prompt
+
 
 class BriefWriter:
     """Writes briefs through any OpenAI-compatible endpoint; falls back to offline on failure."""
@@ -328,7 +347,7 @@ class BriefWriter:
 
     async def _ask(self, client: openai.AsyncOpenAI, story: StoryText, language: str) -> Written:
         schema = brief_schema()
-        system = SYSTEM_PROMPT.format(language=language_name(language), schema=json.dumps(schema))
+        system = system_prompt(language, schema, pinned=story.pinned)
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": system},
             {"role": "user", "content": fenced(story, self.input_tokens)},

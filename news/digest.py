@@ -11,17 +11,19 @@ from news.text import TITLE_CHARS, clip
 
 LIMIT = 4096
 FLAGS = {1: "🔴", 2: "🟡", 3: "⚪"}
+PIN = "📌 "  # before a topic the chat tracks closely
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One story in a digest, under the first topic it matched."""
+    """One story in a digest, under the first topic it matched (the first pinned one, if any)."""
 
     topic: str
     level: int
     headline: str
     link: str
     at: datetime
+    pinned: bool = False  # the chat tracks its topic closely (📌): first among level 1
 
 
 def _line(entry: Entry) -> str:
@@ -45,17 +47,20 @@ def _length(markup: str) -> int:
 
 
 def render_digest(entries: list[Entry], header: str) -> list[str]:
-    """Messages of whole lines; a topic's heading is repeated when it spills into the next one."""
+    """Messages of whole lines; a topic's heading is repeated when it spills into the next one.
+    Level 1 comes first, and within it the topics the chat tracks closely (📌)."""
     groups: dict[str, list[Entry]] = defaultdict(list)
     for entry in entries:
         groups[entry.topic].append(entry)
     for group in groups.values():
-        group.sort(key=lambda e: (e.level, -e.at.timestamp()))
-    ordered = sorted(groups.items(), key=lambda item: (item[1][0].level, item[0].casefold()))
+        group.sort(key=lambda e: (e.level, not e.pinned, -e.at.timestamp()))
+    ordered = sorted(groups.items(), key=lambda item: (item[1][0].level, not item[1][0].pinned,
+                                                       item[0].casefold()))
     messages: list[str] = []
     current = header
     for topic, group in ordered:
-        heading = f"\n\n<b>{html.escape(topic, quote=False)}</b>"
+        pin = PIN if group[0].pinned else ""
+        heading = f"\n\n<b>{pin}{html.escape(topic, quote=False)}</b>"
         current += heading
         for entry in group:
             line = "\n" + _line(entry)

@@ -369,16 +369,18 @@ async def poll_due(
     return results
 
 
-def story_text(engine: Engine, story_id: int) -> StoryText:
+def story_text(engine: Engine, story_id: int, language: str = "") -> StoryText:
     with session_scope(engine) as session:
         story_items = items.of_story(session=session, story_id=story_id)
         topics = deliveries.topics_of_story(session=session, story_id=story_id)
+        pinned = bool(language) and subscriptions.story_pinned(
+            session=session, story_id=story_id, language=language)
     first = story_items[0]
     # an article page's text opens with its <h1>, some feeds' with the title: said once is enough
     text = without_headline(first.summary, first.title)
     return StoryText(title=first.title, text=text, source_count=len(story_items),
                      published=first.published_at or first.fetched_at,  # as alerts show it
-                     topics=tuple(topics))
+                     topics=tuple(topics), pinned=pinned)
 
 
 @dataclass(frozen=True)
@@ -402,7 +404,7 @@ async def write_missing_briefs(
         notify = over and bool(missing) and usage.claim_budget_notice(session=session)
 
     async def one(story_id: int, language: str) -> None:
-        story = await asyncio.to_thread(story_text, engine, story_id)
+        story = await asyncio.to_thread(story_text, engine, story_id, language)
         if over:
             written = Written(offline_brief(story), "offline")
         else:
@@ -428,11 +430,13 @@ def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -
     with session_scope(engine) as session:
         stored = briefs.get(session=session, story_id=claimed.story_id, language=claimed.language)
         story_items = items.of_story(session=session, story_id=claimed.story_id)
+        pinned = subscriptions.pinned_among(session=session, chat_id=claimed.chat_id,
+                                            thread_id=claimed.thread_id, topics=claimed.topics)
     assert stored is not None, "claim() only returns deliveries whose brief exists"
     brief, origin = stored
     refs = [SourceRef(item.source_name, item.link, item.published_at or item.fetched_at)
             for item in story_items]
-    level = adjusted_level(brief, origin, claimed.topics)
+    level = adjusted_level(brief, origin, claimed.topics, pinned=bool(pinned))
     return Alert(level, render_brief(brief, origin=origin, level=level, topics=claimed.topics,
                                      sources=refs, t=t, rtl=is_rtl(claimed.language)))
 
@@ -440,18 +444,23 @@ def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -
 def digest_entries(
     engine: Engine, language: str, rows: Sequence[deliveries.DigestRow]
 ) -> list[Entry]:
-    """Digest lines: the brief's headline and level where written, else the story's title."""
+    """Digest lines: the brief's headline and level where written, else the story's title;
+    a story of a topic the chat tracks closely is level 1, under that topic."""
     entries = []
     with session_scope(engine) as session:
+        pins = subscriptions.pinned_topics(session=session, delivery_ids=[row.id for row in rows])
         for row in rows:
             stored = briefs.get(session=session, story_id=row.story_id, language=language)
             first = items.of_story(session=session, story_id=row.story_id)[:1]
-            headline, level = row.title, 3
+            pinned = pins.get(row.id, [])
+            headline, level = row.title, 1 if pinned else 3
             if stored is not None:
                 brief, origin = stored
-                headline, level = brief.headline, adjusted_level(brief, origin, row.topics)
-            entries.append(Entry(row.topics[0] if row.topics else "", level, headline,
-                                 first[0].link if first else "", row.created_at))
+                headline = brief.headline
+                level = adjusted_level(brief, origin, row.topics, pinned=bool(pinned))
+            topic = (pinned or row.topics)[0] if row.topics else ""
+            entries.append(Entry(topic, level, headline, first[0].link if first else "",
+                                 row.created_at, pinned=bool(pinned)))
     return entries
 
 

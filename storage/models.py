@@ -60,6 +60,8 @@ class Subscription(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     # Changes with the query, so matchers cached in any process notice an edit.
     updated_at: datetime = Field(default_factory=utcnow, index=True)
+    # "Track closely" (/subscribe !query, the 📌 button): its stories are level 1 for this chat.
+    pinned: bool = Field(default=False, sa_column_kwargs=_default("0"))
 
 
 class Suggestion(SQLModel, table=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import func
@@ -9,12 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from news.matching import Topic
-from storage.models import Subscription, utcnow
+from storage.models import Chat, Delivery, Subscription, utcnow
 
 
-def add(*, session: Session, chat_id: int, query: str, thread_id: int = 0) -> Subscription | None:
+def add(
+    *, session: Session, chat_id: int, query: str, thread_id: int = 0, pinned: bool = False
+) -> Subscription | None:
     """Follow `query`; None when already followed (the schema says so, not Python)."""
-    row = Subscription(chat_id=chat_id, query=query, thread_id=thread_id)
+    row = Subscription(chat_id=chat_id, query=query, thread_id=thread_id, pinned=pinned)
     try:
         with session.begin_nested():
             session.add(row)
@@ -95,3 +99,65 @@ def all_topics(*, session: Session) -> list[Topic]:
                        Subscription.query)
     return [Topic(id or 0, chat, thread, query)
             for id, chat, thread, query in session.exec(statement).all()]
+
+
+def set_pinned(*, session: Session, subscription: Subscription, pinned: bool) -> None:
+    """Track a topic closely (or no longer): matching is unchanged, so updated_at stays."""
+    subscription.pinned = pinned
+    session.add(subscription)
+
+
+_IDS_PER_QUERY = 5000  # well under SQLite's limit on bound parameters
+
+
+def pinned_topics(*, session: Session, delivery_ids: Collection[int]) -> dict[int, list[str]]:
+    """For each delivery that came through a topic its chat (or forum topic) tracks closely,
+    those topics, in the delivery's order. Read when the delivery is rendered, not when it is
+    written, so pinning a topic also raises the stories it holds for the digest."""
+    wanted = sorted(set(delivery_ids))
+    rows: list[tuple[int, int, int, list[str]]] = []
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        statement = select(Delivery.id, Delivery.chat_id, Delivery.thread_id, Delivery.topics)
+        statement = statement.where(col(Delivery.id).in_(wanted[start:start + _IDS_PER_QUERY]))
+        rows += [(id or 0, chat, thread, json.loads(topics))
+                 for id, chat, thread, topics in session.exec(statement).all()]
+    return _through_pins(session, rows)
+
+
+def pinned_among(*, session: Session, chat_id: int, thread_id: int, topics: list[str]) -> list[str]:
+    """Which of a delivery's topics its chat (or forum topic) tracks closely."""
+    return _through_pins(session, [(0, chat_id, thread_id, topics)]).get(0, [])
+
+
+def story_pinned(*, session: Session, story_id: int, language: str) -> bool:
+    """Whether a chat reading this language gets the story through a topic it tracks closely:
+    that language's brief is then asked for specific tracking advice."""
+    statement = (
+        select(Delivery.id, Delivery.chat_id, Delivery.thread_id, Delivery.topics)
+        .join(Chat, col(Chat.id) == Delivery.chat_id)
+        .where(Delivery.story_id == story_id, Chat.language == language)
+    )
+    rows = [(id or 0, chat, thread, json.loads(topics)) for id, chat, thread, topics in
+            session.exec(statement).all()]
+    return bool(_through_pins(session, rows))
+
+
+def _through_pins(
+    session: Session, rows: Sequence[tuple[int, int, int, list[str]]]
+) -> dict[int, list[str]]:
+    """(delivery, chat, thread, topics) rows -> the pinned topics each came through."""
+    chat_ids = sorted({chat for _, chat, _, _ in rows})
+    pins: set[tuple[int, int, str]] = set()
+    for start in range(0, len(chat_ids), _IDS_PER_QUERY):
+        statement = select(Subscription.chat_id, Subscription.thread_id, Subscription.query).where(
+            col(Subscription.pinned).is_(True),
+            col(Subscription.chat_id).in_(chat_ids[start:start + _IDS_PER_QUERY]))
+        pins.update(session.exec(statement).all())
+    if not pins:
+        return {}
+    found: dict[int, list[str]] = {}
+    for delivery_id, chat, thread, topics in rows:
+        pinned = [topic for topic in topics if (chat, thread, topic) in pins]
+        if pinned:
+            found[delivery_id] = pinned
+    return found
