@@ -14,6 +14,7 @@ from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
 from news.parsing import FeedReader
+from news.pipeline import Newsroom
 
 KEY = "services"
 
@@ -21,6 +22,7 @@ KEY = "services"
 @dataclass(frozen=True)
 class Services:
     engine: Engine
+    newsroom: Newsroom  # the story index and matcher cache this process keeps (news.pipeline)
     http: httpx.AsyncClient
     fetch_policy: FetchPolicy
     writer: BriefWriter

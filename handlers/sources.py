@@ -81,7 +81,7 @@ async def addsource(update: Update, context: Context) -> None:
             await reply(update, context, language, "addsource.exists_feed", url=checked.url)
             return
     title = clip(name.strip() or checked.feed.title or checked.url, NAME_CHARS)
-    source_id, tracked = add_source(svc.engine, checked, title, svc.poll_interval_seconds)
+    source_id, tracked = add_source(svc.newsroom, checked, title, svc.poll_interval_seconds)
     key = "addsource.done_discovered" if checked.discovered else "addsource.done"
     await reply(update, context, language, key, id=source_id, url=checked.url, title=title,
                 entries=tracked, interval=svc.poll_interval_seconds)

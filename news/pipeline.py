@@ -67,24 +67,44 @@ async def check_feed(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -
     return CheckedFeed(fetched.url, feed, True, fetched.etag, fetched.last_modified)
 
 
-CLUSTERS = Clusters()
-CLUSTERS_LOCK = threading.Lock()  # ingests run in worker threads and share the story index
+class Newsroom:
+    """What one running bot keeps between polls: the story index, the matcher cache and the
+    thread its polls' database work runs on. bot.py builds one and services.Services holds
+    it; a second process is just another owner, and the database keeps owners agreeing."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.clusters = Clusters()
+        self.lock = threading.Lock()  # ingests run in worker threads and share the index
+        self.matchers = MatcherCache()
+        # Polling's database work runs on one thread of its own: SQLite takes one writer at a
+        # time, and writers racing from several threads (or from the event loop) sleep in its
+        # busy handler while the loop stalls; queued on one thread they follow each other.
+        self.database = ThreadPoolExecutor(1, thread_name_prefix="tidings-poll-db")
+
+    async def in_database(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.database, partial(function, *args))
+
+    def close(self) -> None:
+        self.database.shutdown(wait=False, cancel_futures=True)
 
 
 @contextmanager
-def clustered(engine: Engine) -> Iterator[tuple[Session, Clusters]]:
+def clustered(room: Newsroom) -> Iterator[tuple[Session, Clusters]]:
     """One transaction with the story index, topped up with stories other ingests (or
     processes) stored. When the transaction fails, its commit included, the index may hold
     stories that were rolled back, so it is emptied and reloaded from the database."""
-    with CLUSTERS_LOCK:
+    clusters = room.clusters
+    with room.lock:
         try:
-            with session_scope(engine) as session:
+            with session_scope(room.engine) as session:
                 now = utcnow()
-                CLUSTERS.load(items.signatures_since(
-                    session=session, since=now - CLUSTERS.window, after_id=CLUSTERS.last_id), now)
-                yield session, CLUSTERS
+                clusters.load(items.signatures_since(
+                    session=session, since=now - clusters.window, after_id=clusters.last_id), now)
+                yield session, clusters
         except BaseException:
-            CLUSTERS.reset()
+            clusters.reset()
             raise
 
 
@@ -130,11 +150,11 @@ def _without_link(draft: ItemDraft) -> ItemDraft:
 
 
 def add_source(
-    engine: Engine, checked: CheckedFeed, name: str, interval_seconds: int
+    room: Newsroom, checked: CheckedFeed, name: str, interval_seconds: int
 ) -> tuple[int, int]:
     """Store the source and its current entries as a baseline that is never alerted; its id
     and how many entries it tracks."""
-    with clustered(engine) as (session, clusters):
+    with clustered(room) as (session, clusters):
         source = sources.add(session=session, url=checked.url, name=name,
                              interval_seconds=interval_seconds)
         assert source.id is not None
@@ -160,9 +180,6 @@ class MatcherCache:
         return self.matcher
 
 
-MATCHERS = MatcherCache()
-
-
 def match(story: NewStory, matcher: Matcher) -> set[int]:
     """The subscriptions that want this story. Their chats are looked up when the deliveries
     are written (deliveries.enqueue_matches): the cached matcher may predate a migration."""
@@ -186,23 +203,23 @@ class Outcome:
     unseen_checked: bool = False
 
 
-def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft],
+def ingest(room: Newsroom, source: DueSource, drafts: Sequence[ItemDraft],
            fetched: Fetched | None = None, ttl_seconds: int = 0,
            unseen_checked: bool = False) -> int:
     """One poll's outcome (ingest_all); the number of new stories."""
-    return ingest_all(engine, [Outcome(source, drafts, fetched, ttl_seconds, unseen_checked)])[0]
+    return ingest_all(room, [Outcome(source, drafts, fetched, ttl_seconds, unseen_checked)])[0]
 
 
-def ingest_all(engine: Engine, outcomes: Sequence[Outcome]) -> list[int]:
+def ingest_all(room: Newsroom, outcomes: Sequence[Outcome]) -> list[int]:
     """New items, their stories, every matching chat's delivery and each fetch's success, in
     one transaction for all the outcomes; the number of new stories of each. Only a source's
     own poll adds its items (it is claimed), so drafts already found unseen before their
     articles were fetched need no second look."""
     if not any(outcome.drafts for outcome in outcomes):  # 304s: no story index needed
-        with session_scope(engine) as session:
+        with session_scope(room.engine) as session:
             _record_successes(session, outcomes)
         return [0] * len(outcomes)
-    with clustered(engine) as (session, clusters):
+    with clustered(room) as (session, clusters):
         _record_successes(session, outcomes)
         stored = [store_drafts(session, clusters, outcome.source.id, outcome.source.name,
                                outcome.drafts, unseen_checked=outcome.unseen_checked)
@@ -212,7 +229,7 @@ def ingest_all(engine: Engine, outcomes: Sequence[Outcome]) -> list[int]:
             deliveries.flag_edits(session=session, story_ids=joined)
         new = [story for one in stored for story in one.new]
         if new:
-            matcher = MATCHERS.get(session)
+            matcher = room.matchers.get(session)
             matches = {story.id: wanted for story in new if (wanted := match(story, matcher))}
             deliveries.enqueue_matches(session=session, matches=matches)
         return [len(one.new) for one in stored]
@@ -226,19 +243,19 @@ def _record_successes(session: Session, outcomes: Sequence[Outcome]) -> None:
                 last_modified=outcome.fetched.last_modified, min_interval=outcome.ttl_seconds)
 
 
-def ingest_each(engine: Engine, outcomes: Sequence[Outcome]) -> Sequence[int | Exception]:
+def ingest_each(room: Newsroom, outcomes: Sequence[Outcome]) -> Sequence[int | Exception]:
     """ingest_all, and if that fails, each outcome in a transaction of its own, so one that
     cannot be stored costs only its own source a turn."""
     if len(outcomes) > 1:
         try:
-            return ingest_all(engine, outcomes)
+            return ingest_all(room, outcomes)
         except Exception:
             log.warning("storing %d polls together failed; storing them one by one",
                         len(outcomes), exc_info=True)
     results: list[int | Exception] = []
     for outcome in outcomes:
         try:
-            results.append(ingest_all(engine, [outcome])[0])
+            results.append(ingest_all(room, [outcome])[0])
         except Exception as exc:
             results.append(exc)
     return results
@@ -256,16 +273,6 @@ def failed(engine: Engine, source: DueSource, error: FetchError | NotAFeed) -> b
 def claim_due(engine: Engine, limit: int, now: datetime) -> list[DueSource]:
     with session_scope(engine) as session:
         return sources.claim_due(session=session, now=now, limit=limit)
-
-
-# Polling's database work runs on one thread of its own: SQLite takes one writer at a time, and
-# writers racing from several threads (or from the event loop) sleep in its busy handler while
-# the loop stalls; queued on one thread they follow each other without waiting.
-DATABASE = ThreadPoolExecutor(1, thread_name_prefix="tidings-poll-db")
-
-
-async def in_database(function: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(DATABASE, partial(function, *args))
 
 
 INLINE = FeedReader(0)  # parses in a thread: tests, and machines where processes cost too much
@@ -287,13 +294,13 @@ class Polled:
 Store = Callable[[Outcome], Awaitable[int]]  # how a poll's outcome reaches the database
 
 
-async def store_now(engine: Engine, outcome: Outcome) -> int:
+async def store_now(room: Newsroom, outcome: Outcome) -> int:
     """One poll's outcome in a transaction of its own."""
-    return (await in_database(ingest_all, engine, [outcome]))[0]
+    return (await room.in_database(ingest_all, room, [outcome]))[0]
 
 
 async def poll(
-    engine: Engine,
+    room: Newsroom,
     client: httpx.AsyncClient,
     policy: FetchPolicy,
     source: DueSource,
@@ -314,21 +321,21 @@ async def poll(
             fresh, ttl = feed.drafts, feed.ttl_seconds
             if full_text and any(draft.snippet for draft in fresh):
                 # only unseen entries may cost an article fetch; snippets get the article's text
-                fresh, checked = await in_database(unseen, engine, source, fresh), True
+                fresh, checked = await room.in_database(unseen, room.engine, source, fresh), True
                 fresh = await complete(client, fresh, policy)
     except (FetchError, NotAFeed) as exc:
         log.info("source %s failed: %s", source.id, exc)
-        paused = await in_database(failed, engine, source, exc)
+        paused = await room.in_database(failed, room.engine, source, exc)
         return Polled(paused=source if paused else None, error=exc)
     outcome = Outcome(source, fresh, fetched, ttl, unseen_checked=checked)
-    new = await (store or partial(store_now, engine))(outcome)
+    new = await (store or partial(store_now, room))(outcome)
     if new:
         log.info("source %s: %d new items", source.id, new)
     return Polled(new=new)
 
 
 async def poll_due(
-    engine: Engine,
+    room: Newsroom,
     client: httpx.AsyncClient,
     policy: FetchPolicy,
     *,
@@ -343,15 +350,15 @@ async def poll_due(
     started = utcnow()  # only what is due now: a pass ends, and no source is polled twice at once
 
     async def claim() -> list[DueSource]:
-        return await in_database(claim_due, engine, concurrency, started)
+        return await room.in_database(claim_due, room.engine, concurrency, started)
 
     async def store_together(outcomes: list[Outcome]) -> Sequence[int | Exception]:
-        return await in_database(ingest_each, engine, outcomes)
+        return await room.in_database(ingest_each, room, outcomes)
 
     store = Batched(store_together, limit=concurrency)
 
     async def handle(source: DueSource) -> None:
-        results.append(await poll(engine, client, policy, source, full_text=full_text,
+        results.append(await poll(room, client, policy, source, full_text=full_text,
                                   reader=reader, store=store))
 
     try:
