@@ -28,10 +28,10 @@ from news.language import is_rtl
 from news.matching import Matcher, Topic
 from news.parsing import FeedReader, drafts_of
 from news.render import SourceRef, Translate, render_brief
-from news.stories import Clusters
+from news.stories import Clusters, Placement
 from news.text import without_headline
 from news.workers import Batched, drain
-from storage import briefs, deliveries, items, sources, subscriptions, usage
+from storage import briefs, deliveries, items, locks, sources, subscriptions, usage
 from storage.db import session_scope
 from storage.items import NewStory
 from storage.models import utcnow
@@ -90,18 +90,31 @@ class Newsroom:
         self.database.shutdown(wait=False, cancel_futures=True)
 
 
+# How far back each top-up of the story index looks again on PostgreSQL. Stories are stamped
+# with the database's clock while their ingest holds the story lock, so stamps follow commit
+# order and none is missed; the overlap only absorbs that clock stepping back a little.
+OVERLAP = timedelta(seconds=2)
+
+
 @contextmanager
 def clustered(room: Newsroom) -> Iterator[tuple[Session, Clusters]]:
-    """One transaction with the story index, topped up with stories other ingests (or
-    processes) stored. When the transaction fails, its commit included, the index may hold
-    stories that were rolled back, so it is emptied and reloaded from the database."""
+    """One transaction with the story index, topped up with the stories every process stored.
+
+    On PostgreSQL the transaction first takes the story lock (storage.locks.STORIES), which it
+    holds until it commits: ingests of all replicas place stories one at a time, each after
+    loading what the one before committed, so two replicas that ingest one event at the same
+    moment make one story. When the transaction fails, its commit included, the index may
+    hold stories that were rolled back, so it is emptied and reloaded from the database."""
     clusters = room.clusters
     with room.lock:
         try:
             with session_scope(room.engine) as session:
+                locks.xact_lock(session, locks.STORIES)
                 now = utcnow()
+                overlap = OVERLAP if room.engine.dialect.name == "postgresql" else timedelta(0)
                 clusters.load(items.signatures_since(
-                    session=session, since=now - clusters.window, after_id=clusters.last_id), now)
+                    session=session, since=now - clusters.window,
+                    after=clusters.after(overlap)), now)
                 yield session, clusters
         except BaseException:
             clusters.reset()
@@ -131,13 +144,29 @@ def _place(session: Session, clusters: Clusters, source_id: int, source_name: st
     # twins of the drafts without their links, so that only their text counts.
     twins = [_without_link(draft) for draft in drafts]
     original = {id(twin): draft for twin, draft in zip(twins, drafts, strict=True)}
-    placement = clusters.place(twins, {}, source_id)
+    placement = _confirmed(session, clusters, twins, source_id)
     placement.joins = [(original[id(twin)], story_id) for twin, story_id in placement.joins]
     placement.groups = [[original[id(twin)] for twin in group] for group in placement.groups]
     stored = items.store(session=session, source_id=source_id, source_name=source_name,
                          placement=placement)
-    clusters.settle(placement.keys, [story.id for story in stored.new])
+    clusters.settle(placement.keys, [story.id for story in stored.new], stored.created)
     return stored
+
+
+def _confirmed(session: Session, clusters: Clusters, drafts: Sequence[ItemDraft],
+               source_id: int) -> Placement:
+    """Clusters.place, with every story it joins confirmed in the database: the index never
+    decides alone. A story the database no longer has leaves the index, and the drafts are
+    placed again without it."""
+    while True:
+        placement = clusters.place(drafts, {}, source_id)
+        joined = {story_id for _, story_id in placement.joins}
+        gone = joined - items.existing(session=session, story_ids=joined)
+        if not gone:
+            return placement
+        log.info("stories %s left the database; placing again without them", sorted(gone))
+        clusters.unplace(placement)
+        clusters.forget(gone)
 
 
 def _without_link(draft: ItemDraft) -> ItemDraft:
