@@ -418,10 +418,18 @@ class BriefRound:
     budget_exhausted: bool
 
 
+# How long a claimed brief is its writer's (storage.briefs.claim): one write, which is at most
+# two LLM requests (LLM_TIMEOUT_SECONDS, 60 s by default) and a pause. A writer that died
+# holds its briefs this long before another replica writes them.
+BRIEF_LEASE = timedelta(minutes=5)
+
+
 async def write_missing_briefs(
-    engine: Engine, writer: BriefWriter, *, daily_token_budget: int = 0
+    engine: Engine, writer: BriefWriter, *, daily_token_budget: int = 0,
+    lease: timedelta = BRIEF_LEASE,
 ) -> BriefRound:
-    """Write each brief a due delivery waits on, once per story and language, side by side.
+    """Write each brief a due delivery waits on, once per story and language across every
+    replica (each is claimed first), side by side.
 
     Past the daily token budget the offline brief is used until midnight UTC.
     """
@@ -429,19 +437,36 @@ async def write_missing_briefs(
         missing = deliveries.briefs_missing(session=session, now=utcnow())
         over = bool(daily_token_budget) and usage.spent(session=session) >= daily_token_budget
         notify = over and bool(missing) and usage.claim_budget_notice(session=session)
+    # Claimed only as the writer can start them, so the lease covers one write, not a queue.
+    starting = asyncio.Semaphore(writer.concurrency)
+    written: list[tuple[int, str]] = []
 
     async def one(story_id: int, language: str) -> None:
+        async with starting:
+            with session_scope(engine) as session:
+                if not briefs.claim(session=session, story_id=story_id, language=language,
+                                    now=utcnow(), lease=lease):
+                    return  # another replica writes it, or wrote it
+            try:
+                brief = await write(story_id, language)
+            except BaseException:
+                with session_scope(engine) as session:
+                    briefs.release(session=session, story_id=story_id, language=language)
+                raise
+            with session_scope(engine) as session:
+                briefs.save(session=session, story_id=story_id, language=language,
+                            written=brief)
+                usage.record(session=session, written=brief)
+            written.append((story_id, language))
+
+    async def write(story_id: int, language: str) -> Written:
         story = await asyncio.to_thread(story_text, engine, story_id)
         if over:
-            written = Written(offline_brief(story), "offline")
-        else:
-            written = await writer.write(story, language, story_id=story_id)
-        with session_scope(engine) as session:
-            briefs.save(session=session, story_id=story_id, language=language, written=written)
-            usage.record(session=session, written=written)
+            return Written(offline_brief(story), "offline")
+        return await writer.write(story, language, story_id=story_id)
 
     await asyncio.gather(*(one(story_id, language) for story_id, language in missing))
-    return BriefRound(len(missing), notify)
+    return BriefRound(len(written), notify)
 
 
 @dataclass(frozen=True)

@@ -4,20 +4,27 @@ Services), run in a thread of the test; their only shared state is the database.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any, TypeVar
 
+import openai
 import pytest
 from sqlalchemy import Engine, delete, func
 from sqlmodel import select
 
+from news.briefs import BriefWriter
 from news.items import ItemDraft
-from news.pipeline import Newsroom, ingest
-from storage import chats, items, sources, subscriptions
+from news.pipeline import Newsroom, ingest, write_missing_briefs
+from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import make_engine, migrate, session_scope
-from storage.models import Delivery, Item, Story
+from storage.models import Brief, BriefClaim, Delivery, Item, Story, utcnow
 from storage.sources import DueSource
+from tests.fakes.llm import LlmServer, Reply
+from tests.test_e2e_briefs import brief_for
 
 T = TypeVar("T")
 EVENT = ("SoftBank pledges billions for an AI valley in Hauts-de-France",
@@ -105,10 +112,8 @@ def test_one_event_ingested_by_two_replicas_at_the_same_moment_is_one_story(
     real_store = items.store
 
     def store(**kwargs: Any) -> items.Stored:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):  # the other waits its turn
             barrier.wait(timeout=3)
-        except threading.BrokenBarrierError:
-            pass
         return real_store(**kwargs)
 
     monkeypatch.setattr(items, "store", store)
@@ -138,3 +143,64 @@ def test_a_story_made_by_another_replica_is_joined_and_one_gone_is_not(
     again = ItemDraft("r1", "http://radio.test/1", *EVENT[2:], None)
     assert ingest(rooms[0], radio, [again]) == 1, "the deleted story is not joined"
     assert count(first, Story) == 1 and count(first, Item) == 1
+
+
+def queue_stories(engine: Engine, titles: list[str]) -> None:
+    """One story per title, due for an English and a Chinese chat: a brief in each language."""
+    subscribe(engine, 1, "SoftBank")
+    with session_scope(engine) as session:
+        chats.ensure_chat(session=session, chat_id=2, chat_type="private", title=None,
+                          language="zh")
+        subscriptions.add(session=session, chat_id=2, query="SoftBank")
+    source = make_source(engine, "wire")
+    drafts = [ItemDraft(f"g{n}", f"http://wire.test/{n}", title, title, None)
+              for n, title in enumerate(titles)]
+    assert ingest(Newsroom(engine), source, drafts) == len(titles)
+
+
+def write_briefs(engine: Engine, llm: LlmServer) -> int:
+    """One round of the brief job, as a replica runs it, with a writer of its own."""
+
+    async def run() -> int:
+        client = openai.AsyncOpenAI(api_key="test-key", base_url=llm.base_url, max_retries=0)
+        try:
+            return (await write_missing_briefs(engine, BriefWriter(client, "tiny"))).written
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def test_two_replicas_writing_briefs_at_once_ask_the_llm_once_per_story_and_language(
+    engines: Callable[[], Engine],
+) -> None:
+    first, second = engines(), engines()
+    titles = ["SoftBank buys a chip maker in Oregon", "SoftBank sells its robot arm to Sony",
+              "SoftBank opens a solar farm near Osaka"]
+    queue_stories(first, titles)
+    with LlmServer() as llm:
+        # slow answers: both rounds look for missing briefs before either has stored one
+        llm.responder = lambda request: Reply(brief_for(request), delay=0.5)
+        written = in_threads(lambda: write_briefs(first, llm), lambda: write_briefs(second, llm))
+        assert llm.calls == len(titles) * 2, "one call per story and language"
+    assert sum(written) == len(titles) * 2
+    assert count(first, Brief) == len(titles) * 2
+    assert count(first, BriefClaim) == 0, "claims end with their brief"
+
+
+def test_a_brief_claim_lapses_when_its_writer_dies(database_url: str, engine: Engine) -> None:
+    """A claimed brief is no one else's until its lease ends; then another writer takes it."""
+    queue_stories(engine, ["SoftBank buys a chip maker in Oregon"])
+    now = utcnow()
+    with session_scope(engine) as session:
+        story_id = session.exec(select(Story.id)).one()
+        assert story_id is not None
+        assert briefs.claim(session=session, story_id=story_id, language="en", now=now,
+                            lease=timedelta(minutes=5))
+    with session_scope(engine) as session:
+        assert not briefs.claim(session=session, story_id=story_id, language="en",
+                                now=now + timedelta(minutes=4), lease=timedelta(minutes=5))
+        assert deliveries.briefs_missing(session=session, now=now) == [(story_id, "zh")]
+    with session_scope(engine) as session:
+        assert briefs.claim(session=session, story_id=story_id, language="en",
+                            now=now + timedelta(minutes=6), lease=timedelta(minutes=5))
