@@ -204,3 +204,35 @@ def test_a_brief_claim_lapses_when_its_writer_dies(database_url: str, engine: En
     with session_scope(engine) as session:
         assert briefs.claim(session=session, story_id=story_id, language="en",
                             now=now + timedelta(minutes=6), lease=timedelta(minutes=5))
+
+
+def test_a_topic_edited_on_another_replica_reaches_this_replicas_matcher(
+    engines: Callable[[], Engine], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Replica two, whose clock runs ten minutes behind, rewrites a topic (an alias added):
+    replica one's cached matcher must notice, though the edit is older than the newest topic
+    (SoftBank), and counts and ids did not change."""
+    first, second = engines(), engines()
+    wire = make_source(first, "wire")
+    subscribe(first, 1, "Nvidia")
+    subscribe(first, 1, "SoftBank")
+    room = Newsroom(first)
+    assert ingest(room, wire, [ItemDraft("n1", "http://wire.test/n1", "Nvidia earnings beat "
+                                         "every forecast", "Chips sold out.", None)]) == 1
+    assert count(first, Delivery) == 1
+    behind = utcnow() - timedelta(minutes=10)
+    monkeypatch.setattr(subscriptions, "utcnow", lambda: behind)
+    with session_scope(second) as session:
+        topic = subscriptions.find(session=session, chat_id=1, query="Nvidia")
+        assert topic is not None
+        assert subscriptions.change_query(session=session, subscription=topic,
+                                          query="Nvidia OR Toyota")
+    assert ingest(room, wire, [ItemDraft("t1", "http://wire.test/t1", "Toyota recalls a "
+                                         "million hybrid cars", "Brakes again.", None)]) == 1
+    assert count(first, Delivery) == 2, "the edited topic matched on replica one"
+    with session_scope(second) as session:
+        assert subscriptions.remove(session=session, chat_id=1, query="Nvidia OR Toyota")
+        assert subscriptions.add(session=session, chat_id=1, query="Honda") is not None
+    assert ingest(room, wire, [ItemDraft("h1", "http://wire.test/h1", "Honda unveils a small "
+                                         "electric kei truck", "Cheap too.", None)]) == 1
+    assert count(first, Delivery) == 3, "a topic removed and one added are seen too"
