@@ -9,21 +9,27 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import openai
 import pytest
-from sqlalchemy import Engine, delete, func
+from sqlalchemy import Engine, delete, func, update
 from sqlmodel import select
+from telegram.ext import ApplicationBuilder, CallbackContext
 
+from jobs import Job, digest
+from locales import catalog
 from news.briefs import BriefWriter
 from news.items import ItemDraft
 from news.pipeline import Newsroom, ingest, write_missing_briefs
+from services import KEY
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import make_engine, migrate, session_scope
-from storage.models import Brief, BriefClaim, Delivery, Item, Story, utcnow
+from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Story, utcnow
 from storage.sources import DueSource
 from tests.fakes.llm import LlmServer, Reply
+from tests.fakes.telegram import BotApiEmulator
 from tests.test_e2e_briefs import brief_for
 
 T = TypeVar("T")
@@ -236,3 +242,65 @@ def test_a_topic_edited_on_another_replica_reaches_this_replicas_matcher(
     assert ingest(room, wire, [ItemDraft("h1", "http://wire.test/h1", "Honda unveils a small "
                                          "electric kei truck", "Cheap too.", None)]) == 1
     assert count(first, Delivery) == 3, "a topic removed and one added are seen too"
+
+
+def hold_for_digest(engine: Engine, chat_id: int) -> None:
+    """A chat in digest mode, never sent a digest, with two stories held for it."""
+    subscribe(engine, chat_id, "SoftBank")
+    with session_scope(engine) as session:
+        chats.update_settings(session=session, chat_id=chat_id, mode="digest")
+        chat = chats.get(session=session, chat_id=chat_id)
+        assert chat is not None
+        chat.created_at = utcnow() - timedelta(days=2)
+    source = make_source(engine, "wire")
+    assert ingest(Newsroom(engine), source, [
+        ItemDraft("g1", "http://wire.test/1", "SoftBank buys a chip maker in Oregon", "x", None),
+        ItemDraft("g2", "http://wire.test/2", "SoftBank sells its robot arm to Sony", "y", None),
+    ]) == 2
+    with session_scope(engine) as session:
+        session.execute(update(Delivery).values(state="digest"))
+
+
+def run_job(job: Job, engine: Engine, telegram: BotApiEmulator,
+            **services: Any) -> None:
+    """One run of a job, as a replica with its own engine and bot runs it."""
+
+    async def run() -> None:
+        application = (ApplicationBuilder().token(telegram.token)
+                       .base_url(f"{telegram.base_url}/bot").build())
+        application.bot_data[KEY] = SimpleNamespace(
+            engine=engine, catalog=catalog, stopping=asyncio.Event(), **services)
+        async with application:
+            await job(CallbackContext(application))
+
+    asyncio.run(run())
+
+
+def test_two_replicas_running_the_digest_job_at_once_send_one_digest(
+    engines: Callable[[], Engine], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both replicas find the digest due before either sends it (the barrier): one sends."""
+    first, second = engines(), engines()
+    with BotApiEmulator() as telegram:
+        reader = telegram.user(5, "Ada")
+        telegram.private_chat(reader)
+        hold_for_digest(first, 5)
+        barrier = threading.Barrier(2)
+        real = deliveries.chats_with_held
+
+        def chats_with_held(**kwargs: Any) -> list[Chat]:
+            found = real(**kwargs)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=3)
+            return found
+
+        monkeypatch.setattr(deliveries, "chats_with_held", chats_with_held)
+        in_threads(lambda: run_job(digest.run, first, telegram),
+                   lambda: run_job(digest.run, second, telegram))
+        sent = telegram.messages(5)
+        assert len(sent) == 1, [message.text for message in sent]
+        assert "Oregon" in sent[0].text and "Sony" in sent[0].text
+        assert telegram.rejected == []
+    with session_scope(first) as session:
+        states = session.exec(select(Delivery.state)).all()
+        assert states == ["digested", "digested"]
