@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,8 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """One scheduled digest per chat and day across every replica: each is claimed before it
     is sent. A replica that dies while sending leaves its held rows for the next digest."""
     svc: Services = context.bot_data[KEY]
+    if not await asyncio.to_thread(svc.sending.held):
+        return  # digests are paced with the alerts, by the replica that sends (jobs.deliver)
     now = utcnow()
     with session_scope(svc.engine) as session:
         due = [chat for chat in deliveries.chats_with_held(session=session)

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, delete, func, update
 from sqlmodel import select
 from telegram.ext import ApplicationBuilder, CallbackContext
 
-from jobs import Job, digest
+from jobs import Job, deliver, digest
 from locales import catalog
 from news.briefs import BriefWriter
 from news.items import ItemDraft
@@ -26,6 +26,7 @@ from news.pipeline import Newsroom, ingest, write_missing_briefs
 from services import KEY
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import make_engine, migrate, session_scope
+from storage.locks import SENDING, Role
 from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Story, utcnow
 from storage.sources import DueSource
 from tests.fakes.llm import LlmServer, Reply
@@ -279,7 +280,8 @@ def run_job(job: Job, engine: Engine, telegram: BotApiEmulator,
 def test_two_replicas_running_the_digest_job_at_once_send_one_digest(
     engines: Callable[[], Engine], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Both replicas find the digest due before either sends it (the barrier): one sends."""
+    """Both replicas find the digest due before either sends it (the barrier), as when the
+    sending role moves while a digest goes out: one sends."""
     first, second = engines(), engines()
     with BotApiEmulator() as telegram:
         reader = telegram.user(5, "Ada")
@@ -295,8 +297,9 @@ def test_two_replicas_running_the_digest_job_at_once_send_one_digest(
             return found
 
         monkeypatch.setattr(deliveries, "chats_with_held", chats_with_held)
-        in_threads(lambda: run_job(digest.run, first, telegram),
-                   lambda: run_job(digest.run, second, telegram))
+        both = SimpleNamespace(held=lambda: True)  # each thinks it holds the sending role
+        in_threads(lambda: run_job(digest.run, first, telegram, sending=both),
+                   lambda: run_job(digest.run, second, telegram, sending=both))
         sent = telegram.messages(5)
         assert len(sent) == 1, [message.text for message in sent]
         assert "Oregon" in sent[0].text and "Sony" in sent[0].text
@@ -304,3 +307,29 @@ def test_two_replicas_running_the_digest_job_at_once_send_one_digest(
     with session_scope(first) as session:
         states = session.exec(select(Delivery.state)).all()
         assert states == ["digested", "digested"]
+
+
+def test_only_the_replica_holding_the_sending_role_sends_and_the_role_moves_when_it_dies(
+    engines: Callable[[], Engine],
+) -> None:
+    first, second = engines(), engines()
+    queue_stories(first, ["SoftBank buys a chip maker in Oregon"])
+    asyncio.run(write_missing_briefs(first, BriefWriter(None, "offline")))
+    roles = Role(first, SENDING, "sending"), Role(second, SENDING, "sending")
+    assert roles[0].held() and not roles[1].held(), "one holder"
+    with BotApiEmulator() as telegram:
+        for user_id in (1, 2):
+            telegram.private_chat(telegram.user(user_id, "Ada"))
+        run_job(deliver.run, second, telegram, sending=roles[1])
+        assert telegram.messages(1) == [] and telegram.messages(2) == [], "no role, no sends"
+        assert roles[0].connection is not None
+        roles[0].connection.invalidate()  # the holder dies: its connection goes with it
+        for _ in range(100):
+            run_job(deliver.run, second, telegram, sending=roles[1])
+            if telegram.messages(1) and telegram.messages(2):
+                break
+        assert len(telegram.messages(1)) == 1 and len(telegram.messages(2)) == 1
+        assert roles[1].held() and not roles[0].held()
+        assert telegram.rejected == []
+    roles[1].release()
+    roles[0].release()
