@@ -24,9 +24,10 @@ from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy, make_client
 from news.parsing import FeedReader, default_workers
+from news.pipeline import Newsroom
 from services import KEY, Services
 from settings import Settings
-from storage import deliveries, sources
+from storage import deliveries, locks, sources
 from storage.db import (
     DatabaseInUse,
     DatabaseUnreachable,
@@ -82,6 +83,8 @@ def build_services(settings: Settings) -> Services:
         )
     return Services(
         engine=engine,
+        newsroom=Newsroom(engine),
+        sending=locks.Role(engine, locks.SENDING, "sending"),
         http=make_client(USER_AGENT),
         fetch_policy=FetchPolicy(settings.allowed_source_networks, settings.max_response_bytes,
                                  settings.fetch_timeout_seconds),

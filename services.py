@@ -14,6 +14,8 @@ from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
 from news.parsing import FeedReader
+from news.pipeline import Newsroom
+from storage.locks import Role
 
 KEY = "services"
 
@@ -21,6 +23,8 @@ KEY = "services"
 @dataclass(frozen=True)
 class Services:
     engine: Engine
+    newsroom: Newsroom  # the story index and matcher cache this process keeps (news.pipeline)
+    sending: Role  # only its holder sends alerts and digests (jobs.deliver)
     http: httpx.AsyncClient
     fetch_policy: FetchPolicy
     writer: BriefWriter

@@ -49,7 +49,7 @@ from sqlmodel import select  # noqa: E402
 from news.briefs import BriefWriter, StoryText, Written  # noqa: E402
 from news.items import ItemDraft  # noqa: E402
 from news.language import probably_in  # noqa: E402
-from news.pipeline import ingest, write_missing_briefs  # noqa: E402
+from news.pipeline import Newsroom, ingest, write_missing_briefs  # noqa: E402
 from storage import chats, sources, subscriptions, usage  # noqa: E402
 from storage.db import make_engine, migrate, session_scope  # noqa: E402
 from storage.models import Brief, Delivery  # noqa: E402
@@ -399,7 +399,7 @@ async def run(chat_count: int, drafts: list[ItemDraft], by_title: dict[str, dict
     setup_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    stored = ingest(engine, source, drafts)
+    stored = ingest(Newsroom(engine), source, drafts)
     ingest_s = time.perf_counter() - started
     assert stored == STORIES, stored
 

@@ -403,9 +403,9 @@ def items(engine: Any) -> int:
     return count(engine, select(func.count()).select_from(Item))
 
 
-async def cycle(engine: Any, client: httpx.AsyncClient, policy: FetchPolicy, port: int,
-                timers: Timers, claims: Claims, poll_kwargs: dict[str, Any],
-                budget: float | None = None) -> dict[str, Any]:
+async def cycle(engine: Any, room: pipeline.Newsroom, client: httpx.AsyncClient,
+                policy: FetchPolicy, port: int, timers: Timers, claims: Claims,
+                poll_kwargs: dict[str, Any], budget: float | None = None) -> dict[str, Any]:
     """poll_due while any source is due, or until `budget` seconds have gone."""
     timers.clear()
     before_items, before_stats = items(engine), server_stats(port)
@@ -415,7 +415,7 @@ async def cycle(engine: Any, client: httpx.AsyncClient, policy: FetchPolicy, por
     claims.start(budget)
     while due_now(engine) and (claims.deadline is None
                                or time.perf_counter() < claims.deadline):
-        await pipeline.poll_due(engine, client, policy, **poll_kwargs)
+        await pipeline.poll_due(room, client, policy, **poll_kwargs)
     wall = time.perf_counter() - claims.started
     main_cpu = cpu_seconds() - cpu
     workers_after, workers_peak = worker_usage(reader.worker_pids())
@@ -470,12 +470,13 @@ async def ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if len(reader.worker_pids()) == reader.workers:
             break
         await asyncio.sleep(0.05)
+    room = pipeline.Newsroom(engine)  # as bot.py builds it
     poll_kwargs: dict[str, Any] = {"reader": reader}
     if args.concurrency is not None:
         poll_kwargs["concurrency"] = args.concurrency
     async with make_client("Tidings-bench") as client:  # as bot.py builds its client
         make_all_due(engine)
-        first = await cycle(engine, client, policy, args.port, timers, claims, poll_kwargs,
+        first = await cycle(engine, room, client, policy, args.port, timers, claims, poll_kwargs,
                             args.budget)
         first["pace_first_last_10pct"] = [round(v, 2) for v in pace(first["progress"])]
         peak_first = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -484,9 +485,9 @@ async def ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 connection.execute(update(Source).where(col(Source.last_polled_at).is_(None))
                                    .values(paused=True))
         make_all_due(engine)
-        second = await cycle(engine, client, policy, args.port, timers, claims, poll_kwargs)
+        second = await cycle(engine, room, client, policy, args.port, timers, claims, poll_kwargs)
         make_all_due(engine)
-        what_if = await cycle(engine, client, policy, args.port, timers, claims,
+        what_if = await cycle(engine, room, client, policy, args.port, timers, claims,
                               {**poll_kwargs, "concurrency": args.what_if})
     workers_peak = worker_usage(reader.worker_pids())[1]
     reader.close()

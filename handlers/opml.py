@@ -128,7 +128,7 @@ async def _add_all(
         if await db(svc.engine, sources.by_url, url=checked.url) is not None:
             return outline.url, "exists"
         title = clip(outline.title or checked.feed.title or checked.url, NAME_CHARS)
-        await asyncio.to_thread(add_source, svc.engine, checked, title,
+        await asyncio.to_thread(add_source, svc.newsroom, checked, title,
                                 svc.poll_interval_seconds)
         return outline.url, "added"
 

@@ -81,7 +81,7 @@ async def addsource(update: Update, context: Context) -> None:
         return
     title = clip(name.strip() or checked.feed.title or checked.url, NAME_CHARS)
     # In a thread: storing waits on the story index's lock while an ingest holds it.
-    source_id, tracked = await asyncio.to_thread(add_source, svc.engine, checked, title,
+    source_id, tracked = await asyncio.to_thread(add_source, svc.newsroom, checked, title,
                                                  svc.poll_interval_seconds)
     key = "addsource.done_discovered" if checked.discovered else "addsource.done"
     await reply(update, context, language, key, id=source_id, url=checked.url, title=title,

@@ -30,8 +30,16 @@ per_chat = PerChat(PACING)
 
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """Senders take rows as claims refill them (news.workers.drain), so a fan-out never waits
-    at a batch boundary for its slowest send."""
-    await deliver_due(context, context.bot_data[KEY], PACING, per_chat)
+    at a batch boundary for its slowest send.
+
+    Only the replica that holds the sending role (storage.locks.Role, a PostgreSQL advisory
+    lock) sends, so this process's pacing (jobs.pacing, PTB's rate limiter) is Telegram's
+    limits for the whole deployment; the others skip. When the holder dies the role moves
+    to the next replica that asks, within a tick.
+    """
+    svc: Services = context.bot_data[KEY]
+    if await asyncio.to_thread(svc.sending.held):
+        await deliver_due(context, svc, PACING, per_chat)
 
 
 async def deliver_due(

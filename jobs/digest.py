@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from telegram import LinkPreviewOptions
@@ -22,8 +25,21 @@ from storage.models import utcnow
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class DigestClaim:
+    """A scheduled digest this replica took (storage.chats.claim_digest), and what to restore
+    if it cannot be sent."""
+
+    at: datetime
+    previous: datetime | None
+
+
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    """One scheduled digest per chat and day across every replica: each is claimed before it
+    is sent. A replica that dies while sending leaves its held rows for the next digest."""
     svc: Services = context.bot_data[KEY]
+    if not await asyncio.to_thread(svc.sending.held):
+        return  # digests are paced with the alerts, by the replica that sends (jobs.deliver)
     now = utcnow()
     with session_scope(svc.engine) as session:
         due = [chat for chat in deliveries.chats_with_held(session=session)
@@ -32,7 +48,13 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     for chat in due:
         if svc.stopping.is_set():
             return
-        if await send_digest(context, svc, chat.id, chat.language, since=None, held_only=True):
+        claim = DigestClaim(utcnow(), chat.last_digest_at)
+        with session_scope(svc.engine) as session:
+            if not chats.claim_digest(session=session, chat_id=chat.id, seen=claim.previous,
+                                      at=claim.at):
+                continue  # another replica sends it
+        if await send_digest(context, svc, chat.id, chat.language, since=None, held_only=True,
+                             claim=claim):
             await send_weekly_trend(context, svc, chat, now)
 
 
@@ -45,8 +67,10 @@ async def send_digest(
     since: Any,
     held_only: bool,
     thread_id: int | None = None,
+    claim: DigestClaim | None = None,
 ) -> int:
-    """Send the digest messages; held rows become `digested` only once all went out."""
+    """Send the digest messages; held rows become `digested` only once all went out. A
+    scheduled digest's `claim` is given back when Telegram fails, so it is tried again."""
     now = utcnow()
     with session_scope(svc.engine) as session:
         rows = deliveries.for_digest(session=session, chat_id=chat_id, since=since,
@@ -66,6 +90,10 @@ async def send_digest(
         return 0
     except TelegramError as error:
         log.warning("digest for chat %s failed, will retry: %s", chat_id, error)
+        if claim is not None:
+            with session_scope(svc.engine) as session:
+                chats.release_digest(session=session, chat_id=chat_id, at=claim.at,
+                                     previous=claim.previous)
         return 0
     with session_scope(svc.engine) as session:
         deliveries.mark_digested(session=session, ids=[row.id for row in rows])

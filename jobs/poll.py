@@ -19,7 +19,7 @@ from storage.sources import PAUSE_AFTER, DueSource
 
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     svc: Services = context.bot_data[KEY]
-    polling = poll_due(svc.engine, svc.http, svc.fetch_policy, full_text=svc.full_text,
+    polling = poll_due(svc.newsroom, svc.http, svc.fetch_policy, full_text=svc.full_text,
                        reader=svc.reader)
     polled = await until_stopped(polling, svc.stopping)
     for result in polled or []:

@@ -318,6 +318,7 @@ class BriefWriter:
         self.input_tokens = input_tokens
         self.retry_delay = retry_delay
         self.json_schema_supported = True
+        self.concurrency = concurrency
         self.limit = asyncio.Semaphore(concurrency)
 
     @property

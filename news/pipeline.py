@@ -28,10 +28,10 @@ from news.language import is_rtl
 from news.matching import Matcher, Topic
 from news.parsing import FeedReader, drafts_of
 from news.render import SourceRef, Translate, render_brief
-from news.stories import Clusters
+from news.stories import Clusters, Placement
 from news.text import without_headline
 from news.workers import Batched, drain
-from storage import briefs, deliveries, items, sources, subscriptions, usage
+from storage import briefs, deliveries, items, locks, sources, subscriptions, usage
 from storage.db import session_scope
 from storage.items import NewStory
 from storage.models import utcnow
@@ -74,24 +74,57 @@ async def check_feed(
     return CheckedFeed(fetched.url, feed, True, fetched.etag, fetched.last_modified)
 
 
-CLUSTERS = Clusters()
-CLUSTERS_LOCK = threading.Lock()  # ingests run in worker threads and share the story index
+class Newsroom:
+    """What one running bot keeps between polls: the story index, the matcher cache and the
+    thread its polls' database work runs on. bot.py builds one and services.Services holds
+    it; a second process is just another owner, and the database keeps owners agreeing."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.clusters = Clusters()
+        self.lock = threading.Lock()  # ingests run in worker threads and share the index
+        self.matchers = MatcherCache()
+        # Polling's database work runs on one thread of its own: SQLite takes one writer at a
+        # time, and writers racing from several threads (or from the event loop) sleep in its
+        # busy handler while the loop stalls; queued on one thread they follow each other.
+        self.database = ThreadPoolExecutor(1, thread_name_prefix="tidings-poll-db")
+
+    async def in_database(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.database, partial(function, *args))
+
+    def close(self) -> None:
+        self.database.shutdown(wait=False, cancel_futures=True)
+
+
+# How far back each top-up of the story index looks again on PostgreSQL. Stories are stamped
+# with the database's clock while their ingest holds the story lock, so stamps follow commit
+# order and none is missed; the overlap only absorbs that clock stepping back a little.
+OVERLAP = timedelta(seconds=2)
 
 
 @contextmanager
-def clustered(engine: Engine) -> Iterator[tuple[Session, Clusters]]:
-    """One transaction with the story index, topped up with stories other ingests (or
-    processes) stored. When the transaction fails, its commit included, the index may hold
-    stories that were rolled back, so it is emptied and reloaded from the database."""
-    with CLUSTERS_LOCK:
+def clustered(room: Newsroom) -> Iterator[tuple[Session, Clusters]]:
+    """One transaction with the story index, topped up with the stories every process stored.
+
+    On PostgreSQL the transaction first takes the story lock (storage.locks.STORIES), which it
+    holds until it commits: ingests of all replicas place stories one at a time, each after
+    loading what the one before committed, so two replicas that ingest one event at the same
+    moment make one story. When the transaction fails, its commit included, the index may
+    hold stories that were rolled back, so it is emptied and reloaded from the database."""
+    clusters = room.clusters
+    with room.lock:
         try:
-            with session_scope(engine) as session:
+            with session_scope(room.engine) as session:
+                locks.xact_lock(session, locks.STORIES)
                 now = utcnow()
-                CLUSTERS.load(items.signatures_since(
-                    session=session, since=now - CLUSTERS.window, after_id=CLUSTERS.last_id), now)
-                yield session, CLUSTERS
+                overlap = OVERLAP if room.engine.dialect.name == "postgresql" else timedelta(0)
+                clusters.load(items.signatures_since(
+                    session=session, since=now - clusters.window,
+                    after=clusters.after(overlap)), now)
+                yield session, clusters
         except BaseException:
-            CLUSTERS.reset()
+            clusters.reset()
             raise
 
 
@@ -118,13 +151,29 @@ def _place(session: Session, clusters: Clusters, source_id: int, source_name: st
     # twins of the drafts without their links, so that only their text counts.
     twins = [_without_link(draft) for draft in drafts]
     original = {id(twin): draft for twin, draft in zip(twins, drafts, strict=True)}
-    placement = clusters.place(twins, {}, source_id)
+    placement = _confirmed(session, clusters, twins, source_id)
     placement.joins = [(original[id(twin)], story_id) for twin, story_id in placement.joins]
     placement.groups = [[original[id(twin)] for twin in group] for group in placement.groups]
     stored = items.store(session=session, source_id=source_id, source_name=source_name,
                          placement=placement)
-    clusters.settle(placement.keys, [story.id for story in stored.new])
+    clusters.settle(placement.keys, [story.id for story in stored.new], stored.created)
     return stored
+
+
+def _confirmed(session: Session, clusters: Clusters, drafts: Sequence[ItemDraft],
+               source_id: int) -> Placement:
+    """Clusters.place, with every story it joins confirmed in the database: the index never
+    decides alone. A story the database no longer has leaves the index, and the drafts are
+    placed again without it."""
+    while True:
+        placement = clusters.place(drafts, {}, source_id)
+        joined = {story_id for _, story_id in placement.joins}
+        gone = joined - items.existing(session=session, story_ids=joined)
+        if not gone:
+            return placement
+        log.info("stories %s left the database; placing again without them", sorted(gone))
+        clusters.unplace(placement)
+        clusters.forget(gone)
 
 
 def _without_link(draft: ItemDraft) -> ItemDraft:
@@ -137,11 +186,11 @@ def _without_link(draft: ItemDraft) -> ItemDraft:
 
 
 def add_source(
-    engine: Engine, checked: CheckedFeed, name: str, interval_seconds: int
+    room: Newsroom, checked: CheckedFeed, name: str, interval_seconds: int
 ) -> tuple[int, int]:
     """Store the source and its current entries as a baseline that is never alerted; its id
     and how many entries it tracks."""
-    with clustered(engine) as (session, clusters):
+    with clustered(room) as (session, clusters):
         source = sources.add(session=session, url=checked.url, name=name,
                              interval_seconds=interval_seconds)
         assert source.id is not None
@@ -167,9 +216,6 @@ class MatcherCache:
         return self.matcher
 
 
-MATCHERS = MatcherCache()
-
-
 def match(story: NewStory, matcher: Matcher) -> set[int]:
     """The subscriptions that want this story. Their chats are looked up when the deliveries
     are written (deliveries.enqueue_matches): the cached matcher may predate a migration."""
@@ -193,23 +239,23 @@ class Outcome:
     unseen_checked: bool = False
 
 
-def ingest(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft],
+def ingest(room: Newsroom, source: DueSource, drafts: Sequence[ItemDraft],
            fetched: Fetched | None = None, ttl_seconds: int = 0,
            unseen_checked: bool = False) -> int:
     """One poll's outcome (ingest_all); the number of new stories."""
-    return ingest_all(engine, [Outcome(source, drafts, fetched, ttl_seconds, unseen_checked)])[0]
+    return ingest_all(room, [Outcome(source, drafts, fetched, ttl_seconds, unseen_checked)])[0]
 
 
-def ingest_all(engine: Engine, outcomes: Sequence[Outcome]) -> list[int]:
+def ingest_all(room: Newsroom, outcomes: Sequence[Outcome]) -> list[int]:
     """New items, their stories, every matching chat's delivery and each fetch's success, in
     one transaction for all the outcomes; the number of new stories of each. Only a source's
     own poll adds its items (it is claimed), so drafts already found unseen before their
     articles were fetched need no second look."""
     if not any(outcome.drafts for outcome in outcomes):  # 304s: no story index needed
-        with session_scope(engine) as session:
+        with session_scope(room.engine) as session:
             _record_successes(session, outcomes)
         return [0] * len(outcomes)
-    with clustered(engine) as (session, clusters):
+    with clustered(room) as (session, clusters):
         _record_successes(session, outcomes)
         stored = [store_drafts(session, clusters, outcome.source.id, outcome.source.name,
                                outcome.drafts, unseen_checked=outcome.unseen_checked)
@@ -219,7 +265,7 @@ def ingest_all(engine: Engine, outcomes: Sequence[Outcome]) -> list[int]:
             deliveries.flag_edits(session=session, story_ids=joined)
         new = [story for one in stored for story in one.new]
         if new:
-            matcher = MATCHERS.get(session)
+            matcher = room.matchers.get(session)
             matches = {story.id: wanted for story in new if (wanted := match(story, matcher))}
             deliveries.enqueue_matches(session=session, matches=matches)
         return [len(one.new) for one in stored]
@@ -233,19 +279,19 @@ def _record_successes(session: Session, outcomes: Sequence[Outcome]) -> None:
                 last_modified=outcome.fetched.last_modified, min_interval=outcome.ttl_seconds)
 
 
-def ingest_each(engine: Engine, outcomes: Sequence[Outcome]) -> Sequence[int | Exception]:
+def ingest_each(room: Newsroom, outcomes: Sequence[Outcome]) -> Sequence[int | Exception]:
     """ingest_all, and if that fails, each outcome in a transaction of its own, so one that
     cannot be stored costs only its own source a turn."""
     if len(outcomes) > 1:
         try:
-            return ingest_all(engine, outcomes)
+            return ingest_all(room, outcomes)
         except Exception:
             log.warning("storing %d polls together failed; storing them one by one",
                         len(outcomes), exc_info=True)
     results: list[int | Exception] = []
     for outcome in outcomes:
         try:
-            results.append(ingest_all(engine, [outcome])[0])
+            results.append(ingest_all(room, [outcome])[0])
         except Exception as exc:
             results.append(exc)
     return results
@@ -263,16 +309,6 @@ def failed(engine: Engine, source: DueSource, error: FetchError | NotAFeed) -> b
 def claim_due(engine: Engine, limit: int, now: datetime) -> list[DueSource]:
     with session_scope(engine) as session:
         return sources.claim_due(session=session, now=now, limit=limit)
-
-
-# Polling's database work runs on one thread of its own: SQLite takes one writer at a time, and
-# writers racing from several threads (or from the event loop) sleep in its busy handler while
-# the loop stalls; queued on one thread they follow each other without waiting.
-DATABASE = ThreadPoolExecutor(1, thread_name_prefix="tidings-poll-db")
-
-
-async def in_database(function: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(DATABASE, partial(function, *args))
 
 
 INLINE = FeedReader(0)  # parses in a thread: tests, and machines where processes cost too much
@@ -294,13 +330,13 @@ class Polled:
 Store = Callable[[Outcome], Awaitable[int]]  # how a poll's outcome reaches the database
 
 
-async def store_now(engine: Engine, outcome: Outcome) -> int:
+async def store_now(room: Newsroom, outcome: Outcome) -> int:
     """One poll's outcome in a transaction of its own."""
-    return (await in_database(ingest_all, engine, [outcome]))[0]
+    return (await room.in_database(ingest_all, room, [outcome]))[0]
 
 
 async def poll(
-    engine: Engine,
+    room: Newsroom,
     client: httpx.AsyncClient,
     policy: FetchPolicy,
     source: DueSource,
@@ -321,21 +357,21 @@ async def poll(
             fresh, ttl = feed.drafts, feed.ttl_seconds
             if full_text and any(draft.snippet for draft in fresh):
                 # only unseen entries may cost an article fetch; snippets get the article's text
-                fresh, checked = await in_database(unseen, engine, source, fresh), True
+                fresh, checked = await room.in_database(unseen, room.engine, source, fresh), True
                 fresh = await complete(client, fresh, policy, extractor=reader.extract)
     except (FetchError, NotAFeed) as exc:
         log.info("source %s failed: %s", source.id, exc)
-        paused = await in_database(failed, engine, source, exc)
+        paused = await room.in_database(failed, room.engine, source, exc)
         return Polled(paused=source if paused else None, error=exc)
     outcome = Outcome(source, fresh, fetched, ttl, unseen_checked=checked)
-    new = await (store or partial(store_now, engine))(outcome)
+    new = await (store or partial(store_now, room))(outcome)
     if new:
         log.info("source %s: %d new items", source.id, new)
     return Polled(new=new)
 
 
 async def poll_due(
-    engine: Engine,
+    room: Newsroom,
     client: httpx.AsyncClient,
     policy: FetchPolicy,
     *,
@@ -350,15 +386,15 @@ async def poll_due(
     started = utcnow()  # only what is due now: a pass ends, and no source is polled twice at once
 
     async def claim() -> list[DueSource]:
-        return await in_database(claim_due, engine, concurrency, started)
+        return await room.in_database(claim_due, room.engine, concurrency, started)
 
     async def store_together(outcomes: list[Outcome]) -> Sequence[int | Exception]:
-        return await in_database(ingest_each, engine, outcomes)
+        return await room.in_database(ingest_each, room, outcomes)
 
     store = Batched(store_together, limit=concurrency)
 
     async def handle(source: DueSource) -> None:
-        results.append(await poll(engine, client, policy, source, full_text=full_text,
+        results.append(await poll(room, client, policy, source, full_text=full_text,
                                   reader=reader, store=store))
 
     try:
@@ -391,10 +427,18 @@ class BriefRound:
     budget_exhausted: bool
 
 
+# How long a claimed brief is its writer's (storage.briefs.claim): one write, which is at most
+# two LLM requests (LLM_TIMEOUT_SECONDS, 60 s by default) and a pause. A writer that died
+# holds its briefs this long before another replica writes them.
+BRIEF_LEASE = timedelta(minutes=5)
+
+
 async def write_missing_briefs(
-    engine: Engine, writer: BriefWriter, *, daily_token_budget: int = 0
+    engine: Engine, writer: BriefWriter, *, daily_token_budget: int = 0,
+    lease: timedelta = BRIEF_LEASE,
 ) -> BriefRound:
-    """Write each brief a due delivery waits on, once per story and language, side by side.
+    """Write each brief a due delivery waits on, once per story and language across every
+    replica (each is claimed first), side by side.
 
     Past the daily token budget the offline brief is used until midnight UTC.
     """
@@ -402,19 +446,36 @@ async def write_missing_briefs(
         missing = deliveries.briefs_missing(session=session, now=utcnow())
         over = bool(daily_token_budget) and usage.spent(session=session) >= daily_token_budget
         notify = over and bool(missing) and usage.claim_budget_notice(session=session)
+    # Claimed only as the writer can start them, so the lease covers one write, not a queue.
+    starting = asyncio.Semaphore(writer.concurrency)
+    written: list[tuple[int, str]] = []
 
     async def one(story_id: int, language: str) -> None:
+        async with starting:
+            with session_scope(engine) as session:
+                if not briefs.claim(session=session, story_id=story_id, language=language,
+                                    now=utcnow(), lease=lease):
+                    return  # another replica writes it, or wrote it
+            try:
+                brief = await write(story_id, language)
+            except BaseException:
+                with session_scope(engine) as session:
+                    briefs.release(session=session, story_id=story_id, language=language)
+                raise
+            with session_scope(engine) as session:
+                briefs.save(session=session, story_id=story_id, language=language,
+                            written=brief)
+                usage.record(session=session, written=brief)
+            written.append((story_id, language))
+
+    async def write(story_id: int, language: str) -> Written:
         story = await asyncio.to_thread(story_text, engine, story_id, language)
         if over:
-            written = Written(offline_brief(story), "offline")
-        else:
-            written = await writer.write(story, language, story_id=story_id)
-        with session_scope(engine) as session:
-            briefs.save(session=session, story_id=story_id, language=language, written=written)
-            usage.record(session=session, written=written)
+            return Written(offline_brief(story), "offline")
+        return await writer.write(story, language, story_id=story_id)
 
     await asyncio.gather(*(one(story_id, language) for story_id, language in missing))
-    return BriefRound(len(missing), notify)
+    return BriefRound(len(written), notify)
 
 
 @dataclass(frozen=True)

@@ -291,7 +291,13 @@ class Placement:
 
 
 class Clusters:
-    """The story index of the last `window`, kept in memory and topped up from the database."""
+    """The story index of the last `window`, kept in memory and topped up from the database.
+
+    The top-up asks for stories created after `seen_until`, the newest creation time the index
+    holds, less an `overlap`: not for ids above the largest it holds, because PostgreSQL hands
+    out ids when a transaction inserts, not when it commits, and a story committed late under a
+    smaller id would never be loaded. Stories found again in the overlap are known and skipped.
+    """
 
     def __init__(self, window: timedelta = WINDOW) -> None:
         self.window = window
@@ -302,19 +308,38 @@ class Clusters:
         # the index once, when placed, and `story_of` maps them to their ids once stored.
         self.index = StoryIndex()
         self.story_of: dict[int, int] = {}
+        self.key_of_story: dict[int, int] = {}  # every stored story the index holds
         self.expiry: deque[tuple[datetime, int]] = deque()  # (created, key), oldest first
-        self.last_id = 0
+        self.seen_until: datetime | None = None
         self.next_key = -1
+
+    def after(self, overlap: timedelta) -> datetime | None:
+        """Where the next top-up starts: stories created after this (None: all of the window)."""
+        return None if self.seen_until is None else self.seen_until - overlap
 
     def load(self, rows: Iterable[StoredStory], now: datetime) -> None:
         """Add stories stored since the last load (by any process) and forget expired ones."""
         for story_id, text, created, source, published in rows:
-            self.remember(story_id, text, created, source, published)
+            if story_id not in self.key_of_story:
+                self.remember(story_id, text, created, source, published)
         cutoff = now - self.window
         while self.expiry and self.expiry[0][0] < cutoff:
             _, key = self.expiry.popleft()
             self.index.forget([key])
-            self.story_of.pop(key, None)
+            story_id = self.story_of.pop(key, key)
+            self.key_of_story.pop(story_id, None)
+
+    def forget(self, story_ids: Iterable[int]) -> None:
+        """Stories the database no longer has leave the index (their expiry entry lapses)."""
+        for story_id in story_ids:
+            key = self.key_of_story.pop(story_id, None)
+            if key is not None:
+                self.index.forget([key])
+                self.story_of.pop(key, None)
+
+    def unplace(self, placement: Placement) -> None:
+        """Undo `place` before `settle`: its new stories leave the index."""
+        self.index.forget(placement.keys)
 
     def same_story(self, draft: ItemDraft, source: int = 0) -> int | None:
         key = self.index.same_story(draft.signature, source, hours(draft.published_at))
@@ -354,13 +379,18 @@ class Clusters:
                 groups_by_link.setdefault(draft.link, group)
         return placement
 
-    def settle(self, keys: Sequence[int], story_ids: Sequence[int]) -> None:
-        """The placed new stories were stored under these ids."""
+    def settle(
+        self, keys: Sequence[int], story_ids: Sequence[int],
+        created: Sequence[datetime] | None = None,
+    ) -> None:
+        """The placed new stories were stored under these ids, created at these times."""
         now = datetime.now(UTC)
-        for key, story_id in zip(keys, story_ids, strict=True):
+        for number, (key, story_id) in enumerate(zip(keys, story_ids, strict=True)):
+            when = created[number] if created is not None else now
             self.story_of[key] = story_id
-            self.expiry.append((now, key))
-            self.last_id = max(self.last_id, story_id)
+            self.key_of_story[story_id] = key
+            self.expiry.append((when, key))
+            self._seen(when)
 
     def remember(
         self, story_id: int, signature: str, created: datetime | None = None,
@@ -368,6 +398,12 @@ class Clusters:
     ) -> None:
         """A story stored by another ingest or process, from its stored signature and its first
         item's source and date."""
+        when = created or datetime.now(UTC)
         self.index.add(story_id, signature, source or 0, hours(published))
-        self.expiry.append((created or datetime.now(UTC), story_id))
-        self.last_id = max(self.last_id, story_id)
+        self.key_of_story[story_id] = story_id
+        self.expiry.append((when, story_id))
+        self._seen(when)
+
+    def _seen(self, created: datetime) -> None:
+        if self.seen_until is None or created > self.seen_until:
+            self.seen_until = created

@@ -87,6 +87,31 @@ def migrate(*, session: Session, old_id: int, new_id: int) -> None:
     session.delete(old)
 
 
+def claim_digest(
+    *, session: Session, chat_id: int, seen: datetime | None, at: datetime
+) -> bool:
+    """Take the chat's scheduled digest: `last_digest_at` moves from `seen` (what this replica
+    read when it found the digest due) to `at` for exactly one replica; False for the others."""
+    last = col(Chat.last_digest_at)
+    result = session.execute(
+        update(Chat)
+        .where(col(Chat.id) == chat_id, last.is_(None) if seen is None else last == seen)
+        .values(last_digest_at=at)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+def release_digest(
+    *, session: Session, chat_id: int, at: datetime, previous: datetime | None
+) -> None:
+    """The claimed digest could not be sent: due again, for whichever replica comes next."""
+    session.execute(
+        update(Chat)
+        .where(col(Chat.id) == chat_id, col(Chat.last_digest_at) == at)
+        .values(last_digest_at=previous)
+    )
+
+
 def mark_digest(*, session: Session, chat_id: int, at: datetime) -> None:
     chat = session.get(Chat, chat_id)
     if chat is not None:

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from news.schedule import Preferences
-from storage.models import Brief, Chat, Delivery, Story, Subscription, utcnow
+from storage.models import Brief, BriefClaim, Chat, Delivery, Story, Subscription, utcnow
 
 MAX_ATTEMPTS = 5  # sends that failed, whatever the cause, before a row is parked as failed
 MAX_THROTTLED = timedelta(hours=1)  # 429 waits on one row before it is parked
@@ -98,13 +98,17 @@ def preferences(chat: Chat) -> Preferences:
 
 
 def briefs_missing(*, session: Session, now: datetime, limit: int = 20) -> list[tuple[int, str]]:
-    """(story, language) pairs that due deliveries wait on, so each brief is written once."""
+    """(story, language) pairs that due deliveries wait on, so each brief is written once;
+    pairs another writer holds (storage.briefs.claim) are left to it."""
     statement = (
         select(Delivery.story_id, Chat.language)
         .join(Chat, col(Chat.id) == Delivery.chat_id)
         .outerjoin(Brief, and_(col(Brief.story_id) == Delivery.story_id,
                                col(Brief.language) == Chat.language))
-        .where(*_pending(now), col(Brief.id).is_(None))
+        .outerjoin(BriefClaim, and_(col(BriefClaim.story_id) == Delivery.story_id,
+                                    col(BriefClaim.language) == Chat.language,
+                                    col(BriefClaim.claimed_until) > now))
+        .where(*_pending(now), col(Brief.id).is_(None), col(BriefClaim.story_id).is_(None))
         .distinct()
         .limit(limit)
     )

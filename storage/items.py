@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urldefrag
 
 from sqlalchemy import Table, func, insert, or_, update
@@ -38,6 +39,7 @@ class Stored:
     new: list[NewStory] = field(default_factory=list)
     joined: set[int] = field(default_factory=set)
     items: int = 0
+    created: list[datetime] = field(default_factory=list)  # each new story's stored created_at
 
 
 def unseen(*, session: Session, source_id: int, drafts: Sequence[ItemDraft]) -> list[ItemDraft]:
@@ -99,11 +101,14 @@ def store(*, session: Session, source_id: int, source_name: str, placement: Plac
     stored = Stored(joined={story_id for _, story_id in placement.joins})
     story_ids: list[int] = []
     if placement.groups:
-        rows = [{"title": group[0].title, "signature": group[0].signature,
-                 "created_at": now} for group in placement.groups]
-        returned = session.connection().execute(
-            insert(STORIES).returning(STORIES.c.id, sort_by_parameter_order=True), rows)
-        story_ids = [story_id for (story_id,) in returned]
+        rows = [{"title": group[0].title, "signature": group[0].signature}
+                for group in placement.groups]
+        statement = (insert(STORIES).values(created_at=_stamp(session, now))
+                     .returning(STORIES.c.id, STORIES.c.created_at,
+                                sort_by_parameter_order=True))
+        for story_id, created in session.connection().execute(statement, rows):
+            story_ids.append(story_id)
+            stored.created.append(created)
     placed = [*placement.joins, *((draft, story_ids[number])
                                   for number, group in enumerate(placement.groups)
                                   for draft in group)]
@@ -121,22 +126,43 @@ def store(*, session: Session, source_id: int, source_name: str, placement: Plac
     return stored
 
 
+def _stamp(session: Session, now: datetime) -> Any:
+    """A new story's created_at. On PostgreSQL the database's clock when the row is written:
+    stories are written holding the story lock (news.pipeline.clustered), so these times
+    follow the order in which stories commit, whichever process wrote them, and the story
+    index tops up by them (news.stories.Clusters). SQLite's one process uses its own."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.clock_timestamp()
+    return now
+
+
 def signatures_since(
-    *, session: Session, since: datetime, after_id: int
+    *, session: Session, since: datetime, after: datetime | None = None
 ) -> list[StoredStory]:
-    """Stories created since `since` with an id above `after_id`, for the story index, with
-    their first item's source and date (news.stories weighs both)."""
+    """Stories created since `since` (and after `after`), oldest first, for the story index,
+    with their first item's source and date (news.stories weighs both)."""
     first = (sa_select(func.min(ITEMS.c.id)).where(ITEMS.c.story_id == STORIES.c.id)
              .correlate(STORIES).scalar_subquery())
     statement = (
         sa_select(STORIES.c.id, STORIES.c.signature, STORIES.c.created_at, ITEMS.c.source_id,
                   ITEMS.c.published_at)
         .outerjoin(ITEMS, ITEMS.c.id == first)
-        .where(STORIES.c.created_at >= since, STORIES.c.id > after_id)
-        .order_by(STORIES.c.id)
+        .where(STORIES.c.created_at >= since)
+        .order_by(STORIES.c.created_at, STORIES.c.id)
     )
+    if after is not None:
+        statement = statement.where(STORIES.c.created_at > after)
     return [(story_id, sig, created, source, published)
             for story_id, sig, created, source, published in session.execute(statement)]
+
+
+def existing(*, session: Session, story_ids: set[int]) -> set[int]:
+    """Which of these stories the database holds; they stay (FOR KEY SHARE) until commit."""
+    if not story_ids:
+        return set()
+    statement = (sa_select(STORIES.c.id).where(STORIES.c.id.in_(sorted(story_ids)))
+                 .with_for_update(key_share=True))
+    return {story_id for (story_id,) in session.connection().execute(statement)}
 
 
 def of_story(*, session: Session, story_id: int) -> list[Item]:

@@ -205,3 +205,23 @@ class LlmUsage(SQLModel, table=True):
     tokens_out: int = 0
     offline_briefs: int = 0
     budget_notified: bool = False
+
+
+class BriefClaim(SQLModel, table=True):
+    """A brief being written: until `claimed_until` no other replica asks the LLM for it."""
+
+    __tablename__ = "brief_claims"
+
+    story_id: int = Field(foreign_key="stories.id", primary_key=True, ondelete="CASCADE")
+    language: str = Field(primary_key=True, max_length=16)
+    claimed_until: datetime
+
+
+class Revision(SQLModel, table=True):
+    """A counter bumped in the transaction of every change to what processes cache (the
+    matcher's subscriptions): a cache that read another value is stale, whatever the clocks."""
+
+    __tablename__ = "revisions"
+
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

@@ -7,11 +7,15 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from news.matching import Topic
-from storage.models import Chat, Delivery, Subscription, utcnow
+from storage.models import Chat, Delivery, Revision, Subscription, utcnow
+
+REVISION = "subscriptions"  # its row in revisions
 
 
 def add(
@@ -24,6 +28,7 @@ def add(
             session.add(row)
     except IntegrityError:
         return None
+    _changed(session)
     return row
 
 
@@ -67,6 +72,7 @@ def remove(*, session: Session, chat_id: int, query: str, thread_id: int = 0) ->
     if target is None:
         return None
     session.delete(target)
+    _changed(session)
     return target.query
 
 
@@ -83,15 +89,28 @@ def change_query(*, session: Session, subscription: Subscription, query: str) ->
             session.add(subscription)
     except IntegrityError:
         return False
+    _changed(session)
     return True
 
 
-def fingerprint(*, session: Session) -> tuple[int, int | None, datetime | None]:
-    """Changes whenever a subscription is added, removed or edited, in any process."""
+def _changed(session: Session) -> None:
+    """Count a change in this transaction, so every process's cached matcher sees it."""
+    insert = (postgresql_insert if session.get_bind().dialect.name == "postgresql"
+              else sqlite_insert)
+    session.execute(insert(Revision).values(name=REVISION, value=1).on_conflict_do_update(
+        index_elements=["name"], set_={"value": col(Revision.value) + 1}))
+
+
+def fingerprint(*, session: Session) -> tuple[int, int, int | None, datetime | None]:
+    """Changes whenever a subscription is added, removed or edited, in any process: the
+    revision counts every change (add, remove, change_query) as it commits, which no clock or
+    id can, since other processes' clocks differ and PostgreSQL ids do not commit in order.
+    Count, newest id and newest edit also catch rows changed by hand."""
+    revision = session.exec(select(Revision.value).where(Revision.name == REVISION)).first()
     count, top, last = session.exec(
         select(func.count(), func.max(Subscription.id), func.max(Subscription.updated_at))
     ).one()
-    return int(count), top, last
+    return revision or 0, int(count), top, last
 
 
 def all_topics(*, session: Session) -> list[Topic]:

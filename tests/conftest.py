@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from news import pipeline
+from news.pipeline import Newsroom
 from storage.db import make_engine, migrate
 from tests.fakes.feeds import FeedServer
 from tests.fakes.telegram import BotApiEmulator
@@ -72,13 +72,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    """A migrated engine on each database kind, and a story index that knows only its stories
-    (the bot keeps one per process, for its one database)."""
+    """A migrated engine on each database kind."""
     engine = make_engine(database_url)
     migrate(engine)
-    pipeline.CLUSTERS.reset()
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def room(engine: Engine) -> Iterator[Newsroom]:
+    """The story index and matcher cache a bot process keeps, for this test's database."""
+    newsroom = Newsroom(engine)
+    yield newsroom
+    newsroom.close()
 
 
 class BotProcess:

@@ -35,8 +35,7 @@ from sqlmodel import select
 from news import article, pipeline
 from news.feeds import NotAFeed
 from news.fetch import FetchError, FetchPolicy
-from news.pipeline import add_source, check_feed, poll
-from news.stories import Clusters
+from news.pipeline import Newsroom, add_source, check_feed, poll
 from storage import items as storage_items
 from storage import sources
 from storage.db import make_engine, migrate, session_scope
@@ -59,11 +58,10 @@ NEVER_FEEDS = frozenset({"illformed/rss_empty_document.xml"})
 # ---------------------------------------------------------------- shared helpers
 
 
-@pytest.fixture(autouse=True)
-def fresh_indexes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The story index and matcher cache are per process; each test gets its own database."""
-    monkeypatch.setattr(pipeline, "CLUSTERS", Clusters())
-    monkeypatch.setattr(pipeline, "MATCHERS", pipeline.MatcherCache())
+@pytest.fixture
+def room(db: Engine) -> Newsroom:
+    """The story index and matcher cache a bot keeps, for this test's database."""
+    return Newsroom(db)
 
 
 async def snippets_stay(client: Any, drafts: list[Any], policy: Any, **_: Any) -> list[Any]:
@@ -179,6 +177,7 @@ async def run_corpus(root: Path, engine: Engine, server: FeedServer) -> list[Cor
         for prefix in ("/add/", "/poll/"):
             server.put(quote(prefix + rel), body, content_type=kind)
     limit = asyncio.Semaphore(24)
+    room = Newsroom(engine)
 
     async def one(client: httpx.AsyncClient, rel: str) -> CorpusResult:
         result = CorpusResult(rel)
@@ -191,10 +190,10 @@ async def run_corpus(root: Path, engine: Engine, server: FeedServer) -> list[Cor
                     result.check = code_of(exc)
                 else:
                     result.check = "ok (discovered)" if checked.discovered else "ok"
-                    await asyncio.to_thread(add_source, engine, checked, rel, 3600)
+                    await asyncio.to_thread(add_source, room, checked, rel, 3600)
                 due = await asyncio.to_thread(store_source, engine,
                                               server.url(quote("/poll/" + rel)), rel)
-                await asyncio.wait_for(poll(engine, client, LOOPBACK, due), HANG)
+                await asyncio.wait_for(poll(room, client, LOOPBACK, due), HANG)
             except TimeoutError:
                 result.crash = f"hang: no answer within {HANG:.0f}s"
             except Exception as exc:
@@ -635,7 +634,9 @@ async def test_server_error_is_an_http_status(server: FeedServer) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_hostile_source_is_recorded_by_poll(db: Engine, server: FeedServer) -> None:
+async def test_a_hostile_source_is_recorded_by_poll(
+    db: Engine, room: Newsroom, server: FeedServer
+) -> None:
     """The job's side: poll never raises, and the source carries the error."""
     server.put("/lol.xml", billion_laughs(), content_type="application/xml")
     server.put("/500.xml", "no", status=500, content_type="text/plain")
@@ -643,7 +644,7 @@ async def test_a_hostile_source_is_recorded_by_poll(db: Engine, server: FeedServ
     async with http_client() as client:
         for path in ("/lol.xml", "/500.xml", "/meta.xml"):
             due = store_source(db, server.url(path), path)
-            await asyncio.wait_for(poll(db, client, LOOPBACK, due), HANG)
+            await asyncio.wait_for(poll(room, client, LOOPBACK, due), HANG)
     errors = {path: source_row(db, server.url(path)).last_error or ""
               for path in ("/lol.xml", "/500.xml", "/meta.xml")}
     assert errors["/lol.xml"].startswith("xml_entities"), errors
@@ -660,7 +661,7 @@ ARTICLE = ("<html><head><title>Harbour</title></head><body><nav>Home</nav><artic
 
 @pytest.mark.asyncio
 async def test_hostile_article_links_cost_poll_nothing_but_time(
-    db: Engine, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+    db: Engine, room: Newsroom, server: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each snippet entry's link is fetched for its article text (news.article): a URL the feed's
     author chose. Hostile ones must leave the item its snippet, within the fetch limits."""
@@ -684,7 +685,7 @@ async def test_hostile_article_links_cost_poll_nothing_but_time(
         store_source(db, url, "News")
         started = time.monotonic()
         async with http_client() as client:
-            await asyncio.wait_for(poll(db, client, policy, claim(db, url)), HANG)
+            await asyncio.wait_for(poll(room, client, policy, claim(db, url)), HANG)
         seconds = time.monotonic() - started
     assert seconds < policy.timeout_seconds + 3, seconds
     with session_scope(db) as session:
@@ -725,17 +726,17 @@ def watched(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 
 @pytest.mark.asyncio
 async def test_unchanged_feed_costs_a_304_and_parses_nothing(
-    db: Engine, server: FeedServer, watched: dict[str, list[Any]]
+    db: Engine, room: Newsroom, server: FeedServer, watched: dict[str, list[Any]]
 ) -> None:
     server.put("/feed.xml", rss("News", ENTRIES))
     url = server.url("/feed.xml")
     store_source(db, url, "News")
     async with http_client() as client:
-        await poll(db, client, LOOPBACK, claim(db, url))
+        await poll(room, client, LOOPBACK, claim(db, url))
         assert item_count(db) == len(ENTRIES)
         second = claim(db, url)
         assert second.etag == server.etag("/feed.xml")
-        await poll(db, client, LOOPBACK, second)
+        await poll(room, client, LOOPBACK, second)
     assert watched["statuses"] == [200, 304]
     assert watched["parsed"] == [url]  # the first poll only
     assert item_count(db) == len(ENTRIES)
@@ -748,19 +749,19 @@ async def test_unchanged_feed_costs_a_304_and_parses_nothing(
 
 @pytest.mark.asyncio
 async def test_first_poll_after_addsource_is_already_a_304(
-    db: Engine, server: FeedServer, watched: dict[str, list[Any]]
+    db: Engine, room: Newsroom, server: FeedServer, watched: dict[str, list[Any]]
 ) -> None:
     """/addsource stores the validators of its check, so the job's first poll parses nothing."""
     server.put("/feed.xml", rss("News", ENTRIES))
     url = server.url("/feed.xml")
     async with http_client() as client:
         checked = await check_feed(client, url, LOOPBACK)
-        _, baseline = add_source(db, checked, "News", 3600)
+        _, baseline = add_source(room, checked, "News", 3600)
         assert baseline == item_count(db) == len(ENTRIES)
         for seen in watched.values():  # forget the check's own fetch and parse
             seen.clear()
         for _ in range(2):
-            await poll(db, client, LOOPBACK, claim(db, url))
+            await poll(room, client, LOOPBACK, claim(db, url))
     assert watched["statuses"] == [304, 304] and watched["parsed"] == []
     assert item_count(db) == len(ENTRIES)
     assert server.hits("/feed.xml") == 3
@@ -768,18 +769,18 @@ async def test_first_poll_after_addsource_is_already_a_304(
 
 @pytest.mark.asyncio
 async def test_a_changed_feed_after_a_304_is_fetched_and_parsed(
-    db: Engine, server: FeedServer, watched: dict[str, list[Any]]
+    db: Engine, room: Newsroom, server: FeedServer, watched: dict[str, list[Any]]
 ) -> None:
     """The control: validators that no longer match bring the new body, and only its news."""
     server.put("/feed.xml", rss("News", ENTRIES))
     url = server.url("/feed.xml")
     store_source(db, url, "News")
     async with http_client() as client:
-        await poll(db, client, LOOPBACK, claim(db, url))
-        await poll(db, client, LOOPBACK, claim(db, url))
+        await poll(room, client, LOOPBACK, claim(db, url))
+        await poll(room, client, LOOPBACK, claim(db, url))
         more = [*ENTRIES, {"title": "Story 5", "link": "http://ex.test/5", "guid": "g5"}]
         server.put("/feed.xml", rss("News", more))
-        await poll(db, client, LOOPBACK, claim(db, url))
+        await poll(room, client, LOOPBACK, claim(db, url))
     assert watched["statuses"] == [200, 304, 200]
     assert len(watched["parsed"]) == 2
     assert item_count(db) == len(ENTRIES) + 1
@@ -787,7 +788,7 @@ async def test_a_changed_feed_after_a_304_is_fetched_and_parsed(
 
 @pytest.mark.asyncio
 async def test_full_entries_skip_the_look_up_before_article_fetches_and_are_stored_once(
-    db: Engine, server: FeedServer, watched: dict[str, list[Any]],
+    db: Engine, room: Newsroom, server: FeedServer, watched: dict[str, list[Any]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With no snippet among the entries there is no article to fetch, so no look-up for
@@ -808,15 +809,15 @@ async def test_full_entries_skip_the_look_up_before_article_fetches_and_are_stor
     url = server.url("/feed.xml")
     store_source(db, url, "News")
     async with http_client() as client:
-        await poll(db, client, LOOPBACK, claim(db, url))
+        await poll(room, client, LOOPBACK, claim(db, url))
         more = [*entries, {**entries[0], "title": "Full story 3", "link": "http://ex.test/full/3",
                            "guid": "f3", "description": full.replace("tidal", "wind")}]
         server.put("/feed.xml", rss("News", more))
-        await poll(db, client, LOOPBACK, claim(db, url))
+        await poll(room, client, LOOPBACK, claim(db, url))
         assert looked_up == [], "no snippet, no look-up before the (absent) article fetches"
         server.put("/feed.xml", rss("News", [*more, {"title": "A teaser", "guid": "t",
                                                      "link": "http://ex.test/teaser"}]))
-        await poll(db, client, LOOPBACK, claim(db, url))
+        await poll(room, client, LOOPBACK, claim(db, url))
     assert looked_up == [5], "a snippet among them: all five entries looked up first"
     assert watched["statuses"] == [200, 200, 200]
     assert item_count(db) == 5
@@ -824,19 +825,21 @@ async def test_full_entries_skip_the_look_up_before_article_fetches_and_are_stor
 
 @pytest.mark.asyncio
 async def test_poll_without_full_text_still_stores_new_entries(
-    db: Engine, server: FeedServer
+    db: Engine, room: Newsroom, server: FeedServer
 ) -> None:
     """FULL_TEXT off skips the article fetches, not the ingest (it once sat inside that `if`)."""
     server.put("/feed.xml", rss("News", ENTRIES))
     url = server.url("/feed.xml")
     store_source(db, url, "News")
     async with http_client() as client:
-        await poll(db, client, LOOPBACK, claim(db, url), full_text=False)
+        await poll(room, client, LOOPBACK, claim(db, url), full_text=False)
     assert item_count(db) == len(ENTRIES)
 
 
 @pytest.mark.asyncio
-async def test_near_duplicates_in_one_poll_make_one_story(db: Engine, server: FeedServer) -> None:
+async def test_near_duplicates_in_one_poll_make_one_story(
+    db: Engine, room: Newsroom, server: FeedServer
+) -> None:
     title = "Harbour council approves record budget for the new bridge project"
     lead = "The harbour council approved a record budget for the bridge on Monday after a debate."
     server.put("/feed.xml", rss("News", [
@@ -847,7 +850,7 @@ async def test_near_duplicates_in_one_poll_make_one_story(db: Engine, server: Fe
     url = server.url("/feed.xml")
     store_source(db, url, "News")
     async with http_client() as client:
-        await poll(db, client, LOOPBACK, claim(db, url))
+        await poll(room, client, LOOPBACK, claim(db, url))
     with session_scope(db) as session:
         stories = {row.story_id for row in session.exec(select(Item)).all()}
     assert item_count(db) == 2
@@ -858,7 +861,9 @@ async def test_near_duplicates_in_one_poll_make_one_story(db: Engine, server: Fe
 
 
 @pytest.mark.asyncio
-async def test_ingest_finds_items_through_indexes(db: Engine, server: FeedServer) -> None:
+async def test_ingest_finds_items_through_indexes(
+    db: Engine, room: Newsroom, server: FeedServer
+) -> None:
     """Every query an ingest sends to the items table searches an index, none scans it: a
     lookup by link once scanned every recent item (no index on items.link) and made a poll
     cycle quadratic (bench/poll.py: 20 ms a lookup at 45,000 items)."""
@@ -874,7 +879,7 @@ async def test_ingest_finds_items_through_indexes(db: Engine, server: FeedServer
     event.listen(db, "before_cursor_execute", grab)
     try:
         async with http_client() as client:
-            await poll(db, client, LOOPBACK, claim(db, url))
+            await poll(room, client, LOOPBACK, claim(db, url))
     finally:
         event.remove(db, "before_cursor_execute", grab)
     assert item_count(db) == len(ENTRIES)
@@ -891,7 +896,7 @@ async def test_ingest_finds_items_through_indexes(db: Engine, server: FeedServer
 
 @pytest.mark.asyncio
 async def test_poll_due_polls_each_due_source_once_and_survives_a_failing_one(
-    db: Engine, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+    db: Engine, room: Newsroom, server: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     urls = []
     for n in range(12):
@@ -913,18 +918,18 @@ async def test_poll_due_polls_each_due_source_once_and_survives_a_failing_one(
     real_ingest_each, batches = pipeline.ingest_each, []
 
     def ingest_each(
-        engine: Engine, outcomes: list[pipeline.Outcome]
+        newsroom: Newsroom, outcomes: list[pipeline.Outcome]
     ) -> Sequence[int | Exception]:
         """The first transaction is slow, so the polls that finish meanwhile share the next."""
         batches.append([outcome.source.name for outcome in outcomes])
         if len(batches) == 1:
             time.sleep(0.5)
-        return real_ingest_each(engine, outcomes)
+        return real_ingest_each(newsroom, outcomes)
 
     monkeypatch.setattr(pipeline, "ingest_each", ingest_each)
     async with http_client() as client:
-        polled = await pipeline.poll_due(db, client, LOOPBACK, concurrency=4, full_text=False)
-        again = await pipeline.poll_due(db, client, LOOPBACK, concurrency=4, full_text=False)
+        polled = await pipeline.poll_due(room, client, LOOPBACK, concurrency=4, full_text=False)
+        again = await pipeline.poll_due(room, client, LOOPBACK, concurrency=4, full_text=False)
     assert max(len(batch) for batch in batches) > 1, batches
     assert len(polled) == 11 and sum(result.new for result in polled) == 11
     assert again == [], "every source was claimed once, for its next interval"

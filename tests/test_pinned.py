@@ -14,7 +14,13 @@ from locales import catalog
 from news.briefs import Brief, BriefWriter, Written, adjusted_level, brief_schema, system_prompt
 from news.digest import Entry, render_digest
 from news.items import ItemDraft
-from news.pipeline import digest_entries, ingest, render_delivery, write_missing_briefs
+from news.pipeline import (
+    Newsroom,
+    digest_entries,
+    ingest,
+    render_delivery,
+    write_missing_briefs,
+)
 from storage import briefs, chats, deliveries, sources, subscriptions
 from storage.db import session_scope
 from storage.models import utcnow
@@ -64,7 +70,8 @@ def follow(engine: Engine, chat_id: int, query: str, *, thread_id: int = 0,
                                  thread_id=thread_id, pinned=pinned)
 
 
-def one_story(engine: Engine, title: str = "SoftBank sells a stake") -> int:
+def one_story(room: Newsroom, title: str = "SoftBank sells a stake") -> int:
+    engine = room.engine
     with session_scope(engine) as session:
         source = sources.add(session=session, url="http://feeds.test/a.xml", name="A",
                              interval_seconds=60)
@@ -72,7 +79,7 @@ def one_story(engine: Engine, title: str = "SoftBank sells a stake") -> int:
         due = DueSource(source.id, source.url, source.name, None, None)
     draft = ItemDraft(guid="g1", link="http://news.test/g1", title=title, summary=title,
                       published_at=None)
-    assert ingest(engine, due, [draft]) == 1
+    assert ingest(room, due, [draft]) == 1
     with session_scope(engine) as session:
         rows = deliveries.for_digest(session=session, chat_id=1, since=None, held_only=False)
     return rows[0].story_id
@@ -82,7 +89,7 @@ def t_en(key: str, **values: Any) -> str:
     return catalog.text("en", key, **values)
 
 
-def test_the_level_is_per_chat_and_follows_the_pin(engine: Engine) -> None:
+def test_the_level_is_per_chat_and_follows_the_pin(engine: Engine, room: Newsroom) -> None:
     """Three chats follow one story; only the one that pinned its topic sees 🔴, in alerts and
     digests, and unpinning gives it the brief's level back."""
     for chat_id in (1, 2, 3):
@@ -91,7 +98,7 @@ def test_the_level_is_per_chat_and_follows_the_pin(engine: Engine) -> None:
     follow(engine, 2, "SoftBank")
     follow(engine, 3, "SoftBank")  # a forum: pinned in thread 7 only
     follow(engine, 3, "SoftBank", thread_id=7, pinned=True)
-    story_id = one_story(engine)
+    story_id = one_story(room)
     with session_scope(engine) as session:
         briefs.save(session=session, story_id=story_id, language="en",
                     written=Written(LEVEL_3, "llm"))
@@ -131,7 +138,7 @@ def test_the_prompt_mentions_close_tracking_only_with_a_pin() -> None:
 
 @pytest.mark.asyncio
 async def test_a_brief_is_asked_for_close_tracking_where_its_readers_pinned_the_topic(
-    engine: Engine,
+    engine: Engine, room: Newsroom,
 ) -> None:
     """One story read in two languages: the zh reader pinned it, the en reader did not; one
     request per language, and only the zh one carries the note."""
@@ -139,7 +146,7 @@ async def test_a_brief_is_asked_for_close_tracking_where_its_readers_pinned_the_
     make_chat(engine, 2, "en")
     follow(engine, 1, "SoftBank", pinned=True)
     follow(engine, 2, "SoftBank")
-    one_story(engine)
+    one_story(room)
     with LlmServer() as llm:
         llm.responder = lambda request: json.dumps(LEVEL_3.model_dump())
         client = openai.AsyncOpenAI(base_url=llm.base_url, api_key="k", max_retries=0)

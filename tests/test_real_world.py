@@ -28,11 +28,16 @@ from sqlmodel import select
 
 from jobs.pacing import PACING
 from locales import catalog
-from news import pipeline
 from news.briefs import BriefWriter
 from news.items import clean_link
-from news.pipeline import add_source, check_feed, poll, render_delivery, write_missing_briefs
-from news.stories import Clusters
+from news.pipeline import (
+    Newsroom,
+    add_source,
+    check_feed,
+    poll,
+    render_delivery,
+    write_missing_briefs,
+)
 from storage import deliveries, subscriptions
 from storage.chats import ensure_chat
 from storage.db import make_engine, migrate, session_scope
@@ -69,12 +74,6 @@ def test_the_corpus_is_there() -> None:
             "rssparser/encoding.rss"} <= {str(p.relative_to(SAMPLE)) for p in SAMPLE.rglob("*")}
     if CORPUS is SHARED:
         assert len(FILES) == 48
-
-
-@pytest.fixture(autouse=True)
-def fresh_indexes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "CLUSTERS", Clusters())
-    monkeypatch.setattr(pipeline, "MATCHERS", pipeline.MatcherCache())
 
 
 @pytest.fixture
@@ -197,13 +196,14 @@ async def test_a_real_feed_is_read_whole_and_its_next_post_is_alerted_once(
 ) -> None:
     body = body_of(name)
     expected = expected_of(body)
+    room = Newsroom(db)
     with FeedServer() as server:
         server.put("/feed", body)
         url = server.url("/feed")
         async with http_client() as client:
             checked = await check_feed(client, url, LOOPBACK)
             assert checked.feed.title == expected.title
-            _, tracked = add_source(db, checked, checked.feed.title or url, 3600)
+            _, tracked = add_source(room, checked, checked.feed.title or url, 3600)
             assert tracked == expected.tracked
             with session_scope(db) as session:
                 ensure_chat(session=session, chat_id=1, chat_type="private", title=None,
@@ -213,7 +213,7 @@ async def test_a_real_feed_is_read_whole_and_its_next_post_is_alerted_once(
             when = (utcnow() - timedelta(minutes=5)).replace(microsecond=0)
             server.put("/feed", append_entry(body, link, guid, when))
             for _ in range(2):
-                polled = await poll(db, client, LOOPBACK, claim(db, url), full_text=False)
+                polled = await poll(room, client, LOOPBACK, claim(db, url), full_text=False)
                 assert polled.error is None
     with session_scope(db) as session:
         sent = session.exec(select(Delivery)).all()

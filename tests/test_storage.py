@@ -13,7 +13,7 @@ from sqlmodel import select
 from news.briefs import Brief, Written, offline_brief
 from news.fetch import Fetched
 from news.items import ItemDraft, normalize
-from news.pipeline import Outcome, ingest, ingest_all, ingest_each, story_text
+from news.pipeline import Newsroom, Outcome, ingest, ingest_all, ingest_each, story_text
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
 from storage.models import Delivery, Item, Story, utcnow
@@ -85,7 +85,7 @@ def test_subscriptions_are_unique_per_chat_and_removable_by_number(engine: Engin
 
 
 def test_ingest_stores_new_items_once_and_enqueues_only_matching_active_chats(
-    engine: Engine,
+    engine: Engine, room: Newsroom,
 ) -> None:
     source = make_source(engine)
     for chat_id, query in ((1, "SoftBank"), (2, "Nvidia"), (3, "SoftBank")):
@@ -96,8 +96,8 @@ def test_ingest_stores_new_items_once_and_enqueues_only_matching_active_chats(
         chats.deactivate(session=session, chat_id=3)
 
     drafts = [draft("g1", "SoftBank buys a chip maker"), draft("g2", "Rain in Lille")]
-    assert ingest(engine, source, drafts) == 2
-    assert ingest(engine, source, drafts) == 0, "the same guids are not new"
+    assert ingest(room, source, drafts) == 2
+    assert ingest(room, source, drafts) == 0, "the same guids are not new"
     with session_scope(engine) as session:
         rows = session.exec(select(Delivery)).all()
         assert [(row.chat_id, row.topics) for row in rows] == [(1, '["SoftBank"]')]
@@ -105,7 +105,7 @@ def test_ingest_stores_new_items_once_and_enqueues_only_matching_active_chats(
 
 
 def test_a_chat_that_migrated_after_the_matcher_was_built_gets_the_next_story(
-    engine: Engine,
+    engine: Engine, room: Newsroom,
 ) -> None:
     """The cached matcher saw the group's old id; enqueueing must use the chat it has now."""
     source = make_source(engine)
@@ -113,10 +113,10 @@ def test_a_chat_that_migrated_after_the_matcher_was_built_gets_the_next_story(
         chats.ensure_chat(session=session, chat_id=-5, chat_type="group", title="G",
                           language="en")
         subscriptions.add(session=session, chat_id=-5, query="SoftBank")
-    assert ingest(engine, source, [draft("m1", "SoftBank buys a chip maker")]) == 1
+    assert ingest(room, source, [draft("m1", "SoftBank buys a chip maker")]) == 1
     with session_scope(engine) as session:
         chats.migrate(session=session, old_id=-5, new_id=-1005)
-    assert ingest(engine, source, [draft("m2", "SoftBank sells its robots arm")]) == 1
+    assert ingest(room, source, [draft("m2", "SoftBank sells its robots arm")]) == 1
     with session_scope(engine) as session:
         rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
         assert [(row.chat_id, row.topics) for row in rows] == [
@@ -128,13 +128,15 @@ def fetched(etag: str) -> Fetched:
                    etag=etag, last_modified=None)
 
 
-def test_polls_stored_together_join_stories_as_polls_stored_one_by_one(engine: Engine) -> None:
+def test_polls_stored_together_join_stories_as_polls_stored_one_by_one(
+    engine: Engine, room: Newsroom
+) -> None:
     a, b = make_source(engine), make_source(engine, "http://feeds.test/b.xml", "B")
     make_chat(engine, 1)
     with session_scope(engine) as session:
         subscriptions.add(session=session, chat_id=1, query="SoftBank")
     story = "SoftBank pledges ten billion for French data centres on Monday"
-    counts = ingest_all(engine, [
+    counts = ingest_all(room, [
         Outcome(a, [draft("a1", story), draft("a2", "Rain in Lille")], fetched('"a"')),
         Outcome(b, [ItemDraft("b1", "http://other.test/b1", story, story, None)], fetched('"b"')),
     ])
@@ -150,7 +152,7 @@ def test_polls_stored_together_join_stories_as_polls_stored_one_by_one(engine: E
 
 
 def test_a_poll_that_cannot_be_stored_costs_only_its_own_source(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, room: Newsroom, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     good, bad = make_source(engine), make_source(engine, "http://feeds.test/b.xml", "B")
     other = make_source(engine, "http://feeds.test/c.xml", "C")
@@ -162,7 +164,7 @@ def test_a_poll_that_cannot_be_stored_costs_only_its_own_source(
         return real_store(**kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(items, "store", store)
-    outcomes = ingest_each(engine, [Outcome(good, [draft("g1", "One story")], fetched('"g"')),
+    outcomes = ingest_each(room, [Outcome(good, [draft("g1", "One story")], fetched('"g"')),
                                     Outcome(bad, [draft("b1", "Two story")], fetched('"b"')),
                                     Outcome(other, [draft("c1", "Red story")], fetched('"c"'))])
     assert outcomes[0] == 1 and outcomes[2] == 1
@@ -174,7 +176,7 @@ def test_a_poll_that_cannot_be_stored_costs_only_its_own_source(
 
 
 def test_a_batch_that_fails_after_placing_its_stories_is_stored_again_one_by_one(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, room: Newsroom, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The story index learnt the batch's stories before the transaction rolled back: the
     retries must not join stories that were never stored."""
@@ -189,7 +191,7 @@ def test_a_batch_that_fails_after_placing_its_stories_is_stored_again_one_by_one
 
     monkeypatch.setattr(subscriptions, "fingerprint", fingerprint)
     story = "SoftBank pledges ten billion for French data centres on Monday"
-    outcomes = ingest_each(engine, [Outcome(a, [draft("a1", story)], fetched('"a"')),
+    outcomes = ingest_each(room, [Outcome(a, [draft("a1", story)], fetched('"a"')),
                                     Outcome(b, [draft("b1", "Rain over Lille all week")],
                                             fetched('"b"'))])
     assert outcomes == [1, 1]
@@ -197,12 +199,12 @@ def test_a_batch_that_fails_after_placing_its_stories_is_stored_again_one_by_one
         assert sorted(row.guid for row in session.exec(select(Item)).all()) == ["a1", "b1"]
 
 
-def test_outbox_claims_are_leased_and_released(engine: Engine) -> None:
+def test_outbox_claims_are_leased_and_released(engine: Engine, room: Newsroom) -> None:
     source = make_source(engine)
     make_chat(engine, 1, "zh")
     with session_scope(engine) as session:
         subscriptions.add(session=session, chat_id=1, query="SoftBank")
-    ingest(engine, source, [draft("g1", "SoftBank news")])
+    ingest(room, source, [draft("g1", "SoftBank news")])
     now = utcnow()
     with session_scope(engine) as session:
         assert claim(session, now) == [], "no brief yet: nothing to send"
@@ -351,9 +353,9 @@ def test_due_sources_are_claimed_once_and_health_is_recorded(engine: Engine) -> 
         assert row.failing_since is None and row.etag == '"x"' and row.last_ok_at is not None
 
 
-def test_removing_a_source_keeps_its_stories(engine: Engine) -> None:
+def test_removing_a_source_keeps_its_stories(engine: Engine, room: Newsroom) -> None:
     source = make_source(engine)
-    ingest(engine, source, [draft("g1", "SoftBank news")])
+    ingest(room, source, [draft("g1", "SoftBank news")])
     with session_scope(engine) as session:
         assert sources.remove(session=session, source_id=source.id) is not None
     with session_scope(engine) as session:
@@ -406,7 +408,7 @@ def episode(guid: str, title: str, link: str = "http://show.test/",
 
 
 def test_entries_that_share_a_link_are_different_items_and_different_stories(
-    engine: Engine,
+    engine: Engine, room: Newsroom,
 ) -> None:
     """SPEC §2: identity is the guid; a new episode linking to the show's home page, like
     every other, is new, is its own story, and is alerted (two in one poll are two alerts)."""
@@ -419,12 +421,12 @@ def test_entries_that_share_a_link_are_different_items_and_different_stories(
         "Robots in cinema: metal heroes that steal every scene",
         "Pirate radio stations broadcast from rusty ships offshore",
         "Comets, meteors and telescopes for backyard astronomers"), 1)]
-    assert ingest(engine, source, baseline) == 4
+    assert ingest(room, source, baseline) == 4
     with session_scope(engine) as session:
         session.exec(Delivery.__table__.delete())  # type: ignore[attr-defined]
     new = [episode("ep5", "Taverncast visits haunted lighthouses on the Cornish coast"),
            episode("ep6", "Taverncast tastes a dozen craft beers from Belgium")]
-    assert ingest(engine, source, [*new, *baseline]) == 2
+    assert ingest(room, source, [*new, *baseline]) == 2
     with session_scope(engine) as session:
         rows = session.exec(select(Item).order_by(Item.id)).all()
         assert [row.guid for row in rows] == [f"ep{n}" for n in range(1, 7)]
@@ -433,7 +435,9 @@ def test_entries_that_share_a_link_are_different_items_and_different_stories(
         assert sent == {rows[4].story_id, rows[5].story_id}
 
 
-def test_posts_of_one_page_told_apart_by_fragment_are_different_items(engine: Engine) -> None:
+def test_posts_of_one_page_told_apart_by_fragment_are_different_items(
+    engine: Engine, room: Newsroom
+) -> None:
     """Scripting News: a day's posts link to the day's page, each with its own fragment, and
     carry no guid; the link with its fragment is their identity."""
     source = make_source(engine)
@@ -444,9 +448,9 @@ def test_posts_of_one_page_told_apart_by_fragment_are_different_items(engine: En
                                (3, "I still love outliners and I use one every day."))]
     drafts = [normalize(entry, "http://scripting.test/rss.xml") for entry in entries]
     assert all(drafts)
-    assert ingest(engine, source, [d for d in drafts[:2] if d]) == 2
-    assert ingest(engine, source, [d for d in drafts if d]) == 1
-    assert ingest(engine, source, [d for d in drafts if d]) == 0
+    assert ingest(room, source, [d for d in drafts[:2] if d]) == 2
+    assert ingest(room, source, [d for d in drafts if d]) == 1
+    assert ingest(room, source, [d for d in drafts if d]) == 0
     with session_scope(engine) as session:
         assert sorted(row.link for row in session.exec(select(Item)).all()) == [
             f"{page}#a1", f"{page}#a2", f"{page}#a3"]
@@ -455,13 +459,13 @@ def test_posts_of_one_page_told_apart_by_fragment_are_different_items(engine: En
 @pytest.mark.parametrize(("ahead", "trusted"), [(timedelta(hours=12), True),
                                                 (timedelta(days=3), False), (None, False)])
 def test_a_date_far_ahead_or_missing_is_the_time_first_seen_everywhere(
-    engine: Engine, ahead: timedelta | None, trusted: bool
+    engine: Engine, room: Newsroom, ahead: timedelta | None, trusted: bool
 ) -> None:
     """More than a day ahead is a wrong date; none is no date: both become the time the item
     was first seen, and the brief's age judgement uses the date the alert shows."""
     source = make_source(engine)
     when = utcnow() + ahead if ahead is not None else None
-    ingest(engine, source, [ItemDraft("f1", "http://news.test/f1", "SoftBank dated ahead",
+    ingest(room, source, [ItemDraft("f1", "http://news.test/f1", "SoftBank dated ahead",
                                       "SoftBank dated ahead.", when)])
     with session_scope(engine) as session:
         item = session.exec(select(Item)).one()
@@ -469,13 +473,15 @@ def test_a_date_far_ahead_or_missing_is_the_time_first_seen_everywhere(
     assert story_text(engine, item.story_id).published == item.published_at
 
 
-def test_the_offline_core_point_does_not_repeat_the_headline(engine: Engine) -> None:
+def test_the_offline_core_point_does_not_repeat_the_headline(
+    engine: Engine, room: Newsroom
+) -> None:
     """An article page's text opens with its <h1>: the brief says the headline once."""
     source = make_source(engine)
     title = "Quokka Selfies & the ‘Smile’ Myth"
     page = (f"{title}\nFrom the BBC: the quokka is not smiling for tourists. It is panting in "
             "the heat. Rangers ask visitors to keep their distance.")
-    ingest(engine, source, [ItemDraft("q1", "http://news.test/q1", title, page, None)])
+    ingest(room, source, [ItemDraft("q1", "http://news.test/q1", title, page, None)])
     with session_scope(engine) as session:
         story_id = session.exec(select(Item)).one().story_id
     brief = offline_brief(story_text(engine, story_id))

@@ -89,7 +89,8 @@ def test_clusters_forget_stories_older_than_the_window() -> None:
     clusters.load([(7, draft.signature, now - timedelta(hours=50), None, None)], now)
     assert clusters.same_story(draft) is None
     clusters.load([(8, draft.signature, now - timedelta(hours=1), None, None)], now)
-    assert clusters.same_story(draft) == 8 and clusters.last_id == 8
+    assert clusters.same_story(draft) == 8
+    assert clusters.seen_until == now - timedelta(hours=1)
 
 
 def test_place_joins_recent_stories_and_groups_batch_mates() -> None:

@@ -19,9 +19,11 @@ from locales import catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
+from news.pipeline import Newsroom
 from services import KEY, Services
 from storage import chats
 from storage.db import session_scope
+from storage.locks import SENDING, Role
 from storage.models import Chat, Delivery, Item, Story, Subscription, utcnow
 from tests.fakes.telegram import BotApiEmulator
 
@@ -66,11 +68,16 @@ async def test_the_digest_carries_the_weeks_chart_once_a_week(
         svc = Services(engine=engine, http=http, fetch_policy=FetchPolicy(),
                        writer=BriefWriter(None, "m"), aliases=AliasFinder(None, "m"),
                        catalog=catalog, admin_ids=frozenset(), default_language="en",
-                       poll_interval_seconds=600)
+                       poll_interval_seconds=600, newsroom=Newsroom(engine),
+                       sending=Role(engine, SENDING, "sending"))
         bot = Bot(emu.token, base_url=f"{emu.base_url}/bot")
         async with bot:
             context = cast(Any, SimpleNamespace(bot=bot, bot_data={KEY: svc}))
-            await digest.run(context)
+            try:
+                await digest.run(context)
+            finally:
+                svc.sending.release()
+                svc.newsroom.close()
 
             on, off = emu.messages(501), emu.messages(502)
             assert [m.method for m in on] == ["sendMessage", "sendPhoto"]

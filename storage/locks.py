@@ -1,0 +1,86 @@
+"""PostgreSQL advisory locks: how replicas take turns, or pick one of them for a role.
+
+SQLite serves one process (storage.db.claim_sqlite), whose own locks are enough, so there
+every lock here is granted at once. Keys are fixed numbers, one per purpose.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import Connection, Engine, text
+from sqlmodel import Session
+
+STORIES = 0x7469_6469_0001  # placing stories: one ingest at a time, across every replica
+SENDING = 0x7469_6469_0002  # the sending role: the one replica that sends alerts and digests
+log = logging.getLogger(__name__)
+# Whether this connection holds the lock (a bigint key shows as classid, objid in pg_locks).
+_MINE = text("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+             "AND pid = pg_backend_pid() AND objsubid = 1 "
+             "AND (classid::bigint << 32) | objid::bigint = :key)")
+
+
+def xact_lock(session: Session, key: int) -> None:
+    """Wait for `key` and hold it until this transaction ends (commit or rollback)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+class Role:
+    """A role one replica holds at a time: a session-level advisory lock on a connection kept
+    for it. When the holder dies its connection closes, PostgreSQL frees the lock, and the
+    next replica to ask takes the role. On SQLite the one process always holds it.
+
+    `held()` blocks on the database (call it from a thread): the holder checks that its
+    connection still answers, the others try to take the lock, without waiting for it.
+    """
+
+    def __init__(self, engine: Engine, key: int, name: str) -> None:
+        self.engine = engine
+        self.key = key
+        self.name = name
+        self.connection: Connection | None = None
+        self.guard = threading.Lock()
+
+    def held(self) -> bool:
+        if self.engine.dialect.name != "postgresql":
+            return True
+        with self.guard:
+            if self.connection is not None:
+                try:
+                    if self.connection.execute(_MINE, {"key": self.key}).scalar():
+                        return True
+                    log.warning("lost the %s role: its connection was replaced", self.name)
+                except Exception as exc:  # the lock went with the connection
+                    log.warning("lost the %s role: %s", self.name, exc)
+                self._drop()
+            return self._take()
+
+    def _take(self) -> bool:
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                       {"key": self.key}).scalar()
+        except Exception:
+            connection.invalidate()
+            connection.close()
+            raise
+        if not taken:
+            connection.close()  # back to the pool, holding nothing
+            return False
+        log.info("this replica now holds the %s role", self.name)
+        self.connection = connection
+        return True
+
+    def _drop(self) -> None:
+        """Close the role's connection for good: a pooled one would keep the lock."""
+        if self.connection is not None:
+            self.connection.invalidate()
+            self.connection.close()
+            self.connection = None
+
+    def release(self) -> None:
+        """Give the role up (at shutdown), so another replica takes it at its next try."""
+        with self.guard:
+            self._drop()
