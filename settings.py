@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     full_text: bool = True
     heartbeat_file: str = "data/heartbeat"  # empty: none (the image's HEALTHCHECK reads it)
     parse_workers: int | None = Field(default=None, ge=0)  # None: one per core, at most 4
+    webhook_url: str = ""  # empty: long polling
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_listen: str = "0.0.0.0"  # every interface: the proxy reaches it over the network
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_path: str | None = None  # None: the path of WEBHOOK_URL
 
     @field_validator("admin_ids", mode="before")
     @classmethod
