@@ -173,7 +173,7 @@ class PollingRole:
                         await self.polling.start(application, stopping)
                     elif not told:
                         log.info("receiver role held by another replica; standing by "
-                                 "(trying every %.0f s)", self.check_seconds)
+                                 "(trying every %g s)", self.check_seconds)
                         told = True
                 else:
                     await asyncio.wait_for(self.call(self._ping),

@@ -63,7 +63,7 @@ async def keep_trying(action: Callable[[], Awaitable[object]], what: str,
 
 
 class PatientApplication(Application[Any, Any, Any, Any, Any, Any]):
-    """Logs each failed start-up attempt in one line; run_polling's bootstrap retries repeat it.
+    """Logs each failed start-up attempt in one line; receiver.initialize retries it.
 
     A rejected token is raised as TokenRejected, without the token PTB puts in its message.
     """
