@@ -62,7 +62,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     # Belt and braces: whatever logs the token (a URL, a traceback), it never reaches a log.
-    redact = RedactingFormatter(settings.telegram_bot_token.get_secret_value(), LOG_FORMAT)
+    redact = RedactingFormatter(settings.telegram_bot_token.get_secret_value(), LOG_FORMAT,
+                                (settings.webhook_secret.get_secret_value(),))
     for handler in logging.getLogger().handlers:
         handler.setFormatter(redact)
     # httpx logs every request URL at INFO, and Telegram's URLs carry the token.

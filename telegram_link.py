@@ -152,10 +152,11 @@ def polling_outage(update: object, error: BaseException | None, job: object) -> 
 class RedactingFormatter(logging.Formatter):
     """Scrubs the token from the whole formatted record, tracebacks included (exc_text)."""
 
-    def __init__(self, token: str, fmt: str | None = None) -> None:
+    def __init__(self, token: str, fmt: str | None = None, others: tuple[str, ...] = ()) -> None:
         super().__init__(fmt)
         secret = token.partition(":")[2] if ":" in token else token
-        self.secrets = [s for s in (token, secret) if s]  # the secret alone: URL-encoded forms
+        # The secret alone: URL-encoded forms. Others: WEBHOOK_SECRET, in PTB's debug lines.
+        self.secrets = [s for s in (token, secret, *others) if s]
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
