@@ -16,6 +16,7 @@ from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 
 import jobs
+import receiver
 from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
 from handlers.common import chat_language, reply
 from jobs.pacing import PACING
@@ -25,6 +26,7 @@ from news.briefs import BriefWriter
 from news.fetch import FetchPolicy, make_client
 from news.parsing import FeedReader, default_workers
 from news.pipeline import Newsroom
+from receiver import WebhookConfig, WebhookRefused
 from services import KEY, Services
 from settings import Settings
 from storage import deliveries, locks, sources
@@ -61,7 +63,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     # Belt and braces: whatever logs the token (a URL, a traceback), it never reaches a log.
-    redact = RedactingFormatter(settings.telegram_bot_token.get_secret_value(), LOG_FORMAT)
+    redact = RedactingFormatter(settings.telegram_bot_token.get_secret_value(), LOG_FORMAT,
+                                (settings.webhook_secret.get_secret_value(),))
     for handler in logging.getLogger().handlers:
         handler.setFormatter(redact)
     # httpx logs every request URL at INFO, and Telegram's URLs carry the token.
@@ -157,6 +160,14 @@ def exit_on_sigterm(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def webhook_config(settings: Settings) -> WebhookConfig | None:
+    """The webhook, when WEBHOOK_URL asks for one; long polling otherwise."""
+    if not settings.webhook_url:
+        return None
+    return WebhookConfig(settings.webhook_url, settings.webhook_secret.get_secret_value(),
+                         settings.webhook_listen, settings.webhook_port, settings.webhook_path)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     settings = Settings()
@@ -164,6 +175,10 @@ def main() -> None:
     token = settings.telegram_bot_token.get_secret_value()
     if not token:
         log.error("TELEGRAM_BOT_TOKEN is not set; get one from @BotFather (see README)")
+        raise SystemExit(2)
+    webhook = webhook_config(settings)
+    if webhook is not None and (problem := webhook.problem()):
+        log.error("%s", problem)
         raise SystemExit(2)
     try:
         lock = claim_sqlite(settings.database_url)  # noqa: F841 (held until the process ends)
@@ -184,9 +199,8 @@ def main() -> None:
         background.add(asyncio.create_task(register_commands(application, svc), name="menus"))
         svc.reader.warm()
 
-    def stop(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        svc.stopping.set()
-        application.stop_running()
+    def stop(_: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        svc.stopping.set()  # receiver.run stops the application when it is set
 
     async def post_shutdown(_: Application[Any, Any, Any, Any, Any, Any]) -> None:
         for task in background:
@@ -194,6 +208,8 @@ def main() -> None:
         await asyncio.gather(*background, return_exceptions=True)
         await svc.http.aclose()
         svc.reader.close()
+        svc.sending.release()  # the next replica takes the role at once, not when we exit
+        svc.newsroom.close()
         svc.engine.dispose()
 
     api = settings.telegram_api_url.rstrip("/")
@@ -223,13 +239,17 @@ def main() -> None:
     log.info("Tidings starting: database %s, LLM %s, %d sources",
              describe(settings.database_url),
              settings.llm_model if svc.writer.online else "offline", source_count)
+    bot_id = int(token.partition(":")[0]) if token.partition(":")[0].isdigit() else 0
     try:
         # Retried with backoff until Telegram answers: at boot the network may not be up yet.
-        application.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(),
-                                bootstrap_retries=-1)
+        receiver.run(application, receiver.choose(svc.engine, webhook, bot_id), svc.stopping)
     except TokenRejected:
         log.error("Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped): "
                   "get the bot's current token from @BotFather (see README)")
+        raise SystemExit(2) from None
+    except WebhookRefused as exc:
+        log.error("%s; check WEBHOOK_URL (Telegram posts to https on port 443, 80, 88 or 8443)",
+                  exc)
         raise SystemExit(2) from None
 
 

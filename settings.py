@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     commands_per_minute: int = Field(default=20, ge=0)  # per user, also the burst; 0: off
     max_topics_per_chat: int = Field(default=50, ge=0)  # 0: no cap
 
+    webhook_url: str = ""  # empty: long polling
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_listen: str = "0.0.0.0"  # every interface: the proxy reaches it over the network
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_path: str | None = None  # None: the path of WEBHOOK_URL
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:

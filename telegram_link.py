@@ -63,7 +63,7 @@ async def keep_trying(action: Callable[[], Awaitable[object]], what: str,
 
 
 class PatientApplication(Application[Any, Any, Any, Any, Any, Any]):
-    """Logs each failed start-up attempt in one line; run_polling's bootstrap retries repeat it.
+    """Logs each failed start-up attempt in one line; receiver.initialize retries it.
 
     A rejected token is raised as TokenRejected, without the token PTB puts in its message.
     """
@@ -152,10 +152,11 @@ def polling_outage(update: object, error: BaseException | None, job: object) -> 
 class RedactingFormatter(logging.Formatter):
     """Scrubs the token from the whole formatted record, tracebacks included (exc_text)."""
 
-    def __init__(self, token: str, fmt: str | None = None) -> None:
+    def __init__(self, token: str, fmt: str | None = None, others: tuple[str, ...] = ()) -> None:
         super().__init__(fmt)
         secret = token.partition(":")[2] if ":" in token else token
-        self.secrets = [s for s in (token, secret) if s]  # the secret alone: URL-encoded forms
+        # The secret alone: URL-encoded forms. Others: WEBHOOK_SECRET, in PTB's debug lines.
+        self.secrets = [s for s in (token, secret, *others) if s]
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:

@@ -21,6 +21,7 @@ from sqlmodel import Session, create_engine
 MIGRATIONS = Path(__file__).with_name("migrations")
 CONNECT_TIMEOUT_SECONDS = 10  # an unreachable server fails a try instead of hanging start-up
 WAIT_ATTEMPTS = 8  # with doubling waits from 1 s (capped at 30 s): about two and a half minutes
+MIGRATE_LOCK = 0x7469_6469_6E67_73  # "tidings": the advisory lock key migrations take
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -122,6 +123,10 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas started together would each create the tables; one at a time, the
+            # others find the schema at head. Freed when the transaction ends.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

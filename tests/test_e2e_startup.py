@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
+from tests.test_e2e_admin import wait_for_summary
 from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, TOKEN, env_for, say
 
 OPML = (b'<?xml version="1.0"?><opml version="2.0"><head/><body>'
@@ -40,7 +41,8 @@ def add_sources(telegram: BotApiEmulator, feeds: FeedServer) -> None:
                                       "mine.opml")
     before = len(telegram.messages(chat["id"]))
     telegram.send_text(chat, admin, "/importopml", reply_to_message_id=document["message_id"])
-    summary = telegram.wait_for_messages(chat["id"], before + 1, timeout=20)[before].text
+    progress = telegram.wait_for_messages(chat["id"], before + 1, timeout=20)[before]
+    summary = wait_for_summary(telegram, chat["id"], progress.message_id)
     assert "1 added" in summary
     sources = say(telegram, chat, admin, "/sources")
     assert "#1 Test News" in sources and "#2 Second" in sources

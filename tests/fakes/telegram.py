@@ -31,7 +31,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.error import HTTPError
 from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.request import ProxyHandler, Request, build_opener
 
 from tests.fakes.telegram_html import TelegramHtmlError, parse_html_entities, utf16_len
 
@@ -288,6 +290,7 @@ class BotApiEmulator:
         self.errors: list[BaseException] = []  # bugs inside the emulator itself
         self.callback_answers: list[JSONDict] = []
         self.webhook_url = ""
+        self.callers: list[tuple[str, str]] = []  # (caller, method): see caller_of
         self._cond = threading.Condition()  # guards all state below
         self._users: dict[int, JSONDict] = {self.bot_user["id"]: self._public_user(self.bot_user)}
         self._chats: dict[int, JSONDict] = {}
@@ -1110,6 +1113,36 @@ class BotApiEmulator:
         self._members[(self._chat(params["chat_id"])["id"], self.bot_user["id"])] = "left"
         return True
 
+    def deliver_webhook(
+        self, update: JSONDict | None = None, secret: str | None = None, timeout: float = 10.0
+    ) -> int:
+        """POST an update to the URL setWebhook set, as Telegram does, with the secret_token it
+        set (or `secret`; "" sends none); by default the oldest queued update, dequeued once
+        answered 200. Returns the HTTP status the bot answered."""
+        with self._cond:
+            sets = [params for name, params in self.calls if name == "setWebhook"]
+            url, queued = self.webhook_url, update is None
+            if not url or not sets:
+                raise AssertionError("no webhook set")
+            if update is None:
+                if not self._updates:
+                    raise AssertionError("no update queued")
+                update = self._updates[0]
+        token = sets[-1].get("secret_token", "") if secret is None else secret
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = token
+        request = Request(url, json.dumps(update).encode(), headers, method="POST")
+        try:
+            with build_opener(ProxyHandler({})).open(request, timeout=timeout) as answer:
+                status = int(answer.status)
+        except HTTPError as error:
+            status = error.code
+        if status == 200 and queued:
+            with self._cond:
+                self._updates = [u for u in self._updates if u is not update]
+        return status
+
 
 class _Server(ThreadingHTTPServer):
     """Tracks open connections so stop() can cut the idle keep-alive sockets PTB's pool holds."""
@@ -1155,11 +1188,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         body = self._body()
-        route = re.fullmatch(r"/bot([^/]+)/([A-Za-z0-9_]+)", url.path)
+        caller, path = caller_of(url.path)
+        route = re.fullmatch(r"/bot([^/]+)/([A-Za-z0-9_]+)", path)
         emulator = self.server.emulator
         if route is None:
             status, payload = 404, NOT_FOUND
         else:
+            emulator.callers.append((caller, route[2]))
             try:
                 params = decode_request(url.query, self.headers.get("Content-Type", ""), body)
             except ApiError as err:
@@ -1200,3 +1235,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: `emulator.calls` is the log."""
+
+
+def caller_of(path: str) -> tuple[str, str]:
+    """Tells bot processes apart: one given TELEGRAM_API_URL `{base_url}/NAME` calls
+    `/NAME/bot…`, recorded in `callers` as NAME ("" without one), served as `/bot…`."""
+    named = re.match(r"/([A-Za-z0-9_-]+)(?=/bot)", path)
+    return (named[1], path[named.end():]) if named else ("", path)

@@ -1,0 +1,120 @@
+"""receiver.py below the bot: the webhook's settings check, 409s in one line, and the receiver
+role's lock on PostgreSQL (taken by one, handed over, given up when its connection dies)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from telegram.error import Conflict
+
+from receiver import ConflictNotice, PollingRole, WebhookConfig, role_key
+from storage.db import make_engine, normalize_url
+
+
+class FakeUpdater:
+    """What PollingRole drives: start_polling, stop and running."""
+
+    def __init__(self) -> None:
+        self.running = False
+        self.starts = 0
+
+    async def start_polling(self, **_: Any) -> None:
+        self.running, self.starts = True, self.starts + 1
+
+    async def stop(self) -> None:
+        self.running = False
+
+
+class FakeApplication:
+    def __init__(self) -> None:
+        self.updater = FakeUpdater()
+
+
+async def eventually(condition: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("secret, why", [
+    ("", "WEBHOOK_SECRET is not"), ("with space", "only letters"), ("x" * 257, "only letters"),
+])  # fmt: skip
+def test_a_webhook_needs_a_secret_telegram_accepts(secret: str, why: str) -> None:
+    problem = WebhookConfig("https://bot.example.org/hook", secret).problem()
+    assert problem is not None and why in problem and "\n" not in problem
+
+
+def test_a_webhook_serves_its_urls_path_unless_told_otherwise() -> None:
+    config = WebhookConfig("https://bot.example.org/tg/hook", "ok_SECRET-1")
+    assert config.problem() is None and config.url_path == "/tg/hook"
+    assert WebhookConfig("https://bot.example.org", "s").url_path == "/"
+    assert WebhookConfig("https://bot.example.org/a", "s", path="/b").url_path == "/b"
+    assert WebhookConfig("bot.example.org/hook", "s").problem() is not None
+
+
+def test_conflicts_are_one_line_per_streak_window(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    notice = ConflictNotice(clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="tidings"):
+        for _ in range(50):
+            notice.seen(Conflict("Conflict: terminated by other getUpdates request"))
+            now[0] += 1.0
+    assert len(caplog.records) == 1 and "another process" in caplog.records[0].getMessage()
+    now[0] += 600
+    with caplog.at_level(logging.WARNING, logger="tidings"):
+        notice.seen(Conflict("again"))
+    assert len(caplog.records) == 2 and "51 so far" in caplog.records[1].getMessage()
+
+
+def test_each_bot_has_its_own_role() -> None:
+    assert role_key(123) == role_key(123) != role_key(456)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_one_role_holder_hand_over_and_a_lost_connection_gives_the_role_up(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tidings")
+    engine = make_engine(database_url)
+    stopping = asyncio.Event()
+    first, second = (PollingRole(engine, role_key(1), check_seconds=0.1) for _ in range(2))
+    app1, app2 = FakeApplication(), FakeApplication()
+    try:
+        await first.start(app1, stopping)  # type: ignore[arg-type]
+        await eventually(lambda: app1.updater.running)
+        await second.start(app2, stopping)  # type: ignore[arg-type]
+        await eventually(lambda: "held by another replica" in caplog.text)
+        await asyncio.sleep(0.5)  # five of its tries
+        assert not app2.updater.running, "one poller only"
+
+        # The holder's session dies under it (a database restart, a cut connection): it stops
+        # polling, and whoever takes the lock first polls; never both.
+        admin = create_engine(normalize_url(database_url), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            ended = connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND granted AND database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database())")).scalars().all()
+        admin.dispose()
+        assert ended == [True]
+        await eventually(lambda: "receiver role lost" in caplog.text)
+        await eventually(lambda: app1.updater.running != app2.updater.running)
+        assert app1.updater.starts + app2.updater.starts == 2  # the first, then one more
+
+        # A holder that stops frees the role for the other at once.
+        holder, holder_app, other_app = (
+            (first, app1, app2) if app1.updater.running else (second, app2, app1))
+        await holder.stop(holder_app)  # type: ignore[arg-type]
+        assert not holder_app.updater.running
+        await eventually(lambda: other_app.updater.running)
+    finally:
+        stopping.set()
+        await first.stop(app1)  # type: ignore[arg-type]
+        await second.stop(app2)  # type: ignore[arg-type]
+        engine.dispose()
