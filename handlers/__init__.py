@@ -32,9 +32,10 @@ from handlers.sources import (
 from handlers.start import help_command, start, unknown
 from handlers.stats import show_stats
 from handlers.topics import subscribe, topics, unsubscribe
+from handlers.why import why_command
 
 READER_COMMANDS = (
-    "start", "help", "subscribe", "unsubscribe", "topics", "digest", "lang", "settings"
+    "start", "help", "subscribe", "unsubscribe", "topics", "digest", "lang", "settings", "why"
 )
 ADMIN_COMMANDS = (
     "addsource", "sources", "removesource", "pausesource", "resumesource", "interval",
@@ -48,7 +49,7 @@ POSTS = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 def all_handlers() -> list[BaseHandler[Any, Any, Any]]:
     readers = {"start": start, "help": help_command, "subscribe": subscribe,
                "unsubscribe": unsubscribe, "topics": topics, "digest": digest, "lang": lang,
-               "settings": settings}
+               "settings": settings, "why": why_command}
     admins = {"addsource": addsource, "sources": list_sources, "removesource": removesource,
               "pausesource": pausesource, "resumesource": resumesource, "interval": interval,
               "pollnow": pollnow, "stats": show_stats, "admins": list_admins,

@@ -162,9 +162,10 @@ async def refuse_unless_configurable(update: Update, context: Context, language:
 
 async def reply_chunks(
     update: Update, context: Context, language: str, key: str, lines: list[str],
-    separator: str = "\n\n",
+    separator: str = "\n\n", markup: InlineKeyboardMarkup | None = None,
 ) -> None:
-    """A long list as several messages, whole entries each, every one under Telegram's 4096."""
+    """A long list as several messages, whole entries each, every one under Telegram's 4096;
+    `markup` goes under the last."""
     chunk: list[str] = []
     for line in lines:
         candidate = separator.join([*chunk, line])
@@ -172,7 +173,7 @@ async def reply_chunks(
             await reply(update, context, language, key, lines=Safe(separator.join(chunk)))
             chunk = []
         chunk.append(line)
-    await reply(update, context, language, key, lines=Safe(separator.join(chunk)))
+    await reply(update, context, language, key, lines=Safe(separator.join(chunk)), markup=markup)
 
 
 

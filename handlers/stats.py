@@ -10,7 +10,7 @@ from telegram import Update
 from handlers.common import Context, chat_language, reply, services, text
 from handlers.sources import admin_only
 from locales import Safe
-from storage import stats, usage
+from storage import feedback, stats, usage
 from storage.db import session_scope
 
 
@@ -22,6 +22,7 @@ async def show_stats(update: Update, context: Context) -> None:
         counts = stats.today(session=session)
         spent = usage.spent(session=session)
         failed = stats.failed_today(session=session)
+        votes = feedback.totals(session=session, since=stats.midnight())
     extra = ""
     if svc.daily_token_budget:
         extra = text(context, language, "stats.budget", spent=spent,
@@ -33,6 +34,7 @@ async def show_stats(update: Update, context: Context) -> None:
             for stored, count in failed.reasons)
         extra += text(context, language, "stats.failed", count=failed.count,
                       reasons=Safe(reasons))
+    extra += text(context, language, "stats.feedback", **asdict(votes))
     await reply(update, context, language, "stats.text", budget=Safe(extra), **asdict(counts))
 
 

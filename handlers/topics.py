@@ -19,6 +19,7 @@ from handlers.common import (
     text,
     thread_of,
 )
+from handlers.feedback import topic_feedback
 from locales import Catalog, Safe
 from news.matching import Topic
 from news.pipeline import preview, topic_counts
@@ -216,6 +217,9 @@ async def topics(update: Update, context: Context) -> None:
         await reply(update, context, language, "topics.empty")
         return
     counts = await asyncio.to_thread(topic_counts, engine, rows)
+    extra, unmute = await asyncio.to_thread(topic_feedback, context, language,
+                                            [row.id for row in rows])
     lines = [text(context, language, "topics.line", number=n, query=row.query,
-                  count=counts[row.id]) for n, row in enumerate(rows, start=1)]
-    await reply_chunks(update, context, language, "topics.list", lines, separator="\n")
+                  count=counts[row.id]) + extra[row.id] for n, row in enumerate(rows, start=1)]
+    await reply_chunks(update, context, language, "topics.list", lines, separator="\n",
+                       markup=InlineKeyboardMarkup(unmute) if unmute else None)
