@@ -42,7 +42,7 @@ def delivered(context: Context, language: str, delivery: Delivery) -> str:
     lines = [text(context, language, "why.header")]
     for query in topics:
         found = hits(query, facts.headline, facts.text) if facts else []
-        said = ", ".join(text(context, language, f"why.in_{hit.where}", term=hit.term)
+        said = ", ".join(text(context, language, f"why.in.{hit.where}", term=hit.term)
                          for hit in found)
         lines.append(text(context, language, "why.topic", query=query, hits=Safe(said or "—")))
     if facts is not None:
@@ -91,7 +91,7 @@ def not_delivered(context: Context, language: str, chat_id: int, thread_id: int,
     if found.kind == "sent" and delivery is not None:
         return delivered(context, language, delivery)
     if found.kind == "held":
-        return text(context, language, f"why.held_{found.state}", when=_when(found.until, prefs))
+        return text(context, language, f"why.held.{found.state}", when=_when(found.until, prefs))
     if found.kind != "topics":
         return text(context, language, f"why.{found.kind}")
     assert facts is not None
