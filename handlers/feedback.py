@@ -117,9 +117,9 @@ async def press_unmute(update: Update, context: Context, mute_id: int) -> None:
     message = update.effective_message
     if message is None or message.reply_markup is None:
         return
-    rows = [[button for button in row if button.callback_data != f"unmute:{mute_id}"]
-            for row in message.reply_markup.inline_keyboard]
-    await message.edit_reply_markup(InlineKeyboardMarkup([row for row in rows if row]))
+    rows = [kept for row in message.reply_markup.inline_keyboard
+            if (kept := [button for button in row if button.callback_data != f"unmute:{mute_id}"])]
+    await message.edit_reply_markup(InlineKeyboardMarkup(rows) if rows else None)
 
 
 def topic_feedback(
