@@ -79,7 +79,10 @@ def test_group_votes_count_once_per_person_and_only_admins_change_topics(world: 
     answer = world.press(group, member, alert, mute)  # ... but only admins change topics
     assert "only this group's admins" in answer
     topics = say(telegram, group, member, "/topics")
-    assert "Muted" not in topics and "👍 1 · 👎 1" in topics
+    assert "Muted" not in topics and "1. SoftBank · 2 in 7 days · 👍 1 · 👎 1" in topics
+    admin = telegram.user(1001, "Ada")
+    stats = say(telegram, telegram.private_chat(admin), admin, "/stats")
+    assert "Feedback: 👍 1 · 👎 1 · less about a term: 0 · sources muted: 0" in stats
 
 
 def test_less_about_a_term_excludes_it_until_undone(world: World) -> None:
