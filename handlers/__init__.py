@@ -38,10 +38,11 @@ from handlers.start import help_command, start, unknown
 from handlers.stats import show_stats
 from handlers.topics import subscribe, topics, unsubscribe
 from handlers.trend import trend
+from handlers.why import why_command
 
 READER_COMMANDS = (
     "start", "help", "subscribe", "unsubscribe", "topics", "digest", "lang", "settings",
-    "trend",
+    "trend", "why",
 )
 ADMIN_COMMANDS = (
     "addsource", "sources", "removesource", "pausesource", "resumesource", "interval",
@@ -56,8 +57,7 @@ def all_handlers() -> dict[int, Sequence[BaseHandler[Any, Any, Any]]]:
     """Group -1 runs before the others and may stop an update there; group 0 answers it."""
     readers = {"start": start, "help": help_command, "subscribe": subscribe,
                "unsubscribe": unsubscribe, "topics": topics, "digest": digest, "lang": lang,
-               "settings": settings}
-    readers["trend"] = trend
+               "settings": settings, "trend": trend, "why": why_command}
     admins = {"addsource": addsource, "sources": list_sources, "removesource": removesource,
               "pausesource": pausesource, "resumesource": resumesource, "interval": interval,
               "pollnow": pollnow, "stats": show_stats, "admins": list_admins,

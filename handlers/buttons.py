@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import Update
 
 from handlers.common import Context, answer_button, chat_language, may_configure, refusal_key
+from handlers.feedback import press_choice, press_down, press_unmute, press_up
 from handlers.lang import press_language
 from handlers.settings import press_mode
 from handlers.topics import press_pin, press_suggestion, press_unsubscribe
+from handlers.why import press_why
 
 Press = Callable[[Update, Context, Any], Coroutine[Any, Any, None]]
 MAX_ROW_ID = 2**63 - 1  # BIGINT: larger ids cannot name a row, and would overflow the driver
@@ -24,12 +27,27 @@ def row_id(value: str) -> int:
     return number
 
 
-ROUTES: dict[str, tuple[Press, Callable[[str], Any]]] = {
-    "unsub": (press_unsubscribe, row_id),
-    "sug": (press_suggestion, row_id),
-    "lang": (press_language, str),
-    "mode": (press_mode, str),
-    "pin": (press_pin, row_id),
+@dataclass(frozen=True)
+class Route:
+    """A button's handler, how its data is read, and whether the presser must be allowed to
+    configure the chat (feedback votes and "Why?" are anyone's; setup is the admins')."""
+
+    handler: Press
+    convert: Callable[[str], Any]
+    configure: bool = True
+
+
+ROUTES: dict[str, Route] = {
+    "unsub": Route(press_unsubscribe, row_id),
+    "sug": Route(press_suggestion, row_id),
+    "lang": Route(press_language, str),
+    "mode": Route(press_mode, str),
+    "up": Route(press_up, row_id, configure=False),
+    "down": Route(press_down, row_id, configure=False),
+    "why": Route(press_why, row_id, configure=False),
+    "fb": Route(press_choice, row_id),  # changes a topic (or records it was not relevant)
+    "unmute": Route(press_unmute, row_id),
+    "pin": Route(press_pin, row_id),
 }
 
 
@@ -43,14 +61,13 @@ async def press(update: Update, context: Context) -> None:
     if route is None or not value:
         await answer_button(update, context, await chat_language(update, context), "button.stale")
         return
-    handler, convert = route
     language = await chat_language(update, context)
     try:
-        argument = convert(value)
+        argument = route.convert(value)
     except ValueError:
         await answer_button(update, context, language, "button.stale")
         return
-    if not await may_configure(update, context):  # every button changes the chat's setup
+    if route.configure and not await may_configure(update, context):
         await answer_button(update, context, language, refusal_key(update))
         return
-    await handler(update, context, argument)
+    await route.handler(update, context, argument)

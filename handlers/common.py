@@ -179,8 +179,7 @@ async def reply_chunks(
             await reply(update, context, language, key, lines=Safe(separator.join(chunk)))
             chunk = []
         chunk.append(line)
-    await reply(update, context, language, key, lines=Safe(separator.join(chunk)),
-                markup=markup)
+    await reply(update, context, language, key, lines=Safe(separator.join(chunk)), markup=markup)
 
 
 

@@ -10,7 +10,7 @@ from telegram import Update
 from handlers.common import Context, chat_language, reply, services, text
 from handlers.sources import admin_only
 from locales import Safe
-from storage import stats, usage
+from storage import feedback, stats, usage
 from storage.db import db
 
 
@@ -21,6 +21,7 @@ async def show_stats(update: Update, context: Context) -> None:
     counts = await db(svc.engine, stats.today)
     spent = await db(svc.engine, usage.spent)
     failed = await db(svc.engine, stats.failed_today)
+    votes = await db(svc.engine, feedback.totals, since=stats.midnight())
     extra = ""
     if svc.daily_token_budget:
         extra = text(context, language, "stats.budget", spent=spent,
@@ -32,6 +33,7 @@ async def show_stats(update: Update, context: Context) -> None:
             for stored, count in failed.reasons)
         extra += text(context, language, "stats.failed", count=failed.count,
                       reasons=Safe(reasons))
+    extra += text(context, language, "stats.feedback", **asdict(votes))
     await reply(update, context, language, "stats.text", budget=Safe(extra), **asdict(counts))
 
 

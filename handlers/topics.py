@@ -29,6 +29,7 @@ from handlers.common import (
     thread_of,
     until_stopping,
 )
+from handlers.feedback import topic_feedback
 from locales import Catalog, Safe
 from news.matching import Topic
 from news.pipeline import preview, topic_counts
@@ -302,12 +303,15 @@ async def topics(update: Update, context: Context) -> None:
         await reply(update, context, language, "topics.empty")
         return
     counts = await asyncio.to_thread(topic_counts, engine, rows)
+    extra, unmute = await asyncio.to_thread(topic_feedback, context, language,
+                                            [row.id for row in rows])
     lines = [text(context, language, "topics.line", number=n, query=row.query,
                   count=counts[row.id])
              + (" " + text(context, language, "topics.pinned") if row.id in pinned else "")
-             for n, row in enumerate(rows, start=1)]
+             + extra[row.id] for n, row in enumerate(rows, start=1)]
+    keyboard = [*markup.inline_keyboard, *unmute][:PIN_BUTTONS]
     await reply_chunks(update, context, language, "topics.list", lines, separator="\n",
-                       markup=markup)
+                       markup=InlineKeyboardMarkup(keyboard))
 
 
 PIN_BUTTONS = 100  # Telegram's cap on an inline keyboard's buttons

@@ -9,18 +9,20 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from telegram import LinkPreviewOptions
+from sqlalchemy import Engine
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 from telegram.ext import CallbackContext
 
 from jobs.pacing import PACING, Pacing
 from jobs.throttle import PerChat
+from news.feedback import Rows, Translate, keyboard
 from news.pipeline import render_delivery
 from news.schedule import decide
 from news.workers import drain
 from services import KEY, Services
-from storage import chats, deliveries
+from storage import chats, deliveries, feedback
 from storage.db import session_scope
 from storage.models import utcnow
 
@@ -116,9 +118,11 @@ async def send(
     """One message; Telegram's answer decides whether the row is sent, retried or parked.
     Whatever else goes wrong (an answer that cannot be read, a bug) is a failed attempt."""
     try:
+        t = partial(svc.catalog.text, item.language)
         message = await context.bot.send_message(
             item.chat_id, html, parse_mode=ParseMode.HTML,
             message_thread_id=item.thread_id or None,
+            reply_markup=markup(keyboard(item.id, 0, 0, [], t)),
             link_preview_options=LinkPreviewOptions(is_disabled=True))
         message_id = message.message_id
     except Forbidden as error:
@@ -179,10 +183,12 @@ async def edit(
     """A source joined a story already sent: the message is edited to list it, not re-sent."""
     t = partial(svc.catalog.text, item.language)
     alert = await asyncio.to_thread(render_delivery, svc.engine, item, t)
+    buttons = await asyncio.to_thread(alert_keyboard, svc.engine, item.id, t)
     try:
-        await context.bot.edit_message_text(
+        await context.bot.edit_message_text(  # an edit without the keyboard would drop it
             alert.html, chat_id=item.chat_id, message_id=item.message_id,
-            parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
+            parse_mode=ParseMode.HTML, reply_markup=markup(buttons),
+            link_preview_options=LinkPreviewOptions(is_disabled=True))
     except BadRequest as error:
         if "not modified" not in str(error).lower():
             log.warning("edit of delivery %s refused: %s", item.id, error)
@@ -194,3 +200,16 @@ async def edit(
         return  # the lease expires and the edit is claimed again
     with session_scope(svc.engine) as session:
         deliveries.edited(session=session, delivery_id=item.id)
+
+
+def markup(rows: Rows) -> InlineKeyboardMarkup:
+    """Keyboard rows of (label, callback data) as Telegram takes them."""
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)
+                                  for label, data in row] for row in rows])
+
+
+def alert_keyboard(engine: Engine, delivery_id: int, t: Translate) -> Rows:
+    """An alert's keyboard as it stands: its votes and the choices 👎 offered."""
+    with session_scope(engine) as session:
+        up, down, offered = feedback.keyboard_state(session=session, delivery_id=delivery_id)
+    return keyboard(delivery_id, up, down, offered, t)

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from news.schedule import Preferences
+from storage import feedback
 from storage.models import Brief, BriefClaim, Chat, Delivery, Story, Subscription, utcnow
 
 MAX_ATTEMPTS = 5  # sends that failed, whatever the cause, before a row is parked as failed
@@ -40,7 +41,9 @@ class Claimed:
 def enqueue_matches(*, session: Session, matches: Mapping[int, Collection[int]]) -> int:
     """Rows for the subscriptions each story (key) matched. Their chats are read here, in the
     ingest's transaction: a cached matcher may predate a chat's migration or removal, so the
-    subscription's current chat and forum topic get the row, and inactive chats none."""
+    subscription's current chat and forum topic get the row, and inactive chats none. A topic
+    that muted the story's source (feedback) gets none either."""
+    matches = feedback.unmuted(session=session, matches=matches)
     wanted = sorted(set().union(*matches.values())) if matches else []
     found: dict[int, tuple[int, int, str]] = {}
     for start in range(0, len(wanted), _IDS_PER_QUERY):

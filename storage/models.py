@@ -225,3 +225,55 @@ class Revision(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=32)
     value: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class Vote(SQLModel, table=True):
+    """One person's 👍 or 👎 on one alert: the schema counts each person once per alert."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("delivery_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="deliveries.id", index=True, ondelete="CASCADE")
+    user_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    value: str = Field(max_length=4)  # "up" or "down"
+    # The topic the alert came for, so /topics can count its votes after its query changes.
+    subscription_id: int | None = Field(
+        default=None,
+        sa_column=Column(ForeignKey("subscriptions.id", ondelete="SET NULL"), nullable=True,
+                         index=True),
+    )
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class FeedbackChoice(SQLModel, table=True):
+    """A choice offered under 👎 ("less about", "mute", "not relevant"); its button carries
+    only this id, since callback data is limited to 64 bytes."""
+
+    __tablename__ = "feedback_choices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="deliveries.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=12)  # "less", "mute" or "irrelevant"
+    text: str = Field(max_length=120)  # the term, or the source's name
+    source_id: int | None = Field(
+        default=None,
+        sa_column=Column(ForeignKey("sources.id", ondelete="SET NULL"), nullable=True),
+    )
+    applied: bool = False
+    # JSON list of the subscription ids the choice changed, so undo changes only those.
+    changed: str = Field(default="[]", sa_column=Column(Text, nullable=False,
+                                                        server_default="[]"))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Mute(SQLModel, table=True):
+    """A source muted for one topic by feedback: /topics lists it and can undo it."""
+
+    __tablename__ = "mutes"
+    __table_args__ = (UniqueConstraint("subscription_id", "source_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="subscriptions.id", index=True, ondelete="CASCADE")
+    source_id: int = Field(foreign_key="sources.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)

@@ -26,6 +26,11 @@ class Today:
     offline: int
 
 
+def midnight() -> datetime:
+    """Today's start (UTC): what /stats counts from."""
+    return _midnight()
+
+
 def _midnight() -> datetime:
     return datetime.combine(utcnow().date(), time(), tzinfo=UTC)
 

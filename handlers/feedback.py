@@ -1,0 +1,148 @@
+"""👍 and 👎 under alerts, the choices 👎 offers, and lifting a mute from /topics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from functools import partial
+
+from sqlmodel import Session
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
+
+from handlers.common import Context, answer_button, chat_language, services, text
+from jobs.deliver import alert_keyboard, markup
+from news.feedback import MAX_SOURCES, less_about
+from storage import briefs, feedback, items
+from storage.db import session_scope
+from storage.models import Delivery, utcnow
+
+RECENT = timedelta(days=7)  # the votes /topics counts, as it counts matches
+
+
+async def press_up(update: Update, context: Context, delivery_id: int) -> None:
+    await _vote(update, context, delivery_id, "up")
+
+
+async def press_down(update: Update, context: Context, delivery_id: int) -> None:
+    await _vote(update, context, delivery_id, "down")
+
+
+async def _vote(update: Update, context: Context, delivery_id: int, value: str) -> None:
+    """Anyone's vote, once per person (pressed again, withdrawn); 👎 also offers choices."""
+    language = await chat_language(update, context)
+    chat, user = update.effective_chat, update.effective_user
+    assert chat is not None
+    if user is None:
+        await answer_button(update, context, language, "button.stale")
+        return
+    with session_scope(services(context).engine) as session:
+        delivery = feedback.delivery_in(session=session, delivery_id=delivery_id,
+                                        chat_id=chat.id)
+        if delivery is None:
+            await answer_button(update, context, language, "button.stale")
+            return
+        outcome = feedback.vote(session=session, delivery=delivery, user_id=user.id, value=value)
+        if value == "down" and outcome != "removed":
+            _offer(session, delivery, language)
+    key = "feedback.vote_removed" if outcome == "removed" else f"feedback.{value}_done"
+    await answer_button(update, context, language, key)
+    await refresh(update, context, delivery_id, language)
+
+
+def _offer(session: Session, delivery: Delivery, language: str) -> None:
+    """Store the 👎 choices: terms of the story its topics do not ask for, its sources."""
+    stored = briefs.get(session=session, story_id=delivery.story_id, language=language)
+    players = [player.name_in_source.strip() or player.name.strip()
+               for player in (stored[0].key_players if stored else [])]
+    headlines = [item.title for item in items.of_story(session=session,
+                                                       story_id=delivery.story_id)]
+    terms = less_about(json.loads(delivery.topics), players, headlines)
+    feedback.offer(session=session, delivery=delivery, terms=terms, max_sources=MAX_SOURCES)
+
+
+async def refresh(update: Update, context: Context, delivery_id: int, language: str) -> None:
+    """Redraw the alert's keyboard: counts and choices as they now stand."""
+    message = update.effective_message
+    if message is None:
+        return
+    t = partial(services(context).catalog.text, language)
+    rows = await asyncio.to_thread(alert_keyboard, services(context).engine, delivery_id, t)
+    try:
+        await message.edit_reply_markup(markup(rows))
+    except BadRequest as error:  # the same keyboard: nothing to redraw
+        if "not modified" not in str(error).lower():
+            raise
+
+
+async def press_choice(update: Update, context: Context, choice_id: int) -> None:
+    """Apply a 👎 choice for the alert's topics, or undo it when pressed again."""
+    language = await chat_language(update, context)
+    chat = update.effective_chat
+    assert chat is not None
+    with session_scope(services(context).engine) as session:
+        choice = feedback.get_choice(session=session, choice_id=choice_id)
+        delivery = (feedback.delivery_in(session=session, delivery_id=choice.delivery_id,
+                                         chat_id=chat.id) if choice is not None else None)
+        if choice is None or delivery is None:
+            await answer_button(update, context, language, "button.stale")
+            return
+        if choice.applied:
+            feedback.undo(session=session, choice=choice)
+            key, queries = "feedback.undone", []
+        else:
+            queries = feedback.apply(session=session, choice=choice, delivery=delivery)
+            key = f"feedback.{choice.kind}_done" if choice.applied else "feedback.unchanged"
+        kind, said, delivery_id = choice.kind, choice.text, delivery.id or 0
+    await answer_button(update, context, language, key, term=said, source=said,
+                        queries=", ".join(queries))
+    if kind != "irrelevant" or key != "feedback.unchanged":
+        await refresh(update, context, delivery_id, language)
+
+
+async def press_unmute(update: Update, context: Context, mute_id: int) -> None:
+    """/topics' 🔊 button lifts a mute; the button goes, the other buttons stay."""
+    language = await chat_language(update, context)
+    chat = update.effective_chat
+    assert chat is not None
+    with session_scope(services(context).engine) as session:
+        lifted = feedback.unmute(session=session, mute_id=mute_id, chat_id=chat.id)
+    if lifted is None:
+        await answer_button(update, context, language, "button.stale")
+        return
+    source, query = lifted
+    await answer_button(update, context, language, "feedback.unmuted", source=source,
+                        query=query)
+    message = update.effective_message
+    if message is None or message.reply_markup is None:
+        return
+    rows = [kept for row in message.reply_markup.inline_keyboard
+            if (kept := [button for button in row if button.callback_data != f"unmute:{mute_id}"])]
+    await message.edit_reply_markup(InlineKeyboardMarkup(rows) if rows else None)
+
+
+def topic_feedback(
+    context: Context, language: str, subscription_ids: list[int]
+) -> tuple[dict[int, str], list[list[InlineKeyboardButton]]]:
+    """For /topics: each topic's recent votes and mutes (text after its line), and a 🔊
+    button per mute to lift it."""
+    with session_scope(services(context).engine) as session:
+        votes = feedback.topic_votes(session=session, subscription_ids=subscription_ids,
+                                     since=utcnow() - RECENT)
+        mutes = feedback.mutes_for(session=session, subscription_ids=subscription_ids)
+    extra: dict[int, str] = {}
+    buttons: list[list[InlineKeyboardButton]] = []
+    label = services(context).catalog.text(language, "topics.unmute_button")
+    for number, sub_id in enumerate(subscription_ids, start=1):
+        up, down = votes.get(sub_id, (0, 0))
+        said = text(context, language, "topics.votes", up=up, down=down) if up or down else ""
+        muted = [mute for mute in mutes if mute.subscription_id == sub_id]
+        if muted:
+            said += "\n" + text(context, language, "topics.muted",
+                                sources=", ".join(mute.source for mute in muted))
+        extra[sub_id] = said
+        buttons += [[InlineKeyboardButton(
+            label.replace("{source}", mute.source[:32]).replace("{number}", str(number)),
+            callback_data=f"unmute:{mute.id}")] for mute in muted]
+    return extra, buttons

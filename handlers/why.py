@@ -1,0 +1,147 @@
+"""/why and the "Why?" button: why an alert came, or why a story (by its link) did not."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+
+from telegram import LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+
+from handlers.common import (
+    Context,
+    answer_button,
+    argument_text,
+    chat_language,
+    reply,
+    services,
+    text,
+    thread_of,
+)
+from locales import Safe
+from news.render import FLAGS
+from news.schedule import Preferences, zone
+from news.why import Explanation, explain, hits, level_why
+from storage import briefs, chats, deliveries, feedback, items, why
+from storage.db import session_scope
+from storage.models import Delivery, utcnow
+
+
+def _level(context: Context, language: str, level: int) -> str:
+    return f"{FLAGS[level]} {text(context, language, f'level.{level}')}"
+
+
+def delivered(context: Context, language: str, delivery: Delivery) -> str:
+    """Which topic matched and where, which sources reported it, why it got its level."""
+    with session_scope(services(context).engine) as session:
+        facts = why.story_facts(session=session, story_id=delivery.story_id)
+        stored = briefs.get(session=session, story_id=delivery.story_id, language=language)
+        reports = items.of_story(session=session, story_id=delivery.story_id)
+    topics: list[str] = json.loads(delivery.topics)
+    lines = [text(context, language, "why.header")]
+    for query in topics:
+        found = hits(query, facts.headline, facts.text) if facts else []
+        said = ", ".join(text(context, language, f"why.in.{hit.where}", term=hit.term)
+                         for hit in found)
+        lines.append(text(context, language, "why.topic", query=query, hits=Safe(said or "—")))
+    if facts is not None:
+        lines.append(text(context, language, "why.sources", sources=", ".join(facts.sources)))
+    if stored is not None and reports:
+        brief, origin = stored
+        first = reports[0]
+        reason = level_why(brief, origin, topics, len({r.source_name for r in reports}),
+                           first.published_at, first.fetched_at)
+        level = _level(context, language, reason.level)
+        if reason.offline:
+            said = text(context, language, "why.level_rule", level=level, count=reason.sources)
+            if reason.lowered:
+                said += text(context, language, "why.level_lowered")
+            if reason.raised:
+                said += text(context, language, "why.level_raised")
+        else:
+            said = text(context, language, "why.level_reason", level=level,
+                        reason=reason.reason or "—")
+        lines.append(said)
+    return "\n".join(lines)
+
+
+def _when(moment: datetime | None, prefs: Preferences) -> str:
+    if moment is None:
+        return "—"
+    local = moment.astimezone(zone(prefs.timezone))
+    return f"{local:%Y-%m-%d %H:%M} ({prefs.timezone})"
+
+
+def not_delivered(context: Context, language: str, chat_id: int, thread_id: int,
+                  link: str) -> str:
+    """Why a story the reader names by its link did (not) reach this chat."""
+    engine = services(context).engine
+    with session_scope(engine) as session:
+        story_id = why.story_by_link(session=session, link=link)
+        facts = why.story_facts(session=session, story_id=story_id) if story_id else None
+        delivery = (why.delivery_of(session=session, chat_id=chat_id, thread_id=thread_id,
+                                    story_id=story_id) if story_id else None)
+        topics = why.topic_facts(session=session, chat_id=chat_id, thread_id=thread_id)
+        chat = chats.get(session=session, chat_id=chat_id)
+        prefs = deliveries.preferences(chat) if chat is not None else Preferences()
+    found: Explanation = explain(facts, topics, delivery.state if delivery else None,
+                                 delivery.next_attempt_at if delivery else None, prefs,
+                                 utcnow())
+    if found.kind == "sent" and delivery is not None:
+        return delivered(context, language, delivery)
+    if found.kind == "held":
+        return text(context, language, f"why.held.{found.state}", when=_when(found.until, prefs))
+    if found.kind != "topics":
+        return text(context, language, f"why.{found.kind}")
+    assert facts is not None
+    lines = [text(context, language, "why.not_header", title=facts.headline)]
+    lines += [text(context, language, f"why.not.{verdict.reason}", query=verdict.query,
+                   term=verdict.term) for verdict in found.verdicts]
+    return "\n".join(lines)
+
+
+async def why_command(update: Update, context: Context) -> None:
+    """`/why` as a reply to an alert, or `/why URL` for a story this chat did not get."""
+    language = await chat_language(update, context)
+    chat, message = update.effective_chat, update.effective_message
+    assert chat is not None and message is not None
+    link = argument_text(update)
+    replied = message.reply_to_message
+    if replied is not None and not link:
+        with session_scope(services(context).engine) as session:
+            delivery = feedback.delivery_of_message(session=session, chat_id=chat.id,
+                                                    message_id=replied.message_id)
+        if delivery is not None:
+            await _answer(update, await asyncio.to_thread(delivered, context, language,
+                                                          delivery))
+            return
+    if not link.startswith(("http://", "https://")):
+        await reply(update, context, language, "why.usage")
+        return
+    await _answer(update, await asyncio.to_thread(not_delivered, context, language, chat.id,
+                                                  thread_of(update), link))
+
+
+async def _answer(update: Update, said: str, *, quote: bool = False) -> None:
+    """The explanation, already HTML from the catalogue."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(said, parse_mode=ParseMode.HTML, do_quote=quote,
+                             link_preview_options=LinkPreviewOptions(is_disabled=True))
+
+
+async def press_why(update: Update, context: Context, delivery_id: int) -> None:
+    """The "Why?" button answers as a reply to the alert, for everyone in the chat to read."""
+    language = await chat_language(update, context)
+    chat, message = update.effective_chat, update.effective_message
+    assert chat is not None
+    with session_scope(services(context).engine) as session:
+        delivery = feedback.delivery_in(session=session, delivery_id=delivery_id,
+                                        chat_id=chat.id)
+    if delivery is None or message is None:
+        await answer_button(update, context, language, "button.stale")
+        return
+    said = await asyncio.to_thread(delivered, context, language, delivery)
+    await answer_button(update, context, language, "why.answered")
+    await _answer(update, said, quote=True)

@@ -1,0 +1,273 @@
+"""Feedback under alerts: votes (one per person), the choices 👎 offers, and mutes."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from news.feedback import Choice, with_exclusion, without_exclusion
+from storage import subscriptions
+from storage.models import Delivery, FeedbackChoice, Item, Mute, Source, Subscription, Vote
+
+_IDS_PER_QUERY = 5000  # well under SQLite's limit on bound parameters
+
+
+def delivery_in(*, session: Session, delivery_id: int, chat_id: int) -> Delivery | None:
+    """The alert, if it was sent to this chat: a press elsewhere is forged or stale."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.chat_id != chat_id or delivery.message_id is None:
+        return None
+    return delivery
+
+
+def delivery_of_message(*, session: Session, chat_id: int, message_id: int) -> Delivery | None:
+    """The alert a message of this chat is (for /why sent as a reply)."""
+    statement = select(Delivery).where(Delivery.chat_id == chat_id,
+                                       Delivery.message_id == message_id)
+    return session.exec(statement).first()
+
+
+def topic_subscriptions(*, session: Session, delivery: Delivery) -> list[Subscription]:
+    """The chat's topics this alert came for, found by their query, or by the choices of
+    this alert that changed them since."""
+    wanted = set(json.loads(delivery.topics))
+    changed = {sub_id for choice in choices(session=session, delivery_id=delivery.id or 0)
+               for sub_id in json.loads(choice.changed)}
+    rows = subscriptions.for_chat(session=session, chat_id=delivery.chat_id,
+                                  thread_id=delivery.thread_id)
+    return [row for row in rows if row.query in wanted or row.id in changed]
+
+
+def vote(*, session: Session, delivery: Delivery, user_id: int, value: str) -> str:
+    """Record a person's 👍 or 👎: "added", "changed" (from the other), or "removed" (the
+    same pressed again undoes it). The schema keeps one vote per person and alert."""
+    row = session.exec(select(Vote).where(Vote.delivery_id == delivery.id,
+                                          Vote.user_id == user_id)).first()
+    if row is not None and row.value == value:
+        session.delete(row)
+        return "removed"
+    if row is not None:
+        row.value = value
+        session.add(row)
+        return "changed"
+    topics = topic_subscriptions(session=session, delivery=delivery)
+    try:
+        with session.begin_nested():
+            session.add(Vote(delivery_id=delivery.id or 0, user_id=user_id, value=value,
+                             subscription_id=topics[0].id if topics else None))
+    except IntegrityError:  # the same person's other press got there first
+        return "changed"
+    return "added"
+
+
+def tally(*, session: Session, delivery_id: int) -> tuple[int, int]:
+    """(👍, 👎) on one alert."""
+    statement = (select(Vote.value, func.count()).where(Vote.delivery_id == delivery_id)
+                 .group_by(col(Vote.value)))
+    counts = dict(session.exec(statement).all())
+    return int(counts.get("up", 0)), int(counts.get("down", 0))
+
+
+def choices(*, session: Session, delivery_id: int) -> list[FeedbackChoice]:
+    statement = (select(FeedbackChoice).where(FeedbackChoice.delivery_id == delivery_id)
+                 .order_by(col(FeedbackChoice.id)))
+    return list(session.exec(statement).all())
+
+
+def keyboard_state(*, session: Session, delivery_id: int) -> tuple[int, int, list[Choice]]:
+    """What an alert's keyboard shows: its votes and its choices."""
+    up, down = tally(session=session, delivery_id=delivery_id)
+    offered = [Choice(row.id or 0, row.kind, row.text, row.applied)
+               for row in choices(session=session, delivery_id=delivery_id)]
+    return up, down, offered
+
+
+def offer(*, session: Session, delivery: Delivery, terms: list[str],
+          max_sources: int) -> list[FeedbackChoice]:
+    """The alert's choices, stored once: "less about" each term, "mute" each source of the
+    story, "not relevant"."""
+    existing = choices(session=session, delivery_id=delivery.id or 0)
+    if existing:
+        return existing
+    statement = (select(Item.source_id, Source.name).join(Source, col(Source.id) == Item.source_id)
+                 .where(Item.story_id == delivery.story_id).order_by(col(Item.id)))
+    reporters: dict[int, str] = {}
+    for source_id, name in session.exec(statement).all():
+        if source_id is not None and len(reporters) < max_sources:
+            reporters.setdefault(source_id, name)
+    rows = [FeedbackChoice(delivery_id=delivery.id or 0, kind="less", text=term[:120])
+            for term in terms]
+    rows += [FeedbackChoice(delivery_id=delivery.id or 0, kind="mute", text=name[:120],
+                            source_id=source_id) for source_id, name in reporters.items()]
+    rows.append(FeedbackChoice(delivery_id=delivery.id or 0, kind="irrelevant", text=""))
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def get_choice(*, session: Session, choice_id: int) -> FeedbackChoice | None:
+    return session.get(FeedbackChoice, choice_id)
+
+
+def apply(*, session: Session, choice: FeedbackChoice, delivery: Delivery) -> list[str]:
+    """Carry out a choice for the alert's topics; the queries it changed (or the topics it
+    muted). Nothing changed (already excluded, query too long) leaves the choice unapplied."""
+    topics = topic_subscriptions(session=session, delivery=delivery)
+    changed: list[Subscription] = []
+    if choice.kind == "less":
+        for row in topics:
+            query = with_exclusion(row.query, choice.text)
+            if query is not None and subscriptions.change_query(session=session,
+                                                                subscription=row, query=query):
+                changed.append(row)
+    elif choice.kind == "mute" and choice.source_id is not None:
+        for row in topics:
+            try:
+                with session.begin_nested():
+                    session.add(Mute(subscription_id=row.id or 0, source_id=choice.source_id))
+                changed.append(row)
+            except IntegrityError:  # already muted (from another alert): nothing to undo here
+                continue
+    elif choice.kind == "irrelevant":
+        changed = topics[:1]
+    if choice.kind == "irrelevant" or changed:
+        choice.applied = True
+        choice.changed = json.dumps([row.id for row in changed])
+        session.add(choice)
+    return [row.query for row in changed]
+
+
+def undo(*, session: Session, choice: FeedbackChoice) -> None:
+    """Take back exactly what the choice changed: its `-term`, its mutes, its record."""
+    for sub_id in json.loads(choice.changed):
+        row = subscriptions.get(session=session, subscription_id=sub_id)
+        if row is None:
+            continue
+        if choice.kind == "less":
+            query = without_exclusion(row.query, choice.text)
+            if query is not None:
+                subscriptions.change_query(session=session, subscription=row, query=query)
+        elif choice.kind == "mute":
+            mute = session.exec(select(Mute).where(Mute.subscription_id == sub_id,
+                                                   Mute.source_id == choice.source_id)).first()
+            if mute is not None:
+                session.delete(mute)
+    choice.applied, choice.changed = False, "[]"
+    session.add(choice)
+
+
+@dataclass(frozen=True)
+class Muted:
+    """A mute as /topics lists it."""
+
+    id: int
+    subscription_id: int
+    source: str
+
+
+def mutes_for(*, session: Session, subscription_ids: Collection[int]) -> list[Muted]:
+    statement = (
+        select(Mute.id, Mute.subscription_id, Source.name)
+        .join(Source, col(Source.id) == Mute.source_id)
+        .where(col(Mute.subscription_id).in_(list(subscription_ids)))
+        .order_by(col(Mute.id))
+    )
+    return [Muted(mute_id or 0, sub_id, name)
+            for mute_id, sub_id, name in session.exec(statement).all()]
+
+
+def unmute(*, session: Session, mute_id: int, chat_id: int) -> tuple[str, str] | None:
+    """Lift a mute of this chat's topic: (source name, topic query), or None if there is none."""
+    statement = (
+        select(Mute, Subscription.query, Source.name)
+        .join(Subscription, col(Subscription.id) == Mute.subscription_id)
+        .join(Source, col(Source.id) == Mute.source_id)
+        .where(Mute.id == mute_id, Subscription.chat_id == chat_id)
+    )
+    found = session.exec(statement).first()
+    if found is None:
+        return None
+    mute, query, name = found
+    session.delete(mute)
+    return name, query
+
+
+def muted_sources(*, session: Session, subscription_ids: Collection[int]) -> dict[int, set[int]]:
+    """Source ids muted for each of these topics."""
+    wanted = sorted(subscription_ids)
+    muted: dict[int, set[int]] = defaultdict(set)
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        statement = select(Mute.subscription_id, Mute.source_id).where(
+            col(Mute.subscription_id).in_(wanted[start:start + _IDS_PER_QUERY]))
+        for sub_id, source_id in session.exec(statement).all():
+            muted[sub_id].add(source_id)
+    return muted
+
+
+def unmuted(
+    *, session: Session, matches: Mapping[int, Collection[int]]
+) -> dict[int, Collection[int]]:
+    """The matches left once mutes apply: a topic that muted every source of a story does
+    not get it (a new story has the one source that brought it)."""
+    subs = set().union(*matches.values()) if matches else set()
+    muted = muted_sources(session=session, subscription_ids=subs)
+    if not muted:
+        return dict(matches)
+    reporters: dict[int, set[int | None]] = defaultdict(set)
+    story_ids = sorted(matches)
+    for start in range(0, len(story_ids), _IDS_PER_QUERY):
+        statement = select(Item.story_id, Item.source_id).where(
+            col(Item.story_id).in_(story_ids[start:start + _IDS_PER_QUERY]))
+        for story_id, source_id in session.exec(statement).all():
+            reporters[story_id].add(source_id)
+    return {story_id: {sub for sub in sub_ids
+                       if not reporters[story_id] or not reporters[story_id] <= muted[sub]}
+            for story_id, sub_ids in matches.items()}
+
+
+def topic_votes(
+    *, session: Session, subscription_ids: Collection[int], since: datetime
+) -> dict[int, tuple[int, int]]:
+    """(👍, 👎) each topic got since `since`."""
+    statement = (
+        select(Vote.subscription_id, Vote.value, func.count())
+        .where(col(Vote.subscription_id).in_(list(subscription_ids)),
+               col(Vote.created_at) >= since)
+        .group_by(col(Vote.subscription_id), col(Vote.value))
+    )
+    counts: dict[int, tuple[int, int]] = {}
+    for sub_id, value, count in session.exec(statement).all():
+        up, down = counts.get(sub_id or 0, (0, 0))
+        counts[sub_id or 0] = (up + int(count), down) if value == "up" else (up, down + int(count))
+    return counts
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Feedback over every chat, for /stats."""
+
+    up: int
+    down: int
+    less: int
+    mute: int
+    irrelevant: int
+
+
+def totals(*, session: Session, since: datetime) -> Totals:
+    votes = dict(session.exec(
+        select(Vote.value, func.count()).where(col(Vote.created_at) >= since)
+        .group_by(col(Vote.value))).all())
+    chosen = dict(session.exec(
+        select(FeedbackChoice.kind, func.count())
+        .where(col(FeedbackChoice.created_at) >= since, col(FeedbackChoice.applied).is_(True))
+        .group_by(col(FeedbackChoice.kind))).all())
+    return Totals(int(votes.get("up", 0)), int(votes.get("down", 0)),
+                  int(chosen.get("less", 0)), int(chosen.get("mute", 0)),
+                  int(chosen.get("irrelevant", 0)))
