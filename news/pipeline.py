@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -508,6 +508,9 @@ def digest_entries(
     """Digest lines: the brief's headline and level where written, else the story's title;
     a story of a topic the chat tracks closely is level 1, under that topic."""
     entries = []
+    # A story that matched several topics goes under the narrowest of them (the one with the
+    # fewest stories here), so a broad topic does not swallow a narrow topic's only story.
+    sizes = Counter(topic for row in rows for topic in set(row.topics))
     with session_scope(engine) as session:
         pins = subscriptions.pinned_topics(session=session, delivery_ids=[row.id for row in rows])
         for row in rows:
@@ -519,7 +522,9 @@ def digest_entries(
                 brief, origin = stored
                 headline = brief.headline
                 level = adjusted_level(brief, origin, row.topics, pinned=bool(pinned))
-            topic = (pinned or row.topics)[0] if row.topics else ""
+            candidates = pinned or row.topics
+            topic = min(candidates, key=lambda t: (sizes[t], candidates.index(t))) \
+                if candidates else ""
             entries.append(Entry(topic, level, headline, first[0].link if first else "",
                                  row.created_at, pinned=bool(pinned)))
     return entries

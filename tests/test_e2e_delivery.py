@@ -25,7 +25,8 @@ def test_digest_only_holds_alerts_and_digest_shows_them_grouped(world: World) ->
     count = len(telegram.messages(chat["id"]))
 
     world.publish(NEW_SOFTBANK, SECOND)
-    time.sleep(5)
+    world.bot.wait_for_log("source 1: 2 new items")
+    time.sleep(3)  # the ticks in which an instant alert would have gone out
     assert len(telegram.messages(chat["id"])) == count, "digest-only: no instant alert"
 
     digest = say(telegram, chat, user, "/digest")
@@ -47,7 +48,8 @@ def test_priority_mode_sends_level_one_now_and_holds_the_rest(world: World) -> N
     world.press(chat, user, telegram.messages(chat["id"])[-1], "mode:priority")
     count = len(telegram.messages(chat["id"]))
     world.publish(NEW_SOFTBANK)  # offline brief: one source, old news -> not level 1
-    time.sleep(5)
+    world.bot.wait_for_log("source 1: 1 new items")
+    time.sleep(3)  # the ticks in which an instant alert would have gone out
     assert len(telegram.messages(chat["id"])) == count
     assert "SoftBank pledges billions" in say(telegram, chat, user, "/digest")
 
