@@ -87,7 +87,9 @@ def build_services(settings: Settings) -> Services:
     return Services(
         engine=engine,
         newsroom=Newsroom(engine),
-        sending=locks.Role(engine, locks.SENDING, "sending"),
+        # A new sender waits out the longest pacing period (a group's): the previous one may
+        # have sent to any chat until it died, and Telegram's limits count those sends too.
+        sending=locks.Role(engine, locks.SENDING, "sending", settle=PACING.group_period),
         http=make_client(USER_AGENT),
         fetch_policy=FetchPolicy(settings.allowed_source_networks, settings.max_response_bytes,
                                  settings.fetch_timeout_seconds),

@@ -108,15 +108,16 @@ async def deliver(
         if not held:
             log.info("delivery %s was claimed again while it waited; not sent here", item.id)
             return
-        await send(context, svc, item, alert.html)
+        await send(context, svc, item, alert.html, alert.sources)
 
 
 async def send(
     context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed,
-    html: str,
+    html: str, sources: int | None = None,
 ) -> None:
     """One message; Telegram's answer decides whether the row is sent, retried or parked.
-    Whatever else goes wrong (an answer that cannot be read, a bug) is a failed attempt."""
+    Whatever else goes wrong (an answer that cannot be read, a bug) is a failed attempt.
+    `sources`: how many the message lists (a source joining meanwhile calls for an edit)."""
     try:
         t = partial(svc.catalog.text, item.language)
         message = await context.bot.send_message(
@@ -160,7 +161,7 @@ async def send(
         return
     with session_scope(svc.engine) as session:
         if not deliveries.mark_sent(session=session, delivery_id=item.id, token=item.token,
-                                    message_id=message_id):
+                                    message_id=message_id, sources=sources):
             log.warning("delivery %s was sent after another claim took it", item.id)
 
 
@@ -184,6 +185,7 @@ async def edit(
     t = partial(svc.catalog.text, item.language)
     alert = await asyncio.to_thread(render_delivery, svc.engine, item, t)
     buttons = await asyncio.to_thread(alert_keyboard, svc.engine, item.id, t)
+    shows: int | None = alert.sources  # None: the message cannot be edited; never try again
     try:
         await context.bot.edit_message_text(  # an edit without the keyboard would drop it
             alert.html, chat_id=item.chat_id, message_id=item.message_id,
@@ -192,14 +194,17 @@ async def edit(
     except BadRequest as error:
         if "not modified" not in str(error).lower():
             log.warning("edit of delivery %s refused: %s", item.id, error)
+            shows = None
     except Forbidden:
+        shows = None
         with session_scope(svc.engine) as session:
             chats.deactivate(session=session, chat_id=item.chat_id)
     except TelegramError as error:
         log.warning("edit of delivery %s will be retried: %s", item.id, error)
         return  # the lease expires and the edit is claimed again
     with session_scope(svc.engine) as session:
-        deliveries.edited(session=session, delivery_id=item.id)
+        # A source that joined while this edit was on its way calls for another one.
+        deliveries.edited(session=session, delivery_id=item.id, sources=shows)
 
 
 def markup(rows: Rows) -> InlineKeyboardMarkup:

@@ -13,7 +13,9 @@ at most `cap` of its rows claimed at a time (rows still held count):
   ≤ lease
 
 25 alerts for one group take 76 s to send at 3.05 s each, longer than a 60 s lease: they are
-claimed 15 at a time. Each send also renews the lease, checking the claim's token, so a row
+claimed 15 at a time. (A chat's period runs from the end of its previous send (jobs.throttle),
+so each of its rows also takes a request's time; `send_time`'s margin covers that.)
+Each send also renews the lease, checking the claim's token, so a row
 held longer anyway (a stalled database, a worker busy elsewhere) is dropped, not sent twice.
 """
 

@@ -484,6 +484,7 @@ class Alert:
 
     level: int
     html: str
+    sources: int = 0  # how many sources it lists: one that joins later calls for an edit
 
 
 def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -> Alert:
@@ -499,7 +500,8 @@ def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -
             for item in story_items]
     level = adjusted_level(brief, origin, claimed.topics, pinned=bool(pinned))
     return Alert(level, render_brief(brief, origin=origin, level=level, topics=claimed.topics,
-                                     sources=refs, t=t, rtl=is_rtl(claimed.language)))
+                                     sources=refs, t=t, rtl=is_rtl(claimed.language)),
+                 len(story_items))
 
 
 def digest_entries(

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, update
+from sqlalchemy import and_, case, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from news.schedule import Preferences
 from storage import feedback
-from storage.models import Brief, BriefClaim, Chat, Delivery, Story, Subscription, utcnow
+from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Story, Subscription, utcnow
 
 MAX_ATTEMPTS = 5  # sends that failed, whatever the cause, before a row is parked as failed
 MAX_THROTTLED = timedelta(hours=1)  # 429 waits on one row before it is parked
@@ -195,15 +195,33 @@ def begin_send(*, session: Session, delivery_id: int, token: str, lease: timedel
     return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
-def mark_sent(*, session: Session, delivery_id: int, token: str, message_id: int) -> bool:
-    """Done; nothing happens (False) when the claim is stale."""
+def mark_sent(
+    *, session: Session, delivery_id: int, token: str, message_id: int,
+    sources: int | None = None,
+) -> bool:
+    """Done; nothing happens (False) when the claim is stale. `sources`: how many the message
+    listed; when the story has more by now (one joined while it was being sent), the message
+    is flagged for an edit (_outdated)."""
     delivery = _held(session, delivery_id, token)
     if delivery is None:
         return False
     delivery.state, delivery.message_id, delivery.sent_at = "sent", message_id, utcnow()
     delivery.next_attempt_at = delivery.sent_at  # the lease ends: edits may claim it
     delivery.claim_token = None
+    if sources is not None:
+        delivery.needs_edit = _outdated(session, delivery, sources)
     return True
+
+
+def _outdated(session: Session, delivery: Delivery, sources: int) -> bool:
+    """Whether the story has more sources than the message shows. The row is written first,
+    and its lock (and on SQLite the write lock) held, so that an ingest adding a source
+    either committed before the count below, which then sees it, or waits for this
+    transaction and then flags the row itself (flag_edits)."""
+    session.flush()
+    count = session.exec(select(func.count()).select_from(Item)
+                         .where(Item.story_id == delivery.story_id)).one()
+    return int(count) > sources
 
 
 def failed_attempt(
@@ -348,11 +366,17 @@ def mark_digested(*, session: Session, ids: list[int]) -> None:
 
 
 def flag_edits(*, session: Session, story_ids: set[int]) -> None:
-    """New sources joined these stories: their sent messages are edited to list them."""
+    """New sources joined these stories: their sent messages are edited to list them.
+
+    Claimed rows are flagged too, though mark_sent decides their flag again: a row being
+    marked sent right now is locked, so this waits for it and then flags it as sent,
+    where flagging sent rows only would skip it as it was (pending), and lose the edit."""
     session.execute(
         update(Delivery)
-        .where(col(Delivery.story_id).in_(story_ids), col(Delivery.state) == "sent",
-               col(Delivery.message_id).is_not(None))
+        .where(col(Delivery.story_id).in_(story_ids),
+               or_(and_(col(Delivery.state) == "sent", col(Delivery.message_id).is_not(None)),
+                   and_(col(Delivery.state).in_(CLAIMABLE),
+                        col(Delivery.claim_token).is_not(None))))
         .values(needs_edit=True)
     )
 
@@ -364,7 +388,8 @@ def claim_edits(
     statement = (
         select(Delivery, Chat)
         .join(Chat, col(Chat.id) == Delivery.chat_id)
-        .where(col(Delivery.needs_edit).is_(True), Chat.active,
+        .where(col(Delivery.needs_edit).is_(True), col(Delivery.state) == "sent",
+               col(Delivery.message_id).is_not(None), Chat.active,
                col(Delivery.next_attempt_at) <= now)
         .order_by(col(Delivery.id))
         .limit(limit)
@@ -377,11 +402,12 @@ def claim_edits(
     return claimed
 
 
-def edited(*, session: Session, delivery_id: int) -> None:
+def edited(*, session: Session, delivery_id: int, sources: int | None = None) -> None:
+    """The edit went out listing `sources`; flagged again if another joined meanwhile."""
     delivery = session.get(Delivery, delivery_id)
     if delivery is not None:
-        delivery.needs_edit = False
         delivery.next_attempt_at = utcnow()
+        delivery.needs_edit = sources is not None and _outdated(session, delivery, sources)
 
 
 def release_stale_leases(*, session: Session) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, text
 from sqlmodel import Session
@@ -34,12 +36,18 @@ class Role:
 
     `held()` blocks on the database (call it from a thread): the holder checks that its
     connection still answers, the others try to take the lock, without waiting for it.
+    A new holder answers False for its first `settle` seconds: what the previous one did
+    just before it died (sends to a chat, which Telegram's limits count) is past by then.
     """
 
-    def __init__(self, engine: Engine, key: int, name: str) -> None:
+    def __init__(self, engine: Engine, key: int, name: str, *, settle: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.key = key
         self.name = name
+        self.settle = settle
+        self.clock = clock
+        self.taken_at = -float("inf")
         self.connection: Connection | None = None
         self.guard = threading.Lock()
 
@@ -50,12 +58,15 @@ class Role:
             if self.connection is not None:
                 try:
                     if self.connection.execute(_MINE, {"key": self.key}).scalar():
-                        return True
+                        return self._settled()
                     log.warning("lost the %s role: its connection was replaced", self.name)
                 except Exception as exc:  # the lock went with the connection
                     log.warning("lost the %s role: %s", self.name, exc)
                 self._drop()
-            return self._take()
+            return self._take() and self._settled()
+
+    def _settled(self) -> bool:
+        return self.clock() - self.taken_at >= self.settle
 
     def _take(self) -> bool:
         connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -70,7 +81,7 @@ class Role:
             connection.close()  # back to the pool, holding nothing
             return False
         log.info("this replica now holds the %s role", self.name)
-        self.connection = connection
+        self.connection, self.taken_at = connection, self.clock()
         return True
 
     def _drop(self) -> None:

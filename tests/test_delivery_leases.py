@@ -96,3 +96,23 @@ async def test_30_alerts_queued_for_one_group_are_delivered_exactly_once(
     with session_scope(engine) as session:
         assert deliveries.count_sent_since(
             session=session, since=deliveries.utcnow() - timedelta(hours=1)) == ALERTS
+
+
+@pytest.mark.asyncio
+async def test_a_chats_next_send_starts_its_period_after_the_previous_one_ended() -> None:
+    """A send let through may still wait inside the request (PTB's overall limiter, the
+    network): spaced from when it was let through, the next one to that chat could reach
+    Telegram right behind it, a 429 (the replica test saw them)."""
+    limiter = PerChat(Pacing(chat_period=0.2))
+    started: dict[str, float] = {}
+    ended: dict[str, float] = {}
+
+    async def send(name: str, chat_id: int, held: float) -> None:
+        async with limiter(chat_id):
+            started[name] = time.monotonic()
+            await asyncio.sleep(held)  # the request, waiting for its turn overall
+            ended[name] = time.monotonic()
+
+    await asyncio.gather(send("first", 7, 0.3), send("second", 7, 0.0), send("other", 8, 0.0))
+    assert started["second"] - ended["first"] >= 0.2 - 0.01  # the clock's resolution
+    assert started["other"] < ended["first"], "another chat does not wait for this one"

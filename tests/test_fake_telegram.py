@@ -407,6 +407,7 @@ def test_two_sends_to_one_chat_within_a_second_get_429(emu: BotApiEmulator) -> N
     assert [m.text for m in emu.messages(21)] == ["one"]
     assert len(emu.send_times(21)) == 1
     assert (emu.too_many_requests, emu.rejected) == (1, [])
+    assert [(chat, windows) for _, chat, windows in emu.throttled] == [(21, "chat")]
     emu.enforce_limits = False  # toggled live
     assert call(emu, "sendMessage", chat_id=21, text="three").json()["ok"]
     assert emu.max_rate(chat_id=21) == 2  # would have broken the limit: tests can tell
@@ -440,6 +441,7 @@ def test_overall_limit_allows_30_sends_in_any_second() -> None:
         assert codes == [200] * 30 + [429]
         assert emu.max_rate() == 30  # reaches the limit without exceeding it
         assert emu.too_many_requests == 1
+        assert [(chat, windows) for _, chat, windows in emu.throttled] == [(31, "overall")]
         assert emu.messages(31) == [] and emu.rejected == []
 
 

@@ -333,3 +333,24 @@ def test_only_the_replica_holding_the_sending_role_sends_and_the_role_moves_when
         assert telegram.rejected == []
     roles[1].release()
     roles[0].release()
+
+
+def test_a_new_sender_waits_a_groups_period_before_it_sends(
+    engines: Callable[[], Engine],
+) -> None:
+    """The holder that died may have sent to any chat just before: a new holder that sent
+    at once could break a chat's 1/s or a group's 20/min (the replica test saw 429s)."""
+    now = [100.0]
+    first = Role(engines(), SENDING, "sending", settle=3.05, clock=lambda: now[0])
+    second = Role(engines(), SENDING, "sending", settle=3.05, clock=lambda: now[0])
+    assert not first.held(), "taken, but not yet to send on"
+    assert not second.held() and first.connection is not None, "the role is taken all the same"
+    now[0] += 3.1
+    assert first.held() and not second.held()
+    assert first.connection is not None
+    first.connection.invalidate()  # the holder dies
+    assert not second.held(), "the new holder waits too"
+    now[0] += 3.1
+    assert second.held()
+    second.release()
+    first.release()

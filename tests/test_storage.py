@@ -487,3 +487,54 @@ def test_the_offline_core_point_does_not_repeat_the_headline(
     brief = offline_brief(story_text(engine, story_id))
     assert brief.core_point.startswith("From the BBC: the quokka is not smiling")
     assert "Myth" not in brief.core_point
+
+
+def test_a_source_joining_while_an_alert_is_sent_or_edited_is_added_by_an_edit(
+    engine: Engine, room: Newsroom
+) -> None:
+    """The join's ingest flags sent messages for an edit; a message already rendered but not
+    yet marked sent, or an edit on its way, would miss it, unless marking them sees it."""
+    from locales import catalog
+    from news.pipeline import render_delivery
+
+    def t(key: str, **values: Any) -> str:
+        return catalog.text("en", key, **values)
+
+    title = "SoftBank pledges billions for an AI valley in Hauts-de-France"
+    wires = [make_source(engine, f"http://feeds.test/{n}.xml", f"Wire {n}") for n in range(3)]
+    for chat_id in (1, 2):
+        make_chat(engine, chat_id)
+        with session_scope(engine) as session:
+            subscriptions.add(session=session, chat_id=chat_id, query="SoftBank")
+    ingest(room, wires[0], [draft("w0", title)])
+    with session_scope(engine) as session:
+        [(story_id, _)] = deliveries.briefs_missing(session=session, now=utcnow())
+        written = Written(Brief(headline="h", core_point="c", tracking_level=2), "offline")
+        briefs.save(session=session, story_id=story_id, language="en", written=written)
+    with session_scope(engine) as session:
+        early, late = sorted(claim(session, utcnow()), key=lambda c: c.chat_id)
+    rendered_early = render_delivery(engine, early, t)  # on its way to chat 1...
+    assert rendered_early.sources == 1
+    ingest(room, wires[1], [draft("w1", title)])  # ...when a second source joins
+    rendered_late = render_delivery(engine, late, t)  # chat 2's is rendered after the join
+    assert rendered_late.sources == 2 and "Wire 1" in rendered_late.html
+    with session_scope(engine) as session:
+        for item, alert in ((early, rendered_early), (late, rendered_late)):
+            assert deliveries.mark_sent(session=session, delivery_id=item.id, token=item.token,
+                                        message_id=item.chat_id, sources=alert.sources)
+    with session_scope(engine) as session:
+        [edit] = deliveries.claim_edits(session=session, now=utcnow(), lease=LEASE)
+        assert edit.chat_id == 1, "chat 2's message lists both: no edit for it"
+    shown = render_delivery(engine, edit, t)
+    assert shown.sources == 2
+    ingest(room, wires[2], [draft("w2", title)])  # a third joins while that edit is sent
+    with session_scope(engine) as session:
+        deliveries.edited(session=session, delivery_id=edit.id, sources=shown.sources)
+    with session_scope(engine) as session:
+        again = deliveries.claim_edits(session=session, now=utcnow(), lease=LEASE)
+        assert sorted(c.chat_id for c in again) == [1, 2], "both miss the third source"
+        for item in again:
+            deliveries.edited(session=session, delivery_id=item.id,
+                              sources=render_delivery(engine, item, t).sources)
+    with session_scope(engine) as session:
+        assert deliveries.claim_edits(session=session, now=utcnow(), lease=LEASE) == []

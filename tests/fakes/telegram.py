@@ -278,6 +278,8 @@ class BotApiEmulator:
         self.limits = limits or Limits()
         self.latency = latency  # seconds every LATENCY_METHODS response is held back
         self.too_many_requests = 0  # 429s answered because of `limits`
+        # Each of those 429s: (time.monotonic(), chat, the windows that were full)
+        self.throttled: list[tuple[float, int | str | None, str]] = []
         self.injected_faults = 0  # fail_next, fail_always, random_faults, malformed_next answers
         self.bot_user: JSONDict = {
             "id": int(token.split(":")[0]), "is_bot": True, "first_name": "Tidings Test",
@@ -757,20 +759,22 @@ class BotApiEmulator:
     def _check_limits(self, target: int | str | None, now: float) -> None:
         """429 when accepting a send now would overfill a window; retry_after says how long."""
         limits = self.limits
-        windows = [(self._all_sends, limits.overall_per_second, 1.0)]
+        windows = [(self._all_sends, limits.overall_per_second, 1.0, "overall")]
         if target is not None:
             times = self._chat_sends[target]
-            windows.append((times, limits.per_chat_per_second, 1.0))
+            windows.append((times, limits.per_chat_per_second, 1.0, "chat"))
             if isinstance(target, int) and target < 0:
-                windows.append((times, limits.per_group_per_minute, 60.0))
-        wait = 0.0
-        for times, limit, span in windows:
+                windows.append((times, limits.per_group_per_minute, 60.0, "group"))
+        wait, full = 0.0, []
+        for times, limit, span, name in windows:
             cutoff = now - span + limits.slack  # sends after this are inside the window
             recent = [t for t in times[-max(limit, 1) :] if t > cutoff]
             if len(recent) >= limit:  # free once the oldest of the last `limit` leaves
                 wait = max(wait, (recent[-limit] if limit > 0 else now) - cutoff, 1e-9)
+                full.append(name)
         if wait > 0:
             self.too_many_requests += 1
+            self.throttled.append((now, target, "+".join(full)))
             retry = max(limits.retry_after, math.ceil(wait))
             raise ApiError(
                 429, f"Too Many Requests: retry after {retry}", {"retry_after": retry}, blame=False
