@@ -321,6 +321,17 @@ class BriefWriter:
         self.concurrency = concurrency
         self.limit = asyncio.Semaphore(concurrency)
 
+
+    @property
+    def longest_write(self) -> timedelta:
+        """How long one brief may take: two LLM requests, the pause between them, a margin.
+        A replica's claim on a brief lasts this long (news.pipeline), so a writer that died
+        holds its briefs no longer than it could have been writing them."""
+        if self.client is None:
+            return timedelta(seconds=30)
+        timeout = self.client.timeout
+        seconds = float(timeout) if isinstance(timeout, int | float) else 60.0
+        return timedelta(seconds=2 * seconds + self.retry_delay + 15)
     @property
     def online(self) -> bool:
         return self.client is not None

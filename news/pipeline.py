@@ -427,15 +427,9 @@ class BriefRound:
     budget_exhausted: bool
 
 
-# How long a claimed brief is its writer's (storage.briefs.claim): one write, which is at most
-# two LLM requests (LLM_TIMEOUT_SECONDS, 60 s by default) and a pause. A writer that died
-# holds its briefs this long before another replica writes them.
-BRIEF_LEASE = timedelta(minutes=5)
-
-
 async def write_missing_briefs(
     engine: Engine, writer: BriefWriter, *, daily_token_budget: int = 0,
-    lease: timedelta = BRIEF_LEASE,
+    lease: timedelta | None = None,
 ) -> BriefRound:
     """Write each brief a due delivery waits on, once per story and language across every
     replica (each is claimed first), side by side.
@@ -447,6 +441,7 @@ async def write_missing_briefs(
         over = bool(daily_token_budget) and usage.spent(session=session) >= daily_token_budget
         notify = over and bool(missing) and usage.claim_budget_notice(session=session)
     # Claimed only as the writer can start them, so the lease covers one write, not a queue.
+    claim_for = lease or writer.longest_write
     starting = asyncio.Semaphore(writer.concurrency)
     written: list[tuple[int, str]] = []
 
@@ -454,7 +449,7 @@ async def write_missing_briefs(
         async with starting:
             with session_scope(engine) as session:
                 if not briefs.claim(session=session, story_id=story_id, language=language,
-                                    now=utcnow(), lease=lease):
+                                    now=utcnow(), lease=claim_for):
                     return  # another replica writes it, or wrote it
             try:
                 brief = await write(story_id, language)

@@ -354,3 +354,16 @@ def test_a_new_sender_waits_a_groups_period_before_it_sends(
     assert second.held()
     second.release()
     first.release()
+
+
+def test_a_brief_claim_lasts_as_long_as_one_write_can() -> None:
+    """A killed writer's briefs are free again once its LLM calls would have timed out, not
+    after a fixed five minutes."""
+    import openai
+
+    from news.briefs import BriefWriter
+
+    client = openai.AsyncOpenAI(api_key="k", base_url="http://127.0.0.1:9", timeout=7.0)
+    writer = BriefWriter(client, "m", retry_delay=2.0)
+    assert writer.longest_write.total_seconds() == 2 * 7.0 + 2.0 + 15
+    assert BriefWriter(None, "m").longest_write.total_seconds() < 60, "offline briefs are quick"
