@@ -96,7 +96,7 @@ from tests.fakes.feeds import rss  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "capacity.json"
 SEED = 20250506
-FEEDS, QUICK_FEEDS, ENTRIES, NEW, CHANGED, DELAY = 10_000, 1_000, 20, 2, 0.2, 0.05
+FEEDS, QUICK_FEEDS, ENTRIES, NEW, CHANGED, DELAY = 10_000, 500, 20, 2, 0.2, 0.05
 CYCLES, QUICK_CYCLES = 3, 2
 INTERVAL = 600  # seconds: every source polls on a 10-minute interval
 TOPICS, CHATS = 1_000, 100
@@ -309,6 +309,8 @@ class Replica:
         workers = self.reader.worker_pids()
         return {"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB, 1),
                 "workers_peak_rss_mib": round(sum(rss_mib(pid, "VmHWM") for pid in workers), 1),
+                "rss_mib": round(rss_mib(os.getpid(), "VmRSS"), 1),
+                "workers_rss_mib": round(sum(rss_mib(pid, "VmRSS") for pid in workers), 1),
                 "workers": len(workers)}
 
     async def cycle(self) -> dict[str, Any]:
@@ -530,7 +532,8 @@ def run_cycle(kind: str, engine: Engine, children: list[Child], port: int,
 def memory(children: list[Child], answers: list[dict[str, Any]]) -> dict[str, Any]:
     """Peak RSS of each polling process plus the peaks of its parser processes."""
     per = [a["peak_rss_mib"] + a["workers_peak_rss_mib"] for a in answers]
-    return {"peak_total_mib": round(sum(per), 1),
+    now = [a["rss_mib"] + a["workers_rss_mib"] for a in answers]
+    return {"peak_total_mib": round(sum(per), 1), "steady_total_mib": round(sum(now), 1),
             "polling_peak_mib": [a["peak_rss_mib"] for a in answers],
             "parsers_peak_mib": [a["workers_peak_rss_mib"] for a in answers],
             "parsers": [a["workers"] for a in answers],
@@ -725,7 +728,8 @@ def report(args: argparse.Namespace, results: dict[str, Any], total: float) -> N
     print(f"memory: peak {mem['peak_total_mib']:.0f} MiB for {args.feeds:,} feeds "
           f"(polling process {mem['polling_peak_mib'][0]:.0f} MiB + {mem['parsers'][0]} parser "
           f"processes {mem['parsers_peak_mib'][0]:.0f} MiB; {mem['start_rss_mib'][0]:.0f} MiB "
-          f"at start-up)" + ("" if per_10k is not None else
+          f"at start-up; {mem['steady_total_mib']:.0f} MiB after the steady cycles)"
+          + ("" if per_10k is not None else
                              " (run with the default 10,000 feeds for memory per 10,000)"))
     if "postgresql_2" in results:
         one, two = results["postgresql_1"]["summary"], results["postgresql_2"]["summary"]
