@@ -140,18 +140,27 @@ def signatures_since(
     *, session: Session, since: datetime, after: datetime | None = None
 ) -> list[StoredStory]:
     """Stories created since `since` (and after `after`), oldest first, for the story index,
-    with their first item's source and date (news.stories weighs both)."""
-    first = (sa_select(func.min(ITEMS.c.id)).where(ITEMS.c.story_id == STORIES.c.id)
-             .correlate(STORIES).scalar_subquery())
+    with their first item's source and date (news.stories weighs both).
+
+    Each story's first item is found by grouping the window's items by story, never by a
+    min(id) subquery per story: PostgreSQL answers that one by walking the primary key from
+    the oldest item, so every story cost a scan of the whole table (quadratic: a replica's
+    start-up over a busy window took minutes, and each top-up most of a poll's CPU)."""
+    window = [STORIES.c.created_at >= since]
+    if after is not None:
+        window.append(STORIES.c.created_at > after)
+    firsts = (sa_select(ITEMS.c.story_id, func.min(ITEMS.c.id).label("item_id"))
+              .where(ITEMS.c.story_id.in_(sa_select(STORIES.c.id).where(*window)))
+              .group_by(ITEMS.c.story_id).subquery())
     statement = (
         sa_select(STORIES.c.id, STORIES.c.signature, STORIES.c.created_at, ITEMS.c.source_id,
                   ITEMS.c.published_at)
-        .outerjoin(ITEMS, ITEMS.c.id == first)
-        .where(STORIES.c.created_at >= since)
+        .select_from(STORIES)
+        .outerjoin(firsts, firsts.c.story_id == STORIES.c.id)
+        .outerjoin(ITEMS, ITEMS.c.id == firsts.c.item_id)
+        .where(*window)
         .order_by(STORIES.c.created_at, STORIES.c.id)
     )
-    if after is not None:
-        statement = statement.where(STORIES.c.created_at > after)
     return [(story_id, sig, created, source, published)
             for story_id, sig, created, source, published in session.execute(statement)]
 

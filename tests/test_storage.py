@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, insert, inspect
 from sqlmodel import select
 
 from news.briefs import Brief, Written, offline_brief
@@ -538,3 +539,53 @@ def test_a_source_joining_while_an_alert_is_sent_or_edited_is_added_by_an_edit(
                               sources=render_delivery(engine, item, t).sources)
     with session_scope(engine) as session:
         assert deliveries.claim_edits(session=session, now=utcnow(), lease=LEASE) == []
+
+def test_the_story_index_top_up_reads_each_item_once_not_once_per_story(
+    engine: Engine,
+) -> None:
+    """The top-up of the story index (items.signatures_since) finds each story's first item
+    in one pass: a min(id) per story made PostgreSQL walk the items from the oldest for every
+    story, so a replica's start-up over a busy window scanned the table once per story."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the plan at fault is PostgreSQL's; SQLite has no per-table counters")
+    first, second = make_source(engine, "http://feeds.test/a.xml", "A"), \
+        make_source(engine, "http://feeds.test/b.xml", "B")
+    old, recent = utcnow() - timedelta(hours=1), utcnow()
+
+    def stored(stories: int, per_story: int, created: Callable[[int], datetime]) -> list[int]:
+        with session_scope(engine) as session:
+            connection = session.connection()
+            ids = [story_id for (story_id,) in connection.execute(
+                insert(items.STORIES).returning(items.STORIES.c.id,
+                                                sort_by_parameter_order=True),
+                [{"title": f"t{n}", "signature": f"s{n}", "created_at": created(n)}
+                 for n in range(stories)])]
+            rows = [{"source_id": second.id if n % 2 else first.id, "source_name": "x",
+                     "story_id": story_id, "guid": f"g{story_id}-{k}", "link": "",
+                     "title": "t", "summary": "", "content_hash": "", "fetched_at": recent}
+                    for n, story_id in enumerate(ids) for k in range(per_story)]
+            # the last story also has a later item of the other source: its first one counts
+            rows.append({**rows[-1], "guid": f"later{ids[-1]}", "source_id": first.id})
+            connection.execute(insert(items.ITEMS), rows)
+        return ids
+
+    # Statistics taken early in a first poll (autovacuum's), when stories had many items each;
+    # then 400 stories of one item each, the last 40 of them new since the last top-up.
+    stored(10, 400, lambda n: old)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE items, stories")
+    count = 400
+    story_ids = stored(count, 1, lambda n: recent if n >= count - 40 else old)
+    with session_scope(engine) as session:
+        def items_read() -> int:
+            return int(session.connection().exec_driver_sql(
+                "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
+                "FROM pg_stat_xact_user_tables WHERE relname = 'items'").scalar() or 0)
+
+        before = items_read()
+        loaded = items.signatures_since(session=session, since=old - timedelta(minutes=1),
+                                        after=recent - timedelta(seconds=1))
+        read = items_read() - before
+    assert [row[0] for row in loaded] == story_ids[-40:]
+    assert loaded[-1][3] == (second.id if (count - 1) % 2 else first.id)
+    assert read <= 3 * (10 * 400 + count), f"{read} item rows read to top up 40 stories"
