@@ -8,7 +8,7 @@ from handlers.common import Context, argument_text, chat_language, reply, servic
 from handlers.sources import admin_only
 from locales import Safe
 from storage import admins
-from storage.db import session_scope
+from storage.db import db
 
 
 def _user_id(update: Update) -> int | None:
@@ -20,8 +20,7 @@ def _user_id(update: Update) -> int | None:
 async def list_admins(update: Update, context: Context) -> None:
     language = await chat_language(update, context)
     svc = services(context)
-    with session_scope(svc.engine) as session:
-        added = [(row.user_id, row.added_by) for row in admins.listing(session=session)]
+    added = [(row.user_id, row.added_by) for row in await db(svc.engine, admins.listing)]
     lines = [text(context, language, "admins.permanent", id=user_id)
              for user_id in sorted(svc.admin_ids)]
     lines += [text(context, language, "admins.added", id=user_id, by=by)
@@ -37,9 +36,8 @@ async def addadmin(update: Update, context: Context) -> None:
         await reply(update, context, language, "addadmin.usage")
         return
     svc = services(context)
-    with session_scope(svc.engine) as session:
-        added = user_id not in svc.admin_ids and admins.add(
-            session=session, user_id=user_id, added_by=user.id)
+    added = user_id not in svc.admin_ids and await db(svc.engine, admins.add, user_id=user_id,
+                                                      added_by=user.id)
     await reply(update, context, language, "addadmin.done" if added else "addadmin.exists",
                 id=user_id)
 
@@ -55,7 +53,6 @@ async def removeadmin(update: Update, context: Context) -> None:
     if user_id in svc.admin_ids:
         await reply(update, context, language, "removeadmin.permanent", id=user_id)
         return
-    with session_scope(svc.engine) as session:
-        removed = admins.remove(session=session, user_id=user_id)
+    removed = await db(svc.engine, admins.remove, user_id=user_id)
     await reply(update, context, language,
                 "removeadmin.done" if removed else "removeadmin.not_found", id=user_id)

@@ -8,7 +8,7 @@ from telegram import Update
 
 from handlers.common import Context, language_code, services
 from storage import chats
-from storage.db import session_scope
+from storage.db import db
 
 log = logging.getLogger(__name__)
 GONE = ("left", "kicked")
@@ -21,14 +21,13 @@ async def membership(update: Update, context: Context) -> None:
         return
     svc = services(context)
     chat = change.chat
-    with session_scope(svc.engine) as session:
-        if change.new_chat_member.status in GONE:
-            chats.deactivate(session=session, chat_id=chat.id)
-            log.info("chat %s removed or blocked the bot", chat.id)
-            return
-        language = language_code(change.from_user.language_code, svc) or svc.default_language
-        chats.ensure_chat(session=session, chat_id=chat.id, chat_type=chat.type,
-                          title=chat.title or chat.username, language=language)
+    if change.new_chat_member.status in GONE:
+        await db(svc.engine, chats.deactivate, chat_id=chat.id)
+        log.info("chat %s removed or blocked the bot", chat.id)
+        return
+    language = language_code(change.from_user.language_code, svc) or svc.default_language
+    await db(svc.engine, chats.ensure_chat, chat_id=chat.id, chat_type=chat.type,
+             title=chat.title or chat.username, language=language)
     log.info("chat %s added the bot", chat.id)
 
 
@@ -43,6 +42,5 @@ async def migration(update: Update, context: Context) -> None:
         old, new = message.migrate_from_chat_id, message.chat.id
     else:
         return
-    with session_scope(services(context).engine) as session:
-        chats.migrate(session=session, old_id=old, new_id=new)
+    await db(services(context).engine, chats.migrate, old_id=old, new_id=new)
     log.info("chat %s migrated to %s", old, new)

@@ -9,7 +9,7 @@ from telegram import Update
 from handlers.common import Context, argument_text, chat_language, reply, services, thread_of
 from jobs.digest import send_digest
 from storage import chats
-from storage.db import session_scope
+from storage.db import db
 from storage.models import utcnow
 
 MAX_HOURS = 24 * 7
@@ -28,9 +28,8 @@ async def digest(update: Update, context: Context) -> None:
             return
         since = now - timedelta(hours=int(raw))
     else:
-        with session_scope(services(context).engine) as session:
-            row = chats.get(session=session, chat_id=chat.id)
-            last = row.last_digest_at if row else None
+        row = await db(services(context).engine, chats.get, chat_id=chat.id)
+        last = row.last_digest_at if row else None
         since = max(last, now - timedelta(hours=24)) if last else now - timedelta(hours=24)
     sent = await send_digest(context, services(context), chat.id, language, since=since,
                              held_only=False, thread_id=thread_of(update) or None)

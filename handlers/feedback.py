@@ -15,7 +15,7 @@ from handlers.common import Context, answer_button, chat_language, services, tex
 from jobs.deliver import alert_keyboard, markup
 from news.feedback import MAX_SOURCES, less_about
 from storage import briefs, feedback, items
-from storage.db import session_scope
+from storage.db import db, session_scope
 from storage.models import Delivery, utcnow
 
 RECENT = timedelta(days=7)  # the votes /topics counts, as it counts matches
@@ -37,18 +37,26 @@ async def _vote(update: Update, context: Context, delivery_id: int, value: str) 
     if user is None:
         await answer_button(update, context, language, "button.stale")
         return
-    with session_scope(services(context).engine) as session:
-        delivery = feedback.delivery_in(session=session, delivery_id=delivery_id,
-                                        chat_id=chat.id)
-        if delivery is None:
-            await answer_button(update, context, language, "button.stale")
-            return
-        outcome = feedback.vote(session=session, delivery=delivery, user_id=user.id, value=value)
-        if value == "down" and outcome != "removed":
-            _offer(session, delivery, language)
+    outcome = await db(services(context).engine, _record_vote, delivery_id=delivery_id,
+                       chat_id=chat.id, user_id=user.id, value=value, language=language)
+    if outcome is None:
+        await answer_button(update, context, language, "button.stale")
+        return
     key = "feedback.vote_removed" if outcome == "removed" else f"feedback.{value}_done"
     await answer_button(update, context, language, key)
     await refresh(update, context, delivery_id, language)
+
+
+def _record_vote(*, session: Session, delivery_id: int, chat_id: int, user_id: int, value: str,
+                 language: str) -> str | None:
+    """The vote's outcome, or None where the alert is not this chat's (stale or forged)."""
+    delivery = feedback.delivery_in(session=session, delivery_id=delivery_id, chat_id=chat_id)
+    if delivery is None:
+        return None
+    outcome = feedback.vote(session=session, delivery=delivery, user_id=user_id, value=value)
+    if value == "down" and outcome != "removed":
+        _offer(session, delivery, language)
+    return outcome
 
 
 def _offer(session: Session, delivery: Delivery, language: str) -> None:
@@ -81,24 +89,34 @@ async def press_choice(update: Update, context: Context, choice_id: int) -> None
     language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
-    with session_scope(services(context).engine) as session:
-        choice = feedback.get_choice(session=session, choice_id=choice_id)
-        delivery = (feedback.delivery_in(session=session, delivery_id=choice.delivery_id,
-                                         chat_id=chat.id) if choice is not None else None)
-        if choice is None or delivery is None:
-            await answer_button(update, context, language, "button.stale")
-            return
-        if choice.applied:
-            feedback.undo(session=session, choice=choice)
-            key, queries = "feedback.undone", []
-        else:
-            queries = feedback.apply(session=session, choice=choice, delivery=delivery)
-            key = f"feedback.{choice.kind}_done" if choice.applied else "feedback.unchanged"
-        kind, said, delivery_id = choice.kind, choice.text, delivery.id or 0
+    applied = await db(services(context).engine, _apply_choice, choice_id=choice_id,
+                       chat_id=chat.id)
+    if applied is None:
+        await answer_button(update, context, language, "button.stale")
+        return
+    key, queries, kind, said, delivery_id = applied
     await answer_button(update, context, language, key, term=said, source=said,
                         queries=", ".join(queries))
     if kind != "irrelevant" or key != "feedback.unchanged":
         await refresh(update, context, delivery_id, language)
+
+
+def _apply_choice(*, session: Session, choice_id: int, chat_id: int
+                  ) -> tuple[str, list[str], str, str, int] | None:
+    """Apply or undo the choice: (answer key, queries changed, kind, its text, alert id), or
+    None where the choice is not this chat's (stale or forged)."""
+    choice = feedback.get_choice(session=session, choice_id=choice_id)
+    delivery = (feedback.delivery_in(session=session, delivery_id=choice.delivery_id,
+                                     chat_id=chat_id) if choice is not None else None)
+    if choice is None or delivery is None:
+        return None
+    if choice.applied:
+        feedback.undo(session=session, choice=choice)
+        key, queries = "feedback.undone", []
+    else:
+        queries = feedback.apply(session=session, choice=choice, delivery=delivery)
+        key = f"feedback.{choice.kind}_done" if choice.applied else "feedback.unchanged"
+    return key, queries, choice.kind, choice.text, delivery.id or 0
 
 
 async def press_unmute(update: Update, context: Context, mute_id: int) -> None:
@@ -106,8 +124,8 @@ async def press_unmute(update: Update, context: Context, mute_id: int) -> None:
     language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
-    with session_scope(services(context).engine) as session:
-        lifted = feedback.unmute(session=session, mute_id=mute_id, chat_id=chat.id)
+    lifted = await db(services(context).engine, feedback.unmute, mute_id=mute_id,
+                      chat_id=chat.id)
     if lifted is None:
         await answer_button(update, context, language, "button.stale")
         return

@@ -18,7 +18,7 @@ from handlers.common import (
     text,
 )
 from storage import chats
-from storage.db import session_scope
+from storage.db import db
 
 
 def _native(code: str) -> str:
@@ -33,9 +33,8 @@ def keyboard(context: Context) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([buttons[i:i + 4] for i in range(0, len(buttons), 4)])
 
 
-def _store(context: Context, chat_id: int, code: str) -> None:
-    with session_scope(services(context).engine) as session:
-        chats.set_language(session=session, chat_id=chat_id, language=code)
+async def _store(context: Context, chat_id: int, code: str) -> None:
+    await db(services(context).engine, chats.set_language, chat_id=chat_id, language=code)
 
 
 async def lang(update: Update, context: Context) -> None:
@@ -53,7 +52,7 @@ async def lang(update: Update, context: Context) -> None:
         return
     chat = update.effective_chat
     assert chat is not None
-    _store(context, chat.id, code)
+    await _store(context, chat.id, code)
     await reply(update, context, code, "lang.done", code=code, name=_native(code))
 
 
@@ -64,7 +63,7 @@ async def press_language(update: Update, context: Context, code: str) -> None:
     if code not in services(context).catalog.languages:
         await answer_button(update, context, current, "button.stale")
         return
-    _store(context, chat.id, code)
+    await _store(context, chat.id, code)
     await answer_button(update, context, code, "lang.done", code=code, name=_native(code))
     message = update.effective_message
     if message is not None:

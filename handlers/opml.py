@@ -18,7 +18,7 @@ from news.opml import MAX_BYTES, NotOpml, Outline, export_opml, parse_opml
 from news.pipeline import add_source, check_feed
 from news.text import NAME_CHARS, clip
 from storage import sources
-from storage.db import db, session_scope
+from storage.db import db
 
 CHECKS_AT_ONCE = 4
 MAX_LISTED_FAILURES = 10
@@ -143,8 +143,8 @@ async def _add_all(
 @admin_only
 async def exportopml(update: Update, context: Context) -> None:
     language = await chat_language(update, context)
-    with session_scope(services(context).engine) as session:
-        outlines = [Outline(row.url, row.name) for row in sources.all_sources(session=session)]
+    outlines = [Outline(row.url, row.name)
+                for row in await db(services(context).engine, sources.all_sources)]
     if not outlines:
         await reply(update, context, language, "opml.empty")
         return

@@ -21,7 +21,7 @@ from handlers.common import (
 from locales import Safe
 from storage import chats
 from storage import trend as weekly
-from storage.db import session_scope
+from storage.db import db
 from storage.models import Chat
 
 MODES = ("instant", "priority", "digest")
@@ -48,11 +48,10 @@ def screen(context: Context, language: str, chat: Chat) -> tuple[str, InlineKeyb
     return body, InlineKeyboardMarkup([[button] for button in buttons])
 
 
-def _chat(context: Context, chat_id: int) -> Chat:
-    with session_scope(services(context).engine) as session:
-        row = chats.get(session=session, chat_id=chat_id)
-        assert row is not None, "chat_language() creates the chat first"
-        return row
+async def _chat(context: Context, chat_id: int) -> Chat:
+    row = await db(services(context).engine, chats.get, chat_id=chat_id)
+    assert row is not None, "chat_language() creates the chat first"
+    return row
 
 
 def _parse(words: list[str]) -> tuple[str, dict[str, str | None]] | None:
@@ -87,8 +86,8 @@ async def settings(update: Update, context: Context) -> None:
             return
         # The weekly trend chart (/settings trend on|off): its own block, apart from _parse.
         if len(words) == 2 and words[0].lower() == "trend" and words[1].lower() in ("on", "off"):
-            with session_scope(services(context).engine) as session:
-                weekly.set_weekly(session=session, chat_id=chat.id, on=words[1].lower() == "on")
+            await db(services(context).engine, weekly.set_weekly, chat_id=chat.id,
+                     on=words[1].lower() == "on")
             words = []
         parsed = _parse(words) if words else ("settings.done", {})
         if parsed is None:
@@ -96,12 +95,11 @@ async def settings(update: Update, context: Context) -> None:
             return
         key, fields = parsed
         if fields:
-            with session_scope(services(context).engine) as session:
-                chats.update_settings(session=session, chat_id=chat.id, **fields)
+            await db(services(context).engine, chats.update_settings, chat_id=chat.id, **fields)
         if key != "settings.done":
             await reply(update, context, language, key)
             return
-    body, markup = screen(context, language, _chat(context, chat.id))
+    body, markup = screen(context, language, await _chat(context, chat.id))
     await reply(update, context, language, "settings.screen", body=Safe(body), markup=markup)
 
 
@@ -112,9 +110,8 @@ async def press_mode(update: Update, context: Context, mode: str) -> None:
     if mode not in MODES:
         await answer_button(update, context, language, "button.stale")
         return
-    with session_scope(services(context).engine) as session:
-        chats.update_settings(session=session, chat_id=chat.id, mode=mode)
-    body, markup = screen(context, language, _chat(context, chat.id))
+    await db(services(context).engine, chats.update_settings, chat_id=chat.id, mode=mode)
+    body, markup = screen(context, language, await _chat(context, chat.id))
     await answer_button(update, context, language, "settings.done")
     message = update.effective_message
     if message is not None:

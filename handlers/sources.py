@@ -27,7 +27,7 @@ from news.fetch import FetchError
 from news.pipeline import add_source, check_feed
 from news.text import NAME_CHARS, clip
 from storage import sources
-from storage.db import db, session_scope
+from storage.db import db
 from storage.models import Source
 
 Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
@@ -126,9 +126,8 @@ async def removesource(update: Update, context: Context) -> None:
     if not raw.isdigit():
         await reply(update, context, language, "removesource.usage")
         return
-    with session_scope(services(context).engine) as session:
-        removed = sources.remove(session=session, source_id=int(raw))
-        name = removed.name if removed else ""
+    removed = await db(services(context).engine, sources.remove, source_id=int(raw))
+    name = removed.name if removed else ""
     key = "removesource.done" if removed else "removesource.not_found"
     await reply(update, context, language, key, id=raw, name=name)
 
@@ -145,9 +144,9 @@ async def _toggle(update: Update, context: Context, *, paused: bool) -> None:
     if source_id is None:
         await reply(update, context, language, "source.usage", example=f"{command} 3")
         return
-    with session_scope(services(context).engine) as session:
-        source = sources.set_paused(session=session, source_id=source_id, paused=paused)
-        name = source.name if source else ""
+    source = await db(services(context).engine, sources.set_paused, source_id=source_id,
+                      paused=paused)
+    name = source.name if source else ""
     if source is None:
         await reply(update, context, language, "removesource.not_found", id=source_id)
         return
@@ -179,9 +178,9 @@ async def interval(update: Update, context: Context) -> None:
                     max=MAX_INTERVAL)
         return
     source_id, seconds = int(words[0]), int(words[1])
-    with session_scope(services(context).engine) as session:
-        source = sources.set_interval(session=session, source_id=source_id, seconds=seconds)
-        name = source.name if source else ""
+    source = await db(services(context).engine, sources.set_interval, source_id=source_id,
+                      seconds=seconds)
+    name = source.name if source else ""
     if source is None:
         await reply(update, context, language, "removesource.not_found", id=source_id)
         return
@@ -197,9 +196,8 @@ async def pollnow(update: Update, context: Context) -> None:
     if raw and source_id is None:
         await reply(update, context, language, "source.usage", example="/pollnow 3")
         return
-    with session_scope(services(context).engine) as session:
-        due = sources.poll_now(session=session, source_id=source_id)
-        name = due[0].name if due else ""
+    due = await db(services(context).engine, sources.poll_now, source_id=source_id)
+    name = due[0].name if due else ""
     if source_id is not None and not due:
         await reply(update, context, language, "removesource.not_found", id=source_id)
     elif source_id is not None:

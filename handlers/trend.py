@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from functools import partial
 
+from sqlmodel import Session
 from telegram import Update
 from telegram.constants import ParseMode
 
@@ -23,7 +24,7 @@ from news import trend as charts
 from news.text import TITLE_CHARS, clip
 from news.topics import QueryError, canonical, parse
 from storage import chats, subscriptions
-from storage.db import session_scope
+from storage.db import db
 
 # A trailing word that looks like a number is the DAYS argument (so `-3` or `2.5` is refused).
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
@@ -55,6 +56,14 @@ def read_arguments(raw: str) -> Asked:
     return Asked(raw.strip().rsplit(maxsplit=1)[0].strip(), int(last))
 
 
+def _topics_and_zone(*, session: Session, chat_id: int, thread_id: int) -> tuple[list[str], str]:
+    """This thread's topic queries, numbered as /topics numbers them, and the chat's zone."""
+    topics = [row.query for row in subscriptions.for_chat(session=session, chat_id=chat_id,
+                                                          thread_id=thread_id)]
+    row = chats.get(session=session, chat_id=chat_id)
+    return topics, row.timezone if row is not None else "UTC"
+
+
 async def trend(update: Update, context: Context) -> None:
     """Anyone in the chat may look: a chart changes nothing."""
     language = await chat_language(update, context)
@@ -66,11 +75,8 @@ async def trend(update: Update, context: Context) -> None:
     except BadDays as bad:
         await reply(update, context, language, "trend.bad_days", value=clip(str(bad), 20))
         return
-    with session_scope(svc.engine) as session:
-        topics = [row.query for row in subscriptions.for_chat(
-            session=session, chat_id=chat.id, thread_id=thread_of(update))]
-        row = chats.get(session=session, chat_id=chat.id)
-        timezone = row.timezone if row is not None else "UTC"
+    topics, timezone = await db(svc.engine, _topics_and_zone, chat_id=chat.id,
+                                thread_id=thread_of(update))
     if not asked.topic and not topics:
         await reply(update, context, language, "trend.no_topics")
         return

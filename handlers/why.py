@@ -24,7 +24,7 @@ from news.render import FLAGS
 from news.schedule import Preferences, zone
 from news.why import Explanation, explain, hits, level_why
 from storage import briefs, chats, deliveries, feedback, items, why
-from storage.db import session_scope
+from storage.db import db, session_scope
 from storage.models import Delivery, utcnow
 
 
@@ -109,9 +109,8 @@ async def why_command(update: Update, context: Context) -> None:
     link = argument_text(update)
     replied = message.reply_to_message
     if replied is not None and not link:
-        with session_scope(services(context).engine) as session:
-            delivery = feedback.delivery_of_message(session=session, chat_id=chat.id,
-                                                    message_id=replied.message_id)
+        delivery = await db(services(context).engine, feedback.delivery_of_message,
+                            chat_id=chat.id, message_id=replied.message_id)
         if delivery is not None:
             await _answer(update, await asyncio.to_thread(delivered, context, language,
                                                           delivery))
@@ -136,9 +135,8 @@ async def press_why(update: Update, context: Context, delivery_id: int) -> None:
     language = await chat_language(update, context)
     chat, message = update.effective_chat, update.effective_message
     assert chat is not None
-    with session_scope(services(context).engine) as session:
-        delivery = feedback.delivery_in(session=session, delivery_id=delivery_id,
-                                        chat_id=chat.id)
+    delivery = await db(services(context).engine, feedback.delivery_in,
+                        delivery_id=delivery_id, chat_id=chat.id)
     if delivery is None or message is None:
         await answer_button(update, context, language, "button.stale")
         return
