@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
@@ -23,7 +24,7 @@ from news.schedule import decide
 from news.workers import drain
 from services import KEY, Services
 from storage import chats, deliveries, feedback
-from storage.db import session_scope
+from storage.db import db, session_scope
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -54,22 +55,19 @@ async def deliver_due(
     async def claim() -> list[deliveries.Claimed]:
         if svc.stopping.is_set():
             return []
-        with session_scope(svc.engine) as session:
-            return deliveries.claim(session=session, now=utcnow(), lease=pacing.lease,
-                                    limit=pacing.queued, chat_cap=pacing.cap(1),
-                                    group_cap=pacing.cap(-1))
+        return await db(svc.engine, deliveries.claim, now=utcnow(), lease=pacing.lease,
+                        limit=pacing.queued, chat_cap=pacing.cap(1), group_cap=pacing.cap(-1))
 
     async def handle(item: deliveries.Claimed) -> None:
         """Rows still queued at shutdown are released, so a restart sends them at once."""
         if svc.stopping.is_set():
-            with session_scope(svc.engine) as session:
-                deliveries.release(session=session, delivery_id=item.id, token=item.token)
+            await db(svc.engine, deliveries.release, delivery_id=item.id, token=item.token)
             return
         try:
             await deliver(context, svc, item, pacing, limiter)
         except Exception as error:  # rendering or the database: an attempt like any other
             log.exception("delivery %s to chat %s failed", item.id, item.chat_id)
-            _attempt_failed(svc, item, repr(error))
+            await _attempt_failed(svc, item, repr(error))
 
     await drain(claim, handle, workers=pacing.in_flight, queued=pacing.queued,
                 name=lambda item: f"delivery {item.id} to chat {item.chat_id}")
@@ -79,8 +77,7 @@ async def send_edits(
     context: CallbackContext[Any, Any, Any, Any], svc: Services, pacing: Pacing,
     limiter: PerChat,
 ) -> None:
-    with session_scope(svc.engine) as session:
-        edits = deliveries.claim_edits(session=session, now=utcnow(), lease=pacing.lease)
+    edits = await db(svc.engine, deliveries.claim_edits, now=utcnow(), lease=pacing.lease)
     for item in edits:
         if not svc.stopping.is_set():
             async with limiter(item.chat_id):
@@ -97,14 +94,12 @@ async def deliver(
     decision = decide(item.prefs, alert.level, utcnow())
     if decision.action != "send":
         state = "digest" if decision.action == "digest" else "quiet"
-        with session_scope(svc.engine) as session:
-            deliveries.hold(session=session, delivery_id=item.id, token=item.token, state=state,
-                            until=decision.until)
+        await db(svc.engine, deliveries.hold, delivery_id=item.id, token=item.token,
+                 state=state, until=decision.until)
         return
     async with limiter(item.chat_id):
-        with session_scope(svc.engine) as session:
-            held = deliveries.begin_send(session=session, delivery_id=item.id, token=item.token,
-                                         lease=pacing.lease)
+        held = await db(svc.engine, deliveries.begin_send, delivery_id=item.id,
+                        token=item.token, lease=pacing.lease)
         if not held:
             log.info("delivery %s was claimed again while it waited; not sent here", item.id)
             return
@@ -128,49 +123,52 @@ async def send(
         message_id = message.message_id
     except Forbidden as error:
         log.info("chat %s blocked or removed the bot: %s", item.chat_id, error)
-        with session_scope(svc.engine) as session:
-            chats.deactivate(session=session, chat_id=item.chat_id)
-            deliveries.mark_failed(session=session, delivery_id=item.id, token=item.token,
-                                   code="blocked", error=str(error))
+        await db(svc.engine, _blocked, item=item, error=str(error))
         return
     except ChatMigrated as error:
         log.info("chat %s is now %s; resending there", item.chat_id, error.new_chat_id)
-        with session_scope(svc.engine) as session:
-            chats.migrate(session=session, old_id=item.chat_id, new_id=error.new_chat_id)
-            deliveries.release(session=session, delivery_id=item.id, token=item.token)
+        await db(svc.engine, _migrated, item=item, new_id=error.new_chat_id)
         return
     except RetryAfter as error:
         after = error.retry_after
         seconds = after.total_seconds() if isinstance(after, timedelta) else float(after)
         log.warning("delivery %s to chat %s will be retried: %s", item.id, item.chat_id, error)
-        with session_scope(svc.engine) as session:
-            if deliveries.throttled(session=session, delivery_id=item.id, token=item.token,
-                                    after=timedelta(seconds=seconds), error=str(error)):
-                log.error("delivery %s parked: throttled for over %s", item.id,
-                          deliveries.MAX_THROTTLED)
+        if await db(svc.engine, deliveries.throttled, delivery_id=item.id, token=item.token,
+                    after=timedelta(seconds=seconds), error=str(error)):
+            log.error("delivery %s parked: throttled for over %s", item.id,
+                      deliveries.MAX_THROTTLED)
         return
     except BadRequest as error:
         log.error("delivery %s rejected by Telegram: %s", item.id, error)
-        with session_scope(svc.engine) as session:
-            deliveries.mark_failed(session=session, delivery_id=item.id, token=item.token,
-                                   code="rejected", error=str(error))
+        await db(svc.engine, deliveries.mark_failed, delivery_id=item.id, token=item.token,
+                 code="rejected", error=str(error))
         return
     except Exception as error:  # 5xx and timeouts (NetworkError), unreadable answers, bugs
         reason = str(error) if isinstance(error, TelegramError) else repr(error)
-        _attempt_failed(svc, item, reason)
+        await _attempt_failed(svc, item, reason)
         return
-    with session_scope(svc.engine) as session:
-        if not deliveries.mark_sent(session=session, delivery_id=item.id, token=item.token,
-                                    message_id=message_id, sources=sources):
-            log.warning("delivery %s was sent after another claim took it", item.id)
+    if not await db(svc.engine, deliveries.mark_sent, delivery_id=item.id, token=item.token,
+                    message_id=message_id, sources=sources):
+        log.warning("delivery %s was sent after another claim took it", item.id)
 
 
-def _attempt_failed(svc: Services, item: deliveries.Claimed, error: str) -> None:
+def _blocked(*, session: Session, item: deliveries.Claimed, error: str) -> None:
+    """The chat blocked or removed the bot: it receives nothing more, this row included."""
+    chats.deactivate(session=session, chat_id=item.chat_id)
+    deliveries.mark_failed(session=session, delivery_id=item.id, token=item.token,
+                           code="blocked", error=error)
+
+
+def _migrated(*, session: Session, item: deliveries.Claimed, new_id: int) -> None:
+    """The group is a supergroup now: the row, released, goes to the new id with the rest."""
+    chats.migrate(session=session, old_id=item.chat_id, new_id=new_id)
+    deliveries.release(session=session, delivery_id=item.id, token=item.token)
+
+
+async def _attempt_failed(svc: Services, item: deliveries.Claimed, error: str) -> None:
     backoff = min(300.0, 2.0 ** item.attempts) * random.uniform(0.5, 1.5)
-    with session_scope(svc.engine) as session:
-        parked = deliveries.failed_attempt(session=session, delivery_id=item.id,
-                                           token=item.token, after=timedelta(seconds=backoff),
-                                           error=error)
+    parked = await db(svc.engine, deliveries.failed_attempt, delivery_id=item.id,
+                      token=item.token, after=timedelta(seconds=backoff), error=error)
     if parked:
         log.error("delivery %s to chat %s parked after %d failed attempts: %s", item.id,
                   item.chat_id, deliveries.MAX_ATTEMPTS, error)
@@ -197,14 +195,12 @@ async def edit(
             shows = None
     except Forbidden:
         shows = None
-        with session_scope(svc.engine) as session:
-            chats.deactivate(session=session, chat_id=item.chat_id)
+        await db(svc.engine, chats.deactivate, chat_id=item.chat_id)
     except TelegramError as error:
         log.warning("edit of delivery %s will be retried: %s", item.id, error)
         return  # the lease expires and the edit is claimed again
-    with session_scope(svc.engine) as session:
-        # A source that joined while this edit was on its way calls for another one.
-        deliveries.edited(session=session, delivery_id=item.id, sources=shows)
+    # A source that joined while this edit was on its way calls for another one.
+    await db(svc.engine, deliveries.edited, delivery_id=item.id, sources=shows)
 
 
 def markup(rows: Rows) -> InlineKeyboardMarkup:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlmodel import Session
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
@@ -19,7 +20,7 @@ from news.pipeline import digest_entries
 from news.schedule import digest_due
 from services import KEY, Services
 from storage import chats, deliveries
-from storage.db import session_scope
+from storage.db import db
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -41,18 +42,16 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     if not await asyncio.to_thread(svc.sending.held):
         return  # digests are paced with the alerts, by the replica that sends (jobs.deliver)
     now = utcnow()
-    with session_scope(svc.engine) as session:
-        due = [chat for chat in deliveries.chats_with_held(session=session)
-               if digest_due(deliveries.preferences(chat), chat.last_digest_at or chat.created_at,
-                             now)]
+    due = [chat for chat in await db(svc.engine, deliveries.chats_with_held)
+           if digest_due(deliveries.preferences(chat), chat.last_digest_at or chat.created_at,
+                         now)]
     for chat in due:
         if svc.stopping.is_set():
             return
         claim = DigestClaim(utcnow(), chat.last_digest_at)
-        with session_scope(svc.engine) as session:
-            if not chats.claim_digest(session=session, chat_id=chat.id, seen=claim.previous,
-                                      at=claim.at):
-                continue  # another replica sends it
+        if not await db(svc.engine, chats.claim_digest, chat_id=chat.id, seen=claim.previous,
+                        at=claim.at):
+            continue  # another replica sends it
         if await send_digest(context, svc, chat.id, chat.language, since=None, held_only=True,
                              claim=claim):
             await send_weekly_trend(context, svc, chat, now)
@@ -72,12 +71,11 @@ async def send_digest(
     """Send the digest messages; held rows become `digested` only once all went out. A
     scheduled digest's `claim` is given back when Telegram fails, so it is tried again."""
     now = utcnow()
-    with session_scope(svc.engine) as session:
-        rows = deliveries.for_digest(session=session, chat_id=chat_id, since=since,
-                                     held_only=held_only)
+    rows = await db(svc.engine, deliveries.for_digest, chat_id=chat_id, since=since,
+                    held_only=held_only)
     if not rows:
         return 0
-    entries = digest_entries(svc.engine, language, rows)
+    entries = await asyncio.to_thread(digest_entries, svc.engine, language, rows)
     header = svc.catalog.ngettext(language, "digest.header", len(entries))
     try:
         for message in render_digest(entries, header):
@@ -85,17 +83,19 @@ async def send_digest(
                                            message_thread_id=thread_id,
                                            link_preview_options=LinkPreviewOptions(is_disabled=True))
     except Forbidden:
-        with session_scope(svc.engine) as session:
-            chats.deactivate(session=session, chat_id=chat_id)
+        await db(svc.engine, chats.deactivate, chat_id=chat_id)
         return 0
     except TelegramError as error:
         log.warning("digest for chat %s failed, will retry: %s", chat_id, error)
         if claim is not None:
-            with session_scope(svc.engine) as session:
-                chats.release_digest(session=session, chat_id=chat_id, at=claim.at,
-                                     previous=claim.previous)
+            await db(svc.engine, chats.release_digest, chat_id=chat_id, at=claim.at,
+                     previous=claim.previous)
         return 0
-    with session_scope(svc.engine) as session:
-        deliveries.mark_digested(session=session, ids=[row.id for row in rows])
-        chats.mark_digest(session=session, chat_id=chat_id, at=now)
+    await db(svc.engine, _digested, chat_id=chat_id, ids=[row.id for row in rows], at=now)
     return len(entries)
+
+
+def _digested(*, session: Session, chat_id: int, ids: list[int], at: datetime) -> None:
+    """The held rows went out in the digest, and the next digest starts from `at`."""
+    deliveries.mark_digested(session=session, ids=ids)
+    chats.mark_digest(session=session, chat_id=chat_id, at=at)

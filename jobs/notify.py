@@ -12,7 +12,7 @@ from telegram.ext import CallbackContext
 
 from services import Services
 from storage import admins
-from storage.db import session_scope
+from storage.db import db
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,8 @@ async def notify_admins(
     context: CallbackContext[Any, Any, Any, Any], svc: Services, render: Callable[[str], str]
 ) -> None:
     """`render(language)` gives the message; an admin who never talked to us gets the default."""
-    with session_scope(svc.engine) as session:
-        targets = admins.languages(session=session, permanent=svc.admin_ids,
-                                   default=svc.default_language)
+    targets = await db(svc.engine, admins.languages, permanent=svc.admin_ids,
+                       default=svc.default_language)
     for user_id, language in targets.items():
         try:
             await context.bot.send_message(user_id, render(language), parse_mode=ParseMode.HTML)

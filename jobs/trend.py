@@ -16,7 +16,7 @@ from news.trend import caption, trend_chart
 from services import Services
 from storage import subscriptions
 from storage import trend as stored
-from storage.db import session_scope
+from storage.db import db
 from storage.models import Chat
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,8 @@ async def send_weekly_trend(
     """After a digest went out: the week's chart of each of the chat's first topics, if due."""
     if not weekly_due(chat, now):
         return 0
-    with session_scope(svc.engine) as session:
-        queries = [row.query for row in subscriptions.for_chat(session=session,
-                                                               chat_id=chat.id)][:MAX_CHARTS]
+    queries = [row.query for row in await db(svc.engine, subscriptions.for_chat,
+                                             chat_id=chat.id)][:MAX_CHARTS]
     t = partial(svc.catalog.text, chat.language)
     sent = 0
     for query in queries:
@@ -57,6 +56,5 @@ async def send_weekly_trend(
             log.warning("weekly trend for chat %s not sent: %s", chat.id, error)
             break
         sent += 1
-    with session_scope(svc.engine) as session:  # due again next week, sent or not
-        stored.mark_weekly(session=session, chat_id=chat.id, at=now)
+    await db(svc.engine, stored.mark_weekly, chat_id=chat.id, at=now)  # due again next week
     return sent

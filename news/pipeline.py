@@ -32,7 +32,7 @@ from news.stories import Clusters, Placement
 from news.text import without_headline
 from news.workers import Batched, drain
 from storage import briefs, deliveries, items, locks, sources, subscriptions, usage
-from storage.db import session_scope
+from storage.db import db, session_scope
 from storage.items import NewStory
 from storage.models import utcnow
 from storage.sources import DueSource
@@ -485,10 +485,7 @@ async def write_missing_briefs(
 
     Past the daily token budget the offline brief is used until midnight UTC.
     """
-    with session_scope(engine) as session:
-        missing = deliveries.briefs_missing(session=session, now=utcnow())
-        over = bool(daily_token_budget) and usage.spent(session=session) >= daily_token_budget
-        notify = over and bool(missing) and usage.claim_budget_notice(session=session)
+    missing, over, notify = await db(engine, _briefs_wanted, budget=daily_token_budget)
     # Claimed only as the writer can start them, so the lease covers one write, not a queue.
     claim_for = lease or writer.longest_write
     starting = asyncio.Semaphore(writer.concurrency)
@@ -496,20 +493,15 @@ async def write_missing_briefs(
 
     async def one(story_id: int, language: str) -> None:
         async with starting:
-            with session_scope(engine) as session:
-                if not briefs.claim(session=session, story_id=story_id, language=language,
-                                    now=utcnow(), lease=claim_for):
-                    return  # another replica writes it, or wrote it
+            if not await db(engine, briefs.claim, story_id=story_id, language=language,
+                            now=utcnow(), lease=claim_for):
+                return  # another replica writes it, or wrote it
             try:
                 brief = await write(story_id, language)
             except BaseException:
-                with session_scope(engine) as session:
-                    briefs.release(session=session, story_id=story_id, language=language)
+                await db(engine, briefs.release, story_id=story_id, language=language)
                 raise
-            with session_scope(engine) as session:
-                briefs.save(session=session, story_id=story_id, language=language,
-                            written=brief)
-                usage.record(session=session, written=brief)
+            await db(engine, _save_brief, story_id=story_id, language=language, brief=brief)
             written.append((story_id, language))
 
     async def write(story_id: int, language: str) -> Written:
@@ -520,6 +512,21 @@ async def write_missing_briefs(
 
     await asyncio.gather(*(one(story_id, language) for story_id, language in missing))
     return BriefRound(len(written), notify)
+
+
+def _briefs_wanted(*, session: Session, budget: int
+                   ) -> tuple[list[tuple[int, str]], bool, bool]:
+    """The briefs due deliveries wait on; whether the day's token budget is spent; and whether
+    this replica is the one to tell the admins so (once a day)."""
+    missing = deliveries.briefs_missing(session=session, now=utcnow())
+    over = bool(budget) and usage.spent(session=session) >= budget
+    return missing, over, over and bool(missing) and usage.claim_budget_notice(session=session)
+
+
+def _save_brief(*, session: Session, story_id: int, language: str, brief: Written) -> None:
+    """The brief and what it cost, in one transaction: usage never counts an unsaved brief."""
+    briefs.save(session=session, story_id=story_id, language=language, written=brief)
+    usage.record(session=session, written=brief)
 
 
 @dataclass(frozen=True)
