@@ -38,6 +38,9 @@ T = TypeVar("T")
 POLL_TIMEOUT = timedelta(seconds=10)  # getUpdates' long-poll wait, as run_polling's default
 ROLE_CHECK_SECONDS = 5.0  # a standby tries the lock this often: it takes over well within 30 s
 CONFLICT_REPEAT_SECONDS = 600.0  # a 409 streak is logged once, then once per this while it lasts
+# python-telegram-bot sleeps out its retry backoff (up to 30 s) before it sees a stop: during an
+# outage the poller is woken after this, and its confirming call given as long again.
+STOP_PATIENCE_SECONDS = 2.0
 SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")  # the secret_token Telegram accepts
 # The role's connection notices a dead peer in ~25 s on both sides, not after TCP's two hours:
 # a replica whose host vanishes frees the role for the others within the 30 s promised.
@@ -127,9 +130,24 @@ class Polling:
             timeout=POLL_TIMEOUT, bootstrap_retries=-1, allowed_updates=Update.ALL_TYPES,
             error_callback=on_error)
 
-    async def stop(self, application: App) -> None:
-        if application.updater is not None and application.updater.running:
-            await application.updater.stop()  # confirms what it fetched: nothing comes twice
+    async def stop(self, application: App, patience: float = STOP_PATIENCE_SECONDS) -> None:
+        """Stop fetching, within `docker stop`'s grace even while Telegram is unreachable.
+
+        Updater.stop confirms what was fetched (nothing comes twice), but first waits for the
+        poller, which in an outage sleeps out a backoff of up to 30 s and only then sees the
+        stop: the container was killed first. A first cancel wakes that sleep (Updater.stop
+        carries on to the confirming call), a second drops a confirmation that cannot arrive.
+        """
+        if application.updater is None or not application.updater.running:
+            return
+        stopping = asyncio.ensure_future(application.updater.stop())
+        for _ in range(2):
+            done, _pending = await asyncio.wait({stopping}, timeout=patience)
+            if done:
+                break
+            stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopping
 
 
 def role_key(bot_id: int) -> int:

@@ -4,14 +4,18 @@ role's lock on PostgreSQL (taken by one, handed over, given up when its connecti
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from telegram.error import Conflict
+from telegram.error import Conflict, NetworkError
+from telegram.ext import ApplicationBuilder
+from telegram.ext._utils import networkloop
+from telegram.request import BaseRequest, RequestData
 
-from receiver import ConflictNotice, PollingRole, WebhookConfig, role_key
+from receiver import ConflictNotice, Polling, PollingRole, WebhookConfig, role_key
 from storage.db import make_engine, normalize_url
 
 
@@ -118,3 +122,69 @@ async def test_one_role_holder_hand_over_and_a_lost_connection_gives_the_role_up
         await first.stop(app1)  # type: ignore[arg-type]
         await second.stop(app2)  # type: ignore[arg-type]
         engine.dispose()
+
+
+class TelegramGone(BaseRequest):
+    """Telegram answers the start-up calls, then every getUpdates fails: an outage."""
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    @property
+    def read_timeout(self) -> float:
+        return 1.0
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         *_: Any, **__: Any) -> tuple[int, bytes]:
+        name = url.rsplit("/", 1)[-1]
+        self.calls.append(name)
+        if name == "getUpdates":
+            raise NetworkError("httpx.ConnectError: All connection attempts failed")
+        result: Any = True
+        if name == "getMe":
+            result = {"id": 1, "is_bot": True, "first_name": "T", "username": "t_bot"}
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+
+class EndlessBackoff:
+    """networkloop's asyncio, but its retry sleep never ends: an outage past any stop grace
+    (python-telegram-bot sleeps up to 30 s there and looks at the stop request only after)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @staticmethod
+    async def sleep(_: float) -> None:
+        await asyncio.Event().wait()
+
+
+@pytest.mark.asyncio
+async def test_stopping_during_an_outage_does_not_wait_out_the_pollers_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(networkloop, "asyncio", EndlessBackoff())
+    calls: list[str] = []
+    application = (ApplicationBuilder().token("1:x").request(TelegramGone(calls))
+                   .get_updates_request(TelegramGone(calls)).build())
+    await application.initialize()
+    await application.start()  # the poller hands its errors to the running application
+    polling = Polling()
+    try:
+        await polling.start(application, asyncio.Event())
+        await eventually(lambda: "getUpdates" in calls)  # failed; the poller now backs off
+        stop = asyncio.ensure_future(polling.stop(application, patience=0.05))
+        done, _ = await asyncio.wait({stop}, timeout=10)  # not wait_for: its cancel would help
+        if not done:
+            stop.cancel()
+        assert done, "stop waited for the poller's backoff to end: `docker stop` kills first"
+        assert application.updater is not None and not application.updater.running
+        assert calls.count("getUpdates") == 2, "the confirming call is still tried, once"
+    finally:
+        await application.stop()
+        await application.shutdown()
