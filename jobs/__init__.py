@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram.ext import CallbackContext, JobQueue
@@ -33,6 +34,12 @@ def schedule(job_queue: JobQueue[Any], *, tick_seconds: float = 1.0) -> None:
     every = ((poll.run, "poll", tick_seconds), (brief.run, "brief", tick_seconds),
              (deliver.run, "deliver", tick_seconds), (digest.run, "digest", 20.0),
              (heartbeat.run, "heartbeat", heartbeat.INTERVAL_SECONDS))
+    # Jobs are scheduled before start-up finishes (migrations, getMe, the roles: seconds). A
+    # trigger's first time that passed before the scheduler started was skipped, so the digest
+    # and the heartbeat first ran a whole interval late (the container stayed unhealthy for a
+    # minute). An explicit first run, with no grace limit, runs late rather than not at all.
+    first = datetime.now(UTC) + timedelta(seconds=tick_seconds)
     for job, name, interval in every:
-        job_queue.run_repeating(Exclusive(job), interval=interval, first=tick_seconds,
-                                name=name, job_kwargs={"max_instances": 2, "coalesce": True})
+        job_queue.run_repeating(Exclusive(job), interval=interval, first=first, name=name,
+                                job_kwargs={"max_instances": 2, "coalesce": True,
+                                            "next_run_time": first, "misfire_grace_time": None})
