@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from tests.fakes.feeds import FeedServer, atom, html_page, rss
+from tests.test_e2e_briefs import wait_until
 
 WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 ITEMS: list[dict[str, Any]] = [
@@ -99,6 +101,18 @@ def test_answers_and_peak_in_flight_count_what_the_server_did(server: FeedServer
     assert texts == ["late"] * 3
     assert server.answers("/held") == 3 and server.answers("/missing") == 0
     assert server.peak_in_flight == 3 and server.in_flight == 0
+
+
+def test_hold_keeps_the_answer_back_until_released(server: FeedServer) -> None:
+    release = threading.Event()
+    server.put("/held", "at last", hold=release)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, httpx.Client(timeout=30) as http:
+        pending = pool.submit(lambda: http.get(server.url("/held")).text)
+        wait_until(lambda: server.hits("/held") == 1)
+        assert server.answers("/held") == 0 and not pending.done()
+        release.set()
+        assert pending.result(timeout=10) == "at last"
+    assert server.answers("/held") == 1
 
 
 def test_rss_parses_with_escaping() -> None:

@@ -28,6 +28,7 @@ class Resource:
     delay: float
     etag: str
     last_modified: float
+    hold: threading.Event | None = None  # answered only once set (or the server stops)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -57,6 +58,9 @@ class _Handler(BaseHTTPRequestHandler):
         """The delay, then the stored resource (or a 404)."""
         if res is not None and res.delay:
             fake._stopping.wait(res.delay)
+        if res is not None and res.hold is not None:
+            while not res.hold.wait(0.05) and not fake._stopping.is_set():
+                pass
         fake._answering(self.path)
         if res is None:
             status, body, headers = 404, b"Not Found", {"Content-Type": "text/plain"}
@@ -139,12 +143,15 @@ class FeedServer:
         *,
         delay: float = 0.0,
         last_modified: datetime | None = None,
+        hold: threading.Event | None = None,
     ) -> None:
-        """Set (or replace) what a path serves, with a fresh ETag and Last-Modified."""
+        """Set (or replace) what a path serves, with a fresh ETag and Last-Modified; `hold`
+        keeps each answer back until the test sets it, so it can act while one is pending."""
         data = body.encode() if isinstance(body, str) else body
         etag = f'"{hashlib.sha256(data).hexdigest()[:20]}"'
         stamp = last_modified.timestamp() if last_modified else time.time()
-        res = Resource(data, content_type, status, dict(headers or {}), delay, etag, stamp)
+        res = Resource(data, content_type, status, dict(headers or {}), delay, etag, stamp,
+                       hold)
         with self._lock:
             self._resources[_norm(path)] = res
 
