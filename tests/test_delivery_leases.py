@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import Engine
 from telegram.ext import AIORateLimiter, ApplicationBuilder, CallbackContext
 
+import jobs.throttle
 from jobs.deliver import deliver_due
 from jobs.pacing import Pacing
 from jobs.throttle import PerChat
@@ -98,21 +99,47 @@ async def test_30_alerts_queued_for_one_group_are_delivered_exactly_once(
             session=session, since=deliveries.utcnow() - timedelta(hours=1)) == ALERTS
 
 
+class Clock:
+    """Virtual time for jobs.throttle: a sleep moves it on by what was asked, so the spacing
+    is checked exactly, on no real clock. Sleeps run one after another, which is all the
+    scenario below needs."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)  # let the others run, as a real sleep would
+
+
 @pytest.mark.asyncio
-async def test_a_chats_next_send_starts_its_period_after_the_previous_one_ended() -> None:
+async def test_a_chats_next_send_starts_its_period_after_the_previous_one_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A send let through may still wait inside the request (PTB's overall limiter, the
     network): spaced from when it was let through, the next one to that chat could reach
     Telegram right behind it, a 429 (the replica test saw them)."""
+    clock = Clock()
+    monkeypatch.setattr(jobs.throttle, "time", SimpleNamespace(monotonic=clock.monotonic))
+    monkeypatch.setattr(jobs.throttle, "asyncio",
+                        SimpleNamespace(Lock=asyncio.Lock, sleep=clock.sleep))
     limiter = PerChat(Pacing(chat_period=0.2))
     started: dict[str, float] = {}
     ended: dict[str, float] = {}
+    events: list[str] = []
 
     async def send(name: str, chat_id: int, held: float) -> None:
         async with limiter(chat_id):
-            started[name] = time.monotonic()
-            await asyncio.sleep(held)  # the request, waiting for its turn overall
-            ended[name] = time.monotonic()
+            started[name] = clock.now
+            events.append(f"{name} started")
+            await clock.sleep(held)  # the request, waiting for its turn overall
+            ended[name] = clock.now
+            events.append(f"{name} ended")
 
     await asyncio.gather(send("first", 7, 0.3), send("second", 7, 0.0), send("other", 8, 0.0))
-    assert started["second"] - ended["first"] >= 0.2 - 0.01  # the clock's resolution
-    assert started["other"] < ended["first"], "another chat does not wait for this one"
+    assert started["second"] - ended["first"] == pytest.approx(0.2)  # a period after its end
+    assert events.index("other started") < events.index("first ended"), \
+        "another chat does not wait for this one"

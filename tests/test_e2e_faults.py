@@ -49,15 +49,14 @@ def test_150_chats_within_telegrams_limits_without_a_single_429(
             FeedServer() as feeds:
         start(telegram, feeds, tmp_path, bot_process)
         chats = readers(telegram, 150, 30_000)
-        started = time.monotonic()
         feeds.put("/feed.xml", rss("Test News", [NEW_SOFTBANK, *BASELINE]))
         for chat in chats:
             telegram.wait_for_messages(chat["id"], 2, timeout=60)
-        elapsed = time.monotonic() - started
         assert alerts(telegram, chats) == [1] * 150
+        # not faster than Telegram allows: the emulator refused nothing, and by its own record
+        # no second held more than 30 sends (so the 150 were spread over five at least)
         assert telegram.too_many_requests == 0
         assert telegram.max_rate() <= 30
-        assert elapsed > 150 / 30 - 1, "not faster than Telegram allows"
         assert telegram.rejected == []
 
 

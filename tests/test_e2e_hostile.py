@@ -1,11 +1,19 @@
 """Hostile feeds through the real bot (issue 11, item 2): an admin adds each entity bomb, in
 UTF-8 and UTF-16; each is refused with the reason in plain words, within 2 s, while another
-chat's /help is answered as quickly, and the bot's memory stays small."""
+chat's /help is answered as quickly, and the bot's memory stays small.
+
+"Within 2 s" is checked by its cause, not a stopwatch: the scan refuses the bomb before any
+parser reads it, so no parse runs into its time limit (the speed of the scan itself is
+tests/test_xmlguard.py's and bench/xmlguard.py's). The bot handles one update at a time, so
+/help sent right behind /addsource is answered once the refusal is out: as quickly, because
+nothing ahead of it waited on a limit. During an OPML import, which runs in the background,
+/help is answered while the import is still waiting for a feed.
+"""
 
 from __future__ import annotations
 
 import os
-import time
+import threading
 
 import pytest
 
@@ -16,7 +24,7 @@ from tests.test_e2e_walkthrough import ADMIN_ID, say
 from tests.test_xmlguard import HOSTILE
 
 REFUSED = "declares its own XML entities"
-WITHIN = 2.0  # seconds, as the issue asks
+PARSE_LIMIT_HIT = ("parsing a feed ran past", "a feed parser process died")  # news.parsing
 PEAK_MEMORY = 300 * 1024 * 1024
 
 
@@ -29,10 +37,9 @@ def peak_memory(pid: int) -> int:
     raise AssertionError("no VmHWM in /proc status")
 
 
-def reply_after(telegram: BotApiEmulator, chat_id: int, before: int, sent: float) -> float:
-    """Seconds from `sent` until the bot's next message in the chat."""
-    telegram.wait_for_messages(chat_id, before + 1, timeout=30)
-    return time.monotonic() - sent
+def next_reply(telegram: BotApiEmulator, chat_id: int, before: int) -> str:
+    """The bot's next message in the chat, once it came."""
+    return telegram.wait_for_messages(chat_id, before + 1, timeout=30)[before].text
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the bot's peak memory from /proc")
@@ -43,23 +50,17 @@ def test_hostile_feeds_are_refused_and_other_chats_still_answered(world: World) 
     reader = telegram.user(7301, "Ren", language_code="en")
     reader_chat = telegram.private_chat(reader)
     assert bot.process is not None
-    slow: list[str] = []
     for name, body in sorted(HOSTILE.items()):
         path = "/hostile/" + name.replace("/", "-") + ".xml"
         feeds.put(path, body, content_type="application/rss+xml")
         admin_before = len(telegram.messages(admin_chat["id"]))
         reader_before = len(telegram.messages(reader_chat["id"]))
-        sent = time.monotonic()
         telegram.send_text(admin_chat, admin, f"/addsource {feeds.url(path)}")
         telegram.send_text(reader_chat, reader, "/help")
-        refused_in = reply_after(telegram, admin_chat["id"], admin_before, sent)
-        help_in = reply_after(telegram, reader_chat["id"], reader_before, sent)
-        answer = telegram.messages(admin_chat["id"])[admin_before].text
+        answer = next_reply(telegram, admin_chat["id"], admin_before)
         assert REFUSED in answer, (name, answer)
-        assert "/subscribe" in telegram.messages(reader_chat["id"])[reader_before].text
-        if refused_in >= WITHIN or help_in >= WITHIN:
-            slow.append(f"{name}: refused in {refused_in:.1f}s, /help in {help_in:.1f}s")
-    assert slow == []
+        assert "/subscribe" in next_reply(telegram, reader_chat["id"], reader_before)
+    assert not any(hit in bot.log for hit in PARSE_LIMIT_HIT), "a parse reached its limit"
     assert peak_memory(bot.process.pid) < PEAK_MEMORY, "bot's peak RSS"
     listing = say(telegram, admin_chat, admin, "/sources")
     assert "hostile" not in listing and "#1 Test News" in listing  # nothing was added
@@ -74,18 +75,30 @@ def test_an_opml_import_of_hostile_feeds_names_the_reason(world: World) -> None:
     reader_chat = telegram.private_chat(reader)
     names = [name for name in sorted(HOSTILE) if name.endswith("utf-16-le")]
     outlines = b""
+    arrive = threading.Event()  # the first feed's answer waits until /help was answered
     for name in names:
         path = "/opml/" + name.replace("/", "-") + ".xml"
-        feeds.put(path, HOSTILE[name], content_type="application/rss+xml")
+        feeds.put(path, HOSTILE[name], content_type="application/rss+xml",
+                  hold=arrive if name == names[0] else None)
         outlines += b'<outline type="rss" text="x" xmlUrl="' + feeds.url(path).encode() + b'"/>'
     opml = (b'<?xml version="1.0"?><opml version="2.0"><head/><body>' + outlines
             + b"</body></opml>")
     document = telegram.send_document(chat, admin, opml, "hostile.opml")
     before = len(telegram.messages(reader_chat["id"]))
-    sent = time.monotonic()
+    first = "/opml/" + names[0].replace("/", "-") + ".xml"
+
+    def summarised() -> bool:
+        return any(message.text.count(REFUSED) == len(names)
+                   for message in telegram.messages(chat["id"]))
+
     telegram.send_text(chat, admin, "/importopml", reply_to_message_id=document["message_id"])
-    telegram.send_text(reader_chat, reader, "/help")
-    assert reply_after(telegram, reader_chat["id"], before, sent) < WITHIN
-    wait_until(lambda: any(message.text.count(REFUSED) == len(names)
-                           for message in telegram.messages(chat["id"])), timeout=30)
+    try:
+        wait_until(lambda: feeds.hits(first) == 1, timeout=30)  # the import is under way
+        telegram.send_text(reader_chat, reader, "/help")
+        assert "/subscribe" in next_reply(telegram, reader_chat["id"], before)
+        assert not summarised(), "/help waited for the import"
+    finally:
+        arrive.set()
+    wait_until(summarised, timeout=30)
+    assert not any(hit in world.bot.log for hit in PARSE_LIMIT_HIT), "a parse reached its limit"
     assert "/opml/" not in say(telegram, chat, admin, "/sources")  # nothing was added

@@ -61,8 +61,7 @@ def test_webhook_mode_sets_its_hook_serves_it_and_refuses_posts_without_the_secr
         assert "Commands" in replies[0] and "Welcome to Tidings" in replies[1], replies
 
         assert "getUpdates" not in {name for name, _ in telegram.calls}
-        assert bot.terminate(timeout=10) < 10
-        assert bot.process is not None and bot.process.returncode == 0, bot.log
+        assert bot.terminate(timeout=10) == 0, bot.log  # a clean exit, within the 10 s
         # Other replicas behind the proxy still serve the hook: stopping one keeps it.
         assert "deleteWebhook" not in {name for name, _ in telegram.calls}
         assert telegram.webhook_url == url
@@ -129,9 +128,7 @@ def test_one_replica_fetches_updates_and_another_takes_over_within_30_s_when_it_
 
         seen = len(telegram.callers)
         bots[holder].kill()
-        killed = time.monotonic()
-        bots[standby].wait_for_log("receiver role taken", timeout=30)
-        assert time.monotonic() - killed < 30
+        bots[standby].wait_for_log("receiver role taken", timeout=30)  # the 30 s: a deadline
         assert "Commands" in say(telegram, chat, reader, "/help")
         pollers = {caller for caller, method in telegram.callers[seen:] if method == "getUpdates"}
         assert pollers == {standby}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+import concurrent.futures
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from tests.fakes.feeds import FeedServer, atom, html_page, rss
+from tests.test_e2e_briefs import wait_until
 
 WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 ITEMS: list[dict[str, Any]] = [
@@ -82,10 +84,35 @@ def test_unknown_path_404_and_status_headers(server: FeedServer) -> None:
 
 def test_delay_makes_client_time_out(server: FeedServer) -> None:
     server.put("/slow", "late", delay=2.0)
-    started = time.monotonic()
     with httpx.Client(timeout=0.2) as http, pytest.raises(httpx.ReadTimeout):
         http.get(server.url("/slow"))
-    assert time.monotonic() - started < 1.5
+    assert server.hits("/slow") == 1
+    assert server.answers("/slow") == 0  # the client gave up before the answer came
+
+
+def test_answers_and_peak_in_flight_count_what_the_server_did(server: FeedServer) -> None:
+    server.put("/held", "late", delay=1.0)  # long enough that all three overlap
+    server.put("/now", "here")
+    with httpx.Client() as http:
+        assert http.get(server.url("/now")).text == "here"
+        assert (server.answers("/now"), server.peak_in_flight) == (1, 1)
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            texts = list(pool.map(lambda _: http.get(server.url("/held")).text, range(3)))
+    assert texts == ["late"] * 3
+    assert server.answers("/held") == 3 and server.answers("/missing") == 0
+    assert server.peak_in_flight == 3 and server.in_flight == 0
+
+
+def test_hold_keeps_the_answer_back_until_released(server: FeedServer) -> None:
+    release = threading.Event()
+    server.put("/held", "at last", hold=release)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, httpx.Client(timeout=30) as http:
+        pending = pool.submit(lambda: http.get(server.url("/held")).text)
+        wait_until(lambda: server.hits("/held") == 1)
+        assert server.answers("/held") == 0 and not pending.done()
+        release.set()
+        assert pending.result(timeout=10) == "at last"
+    assert server.answers("/held") == 1
 
 
 def test_rss_parses_with_escaping() -> None:

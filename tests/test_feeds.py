@@ -6,9 +6,11 @@ import json
 import pickle
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import news.feeds
 from locales import catalog
 from news.feeds import DeclaresEntities, NotAFeed, ParsedFeed, discover_feed_links, parse_feed
 from tests.fakes.feeds import html_page
@@ -162,7 +164,7 @@ def test_non_feeds_raise_not_a_feed(body: bytes) -> None:
         parse_feed(body)
 
 
-def test_entity_expansion_does_not_blow_up() -> None:
+def test_entity_expansion_does_not_blow_up(monkeypatch: pytest.MonkeyPatch) -> None:
     entities = "".join(
         f'<!ENTITY lol{i + 1} "' + f"&lol{i if i else ''};" * 10 + '">\n' for i in range(9)
     )
@@ -171,15 +173,17 @@ def test_entity_expansion_does_not_blow_up() -> None:
         '<rss version="2.0"><channel><title>&lol9;</title>'
         "<item><title>x &lol9;</title></item></channel></rss>"
     ).encode()
-    started = time.monotonic()
-    try:
-        feed = parse_feed(body)
-    except NotAFeed:
-        pass
-    else:
-        assert len(feed.title) < 10_000
-        assert all(len(str(entry.get("title", ""))) < 10_000 for entry in feed.entries)
-    assert time.monotonic() - started < 5
+    parsed: list[bytes] = []
+    real_parse = news.feeds.feedparser.parse
+
+    def spy(document: bytes, **kwargs: Any) -> Any:
+        parsed.append(document)
+        return real_parse(document, **kwargs)
+
+    monkeypatch.setattr(news.feeds.feedparser, "parse", spy)
+    with pytest.raises(DeclaresEntities):
+        parse_feed(body)
+    assert parsed == [], "refused before any parser could expand it"
 
 
 # --- discovery -------------------------------------------------------------------------------
@@ -239,7 +243,6 @@ def test_feedparser_corpus() -> None:
     assert len(files) > 2000
     parsed: dict[Path, ParsedFeed | NotAFeed] = {}
     others: list[str] = []
-    started = time.monotonic()
     for path in files:
         try:
             parsed[path] = parse_feed(path.read_bytes())
@@ -248,7 +251,6 @@ def test_feedparser_corpus() -> None:
         except Exception as exc:  # the point of the test: nothing else may escape
             others.append(f"{path.relative_to(CORPUS)}: {type(exc).__name__}: {exc}")
     assert others == []
-    assert time.monotonic() - started < 60
     for family in ("rss", "atom", "atom10", "rdf"):
         folder = CORPUS / "wellformed" / family
         refused = [p.name for p in parsed if p.parent == folder and isinstance(parsed[p], NotAFeed)

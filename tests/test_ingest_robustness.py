@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import resource
 import socket
 import subprocess
@@ -33,7 +34,7 @@ from sqlalchemy import Engine, event, func
 from sqlmodel import select
 
 from news import article, pipeline
-from news.feeds import NotAFeed
+from news.feeds import DeclaresEntities, NotAFeed
 from news.fetch import FetchError, FetchPolicy
 from news.pipeline import Newsroom, add_source, check_feed, poll
 from storage import items as storage_items
@@ -107,13 +108,13 @@ def assert_memory_ok() -> None:
     assert peak_rss() < MEMORY_LIMIT, f"peak RSS {peak_rss() / MiB:.0f} MiB"
 
 
-async def clear_error(url: str, policy: FetchPolicy = LOOPBACK) -> tuple[BaseException, float]:
-    """check_feed must refuse the URL with FetchError or NotAFeed, within HANG seconds."""
-    started = time.monotonic()
+async def clear_error(url: str, policy: FetchPolicy = LOOPBACK) -> BaseException:
+    """check_feed must refuse the URL with FetchError or NotAFeed, within HANG seconds (a
+    deadline for a hang, not a measurement: how it was refused says why it was quick)."""
     async with http_client() as client:
         with pytest.raises(CLEAR_ERRORS) as caught:
             await asyncio.wait_for(check_feed(client, url, policy), HANG)
-    return caught.value, time.monotonic() - started
+    return caught.value
 
 
 def code_of(error: BaseException) -> str:
@@ -425,40 +426,41 @@ CHILD = textwrap.dedent("""
     limit = int(sys.argv[2])
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import httpx
-    from news.feeds import NotAFeed
+    from news.feeds import DeclaresEntities, NotAFeed
     from news.fetch import FetchError, FetchPolicy
     from news.pipeline import check_feed
 
     async def main(url):
         policy = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
         report, entries = {}, []
-        started = time.monotonic()
         try:
             async with httpx.AsyncClient(trust_env=False) as client:
-                checked = await check_feed(client, url, policy)
+                checked = await asyncio.wait_for(check_feed(client, url, policy), hang)
             report["outcome"], entries = "ok", checked.feed.entries
+        except TimeoutError:
+            report["outcome"] = "hang"
         except FetchError as exc:
             report["outcome"] = "FetchError:" + exc.code
         except NotAFeed:
             report["outcome"] = "NotAFeed"
         except BaseException as exc:
             report["outcome"] = "unhandled:" + type(exc).__name__
-        report["seconds"] = time.monotonic() - started
         report["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         report["longest_field"] = max(
             (len(v) for e in entries for v in e.values() if isinstance(v, str)), default=0)
         print(json.dumps(report))
 
+    hang = float(sys.argv[3])
     asyncio.run(main(sys.argv[1]))
 """)
 
 
 def check_feed_in_child(url: str, address_space: int = 2048 * MiB) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", CHILD, url, str(address_space)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", CHILD, url, str(address_space), str(HANG)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
     lines = done.stdout.strip().splitlines()
     if done.returncode or not lines:
-        return {"outcome": f"died: rc={done.returncode} {done.stderr[-500:]}", "seconds": 0,
+        return {"outcome": f"died: rc={done.returncode} {done.stderr[-500:]}",
                 "peak_rss": 0, "longest_field": 0}
     report: dict[str, Any] = json.loads(lines[-1])
     return report
@@ -467,9 +469,8 @@ def check_feed_in_child(url: str, address_space: int = 2048 * MiB) -> dict[str, 
 @pytest.mark.asyncio
 async def test_billion_laughs_is_not_a_feed(server: FeedServer) -> None:
     server.put("/lol.xml", billion_laughs(), content_type="application/xml")
-    error, seconds = await clear_error(server.url("/lol.xml"))
-    assert isinstance(error, NotAFeed)
-    assert seconds < 5
+    error = await clear_error(server.url("/lol.xml"))
+    assert isinstance(error, DeclaresEntities)  # refused by the scan, before any parser
     assert_memory_ok()
 
 
@@ -494,11 +495,10 @@ def test_quadratic_entity_blowup_is_refused_or_left_unexpanded(server: FeedServe
     body = quadratic_blowup()
     server.put("/blowup.xml", body, content_type="application/rss+xml")
     report = check_feed_in_child(server.url("/blowup.xml"))
-    assert report["outcome"] in ("ok", "NotAFeed"), report
+    assert report["outcome"] in ("ok", "NotAFeed"), report  # not "hang": ended within HANG
     # An undeclared entity stays as escaped text (&amp;a;): twice its size, never a blowup.
     assert report["longest_field"] <= 2 * len(body), report
     assert report["peak_rss"] < MEMORY_LIMIT, report
-    assert report["seconds"] < HANG, report
 
 
 @pytest.mark.asyncio
@@ -529,10 +529,9 @@ async def test_external_entities_are_never_fetched_nor_read(server: FeedServer) 
 async def test_endless_body_without_content_length_is_cut_at_the_cap() -> None:
     total = 200 * MiB
     with RawServer(endless_chunked(total)) as raw:
-        error, seconds = await clear_error(raw.url())
+        error = await clear_error(raw.url())
         sent = raw.sent
     assert code_of(error) == "too_large"
-    assert seconds < 10
     # the cap is 10 MB; what the server got out besides is what the socket buffers held
     assert sent < LOOPBACK.max_bytes + 30 * MiB, f"server wrote {sent / MiB:.0f} MiB"
     assert_memory_ok()
@@ -544,9 +543,8 @@ async def test_gzip_bomb_is_cut_at_the_cap(server: FeedServer) -> None:
     assert len(bomb) < 2 * MiB
     server.put("/bomb.xml", bomb, content_type="application/rss+xml",
                headers={"Content-Encoding": "gzip"})
-    error, seconds = await clear_error(server.url("/bomb.xml"))
+    error = await clear_error(server.url("/bomb.xml"))
     assert code_of(error) == "too_large"
-    assert seconds < 10
     assert_memory_ok()
 
 
@@ -575,9 +573,9 @@ async def test_a_drip_feed_server_times_out(stage: str) -> None:
     handler = drip(head + feed) if stage == "status-line" else head_then_drip
     policy = replace(LOOPBACK, timeout_seconds=3.0)
     with RawServer(handler) as raw:
-        error, seconds = await clear_error(raw.url(), policy)
+        error = await clear_error(raw.url(), policy)
+    # the policy's total timeout (a read timeout would be a "network" error: none came)
     assert code_of(error) == "timeout"
-    assert 2.5 <= seconds < 6, seconds
     assert_memory_ok()
 
 
@@ -585,7 +583,7 @@ async def test_a_drip_feed_server_times_out(stage: str) -> None:
 async def test_redirect_to_the_metadata_address_is_blocked(server: FeedServer) -> None:
     server.put("/feed.xml", "", status=302,
                headers={"Location": "http://169.254.169.254/latest/meta-data/"})
-    error, _ = await clear_error(server.url("/feed.xml"))
+    error = await clear_error(server.url("/feed.xml"))
     assert code_of(error) == "blocked_address"
 
 
@@ -594,7 +592,7 @@ async def test_feed_link_to_the_metadata_address_is_blocked(server: FeedServer) 
     """Autodiscovery is a second fetch: it must be checked as the first one is."""
     server.put("/page", html_page("Blog", "http://169.254.169.254/latest/meta-data/"),
                content_type="text/html; charset=utf-8")
-    error, _ = await clear_error(server.url("/page"))
+    error = await clear_error(server.url("/page"))
     assert code_of(error) == "blocked_address"
 
 
@@ -603,16 +601,15 @@ async def test_feed_link_to_the_metadata_address_is_blocked(server: FeedServer) 
 async def test_redirect_loop_ends(server: FeedServer, hops: int) -> None:
     for n in range(hops):
         server.put(f"/loop/{n}", "", status=302, headers={"Location": f"/loop/{(n + 1) % hops}"})
-    error, seconds = await clear_error(server.url("/loop/0"))
+    error = await clear_error(server.url("/loop/0"))
     assert code_of(error) == "too_many_redirects"
     assert sum(server.hits(f"/loop/{n}") for n in range(hops)) <= 10
-    assert seconds < 5
 
 
 @pytest.mark.asyncio
 async def test_html_page_without_a_feed_is_not_a_feed(server: FeedServer) -> None:
     server.put("/", html_page("Just a blog"), content_type="text/html; charset=utf-8")
-    error, _ = await clear_error(server.url("/"))
+    error = await clear_error(server.url("/"))
     assert isinstance(error, NotAFeed)
 
 
@@ -620,7 +617,7 @@ async def test_html_page_without_a_feed_is_not_a_feed(server: FeedServer) -> Non
 async def test_html_page_advertising_itself_is_not_a_feed(server: FeedServer) -> None:
     """Autodiscovery follows one link, once: a page pointing at itself cannot loop."""
     server.put("/", html_page("Mirror", "/"), content_type="text/html; charset=utf-8")
-    error, _ = await clear_error(server.url("/"))
+    error = await clear_error(server.url("/"))
     assert isinstance(error, NotAFeed)
     assert server.hits("/") == 2
 
@@ -628,7 +625,7 @@ async def test_html_page_advertising_itself_is_not_a_feed(server: FeedServer) ->
 @pytest.mark.asyncio
 async def test_server_error_is_an_http_status(server: FeedServer) -> None:
     server.put("/feed.xml", "Internal Server Error", status=500, content_type="text/plain")
-    error, _ = await clear_error(server.url("/feed.xml"))
+    error = await clear_error(server.url("/feed.xml"))
     assert code_of(error) == "http_status"
     assert isinstance(error, FetchError) and error.detail == "500"
 
@@ -661,7 +658,8 @@ ARTICLE = ("<html><head><title>Harbour</title></head><body><nav>Home</nav><artic
 
 @pytest.mark.asyncio
 async def test_hostile_article_links_cost_poll_nothing_but_time(
-    db: Engine, room: Newsroom, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+    db: Engine, room: Newsroom, server: FeedServer, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Each snippet entry's link is fetched for its article text (news.article): a URL the feed's
     author chose. Hostile ones must leave the item its snippet, within the fetch limits."""
@@ -683,11 +681,12 @@ async def test_hostile_article_links_cost_poll_nothing_but_time(
         server.put("/feed.xml", rss("News", entries))
         url = server.url("/feed.xml")
         store_source(db, url, "News")
-        started = time.monotonic()
-        async with http_client() as client:
-            await asyncio.wait_for(poll(room, client, policy, claim(db, url)), HANG)
-        seconds = time.monotonic() - started
-    assert seconds < policy.timeout_seconds + 3, seconds
+        with caplog.at_level(logging.DEBUG, logger="news.article"):
+            async with http_client() as client:
+                await asyncio.wait_for(poll(room, client, policy, claim(db, url)), HANG)
+    # the drip was ended by the fetch's own timeout, not by the article batch's 15 s
+    assert f"article fetch failed for {links['drip']}: timeout" in caplog.text
+    assert "article batch ran past" not in caplog.text
     with session_scope(db) as session:
         stored = {row.guid: row.summary for row in session.exec(select(Item)).all()}
     assert set(stored) == set(links)

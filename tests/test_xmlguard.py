@@ -4,14 +4,13 @@ in the parser's worker processes as in the bot's own; ordinary feeds in any enco
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+import news.feeds
 from news.feeds import DeclaresEntities, NotAFeed, parse_feed
 from news.fetch import FetchPolicy
 from news.parsing import FeedReader
@@ -20,7 +19,6 @@ from news.xmlguard import RefusedXml, as_utf8
 from tests.fakes.feeds import FeedServer
 
 LOOPBACK = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
-REFUSED_WITHIN = 2.0  # seconds: the issue's bound, generous for a linear scan of 400 KB
 ITEM = ('<rss version="2.0"><channel><title>Bomb</title><item><title>t</title>'
         "<link>http://ex.test/1</link><description>{refs}</description></item></channel></rss>")
 
@@ -73,12 +71,16 @@ HOSTILE = dict(hostile())
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_feeds_are_refused_quickly(name: str) -> None:
-    started = time.monotonic()
+def test_hostile_feeds_are_refused_quickly(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quickly because no parser ever expands them: the scan refuses them first (and the scan
+    is linear: test_the_scan_is_linear_on_pathological_prologs)."""
+    parsed: list[bytes] = []
+    monkeypatch.setattr(news.feeds.feedparser, "parse",
+                        lambda document, **_: parsed.append(document))
     with pytest.raises(DeclaresEntities) as caught:
         parse_feed(HOSTILE[name])
-    assert time.monotonic() - started < REFUSED_WITHIN
     assert caught.value.code == "xml_entities"
+    assert parsed == [], "the parser was given the bomb"
 
 
 @pytest.fixture(scope="module")
@@ -104,28 +106,30 @@ async def test_check_feed_refuses_them_in_the_worker(
     for feed links in a page refused for what it is)."""
     path = "/" + name.replace("/", "-") + ".xml"
     server.put(path, HOSTILE[name], content_type="application/rss+xml")
-    started = time.monotonic()
     async with httpx.AsyncClient(trust_env=False) as client:
+        # refused by the scan, not stopped by the parse time limit (ParseTimeout) nor by a
+        # worker dying of it (NotAFeed)
         with pytest.raises(DeclaresEntities):
             await asyncio.wait_for(check_feed(client, server.url(path), LOOPBACK, reader), 30)
-    assert time.monotonic() - started < REFUSED_WITHIN
 
 
+# A quadratic scan takes hours on these bodies (the old regex: 29 s at 200 KB); a linear one a
+# few hundredths of a second (bench/xmlguard.py measures it). The deadline only ends a hung
+# run: it is a thousand times what the scan needs, on any machine.
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("size", [2_000_000, 4_000_000])
-@pytest.mark.parametrize("pattern", ["<!DOCTYPE a [", "<!DOCTYPE a '", "<!DOCTYPE a ''",
-                                     "<!<!", "<?a?>", "<!--", "<rss><!-<![CDATA"])
-def test_the_scan_is_linear_on_pathological_prologs(pattern: str, size: int) -> None:
+@pytest.mark.parametrize(("pattern", "refused"), [
+    ("<!DOCTYPE a [", True), ("<!DOCTYPE a '", False), ("<!DOCTYPE a ''", False),
+    ("<!<!", False), ("<?a?>", False), ("<!--", False), ("<rss><!-<![CDATA", False)])
+def test_the_scan_is_linear_on_pathological_prologs(pattern: str, refused: bool,
+                                                    size: int) -> None:
     body = (pattern * (size // len(pattern))).encode()
-    plain = b"<rss>" + b"a" * size + b"</rss>"
-    started = time.monotonic()
-    as_utf8(plain)
-    baseline = time.monotonic() - started  # the same machine, as loaded as it is now
-    started = time.monotonic()
-    with contextlib.suppress(RefusedXml):
+    try:
         as_utf8(body)
-    # a quadratic scan takes minutes here (the old regex: 29 s at 200 KB); a linear one stays
-    # within a small multiple of reading an ordinary body of the same size
-    assert time.monotonic() - started < REFUSED_WITHIN + 50 * baseline
+    except RefusedXml:
+        assert refused, pattern
+    else:
+        assert not refused, pattern
 
 
 RSS = ('<?xml version="1.0" encoding="{encoding}"?>\n{doctype}<rss version="2.0"><channel>'

@@ -28,6 +28,7 @@ class Resource:
     delay: float
     etag: str
     last_modified: float
+    hold: threading.Event | None = None  # answered only once set (or the server stops)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -48,8 +49,19 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         res = fake._record(self.path, {k.lower(): v for k, v in self.headers.items()})
         self.close_connection = True
+        try:
+            self._answer(fake, res, head)
+        finally:
+            fake._done(self.path)
+
+    def _answer(self, fake: FeedServer, res: Resource | None, head: bool) -> None:
+        """The delay, then the stored resource (or a 404)."""
         if res is not None and res.delay:
             fake._stopping.wait(res.delay)
+        if res is not None and res.hold is not None:
+            while not res.hold.wait(0.05) and not fake._stopping.is_set():
+                pass
+        fake._answering(self.path)
         if res is None:
             status, body, headers = 404, b"Not Found", {"Content-Type": "text/plain"}
         else:
@@ -101,6 +113,9 @@ class FeedServer:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.answered: list[str] = []  # paths whose answer was sent, its delay over, in order
+        self.in_flight = 0  # requests received and not yet answered
+        self.peak_in_flight = 0  # the most in flight at once: what a client ran in parallel
         self._resources: dict[str, Resource] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -128,12 +143,15 @@ class FeedServer:
         *,
         delay: float = 0.0,
         last_modified: datetime | None = None,
+        hold: threading.Event | None = None,
     ) -> None:
-        """Set (or replace) what a path serves, with a fresh ETag and Last-Modified."""
+        """Set (or replace) what a path serves, with a fresh ETag and Last-Modified; `hold`
+        keeps each answer back until the test sets it, so it can act while one is pending."""
         data = body.encode() if isinstance(body, str) else body
         etag = f'"{hashlib.sha256(data).hexdigest()[:20]}"'
         stamp = last_modified.timestamp() if last_modified else time.time()
-        res = Resource(data, content_type, status, dict(headers or {}), delay, etag, stamp)
+        res = Resource(data, content_type, status, dict(headers or {}), delay, etag, stamp,
+                       hold)
         with self._lock:
             self._resources[_norm(path)] = res
 
@@ -153,11 +171,29 @@ class FeedServer:
         with self._lock:
             return sum(1 for p, _ in self.requests if p == key)
 
+    def answers(self, path: str) -> int:
+        """How many answers to a path were sent: a delayed one counts only once its delay ran
+        out, so a client that gave up earlier finds it still at 0."""
+        key = _norm(path)
+        with self._lock:
+            return self.answered.count(key)
+
     def _record(self, path: str, headers: dict[str, str]) -> Resource | None:
         """Log a request (header names lower-cased) and look up its resource."""
         with self._lock:
             self.requests.append((path, headers))
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             return self._resources.get(path)
+
+    def _answering(self, path: str) -> None:
+        with self._lock:
+            if not self._stopping.is_set():  # stop() cut the delay short: not a real answer
+                self.answered.append(path)
+
+    def _done(self, path: str) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def start(self) -> FeedServer:
         """Bind to a free port on 127.0.0.1 and serve in a background thread."""

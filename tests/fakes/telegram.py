@@ -281,6 +281,10 @@ class BotApiEmulator:
         # Each of those 429s: (time.monotonic(), chat, the windows that were full)
         self.throttled: list[tuple[float, int | str | None, str]] = []
         self.injected_faults = 0  # fail_next, fail_always, random_faults, malformed_next answers
+        # Answers held back by `latency` or slow_next, in the order they were: (method, seconds)
+        self.held: list[tuple[str, float]] = []
+        self.peak_held = 0  # the most answers held back at once: calls served in parallel
+        self.cut_short = 0  # held answers that stop() released before their time
         self.bot_user: JSONDict = {
             "id": int(token.split(":")[0]), "is_bot": True, "first_name": "Tidings Test",
             "username": bot_username, "can_join_groups": True, "can_read_all_group_messages": False,
@@ -312,6 +316,7 @@ class BotApiEmulator:
         self._outages: dict[str, _Fault] = {}  # fail_always: failing until recover()
         self._slow: dict[str, list[list[float]]] = defaultdict(list)  # [seconds, calls left]
         self._stopping = threading.Event()  # wakes slow answers when the server stops
+        self._holding = 0  # answers held back right now
         self._blocked: set[int | str] = set()
         self._malformed: dict[str, int] = defaultdict(int)  # malformed_next answers left
         self._all_sends: list[float] = []  # monotonic times of accepted sends, any chat
@@ -677,11 +682,18 @@ class BotApiEmulator:
         method = _method_names().get(method.lower(), method)
         with self._cond:
             answer = self._serve(token, method, raw)
-            delay = self._take_slow(method)
-        if self.latency > 0 and method in LATENCY_METHODS:
-            time.sleep(self.latency)
-        if delay:
-            self._stopping.wait(delay)  # stop() ends the wait: a test never hangs on it
+            hold = self._take_slow(method)
+            if self.latency > 0 and method in LATENCY_METHODS:
+                hold += self.latency
+            if hold:
+                self.held.append((method, hold))
+                self._holding += 1
+                self.peak_held = max(self.peak_held, self._holding)
+        if hold:
+            cut = self._stopping.wait(hold)  # stop() ends the wait: a test never hangs on it
+            with self._cond:
+                self._holding -= 1
+                self.cut_short += int(cut)
         return answer
 
     def _take_slow(self, method: str) -> float:
