@@ -49,6 +49,10 @@ ADMIN_COMMANDS = (
     "pollnow", "importopml", "exportopml", "stats", "admins", "addadmin", "removeadmin",
 )
 
+# Commands that wait on a site other than Telegram (a feed's check: up to the fetch timeout on
+# each hop) run beside the ordered handling of updates, not in its way.
+OUTBOUND = frozenset({"addsource"})
+
 # New messages and channel posts, never edits: an edited "/subscribe" must not run twice.
 POSTS = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 
@@ -69,8 +73,8 @@ def all_handlers() -> dict[int, Sequence[BaseHandler[Any, Any, Any]]]:
         ChatMemberHandler(membership, ChatMemberHandler.MY_CHAT_MEMBER),
         MessageHandler(filters.StatusUpdate.MIGRATE, migration),
         *(CommandHandler(name, callback, filters=POSTS) for name, callback in readers.items()),
-        *(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE)
-          for name, callback in admins.items()),
+        *(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE,
+                         block=name not in OUTBOUND) for name, callback in admins.items()),
         CallbackQueryHandler(press),
         # Last: anything that looks like a command and was not handled above.
         MessageHandler(filters.COMMAND & POSTS, unknown),

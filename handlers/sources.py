@@ -8,6 +8,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import IntegrityError
 from telegram import Update
 
 from handlers.common import (
@@ -53,7 +54,10 @@ def _looks_like_url(value: str) -> bool:
 
 @admin_only
 async def addsource(update: Update, context: Context) -> None:
-    """Check the URL now; store its current entries as a baseline that is never alerted."""
+    """Check the URL now; store its current entries as a baseline that is never alerted.
+
+    Registered non-blocking (handlers.all_handlers): a site that is slow to answer keeps only
+    this command waiting, not every other chat's."""
     language = await chat_language(update, context)
     url, _, name = argument_text(update).partition(" ")
     if not _looks_like_url(url):
@@ -80,9 +84,15 @@ async def addsource(update: Update, context: Context) -> None:
         await reply(update, context, language, "addsource.exists_feed", url=checked.url)
         return
     title = clip(name.strip() or checked.feed.title or checked.url, NAME_CHARS)
-    # In a thread: storing waits on the story index's lock while an ingest holds it.
-    source_id, tracked = await asyncio.to_thread(add_source, svc.newsroom, checked, title,
-                                                 svc.poll_interval_seconds)
+    try:  # in a thread: storing waits on the story index's lock while an ingest holds it
+        source_id, tracked = await asyncio.to_thread(add_source, svc.newsroom, checked, title,
+                                                     svc.poll_interval_seconds)
+    except IntegrityError:  # added meanwhile, by another /addsource or another replica
+        added = await db(svc.engine, sources.by_url, url=checked.url)
+        if added is None:
+            raise
+        await reply(update, context, language, "addsource.exists", id=added.id, name=added.name)
+        return
     key = "addsource.done_discovered" if checked.discovered else "addsource.done"
     await reply(update, context, language, key, id=source_id, url=checked.url, title=title,
                 entries=tracked, interval=svc.poll_interval_seconds)

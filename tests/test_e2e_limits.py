@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from tests.fakes.telegram import BotApiEmulator
 from tests.test_e2e_admin import wait_for_summary
 from tests.test_e2e_briefs import wait_until
 from tests.test_e2e_topics import ALIASES, World, start_world
-from tests.test_e2e_walkthrough import ADMIN_ID, TOKEN, say
+from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, TOKEN, say
 
 NOTICE = "faster than I can answer"
 LIMITS = {"COMMANDS_PER_MINUTE": "10", "MAX_TOPICS_PER_CHAT": "3"}
@@ -204,3 +205,47 @@ def test_a_stopping_bot_ends_the_import_instead_of_waiting_for_it(
             "shutdown waited for the import"
         stopped = telegram.messages(chat["id"])[before].text
         assert "stopped because the bot is restarting: 0 of 8 checked" in stopped
+
+
+def test_a_slow_site_keeps_only_its_own_addsource_waiting(world: World) -> None:
+    """Updates are handled in order, but /addsource runs beside them: while a feed takes its
+    time to answer, another chat's commands are answered."""
+    telegram, feeds = world.telegram, world.feeds
+    admin = telegram.user(ADMIN_ID, "Ada")
+    admin_chat = telegram.private_chat(admin)
+    reader = telegram.user(8101, "Ola", language_code="en")
+    reader_chat = telegram.private_chat(reader)
+    arrive = threading.Event()
+    feeds.put("/slow.xml", rss("Slow News", BASELINE), hold=arrive)
+    before = len(telegram.messages(admin_chat["id"]))
+    telegram.send_text(admin_chat, admin, f"/addsource {feeds.url('/slow.xml')}")
+    try:
+        wait_until(lambda: feeds.hits("/slow.xml") == 1)  # the check is under way
+        assert "/subscribe" in say(telegram, reader_chat, reader, "/help")
+        assert feeds.answers("/slow.xml") == 0, "the feed answered before /help did"
+        assert len(telegram.messages(admin_chat["id"])) == before  # /addsource still waits
+    finally:
+        arrive.set()
+    added = telegram.wait_for_messages(admin_chat["id"], before + 1, timeout=30)[before].text
+    assert "Entries now in the feed" in added
+
+
+def test_one_feed_added_twice_at_once_is_added_once(world: World) -> None:
+    """Two /addsource of one URL both pass the "already there?" look-up while the feed is
+    slow; the second to store it is told it is already a source, not shown an error."""
+    telegram, feeds = world.telegram, world.feeds
+    admin = telegram.user(ADMIN_ID, "Ada")
+    chat = telegram.private_chat(admin)
+    arrive = threading.Event()
+    feeds.put("/twice.xml", rss("Twice News", BASELINE), hold=arrive)
+    before = len(telegram.messages(chat["id"]))
+    for _ in range(2):
+        telegram.send_text(chat, admin, f"/addsource {feeds.url('/twice.xml')}")
+    try:
+        wait_until(lambda: feeds.hits("/twice.xml") == 2)  # both checks are under way
+    finally:
+        arrive.set()
+    replies = [m.text for m in telegram.wait_for_messages(chat["id"], before + 2, timeout=30)]
+    assert sum("Entries now in the feed" in text for text in replies[before:]) == 1, replies
+    assert sum("already added as #2 (Twice News)" in text for text in replies[before:]) == 1
+    assert say(telegram, chat, admin, "/sources").count("Twice News") == 1
