@@ -27,7 +27,8 @@ their deliveries written, as in a bot with users.
    one replica the same way (with an ANALYZE after the warm-up, as autovacuum would make),
    then two replicas (one steady warm-up cycle for the second
    replica's caches, then --cycles steady cycles), both claiming due sources with the real
-   claim (storage.sources.claim_due, FOR UPDATE SKIP LOCKED).
+   claim (storage.sources.claim_due, FOR UPDATE SKIP LOCKED); then both again with the
+   replicas under CPU quotas (below), each with a steady warm-up cycle.
 
 Measured, per cycle: CPU seconds (user + sys) of each replica's polling process (getrusage)
 and of its parser processes (/proc/<pid>/stat: they are the forkserver's children, so
@@ -42,10 +43,18 @@ Baselines in the same run, in the replica's own process over the same feeds and 
 - bare 200 + parse: unconditional GETs and feedparser.parse of the body, on a sample.
 The steady floor is (1 - changed) x bare 304 + changed x bare 200 + parse, per feed.
 
-Throughput of two replicas against one is feeds per wall second of the steady cycles. The
-machine's cores are shared by the replicas, their parser processes, the feed server and
-PostgreSQL, so that ratio is bounded by the cores left over; the CPU per feed of two replicas
-against one tells whether the work itself scales (1.0: each feed costs the same).
+Throughput of two replicas against one is feeds per wall second of the steady cycles. With
+the machine's cores shared by the replicas, their parser processes, the feed server and
+PostgreSQL, that ratio is bounded by the cores left over (on 2 cores, about 1x). So the 1 and
+2 replica runs are then repeated with each replica in a cgroup of its own holding it, with its
+forkserver and parser processes, to --replica-cpu cores (0.5; bench.cpulimit; skipped with a
+note where no cgroup is writable): one replica at q against two at q each asks whether the
+design scales out, with the database and the server left the rest. Each cycle also reports
+how busy each replica was against its quota (and the share of CFS periods it was throttled),
+the machine's idle CPU and what other processes used meanwhile, and, sampled from
+pg_stat_activity, what the database's active backends waited on (a replica short of its
+quota with the machine idle is waiting, on the story lock for one). The CPU per feed of two
+replicas against one tells whether the work itself scales (1.0: each feed costs the same).
 
 Target: at least 50,000 feeds per core at a 10-minute interval (the busiest self-hosted peer
 reports about 6,000 feeds per core at about 350 MB). Prints a table and writes the figures to
@@ -67,6 +76,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -521,8 +531,73 @@ class Backends:
         return used
 
 
+class Machine:
+    """What else ran during a cycle: the whole machine's busy CPU (/proc/stat), the feed
+    server's, and on PostgreSQL what the database's active backends were waiting on, sampled
+    from pg_stat_activity over a connection to another database (so not counted as its CPU).
+    Whether replicas short of their quota were starved by the machine or waiting on locks."""
+
+    SAMPLE_SECONDS = 0.25
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.waits: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @staticmethod
+    def busy_idle() -> tuple[float, float]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        idle = fields[3] + fields[4]
+        return (sum(fields) - idle) / TICK, idle / TICK
+
+    def server_cpu(self) -> float:
+        try:
+            fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def begin(self, database: str) -> None:
+        self.start = (*self.busy_idle(), self.server_cpu())
+        self.waits.clear()
+        self.stop.clear()
+        if database:
+            self.thread = threading.Thread(target=self.sample, args=(database,), daemon=True)
+            self.thread.start()
+
+    def sample(self, database: str) -> None:
+        admin = create_engine(PG_ADMIN)
+        query = text("SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE "
+                     "datname = :name AND state = 'active' AND backend_type = 'client backend'")
+        try:
+            with admin.connect() as connection:
+                while not self.stop.wait(self.SAMPLE_SECONDS):
+                    rows = connection.execute(query, {"name": database}).all()
+                    connection.commit()  # a fresh snapshot of pg_stat_activity each time
+                    self.waits["samples"] += 1
+                    self.waits["active"] += len(rows)
+                    self.waits.update(f"{kind}:{event}" for kind, event in rows if kind)
+        finally:
+            admin.dispose()
+
+    def end(self, wall: float) -> dict[str, Any]:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        busy, idle, server = (*self.busy_idle(), self.server_cpu())
+        out: dict[str, Any] = {"machine_busy_cores": round((busy - self.start[0]) / wall, 3),
+                               "machine_idle_cores": round((idle - self.start[1]) / wall, 3),
+                               "server_cores": round((server - self.start[2]) / wall, 3)}
+        if self.waits["samples"]:
+            out["database_waits"] = dict(self.waits)
+        return out
+
+
 def run_cycle(kind: str, engine: Engine, children: list[Child], port: int,
-              backends: Backends, advance: tuple[int, float, int] | None) -> dict[str, Any]:
+              backends: Backends, advance: tuple[int, float, int] | None,
+              machine: Machine | None = None) -> dict[str, Any]:
     """Change the feeds (or not), make every source due, let every replica poll it."""
     changed = control(port, f"{ADVANCE}/{advance[0]}/{advance[1]}/{advance[2]}")["changed"] \
         if advance else 0
@@ -531,11 +606,14 @@ def run_cycle(kind: str, engine: Engine, children: list[Child], port: int,
     items, deliveries = count(engine, Item), count(engine, Delivery)
     backends.cpu()
     throttled = [replica.throttling() for replica in children]
+    if machine is not None:
+        machine.begin(backends.database)
     started = time.perf_counter()
     for replica in children:
         replica.send("cycle")
     answers = [replica.receive() for replica in children]
     wall = time.perf_counter() - started
+    around = machine.end(wall) if machine is not None else {}
     database_cpu = backends.cpu()
     for replica, answer, before_throttling in zip(children, answers, throttled, strict=True):
         answer["busy_cores"] = round((answer["cpu_main_s"] + answer["cpu_workers_s"]) / wall, 3)
@@ -554,8 +632,11 @@ def run_cycle(kind: str, engine: Engine, children: list[Child], port: int,
         "cpu_s": round(cpu, 3), "cpu_ms_per_feed": round(1000 * cpu / max(1, polled), 3),
         "feeds_per_s": round(polled / wall, 1),
         "database_cpu_s": round(database_cpu, 3),
-        "replicas": answers,
+        "replicas": answers, **around,
     }
+    if around:  # what ran besides the replicas, the database and the server: others' work
+        result["other_cores"] = round(around["machine_busy_cores"] - around["server_cores"]
+                                      - (cpu + database_cpu) / wall, 3)
     busy = "/".join(f"{answer['busy_cores']:.2f}" for answer in answers)
     held = "/".join(f"{t['throttled'] / max(1, t['periods']):.0%}"
                     for t in (answer.get("throttling") for answer in answers) if t)
@@ -563,8 +644,17 @@ def run_cycle(kind: str, engine: Engine, children: list[Child], port: int,
           f"{dict(sorted(responses.items()))}  CPU {cpu:6.2f} s = "
           f"{result['cpu_ms_per_feed']:.3f} ms/feed"
           + (f"  (PostgreSQL {database_cpu:.2f} s)" if backends.engine else "")
-          + f"  busy {busy} cores" + (f", throttled {held} of periods" if held else ""),
-          flush=True)
+          + f"  busy {busy} cores" + (f", throttled {held} of periods" if held else "")
+          + (f"; machine idle {around['machine_idle_cores']:.2f} cores, other processes "
+             f"{result['other_cores']:.2f}" if around else ""), flush=True)
+    if "database_waits" in around:
+        waits = around["database_waits"]
+        locks = sum(n for key, n in waits.items() if key.startswith("Lock:"))
+        events = ", ".join(f"{key} {n}" for key, n in sorted(waits.items(), key=lambda kv: -kv[1])
+                           if key not in ("samples", "active")) or "no waits"
+        print(f"             PostgreSQL: {waits['active'] / waits['samples']:.2f} active backends "
+              f"on average, {locks / waits['samples']:.2f} waiting on a lock ({events}; "
+              f"{waits['samples']} samples)", flush=True)
     return result
 
 
@@ -595,7 +685,8 @@ def steady(cycles: list[dict[str, Any]]) -> dict[str, Any]:
 
 def phase(name: str, args: argparse.Namespace, url: str, engine: Engine, port: int,
           backends: Backends, replicas: int, serial: list[int], fresh: bool,
-          floor: bool = False, limits: CpuLimits | None = None) -> dict[str, Any]:
+          floor: bool = False, limits: CpuLimits | None = None,
+          machine: Machine | None = None) -> dict[str, Any]:
     """Start the replicas (each in a cgroup of its own with --replica-cpu cores, given
     limits), run the cycles (and the bare floor, once a run), stop them."""
     quota = f", {args.replica_cpu:g} core each (cgroup)" if limits else ""
@@ -610,12 +701,16 @@ def phase(name: str, args: argparse.Namespace, url: str, engine: Engine, port: i
             children.append(Child(args, url, port, limits, group))
         if limits:
             out["confined_at_start"] = [replica.confined() for replica in children]
+
         def advance() -> tuple[int, float, int]:
             serial[0] += 1
             return serial[0], args.changed, args.new
 
+        def cycle(kind: str, change: tuple[int, float, int] | None) -> dict[str, Any]:
+            return run_cycle(kind, engine, children, port, backends, change, machine)
+
         if fresh:
-            out["warm_up"] = run_cycle("warm-up", engine, children, port, backends, None)
+            out["warm_up"] = cycle("warm-up", None)
             analyze(engine)
             if floor:
                 out["bare_304"] = children[0].ask("bare304")
@@ -624,11 +719,10 @@ def phase(name: str, args: argparse.Namespace, url: str, engine: Engine, port: i
                 print(f"  bare 304   {b304['cpu_s'] / b304['requests'] * 1000:.3f} ms/feed; "
                       f"bare 200+parse {b200['cpu_s'] / b200['requests'] * 1000:.3f} ms/feed",
                       flush=True)
-            out["unchanged"] = run_cycle("unchanged", engine, children, port, backends, None)
+            out["unchanged"] = cycle("unchanged", None)
         else:
-            out["warm_up"] = run_cycle("warm-up", engine, children, port, backends, advance())
-        out["steady"] = [run_cycle("steady", engine, children, port, backends, advance())
-                         for _ in range(args.cycles)]
+            out["warm_up"] = cycle("warm-up", advance())
+        out["steady"] = [cycle("steady", advance()) for _ in range(args.cycles)]
         out["summary"] = steady(out["steady"])
         answers = out["steady"][-1]["replicas"]
         out["memory"] = memory(children, answers)
@@ -735,6 +829,7 @@ def main() -> None:
     serial = [0]
     results: dict[str, Any] = {}
     limits = cpu_limits(args)
+    machine = Machine(server.pid)
     try:
         port = receive.recv()
         print(f"{args.feeds:,} feeds of {args.entries} entries served on "
@@ -744,7 +839,8 @@ def main() -> None:
             url = f"sqlite:///{Path(workdir) / 'bench.db'}"
             engine = prepare(url, port, args.feeds, args.topics)
             results["sqlite"] = phase("SQLite", args, url, engine, port,
-                                      Backends(None, ""), 1, serial, fresh=True, floor=True)
+                                      Backends(None, ""), 1, serial, fresh=True, floor=True,
+                                      machine=machine)
             engine.dispose()
         scratch = None if args.no_postgres else create_database()
         if scratch is not None:
@@ -754,14 +850,16 @@ def main() -> None:
                 backends = Backends(engine, name)
                 results["postgresql_autovacuum"] = autovacuum(engine)
                 results["postgresql_1"] = phase("PostgreSQL", args, url, engine, port,
-                                                backends, 1, serial, fresh=True)
+                                                backends, 1, serial, fresh=True,
+                                                machine=machine)
                 results["postgresql_2"] = phase("PostgreSQL", args, url, engine, port,
-                                                backends, 2, serial, fresh=False)
+                                                backends, 2, serial, fresh=False,
+                                                machine=machine)
                 if limits:
                     for replicas in (1, 2):
                         results[f"postgresql_{replicas}_quota"] = phase(
                             "PostgreSQL", args, url, engine, port, backends, replicas, serial,
-                            fresh=False, limits=limits)
+                            fresh=False, limits=limits, machine=machine)
                 engine.dispose()
             finally:
                 drop_database(name)
@@ -787,7 +885,17 @@ def scale_out(one_phase: dict[str, Any], two_phase: dict[str, Any], label: str) 
         share = (sum(t["throttled"] for t in throttling)
                  / max(1, sum(t["periods"] for t in throttling)))
         held = f", throttled in {share:.0%} of CFS periods" if throttling else ""
-        return f"{min(cores):.2f}-{max(cores):.2f} cores busy per replica{held}"
+        cycles = phase["steady"]
+        waits = [c["database_waits"] for c in cycles if "database_waits" in c]
+        locks = (sum(n for w in waits for k, n in w.items() if k.startswith("Lock:"))
+                 / max(1, sum(w["samples"] for w in waits)))
+        around = ""
+        if "other_cores" in cycles[0]:
+            idle = sum(c["machine_idle_cores"] for c in cycles) / len(cycles)
+            others = sum(c["other_cores"] for c in cycles) / len(cycles)
+            around = f"; machine idle {idle:.2f} cores, other processes {others:.2f}"
+        return (f"{min(cores):.2f}-{max(cores):.2f} cores busy per replica{held}{around}"
+                + (f", {locks:.2f} backends waiting on a lock" if waits else ""))
 
     print(f"{label}: throughput {two['feeds_per_s']:.0f} vs {one['feeds_per_s']:.0f} feeds/s = "
           f"{ratio:.2f}x; CPU per feed {cpu_ratio:.2f}x one replica's; 1 replica "
