@@ -300,7 +300,8 @@ def ingest_all(room: Newsroom, outcomes: Sequence[Outcome]) -> list[int]:
     one transaction for all the outcomes; the number of new stories of each. Only a source's
     own poll adds its items (it is claimed), so drafts already found unseen before their
     articles were fetched need no second look."""
-    if not any(outcome.drafts for outcome in outcomes):  # 304s: no story index needed
+    outcomes = _unseen_first(room.engine, outcomes)
+    if not any(outcome.drafts for outcome in outcomes):  # nothing new: no story index needed
         with session_scope(room.engine) as session:
             _record_successes(session, outcomes)
         return [0] * len(outcomes)
@@ -318,6 +319,20 @@ def ingest_all(room: Newsroom, outcomes: Sequence[Outcome]) -> list[int]:
             matches = {story.id: wanted for story in new if (wanted := match(story, matcher))}
             deliveries.enqueue_matches(session=session, matches=matches)
         return [len(one.new) for one in stored]
+
+
+def _unseen_first(engine: Engine, outcomes: Sequence[Outcome]) -> Sequence[Outcome]:
+    """Each poll's drafts less what its source published before, looked up before the story
+    lock is taken. Only a source's own (claimed) poll adds its items, so the answer still holds
+    under the lock; the replicas then take turns only for what is new, and a batch of feeds
+    that changed without a new entry takes no turn at all."""
+    if all(outcome.unseen_checked or not outcome.drafts for outcome in outcomes):
+        return outcomes
+    with session_scope(engine) as session:
+        return [outcome if outcome.unseen_checked or not outcome.drafts
+                else replace(outcome, unseen_checked=True, drafts=items.unseen(
+                    session=session, source_id=outcome.source.id, drafts=outcome.drafts))
+                for outcome in outcomes]
 
 
 def _record_successes(session: Session, outcomes: Sequence[Outcome]) -> None:

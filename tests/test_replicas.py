@@ -24,7 +24,7 @@ from news.briefs import BriefWriter
 from news.items import ItemDraft
 from news.pipeline import Newsroom, ingest, write_missing_briefs
 from services import KEY
-from storage import briefs, chats, deliveries, items, sources, subscriptions
+from storage import briefs, chats, deliveries, items, locks, sources, subscriptions
 from storage.db import make_engine, migrate, session_scope
 from storage.locks import SENDING, Role
 from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Story, utcnow
@@ -150,6 +150,21 @@ def test_a_story_made_by_another_replica_is_joined_and_one_gone_is_not(
     again = ItemDraft("r1", "http://radio.test/1", *EVENT[2:], None)
     assert ingest(rooms[0], radio, [again]) == 1, "the deleted story is not joined"
     assert count(first, Story) == 1 and count(first, Item) == 1
+
+
+def test_a_poll_with_nothing_new_does_not_wait_for_another_replicas_ingest(
+    engines: Callable[[], Engine],
+) -> None:
+    """The replicas take turns (the story lock) only for entries never stored: a feed that
+    changed without a new entry is recorded while another replica holds the lock."""
+    first, second = engines(), engines()
+    wire = make_source(first, "wire")
+    draft = ItemDraft("w1", "http://wire.test/1", *EVENT[:2], None)
+    assert ingest(Newsroom(first), wire, [draft]) == 1
+    with session_scope(second) as other:  # another replica placing its stories
+        locks.xact_lock(other, locks.STORIES)
+        assert in_threads(lambda: ingest(Newsroom(first), wire, [draft])) == [0]
+    assert count(first, Item) == 1
 
 
 def queue_stories(engine: Engine, titles: list[str]) -> None:
