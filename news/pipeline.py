@@ -296,17 +296,15 @@ def ingest(room: Newsroom, source: DueSource, drafts: Sequence[ItemDraft],
 
 
 def ingest_all(room: Newsroom, outcomes: Sequence[Outcome]) -> list[int]:
-    """New items, their stories, every matching chat's delivery and each fetch's success, in
-    one transaction for all the outcomes; the number of new stories of each. Only a source's
-    own poll adds its items (it is claimed), so drafts already found unseen before their
-    articles were fetched need no second look."""
-    outcomes = _unseen_first(room.engine, outcomes)
+    """New items, their stories, every matching chat's delivery and each fetch's success; the
+    number of new stories of each outcome. What is new is stored in one transaction for all
+    the outcomes, with their sources' successes (a feed's validators never move on without its
+    items). Polls with nothing new are settled first, outside the story lock (_settle_seen)."""
+    outcomes = _settle_seen(room.engine, outcomes)
     if not any(outcome.drafts for outcome in outcomes):  # nothing new: no story index needed
-        with session_scope(room.engine) as session:
-            _record_successes(session, outcomes)
         return [0] * len(outcomes)
     with clustered(room) as (session, clusters):
-        _record_successes(session, outcomes)
+        _record_successes(session, [outcome for outcome in outcomes if outcome.drafts])
         stored = [store_drafts(session, clusters, outcome.source.id, outcome.source.name,
                                outcome.drafts, unseen_checked=outcome.unseen_checked)
                   if outcome.drafts else items.Stored() for outcome in outcomes]
@@ -321,18 +319,19 @@ def ingest_all(room: Newsroom, outcomes: Sequence[Outcome]) -> list[int]:
         return [len(one.new) for one in stored]
 
 
-def _unseen_first(engine: Engine, outcomes: Sequence[Outcome]) -> Sequence[Outcome]:
-    """Each poll's drafts less what its source published before, looked up before the story
-    lock is taken. Only a source's own (claimed) poll adds its items, so the answer still holds
-    under the lock; the replicas then take turns only for what is new, and a batch of feeds
-    that changed without a new entry takes no turn at all."""
-    if all(outcome.unseen_checked or not outcome.drafts for outcome in outcomes):
-        return outcomes
+def _settle_seen(engine: Engine, outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """Each poll's drafts less what its source published before, and the success of every poll
+    left with nothing new, in one transaction before the story lock. Only a source's own
+    (claimed) poll adds its items, so the look-up still holds under the lock: the replicas
+    take turns only for what is new, and 304s and feeds that changed without a new entry take
+    no turn at all."""
     with session_scope(engine) as session:
-        return [outcome if outcome.unseen_checked or not outcome.drafts
-                else replace(outcome, unseen_checked=True, drafts=items.unseen(
-                    session=session, source_id=outcome.source.id, drafts=outcome.drafts))
-                for outcome in outcomes]
+        fresh = [outcome if outcome.unseen_checked or not outcome.drafts
+                 else replace(outcome, unseen_checked=True, drafts=items.unseen(
+                     session=session, source_id=outcome.source.id, drafts=outcome.drafts))
+                 for outcome in outcomes]
+        _record_successes(session, [outcome for outcome in fresh if not outcome.drafts])
+    return fresh
 
 
 def _record_successes(session: Session, outcomes: Sequence[Outcome]) -> None:

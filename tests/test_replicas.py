@@ -21,17 +21,18 @@ from telegram.ext import ApplicationBuilder, CallbackContext
 from jobs import Job, deliver, digest
 from locales import catalog
 from news.briefs import BriefWriter
+from news.fetch import Fetched
 from news.items import ItemDraft
-from news.pipeline import Newsroom, ingest, write_missing_briefs
+from news.pipeline import Newsroom, Outcome, ingest, ingest_all, write_missing_briefs
 from services import KEY
 from storage import briefs, chats, deliveries, items, locks, sources, subscriptions
 from storage.db import make_engine, migrate, session_scope
 from storage.locks import SENDING, Role
-from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Story, utcnow
+from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Source, Story, utcnow
 from storage.sources import DueSource
 from tests.fakes.llm import LlmServer, Reply
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_briefs import brief_for
+from tests.test_e2e_briefs import brief_for, wait_until
 
 T = TypeVar("T")
 EVENT = ("SoftBank pledges billions for an AI valley in Hauts-de-France",
@@ -152,19 +153,39 @@ def test_a_story_made_by_another_replica_is_joined_and_one_gone_is_not(
     assert count(first, Story) == 1 and count(first, Item) == 1
 
 
-def test_a_poll_with_nothing_new_does_not_wait_for_another_replicas_ingest(
+def test_polls_with_nothing_new_do_not_wait_for_another_replicas_ingest(
     engines: Callable[[], Engine],
 ) -> None:
-    """The replicas take turns (the story lock) only for entries never stored: a feed that
-    changed without a new entry is recorded while another replica holds the lock."""
+    """The replicas take turns (the story lock) only for entries never stored. In one batch, a
+    feed that changed without a new entry is recorded while another replica holds the lock;
+    the feed with a new entry waits its turn, and is stored with its own success after it."""
     first, second = engines(), engines()
-    wire = make_source(first, "wire")
-    draft = ItemDraft("w1", "http://wire.test/1", *EVENT[:2], None)
-    assert ingest(Newsroom(first), wire, [draft]) == 1
+    wire, paper = make_source(first, "wire"), make_source(first, "paper")
+    seen = ItemDraft("w1", "http://wire.test/1", *EVENT[:2], None)
+    assert ingest(Newsroom(first), wire, [seen]) == 1
+    news = ItemDraft("p1", "http://paper.test/1", "Nokia opens a plant in Tampere",
+                     "Nokia opened a plant in Tampere on Monday.", None)
+
+    def validators(source: DueSource) -> str | None:
+        with session_scope(first) as session:
+            row = session.get(Source, source.id)
+            return row.etag if row is not None else None
+
+    def fetched(source: DueSource) -> Fetched:
+        return Fetched(source.url, 200, b"", "application/rss+xml", f'"{source.name}-2"', None)
+
+    batch = [Outcome(wire, [seen], fetched(wire)), Outcome(paper, [news], fetched(paper))]
+    result: list[list[int]] = []
     with session_scope(second) as other:  # another replica placing its stories
         locks.xact_lock(other, locks.STORIES)
-        assert in_threads(lambda: ingest(Newsroom(first), wire, [draft])) == [0]
-    assert count(first, Item) == 1
+        storing = threading.Thread(target=lambda: result.append(
+            ingest_all(Newsroom(first), batch)))
+        storing.start()
+        wait_until(lambda: validators(wire) == '"wire-2"', timeout=30)
+        assert validators(paper) is None and count(first, Item) == 1, "stored without a turn"
+    storing.join(timeout=30)
+    assert result == [[0, 1]]
+    assert validators(paper) == '"paper-2"' and count(first, Item) == 2
 
 
 def queue_stories(engine: Engine, titles: list[str]) -> None:
