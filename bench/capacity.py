@@ -98,7 +98,7 @@ from sqlalchemy import Engine, create_engine, func, text, update  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
 from bench.cpulimit import CpuLimits, descendants, join  # noqa: E402
-from bench.poll import Timers, feed_url, hosts, worker_usage  # noqa: E402
+from bench.poll import Timers, feed_url, hosts, serve_http, worker_usage  # noqa: E402
 from news import pipeline  # noqa: E402
 from news.fetch import FetchPolicy, make_client  # noqa: E402
 from news.parsing import FeedReader, default_workers  # noqa: E402
@@ -214,53 +214,7 @@ def serve(feeds: int, entries: int, delay: float, port_out: Any) -> None:
         return 200, state.bodies[index], {
             "Content-Type": "application/rss+xml; charset=utf-8", **extra}
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, protocol = [*lines[0].split(" "), "", "", ""][:3]
-                headers = {}
-                for line in lines[1:]:
-                    key, _, value = line.partition(":")
-                    if key:
-                        headers[key.strip().lower()] = value.strip()
-                if "content-length" in headers:
-                    await reader.readexactly(int(headers["content-length"]))
-                control = path.startswith("/__")
-                if not control:
-                    await asyncio.sleep(delay)
-                status, body, extra = answer(path, headers)
-                if not control:
-                    stats[str(status)] += 1
-                close = (headers.get("connection", "").lower() == "close"
-                         or protocol != "HTTP/1.1")
-                reason = {200: "OK", 304: "Not Modified", 404: "Not Found"}[status]
-                out = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in extra.items()]
-                if status != 304:
-                    out.append(f"Content-Length: {len(body)}")
-                if close:
-                    out.append("Connection: close")
-                writer.write("\r\n".join(out).encode() + b"\r\n\r\n"
-                             + (b"" if method == "HEAD" or status == 304 else body))
-                await writer.drain()
-                if close:
-                    break
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def main() -> None:
-        first = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
-        port = first.sockets[0].getsockname()[1]  # every host listens on the same port
-        others = await asyncio.start_server(handle, hosts(feeds)[1:], port, backlog=4096)
-        port_out.send(port)
-        port_out.close()
-        async with first, others:
-            await asyncio.gather(first.serve_forever(), others.serve_forever())
-
-    asyncio.run(main())
+    serve_http(answer, feeds, delay, stats, port_out)
 
 
 def control(port: int, path: str) -> dict[str, Any]:

@@ -132,24 +132,15 @@ def make_bodies(feeds: int, entries: int) -> list[bytes]:
 # ---------------------------------------------------------------- the server (own process)
 
 
-def serve(feeds: int, entries: int, delay: float, port_out: Any) -> None:
-    """Entry point of the server process: asyncio, HTTP/1.1 keep-alive, ETag -> 304."""
-    bodies = make_bodies(feeds, entries)
-    etags = [f'"{hashlib.sha1(body).hexdigest()[:16]}"' for body in bodies]
-    stats: Counter[str] = Counter()
+Answer = Callable[[str, dict[str, str]], tuple[int, bytes, dict[str, str]]]
+CONTROL = "/__"  # the benchmark's own requests (stats, advance): not delayed, not counted
 
-    def answer(path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
-        if path == STATS_PATH:
-            return 200, json.dumps(stats).encode(), {"Content-Type": "application/json"}
-        name = path.rsplit("/", 1)[-1].removesuffix(".xml")
-        if not path.startswith("/feed/") or not name.isdigit() or int(name) >= feeds:
-            return 404, b"not found", {"Content-Type": "text/plain"}
-        index = int(name)
-        extra = {"ETag": etags[index], "Cache-Control": "max-age=0"}
-        if etags[index] in {t.strip() for t in headers.get("if-none-match", "").split(",")}:
-            return 304, b"", extra
-        return 200, bodies[index], {"Content-Type": "application/rss+xml; charset=utf-8",
-                                    **extra}
+
+def serve_http(answer: Answer, feeds: int, delay: float, stats: Counter[str],
+               port_out: Any) -> None:
+    """Serve `answer` on every feed host's address (one port), HTTP/1.1 with keep-alive, each
+    feed request after `delay` and counted by status in `stats`; the port goes to `port_out`.
+    The servers of bench/poll.py and bench/capacity.py differ only in what they answer."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -164,10 +155,10 @@ def serve(feeds: int, entries: int, delay: float, port_out: Any) -> None:
                         headers[name.strip().lower()] = value.strip()
                 if "content-length" in headers:
                     await reader.readexactly(int(headers["content-length"]))
-                if path != STATS_PATH:
+                if not path.startswith(CONTROL):
                     await asyncio.sleep(delay)
                 status, body, extra = answer(path, headers)
-                if path != STATS_PATH:
+                if not path.startswith(CONTROL):
                     stats[str(status)] += 1
                 close = (headers.get("connection", "").lower() == "close"
                          or protocol != "HTTP/1.1")
@@ -197,6 +188,28 @@ def serve(feeds: int, entries: int, delay: float, port_out: Any) -> None:
             await asyncio.gather(first.serve_forever(), others.serve_forever())
 
     asyncio.run(main())
+
+
+def serve(feeds: int, entries: int, delay: float, port_out: Any) -> None:
+    """Entry point of the server process: asyncio, HTTP/1.1 keep-alive, ETag -> 304."""
+    bodies = make_bodies(feeds, entries)
+    etags = [f'"{hashlib.sha1(body).hexdigest()[:16]}"' for body in bodies]
+    stats: Counter[str] = Counter()
+
+    def answer(path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        if path == STATS_PATH:
+            return 200, json.dumps(stats).encode(), {"Content-Type": "application/json"}
+        name = path.rsplit("/", 1)[-1].removesuffix(".xml")
+        if not path.startswith("/feed/") or not name.isdigit() or int(name) >= feeds:
+            return 404, b"not found", {"Content-Type": "text/plain"}
+        index = int(name)
+        extra = {"ETag": etags[index], "Cache-Control": "max-age=0"}
+        if etags[index] in {t.strip() for t in headers.get("if-none-match", "").split(",")}:
+            return 304, b"", extra
+        return 200, bodies[index], {"Content-Type": "application/rss+xml; charset=utf-8",
+                                    **extra}
+
+    serve_http(answer, feeds, delay, stats, port_out)
 
 
 def server_stats(port: int) -> Counter[str]:
