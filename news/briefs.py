@@ -321,7 +321,6 @@ class BriefWriter:
         self.concurrency = concurrency
         self.limit = asyncio.Semaphore(concurrency)
 
-
     @property
     def longest_write(self) -> timedelta:
         """How long one brief may take: two LLM requests, the pause between them, a margin.
@@ -332,6 +331,7 @@ class BriefWriter:
         timeout = self.client.timeout
         seconds = float(timeout) if isinstance(timeout, int | float) else 60.0
         return timedelta(seconds=2 * seconds + self.retry_delay + 15)
+
     @property
     def online(self) -> bool:
         return self.client is not None
