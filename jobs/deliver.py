@@ -28,7 +28,7 @@ from storage.db import db, session_scope
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
-per_chat = PerChat(PACING)
+SPACING = "per_chat_spacing"  # bot_data key: this application's PerChat
 
 
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
@@ -42,7 +42,10 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """
     svc: Services = context.bot_data[KEY]
     if await asyncio.to_thread(svc.sending.held):
-        await deliver_due(context, svc, PACING, per_chat)
+        # The running application's own, not a module's: two applications in one process
+        # (the replica tests) must not share its asyncio locks.
+        spacing = context.bot_data.setdefault(SPACING, PerChat(PACING))
+        await deliver_due(context, svc, PACING, spacing)
 
 
 async def deliver_due(
@@ -86,7 +89,7 @@ async def send_edits(
 
 async def deliver(
     context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed,
-    pacing: Pacing = PACING, limiter: PerChat = per_chat,
+    pacing: Pacing, limiter: PerChat,
 ) -> None:
     """Send now, or hold for the digest or until quiet hours end, as the chat's mode says."""
     t = partial(svc.catalog.text, item.language)
