@@ -17,7 +17,8 @@ from storage import chats
 from storage.db import db, make_engine, migrate, session_scope
 
 ROOT = Path(__file__).resolve().parent.parent
-APPLICATION = ("bot.py", "receiver.py", "services.py", "handlers", "jobs", "news", "storage")
+APPLICATION = ("app.py", "bot.py", "receiver.py", "services.py", "handlers", "jobs", "news",
+               "storage")
 BLOCKING = {"session_scope", "Session"}
 
 

@@ -19,7 +19,7 @@ from tests.fakes.telegram_html import parse_html, utf16_len
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*(REPO / "handlers").rglob("*.py"), *(REPO / "news").rglob("*.py"),
-                  *(REPO / "jobs").rglob("*.py"), REPO / "bot.py"])
+                  *(REPO / "jobs").rglob("*.py"), REPO / "app.py", REPO / "bot.py"])
 KEY = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 PREFIX = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.")
 CALLS = {"reply", "text", "t", "has", "ngettext"}

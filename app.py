@@ -1,0 +1,262 @@
+"""Tidings: build settings, database and clients; register handlers and jobs; run.
+
+bot.py launches it; the parser processes never import this module (see bot.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import openai
+from telegram import BotCommand, BotCommandScopeChat, Update
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+
+import jobs
+import receiver
+from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
+from handlers.common import chat_language, reply
+from jobs.pacing import PACING
+from locales import catalog
+from news.aliases import AliasFinder
+from news.briefs import BriefWriter
+from news.fetch import FetchPolicy, make_client
+from news.parsing import FeedReader, default_workers
+from news.pipeline import Newsroom
+from receiver import WebhookConfig, WebhookRefused
+from services import KEY, Services
+from settings import Settings
+from storage import deliveries, locks, sources
+from storage.db import (
+    DatabaseInUse,
+    DatabaseUnreachable,
+    claim_sqlite,
+    describe,
+    make_engine,
+    migrate,
+    session_scope,
+    wait_for_database,
+)
+from telegram_link import (
+    Outage,
+    PatientApplication,
+    RedactingFormatter,
+    TokenRejected,
+    WatchedRequest,
+    keep_trying,
+    polling_outage,
+)
+
+# Opt in to PTB's timedelta durations (RetryAfter.retry_after) instead of its deprecation path.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+log = logging.getLogger("tidings")
+USER_AGENT = "Tidings/0.1 (+https://github.com/tidings-bot)"
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    # Belt and braces: whatever logs the token (a URL, a traceback), it never reaches a log.
+    redact = RedactingFormatter(settings.telegram_bot_token.get_secret_value(), LOG_FORMAT,
+                                (settings.webhook_secret.get_secret_value(),))
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(redact)
+    # httpx logs every request URL at INFO, and Telegram's URLs carry the token.
+    for name in ("httpx", "httpcore", "apscheduler", "openai"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def build_services(settings: Settings) -> Services:
+    engine = make_engine(settings.database_url)
+    wait_for_database(engine)
+    migrate(engine)
+    writer_client = None
+    if settings.llm_enabled and settings.openai_api_key:
+        # Our own code retries once; the client's retries would multiply with ours.
+        writer_client = openai.AsyncOpenAI(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url, max_retries=0,
+            timeout=settings.llm_timeout_seconds,
+        )
+    return Services(
+        engine=engine,
+        newsroom=Newsroom(engine),
+        # A new sender waits out the longest pacing period (a group's): the previous one may
+        # have sent to any chat until it died, and Telegram's limits count those sends too.
+        sending=locks.Role(engine, locks.SENDING, "sending", settle=PACING.group_period),
+        http=make_client(USER_AGENT),
+        fetch_policy=FetchPolicy(settings.allowed_source_networks, settings.max_response_bytes,
+                                 settings.fetch_timeout_seconds),
+        writer=BriefWriter(writer_client, settings.llm_model,
+                           input_tokens=settings.llm_input_tokens,
+                           concurrency=settings.llm_concurrency),
+        aliases=AliasFinder(writer_client, settings.llm_model),
+        catalog=catalog,
+        admin_ids=settings.admin_ids,
+        default_language=catalog.resolve(settings.default_language, "en")
+        if catalog.has(settings.default_language, "start.welcome") else settings.default_language,
+        poll_interval_seconds=settings.poll_interval_seconds,
+        daily_token_budget=settings.llm_daily_token_budget,
+        full_text=settings.full_text,
+        heartbeat_file=Path(settings.heartbeat_file) if settings.heartbeat_file else None,
+        reader=FeedReader(default_workers() if settings.parse_workers is None
+                          else settings.parse_workers,
+                          time_limit=settings.parse_timeout_seconds),
+        commands_per_minute=settings.commands_per_minute,
+        max_topics_per_chat=settings.max_topics_per_chat,
+    )
+
+
+def smooth_rate_limiter() -> AIORateLimiter:
+    """Telegram's limits as even pacing: a bucket of one, refilled 30 times a second overall
+    and every 3.05 s per group, never lets a burst exceed 30/s or 20/min in any window."""
+    return AIORateLimiter(overall_max_rate=1, overall_time_period=1 / PACING.overall_per_second,
+                          group_max_rate=1, group_time_period=PACING.group_period)
+
+
+async def register_commands(application: Application, svc: Services) -> None:
+    """The command menu in every catalogue language; admins also see the admin commands.
+
+    Menus are optional: started in the background, each retried until Telegram takes it.
+    """
+    def menu(language: str, names: tuple[str, ...]) -> list[BotCommand]:
+        return [BotCommand(name, svc.catalog.text(language, f"command.{name}")) for name in names]
+
+    menus: list[tuple[str, list[BotCommand], dict[str, Any]]] = [
+        ("default", menu("en", READER_COMMANDS), {})
+    ]
+    for language in svc.catalog.languages:
+        menus.append((language, menu(language, READER_COMMANDS), {"language_code": language}))
+        for admin in svc.admin_ids:
+            menus.append((f"{language}, admin {admin}",
+                          menu(language, READER_COMMANDS + ADMIN_COMMANDS),
+                          {"scope": BotCommandScopeChat(admin), "language_code": language}))
+    done = 0
+    for label, commands, where in menus:
+        done += await keep_trying(partial(application.bot.set_my_commands, commands, **where),
+                                  f"command menu ({label})", svc.stopping)
+    log.info("command menus set: %d of %d", done, len(menus))
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the failure and tell the user something went wrong, never a stack trace."""
+    if polling_outage(update, context.error, context.job):
+        return  # WatchedRequest logs the outage once, not once per try
+    log.error("update failed", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message and update.effective_chat:
+        try:
+            await reply(update, context, await chat_language(update, context), "error.internal")
+        except Exception:
+            log.exception("could not report the error to the chat")
+
+
+def exit_on_sigterm(signum: int, _frame: object) -> None:
+    """Until the application installs its own handler: as PID 1 in a container, Python would
+    otherwise ignore SIGTERM, and `docker stop` during a slow start-up would wait to kill."""
+    raise SystemExit(128 + signum)
+
+
+def webhook_config(settings: Settings) -> WebhookConfig | None:
+    """The webhook, when WEBHOOK_URL asks for one; long polling otherwise."""
+    if not settings.webhook_url:
+        return None
+    return WebhookConfig(settings.webhook_url, settings.webhook_secret.get_secret_value(),
+                         settings.webhook_listen, settings.webhook_port, settings.webhook_path)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    settings = Settings()
+    configure_logging(settings)
+    token = settings.telegram_bot_token.get_secret_value()
+    if not token:
+        log.error("TELEGRAM_BOT_TOKEN is not set; get one from @BotFather (see README)")
+        raise SystemExit(2)
+    webhook = webhook_config(settings)
+    if webhook is not None and (problem := webhook.problem()):
+        log.error("%s", problem)
+        raise SystemExit(2)
+    try:
+        lock = claim_sqlite(settings.database_url)  # noqa: F841 (held until the process ends)
+    except DatabaseInUse as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
+    try:
+        svc = build_services(settings)
+    except DatabaseUnreachable as exc:
+        log.error("%s; check DATABASE_URL and that the server is up", exc)
+        raise SystemExit(1) from None
+    background: set[asyncio.Task[None]] = set()
+
+    async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, partial(stop, application))
+        background.add(asyncio.create_task(register_commands(application, svc), name="menus"))
+        svc.reader.warm()
+
+    def stop(_: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        svc.stopping.set()  # receiver.run stops the application when it is set
+
+    async def post_shutdown(_: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await svc.http.aclose()
+        svc.reader.close()
+        svc.sending.release()  # the next replica takes the role at once, not when we exit
+        svc.newsroom.close()
+        svc.engine.dispose()
+
+    api = settings.telegram_api_url.rstrip("/")
+    application = (
+        ApplicationBuilder()
+        .application_class(PatientApplication)
+        .token(token)
+        .base_url(f"{api}/bot")
+        .base_file_url(f"{api}/file/bot")
+        .get_updates_request(WatchedRequest(Outage()))
+        .rate_limiter(smooth_rate_limiter())
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    application.bot_data[KEY] = svc
+    application.add_handlers(all_handlers())
+    application.add_error_handler(on_error)
+    assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
+    jobs.schedule(application.job_queue)
+    with session_scope(svc.engine) as session:
+        source_count = sources.count(session=session)
+        if svc.engine.dialect.name == "sqlite":
+            released = deliveries.release_stale_leases(session=session)
+            if released:
+                log.info("resending %d deliveries claimed before the last stop", released)
+    log.info("Tidings starting: database %s, LLM %s, %d sources",
+             describe(settings.database_url),
+             settings.llm_model if svc.writer.online else "offline", source_count)
+    bot_id = int(token.partition(":")[0]) if token.partition(":")[0].isdigit() else 0
+    try:
+        # Retried with backoff until Telegram answers: at boot the network may not be up yet.
+        receiver.run(application, receiver.choose(svc.engine, webhook, bot_id), svc.stopping)
+    except TokenRejected:
+        log.error("Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped): "
+                  "get the bot's current token from @BotFather (see README)")
+        raise SystemExit(2) from None
+    except WebhookRefused as exc:
+        log.error("%s; check WEBHOOK_URL (Telegram posts to https on port 443, 80, 88 or 8443)",
+                  exc)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
