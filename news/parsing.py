@@ -27,8 +27,6 @@ from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
-from news.article import EXTRACT_THREADS
-from news.article import extract as extract_text
 from news.feeds import NotAFeed, ParsedFeed, discover_feed_links, parse_feed
 from news.items import ItemDraft, normalize
 from news.stories import boilerplate
@@ -61,6 +59,15 @@ def read_feed(body: bytes, url: str) -> ReadFeed:
     for draft in drafts:
         _ = draft.signature, draft.content_hash, draft.snippet  # here, off the bot's process
     return ReadFeed(feed.title, feed.ttl_seconds, drafts)
+
+
+def extract_text(html: bytes, url: str) -> str | None:
+    """news.article.extract, imported on first use. trafilatura is half of what the parser
+    imports and feeds never need it: the forkserver preloads this module for every worker, and
+    only the article workers import news.article (at their start, see FeedReader)."""
+    from news.article import extract
+
+    return extract(html, url)
 
 
 Reader = Callable[[bytes, str], ReadFeed]
@@ -193,6 +200,12 @@ class Killable:
         return list(workers)
 
 
+def _extract_threads() -> Executor:
+    from news.article import EXTRACT_THREADS
+
+    return EXTRACT_THREADS
+
+
 class FeedReader:
     """Reads feeds, and extracts article pages, in killable worker processes (Killable): a
     pool of `workers` for feeds, and a smaller one for article pages started on first use.
@@ -211,7 +224,7 @@ class FeedReader:
         # extraction never takes a thread that rendering or a preview is waiting for
         self.articles = Killable(max(1, min(2, workers)) if workers > 0 else 0, extract_limit,
                                  modules=("news.article",),
-                                 threads=None if workers > 0 else EXTRACT_THREADS)
+                                 threads=None if workers > 0 else _extract_threads())
 
     async def read(self, body: bytes, url: str) -> ReadFeed:
         """Entries as drafts, for polling."""

@@ -63,3 +63,12 @@ def test_importing_the_parsing_modules_stays_lean(module: str) -> None:
                           timeout=60, check=True)
     loaded = set(json.loads(done.stdout))
     assert not loaded & {"telegram", "openai", "sqlalchemy", "sqlmodel", "matplotlib"}
+
+
+def test_feed_parsers_leave_article_extraction_to_the_article_workers() -> None:
+    """trafilatura is half of the parser's imports: the forkserver preloads news.parsing for
+    every worker, so it must not come with it (the article workers import it themselves)."""
+    code = "import sys, news.parsing; print('trafilatura' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "False"
