@@ -76,6 +76,11 @@ def configure_logging(settings: Settings) -> None:
 
 
 def build_services(settings: Settings) -> Services:
+    # The parser processes start first: they take seconds to import the parser, which they do
+    # while the database is reached and migrated, so the first /addsource finds them ready.
+    reader = FeedReader(default_workers() if settings.parse_workers is None
+                        else settings.parse_workers, time_limit=settings.parse_timeout_seconds)
+    reader.warm()
     engine = make_engine(settings.database_url)
     wait_for_database(engine)
     migrate(engine)
@@ -108,9 +113,7 @@ def build_services(settings: Settings) -> Services:
         daily_token_budget=settings.llm_daily_token_budget,
         full_text=settings.full_text,
         heartbeat_file=Path(settings.heartbeat_file) if settings.heartbeat_file else None,
-        reader=FeedReader(default_workers() if settings.parse_workers is None
-                          else settings.parse_workers,
-                          time_limit=settings.parse_timeout_seconds),
+        reader=reader,
         commands_per_minute=settings.commands_per_minute,
         max_topics_per_chat=settings.max_topics_per_chat,
     )
@@ -202,7 +205,6 @@ def main() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, partial(stop, application))
         background.add(asyncio.create_task(register_commands(application, svc), name="menus"))
-        svc.reader.warm()
 
     def stop(_: Application[Any, Any, Any, Any, Any, Any]) -> None:
         svc.stopping.set()  # receiver.run stops the application when it is set
