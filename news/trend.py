@@ -54,7 +54,7 @@ Translate = Callable[..., str]  # `t(key, **values)`: the catalogue in the chat'
 
 @dataclass(frozen=True)
 class Point:
-    """One matched story on its local day, at the level the chat sees it."""
+    """One matched story on the local day it came out, at the level the chat sees it."""
 
     story_id: int
     day: date
@@ -95,7 +95,7 @@ def matched(candidates: Sequence[Candidate], query: str, tz: ZoneInfo) -> list[P
     for candidate in candidates:
         if any(matcher.match(text) for text in candidate.texts):
             headline = candidate.brief.headline if candidate.brief else candidate.title
-            points.append(Point(candidate.story_id, candidate.created_at.astimezone(tz).date(),
+            points.append(Point(candidate.story_id, candidate.published_at.astimezone(tz).date(),
                                 level_of(candidate, query), headline, len(candidate.texts)))
     return points
 

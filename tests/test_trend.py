@@ -25,9 +25,10 @@ EN = partial(catalog.text, "en")
 
 def store(
     engine: Engine, title: str, at: datetime, *, sources: int = 1, level: int | None = None,
-    language: str = "en", headline: str | None = None,
+    language: str = "en", headline: str | None = None, published: datetime | None = None,
 ) -> int:
-    """A story first seen at `at`, reported by `sources` items, with an LLM brief at `level`."""
+    """A story first seen at `at`, reported by `sources` items (dated `published`, if given),
+    with an LLM brief at `level`."""
     with session_scope(engine) as session:
         story = Story(title=title, created_at=at)
         session.add(story)
@@ -36,7 +37,8 @@ def store(
         for n in range(sources):
             session.add(Item(source_name=f"S{n}", story_id=story.id, guid=f"{story.id}-{n}",
                              link=f"http://news.test/{story.id}/{n}", title=title,
-                             summary="Text of the article.", fetched_at=at))
+                             summary="Text of the article.", fetched_at=at,
+                             published_at=published))
         if level is not None:
             brief = BriefContent(headline=headline or title, core_point="…",
                                  tracking_level=level)  # type: ignore[arg-type]
@@ -85,6 +87,22 @@ def test_days_are_the_chats_local_days(engine: Engine) -> None:
                            query="softbank", days=7, now=NOW).trend
     assert utc.busiest == date(2026, 11, 20) and shanghai.busiest == date(2026, 11, 21)
     assert len(utc.days) == 7 and utc.days[-1] == NOW.date()
+
+
+def test_a_story_counts_on_the_day_it_was_published_not_the_day_it_was_stored(
+    engine: Engine,
+) -> None:
+    """A new source's backlog is stored today; its stories belong to the days they came out."""
+    at = NOW - timedelta(hours=1)
+    store(engine, "SoftBank backlog story", at, level=2, published=at - timedelta(days=3))
+    store(engine, "SoftBank news of today", at, level=2, published=at - timedelta(minutes=5))
+    store(engine, "SoftBank undated story", at - timedelta(days=1), level=2)  # first seen
+    store(engine, "SoftBank from long ago", at, level=2, published=at - timedelta(days=60))
+    found = trend_chart(engine, EN, language="en", timezone="UTC", query="softbank",
+                        days=7, now=NOW).trend
+    assert found.counts[2] == [0, 0, 0, 1, 0, 1, 1], "3 days ago, yesterday, today"
+    assert found.total == 3, "published before the window: not in it, though stored today"
+    assert found.busiest_count == 1
 
 
 def test_nothing_matched_draws_nothing(engine: Engine) -> None:
