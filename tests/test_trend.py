@@ -154,6 +154,26 @@ def test_the_bars_show_the_levels_that_are_there() -> None:
     assert pixels_near(only_red, red) > legend + 10000
 
 
+@pytest.mark.filterwarnings(r"ignore:Glyph \d+ .*missing from font")
+@pytest.mark.parametrize("language", ["en", "de", "fr", "zh", "ar"])
+def test_the_title_stays_clear_of_the_legend(language: str) -> None:
+    """A long topic fills the title; the legend must neither cover it nor the bars."""
+    topic = "(SoftBank OR Nvidia OR Arm) semiconductor investment Europe"
+    figure = charts.draw(trend_of({1: [3, 0, 2], 2: [0, 4, 1], 3: [2, 2, 9]}),
+                         labels(language, topic=topic, days=90), language)
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    figure.draw(renderer)
+    [axes] = figure.axes
+    legend = axes.get_legend() or figure.legends[0]
+    titles = [*figure.texts, axes.title, axes._left_title, axes._right_title]
+    boxes = [text.get_window_extent(renderer) for text in titles if text.get_text()]
+    assert boxes, "a title"
+    frame = legend.get_window_extent(renderer)
+    assert not any(frame.overlaps(box) for box in boxes)
+    assert not frame.overlaps(axes.get_window_extent(renderer)), "nor over the bars"
+    assert all(box.x0 >= 0 and box.x1 <= charts.WIDTH for box in [*boxes, frame]), "inside"
+
+
 def test_labels_are_in_the_chats_language() -> None:
     zh = labels("zh")
     assert "近 30 天" in zh.title and "SoftBank OR 软银" in zh.title
