@@ -62,9 +62,12 @@ def update_settings(*, session: Session, chat_id: int, **fields: str | None) -> 
         raise ValueError(f"not a setting: {sorted(unknown)}")
     chat = session.get(Chat, chat_id)
     if chat is not None:
+        # Rows held for the digest wait on the mode alone: released on every change, they
+        # could miss a digest being put together while the deliver job holds them again.
+        held = deliveries.HELD if fields.get("mode", chat.mode) != chat.mode else ("quiet",)
         for name, value in fields.items():
             setattr(chat, name, value)
-        deliveries.reschedule_held(session=session, chat_id=chat_id, now=utcnow())
+        deliveries.reschedule_held(session=session, chat_id=chat_id, now=utcnow(), states=held)
 
 
 def migrate(*, session: Session, old_id: int, new_id: int) -> None:

@@ -318,14 +318,17 @@ def hold(
         delivery.claim_token = None
 
 
-def reschedule_held(*, session: Session, chat_id: int, now: datetime) -> None:
-    """The chat's settings changed: what it holds is due by the new ones (news.schedule.held_again),
-    so quiet hours ended or shortened release their alerts at once. A row a claim holds is
-    left to it: the deliver job decides it with the new settings anyway."""
+def reschedule_held(
+    *, session: Session, chat_id: int, now: datetime, states: tuple[str, ...] = HELD
+) -> None:
+    """The chat's settings changed: what it holds (in `states`) is due by the new ones
+    (news.schedule.held_again), so quiet hours ended or shortened release their alerts at
+    once. A row a claim holds is left to it: the deliver job decides it with the new
+    settings anyway."""
     chat = session.get(Chat, chat_id)
     if chat is None:
         return
-    for state in HELD:
+    for state in states:
         new_state, due = held_again(preferences(chat), state, now)
         session.execute(
             update(Delivery)

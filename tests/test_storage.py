@@ -640,18 +640,29 @@ def test_changed_settings_reschedule_what_the_chat_holds(engine: Engine) -> None
 def test_quiet_hours_turned_off_release_held_alerts_but_not_claimed_ones(
     engine: Engine,
 ) -> None:
-    ids = held(engine, -8, ["quiet", "quiet"], until=utcnow() + timedelta(hours=3))
+    taken_id, free_id, digest_id = held(engine, -8, ["quiet", "quiet", "digest"],
+                                        until=utcnow() + timedelta(hours=3))
+    with session_scope(engine) as session:
+        chat = session.get(Chat, -8)
+        assert chat is not None
+        chat.mode = "priority"  # the digest row: an alert below level 1
     with session_scope(engine) as session:  # the deliver job takes one at the end of quiet
         [taken] = claim(session, utcnow() + timedelta(hours=4), limit=1)
+        assert taken.id == taken_id
     with session_scope(engine) as session:
         chats.update_settings(session=session, chat_id=-8, quiet_start=None, quiet_end=None)
     with session_scope(engine) as session:
-        rows = {row_id: session.get(Delivery, row_id) for row_id in ids}
-        free = next(row for row_id, row in rows.items() if row_id != taken.id)
+        free, mine = session.get(Delivery, free_id), session.get(Delivery, taken_id)
         assert free is not None and free.state == "pending"
         assert free.next_attempt_at <= utcnow()
-        mine = rows[taken.id]
         assert mine is not None and mine.claim_token == taken.token, "its lease is left alone"
         assert mine.state == "quiet"
+    assert states(engine, [digest_id])[0][0] == "digest", "the mode is as it was: kept"
     with session_scope(engine) as session:
-        assert [c.id for c in claim(session, utcnow())] == [free.id], "sent on the next tick"
+        assert [c.id for c in claim(session, utcnow())] == [free_id], "sent on the next tick"
+    with session_scope(engine) as session:
+        chats.update_settings(session=session, chat_id=-8, mode="priority")
+    assert states(engine, [digest_id])[0][0] == "digest", "the same mode again: kept"
+    with session_scope(engine) as session:
+        chats.update_settings(session=session, chat_id=-8, mode="instant")
+    assert states(engine, [digest_id])[0][0] == "pending", "another mode: due now"
