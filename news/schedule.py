@@ -64,6 +64,17 @@ def decide(prefs: Preferences, level: int, now: datetime) -> Decision:
     return Decision("later", until) if until else Decision("send")
 
 
+def held_again(prefs: Preferences, state: str, now: datetime) -> tuple[str, datetime]:
+    """(state, due) for an alert held as `state` ("quiet" or "digest") once the chat's
+    settings changed: held by the settings as they are now, not as they were. Only the
+    deliver job knows an alert's level, so one held for the digest under a mode that sends
+    some alerts at once is due now ("pending"), and that job decides again."""
+    if prefs.mode == "digest":
+        return "digest", now
+    until = quiet_until(prefs, now) if state == "quiet" else None
+    return ("quiet", until) if until else ("pending", now)
+
+
 def digest_moment(prefs: Preferences, now: datetime) -> datetime:
     """The most recent scheduled digest time at or before `now` (UTC)."""
     local = now.astimezone(zone(prefs.timezone))

@@ -37,7 +37,7 @@ MAX_DAYS = 90
 DEFAULT_DAYS = 30
 LEVELS: tuple[Level, ...] = (1, 2, 3)  # SPEC §5: listed from 1, the highest, down
 COLORS = {1: "#d93025", 2: "#f2b705", 3: "#c4c7cc"}  # 🔴 🟡 ⚪
-TOPIC_CHARS = 50  # in the title, beside the legend
+TOPIC_CHARS = 50  # in the title, on its own line above the legend
 WIDTH, HEIGHT, DPI = 1200, 675, 100  # pixels: wide enough for 90 bars, Telegram's 16:9 preview
 
 # Fonts with CJK glyphs, most common first; DejaVu Sans (matplotlib's own) covers Arabic.
@@ -54,7 +54,7 @@ Translate = Callable[..., str]  # `t(key, **values)`: the catalogue in the chat'
 
 @dataclass(frozen=True)
 class Point:
-    """One matched story on its local day, at the level the chat sees it."""
+    """One matched story on the local day it came out, at the level the chat sees it."""
 
     story_id: int
     day: date
@@ -95,7 +95,7 @@ def matched(candidates: Sequence[Candidate], query: str, tz: ZoneInfo) -> list[P
     for candidate in candidates:
         if any(matcher.match(text) for text in candidate.texts):
             headline = candidate.brief.headline if candidate.brief else candidate.title
-            points.append(Point(candidate.story_id, candidate.created_at.astimezone(tz).date(),
+            points.append(Point(candidate.story_id, candidate.published_at.astimezone(tz).date(),
                                 level_of(candidate, query), headline, len(candidate.texts)))
     return points
 
@@ -235,19 +235,24 @@ _DRAWING = threading.Lock()  # matplotlib's font cache is shared: one chart at a
 
 def render_png(trend: Trend, labels: Labels, language: str) -> bytes:
     """The stacked bar chart as PNG bytes, WIDTH x HEIGHT pixels, no display needed."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     with _DRAWING, warnings.catch_warnings():
         # A glyph no installed font has is drawn as a box: not worth failing a chart over.
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
-        families = list(_font_families(language))
-        figure = Figure(figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI, layout="constrained")
-        FigureCanvasAgg(figure)
-        _draw(figure, trend, labels, language, families)
+        figure = draw(trend, labels, language)
         out = io.BytesIO()
         figure.savefig(out, format="png", dpi=DPI)
     return out.getvalue()
+
+
+def draw(trend: Trend, labels: Labels, language: str) -> Figure:
+    """The chart as a matplotlib figure on an Agg canvas (tests measure its parts)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    _draw(figure, trend, labels, language, list(_font_families(language)))
+    return figure
 
 
 def _draw(
@@ -275,9 +280,11 @@ def _draw(
     axes.set_axisbelow(True)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
-    axes.set_title(labels.title, fontfamily=families, fontsize=15, loc="left")
+    # The title on its own line, the legend on the next, above the bars: a long topic can
+    # fill the title's line without running under the legend, which never hides a bar.
+    figure.suptitle(labels.title, fontfamily=families, fontsize=15, x=0.01,
+                    horizontalalignment="left")
     axes.set_xlabel(labels.x_axis, fontfamily=families)
     axes.set_ylabel(labels.y_axis, fontfamily=families)
-    # Beside the title, above the bars, so it never hides a bar.
     axes.legend(prop={"family": families}, frameon=False, loc="lower right",
                 bbox_to_anchor=(1.0, 1.0), ncols=len(LEVELS), borderaxespad=0.2)

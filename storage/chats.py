@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from storage.models import Chat, Delivery, Subscription
+from storage import deliveries
+from storage.models import Chat, Delivery, Subscription, utcnow
 
 
 def ensure_chat(
@@ -54,14 +55,19 @@ _SETTINGS = {"mode", "digest_time", "timezone", "quiet_start", "quiet_end"}
 
 
 def update_settings(*, session: Session, chat_id: int, **fields: str | None) -> None:
-    """Change /settings fields; anything else is refused loudly (a programming error)."""
+    """Change /settings fields; anything else is refused loudly (a programming error). The
+    alerts the chat holds are rescheduled in the same transaction: they follow the settings."""
     unknown = set(fields) - _SETTINGS
     if unknown:
         raise ValueError(f"not a setting: {sorted(unknown)}")
     chat = session.get(Chat, chat_id)
     if chat is not None:
+        # Rows held for the digest wait on the mode alone: released on every change, they
+        # could miss a digest being put together while the deliver job holds them again.
+        held = deliveries.HELD if fields.get("mode", chat.mode) != chat.mode else ("quiet",)
         for name, value in fields.items():
             setattr(chat, name, value)
+        deliveries.reschedule_held(session=session, chat_id=chat_id, now=utcnow(), states=held)
 
 
 def migrate(*, session: Session, old_id: int, new_id: int) -> None:

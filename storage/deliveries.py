@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from news.schedule import Preferences
+from news.schedule import Preferences, held_again
 from storage import feedback
 from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Story, Subscription, utcnow
 
@@ -316,6 +316,26 @@ def hold(
         delivery.state = state
         delivery.next_attempt_at = until or utcnow()
         delivery.claim_token = None
+
+
+def reschedule_held(
+    *, session: Session, chat_id: int, now: datetime, states: tuple[str, ...] = HELD
+) -> None:
+    """The chat's settings changed: what it holds (in `states`) is due by the new ones
+    (news.schedule.held_again), so quiet hours ended or shortened release their alerts at
+    once. A row a claim holds is left to it: the deliver job decides it with the new
+    settings anyway."""
+    chat = session.get(Chat, chat_id)
+    if chat is None:
+        return
+    for state in states:
+        new_state, due = held_again(preferences(chat), state, now)
+        session.execute(
+            update(Delivery)
+            .where(col(Delivery.chat_id) == chat_id, col(Delivery.state) == state,
+                   col(Delivery.claim_token).is_(None))
+            .values(state=new_state, next_attempt_at=due)
+        )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from news.schedule import Preferences, decide, digest_due, digest_moment, quiet_until
+from news.schedule import (
+    Preferences,
+    decide,
+    digest_due,
+    digest_moment,
+    held_again,
+    quiet_until,
+)
 
 
 def at(text: str) -> datetime:
@@ -63,3 +70,27 @@ def test_digest_is_due_once_per_day_across_the_day_boundary() -> None:
 def test_an_unknown_time_zone_falls_back_to_utc() -> None:
     prefs = Preferences(timezone="Mars/Olympus", quiet_start="10:00", quiet_end="11:00")
     assert quiet_until(prefs, at("2026-11-24 10:30")) == at("2026-11-24 11:00")
+
+
+NIGHT = Preferences(quiet_start="22:00", quiet_end="07:00")
+
+
+@pytest.mark.parametrize(("prefs", "state", "expected"), [
+    (NIGHT, "quiet", ("quiet", "2026-11-25 07:00")),
+    (Preferences(quiet_start="22:00", quiet_end="05:00"), "quiet",
+     ("quiet", "2026-11-25 05:00")),                                # shortened: ends earlier
+    (Preferences(quiet_start="22:00", quiet_end="23:00"), "quiet",
+     ("pending", "2026-11-24 23:30")),                              # over already: due now
+    (Preferences(), "quiet", ("pending", "2026-11-24 23:30")),      # quiet hours off
+    (Preferences(timezone="Asia/Tokyo", quiet_start="22:00", quiet_end="07:00"), "quiet",
+     ("pending", "2026-11-24 23:30")),                              # 08:30 in Tokyo
+    (Preferences(mode="digest", quiet_start="22:00", quiet_end="07:00"), "quiet",
+     ("digest", "2026-11-24 23:30")),                               # now digest-only
+    (Preferences(mode="digest"), "digest", ("digest", "2026-11-24 23:30")),
+    (NIGHT, "digest", ("pending", "2026-11-24 23:30")),  # instant again: deliver decides anew
+    (Preferences(mode="priority"), "digest", ("pending", "2026-11-24 23:30")),
+])
+def test_held_alerts_are_due_by_the_settings_as_they_are_now(
+    prefs: Preferences, state: str, expected: tuple[str, str]
+) -> None:
+    assert held_again(prefs, state, at("2026-11-24 23:30")) == (expected[0], at(expected[1]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from news.items import ItemDraft, normalize
 from news.pipeline import Newsroom, Outcome, ingest, ingest_all, ingest_each, story_text
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
-from storage.models import Delivery, Item, Story, utcnow
+from storage.models import Chat, Delivery, Item, Story, utcnow
 from storage.sources import DueSource
 
 
@@ -589,3 +589,80 @@ def test_the_story_index_top_up_reads_each_item_once_not_once_per_story(
     assert [row[0] for row in loaded] == story_ids[-40:]
     assert loaded[-1][3] == (second.id if (count - 1) % 2 else first.id)
     assert read <= 3 * (10 * 400 + count), f"{read} item rows read to top up 40 stories"
+
+
+def held(engine: Engine, chat_id: int, states: list[str], until: datetime) -> list[int]:
+    """Rows of the chat claimed and held back, one per state given, as the deliver job does."""
+    outbox(engine, chat_id, len(states))
+    with session_scope(engine) as session:
+        claimed = claim(session, utcnow(), limit=len(states))
+        for item, state in zip(claimed, states, strict=True):
+            deliveries.hold(session=session, delivery_id=item.id, token=item.token,
+                            state=state, until=until if state == "quiet" else None)
+    return [item.id for item in claimed]
+
+
+def states(engine: Engine, ids: list[int]) -> list[tuple[str, datetime]]:
+    with session_scope(engine) as session:
+        rows = [session.get(Delivery, row_id) for row_id in ids]
+        return [(row.state, row.next_attempt_at) for row in rows if row]
+
+
+def test_changed_settings_reschedule_what_the_chat_holds(engine: Engine) -> None:
+    """Quiet hours shortened or ended, another time zone or mode: held alerts are due by the
+    settings as they are now, at once, not when the old quiet hours would have ended."""
+    # Ahead of the real clock, so that no claim takes these held rows meanwhile.
+    now, seven = (datetime(2099, 11, 24, 23, 30, tzinfo=UTC),
+                  datetime(2099, 11, 25, 7, 0, tzinfo=UTC))
+    quiet, digest = held(engine, -6, ["quiet", "digest"], until=seven)
+    tokyo = held(engine, -7, ["quiet"], until=seven)
+    others = held(engine, -9, ["quiet", "digest"], until=seven)
+
+    def change(chat_id: int, **fields: str | None) -> list[tuple[str, datetime]]:
+        with session_scope(engine) as session:  # chats.update_settings, at a chosen `now`
+            chat = session.get(Chat, chat_id)
+            for name, value in fields.items():
+                setattr(chat, name, value)
+            deliveries.reschedule_held(session=session, chat_id=chat_id, now=now)
+        return states(engine, [quiet, digest] if chat_id == -6 else tokyo)
+
+    assert change(-6, quiet_start="22:00", quiet_end="05:00", mode="digest") == [
+        ("digest", now), ("digest", now)], "digest-only: all of it for the digest"
+    assert change(-6, mode="instant") == [("pending", now), ("pending", now)], (
+        "instant again: due now, the deliver job holds them again while it is quiet")
+    assert change(-7, quiet_start="22:00", quiet_end="05:00") == [
+        ("quiet", seven - timedelta(hours=2))], "shortened: the new end"
+    assert change(-7, timezone="Asia/Tokyo") == [("pending", now)], "08:30 in Tokyo: now"
+    kept = states(engine, others)
+    assert kept[0] == ("quiet", seven) and kept[1][0] == "digest", "other chats keep theirs"
+
+
+def test_quiet_hours_turned_off_release_held_alerts_but_not_claimed_ones(
+    engine: Engine,
+) -> None:
+    taken_id, free_id, digest_id = held(engine, -8, ["quiet", "quiet", "digest"],
+                                        until=utcnow() + timedelta(hours=3))
+    with session_scope(engine) as session:
+        chat = session.get(Chat, -8)
+        assert chat is not None
+        chat.mode = "priority"  # the digest row: an alert below level 1
+    with session_scope(engine) as session:  # the deliver job takes one at the end of quiet
+        [taken] = claim(session, utcnow() + timedelta(hours=4), limit=1)
+        assert taken.id == taken_id
+    with session_scope(engine) as session:
+        chats.update_settings(session=session, chat_id=-8, quiet_start=None, quiet_end=None)
+    with session_scope(engine) as session:
+        free, mine = session.get(Delivery, free_id), session.get(Delivery, taken_id)
+        assert free is not None and free.state == "pending"
+        assert free.next_attempt_at <= utcnow()
+        assert mine is not None and mine.claim_token == taken.token, "its lease is left alone"
+        assert mine.state == "quiet"
+    assert states(engine, [digest_id])[0][0] == "digest", "the mode is as it was: kept"
+    with session_scope(engine) as session:
+        assert [c.id for c in claim(session, utcnow())] == [free_id], "sent on the next tick"
+    with session_scope(engine) as session:
+        chats.update_settings(session=session, chat_id=-8, mode="priority")
+    assert states(engine, [digest_id])[0][0] == "digest", "the same mode again: kept"
+    with session_scope(engine) as session:
+        chats.update_settings(session=session, chat_id=-8, mode="instant")
+    assert states(engine, [digest_id])[0][0] == "pending", "another mode: due now"

@@ -25,9 +25,10 @@ EN = partial(catalog.text, "en")
 
 def store(
     engine: Engine, title: str, at: datetime, *, sources: int = 1, level: int | None = None,
-    language: str = "en", headline: str | None = None,
+    language: str = "en", headline: str | None = None, published: datetime | None = None,
 ) -> int:
-    """A story first seen at `at`, reported by `sources` items, with an LLM brief at `level`."""
+    """A story first seen at `at`, reported by `sources` items (dated `published`, if given),
+    with an LLM brief at `level`."""
     with session_scope(engine) as session:
         story = Story(title=title, created_at=at)
         session.add(story)
@@ -36,7 +37,8 @@ def store(
         for n in range(sources):
             session.add(Item(source_name=f"S{n}", story_id=story.id, guid=f"{story.id}-{n}",
                              link=f"http://news.test/{story.id}/{n}", title=title,
-                             summary="Text of the article.", fetched_at=at))
+                             summary="Text of the article.", fetched_at=at,
+                             published_at=published))
         if level is not None:
             brief = BriefContent(headline=headline or title, core_point="…",
                                  tracking_level=level)  # type: ignore[arg-type]
@@ -87,6 +89,22 @@ def test_days_are_the_chats_local_days(engine: Engine) -> None:
     assert len(utc.days) == 7 and utc.days[-1] == NOW.date()
 
 
+def test_a_story_counts_on_the_day_it_was_published_not_the_day_it_was_stored(
+    engine: Engine,
+) -> None:
+    """A new source's backlog is stored today; its stories belong to the days they came out."""
+    at = NOW - timedelta(hours=1)
+    store(engine, "SoftBank backlog story", at, level=2, published=at - timedelta(days=3))
+    store(engine, "SoftBank news of today", at, level=2, published=at - timedelta(minutes=5))
+    store(engine, "SoftBank undated story", at - timedelta(days=1), level=2)  # first seen
+    store(engine, "SoftBank from long ago", at, level=2, published=at - timedelta(days=60))
+    found = trend_chart(engine, EN, language="en", timezone="UTC", query="softbank",
+                        days=7, now=NOW).trend
+    assert found.counts[2] == [0, 0, 0, 1, 0, 1, 1], "3 days ago, yesterday, today"
+    assert found.total == 3, "published before the window: not in it, though stored today"
+    assert found.busiest_count == 1
+
+
 def test_nothing_matched_draws_nothing(engine: Engine) -> None:
     store(engine, "Weather in Paris", NOW, level=1)
     chart = trend_chart(engine, EN, language="en", timezone="UTC", query="softbank",
@@ -134,6 +152,26 @@ def test_the_bars_show_the_levels_that_are_there() -> None:
     legend = pixels_near(only_red, yellow)  # the legend's swatch is there either way
     assert pixels_near(mixed, yellow) > legend + 10000  # the bar: thousands of pixels
     assert pixels_near(only_red, red) > legend + 10000
+
+
+@pytest.mark.filterwarnings(r"ignore:Glyph \d+ .*missing from font")
+@pytest.mark.parametrize("language", ["en", "de", "fr", "zh", "ar"])
+def test_the_title_stays_clear_of_the_legend(language: str) -> None:
+    """A long topic fills the title; the legend must neither cover it nor the bars."""
+    topic = "(SoftBank OR Nvidia OR Arm) semiconductor investment Europe"
+    figure = charts.draw(trend_of({1: [3, 0, 2], 2: [0, 4, 1], 3: [2, 2, 9]}),
+                         labels(language, topic=topic, days=90), language)
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    figure.draw(renderer)
+    [axes] = figure.axes
+    legend = axes.get_legend() or figure.legends[0]
+    titles = [*figure.texts, axes.title, axes._left_title, axes._right_title]
+    boxes = [text.get_window_extent(renderer) for text in titles if text.get_text()]
+    assert boxes, "a title"
+    frame = legend.get_window_extent(renderer)
+    assert not any(frame.overlaps(box) for box in boxes)
+    assert not frame.overlaps(axes.get_window_extent(renderer)), "nor over the bars"
+    assert all(box.x0 >= 0 and box.x1 <= charts.WIDTH for box in [*boxes, frame]), "inside"
 
 
 def test_labels_are_in_the_chats_language() -> None:
