@@ -116,6 +116,7 @@ INTERVAL = 600  # seconds: every source polls on a 10-minute interval
 TOPICS, CHATS = 1_000, 100
 BARE_200_SAMPLE = 200
 TARGET_PER_CORE, PEER_PER_CORE, PEER_MB = 50_000, 6_000, 350
+TARGET_PSS_PER_10K = 300  # MiB, a replica with its parser processes (issue 21)
 VOCABULARY = 20_000
 STATS, ADVANCE = "/__stats", "/__advance"
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -231,6 +232,20 @@ def process_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def pss_mib(pids: list[int]) -> float:
+    """Proportional set size of the processes, MiB: a page shared by n processes counts 1/n in
+    each, so the forkserver's pages that its parsers share are not counted twice (RSS would)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
 def rss_mib(pid: int, field: str) -> float:
     """VmHWM (peak) or VmRSS (now) of a process, MiB."""
     try:
@@ -279,6 +294,8 @@ class Replica:
                 "workers_peak_rss_mib": round(sum(rss_mib(pid, "VmHWM") for pid in workers), 1),
                 "rss_mib": round(rss_mib(os.getpid(), "VmRSS"), 1),
                 "workers_rss_mib": round(sum(rss_mib(pid, "VmRSS") for pid in workers), 1),
+                # the replica with its forkserver, parsers and multiprocessing's tracker
+                "tree_pss_mib": round(pss_mib(descendants(os.getpid())), 1),
                 "workers": len(workers)}
 
     async def cycle(self) -> dict[str, Any]:
@@ -369,7 +386,8 @@ class Child:
     def __init__(self, args: argparse.Namespace, database: str, port: int,
                  limits: CpuLimits | None = None, group: Path | None = None) -> None:
         self.limits, self.group = limits, group
-        command = [sys.executable, str(Path(__file__).resolve()), "--child", "--database",
+        command = [sys.executable, str(Path(__file__).resolve().parent / "replica.py"), "--child",
+                   "--database",
                    database, "--port", str(port), "--sample", str(args.sample)]
         if args.concurrency is not None:
             command += ["--concurrency", str(args.concurrency)]
@@ -617,6 +635,7 @@ def memory(children: list[Child], answers: list[dict[str, Any]]) -> dict[str, An
     per = [a["peak_rss_mib"] + a["workers_peak_rss_mib"] for a in answers]
     now = [a["rss_mib"] + a["workers_rss_mib"] for a in answers]
     return {"peak_total_mib": round(sum(per), 1), "steady_total_mib": round(sum(now), 1),
+            "steady_pss_mib": [a["tree_pss_mib"] for a in answers],
             "polling_peak_mib": [a["peak_rss_mib"] for a in answers],
             "parsers_peak_mib": [a["workers_peak_rss_mib"] for a in answers],
             "parsers": [a["workers"] for a in answers],
@@ -918,6 +937,13 @@ def report(args: argparse.Namespace, results: dict[str, Any], total: float) -> N
           f"at start-up; {mem['steady_total_mib']:.0f} MiB after the steady cycles)"
           + ("" if per_10k is not None else
                              " (run with the default 10,000 feeds for memory per 10,000)"))
+    pss = mem["steady_pss_mib"][0]
+    print(f"memory, PSS: {pss:.0f} MiB for the replica with its parser processes after the "
+          f"steady cycles, {args.feeds:,} feeds (target for 10,000 feeds: <= "
+          f"{TARGET_PSS_PER_10K} MiB)")
+    if per_10k is not None:
+        checks["pss_per_10k_mib"] = {"target": f"<= {TARGET_PSS_PER_10K}", "value": pss,
+                                     "met": pss <= TARGET_PSS_PER_10K}
     if "postgresql_autovacuum" in results:
         print(f"PostgreSQL: autovacuum {results['postgresql_autovacuum']} on this server; the "
               "bench runs ANALYZE after the warm-up, as autovacuum would")
