@@ -206,23 +206,28 @@ def utf7(text: str) -> str:
     return text.replace("<!", "+ADw-!").replace("[", "+AFs-").replace("]", "+AF0-")
 
 
-ENCODING_TRICKS = {
-    "first-line-pi/utf-7": '<?x encoding="utf-7"?>\n' + utf7(flat_expansion()),
-    "after-the-declaration/utf-7":
-        '<?xml version="1.0"?><?x encoding="utf-7"?>\n' + utf7(flat_expansion()),
-    "quoted-end/utf-7": '<?xml version="1.0" x="?>" encoding="utf-7"?>\n'
-                        + utf7(flat_expansion()),
-    "first-line-pi/unicode_escape": '<?x encoding="unicode_escape"?>\n'
-                                    + flat_expansion().replace("<!", "\\x3c!"),
-    "first-line-pi/raw_unicode_escape": '<?x encoding="raw_unicode_escape"?>\n'
-                                        + flat_expansion().replace("<!", "\\u003c!"),
-    "declared/unicode_escape": '<?xml version="1.0" encoding="unicode_escape"?>\n'
-                               + flat_expansion().replace("<!", "\\x3c!"),
-    "declared-on-two-lines/utf-7": '<?xml version="1.0"\n  encoding="utf-7"?>\n'
-                                   + utf7(flat_expansion()),
-    "declared/base64": '<?xml version="1.0" encoding="base64"?>\n'
-                       + "PCFET0NUWVBFIHJzcyBbPCFFTlRJVFkgYSAieCI+XT4=",
-}
+def encoding_tricks(bomb: str) -> dict[str, str]:
+    """The bomb hidden from an ASCII scan in each way the second security review found, and
+    in a multi-line declaration feedparser's rule misses but ours reads."""
+    return {
+        "first-line-pi/utf-7": '<?x encoding="utf-7"?>\n' + utf7(bomb),
+        "after-the-declaration/utf-7":
+            '<?xml version="1.0"?><?x encoding="utf-7"?>\n' + utf7(bomb),
+        "quoted-end/utf-7": '<?xml version="1.0" x="?>" encoding="utf-7"?>\n' + utf7(bomb),
+        "first-line-pi/unicode_escape": '<?x encoding="unicode_escape"?>\n'
+                                        + bomb.replace("<!", "\\x3c!"),
+        "first-line-pi/raw_unicode_escape": '<?x encoding="raw_unicode_escape"?>\n'
+                                            + bomb.replace("<!", "\\u003c!"),
+        "declared/unicode_escape": '<?xml version="1.0" encoding="unicode_escape"?>\n'
+                                   + bomb.replace("<!", "\\x3c!"),
+        "declared-on-two-lines/utf-7": '<?xml version="1.0"\n  encoding="utf-7"?>\n'
+                                       + utf7(bomb),
+        "declared/base64": '<?xml version="1.0" encoding="base64"?>\n'
+                           + "PCFET0NUWVBFIHJzcyBbPCFFTlRJVFkgYSAieCI+XT4=",
+    }
+
+
+ENCODING_TRICKS = encoding_tricks(flat_expansion())
 
 
 def test_each_trick_expands_in_feedparser_when_passed_through() -> None:
