@@ -888,3 +888,14 @@ async def test_a_name_without_addresses_is_a_dns_error(answers: Exception | list
         with pytest.raises(FetchError) as caught:
             await fetch(client, "http://gone.test/feed.xml", FetchPolicy())
     assert (caught.value.code, caught.value.detail) == ("dns", "gone.test")
+
+
+@pytest.mark.asyncio
+async def test_a_fetch_says_which_address_answered(server: FeedServer) -> None:
+    """poll judges a feed's article links by where the feed came from (news.article
+    .pages_policy): the guarded client, and a plain one, both tell it."""
+    server.put("/feed.xml", FEED)
+    async with make_client(UA) as guarded, httpx.AsyncClient() as plain:
+        for client in (guarded, plain):
+            fetched = await fetch(client, server.url("/feed.xml"), LOOPBACK)
+            assert fetched.address == "127.0.0.1"
