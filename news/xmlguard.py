@@ -104,7 +104,9 @@ def decoded(body: bytes) -> str:
             if encoding == "cp037":  # EBCDIC has variants: its declaration says which
                 encoding = _declared_encoding(body[:_HEAD].decode(encoding)) or encoding
             # the mark or the zero bytes are strong evidence: a damaged character is replaced
-            return body[skip:].decode(encoding, "replace")
+            text = body[skip:].decode(encoding, "replace")
+            _declared_encoding(text[:_HEAD])  # not used, but refused all the same
+            return text
     declared = _declared_encoding(body[:_HEAD].decode("latin-1"))
     for encoding in ((declared,) if declared else ()) + _FALLBACKS:
         try:

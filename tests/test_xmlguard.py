@@ -288,3 +288,11 @@ def test_feedparser_reads_exactly_the_text_that_was_checked(first_line: str) -> 
     assert feed.entries[0]["title"] == (
         "Привет" if "windows-1251" in first_line
         else "Привет".encode("windows-1251").decode("windows-1252"))
+
+
+def test_a_refused_encoding_is_refused_behind_a_byte_order_mark_too() -> None:
+    """The mark decides (UTF-16 here), so nothing would decode it as UTF-7; refused anyway,
+    as nothing honest names it."""
+    text = '<?x encoding="utf-7"?>\n' + utf7(flat_expansion(refs=10))
+    with pytest.raises(RefusedEncoding):
+        as_utf8(b"\xff\xfe" + text.encode("utf-16-le"))
