@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ import httpx
 import trafilatura
 
 from news.fetch import FetchError, FetchPolicy, fetch
+from news.guard import Address, Network, embedded_ipv4
 from news.items import ItemDraft
 from news.text import clean_spaces
 
@@ -58,6 +60,38 @@ def extract(html: bytes, url: str, *, max_chars: int = MAX_ARTICLE_CHARS) -> str
 def _is_html(content_type: str) -> bool:
     """Only HTML pages have a main text to find; a PDF or an image would be parsed as garbage."""
     return content_type.split(";", 1)[0].strip().lower() in _HTML_TYPES
+
+
+def pages_policy(policy: FetchPolicy, feed_url: str, feed_address: str | None) -> FetchPolicy:
+    """The policy for a feed's article pages. Their links are chosen by the feed's publisher,
+    not by the admin who allowed networks for their own feeds, so they may reach public
+    addresses only, and an allowed network only if the feed itself came from inside it
+    (`feed_address`, or the feed URL's own address when the connection did not tell)."""
+    if not policy.allowed_networks:
+        return policy
+    address = _address(feed_address) or _address(httpx.URL(feed_url).host)
+    candidates = () if address is None else (address, embedded_ipv4(address) or address)
+    inside = tuple(net for net in policy.allowed_networks
+                   if any(candidate in net for candidate in candidates))
+    if inside == tuple(policy.allowed_networks):
+        return policy
+    try:
+        return _narrowed(policy, inside)
+    except TypeError:  # a policy with an unhashable field: a copy for this poll
+        return replace(policy, allowed_networks=inside)
+
+
+@lru_cache(maxsize=32)
+def _narrowed(policy: FetchPolicy, networks: tuple[Network, ...]) -> FetchPolicy:
+    """One copy per policy and network, so article fetches share its per-host slots."""
+    return replace(policy, allowed_networks=networks)
+
+
+def _address(text: str | None) -> Address | None:
+    try:
+        return ipaddress.ip_address(text.strip("[]")) if text else None
+    except ValueError:  # a host name
+        return None
 
 
 def _page_policy(policy: FetchPolicy) -> FetchPolicy:

@@ -14,12 +14,16 @@ from urllib.parse import urljoin
 import feedparser
 
 import news.dates  # noqa: F401  (registers the date readers feedparser lacks)
-from news.xmlguard import RefusedXml, as_utf8
+from news.xmlguard import RefusedEncoding, RefusedXml, as_utf8
 
 # JSON Feed's versions, as feeds write them: many were written before the spec's site moved
 # to https, and some end with a slash.
 JSON_FEED_VERSIONS = frozenset(f"{scheme}://jsonfeed.org/version/{number}"
                                for scheme in ("http", "https") for number in ("1", "1.1"))
+
+# What feedparser is told the body is: UTF-8, whatever the document says (news.xmlguard
+# decided its encoding and re-encoded it); an HTTP charset outranks any in the document.
+RESPONSE_HEADERS = {"content-type": "application/xml; charset=utf-8"}
 
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
               "application/json", "application/xml", "text/xml")
@@ -46,6 +50,12 @@ class DeclaresEntities(NotAFeed):
     code = "xml_entities"
 
 
+class UnusableEncoding(NotAFeed):
+    """A feed naming an encoding no feed uses, which can hide markup from the entity scan."""
+
+    code = "xml_encoding"
+
+
 @dataclass(frozen=True)
 class ParsedFeed:
     """A feed's title and its entries as feedparser dictionaries."""
@@ -61,12 +71,15 @@ def parse_feed(body: bytes) -> ParsedFeed:
         return _parse_json_feed(body)
     try:
         body = as_utf8(body)  # what feedparser reads is what was checked for entities
+    except RefusedEncoding as exc:
+        raise UnusableEncoding(str(exc), detail=exc.encoding) from exc
     except RefusedXml as exc:
         raise DeclaresEntities(str(exc)) from exc
     # Entries become plain text (news.text) and their links are joined to the feed's URL in
     # news.items, so sanitizing and resolving URIs here is work thrown away: without them
     # parsing costs a third less.
-    parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    parsed = feedparser.parse(body, response_headers=RESPONSE_HEADERS, sanitize_html=False,
+                              resolve_relative_uris=False)
     if not parsed.get("version") and not parsed.entries:
         raise NotAFeed(str(parsed.get("bozo_exception", "no feed found")))
     title = str(parsed.feed.get("title") or "").strip()

@@ -127,6 +127,7 @@ class Fetched:
     content_type: str
     etag: str | None
     last_modified: str | None
+    address: str | None = None  # the server's address, when the connection tells it
 
     @property
     def not_modified(self) -> bool:
@@ -253,15 +254,16 @@ async def _hop(
     request = client.build_request("GET", url, headers=headers,
                                    extensions={ALLOWED_NETWORKS: tuple(policy.allowed_networks)})
     response = await client.send(request, stream=True, follow_redirects=False)
+    address = _peer(response)  # now: once the body is read, the connection may be closed
     try:
         if response.is_redirect and "location" in response.headers:
             return _joined(url, response.headers["location"])
         if response.status_code == 304:
-            return _result(url, response, b"")
+            return _result(url, response, b"", address)
         if response.status_code >= 400:
             raise FetchError("http_status", str(response.status_code),
                              _retry_after(response.headers.get("retry-after", "")))
-        return _result(url, response, await _read_capped(response, policy.max_bytes))
+        return _result(url, response, await _read_capped(response, policy.max_bytes), address)
     finally:
         await response.aclose()
 
@@ -387,7 +389,7 @@ def _deflate_wbits(head: bytes) -> int | None:
     return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
 
 
-def _result(url: str, response: httpx.Response, body: bytes) -> Fetched:
+def _result(url: str, response: httpx.Response, body: bytes, address: str | None) -> Fetched:
     return Fetched(
         url=url,
         status=response.status_code,
@@ -395,7 +397,19 @@ def _result(url: str, response: httpx.Response, body: bytes) -> Fetched:
         content_type=response.headers.get("content-type", ""),
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
+        address=address,
     )
+
+
+def _peer(response: httpx.Response) -> str | None:
+    """The address the answer came from (a feed's article links are judged by it), from
+    httpcore's connection; None where there is no socket (a test's MockTransport)."""
+    stream = response.extensions.get("network_stream")
+    try:
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+    except Exception:  # a transport's own stream that knows no such thing
+        return None
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None
 
 
 def _retry_after(value: str) -> int:

@@ -30,11 +30,12 @@ Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 ALLOWED_NETWORKS = "tidings.allowed_networks"
 
 # IPv6 forms whose low 32 bits are an IPv4 address that packets end up at (RFC 6052 NAT64,
-# RFC 4291 IPv4-compatible and IPv4-mapped, RFC 2765 IPv4-translated). 6to4 (2002::/16) carries
-# its address in bits 16-47 and is read by ipaddress itself.
+# RFC 8215 local-use NAT64, whose /96s DNS64 synthesizes like the well-known one's, RFC 4291
+# IPv4-compatible and IPv4-mapped, RFC 2765 IPv4-translated). 6to4 (2002::/16) carries its
+# address in bits 16-47 and is read by ipaddress itself.
 _EMBEDDING_96 = tuple(
     ipaddress.IPv6Network(net)
-    for net in ("64:ff9b::/96", "::/96", "::ffff:0:0/96", "::ffff:0:0:0/96")
+    for net in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96", "::ffff:0:0/96", "::ffff:0:0:0/96")
 )
 
 

@@ -7,7 +7,9 @@ story index, and a first poll of a thousand feeds would run on one core. A pool 
 fetching; a draft's signature, content hash and snippet test are derived there and pickled
 along with it. Feeds and article pages are hostile input, so every call has a hard time limit:
 a worker that overruns is killed and replaced (pebble's ProcessPool), and only its own feed or
-page fails. Article pages have a pool of their own, so polls never wait behind extraction.
+page fails. Each worker also has an address-space ceiling (WORKER_MEMORY): whatever trick a
+feed finds next to make a parser expand it, it costs one worker a MemoryError, not the host
+its memory. Article pages have a pool of their own, so polls never wait behind extraction.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import importlib
 import logging
 import multiprocessing
 import os
+import resource
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -76,6 +79,9 @@ PARENT_CHECK_SECONDS = 1.0
 WARM_UP = b'<rss version="2.0"><channel><item><title>warm</title></item></channel></rss>'
 PARSE_SECONDS = 15.0  # a 10 MB feed parses in a few seconds; past this it is hostile or broken
 EXTRACT_SECONDS = 5.0  # trafilatura reads a normal 2 MB page in well under a second
+# A worker's address space: about 250 MB once its modules are loaded, and a 10 MB feed or page
+# needs a few hundred more at most. Past this it is hostile or broken.
+WORKER_MEMORY = 1 << 30
 
 
 class ParseTimeout(NotAFeed):
@@ -84,20 +90,35 @@ class ParseTimeout(NotAFeed):
     code = "parse_timeout"
 
 
+class ParseOutOfMemory(NotAFeed):
+    """A feed whose parse ran into its worker's memory ceiling (WORKER_MEMORY)."""
+
+    code = "parse_memory"
+
+
 class Overran(Exception):
     """A call ran past its pool's time limit (in a process: the process was killed)."""
+
+
+class OutOfMemory(Exception):
+    """A call in a process ran into its address-space ceiling (MemoryError there)."""
 
 
 class WorkerLost(Exception):
     """The worker process died during the call (out of memory, a crash in a C extension)."""
 
 
-def _start_worker(parent_pid: int, modules: Sequence[str]) -> None:
+def _start_worker(parent_pid: int, modules: Sequence[str], memory: int = WORKER_MEMORY) -> None:
     """Worker initializer: import what the calls need before the time limit starts counting,
-    and exit when the bot is gone. A worker must not outlive the bot: it holds its forkserver
-    alive and waits forever on a pipe whose other end died with a killed bot, so it watches."""
+    cap the address space, and exit when the bot is gone. A worker must not outlive the bot:
+    it holds its forkserver alive and waits forever on a pipe whose other end died with a
+    killed bot, so it watches."""
     for module in modules:
         importlib.import_module(module)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if memory > 0:
+        resource.setrlimit(resource.RLIMIT_AS,
+                           (memory if hard == resource.RLIM_INFINITY else min(memory, hard), hard))
 
     def watch() -> None:
         while True:
@@ -127,9 +148,10 @@ class Killable:
     """
 
     def __init__(self, workers: int, time_limit: float, *, modules: Sequence[str] = (),
-                 threads: Executor | None = None) -> None:
+                 threads: Executor | None = None, memory: int = WORKER_MEMORY) -> None:
         self.workers = workers
         self.time_limit = time_limit
+        self.memory = memory  # each process's address-space ceiling; 0: none
         self.modules = tuple(modules)
         self.threads = threads  # None: asyncio's default executor
         self.pool: ProcessPool | None = None
@@ -156,6 +178,8 @@ class Killable:
             if exc.args[:1] != ("Task timeout",):  # the function's own, not pebble's kill
                 raise
             raise Overran(f"over {self.time_limit:g}s; its worker was killed") from exc
+        except MemoryError as exc:  # the worker's ceiling: it lives on, and so does the pool
+            raise OutOfMemory(f"out of memory (ceiling {self.memory >> 20} MiB)") from exc
         except ProcessExpired as exc:
             raise WorkerLost(str(exc)) from exc
         except BrokenProcessPool as exc:
@@ -176,7 +200,8 @@ class Killable:
                 if "forkserver" in methods:
                     context.set_forkserver_preload([__name__])
                 self.pool = ProcessPool(self.workers, initializer=_start_worker,
-                                        initargs=(os.getpid(), self.modules), context=context)
+                                        initargs=(os.getpid(), self.modules, self.memory),
+                                        context=context)
             return self.pool
 
     def _discard(self, pool: ProcessPool) -> None:
@@ -245,7 +270,7 @@ class FeedReader:
         """An article page's main text (news.article.extract); None when it overran or died."""
         try:
             return await self.articles.run(self.extract_function, html, url)
-        except (Overran, WorkerLost) as exc:
+        except (Overran, OutOfMemory, WorkerLost) as exc:
             log.info("article extraction stopped for %s: %s", url, exc)
             return None
 
@@ -255,6 +280,9 @@ class FeedReader:
         except Overran as exc:
             log.warning("parsing a feed ran past %gs: %s", self.feeds.time_limit, exc)
             raise ParseTimeout(str(exc)) from exc
+        except OutOfMemory as exc:
+            log.warning("parsing a feed ran out of memory: %s", exc)
+            raise ParseOutOfMemory(str(exc)) from exc
         except WorkerLost as exc:
             log.warning("a feed parser process died (%s); it is replaced", exc)
             raise NotAFeed("the parser stopped on this feed") from exc

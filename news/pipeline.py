@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from news.article import complete
+from news.article import complete, pages_policy
 from news.briefs import BriefWriter, StoryText, Written, adjusted_level, offline_brief
 from news.digest import Entry
 from news.feeds import NotAFeed, ParsedFeed
@@ -421,7 +421,8 @@ async def poll(
             if full_text and any(draft.snippet for draft in fresh):
                 # only unseen entries may cost an article fetch; snippets get the article's text
                 fresh, checked = await room.in_database(unseen, room.engine, source, fresh), True
-                fresh = await complete(client, fresh, policy, extractor=reader.extract)
+                pages = pages_policy(policy, fetched.url, fetched.address)
+                fresh = await complete(client, fresh, pages, extractor=reader.extract)
     except (FetchError, NotAFeed) as exc:
         log.info("source %s failed: %s", source.id, exc)
         paused = await room.in_database(failed, room.engine, source, exc)

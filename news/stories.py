@@ -5,7 +5,11 @@ tokens (words in spaced scripts, character bigrams in CJK and Thai, numbers whol
 numbers also marked as such) and two items are the same story when `similarity`, the overlap
 coefficient |A ∩ B| / min(|A|, |B|), reaches `THRESHOLD`, or `SAME_SOURCE_THRESHOLD` when both
 come from one source. Numbers count against a merge: when each side has one the other lacks
-("After Hours 9" and "After Hours 1", v201605 and v201603) the similarity is 0. The lead is the
+("After Hours 9" and "After Hours 1", v201605 and v201603) the similarity is 0. Within one
+source, so do the proper names of the headlines (capitalized words, "@kent"): one publisher's
+template filled in for two counties, clubs or people is two events ("What's on in Kent County"
+and "What's on in Ottawa County"). Across sources names are not weighed: outlets name one
+event differently ("FAA" and "US regulators"). The lead is the
 first sentence that is not boilerplate, and a headline's kicker is dropped when it is: what
 recurs across one feed's entries ("Comments", "Show HN:") says nothing about the event. Items
 published further apart than `WINDOW` never merge. Feedly merges at about 85% content overlap
@@ -43,6 +47,8 @@ WINDOW = timedelta(hours=48)  # stories this old leave the index; items this far
 WINDOW_HOURS = WINDOW // timedelta(hours=1)
 MIN_SHARED = ceil(THRESHOLD * MIN_TOKENS)  # fewer shared tokens never reach the threshold
 HEADLINE = "^"  # marks a headline's numbers, which are also tokens as they are
+NAME = "@"  # marks a headline's proper names; not counted by similarity(), only weighed
+_LETTERS = re.compile(r"[^\W\d_]+")
 LEAD_SENTENCES = 3  # the lead is the first of these that is not boilerplate
 _WORD = re.compile(r"\w+")
 _IN_NUMBER = re.compile(r"(?<=\d)[.,](?=\d)")  # "1,500" and "5.25" are one token each
@@ -106,9 +112,28 @@ def signature(title: str, text: str, skip: frozenset[str] = frozenset()) -> froz
     The headline's numbers also count as such ("^2"): a number in one headline and another
     in the other is a disagreement even when a lead mentions both."""
     tokens: set[str] = set()
-    _tokens(fold(headline(title, skip)), tokens, HEADLINE)
-    _tokens(fold(lead_of(text, skip)), tokens, "")
+    title, lead = headline(title, skip), lead_of(text, skip)
+    _tokens(fold(title), tokens, HEADLINE)
+    _tokens(fold(lead), tokens, "")
+    tokens.update(NAME + name for name in proper_names(title, lead))
     return frozenset(tokens)
+
+
+def proper_names(title: str, lead: str) -> set[str]:
+    """The headline's capitalized words, folded: places, organisations, people. Its first word
+    only when written in capitals or capitalized again past the lead's first word; in a title
+    case headline not the words the lead writes in lower case. Scripts without case: none."""
+    words, in_lead = _LETTERS.findall(title), _LETTERS.findall(lead)
+    capitalized = {word for word in in_lead[1:] if word[0].isupper()}
+    names = [word for word in words[1:] if word[0].isupper()]
+    if words and (words[0].isupper() or words[0] in capitalized):
+        names.append(words[0])
+    longer = [word for word in words[1:] if len(word) > 3]
+    if len(longer) >= 3 and sum(word[0].isupper() for word in longer) >= 0.7 * len(longer):
+        lowered = {word for word in in_lead if word.islower()}
+        names = [word for word in names if word in capitalized or word.lower() not in lowered]
+    return {folded for word in names
+            if len(word) > 1 and (folded := fold(word)) not in _STOP}
 
 
 def _tokens(folded: str, tokens: set[str], number_mark: str) -> None:
@@ -145,7 +170,24 @@ def signature_text(tokens: frozenset[str]) -> str:
 
 def marked(token: str) -> bool:
     """A number (an amount, a version, an episode, a date), or a headline's number."""
-    return not token.isalpha()
+    return not token.isalpha() and not token.startswith(NAME)
+
+
+def named(token: str) -> bool:
+    """A headline's proper name ("@kent"), which only one source's entries are weighed by."""
+    return token.startswith(NAME)
+
+
+def _plain(tokens: frozenset[str]) -> frozenset[str]:
+    """The tokens similarity() counts: names are weighed apart."""
+    return frozenset(token for token in tokens if not named(token))
+
+
+def name_conflicts(a: frozenset[str], b: frozenset[str]) -> int:
+    """Headline names of each side that the other never mentions, paired off: a name on one
+    side only is detail; one on each side is another place, club or person."""
+    return min(sum(named(token) and token[1:] not in b for token in a),
+               sum(named(token) and token[1:] not in a for token in b))
 
 
 def conflicts(a: frozenset[str], b: frozenset[str]) -> int:
@@ -157,6 +199,7 @@ def conflicts(a: frozenset[str], b: frozenset[str]) -> int:
 
 def similarity(a: frozenset[str], b: frozenset[str]) -> float:
     """The overlap coefficient |A ∩ B| / min(|A|, |B|), or 0 when the numbers disagree."""
+    a, b = _plain(a), _plain(b)
     if len(a) < MIN_TOKENS or len(b) < MIN_TOKENS or conflicts(a, b):
         return 0.0
     return len(a & b) / min(len(a), len(b))
@@ -169,11 +212,14 @@ def same_story(
     published further apart than `WINDOW` (a yearly post that repeats last year's words)."""
     if apart is not None and abs(apart) > WINDOW:
         return False
+    if same_source and name_conflicts(a, b):
+        return False
     return similarity(a, b) >= (SAME_SOURCE_THRESHOLD if same_source else THRESHOLD)
 
 
 def overlap(a: frozenset[str], b: frozenset[str]) -> float:
     """The plain overlap coefficient (the similarity before numbers counted against it)."""
+    a, b = _plain(a), _plain(b)
     if len(a) < MIN_TOKENS or len(b) < MIN_TOKENS:
         return 0.0
     return len(a & b) / min(len(a), len(b))
@@ -192,7 +238,8 @@ class StoryIndex:
     of them. So stories live in dense slots, each token's postings are an int32 array, and
     the shared tokens are counted by numpy's bincount: four times cheaper than a Counter.
     Each slot also keeps what `same_story` (the function) weighs besides the tokens: how many
-    numbers the signature holds, its source and when its item was published.
+    numbers and headline names the signature holds, its source and when its item was
+    published. Names ("@kent") have postings too, but are not counted as shared tokens.
     """
 
     def __init__(self) -> None:
@@ -202,6 +249,7 @@ class StoryIndex:
         self.free: list[int] = []
         self.sizes = np.zeros(1024, dtype=np.int32)  # signature size by slot
         self.numbers = np.zeros(1024, dtype=np.int32)  # marked tokens by slot
+        self.names = np.zeros(1024, dtype=np.int32)  # named tokens by slot
         self.sources = np.zeros(1024, dtype=np.int32)  # source id by slot, 0 when unknown
         self.published = np.zeros(1024, dtype=np.int32)  # hours() by slot
         self.by_token: dict[str, array[int]] = {}
@@ -213,13 +261,16 @@ class StoryIndex:
             self.key_of.append(key)
             if slot == len(self.sizes):
                 grow = len(self.sizes)
-                self.sizes, self.numbers, self.sources, self.published = (
+                self.sizes, self.numbers, self.names, self.sources, self.published = (
                     np.concatenate([column, np.zeros(grow, dtype=np.int32)])
-                    for column in (self.sizes, self.numbers, self.sources, self.published))
+                    for column in (self.sizes, self.numbers, self.names, self.sources,
+                                   self.published))
         else:
             self.key_of[slot] = key
-        self.sizes[slot] = len(tokens)
+        names = sum(map(named, tokens))
+        self.sizes[slot] = len(tokens) - names
         self.numbers[slot] = sum(map(marked, tokens))
+        self.names[slot] = names
         self.sources[slot] = source
         self.published[slot] = published
         self.slot_of[key] = slot
@@ -245,6 +296,9 @@ class StoryIndex:
     def same_story(self, signature: str, source: int = 0, published: int = 0) -> int | None:
         """The most similar recent story that `same_story` (the function) would merge, if any."""
         tokens = signature.split()
+        names = [token[1:] for token in tokens if named(token)]
+        if names:
+            tokens = [token for token in tokens if not named(token)]
         if len(tokens) < MIN_TOKENS:
             return None
         postings = b"".join(filter(None, map(self.by_token.get, tokens)))  # all in C
@@ -268,12 +322,30 @@ class StoryIndex:
             differ = (len(numbers) > common) & (self.numbers[candidates] > common)
             scores[differ] = 0.0
         if source:
-            scores[(self.sources[candidates] == source) & (scores < SAME_SOURCE_THRESHOLD)] = 0.0
+            mine = self.sources[candidates] == source
+            scores[mine & (scores < SAME_SOURCE_THRESHOLD)] = 0.0
+            if names:
+                scores[mine & self._names_differ(names, tokens, candidates, len(counts))] = 0.0
         if published:
             when = self.published[candidates]
             scores[(when > 0) & (np.abs(when - published) > WINDOW_HOURS)] = 0.0
         best = int(np.argmax(scores))
         return self.key_of[candidates[best]] if scores[best] >= THRESHOLD else None
+
+    def _names_differ(self, names: list[str], tokens: list[str], candidates: np.ndarray,
+                      size: int) -> np.ndarray:
+        """For each candidate, whether each side's headline has a name the other never
+        mentions (name_conflicts()): counted through the postings, as numbers are."""
+        def found(words: Iterable[str]) -> np.ndarray:
+            postings = b"".join(filter(None, map(self.by_token.get, words)))
+            if not postings:
+                return np.zeros(len(candidates), dtype=np.int64)
+            return np.bincount(np.frombuffer(postings, dtype=np.int32),
+                               minlength=size)[candidates]
+
+        mine_missing = len(names) > found(names)  # my names the candidate lacks
+        theirs_missing = self.names[candidates] > found(NAME + token for token in tokens)
+        return mine_missing & theirs_missing
 
 
 # A stored story as the index loads it: id, signature, created, its first item's source and date

@@ -6,6 +6,14 @@ them. Looking for them in the raw bytes misses every encoding that is not ASCII-
 (UTF-16 hides `<!ENTITY` between zero bytes), so the body is decoded first, exactly as the
 parser will then read it: the text that was checked is the text that gets parsed. The scan
 is a few str.find calls per markup declaration, linear in the size of the body.
+
+The encoding is decided here, once: a byte order mark or the XML 1.0 appendix F sniff, else
+the leading XML declaration, else UTF-8 and the usual fallbacks. feedparser would decide
+again, and by a looser rule (any `encoding=` in any processing instruction on the first line,
+the last one winning, even past a `?>` inside quotes), so it is handed the checked text as
+UTF-8 under a first line of our own, where its rule can find nothing else. Encodings no feed
+uses, which can hide markup from a scan (UTF-7, the Python escape codecs, codecs that are not
+text encodings), are refused wherever on the first line they are named.
 """
 
 from __future__ import annotations
@@ -29,12 +37,17 @@ _SNIFFED: tuple[tuple[bytes, str, int], ...] = (
 )
 # What feedparser tries when the declared encoding fails; latin-1 decodes anything.
 _FALLBACKS = ("utf-8", "windows-1252", "latin-1")
-# Codecs that are not character encodings of documents, or whose decoders are slow on
-# purpose-built input (punycode and idna are quadratic).
+# Text codecs no feed is written in: they turn innocent bytes into markup (UTF-7's `+ADw-` is
+# `<`, unicode_escape's `\\x3c` too), or their decoders are quadratic (punycode, idna).
+# codecs.lookup's names, with `-` as `_`; codecs that are not text encodings are refused too.
 _NOT_DOCUMENT_CODECS = frozenset({"punycode", "idna", "unicode_escape", "raw_unicode_escape",
                                   "undefined", "utf_7"})
-_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>'
+# Our first line: feedparser's encoding rule reads only the first line, so it reads this one.
+_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>\n'
+_NAMED = re.compile(r"""encoding\s*=\s*["']([^"'\n]*)["']""")  # as feedparser's rule finds it
+_XML_DECLARATION = re.compile(r"<\?xml(?=[\s?])")
 _MATTERS = re.compile("[\"'\\[>]")  # what ends a declaration or opens a quoted literal
+_PI_MATTERS = re.compile("\\?>|[\"']")  # what ends a declaration or opens a quoted value
 # Fixed strings (or a choice of them), so a search costs a constant per character scanned.
 _ENTITY = re.compile("<!ENTITY", re.IGNORECASE)
 _DOCTYPE = re.compile("<!DOCTYPE", re.IGNORECASE)
@@ -47,28 +60,53 @@ class RefusedXml(ValueError):
     """The document declares a DTD internal subset or an entity; the message says which."""
 
 
+class RefusedEncoding(RefusedXml):
+    """The document names an encoding no feed uses (`encoding` is codecs.lookup's name)."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(f"declares the encoding {encoding}")
+        self.encoding = encoding
+
+
 def as_utf8(body: bytes) -> bytes:
-    """The body as UTF-8 with a matching declaration; raises RefusedXml for DTDs and entities."""
-    text = decoded(body)
-    refuse_declarations(text)
-    if text.startswith("<?xml"):
-        end = text.find("?>")
-        if end >= 0:
-            text = _DECLARATION + text[end + 2:]
-    return text.encode("utf-8", "replace")
+    """The body as UTF-8 under our own XML declaration, exactly as it was checked; raises
+    RefusedXml for DTDs and entities, RefusedEncoding for encodings no feed uses."""
+    text = _DECLARATION + _without_declaration(decoded(body))
+    utf8 = text.encode("utf-8", "replace")  # a lone surrogate becomes `?`: check what is sent
+    refuse_declarations(utf8.decode("utf-8"))
+    return utf8
+
+
+def _without_declaration(text: str) -> str:
+    """The text without the XML declaration it opens with (blank lines before it too), which
+    ours replaces; the declaration ends at the first `?>` outside its quoted values."""
+    stripped = text.lstrip()
+    if not _XML_DECLARATION.match(stripped):
+        return text
+    position = 5
+    while (found := _PI_MATTERS.search(stripped, position)) is not None:
+        if found.group() == "?>":
+            return stripped[found.end():]
+        close = stripped.find(found.group(), found.end())
+        if close < 0:
+            break
+        position = close + 1
+    end = stripped.find("?>")  # an unclosed quote: the first `?>` ends it, as a parser would
+    return text if end < 0 else stripped[end + 2:]
 
 
 def decoded(body: bytes) -> str:
-    """The body as text: byte order mark or sniffed encoding first, then the declared one,
-    then UTF-8, Windows-1252 and Latin-1, as feedparser would try them."""
+    """The body as text: byte order mark or sniffed encoding first, then the one the XML
+    declaration names (blank space before it allowed), then UTF-8, Windows-1252 and Latin-1.
+    Raises RefusedEncoding when the first line names an encoding no feed uses, anywhere."""
     for prefix, encoding, skip in _SNIFFED:
         if body.startswith(prefix):
-            if encoding == "cp037":
-                declared = _declared_encoding(body[:_HEAD].decode(encoding, "replace"))
-                if declared:
-                    encoding = declared
+            if encoding == "cp037":  # EBCDIC has variants: its declaration says which
+                encoding = _declared_encoding(body[:_HEAD].decode(encoding)) or encoding
             # the mark or the zero bytes are strong evidence: a damaged character is replaced
-            return body[skip:].decode(encoding, "replace")
+            text = body[skip:].decode(encoding, "replace")
+            _declared_encoding(text[:_HEAD])  # not used, but refused all the same
+            return text
     declared = _declared_encoding(body[:_HEAD].decode("latin-1"))
     for encoding in ((declared,) if declared else ()) + _FALLBACKS:
         try:
@@ -79,30 +117,37 @@ def decoded(body: bytes) -> str:
 
 
 def _declared_encoding(head: str) -> str | None:
-    """The encoding an XML declaration at the very start names, if Python can decode it."""
+    """The encoding the leading XML declaration names, if Python knows it; raises
+    RefusedEncoding if it names one no feed uses, or if another processing instruction on the
+    first line does (where feedparser's rule would have looked)."""
+    head = head.lstrip()
     if not head.startswith("<?"):
         return None
-    end = head.find("?>")
-    declaration = head[:end] if end >= 0 else head
-    at = declaration.find("encoding")
-    if at < 0:
-        return None
-    rest = declaration[at + len("encoding"):].lstrip()
-    if not rest.startswith("="):
-        return None
-    rest = rest[1:].lstrip()
-    if not rest or rest[0] not in "\"'":
-        return None
-    close = rest.find(rest[0], 1)
-    name = rest[1:close] if close > 0 else ""
+    declaration = ""
+    if _XML_DECLARATION.match(head):
+        declaration = head[:len(head) - len(_without_declaration(head))] or head
+    declared = None
+    for found in _NAMED.finditer(declaration + "\n" + head.partition("\n")[0]):
+        codec = _codec(found.group(1))
+        if codec is not None and not _is_document_codec(codec):
+            raise RefusedEncoding(codec)
+        if found.start() < len(declaration):
+            declared = declared or codec
+    return declared
+
+
+def _codec(name: str) -> str | None:
+    """codecs.lookup's name for an encoding name, None for one Python does not know."""
     try:
-        info = codecs.lookup(name)
+        return codecs.lookup(name.strip()).name
     except (LookupError, ValueError):
         return None
-    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_DOCUMENT_CODECS \
-            or info.name.replace("-", "_") in _NOT_DOCUMENT_CODECS:
-        return None
-    return info.name
+
+
+def _is_document_codec(codec: str) -> bool:
+    """Whether documents may be written in the codec: a text encoding, and not one refused."""
+    return (codecs.lookup(codec)._is_text_encoding
+            and codec.replace("-", "_") not in _NOT_DOCUMENT_CODECS)
 
 
 def refuse_declarations(text: str) -> None:

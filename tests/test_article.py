@@ -16,7 +16,7 @@ import pytest
 import trafilatura
 
 import news.article
-from news.article import MAX_PAGE_BYTES, MIN_ARTICLE_CHARS, complete, extract
+from news.article import MAX_PAGE_BYTES, MIN_ARTICLE_CHARS, complete, extract, pages_policy
 from news.fetch import FetchPolicy
 from news.items import SNIPPET_CHARS, ItemDraft
 from news.parsing import FeedReader
@@ -381,3 +381,16 @@ async def test_rendering_never_waits_behind_extraction(
             release.set()
         assert rendered == 0, "rendering waited for an extraction to finish"
         assert await batch == drafts
+
+
+def test_pages_policy_keeps_only_the_feeds_own_allowed_network() -> None:
+    """The address the feed answered from decides, not its name: a name could answer another
+    address to a second look-up. Unknown (no socket, a host name): public pages only."""
+    ten, lan = ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("192.168.0.0/16")
+    policy = FetchPolicy(allowed_networks=(ten, lan))
+    assert pages_policy(policy, "http://feeds.test/", "93.184.216.34").allowed_networks == ()
+    assert pages_policy(policy, "http://feeds.test/", "10.0.0.5").allowed_networks == (ten,)
+    assert pages_policy(policy, "http://feeds.test/", None).allowed_networks == ()
+    assert pages_policy(policy, "http://10.0.0.5/", None).allowed_networks == (ten,)
+    assert pages_policy(policy, "http://10.0.0.5/", "93.184.216.34").allowed_networks == ()
+    assert pages_policy(FetchPolicy(), "http://feeds.test/", None) == FetchPolicy()

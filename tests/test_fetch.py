@@ -715,6 +715,8 @@ async def test_a_redirect_to_a_rebinding_name_is_refused(server: FeedServer, dns
 EMBEDDING_PRIVATE_IPV4 = [
     "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
     "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "64:ff9b:1::7f00:1",  # RFC 8215 local-use NAT64 of 127.0.0.1
+    "64:ff9b:1:ab:cd:0:a00:1",  # the same, another /96 of the /48, of 10.0.0.1
     "::7f00:1",  # IPv4-compatible 127.0.0.1
     "::a00:1",  # IPv4-compatible 10.0.0.1
     "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
@@ -744,9 +746,9 @@ async def test_a_name_answering_an_embedding_form_is_refused(dns: FakeDNS, addre
 
 @pytest.mark.parametrize(
     ("address", "allowed"),
-    [("64:ff9b::808:808", True), ("::ffff:8.8.8.8", True), ("2002:808:808::1", True),
-     ("2606:4700::1111", True), ("::ffff:127.0.0.1", False), ("::1", False), ("::", False),
-     ("2001:db8::1", False)],
+    [("64:ff9b::808:808", True), ("64:ff9b:1::808:808", True), ("::ffff:8.8.8.8", True),
+     ("2002:808:808::1", True), ("2606:4700::1111", True), ("::ffff:127.0.0.1", False),
+     ("::1", False), ("::", False), ("2001:db8::1", False)],
 )
 def test_embedding_forms_of_public_addresses_stay_reachable(address: str, allowed: bool) -> None:
     assert permitted(ipaddress.ip_address(address), ()) is allowed
@@ -757,6 +759,7 @@ def test_allowed_networks_cover_the_forms_that_carry_their_addresses() -> None:
     assert permitted(ipaddress.ip_address("::ffff:127.0.0.1"), loopback)
     assert permitted(ipaddress.ip_address("64:ff9b::7f00:1"), loopback)
     assert not permitted(ipaddress.ip_address("64:ff9b::a00:1"), loopback)
+    assert permitted(ipaddress.ip_address("64:ff9b:1::7f00:1"), loopback)
 
 
 @pytest.mark.asyncio
@@ -885,3 +888,14 @@ async def test_a_name_without_addresses_is_a_dns_error(answers: Exception | list
         with pytest.raises(FetchError) as caught:
             await fetch(client, "http://gone.test/feed.xml", FetchPolicy())
     assert (caught.value.code, caught.value.detail) == ("dns", "gone.test")
+
+
+@pytest.mark.asyncio
+async def test_a_fetch_says_which_address_answered(server: FeedServer) -> None:
+    """poll judges a feed's article links by where the feed came from (news.article
+    .pages_policy): the guarded client, and a plain one, both tell it."""
+    server.put("/feed.xml", FEED)
+    async with make_client(UA) as guarded, httpx.AsyncClient() as plain:
+        for client in (guarded, plain):
+            fetched = await fetch(client, server.url("/feed.xml"), LOOPBACK)
+            assert fetched.address == "127.0.0.1"

@@ -20,7 +20,7 @@ import textwrap
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -694,6 +694,53 @@ async def test_hostile_article_links_cost_poll_nothing_but_time(
     assert all("harbour" not in stored[name] for name in links if name != "good")
     assert source_row(db, url).last_error is None
     assert_memory_ok()
+
+
+INTRANET_PAGE = ("<html><body><article><h1>Remote access</h1>" + "".join(
+    f"<p>{'The VPN password is hunter2, the intranet page says. ' * 4}Line {n}.</p>"
+    for n in range(4)) + "</article></body></html>")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("feed_host", "link_host", "networks", "fetched"), [
+    ("93.184.216.34", "10.1.2.3", ["10.0.0.0/8"], False),  # a public feed's intranet link
+    ("93.184.216.34", "93.184.216.35", ["10.0.0.0/8"], True),  # its public link
+    ("10.0.0.5", "10.1.2.3", ["10.0.0.0/8"], True),  # an intranet feed, into its own network
+    ("10.0.0.5", "192.168.1.5", ["10.0.0.0/8", "192.168.0.0/16"], False),  # into another one
+    ("::ffff:10.0.0.5", "10.1.2.3", ["10.0.0.0/8"], True),  # its own, the IPv4 it carries
+])
+async def test_article_pages_reach_allowed_networks_only_from_inside_them(
+    db: Engine, room: Newsroom, monkeypatch: pytest.MonkeyPatch, feed_host: str,
+    link_host: str, networks: list[str], fetched: bool,
+) -> None:
+    """An item's link is chosen by the feed's publisher, not by the admin who allowed an
+    intranet network for their own feeds: article pages are judged by the public-only rule,
+    unless the feed itself came from an allowed network and the link points into that one."""
+    monkeypatch.setattr(pipeline, "complete", article.complete)
+    feed_url = f"http://{feed_host if ':' not in feed_host else f'[{feed_host}]'}/feed.xml"
+    link = f"http://{link_host}/vpn"
+    hits: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        hits.append(str(request.url))
+        page = str(request.url) == link
+        body = (INTRANET_PAGE if page
+                else rss("News", [{"title": "Remote access", "link": link}])).encode()
+
+        async def streamed() -> AsyncIterator[bytes]:  # as a server sends it: fetch streams
+            yield body
+
+        return httpx.Response(200, content=streamed(), headers={
+            "content-type": "text/html; charset=utf-8" if page else "application/rss+xml"})
+
+    policy = FetchPolicy(allowed_networks=tuple(ipaddress.ip_network(n) for n in networks))
+    store_source(db, feed_url, "News")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        await asyncio.wait_for(poll(room, client, policy, claim(db, feed_url)), HANG)
+    with session_scope(db) as session:
+        [summary] = [row.summary for row in session.exec(select(Item)).all()]
+    assert (link in hits) is fetched, hits
+    assert ("hunter2" in summary) is fetched, summary
 
 
 # ---------------------------------------------------------------- c: conditional GET

@@ -177,7 +177,8 @@ def test_every_fetch_error_has_an_explanation() -> None:
     codes = _codes("news/fetch.py", "FetchError") | _codes("news/guard.py", "AddressRefused")
     assert {"bad_url", "dns", "blocked_address", "timeout", "network", "http_status",
             "too_large", "too_many_redirects"} <= codes
-    for code in [*codes, "not_a_feed", "json_feed_version"]:
+    for code in [*codes, "not_a_feed", "json_feed_version", "xml_entities", "xml_encoding",
+                 "parse_timeout", "parse_memory"]:
         for language, messages in MESSAGES.items():
             assert f"fetch.error.{code}" in messages, language
 

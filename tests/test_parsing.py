@@ -206,3 +206,36 @@ async def test_in_a_thread_the_limit_stops_the_wait() -> None:
     with pytest.raises(ParseTimeout):
         await reader.read(SLOW, URL)
     assert len((await reader.read(FEED, URL)).drafts) == 20
+
+
+GREEDY = b"greedy"
+
+
+def read_or_grab(body: bytes, url: str) -> ReadFeed:
+    """A reader that asks for 4 GiB on one body, as a parser expanding a bomb of a kind the
+    scan does not know yet."""
+    if body == GREEDY:
+        grabbed = bytearray(4 << 30)
+        return ReadFeed(str(len(grabbed)), 0, [])
+    return read_feed(body, url)
+
+
+def extract_or_grab(html: bytes, url: str) -> str | None:
+    return str(len(bytearray(4 << 30))) if html == GREEDY else "text"
+
+
+@pytest.mark.asyncio
+async def test_a_worker_has_a_memory_ceiling_and_only_its_feed_fails() -> None:
+    """The address-space limit set in each worker turns a runaway parse into a refusal of
+    that feed with its own reason; the host never lends it the memory, and the next feed is
+    read by the same pool."""
+    pool = FeedReader(1, read_or_grab, extract=extract_or_grab)
+    try:
+        with pytest.raises(NotAFeed) as caught:
+            await pool.read(GREEDY, URL)
+        assert caught.value.code == "parse_memory"
+        assert len((await pool.read(FEED, URL)).drafts) == 20
+        assert await pool.extract(GREEDY, URL) is None
+        assert await pool.extract(b"<p>page</p>", URL) == "text"
+    finally:
+        pool.close()

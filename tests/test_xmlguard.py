@@ -15,7 +15,7 @@ from news.feeds import DeclaresEntities, NotAFeed, parse_feed
 from news.fetch import FetchPolicy
 from news.parsing import FeedReader
 from news.pipeline import check_feed
-from news.xmlguard import RefusedXml, as_utf8
+from news.xmlguard import RefusedEncoding, RefusedXml, as_utf8
 from tests.fakes.feeds import FeedServer
 
 LOOPBACK = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
@@ -196,3 +196,103 @@ def test_a_refusal_is_not_a_feed_with_its_own_code() -> None:
     """Polling and /sources treat it as a failed feed; the admin reads the reason."""
     assert issubclass(DeclaresEntities, NotAFeed)
     assert DeclaresEntities.code != NotAFeed.code
+
+
+# Issue 20, item 1: feedparser reads `encoding=` from any processing instruction on the first
+# line, from the last one there, and past a `?>` inside quotes; the guard read only a leading
+# `<?xml …?>`. When the two disagreed, the text checked was not the text parsed.
+def utf7(text: str) -> str:
+    """The markup an ASCII scan looks for, hidden as UTF-7 shifts (`<` is +ADw-)."""
+    return text.replace("<!", "+ADw-!").replace("[", "+AFs-").replace("]", "+AF0-")
+
+
+def encoding_tricks(bomb: str) -> dict[str, str]:
+    """The bomb hidden from an ASCII scan in each way the second security review found, and
+    in a multi-line declaration feedparser's rule misses but ours reads."""
+    return {
+        "first-line-pi/utf-7": '<?x encoding="utf-7"?>\n' + utf7(bomb),
+        "after-the-declaration/utf-7":
+            '<?xml version="1.0"?><?x encoding="utf-7"?>\n' + utf7(bomb),
+        "quoted-end/utf-7": '<?xml version="1.0" x="?>" encoding="utf-7"?>\n' + utf7(bomb),
+        "first-line-pi/unicode_escape": '<?x encoding="unicode_escape"?>\n'
+                                        + bomb.replace("<!", "\\x3c!"),
+        "first-line-pi/raw_unicode_escape": '<?x encoding="raw_unicode_escape"?>\n'
+                                            + bomb.replace("<!", "\\u003c!"),
+        "declared/unicode_escape": '<?xml version="1.0" encoding="unicode_escape"?>\n'
+                                   + bomb.replace("<!", "\\x3c!"),
+        "declared-on-two-lines/utf-7": '<?xml version="1.0"\n  encoding="utf-7"?>\n'
+                                       + utf7(bomb),
+        "declared/base64": '<?xml version="1.0" encoding="base64"?>\n'
+                           + "PCFET0NUWVBFIHJzcyBbPCFFTlRJVFkgYSAieCI+XT4=",
+    }
+
+
+ENCODING_TRICKS = encoding_tricks(flat_expansion())
+
+
+def test_each_trick_expands_in_feedparser_when_passed_through() -> None:
+    """The tricks are real: feedparser, given the raw bytes, decodes each as the hidden
+    encoding and expands the entity (so refusing them below proves something)."""
+    import feedparser
+
+    for name, text in ENCODING_TRICKS.items():
+        if name.startswith("declared"):
+            continue  # the old guard decoded or rewrote these: refusing them is new
+        parsed = feedparser.parse(text.encode(), sanitize_html=False,
+                                  resolve_relative_uris=False)
+        assert len(parsed.entries[0]["summary"]) >= 3_000_000, name
+
+
+@pytest.mark.parametrize("name", sorted(ENCODING_TRICKS))
+def test_encodings_no_feed_uses_are_refused(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[bytes] = []
+    monkeypatch.setattr(news.feeds.feedparser, "parse",
+                        lambda document, **_: parsed.append(document))
+    with pytest.raises(NotAFeed) as caught:
+        parse_feed(ENCODING_TRICKS[name].encode())
+    assert caught.value.code == "xml_encoding"
+    assert caught.value.detail in ("utf-7", "unicode-escape", "raw-unicode-escape", "base64")
+    assert parsed == [], "the parser was given it"
+
+
+@pytest.mark.parametrize("codec", ["utf_7", "UTF-7", "unicode_escape", "raw_unicode_escape",
+                                   "hex", "zlib", "rot13", "idna", "punycode", "undefined"])
+def test_refused_codecs(codec: str) -> None:
+    with pytest.raises(RefusedEncoding):
+        as_utf8(f'<?xml version="1.0" encoding="{codec}"?><rss/>'.encode())
+
+
+@pytest.mark.parametrize("first_line", [
+    '<?xml version="1.0" encoding="windows-1251"?>',
+    '<?xml version="1.0" encoding="windows-1251"?><?x encoding="koi8-r"?>',
+    '<?xml version="1.0" x="?>" encoding="windows-1251"?>',
+    '<?xml-stylesheet href="a.xsl"?><?x encoding="koi8-r"?>',
+    '\n\n  <?xml version="1.0" encoding="windows-1251"?>',
+    "",
+])
+def test_feedparser_reads_exactly_the_text_that_was_checked(first_line: str) -> None:
+    """Whatever the first line names, feedparser's own detection, run on what the guard hands
+    it, decodes it as UTF-8 to the very text the guard checked: no second opinion remains."""
+    from feedparser.encodings import convert_to_utf8
+
+    body = (first_line + '\n<rss version="2.0"><channel><title>Лента</title><item>'
+            "<title>Привет</title><link>http://ex.test/1</link></item></channel></rss>"
+            ).encode("windows-1251")
+    checked = as_utf8(body)
+    result: dict[str, object] = {}
+    converted = convert_to_utf8(news.feeds.RESPONSE_HEADERS, checked, result)
+    assert result["encoding"] == "utf-8" and not result.get("bozo"), result
+    assert converted.split(b"\n", 1)[1] == checked.split(b"\n", 1)[1]
+    assert checked.split(b"\n", 1)[0] == b'<?xml version="1.0" encoding="utf-8"?>'
+    feed = parse_feed(body)
+    assert feed.entries[0]["title"] == (
+        "Привет" if "windows-1251" in first_line
+        else "Привет".encode("windows-1251").decode("windows-1252"))
+
+
+def test_a_refused_encoding_is_refused_behind_a_byte_order_mark_too() -> None:
+    """The mark decides (UTF-16 here), so nothing would decode it as UTF-7; refused anyway,
+    as nothing honest names it."""
+    text = '<?x encoding="utf-7"?>\n' + utf7(flat_expansion(refs=10))
+    with pytest.raises(RefusedEncoding):
+        as_utf8(b"\xff\xfe" + text.encode("utf-16-le"))
