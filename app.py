@@ -215,6 +215,7 @@ def main() -> None:
         await asyncio.gather(*background, return_exceptions=True)
         await svc.http.aclose()
         svc.reader.close()
+        svc.charts.shutdown(cancel_futures=True)
         svc.sending.release()  # the next replica takes the role at once, not when we exit
         svc.newsroom.close()
         svc.engine.dispose()

@@ -9,6 +9,7 @@ from typing import Any
 from tests.conftest import BotProcess
 from tests.fakes.telegram import BotApiEmulator
 from tests.test_e2e_briefs import wait_until
+from tests.test_e2e_topics import World
 from tests.test_e2e_walkthrough import TOKEN, env_for, say
 
 NOTICE = "faster than I can answer"
@@ -94,3 +95,21 @@ def test_commands_sent_as_several_channels_share_one_allowance(
         assert sum(HELP in t for t in said) == LIMIT, said
         assert sum(NOTICE in t for t in said) == 1
         assert telegram.rejected == [] and "Traceback" not in bot.log
+
+
+def test_charts_drawn_for_many_chats_leave_other_chats_answered(world: World) -> None:
+    telegram = world.telegram
+    users = [telegram.user(8300 + n, f"T{n}", language_code="en") for n in range(12)]
+    chats = [telegram.private_chat(user) for user in users]
+    assert "stories matched" in say(telegram, chats[0], users[0], "/trend Weather 90")
+    reader = telegram.user(8399, "Rea", language_code="en")
+    reader_chat = telegram.private_chat(reader)
+    say(telegram, reader_chat, reader, "/start")
+
+    for chat, user in zip(chats, users, strict=True):
+        for _ in range(3):
+            telegram.send_text(chat, user, "/trend Weather 90")
+    wait_until(lambda: any(telegram.messages(chat["id"]) for chat in chats[1:]))  # drawing
+    telegram.send_text(reader_chat, reader, "/help")
+    answer = telegram.wait_for_messages(reader_chat["id"], 2, timeout=ANSWER_WITHIN)[1]
+    assert HELP in answer.text
