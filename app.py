@@ -113,7 +113,6 @@ def build_services(settings: Settings) -> Services:
         reader=FeedReader(default_workers() if settings.parse_workers is None
                           else settings.parse_workers,
                           time_limit=settings.parse_timeout_seconds),
-        commands_per_minute=settings.commands_per_minute,
         max_topics_per_chat=settings.max_topics_per_chat,
     )
 

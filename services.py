@@ -42,7 +42,6 @@ class Services:
     heartbeat_file: Path | None = None
     reader: FeedReader = field(default_factory=FeedReader)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    commands_per_minute: int = 20  # per user, bot admins exempt; 0: no limit
     max_topics_per_chat: int = 50  # 0: no cap
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
     # own: waiting their turn in the shared pool, they would hold the threads every
