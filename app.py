@@ -22,6 +22,8 @@ import jobs
 import receiver
 from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
 from handlers.common import chat_language, reply
+from handlers.lanes import ChatLanes
+from handlers.ratelimit import RateLimit
 from jobs.pacing import PACING
 from locales import catalog
 from news.aliases import AliasFinder
@@ -114,7 +116,6 @@ def build_services(settings: Settings) -> Services:
         full_text=settings.full_text,
         heartbeat_file=Path(settings.heartbeat_file) if settings.heartbeat_file else None,
         reader=reader,
-        commands_per_minute=settings.commands_per_minute,
         max_topics_per_chat=settings.max_topics_per_chat,
     )
 
@@ -215,11 +216,13 @@ def main() -> None:
         await asyncio.gather(*background, return_exceptions=True)
         await svc.http.aclose()
         svc.reader.close()
+        svc.charts.shutdown(cancel_futures=True)
         svc.sending.release()  # the next replica takes the role at once, not when we exit
         svc.newsroom.close()
         svc.engine.dispose()
 
     api = settings.telegram_api_url.rstrip("/")
+    rate_limit = RateLimit(settings.commands_per_minute, exempt=svc.admin_ids)
     application = (
         ApplicationBuilder()
         .application_class(PatientApplication)
@@ -228,12 +231,13 @@ def main() -> None:
         .base_file_url(f"{api}/file/bot")
         .get_updates_request(WatchedRequest(Outage()))
         .rate_limiter(smooth_rate_limiter())
+        .concurrent_updates(ChatLanes(rate_limit))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()
     )
     application.bot_data[KEY] = svc
-    application.add_handlers(all_handlers())
+    application.add_handlers(all_handlers(rate_limit))
     application.add_error_handler(on_error)
     assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
     jobs.schedule(application.job_queue)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
+import json
 import logging
 import re
 import threading
@@ -18,15 +20,18 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from http import HTTPStatus
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+import tornado.web
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from telegram import Update
 from telegram.error import Conflict, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
+from tornado.httpserver import HTTPServer
 
 from storage.db import CONNECT_TIMEOUT_SECONDS
 from telegram_link import keep_trying, reason
@@ -41,6 +46,8 @@ CONFLICT_REPEAT_SECONDS = 600.0  # a 409 streak is logged once, then once per th
 # python-telegram-bot sleeps out its retry backoff (up to 30 s) before it sees a stop: during an
 # outage the poller is woken after this, and its confirming call given as long again.
 STOP_PATIENCE_SECONDS = 2.0
+BODY_TIMEOUT_SECONDS = 10.0  # a post whose body trickles in is dropped, not waited for
+IDLE_SECONDS = 75.0  # a kept-alive connection nobody uses is closed
 SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")  # the secret_token Telegram accepts
 # The role's connection notices a dead peer in ~25 s on both sides, not after TCP's two hours:
 # a replica whose host vanishes frees the role for the others within the 30 s promised.
@@ -248,17 +255,59 @@ class PollingRole:
             self.connection = None
 
 
+MAX_UPDATE_BYTES = 1024 * 1024  # Telegram's updates are a few kB (Caddyfile and README agree)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+@tornado.web.stream_request_body
+class UpdatePost(tornado.web.RequestHandler):
+    """One update per POST. python-telegram-bot's own handler read up to 100 MB of body before
+    it looked at the secret; this one refuses on the headers, before keeping a byte of body,
+    and the server reads at most MAX_UPDATE_BYTES of any body."""
+
+    SUPPORTED_METHODS = ("POST",)
+
+    def initialize(self, secret: str, bot_app: App) -> None:
+        self.secret = secret.encode()
+        self.bot_app = bot_app  # self.application is tornado's
+        self.chunks: list[bytes] = []
+
+    def prepare(self) -> None:
+        # Headers arrive as latin-1 text: every header value encodes back to its bytes.
+        given = self.request.headers.get(SECRET_HEADER, "").encode("latin-1")
+        if not hmac.compare_digest(given, self.secret):
+            raise tornado.web.HTTPError(HTTPStatus.FORBIDDEN)
+        if self.request.headers.get("Content-Type", "").split(";")[0].strip() \
+                != "application/json":
+            raise tornado.web.HTTPError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+
+    def data_received(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)  # at most MAX_UPDATE_BYTES: the server drops larger bodies
+
+    async def post(self) -> None:
+        try:
+            data = json.loads(b"".join(self.chunks))
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON {type(data).__name__}, not an object")
+            update = Update.de_json(data, self.bot_app.bot)
+        except (ValueError, TypeError, KeyError) as error:  # not JSON, or not an update
+            log.warning("webhook: a post with the secret is not an update (%s)", error)
+            raise tornado.web.HTTPError(HTTPStatus.BAD_REQUEST) from None
+        await self.bot_app.update_queue.put(update)
+
+    def log_exception(self, *args: Any) -> None:
+        """A refused post is routine (anyone can post to a public URL): no traceback."""
+
+
 class Webhook:
-    """Telegram posts each update to WEBHOOK_URL; PTB's server checks the secret on each."""
+    """Telegram posts each update to WEBHOOK_URL; our own server checks the secret on each."""
 
     def __init__(self, config: WebhookConfig) -> None:
         self.config = config
+        self.server: HTTPServer | None = None
 
     async def start(self, application: App, stopping: asyncio.Event) -> None:
-        assert application.updater is not None, "the application is built with an Updater"
         config = self.config
-        # Set first with our retries, which give up on a refused URL: PTB's own bootstrap
-        # (which sets it once more below) would retry that forever without a word.
         accepted = await keep_trying(
             partial(application.bot.set_webhook, url=config.url, secret_token=config.secret,
                     allowed_updates=Update.ALL_TYPES), "setting the webhook", stopping)
@@ -266,18 +315,23 @@ class Webhook:
             return
         if not accepted:
             raise WebhookRefused(f"Telegram refused the webhook {config.url}")
-        await application.updater.start_webhook(
-            listen=config.listen, port=config.port, url_path=config.url_path,
-            webhook_url=config.url, secret_token=config.secret,
-            allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1)
+        routes = [(rf"{re.escape(config.url_path.rstrip('/'))}/?", UpdatePost,
+                   {"secret": config.secret, "bot_app": application})]
+        self.server = HTTPServer(
+            tornado.web.Application(routes, log_function=lambda _handler: None),
+            max_body_size=MAX_UPDATE_BYTES, max_buffer_size=MAX_UPDATE_BYTES,
+            body_timeout=BODY_TIMEOUT_SECONDS, idle_connection_timeout=IDLE_SECONDS)
+        self.server.listen(config.port, address=config.listen)
         log.info("receiving updates by webhook at %s (serving %s:%d%s)", config.url,
                  config.listen, config.port, config.url_path)
 
     async def stop(self, application: App) -> None:
         # The webhook stays set: other replicas behind the proxy serve it, and during a
         # restart Telegram keeps the updates and retries. Long polling deletes it at start.
-        if application.updater is not None and application.updater.running:
-            await application.updater.stop()
+        if self.server is not None:
+            self.server.stop()
+            await self.server.close_all_connections()
+            self.server = None
 
 
 def choose(engine: Engine, webhook: WebhookConfig | None, bot_id: int) -> Receiver:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from sqlalchemy import Engine
@@ -18,6 +21,7 @@ from news.pipeline import Newsroom
 from storage.locks import Role
 
 KEY = "services"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,5 +42,13 @@ class Services:
     heartbeat_file: Path | None = None
     reader: FeedReader = field(default_factory=FeedReader)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    commands_per_minute: int = 20  # per user, bot admins exempt; 0: no limit
     max_topics_per_chat: int = 50  # 0: no cap
+    # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
+    # own: waiting their turn in the shared pool, they would hold the threads every
+    # database call needs, and a few /trend would stall every chat.
+    charts: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="charts"))
+
+    async def draw(self, work: Callable[[], T]) -> T:
+        """`work` (a chart) on the charts thread, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.charts, work)

@@ -57,8 +57,9 @@ OUTBOUND = frozenset({"addsource"})
 POSTS = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 
 
-def all_handlers() -> dict[int, Sequence[BaseHandler[Any, Any, Any]]]:
-    """Group -1 runs before the others and may stop an update there; group 0 answers it."""
+def all_handlers(rate_limit: RateLimit) -> dict[int, Sequence[BaseHandler[Any, Any, Any]]]:
+    """Group -1 runs before the others and may stop an update there; group 0 answers it.
+    `rate_limit` is the one handlers.lanes counts updates with as they arrive."""
     readers = {"start": start, "help": help_command, "subscribe": subscribe,
                "unsubscribe": unsubscribe, "topics": topics, "digest": digest, "lang": lang,
                "settings": settings, "trend": trend, "why": why_command}
@@ -67,7 +68,7 @@ def all_handlers() -> dict[int, Sequence[BaseHandler[Any, Any, Any]]]:
               "pollnow": pollnow, "stats": show_stats, "admins": list_admins,
               "addadmin": addadmin, "removeadmin": removeadmin, "importopml": importopml,
               "exportopml": exportopml}
-    limit: list[BaseHandler[Any, Any, Any]] = [TypeHandler(Update, RateLimit())]
+    limit: list[BaseHandler[Any, Any, Any]] = [TypeHandler(Update, rate_limit)]
     return {-1: limit, 0: [
         # Chat life events come first: they are not commands and must never be missed.
         ChatMemberHandler(membership, ChatMemberHandler.MY_CHAT_MEMBER),

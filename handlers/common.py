@@ -16,6 +16,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from locales import Safe
+from news.text import clip
 from services import KEY, Services
 from storage import admins, chats
 from storage.db import db
@@ -85,15 +86,33 @@ async def reply(
                                     link_preview_options=LinkPreviewOptions(is_disabled=True))
 
 
+NOTE_LIMIT = 200  # what Telegram shows after a press, counted in UTF-16 code units
+
+
+def button_note(said: str, limit: int = NOTE_LIMIT) -> str:
+    """Catalogue HTML as the plain text of a press's answer, cut to Telegram's limit."""
+    note = html.unescape(re.sub(r"<[^>]+>", "", said))
+    cut = min(len(note), limit)
+    while len(clip(note, cut).encode("utf-16-le")) > 2 * limit:
+        cut -= 1
+    return clip(note, cut)
+
+
 async def answer_button(
     update: Update, context: Context, language: str, key: str, **values: object
 ) -> None:
     """The short note Telegram shows over the chat after a button press (plain text)."""
     query = update.callback_query
     if query is not None:
-        said = services(context).catalog.text(language, key, **values)
-        note = html.unescape(re.sub(r"<[^>]+>", "", said))
-        await query.answer(note[:190])
+        await query.answer(button_note(services(context).catalog.text(language, key, **values)))
+
+
+async def answer_privately(update: Update, said: str) -> None:
+    """`said` (HTML) in a box only the presser sees: in a channel or group a reply would be a
+    post for everyone, made by anyone who may press."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer(button_note(said), show_alert=True)
 
 
 async def is_admin(update: Update, context: Context) -> bool:

@@ -10,7 +10,7 @@ from enum import Enum
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop, filters
 
-from handlers.common import Context, answer_button, chat_language, is_admin, reply, services
+from handlers.common import Context, answer_button, chat_language, is_admin, reply
 
 # Commands in new messages and channel posts (the ones the command handlers answer), not edits.
 COMMANDS = filters.COMMAND & (filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST)
@@ -78,34 +78,55 @@ class CommandLimiter:
 
 
 def sender_of(update: Update) -> int | None:
-    """Who is sending: the user, or the chat for channel posts and anonymous group admins
-    (they all share one user id, and must not share one bucket)."""
+    """Who is sending. A channel's posts and a group's anonymous admins write as the chat
+    itself: its id, not the stand-in user they all share. A member writing "as" a channel of
+    their own counts as the stand-in user Telegram reports for every such post (it never says
+    who wrote it): owning several channels must not multiply one person's allowance."""
     message = update.effective_message
+    chat = update.effective_chat
     if update.callback_query is None and message is not None and message.sender_chat:
-        return message.sender_chat.id
+        if chat is not None and message.sender_chat.id == chat.id:
+            return chat.id
+        if message.from_user is None:
+            return message.sender_chat.id
     user = update.effective_user
     return user.id if user is not None else None
 
 
 class RateLimit:
-    """The first handler group: over the limit, an update goes no further (bot admins exempt)."""
+    """Counts commands and presses as they arrive (`arrive`, called by handlers.lanes), and,
+    as the first handler group, stops those over the limit (bot admins exempt)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.limiter: CommandLimiter | None = None
+    def __init__(
+        self, per_minute: int, *, exempt: frozenset[int] = frozenset(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limiter = CommandLimiter(per_minute, clock=clock) if per_minute else None
+        self.exempt = exempt  # ADMIN_IDS; admins added by /addadmin are exempted when handled
+        self._verdicts: dict[int, Verdict] = {}  # by update id, from arrival until handled
+
+    def arrive(self, update: object) -> Verdict:
+        """Count an update now; its handler acts on this verdict later."""
+        if not isinstance(update, Update):
+            return Verdict.ADMIT
+        verdict = self._judge(update)
+        self._verdicts[update.update_id] = verdict
+        return verdict
+
+    def _judge(self, update: Update) -> Verdict:
+        if self.limiter is None:
+            return Verdict.ADMIT
+        if update.callback_query is None and not COMMANDS.check_update(update):
+            return Verdict.ADMIT  # only commands and button presses count
+        sender = sender_of(update)
+        if sender is None or sender in self.exempt:
+            return Verdict.ADMIT
+        return self.limiter.admit(sender)
 
     async def __call__(self, update: Update, context: Context) -> None:
-        svc = services(context)
-        if not svc.commands_per_minute:
-            return
-        if update.callback_query is None and not COMMANDS.check_update(update):
-            return  # only commands and button presses count
-        sender = sender_of(update)
-        if sender is None:
-            return
-        if self.limiter is None:
-            self.limiter = CommandLimiter(svc.commands_per_minute, clock=self.clock)
-        verdict = self.limiter.admit(sender)
+        verdict = self._verdicts.pop(update.update_id, None)
+        if verdict is None:  # not seen arriving (an update fed in by hand): count it now
+            verdict = self._judge(update)
         if verdict is Verdict.ADMIT or await is_admin(update, context):
             return
         query = update.callback_query

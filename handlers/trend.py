@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from functools import partial
@@ -97,8 +96,8 @@ async def trend(update: Update, context: Context) -> None:
                 do_quote=False)
             return
     t = partial(svc.catalog.text, language)
-    found = await asyncio.to_thread(charts.trend_chart, svc.engine, t, language=language,
-                                    timezone=timezone, query=query, days=asked.days)
+    found = await svc.draw(partial(charts.trend_chart, svc.engine, t, language=language,
+                                   timezone=timezone, query=query, days=asked.days))
     if found.png is None:
         await reply(update, context, language, "trend.empty", topic=clip(query, TITLE_CHARS),
                     days=asked.days)

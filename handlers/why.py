@@ -12,6 +12,7 @@ from telegram.constants import ParseMode
 from handlers.common import (
     Context,
     answer_button,
+    answer_privately,
     argument_text,
     chat_language,
     reply,
@@ -131,7 +132,8 @@ async def _answer(update: Update, said: str, *, quote: bool = False) -> None:
 
 
 async def press_why(update: Update, context: Context, delivery_id: int) -> None:
-    """The "Why?" button answers as a reply to the alert, for everyone in the chat to read."""
+    """The "Why?" button: in a private chat a reply to the alert; in channels and groups,
+    where anyone may press, a box only the presser sees (never a post in the chat)."""
     language = await chat_language(update, context)
     chat, message = update.effective_chat, update.effective_message
     assert chat is not None
@@ -141,5 +143,8 @@ async def press_why(update: Update, context: Context, delivery_id: int) -> None:
         await answer_button(update, context, language, "button.stale")
         return
     said = await asyncio.to_thread(delivered, context, language, delivery)
+    if chat.type != "private":
+        await answer_privately(update, said)
+        return
     await answer_button(update, context, language, "why.answered")
     await _answer(update, said, quote=True)

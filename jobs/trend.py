@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 from functools import partial
@@ -44,8 +43,8 @@ async def send_weekly_trend(
     t = partial(svc.catalog.text, chat.language)
     sent = 0
     for query in queries:
-        found = await asyncio.to_thread(trend_chart, svc.engine, t, language=chat.language,
-                                        timezone=chat.timezone, query=query, days=DAYS, now=now)
+        found = await svc.draw(partial(trend_chart, svc.engine, t, language=chat.language,
+                                       timezone=chat.timezone, query=query, days=DAYS, now=now))
         if found.png is None:  # a quiet topic this week: no empty chart
             continue
         try:

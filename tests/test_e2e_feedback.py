@@ -212,3 +212,30 @@ def test_why_link_explains_stories_the_chat_did_not_get(world: World) -> None:
     world.publish(story("b10", "SoftBank pledges more for robots"))
     said = why_says(telegram, chat, user, "/why http://news.test/b10", "held for your digest")
     assert "which comes" in said and "08:00 (UTC)" in said
+
+
+def test_why_in_channels_and_groups_is_answered_to_the_presser_alone(world: World) -> None:
+    telegram = world.telegram
+    channel = telegram.channel(-2201, "Wire")
+    group = telegram.group(-4201, "Desk", supergroup=True)
+    viewer = telegram.user(9601, "Vi", language_code="en")
+    telegram.set_member_status(-2201, 9601, "member")
+    telegram.set_member_status(-4201, 9601, "member")
+    say(telegram, channel, None, "/subscribe SoftBank")
+    say(telegram, group, None, "/subscribe SoftBank")
+    world.publish(NEW_SOFTBANK)
+    for chat in (channel, group):
+        alert = alert_for(telegram, chat["id"], "SoftBank pledges billions")
+        before = len(telegram.messages(chat["id"]))
+        for _ in range(3):
+            query_id = telegram.press_button(chat, viewer, alert.message_id,
+                                             buttons(alert)["❓ Why?"])
+            wait_until(lambda q=query_id: bool(telegram.answered_callbacks(q)))
+            answer = telegram.answered_callbacks(query_id)[0]
+            assert answer.get("show_alert") is True, answer
+            said = str(answer["text"])
+            assert said.startswith("Why this alert") and "SoftBank" in said, said
+            assert "<" not in said and len(said) <= 200, said
+        # A last command is answered after the presses: none of them posted in the chat.
+        say(telegram, chat, None, "/topics")
+        assert len(telegram.messages(chat["id"])) == before + 1, chat["title"]

@@ -3,14 +3,18 @@ polling by exactly one replica on PostgreSQL, taken over when it dies; 409s in o
 
 from __future__ import annotations
 
+import http.client
+import os
 import socket
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import BotProcess
 from tests.fakes.telegram import POLL_CONFLICT, BotApiEmulator
+from tests.test_e2e_hostile import peak_memory
 from tests.test_e2e_walkthrough import TOKEN, env_for, say
 
 SECRET = "s3cret_Token-for-tests"
@@ -70,6 +74,59 @@ def test_webhook_mode_sets_its_hook_serves_it_and_refuses_posts_without_the_secr
         assert not [line for line in log.splitlines() if " ERROR " in line or "CRITICAL" in line]
         assert "setWebhook" in log and SECRET not in log, "debug lines name no secret"
         assert telegram.rejected == []
+
+
+def post_raw(url: str, size: int, secret: str | None) -> int | None:
+    """POST `size` bytes of JSON-typed junk; the HTTP status, or None when the bot hung up
+    before answering (it may refuse on the headers while the body is still being sent)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    headers = {"Content-Type": "application/json", "Content-Length": str(size)}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    try:
+        connection.putrequest("POST", parts.path)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        block = b" " * (1024 * 1024)
+        for sent in range(0, size, len(block)):
+            connection.send(block[: size - sent])
+        return connection.getresponse().status
+    except OSError:  # reset or broken pipe: refused without reading the rest
+        return None
+    finally:
+        connection.close()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the bot's peak memory from /proc")
+def test_webhook_bodies_are_refused_on_their_headers_and_capped_at_one_megabyte(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    with BotApiEmulator(token=TOKEN) as telegram:
+        bot = bot_process(tmp_path, webhook_env(telegram, tmp_path, url, port)).start()
+        bot.wait_for_log("receiving updates by webhook")
+        assert bot.process is not None
+        reader = telegram.user(READER_ID, "Mo")
+        chat = telegram.private_chat(reader)
+        telegram.send_text(chat, reader, "/help")
+        assert telegram.deliver_webhook() == 200
+        telegram.wait_for_messages(chat["id"], 1)
+        before = peak_memory(bot.process.pid)
+
+        for secret in (None, "wrong", None, "wrong", None):
+            assert post_raw(url, 20 * 1024 * 1024, secret) in (403, None)
+        grown = peak_memory(bot.process.pid) - before
+        assert grown < 8 * 1024 * 1024, f"refused bodies were read: +{grown // 1024} KiB"
+        assert post_raw(url, 2 * 1024 * 1024, SECRET) in (400, 413, None), \
+            "Telegram's updates are small: even with the secret, 2 MB is refused"
+
+        telegram.send_text(chat, reader, "/start")
+        assert telegram.deliver_webhook() == 200, "a real update with the secret still works"
+        assert "Welcome to Tidings" in telegram.wait_for_messages(chat["id"], 2)[1].text
+        assert telegram.rejected == [] and "Traceback" not in bot.log
 
 
 @pytest.mark.parametrize("secret", [None, "has spaces"], ids=["missing", "malformed"])

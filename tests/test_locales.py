@@ -331,8 +331,9 @@ def test_help_lists_every_registered_command() -> None:
     from telegram.ext import CommandHandler
 
     from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
+    from handlers.ratelimit import RateLimit
 
-    registered = {name for group in all_handlers().values() for handler in group
+    registered = {name for group in all_handlers(RateLimit(0)).values() for handler in group
                   if isinstance(handler, CommandHandler) for name in handler.commands}
     assert registered == {*READER_COMMANDS, *ADMIN_COMMANDS}
     for language in MESSAGES:

@@ -133,3 +133,13 @@ def test_level_why(written: Brief, origin: str, sources: int, published: datetim
                    expected: tuple[int, str, bool, bool, bool]) -> None:
     said = level_why(written, origin, ["SoftBank"], sources, published, T0)
     assert (said.level, said.reason, said.offline, said.lowered, said.raised) == expected
+
+
+def test_a_press_answer_is_plain_text_within_telegrams_200_units() -> None:
+    from handlers.common import button_note
+
+    said = "<b>Why this alert</b>\n" + "🟡 Keep &amp; watching " * 30
+    note = button_note(said)
+    assert note.startswith("Why this alert\n🟡 Keep & watching") and note.endswith("…")
+    assert len(note.encode("utf-16-le")) <= 400 < len(said.encode("utf-16-le"))
+    assert button_note("<i>short</i>") == "short"
