@@ -14,15 +14,15 @@ from handlers.lang import press_language
 from handlers.settings import press_mode
 from handlers.topics import press_pin, press_suggestion, press_unsubscribe
 from handlers.why import press_why
+from news.text import whole_number
 
 Press = Callable[[Update, Context, Any], Coroutine[Any, Any, None]]
-MAX_ROW_ID = 2**63 - 1  # BIGINT: larger ids cannot name a row, and would overflow the driver
 
 
 def row_id(value: str) -> int:
     """A database id from callback data; anything else is forged or stale."""
-    number = int(value)
-    if not 0 < number <= MAX_ROW_ID:
+    number = whole_number(value)
+    if number is None:
         raise ValueError(value)
     return number
 

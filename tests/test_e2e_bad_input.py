@@ -95,3 +95,37 @@ def test_bad_sources(running: tuple[BotApiEmulator, FeedServer]) -> None:
     for command, expected in cases.items():
         assert expected in say(telegram, chat, user=admin, text=command), command
     assert "No sources yet" in say(telegram, chat, admin, "/sources"), "nothing was added"
+
+
+def test_numbers_are_ascii_digits_in_range(running: tuple[BotApiEmulator, FeedServer]) -> None:
+    """`str.isdigit` accepts "²", which int() refuses; 23 digits overflow a database id; 5,000
+    digits exceed int()'s limit: each gets its command's usage, never an internal error."""
+    telegram, _ = running
+    admin = telegram.user(ADMIN_ID, "Ada", language_code="en")
+    chat = telegram.private_chat(admin)
+    assert "Following" in say(telegram, chat, admin, "/subscribe SoftBank")
+    huge = "12345678901234567890123"
+    cases = {
+        "/unsubscribe ²": "does not follow",
+        "/unsubscribe " + huge: "does not follow",
+        "/trend ²": "No story matched ²",
+        "/trend 1 ²": "DAYS must be a whole number",
+        "/trend " + "9" * 5000: "no topic number",
+        "/removesource ²": "source's number",
+        "/removesource " + huge: "source's number",
+        "/pausesource ²": "source's number",
+        "/resumesource " + huge: "source's number",
+        "/pollnow " + huge: "source's number",
+        "/interval ² 60": "interval in seconds",
+        "/interval 1 ⁶⁰": "interval in seconds",
+        "/interval " + huge + " 60": "interval in seconds",
+        "/addadmin ²": "Telegram user id",
+        "/removeadmin " + huge: "Telegram user id",
+        "/digest ²": "number of hours",
+        "/digest " + "9" * 5000: "number of hours",
+    }
+    for command, expected in cases.items():
+        shown = say(telegram, chat, admin, command)
+        assert expected in shown and len(shown) < 500, (command[:40], shown[:200])
+    assert "SoftBank" in say(telegram, chat, admin, "/topics"), "nothing was removed"
+
