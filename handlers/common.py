@@ -12,7 +12,7 @@ from typing import TypeVar
 from babel import Locale, UnknownLocaleError
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from locales import Safe
@@ -94,6 +94,32 @@ async def answer_button(
         said = services(context).catalog.text(language, key, **values)
         note = html.unescape(re.sub(r"<[^>]+>", "", said))
         await query.answer(note[:190])
+
+
+async def edit_message(
+    message: Message, html: str | None = None, *, markup: InlineKeyboardMarkup | None = None
+) -> bool:
+    """Show `html` (with `markup` under it), or only a new keyboard when `html` is None.
+
+    A button pressed twice asks for the message it already shows: Telegram refuses such an
+    edit ("message is not modified"), and it is done. False: the message is gone or can no
+    longer be edited, and the caller may say it anew."""
+    try:
+        if html is None:
+            await message.edit_reply_markup(markup)
+        else:
+            await message.edit_text(html, parse_mode=ParseMode.HTML, reply_markup=markup,
+                                    link_preview_options=LinkPreviewOptions(is_disabled=True))
+    except BadRequest as error:
+        reason = str(error).lower()
+        if "not modified" in reason:
+            return True
+        if "not found" in reason or "can't be edited" in reason:
+            log.info("message %s in chat %s not edited: %s", message.message_id,
+                     message.chat_id, error)
+            return False
+        raise
+    return True
 
 
 async def is_admin(update: Update, context: Context) -> bool:

@@ -9,7 +9,15 @@ from telegram import InputFile, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from handlers.common import Context, chat_language, reply, services, show_typing, text
+from handlers.common import (
+    Context,
+    chat_language,
+    edit_message,
+    reply,
+    services,
+    show_typing,
+    text,
+)
 from handlers.sources import admin_only
 from locales import Safe
 from news.feeds import NotAFeed
@@ -98,12 +106,10 @@ async def _import(
 async def _show(progress: Message, html: str) -> bool:
     """Edit the progress message; False when it cannot be edited (deleted, say)."""
     try:
-        await progress.edit_text(html, parse_mode=ParseMode.HTML,
-                                 link_preview_options=LinkPreviewOptions(is_disabled=True))
+        return await edit_message(progress, html)
     except TelegramError as exc:
         log.info("OPML progress message not edited: %s", exc)
         return False
-    return True
 
 
 async def _add_all(

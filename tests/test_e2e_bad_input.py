@@ -97,6 +97,15 @@ def test_bad_sources(running: tuple[BotApiEmulator, FeedServer]) -> None:
     assert "No sources yet" in say(telegram, chat, admin, "/sources"), "nothing was added"
 
 
+def press_and_settle(telegram: BotApiEmulator, chat: dict, user: dict, message_id: int,
+                     data: str) -> str:
+    """Press a button, then return the note it got once every reply to the press is in (a
+    /start sent after it is answered after it: each chat's updates are handled in order)."""
+    query_id = telegram.press_button(chat, user, message_id, data)
+    say(telegram, chat, user, "/start")
+    return str(telegram.answered_callbacks(query_id)[0].get("text", ""))
+
+
 def test_numbers_are_ascii_digits_in_range(running: tuple[BotApiEmulator, FeedServer]) -> None:
     """`str.isdigit` accepts "²", which int() refuses; 23 digits overflow a database id; 5,000
     digits exceed int()'s limit: each gets its command's usage, never an internal error."""
@@ -129,3 +138,43 @@ def test_numbers_are_ascii_digits_in_range(running: tuple[BotApiEmulator, FeedSe
         assert expected in shown and len(shown) < 500, (command[:40], shown[:200])
     assert "SoftBank" in say(telegram, chat, admin, "/topics"), "nothing was removed"
 
+
+def test_long_arguments_are_echoed_as_a_short_excerpt(
+    running: tuple[BotApiEmulator, FeedServer],
+) -> None:
+    telegram, _ = running
+    user = telegram.user(5003, "Lu", language_code="en")
+    chat = telegram.private_chat(user)
+    long_word = "x" * 5000
+    cases = {
+        f"/unsubscribe {long_word}": "does not follow",
+        f"/lang {long_word}": "not a language code",
+        f"/settings tz {long_word}": "not a time zone",
+        f"/settings tz Europe/{long_word}": "not a time zone",
+        "/settings tz ../../../../etc/passwd": "not a time zone",
+    }
+    for command, expected in cases.items():
+        shown = say(telegram, chat, user, command)
+        assert expected in shown and len(shown) < 500, (command[:40], shown[:200])
+    assert "UTC" in say(telegram, chat, user, "/settings"), "the time zone is unchanged"
+
+
+def test_pressing_the_chosen_button_again_is_no_error(
+    running: tuple[BotApiEmulator, FeedServer],
+) -> None:
+    """Telegram refuses an edit that changes nothing ("message is not modified"): a second
+    press of the chosen mode or language is done already, not an internal error."""
+    telegram, _ = running
+    user = telegram.user(5004, "Mo", language_code="en")
+    chat = telegram.private_chat(user)
+    say(telegram, chat, user, "/settings")
+    screen = telegram.messages(chat["id"])[-1]
+    for _ in range(2):
+        assert "saved" in press_and_settle(telegram, chat, user, screen.message_id,
+                                           "mode:digest")
+    say(telegram, chat, user, "/lang")
+    menu = telegram.messages(chat["id"])[-1]
+    for _ in range(2):
+        assert "Français" in press_and_settle(telegram, chat, user, menu.message_id, "lang:fr")
+    shown = [message.text for message in telegram.messages(chat["id"])]
+    assert not [text for text in shown if "went wrong" in text or "Désolé" in text], shown

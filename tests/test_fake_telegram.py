@@ -286,9 +286,14 @@ async def test_real_ptb_bot_round_trip(
             await bot.edit_message_text(
                 "<i>new</i>", chat_id=42, message_id=sent.message_id, parse_mode="HTML"
             )
+        with pytest.raises(BadRequest, match=r"^Message to edit not found"):
+            await bot.edit_message_reply_markup(chat_id=42, message_id=sent.message_id + 99)
         with pytest.raises(BadRequest, match=r"^Can't parse entities: unsupported start tag"):
             await bot.send_message(42, "a < b", parse_mode="HTML")
-        assert [r["method"] for r in emu.rejected] == ["editMessageText", "sendMessage"]
+        # "not modified" is what a second press of the same button gets: not the bot's mistake
+        assert [r["method"] for r in emu.rejected] == [
+            "editMessageReplyMarkup", "sendMessage"
+        ]  # fmt: skip
         emu.rejected.clear()
 
         emu.send_text(chat, user, "/start@tidings_test_bot now")
