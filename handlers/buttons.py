@@ -35,13 +35,14 @@ class Route:
     handler: Press
     convert: Callable[[str], Any]
     configure: bool = True
+    subject: str = ""  # what a refused presser tried to change (refusal_key); "": its topics
 
 
 ROUTES: dict[str, Route] = {
     "unsub": Route(press_unsubscribe, row_id),
     "sug": Route(press_suggestion, row_id),
-    "lang": Route(press_language, str),
-    "mode": Route(press_mode, str),
+    "lang": Route(press_language, str, subject="language"),
+    "mode": Route(press_mode, str, subject="settings"),
     "up": Route(press_up, row_id, configure=False),
     "down": Route(press_down, row_id, configure=False),
     "why": Route(press_why, row_id, configure=False),
@@ -68,6 +69,6 @@ async def press(update: Update, context: Context) -> None:
         await answer_button(update, context, language, "button.stale")
         return
     if route.configure and not await may_configure(update, context):
-        await answer_button(update, context, language, refusal_key(update))
+        await answer_button(update, context, language, refusal_key(update, route.subject))
         return
     await route.handler(update, context, argument)

@@ -178,17 +178,22 @@ async def may_configure(update: Update, context: Context) -> bool:
     return member.status in ("creator", "administrator")
 
 
-def refusal_key(update: Update) -> str:
-    """Channels and groups are refused in their own words."""
+def refusal_key(update: Update, subject: str = "") -> str:
+    """Channels and groups are refused in their own words; a group's member is told what
+    they tried to change (`language`, `settings`; what it follows when no subject)."""
     chat = update.effective_chat
-    return "channel.refused" if chat is not None and chat.type == "channel" else "group.refused"
+    if chat is not None and chat.type == "channel":
+        return "channel.refused"
+    return f"group.refused.{subject}" if subject else "group.refused"
 
 
-async def refuse_unless_configurable(update: Update, context: Context, language: str) -> bool:
+async def refuse_unless_configurable(
+    update: Update, context: Context, language: str, subject: str = ""
+) -> bool:
     """True (after a polite refusal) when this user may not change this chat's setup."""
     if await may_configure(update, context):
         return False
-    await reply(update, context, language, refusal_key(update))
+    await reply(update, context, language, refusal_key(update, subject))
     return True
 
 

@@ -45,7 +45,7 @@ async def lang(update: Update, context: Context) -> None:
         await reply(update, context, current, "lang.choose", current=current,
                     markup=keyboard(context))
         return
-    if await refuse_unless_configurable(update, context, current):
+    if await refuse_unless_configurable(update, context, current, "language"):
         return
     code = language_code(raw, services(context))
     if code is None or " " in raw:

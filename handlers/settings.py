@@ -92,7 +92,7 @@ async def settings(update: Update, context: Context) -> None:
     assert chat is not None
     words = argument_text(update).split()
     if words:
-        if await refuse_unless_configurable(update, context, language):
+        if await refuse_unless_configurable(update, context, language, "settings"):
             return
         # The weekly trend chart (/settings trend on|off): its own block, apart from _parse.
         if len(words) == 2 and words[0].lower() == "trend" and words[1].lower() in ("on", "off"):

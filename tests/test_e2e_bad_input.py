@@ -178,3 +178,29 @@ def test_pressing_the_chosen_button_again_is_no_error(
         assert "Français" in press_and_settle(telegram, chat, user, menu.message_id, "lang:fr")
     shown = [message.text for message in telegram.messages(chat["id"])]
     assert not [text for text in shown if "went wrong" in text or "Désolé" in text], shown
+
+
+def test_a_member_is_told_what_they_may_not_change(
+    running: tuple[BotApiEmulator, FeedServer],
+) -> None:
+    """In a group, only its admins configure it; a member hears what they tried to change."""
+    telegram, _ = running
+    group = telegram.group(-4100, "Desk", supergroup=True)
+    member = telegram.user(5005, "Mo", language_code="en")
+    telegram.set_member_status(group["id"], member["id"], "member")
+    cases = {
+        "/lang fr": "only this group's admins can change its language",
+        "/settings tz UTC": "only this group's admins can change its settings",
+        "/subscribe SoftBank": "only this group's admins can change what it follows",
+    }
+    for command, expected in cases.items():
+        assert expected in say(telegram, group, member, command), command
+    assert "This chat's language" in say(telegram, group, member, "/lang"), "anyone may look"
+    menu = telegram.messages(group["id"])[-1]
+    assert "can change its language" in press_and_settle(telegram, group, member,
+                                                         menu.message_id, "lang:fr")
+    assert "Daily digest" in say(telegram, group, member, "/settings")
+    screen = telegram.messages(group["id"])[-1]
+    assert "can change its settings" in press_and_settle(telegram, group, member,
+                                                         screen.message_id, "mode:digest")
+    assert "UTC" in say(telegram, group, member, "/settings"), "nothing changed"
