@@ -43,7 +43,7 @@ async def lang(update: Update, context: Context) -> None:
     raw = argument_text(update)
     if not raw:
         await reply(update, context, current, "lang.choose", current=current,
-                    markup=keyboard(context))
+                    name=_native(current), markup=keyboard(context))
         return
     if await refuse_unless_configurable(update, context, current, "language"):
         return

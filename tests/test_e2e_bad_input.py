@@ -41,7 +41,8 @@ def test_reader_mistakes(running: tuple[BotApiEmulator, FeedServer]) -> None:
         "/subscribe SoftBank OR": "OR needs a word on each side",
         "/subscribe (SoftBank": "parenthesis is not matched",
         "/subscribe !!! ???": "not only symbols",
-        "/subscribe SoftBank 🚀": "not only symbols",
+        "/subscribe SoftBank 🚀": "leave out a lone symbol such as & or 🚀",
+        "/subscribe <b>bold</b> & <script>": "leave out a lone symbol",
         "/subscribe " + "x" * 400: "too long",
         "/unsubscribe": "follows no topics",
         "/unsubscribe Nothing": "does not follow",
@@ -57,7 +58,7 @@ def test_reader_mistakes(running: tuple[BotApiEmulator, FeedServer]) -> None:
     reply = say(telegram, chat, user, "/subscribe <b>AT&T</b> \u202eevil\u202c \u200bzero")
     assert "Following" in reply, "HTML is plain text in a query; bidi and zero-width are dropped"
     assert "«<b>AT&T</b>» AND «evil» AND «zero»" in reply
-    assert "en" in say(telegram, chat, user, "/lang")
+    assert "This chat's language is English (en)." in say(telegram, chat, user, "/lang")
 
 
 def test_admin_commands_refused_for_non_admins(running: tuple[BotApiEmulator, FeedServer]) -> None:
@@ -204,3 +205,20 @@ def test_a_member_is_told_what_they_may_not_change(
     assert "can change its settings" in press_and_settle(telegram, group, member,
                                                          screen.message_id, "mode:digest")
     assert "UTC" in say(telegram, group, member, "/settings"), "nothing changed"
+
+
+def test_small_things_a_reader_sees(running: tuple[BotApiEmulator, FeedServer]) -> None:
+    telegram, _ = running
+    user = telegram.user(5006, "Lea", language_code="fr")
+    chat = telegram.private_chat(user)
+    shown = say(telegram, chat, user, "SoftBank")
+    assert "Pour le suivre, envoyez /subscribe SoftBank." in shown, "a bare word: a suggestion"
+    assert "/subscribe " + "y" * 50 in say(telegram, chat, user, "y" * 5000), "cut short"
+    assert "La langue de ce chat est Français (fr)." in say(telegram, chat, user, "/lang")
+    assert "Europe/Paris" in say(telegram, chat, user, "/settings tz europe/paris")
+    assert "UTC" in say(telegram, chat, user, "/settings tz utc"), "zone names in any case"
+    say(telegram, chat, user, "/subscribe (SoftBank OR 软银) France")
+    assert "1. (SoftBank OR 软银) France" in say(telegram, chat, user, "/topics")
+    reader = telegram.user(5007, "Li", language_code="zh-hans")
+    assert "本聊天的语言是 中文（zh）" in say(telegram, telegram.private_chat(reader), reader,
+                                              "/lang")
