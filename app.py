@@ -70,8 +70,9 @@ def configure_logging(settings: Settings) -> None:
                                 (settings.webhook_secret.get_secret_value(),))
     for handler in logging.getLogger().handlers:
         handler.setFormatter(redact)
-    # httpx logs every request URL at INFO, and Telegram's URLs carry the token.
-    for name in ("httpx", "httpcore", "apscheduler", "openai"):
+    # httpx logs every request URL at INFO, and Telegram's URLs carry the token; openai's own
+    # client (httpx2) logs a line per LLM call.
+    for name in ("httpx", "httpcore", "httpx2", "httpcore2", "apscheduler", "openai"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

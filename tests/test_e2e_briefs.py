@@ -106,6 +106,8 @@ def test_one_llm_call_per_story_and_language(tmp_path: Path, bot_process: type[B
         assert telegram.rejected == []
         bot.terminate()
         assert "test-key" not in bot.log
+        # openai's HTTP client (httpx2) would log one INFO line per LLM call; ours are enough.
+        assert "HTTP Request" not in bot.log
 
 
 def test_refusal_is_retried_once_then_replaced_by_the_offline_brief(
