@@ -141,11 +141,11 @@ async def register_commands(application: Application, svc: Services) -> None:
             menus.append((f"{language}, admin {admin}",
                           menu(language, READER_COMMANDS + ADMIN_COMMANDS),
                           {"scope": BotCommandScopeChat(admin), "language_code": language}))
-    done = 0
-    for label, commands, where in menus:
-        done += await keep_trying(partial(application.bot.set_my_commands, commands, **where),
-                                  f"command menu ({label})", svc.stopping)
-    log.info("command menus set: %d of %d", done, len(menus))
+    done = await asyncio.gather(*(
+        keep_trying(partial(application.bot.set_my_commands, commands, **where),
+                    f"command menu ({label})", svc.stopping)
+        for label, commands, where in menus))  # side by side: none waits behind a slow one
+    log.info("command menus set: %d of %d", sum(done), len(menus))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

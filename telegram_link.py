@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from telegram.error import (
@@ -36,12 +37,23 @@ def reason(error: BaseException) -> str:
 RETRY_FIRST, RETRY_MOST = 1.0, 600.0  # seconds between tries of an optional call: 1, 2, 4 … 600
 
 
+def method_name(action: Callable[[], Awaitable[object]]) -> str:
+    """The Bot API method a `partial(bot.set_my_commands, …)` calls: `setMyCommands`."""
+    if not isinstance(action, partial):
+        return ""
+    first, *rest = getattr(action.func, "__name__", "").split("_")
+    return first + "".join(word.title() for word in rest)
+
+
 async def keep_trying(action: Callable[[], Awaitable[object]], what: str,
                       stopping: asyncio.Event) -> bool:
-    """Run an optional call until it succeeds, backing off between tries, one log line a failure.
+    """Run an optional call until it succeeds, backing off between tries, one log line a failure
+    that names the call (`command menu (fr) (setMyCommands)`).
 
     Gives up only when Telegram says the call itself is wrong (400, 403) or the bot is stopping.
     """
+    method = method_name(action)
+    what = f"{what} ({method})" if method else what
     delay = RETRY_FIRST
     while not stopping.is_set():
         try:
