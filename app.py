@@ -44,6 +44,7 @@ from storage.db import (
     wait_for_database,
 )
 from telegram_link import (
+    NotTelegram,
     Outage,
     PatientApplication,
     RedactingFormatter,
@@ -252,6 +253,9 @@ def main() -> None:
     except TokenRejected:
         log.error("Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped): "
                   "get the bot's current token from @BotFather (see README)")
+        raise SystemExit(2) from None
+    except NotTelegram as exc:
+        log.error("%s", exc)
         raise SystemExit(2) from None
     except WebhookRefused as exc:
         log.error("%s; check WEBHOOK_URL (Telegram posts to https on port 443, 80, 88 or 8443)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -27,6 +28,19 @@ log = logging.getLogger("tidings")
 
 class TokenRejected(Exception):
     """Telegram refused the token; not a TelegramError, so PTB's retry loops let it through."""
+
+
+class NotTelegram(Exception):
+    """The Bot API server's getMe lacks a field Telegram always sends (`is_bot`): PTB cannot
+    build the bot from it, and no retry will change that."""
+
+    def __init__(self, fields: str) -> None:
+        super().__init__(f"the Bot API server's getMe answer lacks {fields}, which Telegram "
+                         "always sends: is TELEGRAM_API_URL a Telegram Bot API server?")
+
+
+_MISSING = re.compile(r"__init__\(\) missing \d+ required (?:positional|keyword-only) "
+                      r"arguments?: (.+)$")
 
 
 def reason(error: BaseException) -> str:
@@ -89,6 +103,12 @@ class PatientApplication(Application[Any, Any, Any, Any, Any, Any]):
         except InvalidToken:
             await self.bot.shutdown()  # its HTTP clients; nothing else was started
             raise TokenRejected from None
+        except TypeError as error:  # PTB's User(**getMe) without a required field
+            missing = _MISSING.search(str(error))
+            if missing is None:
+                raise
+            await self.bot.shutdown()
+            raise NotTelegram(missing[1]) from None
         except TelegramError as error:
             log.warning("Telegram is not answering at start-up (attempt %d): %s; trying again",
                         self.attempts, reason(error))

@@ -163,3 +163,19 @@ def test_telegram_unreachable_at_start_up_is_retried_until_it_answers(
         assert f"Telegram answered after {len(attempts) + 1} attempts" in log
         assert "Traceback" not in log and telegram.rejected == []
         assert bot.process is not None and bot.process.poll() is None, "still serving"
+
+
+def test_a_get_me_without_a_required_field_is_one_line(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """A Bot API server that is not quite Telegram: getMe without `is_bot`."""
+    with BotApiEmulator(token=TOKEN) as telegram:
+        del telegram.bot_user["is_bot"]
+        env = env_for(telegram, f"sqlite:///{tmp_path / 't.db'}") | {"LOG_LEVEL": "INFO"}
+        bot = bot_process(tmp_path, env).start()
+        assert bot.process is not None
+        assert bot.process.wait(timeout=30) != 0, bot.log
+        log = bot.log
+        assert "Traceback" not in log, log
+        errors = [line for line in log.splitlines() if " ERROR " in line or " CRITICAL " in line]
+        assert len(errors) == 1 and "getMe" in errors[0] and "is_bot" in errors[0], log
