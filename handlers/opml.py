@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from telegram import InputFile, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
@@ -22,6 +23,7 @@ from handlers.sources import admin_only
 from locales import Safe
 from news.feeds import NotAFeed
 from news.fetch import FetchError
+from news.items import clean_link
 from news.opml import MAX_BYTES, NotOpml, Outline, export_opml, parse_opml
 from news.pipeline import add_source, check_feed
 from news.text import NAME_CHARS, clip
@@ -120,7 +122,7 @@ async def _add_all(
     slots = asyncio.Semaphore(CHECKS_AT_ONCE)
 
     async def check(outline: Outline) -> tuple[str, str]:
-        if await db(svc.engine, sources.by_url, url=outline.url) is not None:
+        if await db(svc.engine, sources.by_url, url=clean_link(outline.url)) is not None:
             return outline.url, "exists"
         async with slots:
             try:
@@ -131,6 +133,7 @@ async def _add_all(
             except NotAFeed as error:
                 return outline.url, text(context, language, f"fetch.error.{error.code}",
                                          detail=error.detail)
+        checked = replace(checked, url=clean_link(checked.url))  # as /addsource stores it
         if await db(svc.engine, sources.by_url, url=checked.url) is not None:
             return outline.url, "exists"
         title = clip(outline.title or checked.feed.title or checked.url, NAME_CHARS)

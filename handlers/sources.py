@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from handlers.common import (
 from locales import Safe
 from news.feeds import NotAFeed
 from news.fetch import FetchError
+from news.items import clean_link
 from news.pipeline import add_source, check_feed
 from news.text import NAME_CHARS, clip, whole_number
 from storage import sources
@@ -63,6 +65,7 @@ async def addsource(update: Update, context: Context) -> None:
     if not _looks_like_url(url):
         await reply(update, context, language, "addsource.usage")
         return
+    url = clean_link(url)  # `?utm_source=x` names the same feed: one source, listed once
     svc = services(context)
     existing = await db(svc.engine, sources.by_url, url=url)
     if existing is not None:
@@ -80,6 +83,7 @@ async def addsource(update: Update, context: Context) -> None:
     except NotAFeed as error:
         await reply(update, context, language, f"fetch.error.{error.code}", detail=error.detail)
         return
+    checked = replace(checked, url=clean_link(checked.url))  # a redirect's or a discovery's
     if await db(svc.engine, sources.by_url, url=checked.url) is not None:
         await reply(update, context, language, "addsource.exists_feed", url=checked.url)
         return

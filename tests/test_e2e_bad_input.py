@@ -222,3 +222,17 @@ def test_small_things_a_reader_sees(running: tuple[BotApiEmulator, FeedServer]) 
     reader = telegram.user(5007, "Li", language_code="zh-hans")
     assert "本聊天的语言是 中文（zh）" in say(telegram, telegram.private_chat(reader), reader,
                                               "/lang")
+
+
+def test_a_source_with_tracking_parameters_is_the_same_source(
+    running: tuple[BotApiEmulator, FeedServer],
+) -> None:
+    telegram, feeds = running
+    feeds.put("/feed.xml", "<rss version='2.0'><channel><title>Wire</title></channel></rss>")
+    admin = telegram.user(ADMIN_ID, "Ada", language_code="en")
+    chat = telegram.private_chat(admin)
+    assert "Added source #1" in say(telegram, chat, admin, f"/addsource {feeds.url('/feed.xml')}")
+    for tracked in ("?utm_source=x", "?utm_source=x&utm_medium=rss", "?fbclid=abc"):
+        shown = say(telegram, chat, admin, f"/addsource {feeds.url('/feed.xml')}{tracked}")
+        assert "already added as #1 (Wire)" in shown, (tracked, shown)
+    assert "#2" not in say(telegram, chat, admin, "/sources"), "one source, listed once"
