@@ -158,6 +158,13 @@ def test_long_arguments_are_echoed_as_a_short_excerpt(
         shown = say(telegram, chat, user, command)
         assert expected in shown and len(shown) < 500, (command[:40], shown[:200])
     assert "UTC" in say(telegram, chat, user, "/settings"), "the time zone is unchanged"
+    admin = telegram.user(ADMIN_ID, "Ada", language_code="en")
+    admin_chat = telegram.private_chat(admin)
+    for command in ("/why", "/trend", "/settings digest", "/settings quiet", "/settings",
+                    "/subscribe", "/addsource", "/addsource http://127.0.0.1/", "/pausesource",
+                    "/interval 1", "/addadmin", "/removeadmin", "/pollnow", "/digest"):
+        shown = say(telegram, admin_chat, admin, f"{command} {long_word}")
+        assert "went wrong" not in shown and len(shown) < 700, (command, shown[:200])
 
 
 def test_pressing_the_chosen_button_again_is_no_error(
