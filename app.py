@@ -46,6 +46,7 @@ from storage.db import (
     wait_for_database,
 )
 from telegram_link import (
+    NotTelegram,
     Outage,
     PatientApplication,
     RedactingFormatter,
@@ -72,8 +73,9 @@ def configure_logging(settings: Settings) -> None:
                                 (settings.webhook_secret.get_secret_value(),))
     for handler in logging.getLogger().handlers:
         handler.setFormatter(redact)
-    # httpx logs every request URL at INFO, and Telegram's URLs carry the token.
-    for name in ("httpx", "httpcore", "apscheduler", "openai"):
+    # httpx logs every request URL at INFO, and Telegram's URLs carry the token; openai's own
+    # client (httpx2) logs a line per LLM call.
+    for name in ("httpx", "httpcore", "httpx2", "httpcore2", "apscheduler", "openai"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -144,11 +146,11 @@ async def register_commands(application: Application, svc: Services) -> None:
             menus.append((f"{language}, admin {admin}",
                           menu(language, READER_COMMANDS + ADMIN_COMMANDS),
                           {"scope": BotCommandScopeChat(admin), "language_code": language}))
-    done = 0
-    for label, commands, where in menus:
-        done += await keep_trying(partial(application.bot.set_my_commands, commands, **where),
-                                  f"command menu ({label})", svc.stopping)
-    log.info("command menus set: %d of %d", done, len(menus))
+    done = await asyncio.gather(*(
+        keep_trying(partial(application.bot.set_my_commands, commands, **where),
+                    f"command menu ({label})", svc.stopping)
+        for label, commands, where in menus))  # side by side: none waits behind a slow one
+    log.info("command menus set: %d of %d", sum(done), len(menus))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -257,6 +259,9 @@ def main() -> None:
     except TokenRejected:
         log.error("Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped): "
                   "get the bot's current token from @BotFather (see README)")
+        raise SystemExit(2) from None
+    except NotTelegram as exc:
+        log.error("%s", exc)
         raise SystemExit(2) from None
     except WebhookRefused as exc:
         log.error("%s; check WEBHOOK_URL (Telegram posts to https on port 443, 80, 88 or 8443)",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from telegram.error import (
@@ -28,6 +30,19 @@ class TokenRejected(Exception):
     """Telegram refused the token; not a TelegramError, so PTB's retry loops let it through."""
 
 
+class NotTelegram(Exception):
+    """The Bot API server's getMe lacks a field Telegram always sends (`is_bot`): PTB cannot
+    build the bot from it, and no retry will change that."""
+
+    def __init__(self, fields: str) -> None:
+        super().__init__(f"the Bot API server's getMe answer lacks {fields}, which Telegram "
+                         "always sends: is TELEGRAM_API_URL a Telegram Bot API server?")
+
+
+_MISSING = re.compile(r"__init__\(\) missing \d+ required (?:positional|keyword-only) "
+                      r"arguments?: (.+)$")
+
+
 def reason(error: BaseException) -> str:
     """A failure in a few words for a one-line log (PTB's messages carry no URL or token)."""
     return str(error) or type(error).__name__
@@ -36,12 +51,23 @@ def reason(error: BaseException) -> str:
 RETRY_FIRST, RETRY_MOST = 1.0, 600.0  # seconds between tries of an optional call: 1, 2, 4 … 600
 
 
+def method_name(action: Callable[[], Awaitable[object]]) -> str:
+    """The Bot API method a `partial(bot.set_my_commands, …)` calls: `setMyCommands`."""
+    if not isinstance(action, partial):
+        return ""
+    first, *rest = getattr(action.func, "__name__", "").split("_")
+    return first + "".join(word.title() for word in rest)
+
+
 async def keep_trying(action: Callable[[], Awaitable[object]], what: str,
                       stopping: asyncio.Event) -> bool:
-    """Run an optional call until it succeeds, backing off between tries, one log line a failure.
+    """Run an optional call until it succeeds, backing off between tries, one log line a failure
+    that names the call (`command menu (fr) (setMyCommands)`).
 
     Gives up only when Telegram says the call itself is wrong (400, 403) or the bot is stopping.
     """
+    method = method_name(action)
+    what = f"{what} ({method})" if method else what
     delay = RETRY_FIRST
     while not stopping.is_set():
         try:
@@ -77,6 +103,12 @@ class PatientApplication(Application[Any, Any, Any, Any, Any, Any]):
         except InvalidToken:
             await self.bot.shutdown()  # its HTTP clients; nothing else was started
             raise TokenRejected from None
+        except TypeError as error:  # PTB's User(**getMe) without a required field
+            missing = _MISSING.search(str(error))
+            if missing is None:
+                raise
+            await self.bot.shutdown()
+            raise NotTelegram(missing[1]) from None
         except TelegramError as error:
             log.warning("Telegram is not answering at start-up (attempt %d): %s; trying again",
                         self.attempts, reason(error))

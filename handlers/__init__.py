@@ -34,7 +34,7 @@ from handlers.sources import (
     removesource,
     resumesource,
 )
-from handlers.start import help_command, start, unknown
+from handlers.start import help_command, plain_text, start, unknown
 from handlers.stats import show_stats
 from handlers.topics import subscribe, topics, unsubscribe
 from handlers.trend import trend
@@ -77,6 +77,9 @@ def all_handlers(rate_limit: RateLimit) -> dict[int, Sequence[BaseHandler[Any, A
         *(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE,
                          block=name not in OUTBOUND) for name, callback in admins.items()),
         CallbackQueryHandler(press),
-        # Last: anything that looks like a command and was not handled above.
+        # Last: anything that looks like a command and was not handled above; in a private
+        # chat, text that is no command (a name to follow, most likely).
         MessageHandler(filters.COMMAND & POSTS, unknown),
+        MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.TEXT
+                       & ~filters.COMMAND, plain_text),
     ]}

@@ -7,13 +7,15 @@ from telegram import Update
 from handlers.common import Context, argument_text, chat_language, reply, services, text
 from handlers.sources import admin_only
 from locales import Safe
+from news.text import whole_number
 from storage import admins
 from storage.db import db
 
+MAX_USER_ID = 2**53 - 1  # Telegram's user ids fit in 52 bits
+
 
 def _user_id(update: Update) -> int | None:
-    raw = argument_text(update)
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 2**53 else None
+    return whole_number(argument_text(update), high=MAX_USER_ID)
 
 
 @admin_only

@@ -14,15 +14,15 @@ from handlers.lang import press_language
 from handlers.settings import press_mode
 from handlers.topics import press_pin, press_suggestion, press_unsubscribe
 from handlers.why import press_why
+from news.text import whole_number
 
 Press = Callable[[Update, Context, Any], Coroutine[Any, Any, None]]
-MAX_ROW_ID = 2**63 - 1  # BIGINT: larger ids cannot name a row, and would overflow the driver
 
 
 def row_id(value: str) -> int:
     """A database id from callback data; anything else is forged or stale."""
-    number = int(value)
-    if not 0 < number <= MAX_ROW_ID:
+    number = whole_number(value)
+    if number is None:
         raise ValueError(value)
     return number
 
@@ -35,13 +35,14 @@ class Route:
     handler: Press
     convert: Callable[[str], Any]
     configure: bool = True
+    subject: str = ""  # what a refused presser tried to change (refusal_key); "": its topics
 
 
 ROUTES: dict[str, Route] = {
     "unsub": Route(press_unsubscribe, row_id),
     "sug": Route(press_suggestion, row_id),
-    "lang": Route(press_language, str),
-    "mode": Route(press_mode, str),
+    "lang": Route(press_language, str, subject="language"),
+    "mode": Route(press_mode, str, subject="settings"),
     "up": Route(press_up, row_id, configure=False),
     "down": Route(press_down, row_id, configure=False),
     "why": Route(press_why, row_id, configure=False),
@@ -68,6 +69,6 @@ async def press(update: Update, context: Context) -> None:
         await answer_button(update, context, language, "button.stale")
         return
     if route.configure and not await may_configure(update, context):
-        await answer_button(update, context, language, refusal_key(update))
+        await answer_button(update, context, language, refusal_key(update, route.subject))
         return
     await route.handler(update, context, argument)

@@ -42,5 +42,5 @@ async def migration(update: Update, context: Context) -> None:
         old, new = message.migrate_from_chat_id, message.chat.id
     else:
         return
-    await db(services(context).engine, chats.migrate, old_id=old, new_id=new)
-    log.info("chat %s migrated to %s", old, new)
+    if await db(services(context).engine, chats.migrate, old_id=old, new_id=new):
+        log.info("chat %s migrated to %s", old, new)

@@ -12,7 +12,7 @@ from typing import TypeVar
 from babel import Locale, UnknownLocaleError
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from locales import Safe
@@ -115,6 +115,32 @@ async def answer_privately(update: Update, said: str) -> None:
         await query.answer(button_note(said), show_alert=True)
 
 
+async def edit_message(
+    message: Message, html: str | None = None, *, markup: InlineKeyboardMarkup | None = None
+) -> bool:
+    """Show `html` (with `markup` under it), or only a new keyboard when `html` is None.
+
+    A button pressed twice asks for the message it already shows: Telegram refuses such an
+    edit ("message is not modified"), and it is done. False: the message is gone or can no
+    longer be edited, and the caller may say it anew."""
+    try:
+        if html is None:
+            await message.edit_reply_markup(markup)
+        else:
+            await message.edit_text(html, parse_mode=ParseMode.HTML, reply_markup=markup,
+                                    link_preview_options=LinkPreviewOptions(is_disabled=True))
+    except BadRequest as error:
+        reason = str(error).lower()
+        if "not modified" in reason:
+            return True
+        if "not found" in reason or "can't be edited" in reason:
+            log.info("message %s in chat %s not edited: %s", message.message_id,
+                     message.chat_id, error)
+            return False
+        raise
+    return True
+
+
 async def is_admin(update: Update, context: Context) -> bool:
     """A bot admin: one of ADMIN_IDS, or added by /addadmin."""
     svc = services(context)
@@ -171,17 +197,22 @@ async def may_configure(update: Update, context: Context) -> bool:
     return member.status in ("creator", "administrator")
 
 
-def refusal_key(update: Update) -> str:
-    """Channels and groups are refused in their own words."""
+def refusal_key(update: Update, subject: str = "") -> str:
+    """Channels and groups are refused in their own words; a group's member is told what
+    they tried to change (`language`, `settings`; what it follows when no subject)."""
     chat = update.effective_chat
-    return "channel.refused" if chat is not None and chat.type == "channel" else "group.refused"
+    if chat is not None and chat.type == "channel":
+        return "channel.refused"
+    return f"group.refused.{subject}" if subject else "group.refused"
 
 
-async def refuse_unless_configurable(update: Update, context: Context, language: str) -> bool:
+async def refuse_unless_configurable(
+    update: Update, context: Context, language: str, subject: str = ""
+) -> bool:
     """True (after a polite refusal) when this user may not change this chat's setup."""
     if await may_configure(update, context):
         return False
-    await reply(update, context, language, refusal_key(update))
+    await reply(update, context, language, refusal_key(update, subject))
     return True
 
 

@@ -8,6 +8,7 @@ from telegram import Update
 
 from handlers.common import Context, argument_text, chat_language, reply, services, thread_of
 from jobs.digest import send_digest
+from news.text import whole_number
 from storage import chats
 from storage.db import db
 from storage.models import utcnow
@@ -23,10 +24,11 @@ async def digest(update: Update, context: Context) -> None:
     raw = argument_text(update)
     now = utcnow()
     if raw:
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_HOURS:
+        hours = whole_number(raw, high=MAX_HOURS)
+        if hours is None:
             await reply(update, context, language, "digest.usage", max=MAX_HOURS)
             return
-        since = now - timedelta(hours=int(raw))
+        since = now - timedelta(hours=hours)
     else:
         row = await db(services(context).engine, chats.get, chat_id=chat.id)
         last = row.last_digest_at if row else None

@@ -9,9 +9,15 @@ from functools import partial
 
 from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 
-from handlers.common import Context, answer_button, chat_language, services, text
+from handlers.common import (
+    Context,
+    answer_button,
+    chat_language,
+    edit_message,
+    services,
+    text,
+)
 from jobs.deliver import alert_keyboard, markup
 from news.feedback import MAX_SOURCES, less_about
 from storage import briefs, feedback, items
@@ -77,11 +83,7 @@ async def refresh(update: Update, context: Context, delivery_id: int, language: 
         return
     t = partial(services(context).catalog.text, language)
     rows = await asyncio.to_thread(alert_keyboard, services(context).engine, delivery_id, t)
-    try:
-        await message.edit_reply_markup(markup(rows))
-    except BadRequest as error:  # the same keyboard: nothing to redraw
-        if "not modified" not in str(error).lower():
-            raise
+    await edit_message(message, markup=markup(rows))
 
 
 async def press_choice(update: Update, context: Context, choice_id: int) -> None:
@@ -137,7 +139,7 @@ async def press_unmute(update: Update, context: Context, mute_id: int) -> None:
         return
     rows = [kept for row in message.reply_markup.inline_keyboard
             if (kept := [button for button in row if button.callback_data != f"unmute:{mute_id}"])]
-    await message.edit_reply_markup(InlineKeyboardMarkup(rows) if rows else None)
+    await edit_message(message, markup=InlineKeyboardMarkup(rows) if rows else None)
 
 
 def topic_feedback(

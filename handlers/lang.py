@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from babel import Locale
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
 
 from handlers.common import (
     Context,
     answer_button,
     argument_text,
     chat_language,
+    edit_message,
     language_code,
     refuse_unless_configurable,
     reply,
     services,
     text,
 )
+from news.text import excerpt
 from storage import chats
 from storage.db import db
 
@@ -42,13 +43,13 @@ async def lang(update: Update, context: Context) -> None:
     raw = argument_text(update)
     if not raw:
         await reply(update, context, current, "lang.choose", current=current,
-                    markup=keyboard(context))
+                    name=_native(current), markup=keyboard(context))
         return
-    if await refuse_unless_configurable(update, context, current):
+    if await refuse_unless_configurable(update, context, current, "language"):
         return
     code = language_code(raw, services(context))
     if code is None or " " in raw:
-        await reply(update, context, current, "lang.unknown", code=raw)
+        await reply(update, context, current, "lang.unknown", code=excerpt(raw))
         return
     chat = update.effective_chat
     assert chat is not None
@@ -67,5 +68,5 @@ async def press_language(update: Update, context: Context, code: str) -> None:
     await answer_button(update, context, code, "lang.done", code=code, name=_native(code))
     message = update.effective_message
     if message is not None:
-        await message.edit_text(text(context, code, "lang.done", code=code, name=_native(code)),
-                                parse_mode=ParseMode.HTML)
+        await edit_message(message, text(context, code, "lang.done", code=code,
+                                         name=_native(code)))

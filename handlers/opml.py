@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from telegram import InputFile, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from handlers.common import Context, chat_language, reply, services, show_typing, text
+from handlers.common import (
+    Context,
+    chat_language,
+    edit_message,
+    reply,
+    services,
+    show_typing,
+    text,
+)
 from handlers.sources import admin_only
 from locales import Safe
 from news.feeds import NotAFeed
 from news.fetch import FetchError
+from news.items import clean_link
 from news.opml import MAX_BYTES, NotOpml, Outline, export_opml, parse_opml
 from news.pipeline import add_source, check_feed
 from news.text import NAME_CHARS, clip
@@ -98,12 +108,10 @@ async def _import(
 async def _show(progress: Message, html: str) -> bool:
     """Edit the progress message; False when it cannot be edited (deleted, say)."""
     try:
-        await progress.edit_text(html, parse_mode=ParseMode.HTML,
-                                 link_preview_options=LinkPreviewOptions(is_disabled=True))
+        return await edit_message(progress, html)
     except TelegramError as exc:
         log.info("OPML progress message not edited: %s", exc)
         return False
-    return True
 
 
 async def _add_all(
@@ -114,7 +122,7 @@ async def _add_all(
     slots = asyncio.Semaphore(CHECKS_AT_ONCE)
 
     async def check(outline: Outline) -> tuple[str, str]:
-        if await db(svc.engine, sources.by_url, url=outline.url) is not None:
+        if await db(svc.engine, sources.by_url, url=clean_link(outline.url)) is not None:
             return outline.url, "exists"
         async with slots:
             try:
@@ -125,6 +133,7 @@ async def _add_all(
             except NotAFeed as error:
                 return outline.url, text(context, language, f"fetch.error.{error.code}",
                                          detail=error.detail)
+        checked = replace(checked, url=clean_link(checked.url))  # as /addsource stores it
         if await db(svc.engine, sources.by_url, url=checked.url) is not None:
             return outline.url, "exists"
         title = clip(outline.title or checked.feed.title or checked.url, NAME_CHARS)

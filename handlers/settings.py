@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import available_timezones
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
 
 from handlers.common import (
     Context,
     answer_button,
     argument_text,
     chat_language,
+    edit_message,
     refuse_unless_configurable,
     reply,
     services,
@@ -26,6 +27,18 @@ from storage.models import Chat
 
 MODES = ("instant", "priority", "digest")
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+@cache
+def _zones() -> dict[str, str]:
+    """Every IANA time zone name, by its case-folded form."""
+    return {name.casefold(): name for name in available_timezones()}
+
+
+def time_zone(value: str) -> str | None:
+    """The IANA name `value` means in any case (`europe/paris`), or None. Looked up in the
+    list of names, never opened as given: a long or `../` name is a file path to ZoneInfo."""
+    return _zones().get(value.casefold()) if len(value) <= 64 else None
 
 
 def _clock(value: str) -> str | None:
@@ -62,11 +75,8 @@ def _parse(words: list[str]) -> tuple[str, dict[str, str | None]] | None:
     if what == "digest" and (clock := _clock(value)):
         return "settings.done", {"digest_time": clock}
     if what in ("tz", "timezone"):
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            return "settings.bad_tz", {}
-        return "settings.done", {"timezone": value}
+        zone = time_zone(value)
+        return ("settings.done", {"timezone": zone}) if zone else ("settings.bad_tz", {})
     if what == "quiet" and value.lower() == "off":
         return "settings.done", {"quiet_start": None, "quiet_end": None}
     if what == "quiet" and "-" in value:
@@ -82,7 +92,7 @@ async def settings(update: Update, context: Context) -> None:
     assert chat is not None
     words = argument_text(update).split()
     if words:
-        if await refuse_unless_configurable(update, context, language):
+        if await refuse_unless_configurable(update, context, language, "settings"):
             return
         # The weekly trend chart (/settings trend on|off): its own block, apart from _parse.
         if len(words) == 2 and words[0].lower() == "trend" and words[1].lower() in ("on", "off"):
@@ -115,4 +125,4 @@ async def press_mode(update: Update, context: Context, mode: str) -> None:
     await answer_button(update, context, language, "settings.done")
     message = update.effective_message
     if message is not None:
-        await message.edit_text(body, parse_mode=ParseMode.HTML, reply_markup=markup)
+        await edit_message(message, body, markup=markup)

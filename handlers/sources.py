@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,8 +26,9 @@ from handlers.common import (
 from locales import Safe
 from news.feeds import NotAFeed
 from news.fetch import FetchError
+from news.items import clean_link
 from news.pipeline import add_source, check_feed
-from news.text import NAME_CHARS, clip
+from news.text import NAME_CHARS, clip, whole_number
 from storage import sources
 from storage.db import db
 from storage.models import Source
@@ -63,6 +65,7 @@ async def addsource(update: Update, context: Context) -> None:
     if not _looks_like_url(url):
         await reply(update, context, language, "addsource.usage")
         return
+    url = clean_link(url)  # `?utm_source=x` names the same feed: one source, listed once
     svc = services(context)
     existing = await db(svc.engine, sources.by_url, url=url)
     if existing is not None:
@@ -80,6 +83,7 @@ async def addsource(update: Update, context: Context) -> None:
     except NotAFeed as error:
         await reply(update, context, language, f"fetch.error.{error.code}", detail=error.detail)
         return
+    checked = replace(checked, url=clean_link(checked.url))  # a redirect's or a discovery's
     if await db(svc.engine, sources.by_url, url=checked.url) is not None:
         await reply(update, context, language, "addsource.exists_feed", url=checked.url)
         return
@@ -132,19 +136,19 @@ async def list_sources(update: Update, context: Context) -> None:
 @admin_only
 async def removesource(update: Update, context: Context) -> None:
     language = await chat_language(update, context)
-    raw = argument_text(update).lstrip("#")
-    if not raw.isdigit():
+    source_id = whole_number(argument_text(update).lstrip("#"))
+    if source_id is None:
         await reply(update, context, language, "removesource.usage")
         return
-    removed = await db(services(context).engine, sources.remove, source_id=int(raw))
+    removed = await db(services(context).engine, sources.remove, source_id=source_id)
     name = removed.name if removed else ""
     key = "removesource.done" if removed else "removesource.not_found"
-    await reply(update, context, language, key, id=raw, name=name)
+    await reply(update, context, language, key, id=source_id, name=name)
 
 
 def _source_id(update: Update) -> int | None:
     raw = argument_text(update).split()
-    return int(raw[0].lstrip("#")) if raw and raw[0].lstrip("#").isdigit() else None
+    return whole_number(raw[0].lstrip("#")) if raw else None
 
 
 async def _toggle(update: Update, context: Context, *, paused: bool) -> None:
@@ -182,12 +186,12 @@ async def interval(update: Update, context: Context) -> None:
     """Seconds between polls; at least a minute, so no source is hammered by mistake."""
     language = await chat_language(update, context)
     words = argument_text(update).lstrip("#").split()
-    if len(words) != 2 or not all(word.isdigit() for word in words) \
-            or not MIN_INTERVAL <= int(words[1]) <= MAX_INTERVAL:
+    source_id = whole_number(words[0]) if len(words) == 2 else None
+    seconds = whole_number(words[1], MIN_INTERVAL, MAX_INTERVAL) if len(words) == 2 else None
+    if source_id is None or seconds is None:
         await reply(update, context, language, "interval.usage", min=MIN_INTERVAL,
                     max=MAX_INTERVAL)
         return
-    source_id, seconds = int(words[0]), int(words[1])
     source = await db(services(context).engine, sources.set_interval, source_id=source_id,
                       seconds=seconds)
     name = source.name if source else ""

@@ -6,6 +6,7 @@ from telegram import Update
 
 from handlers.common import Context, chat_language, is_admin, reply, text
 from locales import Safe
+from news.text import excerpt
 
 
 async def start(update: Update, context: Context) -> None:
@@ -33,3 +34,13 @@ async def unknown(update: Update, context: Context) -> None:
     if chat.type != "private" and f"@{context.bot.username}".lower() not in command.lower():
         return
     await reply(update, context, await chat_language(update, context), "unknown.command")
+
+
+async def plain_text(update: Update, context: Context) -> None:
+    """A reader who types a name in a private chat, not a command, is shown how to follow it
+    (never silence)."""
+    message = update.effective_message
+    if message is None or not (message.text or "").strip():
+        return
+    await reply(update, context, await chat_language(update, context), "plain.suggest",
+                query=excerpt(message.text or "", 60))

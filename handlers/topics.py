@@ -21,6 +21,7 @@ from handlers.common import (
     answer_button,
     argument_text,
     chat_language,
+    edit_message,
     refuse_unless_configurable,
     reply,
     reply_chunks,
@@ -34,7 +35,7 @@ from locales import Catalog, Safe
 from news.matching import Topic
 from news.pipeline import preview, topic_counts
 from news.render import headline_link
-from news.text import TITLE_CHARS, clip
+from news.text import TITLE_CHARS, clip, excerpt
 from news.topics import (
     MAX_QUERY_CHARS,
     And,
@@ -259,7 +260,8 @@ async def unsubscribe(update: Update, context: Context) -> None:
     removed = await db(engine, subscriptions.remove, chat_id=chat.id, query=query,
                        thread_id=thread_of(update))
     await reply(update, context, language,
-                "unsubscribe.done" if removed else "unsubscribe.not_found", query=removed or raw)
+                "unsubscribe.done" if removed else "unsubscribe.not_found",
+                query=removed or excerpt(raw))
 
 
 def _remove_by_id(*, session: Session, subscription_id: int, chat_id: int) -> str | None:
@@ -283,8 +285,7 @@ async def press_unsubscribe(update: Update, context: Context, subscription_id: i
     await answer_button(update, context, language, "unsubscribe.done", query=query)
     message = update.effective_message
     if message is not None:
-        await message.edit_text(text(context, language, "unsubscribe.done", query=query),
-                                parse_mode=ParseMode.HTML)
+        await edit_message(message, text(context, language, "unsubscribe.done", query=query))
 
 
 async def topics(update: Update, context: Context) -> None:

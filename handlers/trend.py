@@ -20,13 +20,13 @@ from handlers.common import (
     thread_of,
 )
 from news import trend as charts
-from news.text import TITLE_CHARS, clip
+from news.text import TITLE_CHARS, clip, excerpt, whole_number
 from news.topics import QueryError, canonical, parse
 from storage import chats, subscriptions
 from storage.db import db
 
 # A trailing word that looks like a number is the DAYS argument (so `-3` or `2.5` is refused).
-_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
+_NUMBER = re.compile(r"[-+]?[0-9]+(?:[.,][0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,17 @@ def read_arguments(raw: str) -> Asked:
         return Asked("")
     last = words[-1]
     if len(words) == 1 or not (_NUMBER.fullmatch(last) or (len(words) == 2 and
-                                                           words[0].isdigit())):
+                                                           _is_number(words[0]))):
         return Asked(raw.strip())
-    if not (last.isdigit() and 1 <= int(last) <= charts.MAX_DAYS):
+    days = whole_number(last, high=charts.MAX_DAYS)
+    if days is None:
         raise BadDays(last)
-    return Asked(raw.strip().rsplit(maxsplit=1)[0].strip(), int(last))
+    return Asked(raw.strip().rsplit(maxsplit=1)[0].strip(), days)
+
+
+def _is_number(word: str) -> bool:
+    """ASCII digits only: "²" passes `str.isdigit` but is a query, not a number."""
+    return word.isascii() and word.isdigit()
 
 
 def _topics_and_zone(*, session: Session, chat_id: int, thread_id: int) -> tuple[list[str], str]:
@@ -79,10 +85,11 @@ async def trend(update: Update, context: Context) -> None:
     if not asked.topic and not topics:
         await reply(update, context, language, "trend.no_topics")
         return
-    if not asked.topic or asked.topic.isdigit():
-        number = int(asked.topic or "1")
-        if not 1 <= number <= len(topics):
-            await reply(update, context, language, "trend.no_topic", number=number)
+    if not asked.topic or _is_number(asked.topic):
+        number = whole_number(asked.topic or "1", high=len(topics))
+        if number is None:
+            await reply(update, context, language, "trend.no_topic",
+                        number=excerpt(asked.topic, 20))
             return
         query = topics[number - 1]
     else:

@@ -109,8 +109,10 @@ def _player_line(player: Player) -> str:
 
 
 def _impact_line(impact: Impact, t: Translate) -> str:
-    """`sector: 高 — why`, the level as a word in the chat's language."""
-    line = f"• {_e(impact.sector.strip())}: {_e(t('impact.' + impact.level))}"
+    """`sector: high — why`, the level as a word and the separator as the chat's language
+    writes them (`Semi-conducteurs : élevé`, `半导体：高`)."""
+    separator = _e(t("impact.separator"))
+    line = f"• {_e(impact.sector.strip())}{separator}{_e(t('impact.' + impact.level))}"
     return line + (f"{DASH}{_e(impact.why.strip())}" if impact.why.strip() else "")
 
 

@@ -124,6 +124,26 @@ TITLE_CHARS = 300  # an item's headline as stored: room for any real headline
 NAME_CHARS = 100  # a source's name as stored: it is repeated in the footer of every alert
 
 
+MAX_ROW_ID = 2**63 - 1  # BIGINT, SQLite's INTEGER: a larger id names no row, and overflows
+_ASCII_NUMBER = re.compile(r"0*([0-9]{1,19})")
+
+
+def whole_number(raw: str, low: int = 1, high: int = MAX_ROW_ID) -> int | None:
+    """`raw` as a number from `low` to `high`, else None. Only ASCII digits: `str.isdigit`
+    also accepts "²" (which int() refuses) and other scripts' digits, and a 5,000-digit
+    argument would exceed int()'s limit; at most 19 digits, so no database id overflows."""
+    match = _ASCII_NUMBER.fullmatch(raw.strip())
+    if match is None:
+        return None
+    number = int(match[1])
+    return number if low <= number <= high else None
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """A reader's argument echoed back: short, so no reply can pass Telegram's 4096."""
+    return clip(" ".join(text.split()), limit)
+
+
 def clip(text: str, limit: int) -> str:
     """At most `limit` characters, cut at a word boundary with an ellipsis, so that one
     publisher's 5,000-character title cannot push every message past Telegram's 4096."""

@@ -162,6 +162,7 @@ class _Parser:
     def __init__(self, tokens: list[str]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.has_words = any(_has_word(token) for token in tokens)
 
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -208,9 +209,15 @@ class _Parser:
 
     def parse_atom(self, token: str) -> Node:
         text = token[1:-1] if token.startswith('"') else token
-        if not any(ch.isalnum() for ch in fold(text)):
+        if not _has_word(text) and self.has_words:  # one of its terms: `AT & T`
+            raise QueryError("lone_symbol")
+        if not _has_word(text):
             raise QueryError("no_words")
         return Term(text)
+
+
+def _has_word(text: str) -> bool:
+    return any(ch.isalnum() for ch in fold(text))
 
 
 def parse(query: str) -> Node:
@@ -237,8 +244,9 @@ def canonical(node: Node) -> str:
         if isinstance(node.node, Not):  # `--x` would read as the word `-x`; `-(-x)` is refused
             return "- " + inner
         return f"-({inner})" if isinstance(node.node, And | Or) else "-" + inner
-    if isinstance(node, And):
-        return " ".join(canonical(part) for part in node.nodes)
+    if isinstance(node, And):  # OR binds first, but a reader expects it grouped as written
+        return " ".join(f"({canonical(part)})" if isinstance(part, Or) else canonical(part)
+                        for part in node.nodes)
     return " OR ".join(_option(part) for part in node.nodes)
 
 

@@ -70,14 +70,15 @@ def update_settings(*, session: Session, chat_id: int, **fields: str | None) -> 
         deliveries.reschedule_held(session=session, chat_id=chat_id, now=utcnow(), states=held)
 
 
-def migrate(*, session: Session, old_id: int, new_id: int) -> None:
-    """A group became a supergroup: its subscriptions and settings move to the new id."""
+def migrate(*, session: Session, old_id: int, new_id: int) -> bool:
+    """A group became a supergroup: its subscriptions and settings move to the new id.
+    False when there was nothing to move (Telegram announces a migration twice)."""
     old = session.get(Chat, old_id)
     if old is None or old_id == new_id:
-        return
+        return False
     if session.get(Chat, new_id) is None:  # the foreign keys cascade the new id
         session.execute(update(Chat).where(col(Chat.id) == old_id).values(id=new_id))
-        return
+        return True
     taken_queries = select(Subscription.query).where(Subscription.chat_id == new_id)
     session.execute(
         update(Subscription)
@@ -91,6 +92,7 @@ def migrate(*, session: Session, old_id: int, new_id: int) -> None:
         .values(chat_id=new_id)
     )
     session.delete(old)
+    return True
 
 
 def claim_digest(

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from news.matching import Topic
+from news.text import whole_number
 from storage.models import Chat, Delivery, Revision, Subscription, utcnow
 
 REVISION = "subscriptions"  # its row in revisions
@@ -61,8 +62,9 @@ def find(*, session: Session, chat_id: int, query: str, thread_id: int = 0) -> S
     """A topic given as written (any case) or as its number in /topics."""
     topics = for_chat(session=session, chat_id=chat_id, thread_id=thread_id)
     target = next((sub for sub in topics if sub.query.casefold() == query.casefold()), None)
-    if target is None and query.isdigit() and 1 <= int(query) <= len(topics):
-        target = topics[int(query) - 1]
+    number = whole_number(query, high=len(topics)) if target is None else None
+    if number is not None:
+        target = topics[number - 1]
     return target
 
 

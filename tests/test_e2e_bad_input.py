@@ -41,7 +41,8 @@ def test_reader_mistakes(running: tuple[BotApiEmulator, FeedServer]) -> None:
         "/subscribe SoftBank OR": "OR needs a word on each side",
         "/subscribe (SoftBank": "parenthesis is not matched",
         "/subscribe !!! ???": "not only symbols",
-        "/subscribe SoftBank 🚀": "not only symbols",
+        "/subscribe SoftBank 🚀": "leave out a lone symbol such as & or 🚀",
+        "/subscribe <b>bold</b> & <script>": "leave out a lone symbol",
         "/subscribe " + "x" * 400: "too long",
         "/unsubscribe": "follows no topics",
         "/unsubscribe Nothing": "does not follow",
@@ -57,7 +58,7 @@ def test_reader_mistakes(running: tuple[BotApiEmulator, FeedServer]) -> None:
     reply = say(telegram, chat, user, "/subscribe <b>AT&T</b> \u202eevil\u202c \u200bzero")
     assert "Following" in reply, "HTML is plain text in a query; bidi and zero-width are dropped"
     assert "«<b>AT&T</b>» AND «evil» AND «zero»" in reply
-    assert "en" in say(telegram, chat, user, "/lang")
+    assert "This chat's language is English (en)." in say(telegram, chat, user, "/lang")
 
 
 def test_admin_commands_refused_for_non_admins(running: tuple[BotApiEmulator, FeedServer]) -> None:
@@ -95,3 +96,150 @@ def test_bad_sources(running: tuple[BotApiEmulator, FeedServer]) -> None:
     for command, expected in cases.items():
         assert expected in say(telegram, chat, user=admin, text=command), command
     assert "No sources yet" in say(telegram, chat, admin, "/sources"), "nothing was added"
+
+
+def press_and_settle(telegram: BotApiEmulator, chat: dict, user: dict, message_id: int,
+                     data: str) -> str:
+    """Press a button, then return the note it got once every reply to the press is in (a
+    /start sent after it is answered after it: each chat's updates are handled in order)."""
+    query_id = telegram.press_button(chat, user, message_id, data)
+    say(telegram, chat, user, "/start")
+    return str(telegram.answered_callbacks(query_id)[0].get("text", ""))
+
+
+def test_numbers_are_ascii_digits_in_range(running: tuple[BotApiEmulator, FeedServer]) -> None:
+    """`str.isdigit` accepts "²", which int() refuses; 23 digits overflow a database id; 5,000
+    digits exceed int()'s limit: each gets its command's usage, never an internal error."""
+    telegram, _ = running
+    admin = telegram.user(ADMIN_ID, "Ada", language_code="en")
+    chat = telegram.private_chat(admin)
+    assert "Following" in say(telegram, chat, admin, "/subscribe SoftBank")
+    huge = "12345678901234567890123"
+    cases = {
+        "/unsubscribe ²": "does not follow",
+        "/unsubscribe " + huge: "does not follow",
+        "/trend ²": "No story matched ²",
+        "/trend 1 ²": "DAYS must be a whole number",
+        "/trend " + "9" * 5000: "no topic number",
+        "/removesource ²": "source's number",
+        "/removesource " + huge: "source's number",
+        "/pausesource ²": "source's number",
+        "/resumesource " + huge: "source's number",
+        "/pollnow " + huge: "source's number",
+        "/interval ² 60": "interval in seconds",
+        "/interval 1 ⁶⁰": "interval in seconds",
+        "/interval " + huge + " 60": "interval in seconds",
+        "/addadmin ²": "Telegram user id",
+        "/removeadmin " + huge: "Telegram user id",
+        "/digest ²": "number of hours",
+        "/digest " + "9" * 5000: "number of hours",
+    }
+    for command, expected in cases.items():
+        shown = say(telegram, chat, admin, command)
+        assert expected in shown and len(shown) < 500, (command[:40], shown[:200])
+    assert "SoftBank" in say(telegram, chat, admin, "/topics"), "nothing was removed"
+
+
+def test_long_arguments_are_echoed_as_a_short_excerpt(
+    running: tuple[BotApiEmulator, FeedServer],
+) -> None:
+    telegram, _ = running
+    user = telegram.user(5003, "Lu", language_code="en")
+    chat = telegram.private_chat(user)
+    long_word = "x" * 5000
+    cases = {
+        f"/unsubscribe {long_word}": "does not follow",
+        f"/lang {long_word}": "not a language code",
+        f"/settings tz {long_word}": "not a time zone",
+        f"/settings tz Europe/{long_word}": "not a time zone",
+        "/settings tz ../../../../etc/passwd": "not a time zone",
+    }
+    for command, expected in cases.items():
+        shown = say(telegram, chat, user, command)
+        assert expected in shown and len(shown) < 500, (command[:40], shown[:200])
+    assert "UTC" in say(telegram, chat, user, "/settings"), "the time zone is unchanged"
+    admin = telegram.user(ADMIN_ID, "Ada", language_code="en")
+    admin_chat = telegram.private_chat(admin)
+    for command in ("/why", "/trend", "/settings digest", "/settings quiet", "/settings",
+                    "/subscribe", "/addsource", "/addsource http://127.0.0.1/", "/pausesource",
+                    "/interval 1", "/addadmin", "/removeadmin", "/pollnow", "/digest"):
+        shown = say(telegram, admin_chat, admin, f"{command} {long_word}")
+        assert "went wrong" not in shown and len(shown) < 700, (command, shown[:200])
+
+
+def test_pressing_the_chosen_button_again_is_no_error(
+    running: tuple[BotApiEmulator, FeedServer],
+) -> None:
+    """Telegram refuses an edit that changes nothing ("message is not modified"): a second
+    press of the chosen mode or language is done already, not an internal error."""
+    telegram, _ = running
+    user = telegram.user(5004, "Mo", language_code="en")
+    chat = telegram.private_chat(user)
+    say(telegram, chat, user, "/settings")
+    screen = telegram.messages(chat["id"])[-1]
+    for _ in range(2):
+        assert "saved" in press_and_settle(telegram, chat, user, screen.message_id,
+                                           "mode:digest")
+    say(telegram, chat, user, "/lang")
+    menu = telegram.messages(chat["id"])[-1]
+    for _ in range(2):
+        assert "Français" in press_and_settle(telegram, chat, user, menu.message_id, "lang:fr")
+    shown = [message.text for message in telegram.messages(chat["id"])]
+    assert not [text for text in shown if "went wrong" in text or "Désolé" in text], shown
+
+
+def test_a_member_is_told_what_they_may_not_change(
+    running: tuple[BotApiEmulator, FeedServer],
+) -> None:
+    """In a group, only its admins configure it; a member hears what they tried to change."""
+    telegram, _ = running
+    group = telegram.group(-4100, "Desk", supergroup=True)
+    member = telegram.user(5005, "Mo", language_code="en")
+    telegram.set_member_status(group["id"], member["id"], "member")
+    cases = {
+        "/lang fr": "only this group's admins can change its language",
+        "/settings tz UTC": "only this group's admins can change its settings",
+        "/subscribe SoftBank": "only this group's admins can change what it follows",
+    }
+    for command, expected in cases.items():
+        assert expected in say(telegram, group, member, command), command
+    assert "This chat's language" in say(telegram, group, member, "/lang"), "anyone may look"
+    menu = telegram.messages(group["id"])[-1]
+    assert "can change its language" in press_and_settle(telegram, group, member,
+                                                         menu.message_id, "lang:fr")
+    assert "Daily digest" in say(telegram, group, member, "/settings")
+    screen = telegram.messages(group["id"])[-1]
+    assert "can change its settings" in press_and_settle(telegram, group, member,
+                                                         screen.message_id, "mode:digest")
+    assert "UTC" in say(telegram, group, member, "/settings"), "nothing changed"
+
+
+def test_small_things_a_reader_sees(running: tuple[BotApiEmulator, FeedServer]) -> None:
+    telegram, _ = running
+    user = telegram.user(5006, "Lea", language_code="fr")
+    chat = telegram.private_chat(user)
+    shown = say(telegram, chat, user, "SoftBank")
+    assert "Pour le suivre, envoyez /subscribe SoftBank." in shown, "a bare word: a suggestion"
+    assert "/subscribe " + "y" * 50 in say(telegram, chat, user, "y" * 5000), "cut short"
+    assert "La langue de ce chat est Français (fr)." in say(telegram, chat, user, "/lang")
+    assert "Europe/Paris" in say(telegram, chat, user, "/settings tz europe/paris")
+    assert "UTC" in say(telegram, chat, user, "/settings tz utc"), "zone names in any case"
+    say(telegram, chat, user, "/subscribe (SoftBank OR 软银) France")
+    assert "1. (SoftBank OR 软银) France" in say(telegram, chat, user, "/topics")
+    reader = telegram.user(5007, "Li", language_code="zh-hans")
+    assert "本聊天的语言是 中文（zh）" in say(telegram, telegram.private_chat(reader), reader,
+                                              "/lang")
+
+
+def test_a_source_with_tracking_parameters_is_the_same_source(
+    running: tuple[BotApiEmulator, FeedServer],
+) -> None:
+    telegram, feeds = running
+    feeds.put("/feed.xml", "<rss version='2.0'><channel><title>Wire</title></channel></rss>")
+    admin = telegram.user(ADMIN_ID, "Ada", language_code="en")
+    chat = telegram.private_chat(admin)
+    assert "Added source #1" in say(telegram, chat, admin, f"/addsource {feeds.url('/feed.xml')}")
+    for tracked in ("?utm_source=x", "?utm_source=x&utm_medium=rss", "?fbclid=abc"):
+        shown = say(telegram, chat, admin, f"/addsource {feeds.url('/feed.xml')}{tracked}")
+        assert "already added as #1 (Wire)" in shown, (tracked, shown)
+    assert "#2" not in say(telegram, chat, admin, "/sources"), "one source, listed once"

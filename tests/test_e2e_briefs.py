@@ -93,7 +93,7 @@ def test_one_llm_call_per_story_and_language(tmp_path: Path, bot_process: type[B
         assert "🔴 重点追踪 · SoftBank" in zh_alert.text
         for expected in ("软银承诺巨资", "核心要点", "关键参与者",
                          "• 软银 (SoftBank) — 日本科技集团", "• Xavier Bertrand — ", "行业影响",
-                         "数据中心: 高 — ", "追踪建议", "🔴 重点追踪 — 投资规模巨大"):
+                         "数据中心：高 — ", "追踪建议", "🔴 重点追踪 — 投资规模巨大"):
             assert expected in zh_alert.text
         assert "马斯克" not in zh_alert.text, "players the source never names are dropped"
         assert "Track closely" in en_alert.text and "Core point" in en_alert.text
@@ -106,6 +106,8 @@ def test_one_llm_call_per_story_and_language(tmp_path: Path, bot_process: type[B
         assert telegram.rejected == []
         bot.terminate()
         assert "test-key" not in bot.log
+        # openai's HTTP client (httpx2) would log one INFO line per LLM call; ours are enough.
+        assert "HTTP Request" not in bot.log
 
 
 def test_refusal_is_retried_once_then_replaced_by_the_offline_brief(

@@ -183,3 +183,23 @@ def test_blocked_and_kicked_chats_are_not_tried_again(
 def _sends_to(telegram: BotApiEmulator, chat_id: int) -> int:
     return sum(1 for method, params in telegram.calls
                if method == "sendMessage" and str(params.get("chat_id")) == str(chat_id))
+
+
+def test_a_migration_is_logged_once(tmp_path: Path, bot_process: type[BotProcess]) -> None:
+    """Telegram announces a migration twice, in the old group and in the new supergroup."""
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
+        bot = start(telegram, feeds, tmp_path, bot_process)
+        group = telegram.group(-800, "Desk")
+        boss = telegram.user(32_300, "Boss", language_code="en")
+        telegram.set_member_status(-800, 32_300, "administrator")
+        say(telegram, group, boss, "/subscribe SoftBank")
+        supergroup = telegram.group(-100800, "Desk", supergroup=True)
+        telegram.set_member_status(-100800, 32_300, "administrator")
+        telegram.inject({"message": {"message_id": 91, "date": int(time.time()), "chat": group,
+                                     "from": boss, "migrate_to_chat_id": -100800}})
+        bot.wait_for_log("chat -800 migrated to -100800")
+        telegram.inject({"message": {"message_id": 1, "date": int(time.time()),
+                                     "chat": supergroup, "from": boss,
+                                     "migrate_from_chat_id": -800}})
+        assert "1. SoftBank" in say(telegram, supergroup, boss, "/topics"), "handled in order"
+        assert bot.log.count("migrated to") == 1, bot.log

@@ -70,8 +70,18 @@ def test_failing_menus_and_typing_neither_stop_the_bot_nor_a_command(
         assert {"addsource", "importopml", "subscribe"} <= {c["command"] for c in admin_menu}
         failures = [line for line in bot.log.splitlines() if "command menu (" in line]
         assert len(failures) == calls - 17, "one line per failed call"
-        assert all("failed: Internal Server Error; next try in" in f for f in failures)
+        assert all("(setMyCommands) failed: Internal Server Error; next try in" in f
+                   for f in failures), "the line names the Bot API method"
         assert "Traceback" not in bot.log and telegram.rejected == []
+
+
+def test_menus_do_not_wait_behind_a_slow_one(tmp_path: Path, bot_process: type[BotProcess]) -> None:
+    """The 17 menus are set side by side: one slow answer holds back none of the others."""
+    with BotApiEmulator(token=TOKEN) as telegram:
+        telegram.slow_next("setMyCommands", 20.0)  # PTB gives up on it after 5 s, then retries
+        bot_process(tmp_path, env_for(telegram, f"sqlite:///{tmp_path / 's.db'}")).start()
+        telegram.wait_for_calls("setMyCommands", 1, timeout=30)
+        assert len(telegram.wait_for_calls("setMyCommands", 17, timeout=3)) >= 17
 
 
 def test_failing_typing_alone_does_not_stop_adding_sources(
@@ -153,3 +163,19 @@ def test_telegram_unreachable_at_start_up_is_retried_until_it_answers(
         assert f"Telegram answered after {len(attempts) + 1} attempts" in log
         assert "Traceback" not in log and telegram.rejected == []
         assert bot.process is not None and bot.process.poll() is None, "still serving"
+
+
+def test_a_get_me_without_a_required_field_is_one_line(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """A Bot API server that is not quite Telegram: getMe without `is_bot`."""
+    with BotApiEmulator(token=TOKEN) as telegram:
+        del telegram.bot_user["is_bot"]
+        env = env_for(telegram, f"sqlite:///{tmp_path / 't.db'}") | {"LOG_LEVEL": "INFO"}
+        bot = bot_process(tmp_path, env).start()
+        assert bot.process is not None
+        assert bot.process.wait(timeout=30) != 0, bot.log
+        log = bot.log
+        assert "Traceback" not in log, log
+        errors = [line for line in log.splitlines() if " ERROR " in line or " CRITICAL " in line]
+        assert len(errors) == 1 and "getMe" in errors[0] and "is_bot" in errors[0], log

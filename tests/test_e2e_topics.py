@@ -223,11 +223,11 @@ def test_alias_buttons_extend_the_query_across_languages(
         world.press(chat, user, offer, buttons[0]["callback_data"])
         last_says("SoftBank OR 软银", telegram, chat)
         world.press(chat, user, offer, buttons[3]["callback_data"])
-        assert "SoftBank OR 软银 -Hawks" in say(telegram, chat, user, "/topics")
+        assert "(SoftBank OR 软银) -Hawks" in say(telegram, chat, user, "/topics")
         assert "out of date" in world.press(chat, user, offer, buttons[0]["callback_data"])
 
         world.publish(CHINESE_STORY)
         alert = telegram.wait_for_messages(chat["id"], len(telegram.messages(chat["id"])) + 1,
                                            timeout=20)[-1]
-        assert "软银承诺" in alert.text and "SoftBank OR 软银 -Hawks" in alert.text
+        assert "软银承诺" in alert.text and "(SoftBank OR 软银) -Hawks" in alert.text
         assert telegram.rejected == []

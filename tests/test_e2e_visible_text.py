@@ -23,6 +23,8 @@ KEYS = sorted({*catalog._messages["en"], *catalog._plurals["en"]}, key=len, reve
 KEY = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, KEYS)) + r")(?![\w.])")
 MARKUP = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-f]+);|</?(?:b|i|u|s|code|pre|a)\b")
 PLACEHOLDER = re.compile(r"\{[a-z_]*\}")
+# A pronoun with nothing before it to stand for ("elle aurait trouvé…") was the bug here.
+PREVIEW_SUBJECT = {"fr": "ce sujet aurait trouvé 1 article", "de": "hätte dieses Thema 1 Meldung"}
 
 
 def problems(text: str) -> list[str]:
@@ -83,6 +85,7 @@ def test_every_reader_command_and_button_reads_cleanly_in_every_language(world: 
         assert describe(parse("SoftBank -Hawks"), wording(catalog, lang)) in text, lang
         preview = parse_html(catalog.ngettext(lang, "subscribe.preview", 1, lines=""))
         assert preview.strip() in text, (lang, "one story of the week, in the singular form")
+        assert PREVIEW_SUBJECT.get(lang, "") in text, (lang, "the preview says what would have")
     everyone("/subscribe SoftBank -Hawks")  # already followed
     everyone("/subscribe")
     everyone('/subscribe "data center')

@@ -168,6 +168,25 @@ def test_text_limits_count_utf16_after_entity_parsing(emu: BotApiEmulator) -> No
     assert len(emu.messages(9)) == 3
 
 
+def test_caption_edit_and_button_data_limits(emu: BotApiEmulator) -> None:
+    """The limits a third-party Bot API emulator needed patching for: 1024-character captions,
+    4096 on an edit too, 64 bytes of callback_data, and the 400s of edits."""
+    emu.private_chat(emu.user(11))
+    photo = call(emu, "sendPhoto", chat_id=11, photo="p", caption="c" * 1025).json()
+    assert photo["description"] == "Bad Request: message caption is too long"
+    sent = call(emu, "sendMessage", chat_id=11, text="hi").json()["result"]["message_id"]
+    edit = call(emu, "editMessageText", chat_id=11, message_id=sent, text="x" * 4097).json()
+    assert edit["description"] == "Bad Request: message is too long"
+    button = {"inline_keyboard": [[{"text": "b", "callback_data": "é" * 33}]]}  # 66 bytes
+    data = call(emu, "sendMessage", chat_id=11, text="t", reply_markup=button).json()
+    assert data["description"] == "Bad Request: BUTTON_DATA_INVALID"
+    gone = call(emu, "editMessageReplyMarkup", chat_id=11, message_id=sent + 50).json()
+    assert gone["description"] == "Bad Request: message to edit not found"
+    same = call(emu, "editMessageText", chat_id=11, message_id=sent, text="hi").json()
+    assert same["description"].startswith("Bad Request: message is not modified: specified")
+    assert len(emu.rejected) == 4, "not modified is a repeated press, not the bot's mistake"
+
+
 def long_poll(emu: BotApiEmulator, **params: Any) -> tuple[threading.Thread, list[Any]]:
     """getUpdates on a thread of its own; the list gets its result once it returns."""
     got: list[Any] = []
@@ -286,9 +305,14 @@ async def test_real_ptb_bot_round_trip(
             await bot.edit_message_text(
                 "<i>new</i>", chat_id=42, message_id=sent.message_id, parse_mode="HTML"
             )
+        with pytest.raises(BadRequest, match=r"^Message to edit not found"):
+            await bot.edit_message_reply_markup(chat_id=42, message_id=sent.message_id + 99)
         with pytest.raises(BadRequest, match=r"^Can't parse entities: unsupported start tag"):
             await bot.send_message(42, "a < b", parse_mode="HTML")
-        assert [r["method"] for r in emu.rejected] == ["editMessageText", "sendMessage"]
+        # "not modified" is what a second press of the same button gets: not the bot's mistake
+        assert [r["method"] for r in emu.rejected] == [
+            "editMessageReplyMarkup", "sendMessage"
+        ]  # fmt: skip
         emu.rejected.clear()
 
         emu.send_text(chat, user, "/start@tidings_test_bot now")

@@ -81,7 +81,7 @@ def test_zh_brief_layout() -> None:
         "• Vision Fund — 软银旗下基金",
         "",
         "行业影响",
-        "• 数据中心: 高 — 新增算力需求",
+        "• 数据中心：高 — 新增算力需求",
         "",
         "追踪建议",
         "🔴 重点追踪 — 投资规模大",
@@ -114,14 +114,15 @@ def test_flag_line(level: Level, language: str, expected: str) -> None:
     assert parse_html(line) == expected
 
 
-LEVEL_WORDS = {"zh": "高", "fr": "élevé", "en": "high", "de": "hoch", "es": "alto", "ja": "高",
-               "ru": "высокое", "ar": "مرتفع"}
+LEVEL_WORDS = {"zh": "：高", "fr": "\u00a0: élevé", "en": ": high", "de": ": hoch",
+               "es": ": alto", "ja": "：高", "ru": ": высокое", "ar": ": مرتفع"}
 
 
 @pytest.mark.parametrize("language", sorted(LEVEL_WORDS))
 def test_impact_lines_give_the_level_as_a_word_of_the_chat(language: str) -> None:
+    """The separator is the language's too: French spaces its colon, Chinese uses "："."""
     text = visible(render(t=partial(catalog.text, language), rtl=language == "ar"))
-    assert f"• 数据中心: {LEVEL_WORDS[language]} — 新增算力需求" in text
+    assert f"• 数据中心{LEVEL_WORDS[language]} — 新增算力需求" in text
     assert catalog.text(language, "brief.industry_impact") in text
 
 
@@ -148,7 +149,8 @@ def test_every_label_comes_from_the_translate_function() -> None:
 
     text = visible(render(t=t))
     assert set(asked) == {"level.1", "brief.core_point", "brief.key_players",
-                          "brief.industry_impact", "impact.high", "brief.tracking",
+                          "brief.industry_impact", "impact.high", "impact.separator",
+                          "brief.tracking",
                           "brief.sources"}
     for key in set(asked):
         assert f"⟦{key} <&>⟧" in text

@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from telegram.error import BadRequest, NetworkError, RetryAfter
@@ -118,3 +119,22 @@ def test_an_outage_is_two_lines_however_many_tries_fail(caplog: pytest.LogCaptur
         "Telegram reachable again after 35 s (5 failed tries)",
     ]
     assert not outage.down
+
+
+@pytest.mark.asyncio
+async def test_keep_trying_names_the_bot_api_method(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(telegram_link, "RETRY_FIRST", 0.01)
+    failures = [NetworkError("Bad Gateway")]
+
+    async def set_my_commands(commands: list[str]) -> None:
+        if failures:
+            raise failures.pop(0)
+
+    with caplog.at_level(logging.INFO, logger="tidings"):
+        assert await keep_trying(partial(set_my_commands, ["start"]), "menu (en)",
+                                 asyncio.Event())
+    assert [r.getMessage() for r in caplog.records] == [
+        "menu (en) (setMyCommands) failed: Bad Gateway; next try in 0 s"
+    ]

@@ -964,8 +964,8 @@ class BotApiEmulator:
         plain, entities = old[:2] if text is None else self._plain(text, params.get("parse_mode"))
         entities = entities or params.get(ent_key, [])
         new_markup = markup if markup and "inline_keyboard" in markup else None
-        if (plain, entities, new_markup) == old:
-            raise bad_request(NOT_MODIFIED)
+        if (plain, entities, new_markup) == old:  # a button pressed twice, say: not a bot bug
+            raise ApiError(400, f"Bad Request: {NOT_MODIFIED}", blame=False)
         for field in (ent_key, "reply_markup"):
             msg.pop(field, None)
         msg |= {key: plain, "edit_date": int(time.time())}
