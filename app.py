@@ -29,6 +29,8 @@ from news.briefs import BriefWriter
 from news.fetch import FetchPolicy, make_client
 from news.parsing import FeedReader, default_workers
 from news.pipeline import Newsroom
+from news.search import providers as search_providers
+from news.search.sweep import Searching
 from receiver import WebhookConfig, WebhookRefused
 from services import KEY, Services
 from settings import Settings
@@ -116,7 +118,15 @@ def build_services(settings: Settings) -> Services:
         reader=reader,
         commands_per_minute=settings.commands_per_minute,
         max_topics_per_chat=settings.max_topics_per_chat,
+        searching=searching(settings),
     )
+
+
+def searching(settings: Settings) -> Searching:
+    """The providers SEARCH_PROVIDERS names, each at its own endpoint setting."""
+    endpoints = {"gdelt": settings.gdelt_api_url, "googlenews": settings.google_news_url}
+    return Searching(search_providers.build(settings.search_providers, endpoints),
+                     settings.search_interval_seconds)
 
 
 def smooth_rate_limiter() -> AIORateLimiter:

@@ -15,6 +15,7 @@ from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
 from news.parsing import FeedReader
 from news.pipeline import Newsroom
+from news.search.sweep import Searching
 from storage.locks import Role
 
 KEY = "services"
@@ -40,3 +41,4 @@ class Services:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     commands_per_minute: int = 20  # per user, bot admins exempt; 0: no limit
     max_topics_per_chat: int = 50  # 0: no cap
+    searching: Searching | None = None  # the news-search providers (jobs.search); None: off

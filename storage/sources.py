@@ -11,6 +11,8 @@ from sqlmodel import Session, col, select
 from news.text import NAME_CHARS, clip
 from storage.models import Item, Source, utcnow
 
+FEED = "feed"  # Source.kind of a feed; a search provider's kind is its name (news.search)
+
 
 @dataclass(frozen=True)
 class DueSource:
@@ -60,14 +62,17 @@ def remove(*, session: Session, source_id: int) -> Source | None:
 
 
 def count(*, session: Session) -> int:
-    return int(session.exec(select(func.count()).select_from(Source)).one())
+    """The feeds; search providers are counted where they are named (/sources)."""
+    return int(session.exec(select(func.count()).select_from(Source)
+                            .where(Source.kind == FEED)).one())
 
 
 def claim_due(*, session: Session, now: datetime, limit: int = 50) -> list[DueSource]:
     """Claim due sources by moving their next poll forward; SKIP LOCKED lets workers share."""
     statement = (
         select(Source)
-        .where(col(Source.next_poll_at) <= now, col(Source.paused).is_(False))
+        .where(col(Source.next_poll_at) <= now, col(Source.paused).is_(False),
+               Source.kind == FEED)
         .order_by(col(Source.next_poll_at))
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -159,4 +164,6 @@ def poll_now(*, session: Session, source_id: int | None = None) -> list[Source]:
 
 
 def all_sources(*, session: Session) -> list[Source]:
-    return list(session.exec(select(Source).order_by(col(Source.id))).all())
+    """The feeds (an OPML file lists feeds; search providers are settings)."""
+    statement = select(Source).where(Source.kind == FEED).order_by(col(Source.id))
+    return list(session.exec(statement).all())
