@@ -58,6 +58,7 @@ class Turn:
 
     source: DueSource
     due: list[searches.Due]
+    now: datetime
 
 
 class Searching:
@@ -88,13 +89,16 @@ def _sync(engine: Engine, providers: Sequence[Provider]) -> None:
         searches.forget_unfollowed(session=session)
 
 
-def _turn(engine: Engine, kind: str, now: datetime, interval: timedelta) -> Turn | None:
+def _turn(engine: Engine, kind: str, interval: timedelta) -> Turn | None:
+    """Claimed with the time of the claim itself, not of the call: the database thread may
+    have been busy, and the spacing counts from here to the next request."""
     with session_scope(engine) as session:
+        now = utcnow()
         source = searches.claim(session=session, kind=kind, now=now)
         if source is None:
             return None
         return Turn(source, searches.due(session=session, source_id=source.id, now=now,
-                                         interval=interval))
+                                         interval=interval), now)
 
 
 def _searched(engine: Engine, source: DueSource, queries: Sequence[str], now: datetime) -> None:
@@ -121,10 +125,10 @@ async def search(room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy,
                  full_text: bool = True) -> Searched | None:
     """One request of this provider, if it is its turn and a query is due; failures are
     recorded on its source (backoff, pause) like a feed's, never raised."""
-    now = utcnow()
-    turn = await room.in_database(_turn, room.engine, provider.kind, now, interval)
+    turn = await room.in_database(_turn, room.engine, provider.kind, interval)
     if turn is None or not turn.due:
         return None
+    now = turn.now
     request, first, since, skipped = plan(provider, turn.due, now)
     if skipped:
         await room.in_database(_searched, room.engine, turn.source, skipped, now)

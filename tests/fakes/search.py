@@ -117,8 +117,10 @@ class _Server(ThreadingHTTPServer):
 class SearchServer:
     """Both providers on one loopback port; `publish` adds an article they can find."""
 
-    def __init__(self, *, gdelt_spacing: float = 5.0) -> None:
+    def __init__(self, *, gdelt_spacing: float = 5.0, everything: bool = False) -> None:
         self._state = _State(spacing=gdelt_spacing)
+        # Every search finds every article: a provider matching text we never see.
+        self.everything = everything
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
@@ -183,10 +185,9 @@ class SearchServer:
             if queued:
                 failure = queued.pop(0)
                 return failure.status, failure.body, failure.content_type, failure.delay
+            words = terms(params.get("q") or params.get("query") or "")
             found = [a for a in self._state.articles
-                     if any(term in a.title.lower() for term in terms(params.get("q")
-                                                                       or params.get("query")
-                                                                       or ""))]
+                     if self.everything or any(word in a.title.lower() for word in words)]
             if path == GDELT_PATH:
                 return 200, gdelt_json(found), "application/json; charset=utf-8", 0.0
             if path == GOOGLE_PATH:
