@@ -158,9 +158,20 @@ def poll_now(*, session: Session, source_id: int | None = None) -> list[Source]:
     if source_id is not None:
         statement = select(Source).where(Source.id == source_id)
     rows = list(session.exec(statement).all())
+    now = utcnow()
     for source in rows:
-        source.next_poll_at = utcnow()
+        source.next_poll_at = now if source.kind == FEED else _spaced(source, now)
     return rows
+
+
+def _spaced(provider: Source, now: datetime) -> datetime:
+    """A search provider's soonest turn: a backoff is cut short, its spacing never is (the
+    provider would refuse the request)."""
+    last = provider.last_polled_at
+    if last is None:
+        return now
+    return max(now, min(provider.next_poll_at,
+                        last + timedelta(seconds=provider.interval_seconds)))
 
 
 def all_sources(*, session: Session) -> list[Source]:

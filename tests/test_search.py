@@ -24,7 +24,7 @@ from news.search.googlenews import GoogleNews, unwrapped
 from news.search.sweep import Searched, search
 from storage import chats, searches, sources, subscriptions
 from storage.db import session_scope
-from storage.models import Delivery, Item, Source, Story
+from storage.models import Delivery, Item, Source, Story, utcnow
 from tests.fakes.search import GDELT_PATH, GOOGLE_PATH, Failure, SearchServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "search"
@@ -178,7 +178,8 @@ def run_search(room: Newsroom, provider: Provider, *, interval: timedelta = time
 
     with session_scope(room.engine) as session:
         for row in session.exec(select(Source).where(Source.kind == provider.kind)):
-            sources.poll_now(session=session, source_id=row.id)
+            if not row.paused:
+                row.next_poll_at = utcnow()
     return asyncio.run(turn())
 
 
@@ -332,3 +333,19 @@ def test_google_news_results_join_the_same_story(room: Newsroom, server: SearchS
     assert {link for _, link, _ in rows} == {server.url("/a")}, "the real link, unwrapped"
     assert len({story for _, _, story in rows}) == 1, "one story, one alert"
     assert len(server.requests(GOOGLE_PATH)) == 2
+
+
+def test_poll_now_never_brings_a_provider_inside_its_spacing(room: Newsroom,
+                                                              server: SearchServer) -> None:
+    """/pollnow cuts a backoff short, never the spacing the provider itself asks for."""
+    gdelt = Gdelt(server.gdelt_url)
+    row = provider_row(room.engine, gdelt)
+    follow(room.engine, 1, "SoftBank")
+    server.fail(GDELT_PATH, Failure(503, "busy"))
+    run_search(room, gdelt)
+    with session_scope(room.engine) as session:
+        sources.poll_now(session=session)
+        source = session.get(Source, row.id)
+        assert source is not None and source.last_polled_at is not None
+        assert source.next_poll_at == source.last_polled_at + timedelta(seconds=6)
+        assert source.next_poll_at < utcnow() + timedelta(seconds=7), "the backoff is cut"
