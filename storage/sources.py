@@ -140,7 +140,9 @@ def set_paused(*, session: Session, source_id: int, paused: bool) -> Source | No
     if source is not None:
         source.paused = paused
         if not paused:
-            source.failures, source.next_poll_at = 0, utcnow()
+            now = utcnow()
+            source.failures = 0
+            source.next_poll_at = now if source.kind == FEED else _spaced(source, now)
     return source
 
 

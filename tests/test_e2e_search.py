@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 from tests.conftest import BotProcess
-from tests.fakes.search import GDELT_PATH, SearchServer
+from tests.fakes.search import GDELT_PATH, Failure, SearchServer
 from tests.fakes.telegram import BotApiEmulator
 from tests.fakes.telegram_html import parse_html_entities
 from tests.test_e2e_walkthrough import TOKEN, say
 
-READER_ID = 3003
+READER_ID, ADMIN_ID = 3003, 1001
 
 
 def links(html: str) -> list[str]:
@@ -67,3 +67,40 @@ def test_a_topic_finds_its_own_news(
         assert bot.terminate() == 0
         assert telegram.rejected == []
         assert "Traceback" not in bot.log
+
+
+def test_admins_see_and_control_the_provider(
+    database_url: str, tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    with BotApiEmulator(token=TOKEN) as telegram, SearchServer() as search:
+        search.fail(GDELT_PATH, Failure(503, "<html><body><h1>503</h1></body></html>",
+                                        "text/html"))
+        env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.base_url,
+               "DATABASE_URL": database_url, "ADMIN_IDS": str(ADMIN_ID),
+               "SEARCH_PROVIDERS": "gdelt", "GDELT_API_URL": search.gdelt_url,
+               "ALLOWED_SOURCE_NETWORKS": "127.0.0.0/8", "SEARCH_INTERVAL_SECONDS": "1",
+               "COMMANDS_PER_MINUTE": "0"}
+        bot = bot_process(tmp_path, env).start()
+        bot.wait_for_log("Tidings starting")
+        admin = telegram.user(ADMIN_ID, "Ada", language_code="en")
+        chat = telegram.private_chat(admin)
+        say(telegram, chat, admin, "/subscribe SoftBank")
+        say(telegram, chat, admin, "/subscribe Nvidia")
+        search.wait_for_requests(GDELT_PATH, 1)
+        bot.wait_for_log("search provider gdelt failed")
+
+        listing = say(telegram, chat, admin, "/sources")
+        assert "#1 GDELT · ⚠️ failing since" in listing
+        assert "HTTP error 503" in listing
+        assert "search provider · topics asked about: 2" in listing
+        assert search.gdelt_url in listing
+
+        assert "GDELT" in say(telegram, chat, admin, "/pausesource 1")
+        assert "⏸ paused" in say(telegram, chat, admin, "/sources")
+        assert "GDELT" in say(telegram, chat, admin, "/resumesource 1")
+        search.wait_for_requests(GDELT_PATH, 2)
+        bot.wait_for_log("first search: recorded, not alerted")
+        assert "#1 GDELT · ✅ ok" in say(telegram, chat, admin, "/sources")
+        assert not any(r.refused for r in search.requests(GDELT_PATH))
+        assert bot.terminate() == 0
+        assert telegram.rejected == []
