@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from news.fetch import Fetched, FetchError, FetchPolicy
 from news.parsing import FeedReader
 from news.pipeline import Newsroom
-from news.search import Provider, SearchRefused, pack
+from news.search import Provider, QueryRefused, SearchRefused, pack
 from news.search.gdelt import Gdelt
 from news.search.gdelt import drafts as gdelt_drafts
 from news.search.googlenews import GoogleNews, unwrapped
@@ -43,7 +43,8 @@ GDELT, GOOGLE = Gdelt(), GoogleNews()
     ("SoftBank Arm", "SoftBank Arm", ()),
     ("SoftBank -Hawks", "SoftBank -Hawks", ("SoftBank",)),
     ("软银", "软银", ("软银",)),
-    ("AT&T", '"AT&T"', ('"AT&T"',)),
+    ("AT&T", None, None),  # "AT T": too short a phrase for GDELT
+    ("Hauts-de-France", '"Hauts de France"', ('"Hauts de France"',)),
     ("AI chips", "chips", ("chips",)),  # GDELT refuses words under 3 letters: left out
     ("AI", None, None),  # nothing left to ask
     ("SoftBank OR AI", None, None),  # an OR without one of its words would be narrower
@@ -67,6 +68,8 @@ def test_google_news_keeps_short_words() -> None:
 
 def test_queries_that_are_one_word_or_one_or_share_one_request() -> None:
     queries = ["SoftBank", "SoftBank Arm", "Nvidia", '"data center" OR datacenter', "AI"]
+    assert pack(GDELT, queries, alone={"Nvidia"})[0] == pack(GDELT, [
+        "SoftBank", '"data center" OR datacenter'])[0], "one refused with others goes alone"
     request, skipped = pack(GDELT, queries)
     assert request is not None
     assert request.text == '(SoftBank OR Nvidia OR "data center" OR datacenter)'
@@ -125,6 +128,14 @@ def test_gdelt_refusals_are_failures_not_results(name: str) -> None:
     assert caught.value.code == "search_refused"
     assert "<" not in caught.value.detail
     assert ("5 seconds" if name.endswith(".txt") else "502 Bad Gateway") in caught.value.detail
+
+
+def test_gdelt_query_errors_are_told_from_its_failures() -> None:
+    with pytest.raises(QueryRefused):
+        gdelt_drafts(b"The specified phrase is too short.")
+    with pytest.raises(SearchRefused) as caught:
+        gdelt_drafts((FIXTURES / "gdelt_refusal.txt").read_bytes())
+    assert not isinstance(caught.value, QueryRefused), "its rate limit is its own state"
 
 
 def test_gdelt_nothing_found() -> None:
@@ -349,3 +360,38 @@ def test_poll_now_never_brings_a_provider_inside_its_spacing(room: Newsroom,
         assert source is not None and source.last_polled_at is not None
         assert source.next_poll_at == source.last_polled_at + timedelta(seconds=6)
         assert source.next_poll_at < utcnow() + timedelta(seconds=7), "the backoff is cut"
+
+
+def test_a_refused_query_costs_its_own_turn_not_the_provider(room: Newsroom,
+                                                             server: SearchServer) -> None:
+    """GDELT refuses a whole request for one query it cannot run, with a 200 in plain text:
+    the queries that shared it are asked alone, and only the refused one loses its turn."""
+    gdelt = Gdelt(server.gdelt_url)
+    row = provider_row(room.engine, gdelt)
+    follow(room.engine, 1, "SoftBank")
+    follow(room.engine, 2, "Nvidia")
+    refusal = Failure(200, "The specified phrase is too short.", "text/html; charset=utf-8")
+    server.fail(GDELT_PATH, refusal)
+    alone: set[str] = set()
+
+    async def turn() -> Searched | None:
+        with session_scope(room.engine) as session:
+            source = session.get(Source, row.id)
+            assert source is not None
+            source.next_poll_at = utcnow()
+        async with httpx.AsyncClient() as client:
+            return await search(room, client, LOOPBACK, gdelt, timedelta(0), alone=alone)
+
+    shared = asyncio.run(turn())
+    assert shared is not None and shared.request is not None
+    assert set(shared.request.queries) == {"SoftBank", "Nvidia"}
+    assert shared.error is not None and shared.error.code == "search_refused"
+    server.fail(GDELT_PATH, refusal)
+    one = asyncio.run(turn())
+    assert one is not None and one.request is not None and len(one.request.queries) == 1
+    other = asyncio.run(turn())
+    assert other is not None and other.request is not None and other.error is None
+    assert other.first and other.request.queries != one.request.queries, "it moved on"
+    with session_scope(room.engine) as session:
+        health = session.get(Source, row.id)
+        assert health is not None and health.failures == 0 and health.failing_since is None

@@ -8,7 +8,7 @@ What a provider answers becomes drafts, exactly like a feed's entries."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -25,6 +25,11 @@ class SearchRefused(FetchError):
 
     def __init__(self, detail: str) -> None:
         super().__init__("search_refused", detail)
+
+
+class QueryRefused(SearchRefused):
+    """The provider refused the query it was asked (GDELT: "The specified phrase is too
+    short."): the request's fault, not the provider's."""
 
 
 @dataclass(frozen=True)
@@ -71,15 +76,19 @@ class Request:
     queries: tuple[str, ...]
 
 
-def pack(provider: Provider, queries: Sequence[str]) -> tuple[Request | None, list[str]]:
+def pack(provider: Provider, queries: Sequence[str], alone: Collection[str] = ()
+         ) -> tuple[Request | None, list[str]]:
     """The first searchable query, with as many of the following as fit one request; and the
     queries passed over because the provider cannot ask them at all (they are marked searched,
-    so they wait their turn like the others instead of blocking the line)."""
+    so they wait their turn like the others instead of blocking the line). Queries in `alone`
+    share no request (one of them made the provider refuse a request they shared)."""
     skipped: list[str] = []
     first: tuple[str, Translation] | None = None
     rest: list[tuple[str, Translation]] = []
     for query in queries:
         translation = provider.translate(query)
+        if translation is not None and query in alone:
+            translation = Translation(translation.alone)
         if translation is None:
             skipped.append(query)
         elif first is None:

@@ -18,16 +18,20 @@ from urllib.parse import urlencode
 from news.fetch import Fetched
 from news.items import ItemDraft, clean_link
 from news.parsing import FeedReader
-from news.search import SearchRefused, Translation, translate
+from news.search import QueryRefused, SearchRefused, Translation, translate
 from news.text import TITLE_CHARS, clean_spaces, clip
-from news.topics import Term, fold, unspaced
+from news.topics import Term, unspaced
 
 MAX_QUERY_CHARS = 250  # GDELT refuses long queries; kept well under what it takes
 MIN_WORD_CHARS = 3  # GDELT: "The specified phrase is too short"
+MIN_PHRASE_CHARS = 5  # a quoted phrase must be longer still
+# What GDELT answers (in plain text, with a 200) about a query it will not run.
+QUERY_ERRORS = ("phrase is too short", "too short or too long", "must be surrounded by",
+                "illegal character", "invalid query")
 MAX_RECORDS = 250  # the most artlist returns
 FIRST_SPAN = timedelta(days=1)  # a first search records the last day's articles
 MIN_SPAN = timedelta(minutes=15)
-_PLAIN = re.compile(r"^\w+$")
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,15 @@ class Gdelt:
 
 
 def _token(term: Term) -> str | None:
-    """A word as it is, anything else quoted; too short for GDELT, None."""
-    text = " ".join(term.text.replace('"', " ").split())
-    if len(fold(text)) < MIN_WORD_CHARS and not unspaced(text):
-        return None
-    return text if _PLAIN.match(text) else f'"{text}"'
+    """One word as it is, several as a quoted phrase (GDELT reads punctuation as a space in
+    text, and refuses it in a word: "Hauts-de-France" is the phrase "Hauts de France"); too
+    short for GDELT, None."""
+    words = _WORD.findall(term.text)
+    if len(words) == 1:
+        word = words[0]
+        return word if len(word) >= MIN_WORD_CHARS or unspaced(word) else None
+    phrase = " ".join(words)
+    return f'"{phrase}"' if len(phrase) >= MIN_PHRASE_CHARS or unspaced(phrase) else None
 
 
 def _group(options: Sequence[str]) -> str:
@@ -82,7 +90,10 @@ def drafts(body: bytes) -> list[ItemDraft]:
     try:
         answer = json.loads(body.decode("utf-8", errors="replace"), strict=False)
     except ValueError:
-        raise SearchRefused(_first_line(body)) from None
+        said = _first_line(body)
+        if any(error in said.lower() for error in QUERY_ERRORS):
+            raise QueryRefused(said) from None
+        raise SearchRefused(said) from None
     if not isinstance(answer, dict):
         raise SearchRefused(_first_line(body))
     articles = answer.get("articles") or []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -27,7 +27,7 @@ from news.pipeline import (
     store_drafts,
     unseen,
 )
-from news.search import Provider, Request, pack
+from news.search import Provider, QueryRefused, Request, pack
 from storage import deliveries, searches, sources
 from storage.db import session_scope
 from storage.models import utcnow
@@ -69,6 +69,8 @@ class Searching:
         self.providers = list(providers)
         self.interval = timedelta(seconds=interval_seconds)
         self.synced = False
+        # Per provider, queries to ask alone: a request they shared was refused for a query.
+        self.alone: dict[str, set[str]] = {provider.kind: set() for provider in providers}
 
     async def sweep(self, room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy, *,
                     reader: FeedReader = INLINE, full_text: bool = True) -> list[Searched]:
@@ -77,7 +79,8 @@ class Searching:
             await room.in_database(_sync, room.engine, self.providers)
             self.synced = True
         turns = [search(room, client, policy, provider, self.interval, reader=reader,
-                        full_text=full_text) for provider in self.providers]
+                        full_text=full_text, alone=self.alone[provider.kind])
+                 for provider in self.providers]
         return [done for done in await asyncio.gather(*turns) if done is not None]
 
 
@@ -106,13 +109,14 @@ def _searched(engine: Engine, source: DueSource, queries: Sequence[str], now: da
         searches.searched(session=session, source_id=source.id, queries=queries, now=now)
 
 
-def plan(provider: Provider, due: Sequence[searches.Due], now: datetime
+def plan(provider: Provider, due: Sequence[searches.Due], now: datetime,
+         alone: Collection[str] = ()
          ) -> tuple[Request | None, bool, timedelta | None, list[str]]:
     """The request to make: queries never searched go first and alone among themselves (their
     results are a baseline, never alerted); others are asked about since they last were. Also
     whether it is a first search, the time since, and the queries the provider cannot ask."""
     first = [one.query for one in due if one.searched_at is None]
-    request, skipped = pack(provider, first or [one.query for one in due])
+    request, skipped = pack(provider, first or [one.query for one in due], alone)
     if request is None or first:
         return request, bool(first), None, skipped
     last = {one.query: one.searched_at for one in due}
@@ -122,14 +126,17 @@ def plan(provider: Provider, due: Sequence[searches.Due], now: datetime
 
 async def search(room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy,
                  provider: Provider, interval: timedelta, *, reader: FeedReader = INLINE,
-                 full_text: bool = True) -> Searched | None:
+                 full_text: bool = True, alone: set[str] | None = None) -> Searched | None:
     """One request of this provider, if it is its turn and a query is due; failures are
-    recorded on its source (backoff, pause) like a feed's, never raised."""
+    recorded on its source (backoff, pause) like a feed's, never raised. A query the
+    provider refuses is no failure of the provider's: shared, its queries are asked alone
+    from then on (`alone`); alone, it has had its turn."""
+    alone = set() if alone is None else alone
     turn = await room.in_database(_turn, room.engine, provider.kind, interval)
     if turn is None or not turn.due:
         return None
     now = turn.now
-    request, first, since, skipped = plan(provider, turn.due, now)
+    request, first, since, skipped = plan(provider, turn.due, now, alone)
     if skipped:
         await room.in_database(_searched, room.engine, turn.source, skipped, now)
     if request is None:
@@ -137,6 +144,13 @@ async def search(room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy,
     try:
         fetched = await fetch(client, provider.url(request.text, since), policy)
         drafts = await provider.drafts(fetched, reader)
+    except QueryRefused as exc:
+        log.info("search provider %s refused %s: %s", provider.kind, request.queries, exc)
+        if len(request.queries) > 1:
+            alone.update(request.queries)
+        else:
+            await room.in_database(_searched, room.engine, turn.source, request.queries, now)
+        return Searched(turn.source, request, first, error=exc)
     except FetchError as exc:
         log.info("search provider %s failed: %s", provider.kind, exc)
         paused = await room.in_database(failed, room.engine, turn.source, exc)
