@@ -15,8 +15,8 @@ from services import KEY, Services
 
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     svc: Services = context.bot_data[KEY]
-    if svc.searching is None or not svc.searching.providers:
-        return
+    if svc.searching is None or (svc.searching.synced and not svc.searching.providers):
+        return  # with none named, the first sweep only drops the rows of providers once named
     sweeping = svc.searching.sweep(svc.newsroom, svc.http, svc.fetch_policy,
                                    reader=svc.reader, full_text=svc.full_text)
     for result in await until_stopped(sweeping, svc.stopping) or []:

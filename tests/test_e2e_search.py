@@ -103,4 +103,12 @@ def test_admins_see_and_control_the_provider(
         assert "#1 GDELT · ✅ ok" in say(telegram, chat, admin, "/sources")
         assert not any(r.refused for r in search.requests(GDELT_PATH))
         assert bot.terminate() == 0
+
+        # Search turned off: the provider leaves /sources at the next start.
+        bot = bot_process(tmp_path, env | {"SEARCH_PROVIDERS": ""}).start()
+        deadline = time.monotonic() + 20
+        while "GDELT" in (listing := say(telegram, chat, admin, "/sources")):
+            assert time.monotonic() < deadline, listing
+        assert "No sources yet" in listing
+        assert bot.terminate() == 0
         assert telegram.rejected == []

@@ -21,7 +21,7 @@ from news.search import Provider, QueryRefused, SearchRefused, pack
 from news.search.gdelt import Gdelt
 from news.search.gdelt import drafts as gdelt_drafts
 from news.search.googlenews import GoogleNews, unwrapped
-from news.search.sweep import Searched, search
+from news.search.sweep import Searched, Searching, search
 from storage import chats, searches, sources, subscriptions
 from storage.db import session_scope
 from storage.models import Delivery, Item, Source, Story, utcnow
@@ -395,3 +395,16 @@ def test_a_refused_query_costs_its_own_turn_not_the_provider(room: Newsroom,
     with session_scope(room.engine) as session:
         health = session.get(Source, row.id)
         assert health is not None and health.failures == 0 and health.failing_since is None
+
+
+def test_a_provider_no_longer_named_leaves_the_sources(room: Newsroom, server: SearchServer
+                                                        ) -> None:
+    provider_row(room.engine, Gdelt(server.gdelt_url))
+
+    async def sweep() -> list[Searched]:
+        async with httpx.AsyncClient() as client:
+            return await Searching([], 900).sweep(room, client, LOOPBACK)
+
+    assert asyncio.run(sweep()) == []
+    with session_scope(room.engine) as session:
+        assert session.exec(select(Source)).all() == []

@@ -89,7 +89,8 @@ def _sync(engine: Engine, providers: Sequence[Provider]) -> None:
                   for p in providers]
     with session_scope(engine) as session:
         searches.sync(session=session, providers=configured)
-        searches.forget_unfollowed(session=session)
+        if configured:
+            searches.forget_unfollowed(session=session)
 
 
 def _turn(engine: Engine, kind: str, interval: timedelta) -> Turn | None:
