@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from news.fetch import Fetched, FetchError, FetchPolicy
+from news.items import ItemDraft
 from news.parsing import FeedReader
 from news.pipeline import Newsroom
 from news.search import Provider, QueryRefused, SearchRefused, pack
@@ -408,3 +410,26 @@ def test_a_provider_no_longer_named_leaves_the_sources(room: Newsroom, server: S
     assert asyncio.run(sweep()) == []
     with session_scope(room.engine) as session:
         assert session.exec(select(Source)).all() == []
+
+
+@dataclass(frozen=True)
+class Broken(Gdelt):
+    """A provider with a bug in reading its answers."""
+
+    kind: str = "broken"
+
+    async def drafts(self, fetched: Fetched, reader: FeedReader) -> list[ItemDraft]:
+        raise RuntimeError("a bug")
+
+
+def test_one_providers_bug_costs_only_its_turn(room: Newsroom, server: SearchServer) -> None:
+    google, broken = GoogleNews(server.google_url), Broken(server.gdelt_url)
+    follow(room.engine, 1, "SoftBank")
+
+    async def sweep() -> list[Searched]:
+        async with httpx.AsyncClient() as client:
+            return await Searching([broken, google], 900).sweep(room, client, LOOPBACK)
+
+    done = asyncio.run(sweep())
+    assert [one.source.name for one in done] == ["Google News"]
+    assert done[0].error is None

@@ -81,7 +81,16 @@ class Searching:
         turns = [search(room, client, policy, provider, self.interval, reader=reader,
                         full_text=full_text, alone=self.alone[provider.kind])
                  for provider in self.providers]
-        return [done for done in await asyncio.gather(*turns) if done is not None]
+        results: list[Searched] = []
+        for provider, done in zip(self.providers, await asyncio.gather(
+                *turns, return_exceptions=True), strict=True):
+            if isinstance(done, BaseException):  # one provider's bug costs only its turn
+                if not isinstance(done, Exception):
+                    raise done
+                log.error("search provider %s: turn failed", provider.kind, exc_info=done)
+            elif done is not None:
+                results.append(done)
+        return results
 
 
 def _sync(engine: Engine, providers: Sequence[Provider]) -> None:
