@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from news.fetch import Fetched, FetchError, FetchPolicy
+from news.fetch import Fetched, FetchError, FetchPolicy, make_client
+from news.guard import Resolver
 from news.items import ItemDraft
 from news.parsing import FeedReader
 from news.pipeline import Newsroom
@@ -433,3 +434,44 @@ def test_one_providers_bug_costs_only_its_turn(room: Newsroom, server: SearchSer
     done = asyncio.run(sweep())
     assert [one.source.name for one in done] == ["Google News"]
     assert done[0].error is None
+
+
+ARTICLE_TEXT = " ".join(["SoftBank will build its first European AI campus in Dunkirk."] * 8)
+CONSENT_TEXT = " ".join(["Before you continue, we use cookies and data to deliver our "
+                         "services and to show you personalised ads."] * 8)
+
+
+def page(text: str) -> str:
+    return f"<html><body><article><h1>Story</h1><p>{text}</p></article></body></html>"
+
+
+def test_article_text_is_read_but_never_a_consent_wall(room: Newsroom,
+                                                       server: SearchServer) -> None:
+    """Results carry no text: their article pages are fetched under the fetch guard. A page
+    that turns out to be a consent wall (a redirect to consent.google.com) is not the article."""
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]  # every name, consent.google.com included, is the emulator
+
+    google = GoogleNews(server.google_url)
+    provider_row(room.engine, google)
+    follow(room.engine, 1, "SoftBank")
+    asyncio.run(_turn_with(room, google, resolve))
+    server.publish("SoftBank picks Dunkirk for its AI campus", "/dunkirk",
+                   page=page(ARTICLE_TEXT))
+    server.publish("SoftBank shares rise after the campus news", "/walled")
+    server.redirect("/walled", f"http://consent.google.com:{server.port}/consent")
+    server.page("/consent", page(CONSENT_TEXT))
+    asyncio.run(_turn_with(room, google, resolve))
+    with session_scope(room.engine) as session:
+        texts = dict(session.exec(select(Item.title, Item.summary)).all())
+    assert "European AI campus in Dunkirk" in texts["SoftBank picks Dunkirk for its AI campus"]
+    assert texts["SoftBank shares rise after the campus news"] == "", "the wall is no text"
+    assert server.requests("/consent"), "the wall was reached, and refused as text"
+
+
+async def _turn_with(room: Newsroom, provider: Provider, resolve: Resolver) -> None:
+    with session_scope(room.engine) as session:
+        for row in session.exec(select(Source).where(Source.kind == provider.kind)):
+            row.next_poll_at = utcnow()
+    async with make_client("test", resolver=resolve) as client:
+        await search(room, client, LOOPBACK, provider, timedelta(0))

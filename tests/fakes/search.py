@@ -65,6 +65,7 @@ class Recorded:
 class _State:
     articles: list[Article] = field(default_factory=list)
     pages: dict[str, str] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     spacing: float = 5.0  # GDELT's: one request every five seconds
@@ -100,6 +101,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         try:
             self.send_response(status)
+            if status == 302:
+                self.send_header("Location", body)
+                data = b""
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Connection", "close")
@@ -154,6 +158,16 @@ class SearchServer:
                 self._state.pages[path] = page
         return article
 
+    def page(self, path: str, html: str) -> None:
+        """An HTML page at `path` (an article, or what a redirect leads to)."""
+        with self._lock:
+            self._state.pages[path] = html
+
+    def redirect(self, path: str, location: str) -> None:
+        """`path` answers 302 to `location` (a consent wall in front of an article)."""
+        with self._lock:
+            self._state.redirects[path] = location
+
     def fail(self, path: str, *failures: Failure) -> None:
         """The next requests to `path` get these answers, in order."""
         with self._lock:
@@ -193,6 +207,8 @@ class SearchServer:
             if path == GOOGLE_PATH:
                 return 200, google_rss(params.get("q", ""), found), \
                     "application/xml; charset=utf-8", 0.0
+            if path in self._state.redirects:
+                return 302, self._state.redirects[path], "text/plain", 0.0
             page = self._state.pages.get(path)
             if page is not None:
                 return 200, page, "text/html; charset=utf-8", 0.0
