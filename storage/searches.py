@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Subquery, and_, case, delete, func, or_
 from sqlmodel import Session, col, select
 
-from storage.models import Chat, Search, Source, Subscription
+from storage.models import Chat, Search, Source, Subscription, utcnow
 from storage.sources import FEED, DueSource
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,12 @@ def sync(*, session: Session, providers: Sequence[Configured]) -> dict[str, int]
     return ids
 
 
-def claim(*, session: Session, kind: str, now: datetime) -> DueSource | None:
+def claim(*, session: Session, kind: str, now: datetime,
+          lease: timedelta = timedelta(0)) -> DueSource | None:
     """The provider's turn, when its spacing has passed and it is not paused: the next turn
-    moves on by the spacing (or the backoff a failure set) before the request is made, so no
-    two requests of any replica come closer than that."""
+    moves on by the spacing, or by `lease` until the turn is released (release) or a failure
+    sets its backoff, before the request is made, so no two requests of any replica come
+    closer than that, nor overlap."""
     statement = (
         select(Source)
         .where(Source.kind == kind, col(Source.next_poll_at) <= now,
@@ -65,8 +67,17 @@ def claim(*, session: Session, kind: str, now: datetime) -> DueSource | None:
     source = session.exec(statement).first()
     if source is None:
         return None
-    source.next_poll_at = now + timedelta(seconds=source.interval_seconds)
+    source.next_poll_at = now + max(timedelta(seconds=source.interval_seconds), lease)
     return DueSource(source.id or 0, source.url, source.name, None, None)
+
+
+def release(*, session: Session, source_id: int, claimed_at: datetime) -> None:
+    """The turn claimed at `claimed_at` is over: the next may come once the spacing since
+    that claim has passed (pause, resume or /pollnow meanwhile already moved it on)."""
+    source = session.get(Source, source_id)
+    if source is not None and not source.paused:
+        spaced = claimed_at + timedelta(seconds=source.interval_seconds)
+        source.next_poll_at = min(source.next_poll_at, max(spaced, utcnow()))
 
 
 @dataclass(frozen=True)

@@ -475,3 +475,28 @@ async def _turn_with(room: Newsroom, provider: Provider, resolve: Resolver) -> N
             row.next_poll_at = utcnow()
     async with make_client("test", resolver=resolve) as client:
         await search(room, client, LOOPBACK, provider, timedelta(0))
+
+
+def test_a_turn_holds_its_claim_until_it_is_over(room: Newsroom, server: SearchServer) -> None:
+    """Replicas share a provider: while one turn still waits on its answer, past the
+    spacing, no other turn starts, and once it is over the next may."""
+    quick = Gdelt(server.gdelt_url, spacing_seconds=1)
+    provider_row(room.engine, quick)
+    follow(room.engine, 1, "SoftBank")
+    server.fail(GDELT_PATH, Failure(200, "{}", "application/json", delay=2.5))
+
+    async def overlapping() -> tuple[Searched | None, Searched | None]:
+        async with httpx.AsyncClient() as client:
+            first = asyncio.create_task(search(room, client, LOOPBACK, quick, timedelta(0)))
+            await asyncio.sleep(1.5)  # past the spacing, inside the slow answer
+            second = await search(room, client, LOOPBACK, quick, timedelta(0))
+            return await first, second
+
+    first, second = asyncio.run(overlapping())
+    assert first is not None and first.error is None
+    assert second is None, "the claim was still held"
+    with session_scope(room.engine) as session:
+        source = session.get(Source, provider_row(room.engine, quick).id)
+        assert source is not None
+        assert source.next_poll_at < utcnow() + timedelta(seconds=1), "released"
+    assert len(server.requests(GDELT_PATH)) == 1

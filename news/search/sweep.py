@@ -40,6 +40,9 @@ NOT_ARTICLES = frozenset({"news.google.com", "consent.google.com", "consent.yout
                           "consent.yahoo.com", "guce.yahoo.com", "www.bing.com"})
 
 
+LEASE = timedelta(minutes=2)  # a turn: a fetch (20 s at most), its article pages (15 s), storing
+
+
 @dataclass(frozen=True)
 class Searched:
     """One provider's turn: the request it made, new stories, and a failure if it failed."""
@@ -104,10 +107,12 @@ def _sync(engine: Engine, providers: Sequence[Provider]) -> None:
 
 def _turn(engine: Engine, kind: str, interval: timedelta) -> Turn | None:
     """Claimed with the time of the claim itself, not of the call: the database thread may
-    have been busy, and the spacing counts from here to the next request."""
+    have been busy, and the spacing counts from here to the next request. The claim holds
+    until the turn is over (released, or a failure's backoff), or LEASE has passed: no
+    replica asks about the same queries while another still stores their results."""
     with session_scope(engine) as session:
         now = utcnow()
-        source = searches.claim(session=session, kind=kind, now=now)
+        source = searches.claim(session=session, kind=kind, now=now, lease=LEASE)
         if source is None:
             return None
         return Turn(source, searches.due(session=session, source_id=source.id, now=now,
@@ -141,9 +146,25 @@ async def search(room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy,
     recorded on its source (backoff, pause) like a feed's, never raised. A query the
     provider refuses is no failure of the provider's: shared, its queries are asked alone
     from then on (`alone`); alone, it has had its turn."""
-    alone = set() if alone is None else alone
     turn = await room.in_database(_turn, room.engine, provider.kind, interval)
-    if turn is None or not turn.due:
+    if turn is None:
+        return None
+    done = await _take(room, client, policy, provider, turn, reader=reader,
+                       full_text=full_text, alone=set() if alone is None else alone)
+    if done is None or not done.error or isinstance(done.error, QueryRefused):
+        await room.in_database(_release, room.engine, turn)  # a failure set its backoff
+    return done
+
+
+def _release(engine: Engine, turn: Turn) -> None:
+    with session_scope(engine) as session:
+        searches.release(session=session, source_id=turn.source.id, claimed_at=turn.now)
+
+
+async def _take(room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy,
+                provider: Provider, turn: Turn, *, reader: FeedReader, full_text: bool,
+                alone: set[str]) -> Searched | None:
+    if not turn.due:
         return None
     now = turn.now
     request, first, since, skipped = plan(provider, turn.due, now, alone)
