@@ -112,3 +112,21 @@ def test_admins_see_and_control_the_provider(
         assert "No sources yet" in listing
         assert bot.terminate() == 0
         assert telegram.rejected == []
+
+
+def test_a_test_bot_searches_nothing_unless_told(
+    database_url: str, tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """tests/conftest.py starts every bot with SEARCH_PROVIDERS empty unless the test names
+    a provider: a bot given only a provider's URL asks nobody, not GDELT itself."""
+    with BotApiEmulator(token=TOKEN) as telegram, SearchServer() as search:
+        env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.base_url,
+               "DATABASE_URL": database_url, "GDELT_API_URL": search.gdelt_url,
+               "ALLOWED_SOURCE_NETWORKS": "127.0.0.0/8", "SEARCH_INTERVAL_SECONDS": "1"}
+        bot = bot_process(tmp_path, env).start()
+        reader = telegram.user(READER_ID, "Rita", language_code="en")
+        assert "SoftBank" in say(telegram, telegram.private_chat(reader), reader,
+                                 "/subscribe SoftBank")
+        bot.wait_for_log("search providers: none")  # the search job's first and last word
+        assert search.requests(GDELT_PATH) == []
+        assert bot.terminate() == 0

@@ -81,6 +81,8 @@ class Searching:
         if not self.synced:
             await room.in_database(_sync, room.engine, self.providers)
             self.synced = True
+            log.info("search providers: %s", ", ".join(
+                f"{p.kind} at {p.endpoint}" for p in self.providers) or "none")
         turns = [search(room, client, policy, provider, self.interval, reader=reader,
                         full_text=full_text, alone=self.alone[provider.kind])
                  for provider in self.providers]
