@@ -31,6 +31,8 @@ from news.briefs import BriefWriter
 from news.fetch import FetchPolicy, make_client
 from news.parsing import FeedReader, default_workers
 from news.pipeline import Newsroom
+from news.search import providers as search_providers
+from news.search.sweep import Searching
 from receiver import WebhookConfig, WebhookRefused
 from services import KEY, Services
 from settings import Settings
@@ -119,7 +121,15 @@ def build_services(settings: Settings) -> Services:
         heartbeat_file=Path(settings.heartbeat_file) if settings.heartbeat_file else None,
         reader=reader,
         max_topics_per_chat=settings.max_topics_per_chat,
+        searching=searching(settings),
     )
+
+
+def searching(settings: Settings) -> Searching:
+    """The providers SEARCH_PROVIDERS names, each at its own endpoint setting."""
+    endpoints = {"gdelt": settings.gdelt_api_url, "googlenews": settings.google_news_url}
+    return Searching(search_providers.build(settings.search_providers, endpoints),
+                     settings.search_interval_seconds)
 
 
 def smooth_rate_limiter() -> AIORateLimiter:

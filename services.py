@@ -18,6 +18,7 @@ from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
 from news.parsing import FeedReader
 from news.pipeline import Newsroom
+from news.search.sweep import Searching
 from storage.locks import Role
 
 KEY = "services"
@@ -43,6 +44,7 @@ class Services:
     reader: FeedReader = field(default_factory=FeedReader)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     max_topics_per_chat: int = 50  # 0: no cap
+    searching: Searching | None = None  # the news-search providers (jobs.search); None: off
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
     # own: waiting their turn in the shared pool, they would hold the threads every
     # database call needs, and a few /trend would stall every chat.

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     parse_timeout_seconds: float = Field(default=15.0, gt=0)  # a worker past it is killed
     commands_per_minute: int = Field(default=20, ge=0)  # per user, also the burst; 0: off
     max_topics_per_chat: int = Field(default=50, ge=0)  # 0: no cap
+    # News-search providers asked about every followed topic (news.search); empty: none.
+    search_providers: Annotated[tuple[str, ...], NoDecode] = ("gdelt",)
+    gdelt_api_url: str = "https://api.gdeltproject.org/api/v2/doc/doc"
+    google_news_url: str = "https://news.google.com/rss/search?hl=en-US&gl=US&ceid=US:en"
+    search_interval_seconds: int = Field(default=900, ge=1)  # per distinct query
 
     webhook_url: str = ""  # empty: long polling
     webhook_secret: SecretStr = SecretStr("")
@@ -51,6 +56,13 @@ class Settings(BaseSettings):
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+        return value
+
+    @field_validator("search_providers", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("allowed_source_networks", mode="before")

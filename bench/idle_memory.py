@@ -56,7 +56,8 @@ class Launched(BotProcess):
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(ROOT / self.launcher)], cwd=self.workdir,
-                env={**clean, **self.env}, stdout=log, stderr=subprocess.STDOUT)
+                env={**clean, "SEARCH_PROVIDERS": "", **self.env}, stdout=log,
+                stderr=subprocess.STDOUT)
         return self
 
 

@@ -29,9 +29,10 @@ from news.fetch import FetchError
 from news.items import clean_link
 from news.pipeline import add_source, check_feed
 from news.text import NAME_CHARS, clip, whole_number
-from storage import sources
+from storage import searches, sources
 from storage.db import db
 from storage.models import Source
+from storage.sources import FEED
 
 Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
 
@@ -123,11 +124,13 @@ async def list_sources(update: Update, context: Context) -> None:
         await reply(update, context, language, "sources.empty")
         return
     never = text(context, language, "sources.never")
+    topics = await db(services(context).engine, searches.carried)  # what providers are asked
     lines = [
-        text(context, language, "sources.line", id=source.id, name=source.name, url=source.url,
+        text(context, language, "sources.line" if source.kind == FEED else "sources.search_line",
+             id=source.id, name=source.name, url=source.url,
              status=Safe(_status(context, language, source)),
              last=f"{source.last_ok_at:%Y-%m-%d %H:%M} UTC" if source.last_ok_at else never,
-             interval=source.interval_seconds, items=count)
+             interval=source.interval_seconds, items=count, topics=topics)
         for source, count in rows
     ]
     await reply_chunks(update, context, language, "sources.list", lines)

@@ -31,6 +31,9 @@ class ItemDraft:
     # Sentences that recur across the feed's entries (news.stories.boilerplate), which the
     # signature skips; one frozenset shared by a feed's drafts, so it pickles once.
     boilerplate: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    # Who published it, where that is not the source itself (a search provider's result:
+    # news.search); stored as the item's source name.
+    publisher: str = ""
 
     # Derived once, where the draft is made (a parser process), and pickled along with it
     # (news.parsing.read_feed).

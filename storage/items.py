@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from news.items import ItemDraft
 from news.stories import Placement, StoredStory
+from news.text import NAME_CHARS, clip
 from storage.models import Item, Source, Story, utcnow
 
 ITEMS: Table = Item.__table__  # type: ignore[attr-defined]
@@ -114,7 +115,8 @@ def store(*, session: Session, source_id: int, source_name: str, placement: Plac
                                   for draft in group)]
     if placed:
         session.connection().execute(insert(ITEMS), [{
-            "source_id": source_id, "source_name": source_name, "story_id": story_id,
+            "source_id": source_id, "source_name": clip(draft.publisher, NAME_CHARS)
+            or source_name, "story_id": story_id,
             "guid": draft.guid, "link": draft.link, "title": draft.title,
             "summary": draft.summary, "content_hash": draft.content_hash,
             "published_at": published(draft, now), "fetched_at": now,

@@ -76,7 +76,9 @@ class Suggestion(SQLModel, table=True):
 
 
 class Source(SQLModel, table=True):
-    """A feed URL polled on its own interval; conditional-GET validators kept between polls."""
+    """A feed URL polled on its own interval; conditional-GET validators kept between polls.
+    A news-search provider is a row too (`kind` names it), so its health, pause and items
+    are a source's: its `interval_seconds` is the least time between two of its requests."""
 
     __tablename__ = "sources"
 
@@ -97,6 +99,20 @@ class Source(SQLModel, table=True):
     # Items stored before migration 0008 were told apart by link and text too, not by guid
     # alone: the source's next poll stores the entries those rules took as seen, unalerted.
     legacy_identity: bool = Field(default=False, sa_column_kwargs=_default("0"))
+    kind: str = Field(default="feed", max_length=16, sa_column_kwargs=_default("feed"))
+
+
+class Search(SQLModel, table=True):
+    """When a search provider was last asked about one distinct followed query; no row yet
+    means its first search, which only records what is already there."""
+
+    __tablename__ = "searches"
+    __table_args__ = (UniqueConstraint("source_id", "query"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="sources.id", index=True, ondelete="CASCADE")
+    query: str = Field(max_length=500)
+    searched_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class Story(SQLModel, table=True):

@@ -11,6 +11,8 @@ from sqlmodel import Session, col, select
 from news.text import NAME_CHARS, clip
 from storage.models import Item, Source, utcnow
 
+FEED = "feed"  # Source.kind of a feed; a search provider's kind is its name (news.search)
+
 
 @dataclass(frozen=True)
 class DueSource:
@@ -60,14 +62,17 @@ def remove(*, session: Session, source_id: int) -> Source | None:
 
 
 def count(*, session: Session) -> int:
-    return int(session.exec(select(func.count()).select_from(Source)).one())
+    """The feeds; search providers are counted where they are named (/sources)."""
+    return int(session.exec(select(func.count()).select_from(Source)
+                            .where(Source.kind == FEED)).one())
 
 
 def claim_due(*, session: Session, now: datetime, limit: int = 50) -> list[DueSource]:
     """Claim due sources by moving their next poll forward; SKIP LOCKED lets workers share."""
     statement = (
         select(Source)
-        .where(col(Source.next_poll_at) <= now, col(Source.paused).is_(False))
+        .where(col(Source.next_poll_at) <= now, col(Source.paused).is_(False),
+               Source.kind == FEED)
         .order_by(col(Source.next_poll_at))
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -135,7 +140,9 @@ def set_paused(*, session: Session, source_id: int, paused: bool) -> Source | No
     if source is not None:
         source.paused = paused
         if not paused:
-            source.failures, source.next_poll_at = 0, utcnow()
+            now = utcnow()
+            source.failures = 0
+            source.next_poll_at = now if source.kind == FEED else _spaced(source, now)
     return source
 
 
@@ -153,10 +160,23 @@ def poll_now(*, session: Session, source_id: int | None = None) -> list[Source]:
     if source_id is not None:
         statement = select(Source).where(Source.id == source_id)
     rows = list(session.exec(statement).all())
+    now = utcnow()
     for source in rows:
-        source.next_poll_at = utcnow()
+        source.next_poll_at = now if source.kind == FEED else _spaced(source, now)
     return rows
 
 
+def _spaced(provider: Source, now: datetime) -> datetime:
+    """A search provider's soonest turn: a backoff is cut short, its spacing never is (the
+    provider would refuse the request)."""
+    last = provider.last_polled_at
+    if last is None:
+        return now
+    return max(now, min(provider.next_poll_at,
+                        last + timedelta(seconds=provider.interval_seconds)))
+
+
 def all_sources(*, session: Session) -> list[Source]:
-    return list(session.exec(select(Source).order_by(col(Source.id))).all())
+    """The feeds (an OPML file lists feeds; search providers are settings)."""
+    statement = select(Source).where(Source.kind == FEED).order_by(col(Source.id))
+    return list(session.exec(statement).all())

@@ -97,11 +97,15 @@ class BotProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> BotProcess:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TELEGRAM_"))}
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("OPENAI_", "TELEGRAM_", "GDELT_", "GOOGLE_NEWS_"))}
+        # No bot a test starts asks a real search provider: search is off unless the test
+        # names a provider (at an emulator's URL).
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "bot.py")], cwd=self.workdir,
-            env={**clean, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+            env={**clean, "SEARCH_PROVIDERS": "", **self.env}, stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         return self
