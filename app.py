@@ -41,6 +41,7 @@ from storage.db import (
     make_engine,
     migrate,
     session_scope,
+    url_secrets,
     wait_for_database,
 )
 from telegram_link import (
@@ -67,7 +68,8 @@ def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     # Belt and braces: whatever logs the token (a URL, a traceback), it never reaches a log.
     redact = RedactingFormatter(settings.telegram_bot_token.get_secret_value(), LOG_FORMAT,
-                                (settings.webhook_secret.get_secret_value(),))
+                                (settings.webhook_secret.get_secret_value(),
+                                 *url_secrets(settings.database_url)))
     for handler in logging.getLogger().handlers:
         handler.setFormatter(redact)
     # httpx logs every request URL at INFO, and Telegram's URLs carry the token.

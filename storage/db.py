@@ -10,18 +10,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, TypeVar
+from urllib.parse import quote_plus
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 CONNECT_TIMEOUT_SECONDS = 10  # an unreachable server fails a try instead of hanging start-up
 WAIT_ATTEMPTS = 8  # with doubling waits from 1 s (capped at 30 s): about two and a half minutes
 MIGRATE_LOCK = 0x7469_6469_6E67_73  # "tidings": the advisory lock key migrations take
+HIDDEN = "***"  # what a password shows as in logs, as SQLAlchemy shows one
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -63,9 +65,36 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _is_password(name: str) -> bool:
+    """libpq takes `password` and `sslpassword` in the query string as well as in userinfo."""
+    return "password" in name.lower()
+
+
 def describe(url: str) -> str:
-    """The database for logs, with any password hidden."""
-    return make_url(normalize_url(url)).render_as_string(hide_password=True)
+    """The database for logs, with every password hidden: the userinfo one by SQLAlchemy's own
+    rendering, and any in the query string (`?password=`, `?sslpassword=`) by us."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except (ArgumentError, ValueError):
+        return "(a DATABASE_URL that does not parse)"
+    masked = {name: HIDDEN for name in parsed.query if _is_password(name)}
+    shown = parsed.update_query_dict(masked).render_as_string(hide_password=True)
+    return shown.replace(quote_plus(HIDDEN), HIDDEN)
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """Every password the URL carries, for the log filter: whatever else prints them (a
+    driver's message, a traceback), they never reach a log."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except (ArgumentError, ValueError):
+        return ()
+    found = [parsed.password or ""]
+    for name, value in parsed.query.items():
+        if _is_password(name):
+            found.extend([value] if isinstance(value, str) else value)
+    plain = [str(secret) for secret in found if secret]
+    return tuple(dict.fromkeys(plain + [quote_plus(secret) for secret in plain]))  # and encoded
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -99,7 +128,8 @@ def wait_for_database(
 ) -> None:
     """A database that starts after the bot (compose, a reboot) is waited for, one log line a
     try, and one that never answers ends start-up with a message instead of a hang."""
-    log.info("connecting to database %s", describe(str(engine.url)))
+    url = engine.url.render_as_string(hide_password=False)
+    log.info("connecting to database %s", describe(url))
     wait = first_wait
     for attempt in range(1, attempts + 1):
         try:
@@ -108,12 +138,14 @@ def wait_for_database(
             return
         except OperationalError as exc:
             reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc) else repr(exc)
+            for secret in url_secrets(url):
+                reason = reason.replace(secret, HIDDEN)
             if attempt == attempts:
                 raise DatabaseUnreachable(
-                    f"database {describe(str(engine.url))} did not answer after {attempts} "
+                    f"database {describe(url)} did not answer after {attempts} "
                     f"tries: {reason}") from None
             log.warning("database %s not reachable (try %d of %d, next in %.0f s): %s",
-                        describe(str(engine.url)), attempt, attempts, wait, reason)
+                        describe(url), attempt, attempts, wait, reason)
             sleep(wait)
             wait = min(wait * 2, 30.0)
 
