@@ -79,8 +79,9 @@ def configure_logging(settings: Settings) -> None:
 
 def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.database_url)
+    keys = locks.Keys.of(engine, settings.deployment_name)
     wait_for_database(engine)
-    migrate(engine)
+    migrate(engine, keys)
     writer_client = None
     if settings.llm_enabled and settings.openai_api_key:
         # Our own code retries once; the client's retries would multiply with ours.
@@ -91,10 +92,10 @@ def build_services(settings: Settings) -> Services:
         )
     return Services(
         engine=engine,
-        newsroom=Newsroom(engine),
+        newsroom=Newsroom(engine, keys),
         # A new sender waits out the longest pacing period (a group's): the previous one may
         # have sent to any chat until it died, and Telegram's limits count those sends too.
-        sending=locks.Role(engine, locks.SENDING, "sending", settle=PACING.group_period),
+        sending=locks.Role(engine, keys.sending, "sending", settle=PACING.group_period),
         http=make_client(USER_AGENT),
         fetch_policy=FetchPolicy(settings.allowed_source_networks, settings.max_response_bytes,
                                  settings.fetch_timeout_seconds),
@@ -249,7 +250,8 @@ def main() -> None:
     bot_id = int(token.partition(":")[0]) if token.partition(":")[0].isdigit() else 0
     try:
         # Retried with backoff until Telegram answers: at boot the network may not be up yet.
-        receiver.run(application, receiver.choose(svc.engine, webhook, bot_id), svc.stopping)
+        receiver.run(application, receiver.choose(svc.engine, webhook, bot_id,
+                                                   svc.newsroom.keys), svc.stopping)
     except TokenRejected:
         log.error("Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped): "
                   "get the bot's current token from @BotFather (see README)")

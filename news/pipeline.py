@@ -79,8 +79,9 @@ class Newsroom:
     thread its polls' database work runs on. bot.py builds one and services.Services holds
     it; a second process is just another owner, and the database keeps owners agreeing."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, keys: locks.Keys | None = None) -> None:
         self.engine = engine
+        self.keys = keys or locks.Keys.of(engine)  # its story lock's key among them
         self.clusters = Clusters()
         self.lock = threading.Lock()  # ingests run in worker threads and share the index
         self.matchers = MatcherCache()
@@ -107,7 +108,7 @@ OVERLAP = timedelta(seconds=2)
 def clustered(room: Newsroom) -> Iterator[tuple[Session, Clusters]]:
     """One transaction with the story index, topped up with the stories every process stored.
 
-    On PostgreSQL the transaction first takes the story lock (storage.locks.STORIES), which it
+    On PostgreSQL the transaction first takes the story lock (storage.locks.Keys.stories), which it
     holds until it commits: ingests of all replicas place stories one at a time, each after
     loading what the one before committed, so two replicas that ingest one event at the same
     moment make one story. When the transaction fails, its commit included, the index may
@@ -116,7 +117,7 @@ def clustered(room: Newsroom) -> Iterator[tuple[Session, Clusters]]:
     with room.lock:
         try:
             with session_scope(room.engine) as session:
-                locks.xact_lock(session, locks.STORIES)
+                locks.xact_lock(session, room.keys.stories)
                 now = utcnow()
                 overlap = OVERLAP if room.engine.dialect.name == "postgresql" else timedelta(0)
                 clusters.load(items.signatures_since(

@@ -19,10 +19,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, create_engine
 
+from storage.locks import Keys
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 CONNECT_TIMEOUT_SECONDS = 10  # an unreachable server fails a try instead of hanging start-up
 WAIT_ATTEMPTS = 8  # with doubling waits from 1 s (capped at 30 s): about two and a half minutes
-MIGRATE_LOCK = 0x7469_6469_6E67_73  # "tidings": the advisory lock key migrations take
 HIDDEN = "***"  # what a password shows as in logs, as SQLAlchemy shows one
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -150,15 +151,16 @@ def wait_for_database(
             wait = min(wait * 2, 30.0)
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, keys: Keys | None = None) -> None:
     """Bring the schema to the newest Alembic revision; safe to run at every start."""
+    keys = keys or Keys.of(engine)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Replicas started together would each create the tables; one at a time, the
             # others find the schema at head. Freed when the transaction ends.
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": keys.migrations})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -27,7 +27,7 @@ from news.pipeline import Newsroom, Outcome, ingest, ingest_all, write_missing_b
 from services import KEY
 from storage import briefs, chats, deliveries, items, locks, sources, subscriptions
 from storage.db import make_engine, migrate, session_scope
-from storage.locks import SENDING, Role
+from storage.locks import Keys, Role
 from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Source, Story, utcnow
 from storage.sources import DueSource
 from tests.fakes.llm import LlmServer, Reply
@@ -177,7 +177,7 @@ def test_polls_with_nothing_new_do_not_wait_for_another_replicas_ingest(
     batch = [Outcome(wire, [seen], fetched(wire)), Outcome(paper, [news], fetched(paper))]
     result: list[list[int]] = []
     with session_scope(second) as other:  # another replica placing its stories
-        locks.xact_lock(other, locks.STORIES)
+        locks.xact_lock(other, Keys.of(other.get_bind()).stories)
         storing = threading.Thread(target=lambda: result.append(
             ingest_all(Newsroom(first), batch)))
         storing.start()
@@ -351,7 +351,8 @@ def test_only_the_replica_holding_the_sending_role_sends_and_the_role_moves_when
     first, second = engines(), engines()
     queue_stories(first, ["SoftBank buys a chip maker in Oregon"])
     asyncio.run(write_missing_briefs(first, BriefWriter(None, "offline")))
-    roles = Role(first, SENDING, "sending"), Role(second, SENDING, "sending")
+    roles = Role(first, Keys.of(first).sending, "sending"), \
+        Role(second, Keys.of(second).sending, "sending")
     assert roles[0].held() and not roles[1].held(), "one holder"
     with BotApiEmulator() as telegram:
         for user_id in (1, 2):
@@ -377,8 +378,9 @@ def test_a_new_sender_waits_a_groups_period_before_it_sends(
     """The holder that died may have sent to any chat just before: a new holder that sent
     at once could break a chat's 1/s or a group's 20/min (the replica test saw 429s)."""
     now = [100.0]
-    first = Role(engines(), SENDING, "sending", settle=3.05, clock=lambda: now[0])
-    second = Role(engines(), SENDING, "sending", settle=3.05, clock=lambda: now[0])
+    key = Keys().sending  # every replica of one deployment computes the same key
+    first = Role(engines(), key, "sending", settle=3.05, clock=lambda: now[0])
+    second = Role(engines(), key, "sending", settle=3.05, clock=lambda: now[0])
     assert not first.held(), "taken, but not yet to send on"
     assert not second.held() and first.connection is not None, "the role is taken all the same"
     now[0] += 3.1
