@@ -36,6 +36,7 @@ from storage import deliveries, locks, sources
 from storage.db import (
     DatabaseInUse,
     DatabaseUnreachable,
+    check_clock,
     claim_sqlite,
     describe,
     make_engine,
@@ -82,6 +83,7 @@ def build_services(settings: Settings) -> Services:
     keys = locks.Keys.of(engine, settings.deployment_name)
     wait_for_database(engine)
     migrate(engine, keys)
+    check_clock(engine)  # shared times are the database's; a host clock off them is warned of
     writer_client = None
     if settings.llm_enabled and settings.openai_api_key:
         # Our own code retries once; the client's retries would multiply with ours.

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
+from storage.db import database_now
 from storage.models import Chat, Delivery, Subscription
 
 
@@ -16,7 +17,8 @@ def ensure_chat(
     """The chat's row, created with `language` if new; an existing chat keeps its language."""
     chat = session.get(Chat, chat_id)
     if chat is None:
-        chat = Chat(id=chat_id, type=chat_type, title=title, language=language)
+        chat = Chat(id=chat_id, type=chat_type, title=title, language=language,
+                    created_at=database_now(session))  # a digest is due by it (jobs.digest)
         session.add(chat)
         session.flush()
     elif not chat.active or chat.title != title:

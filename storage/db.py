@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import quote_plus
@@ -20,10 +21,12 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, create_engine
 
 from storage.locks import Keys
+from storage.models import utcnow
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 CONNECT_TIMEOUT_SECONDS = 10  # an unreachable server fails a try instead of hanging start-up
 WAIT_ATTEMPTS = 8  # with doubling waits from 1 s (capped at 30 s): about two and a half minutes
+CLOCK_TOLERANCE = timedelta(seconds=5)  # replicas' clocks further off the database's are warned of
 HIDDEN = "***"  # what a password shows as in logs, as SQLAlchemy shows one
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -186,3 +189,38 @@ async def db(engine: Engine, work: Callable[..., T], **values: Any) -> T:
     """`work(session=..., **values)` in one transaction on a worker thread: the one way async
     code touches the database, so a slow query or a lock never stalls the event loop."""
     return await asyncio.to_thread(_in_session, engine, work, values)
+
+
+
+def database_now(session: Session) -> datetime:
+    """The time other replicas compare with (due times, leases, claims, next polls): on
+    PostgreSQL the server's clock, one for every replica whatever theirs say; SQLite's one
+    process has only its own (storage.models.utcnow)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return utcnow()
+    stamp = session.execute(text("SELECT statement_timestamp()")).scalar_one()
+    return stamp.astimezone(UTC)
+
+
+def database_time(engine: Engine) -> datetime:
+    """database_now, in a transaction of its own."""
+    with session_scope(engine) as session:
+        return database_now(session)
+
+
+def check_clock(engine: Engine) -> timedelta:
+    """How far this process's clock is ahead of the database's (negative: behind), logged as a
+    warning past CLOCK_TOLERANCE: shared times come from the database, but this host's own
+    (log lines, quiet hours shown) would be off, and its time service needs looking at."""
+    if engine.dialect.name != "postgresql":
+        return timedelta(0)
+    with session_scope(engine) as session:
+        before = utcnow()
+        server = database_now(session)
+        after = utcnow()
+    skew = before + (after - before) / 2 - server
+    if abs(skew) > CLOCK_TOLERANCE:
+        log.warning("this process's clock is %.0f s %s of the database's: times replicas "
+                    "share come from the database, but check this host's time service (NTP)",
+                    abs(skew.total_seconds()), "ahead" if skew > timedelta(0) else "behind")
+    return skew

@@ -9,7 +9,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from news.text import NAME_CHARS, clip
-from storage.models import Item, Source, utcnow
+from storage.db import database_now
+from storage.models import Item, Source
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def by_url(*, session: Session, url: str) -> Source | None:
 
 def add(*, session: Session, url: str, name: str, interval_seconds: int) -> Source:
     source = Source(url=url, name=clip(name, NAME_CHARS), interval_seconds=interval_seconds)
-    source.next_poll_at = utcnow() + timedelta(seconds=interval_seconds)
+    source.next_poll_at = database_now(session) + timedelta(seconds=interval_seconds)
     session.add(source)
     session.flush()
     return source
@@ -37,7 +38,7 @@ def add(*, session: Session, url: str, name: str, interval_seconds: int) -> Sour
 
 def listing(*, session: Session) -> list[tuple[Source, int]]:
     """Every source with its item count over the last 7 days, for /sources."""
-    since = utcnow() - timedelta(days=7)
+    since = database_now(session) - timedelta(days=7)
     counts = (
         select(Item.source_id, func.count().label("n"))
         .where(col(Item.fetched_at) >= since)
@@ -63,8 +64,12 @@ def count(*, session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Source)).one())
 
 
-def claim_due(*, session: Session, now: datetime, limit: int = 50) -> list[DueSource]:
-    """Claim due sources by moving their next poll forward; SKIP LOCKED lets workers share."""
+def claim_due(
+    *, session: Session, now: datetime | None = None, limit: int = 50,
+) -> list[DueSource]:
+    """Claim due sources by moving their next poll forward; SKIP LOCKED lets workers share.
+    Due by `now`: a pass's start, by the database's clock (every replica's), unless given."""
+    now = now or database_now(session)
     statement = (
         select(Source)
         .where(col(Source.next_poll_at) <= now, col(Source.paused).is_(False))
@@ -96,7 +101,7 @@ def record_success(
     source = session.get(Source, source_id)
     if source is None:
         return
-    now = utcnow()
+    now = database_now(session)
     source.etag, source.last_modified = etag, last_modified
     source.last_polled_at = source.last_ok_at = now
     source.failing_since, source.last_error, source.failures = None, None, 0
@@ -111,7 +116,7 @@ def record_failure(
     source = session.get(Source, source_id)
     if source is None:
         return False
-    now = utcnow()
+    now = database_now(session)
     source.last_polled_at = now
     source.failing_since = source.failing_since or now
     source.last_error = f"{code}|{detail}"[:500]
@@ -135,7 +140,7 @@ def set_paused(*, session: Session, source_id: int, paused: bool) -> Source | No
     if source is not None:
         source.paused = paused
         if not paused:
-            source.failures, source.next_poll_at = 0, utcnow()
+            source.failures, source.next_poll_at = 0, database_now(session)
     return source
 
 
@@ -143,7 +148,8 @@ def set_interval(*, session: Session, source_id: int, seconds: int) -> Source | 
     source = session.get(Source, source_id)
     if source is not None:
         source.interval_seconds = seconds
-        source.next_poll_at = min(source.next_poll_at, utcnow() + timedelta(seconds=seconds))
+        source.next_poll_at = min(source.next_poll_at,
+                                  database_now(session) + timedelta(seconds=seconds))
     return source
 
 
@@ -154,7 +160,7 @@ def poll_now(*, session: Session, source_id: int | None = None) -> list[Source]:
         statement = select(Source).where(Source.id == source_id)
     rows = list(session.exec(statement).all())
     for source in rows:
-        source.next_poll_at = utcnow()
+        source.next_poll_at = database_now(session)
     return rows
 
 

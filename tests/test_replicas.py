@@ -18,6 +18,7 @@ from sqlalchemy import Engine, delete, func, update
 from sqlmodel import select
 from telegram.ext import ApplicationBuilder, CallbackContext
 
+import storage.models
 from jobs import Job, deliver, digest
 from locales import catalog
 from news.briefs import BriefWriter
@@ -264,7 +265,7 @@ def test_a_topic_edited_on_another_replica_reaches_this_replicas_matcher(
                                          "every forecast", "Chips sold out.", None)]) == 1
     assert count(first, Delivery) == 1
     behind = utcnow() - timedelta(minutes=10)
-    monkeypatch.setattr(subscriptions, "utcnow", lambda: behind)
+    monkeypatch.setattr(storage.models, "process_clock", lambda: behind)
     with session_scope(second) as session:
         topic = subscriptions.find(session=session, chat_id=1, query="Nvidia")
         assert topic is not None

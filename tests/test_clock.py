@@ -1,0 +1,165 @@
+"""A replica whose clock is off (issue 20.6): on PostgreSQL every time other replicas compare
+(due times, leases, claims, next polls) is the database's, so one replica two hours ahead
+delays nothing; start-up warns about the skew. Each test runs code as such a replica by
+skewing storage.models.process_clock, the one function the process clock is read through."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
+
+import storage.models
+from jobs import deliver
+from news.briefs import BriefWriter
+from news.pipeline import Newsroom, poll_due, write_missing_briefs
+from storage import sources
+from storage.db import check_clock, database_now, session_scope
+from storage.locks import Keys, Role
+from storage.models import Delivery, Source, system_clock
+from tests.fakes.feeds import FeedServer, rss
+from tests.fakes.telegram import BotApiEmulator
+from tests.test_ingest_robustness import LOOPBACK, http_client, store_source
+from tests.test_replicas import queue_stories, run_job
+
+AHEAD = timedelta(hours=2)
+CLOSE = timedelta(seconds=30)  # "at the database's time": well under the skew, over any stall
+
+
+@pytest.fixture
+def skew(monkeypatch: pytest.MonkeyPatch) -> Callable[[timedelta], object]:
+    """Run what follows as a replica whose clock is off by `by`; `skew(timedelta(0))` undoes it."""
+
+    def set_skew(by: timedelta) -> object:
+        monkeypatch.setattr(storage.models, "process_clock", lambda: system_clock() + by)
+        return None
+
+    return set_skew
+
+
+@contextmanager
+def ahead(skew: Callable[[timedelta], object]) -> Iterator[None]:
+    skew(AHEAD)
+    try:
+        yield
+    finally:
+        skew(timedelta(0))
+
+
+@pytest.fixture
+def pg_engine(database_url: str, engine: Engine) -> Engine:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serves one process: its clock is the only one there is")
+    return engine
+
+
+def now_in(engine: Engine) -> datetime:
+    with session_scope(engine) as session:
+        return database_now(session)
+
+
+def test_database_now_is_the_servers_on_postgresql_and_the_process_s_on_sqlite(
+    database_url: str, engine: Engine, skew: Callable[[timedelta], object],
+) -> None:
+    with ahead(skew):
+        offset = now_in(engine) - system_clock()
+    if database_url.startswith("postgresql"):
+        assert abs(offset) < CLOSE
+    else:
+        assert abs(offset - AHEAD) < CLOSE
+
+
+def test_alerts_queued_by_a_replica_two_hours_ahead_are_sent_at_once(
+    pg_engine: Engine, skew: Callable[[timedelta], object],
+) -> None:
+    with ahead(skew):
+        queue_stories(pg_engine, ["SoftBank buys a chip maker in Oregon"])
+        asyncio.run(write_missing_briefs(pg_engine, BriefWriter(None, "offline")))
+    role = Role(pg_engine, Keys.of(pg_engine).sending, "sending")
+    with BotApiEmulator() as telegram:
+        for user_id in (1, 2):
+            telegram.private_chat(telegram.user(user_id, "Ada"))
+        run_job(deliver.run, pg_engine, telegram, sending=role)
+        assert len(telegram.messages(1)) == 1 and len(telegram.messages(2)) == 1, \
+            "due now, not in two hours"
+    role.release()
+
+
+def test_a_sender_two_hours_ahead_leases_and_stamps_by_the_databases_clock(
+    pg_engine: Engine, skew: Callable[[timedelta], object],
+) -> None:
+    queue_stories(pg_engine, ["SoftBank buys a chip maker in Oregon"])
+    asyncio.run(write_missing_briefs(pg_engine, BriefWriter(None, "offline")))
+    role = Role(pg_engine, Keys.of(pg_engine).sending, "sending")
+    with BotApiEmulator() as telegram, ahead(skew):
+        for user_id in (1, 2):
+            telegram.private_chat(telegram.user(user_id, "Ada"))
+        run_job(deliver.run, pg_engine, telegram, sending=role)
+        assert len(telegram.messages(1)) == 1 and len(telegram.messages(2)) == 1
+    role.release()
+    with session_scope(pg_engine) as session:
+        rows = session.exec(select(Delivery)).all()
+    now = now_in(pg_engine)
+    assert rows and all(row.sent_at is not None and abs(row.sent_at - now) < CLOSE
+                        for row in rows), "sent at the database's time, not two hours on"
+
+
+def test_a_source_added_by_a_replica_two_hours_ahead_is_due_after_its_interval(
+    pg_engine: Engine, skew: Callable[[timedelta], object],
+) -> None:
+    with ahead(skew), session_scope(pg_engine) as session:
+        source = sources.add(session=session, url="http://wire.test/feed", name="wire",
+                             interval_seconds=60)
+        next_poll = source.next_poll_at
+    assert next_poll - now_in(pg_engine) < timedelta(seconds=60) + CLOSE
+
+
+def test_a_source_polled_by_a_replica_two_hours_ahead_is_next_polled_after_its_interval(
+    pg_engine: Engine, skew: Callable[[timedelta], object], feeds: FeedServer,
+) -> None:
+    feeds.put("/wire", rss("Wire", [{"title": "SoftBank buys a chip maker", "guid": "g1",
+                                     "link": "http://wire.test/1"}]))
+    due = store_source(pg_engine, feeds.url("/wire"), "wire")
+    with session_scope(pg_engine) as session:
+        sources.poll_now(session=session, source_id=due.id)
+    room = Newsroom(pg_engine)
+
+    async def poll() -> int:
+        async with http_client() as client:
+            return len(await poll_due(room, client, LOOPBACK, full_text=False))
+
+    with ahead(skew):
+        assert asyncio.run(poll()) == 1, "due now, by the database's clock"
+    room.close()
+    with session_scope(pg_engine) as session:
+        row = session.get(Source, due.id)
+        assert row is not None and row.last_ok_at is not None
+        next_poll = row.next_poll_at
+    assert next_poll - now_in(pg_engine) < timedelta(seconds=3600) + CLOSE, \
+        "an interval away, not two hours more"
+
+
+def test_start_up_warns_when_the_process_clock_is_off_the_databases(
+    pg_engine: Engine, skew: Callable[[timedelta], object], caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, "storage.db"):
+        assert abs(check_clock(pg_engine)) < CLOSE
+        assert caplog.records == [], "a clock in step says nothing"
+        with ahead(skew):
+            assert abs(check_clock(pg_engine) - AHEAD) < CLOSE
+    [warning] = caplog.records
+    assert "7200 s ahead of the database's" in warning.getMessage()
+
+
+@pytest.fixture
+def feeds() -> Iterator[FeedServer]:
+    with FeedServer() as server:
+        yield server
+
+
