@@ -19,7 +19,7 @@ import storage.models
 from jobs import deliver
 from news.briefs import BriefWriter
 from news.pipeline import Newsroom, poll_due, write_missing_briefs
-from storage import sources
+from storage import sources, usage
 from storage.db import check_clock, database_now, session_scope
 from storage.locks import Keys, Role
 from storage.models import Delivery, Source, system_clock
@@ -163,3 +163,17 @@ def feeds() -> Iterator[FeedServer]:
         yield server
 
 
+
+
+def test_tokens_spent_on_a_replica_a_day_ahead_count_in_todays_budget(
+    pg_engine: Engine, skew: Callable[[timedelta], object],
+) -> None:
+    """The daily token budget is shared: a replica whose clock is past midnight must not
+    spend into a day the others have not reached (and so past the budget)."""
+    skew(timedelta(days=1))
+    with session_scope(pg_engine) as session:
+        usage.record_calls(session=session, calls=1, failures=0, tokens_in=700, tokens_out=300)
+    skew(timedelta(0))
+    with session_scope(pg_engine) as session:
+        assert usage.spent(session=session) == 1000
+        assert usage.over_budget(session=session, budget=1000)
