@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -23,6 +25,7 @@ from storage import sources, usage
 from storage.db import check_clock, database_now, session_scope
 from storage.locks import Keys, Role
 from storage.models import Delivery, Source, system_clock
+from tests.conftest import REPO, BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
 from tests.test_ingest_robustness import LOOPBACK, http_client, store_source
@@ -177,3 +180,21 @@ def test_tokens_spent_on_a_replica_a_day_ahead_count_in_todays_budget(
     with session_scope(pg_engine) as session:
         assert usage.spent(session=session) == 1000
         assert usage.over_budget(session=session, budget=1000)
+
+
+def test_a_bot_whose_clock_runs_ahead_warns_at_start_up(
+    pg_engine: Engine, database_url: str, tmp_path: Path, bot_process: type[BotProcess],
+) -> None:
+    """bot.py as run, its process clock skewed by a sitecustomize on its PYTHONPATH."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "from datetime import timedelta\n"
+        "import storage.models as models\n"
+        "models.process_clock = lambda: models.system_clock() + timedelta(hours=2)\n")
+    env = {"TELEGRAM_BOT_TOKEN": "1:not-a-real-token", "TELEGRAM_API_URL": "http://127.0.0.1:9",
+           "DATABASE_URL": database_url, "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"}
+    bot = bot_process(tmp_path, env).start()
+    bot.wait_for_log("Tidings starting")
+    bot.kill()
+    assert "this process's clock is 7200 s ahead of the database's" in bot.log, bot.log
