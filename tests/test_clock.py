@@ -12,19 +12,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine
-from sqlmodel import select
+from sqlalchemy import Engine, update
+from sqlmodel import col, select
 
 import storage.models
+from handlers.why import not_delivered
 from jobs import deliver
+from locales import catalog
 from news.briefs import BriefWriter
 from news.pipeline import Newsroom, poll_due, write_missing_briefs
+from news.schedule import Preferences, digest_moment
+from services import KEY
 from storage import sources, usage
 from storage.db import check_clock, database_now, session_scope
 from storage.locks import Keys, Role
-from storage.models import Delivery, Source, system_clock
+from storage.models import Chat, Delivery, Source, system_clock
 from tests.conftest import REPO, BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
@@ -198,3 +204,22 @@ def test_a_bot_whose_clock_runs_ahead_warns_at_start_up(
     bot.wait_for_log("Tidings starting")
     bot.kill()
     assert "this process's clock is 7200 s ahead of the database's" in bot.log, bot.log
+
+
+def test_why_on_a_replica_a_day_ahead_names_the_next_digest_by_the_databases_day(
+    pg_engine: Engine, skew: Callable[[timedelta], object],
+) -> None:
+    queue_stories(pg_engine, ["SoftBank buys a chip maker in Oregon"])
+    with session_scope(pg_engine) as session:
+        chat = session.get(Chat, 1)
+        assert chat is not None
+        chat.mode, chat.digest_time = "digest", "08:00"
+        session.execute(update(Delivery).where(col(Delivery.chat_id) == 1)
+                        .values(state="digest"))
+    prefs = Preferences(mode="digest", digest_time="08:00", timezone=chat.timezone)
+    coming = digest_moment(prefs, now_in(pg_engine)) + timedelta(days=1)
+    context = cast(Any, SimpleNamespace(bot_data={KEY: SimpleNamespace(
+        engine=pg_engine, catalog=catalog)}))
+    skew(timedelta(days=1))
+    said = not_delivered(context, "en", 1, 0, "http://wire.test/0")
+    assert f"{coming:%Y-%m-%d} 08:00" in said, said
