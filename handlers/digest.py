@@ -9,8 +9,7 @@ from telegram import Update
 from handlers.common import Context, argument_text, chat_language, reply, services, thread_of
 from jobs.digest import send_digest
 from storage import chats
-from storage.db import db
-from storage.models import utcnow
+from storage.db import database_now, db
 
 MAX_HOURS = 24 * 7
 
@@ -21,7 +20,8 @@ async def digest(update: Update, context: Context) -> None:
     chat = update.effective_chat
     assert chat is not None
     raw = argument_text(update)
-    now = utcnow()
+    # The alerts' times are the database's (storage.db.database_now), whichever replica answers.
+    now = await db(services(context).engine, database_now)
     if raw:
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_HOURS:
             await reply(update, context, language, "digest.usage", max=MAX_HOURS)

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, update
 from sqlmodel import col, select
 
 import storage.models
@@ -34,6 +34,7 @@ from storage.models import Chat, Delivery, Source, system_clock
 from tests.conftest import REPO, BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
+from tests.test_e2e_walkthrough import TOKEN, env_for, say
 from tests.test_ingest_robustness import LOOPBACK, http_client, store_source
 from tests.test_replicas import queue_stories, run_job
 
@@ -188,18 +189,25 @@ def test_tokens_spent_on_a_replica_a_day_ahead_count_in_todays_budget(
         assert usage.over_budget(session=session, budget=1000)
 
 
-def test_a_bot_whose_clock_runs_ahead_warns_at_start_up(
-    pg_engine: Engine, database_url: str, tmp_path: Path, bot_process: type[BotProcess],
-) -> None:
-    """bot.py as run, its process clock skewed by a sitecustomize on its PYTHONPATH."""
+def skewed_clock(tmp_path: Path, by: timedelta) -> Path:
+    """A folder whose sitecustomize skews the process clock of a bot run with it on its
+    PYTHONPATH: bot.py as run, on a host whose clock is off."""
     shim = tmp_path / "shim"
-    shim.mkdir()
+    shim.mkdir(exist_ok=True)
     (shim / "sitecustomize.py").write_text(
         "from datetime import timedelta\n"
         "import storage.models as models\n"
-        "models.process_clock = lambda: models.system_clock() + timedelta(hours=2)\n")
+        "models.process_clock = lambda: models.system_clock() + "
+        f"timedelta(seconds={by.total_seconds()})\n")
+    return shim
+
+
+def test_a_bot_whose_clock_runs_ahead_warns_at_start_up(
+    pg_engine: Engine, database_url: str, tmp_path: Path, bot_process: type[BotProcess],
+) -> None:
     env = {"TELEGRAM_BOT_TOKEN": "1:not-a-real-token", "TELEGRAM_API_URL": "http://127.0.0.1:9",
-           "DATABASE_URL": database_url, "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"}
+           "DATABASE_URL": database_url,
+           "PYTHONPATH": f"{skewed_clock(tmp_path, AHEAD)}{os.pathsep}{REPO}"}
     bot = bot_process(tmp_path, env).start()
     bot.wait_for_log("Tidings starting")
     bot.kill()
@@ -223,3 +231,22 @@ def test_why_on_a_replica_a_day_ahead_names_the_next_digest_by_the_databases_day
     skew(timedelta(days=1))
     said = not_delivered(context, "en", 1, 0, "http://wire.test/0")
     assert f"{coming:%Y-%m-%d} 08:00" in said, said
+
+
+def test_digest_on_a_bot_two_hours_ahead_covers_the_last_24_hours(
+    pg_engine: Engine, database_url: str, tmp_path: Path, bot_process: type[BotProcess],
+) -> None:
+    """/digest reaches 24 hours back by the database's clock, which stamped the alerts."""
+    queue_stories(pg_engine, ["SoftBank buys a chip maker in Oregon"])
+    with session_scope(pg_engine) as session:
+        session.execute(update(Delivery).values(
+            state="sent", created_at=func.now() - timedelta(hours=23)))
+    with BotApiEmulator(token=TOKEN) as telegram:
+        env = env_for(telegram, database_url) | {
+            "PYTHONPATH": f"{skewed_clock(tmp_path, AHEAD)}{os.pathsep}{REPO}",
+            "SEARCH_PROVIDERS": ""}
+        bot = bot_process(tmp_path, env).start()
+        user = telegram.user(1, "Ada")
+        chat = telegram.private_chat(user)
+        assert "SoftBank buys a chip maker in Oregon" in say(telegram, chat, user, "/digest")
+        bot.kill()
