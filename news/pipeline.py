@@ -34,7 +34,6 @@ from news.workers import Batched, drain
 from storage import briefs, deliveries, items, locks, sources, subscriptions, usage
 from storage.db import database_now, database_time, db, session_scope
 from storage.items import NewStory
-from storage.models import utcnow
 from storage.sources import DueSource
 
 log = logging.getLogger(__name__)
@@ -612,8 +611,8 @@ PREVIEW_DAYS = 7
 
 
 def _recent(engine: Engine) -> list[items.Recent]:
-    since = utcnow() - timedelta(days=PREVIEW_DAYS)
-    with session_scope(engine) as session:
+    with session_scope(engine) as session:  # items are stamped by the database's clock
+        since = database_now(session) - timedelta(days=PREVIEW_DAYS)
         return items.recent(session=session, since=since)
 
 

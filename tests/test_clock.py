@@ -24,13 +24,13 @@ from handlers.why import not_delivered
 from jobs import deliver
 from locales import catalog
 from news.briefs import BriefWriter
-from news.pipeline import Newsroom, poll_due, write_missing_briefs
+from news.pipeline import Newsroom, poll_due, preview, write_missing_briefs
 from news.schedule import Preferences, digest_moment
 from services import KEY
-from storage import sources, usage
+from storage import sources, stats, usage
 from storage.db import check_clock, database_now, session_scope
 from storage.locks import Keys, Role
-from storage.models import Chat, Delivery, Source, system_clock
+from storage.models import Chat, Delivery, Item, Source, system_clock
 from tests.conftest import REPO, BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
@@ -250,3 +250,21 @@ def test_digest_on_a_bot_two_hours_ahead_covers_the_last_24_hours(
         chat = telegram.private_chat(user)
         assert "SoftBank buys a chip maker in Oregon" in say(telegram, chat, user, "/digest")
         bot.kill()
+
+
+def test_stats_and_previews_on_a_replica_a_day_ahead_count_the_databases_today(
+    pg_engine: Engine, skew: Callable[[timedelta], object],
+) -> None:
+    """Stories and alerts are stamped by the database's clock; what one replica counts as
+    today, or as the last week, must be the same day and week."""
+    queue_stories(pg_engine, ["SoftBank buys a chip maker in Oregon"])
+    with session_scope(pg_engine) as session:  # a week and a little ago, by the database
+        session.execute(update(Item).values(fetched_at=func.now() - timedelta(days=7, hours=1)))
+    skew(timedelta(days=-1))  # a day behind: it would still see last week's item
+    assert preview(pg_engine, "SoftBank").count == 0
+    with session_scope(pg_engine) as session:
+        session.execute(update(Item).values(fetched_at=func.now()))
+    skew(timedelta(days=1))  # a day ahead: today's story would be yesterday's
+    with session_scope(pg_engine) as session:
+        assert stats.today(session=session).stories == 1
+    assert preview(pg_engine, "SoftBank").count == 1
