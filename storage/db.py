@@ -191,7 +191,6 @@ async def db(engine: Engine, work: Callable[..., T], **values: Any) -> T:
     return await asyncio.to_thread(_in_session, engine, work, values)
 
 
-
 def database_now(session: Session) -> datetime:
     """The time other replicas compare with (due times, leases, claims, next polls): on
     PostgreSQL the server's clock, one for every replica whatever theirs say; SQLite's one
@@ -210,8 +209,9 @@ def database_time(engine: Engine) -> datetime:
 
 def check_clock(engine: Engine) -> timedelta:
     """How far this process's clock is ahead of the database's (negative: behind), logged as a
-    warning past CLOCK_TOLERANCE: shared times come from the database, but this host's own
-    (log lines, quiet hours shown) would be off, and its time service needs looking at."""
+    warning past CLOCK_TOLERANCE: shared times come from the database, but what this host
+    stamps alone (its log lines, its job schedule) is off, and its time service (NTP) needs
+    looking at."""
     if engine.dialect.name != "postgresql":
         return timedelta(0)
     with session_scope(engine) as session:
