@@ -27,7 +27,7 @@ from news.briefs import BriefWriter
 from news.pipeline import Newsroom, poll_due, preview, write_missing_briefs
 from news.schedule import Preferences, digest_moment
 from services import KEY
-from storage import sources, stats, usage
+from storage import feedback, sources, stats, usage
 from storage.db import check_clock, database_now, session_scope
 from storage.locks import Keys, Role
 from storage.models import Chat, Delivery, Item, Source, system_clock
@@ -268,3 +268,24 @@ def test_stats_and_previews_on_a_replica_a_day_ahead_count_the_databases_today(
     with session_scope(pg_engine) as session:
         assert stats.today(session=session).stories == 1
     assert preview(pg_engine, "SoftBank").count == 1
+
+
+def test_feedback_given_on_a_replica_a_day_behind_counts_today(
+    pg_engine: Engine, skew: Callable[[timedelta], object],
+) -> None:
+    queue_stories(pg_engine, ["SoftBank buys a chip maker in Oregon"])
+    skew(timedelta(days=-1))
+    with session_scope(pg_engine) as session:
+        delivery = session.exec(select(Delivery).where(Delivery.chat_id == 1)).one()
+        assert feedback.vote(session=session, delivery=delivery, user_id=1, value="up") == "added"
+        [irrelevant] = [choice for choice in feedback.offer(
+            session=session, delivery=delivery, terms=[], max_sources=0)
+            if choice.kind == "irrelevant"]
+        feedback.apply(session=session, choice=irrelevant, delivery=delivery)
+    skew(timedelta(0))
+    with session_scope(pg_engine) as session:
+        counted = feedback.totals(session=session, since=stats.midnight(session=session))
+        assert (counted.up, counted.irrelevant) == (1, 1)
+        assert feedback.topic_votes(session=session, subscription_ids=[1],
+                                    since=database_now(session) - timedelta(hours=1)) \
+            == {1: (1, 0)}
