@@ -40,11 +40,13 @@ from storage import deliveries, locks, sources
 from storage.db import (
     DatabaseInUse,
     DatabaseUnreachable,
+    check_clock,
     claim_sqlite,
     describe,
     make_engine,
     migrate,
     session_scope,
+    url_secrets,
     wait_for_database,
 )
 from telegram_link import (
@@ -72,7 +74,8 @@ def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     # Belt and braces: whatever logs the token (a URL, a traceback), it never reaches a log.
     redact = RedactingFormatter(settings.telegram_bot_token.get_secret_value(), LOG_FORMAT,
-                                (settings.webhook_secret.get_secret_value(),))
+                                (settings.webhook_secret.get_secret_value(),
+                                 *url_secrets(settings.database_url)))
     for handler in logging.getLogger().handlers:
         handler.setFormatter(redact)
     # httpx logs every request URL at INFO, and Telegram's URLs carry the token; openai's own
@@ -88,8 +91,10 @@ def build_services(settings: Settings) -> Services:
                         else settings.parse_workers, time_limit=settings.parse_timeout_seconds)
     reader.warm()
     engine = make_engine(settings.database_url)
+    keys = locks.Keys.of(engine, settings.deployment_name)
     wait_for_database(engine)
-    migrate(engine)
+    migrate(engine, keys)
+    check_clock(engine)  # shared times are the database's; a host clock off them is warned of
     writer_client = None
     if settings.llm_enabled and settings.openai_api_key:
         # Our own code retries once; the client's retries would multiply with ours.
@@ -100,10 +105,10 @@ def build_services(settings: Settings) -> Services:
         )
     return Services(
         engine=engine,
-        newsroom=Newsroom(engine),
+        newsroom=Newsroom(engine, keys),
         # A new sender waits out the longest pacing period (a group's): the previous one may
         # have sent to any chat until it died, and Telegram's limits count those sends too.
-        sending=locks.Role(engine, locks.SENDING, "sending", settle=PACING.group_period),
+        sending=locks.Role(engine, keys.sending, "sending", settle=PACING.group_period),
         http=make_client(USER_AGENT),
         fetch_policy=FetchPolicy(settings.allowed_source_networks, settings.max_response_bytes,
                                  settings.fetch_timeout_seconds),
@@ -265,7 +270,8 @@ def main() -> None:
     bot_id = int(token.partition(":")[0]) if token.partition(":")[0].isdigit() else 0
     try:
         # Retried with backoff until Telegram answers: at boot the network may not be up yet.
-        receiver.run(application, receiver.choose(svc.engine, webhook, bot_id), svc.stopping)
+        receiver.run(application, receiver.choose(svc.engine, webhook, bot_id,
+                                                   svc.newsroom.keys), svc.stopping)
     except TokenRejected:
         log.error("Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped): "
                   "get the bot's current token from @BotFather (see README)")

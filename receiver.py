@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import json
 import logging
@@ -34,6 +33,7 @@ from telegram.ext import Application
 from tornado.httpserver import HTTPServer
 
 from storage.db import CONNECT_TIMEOUT_SECONDS
+from storage.locks import Keys
 from telegram_link import keep_trying, reason
 
 log = logging.getLogger("tidings")
@@ -155,12 +155,6 @@ class Polling:
             stopping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await stopping
-
-
-def role_key(bot_id: int) -> int:
-    """The advisory lock's key: one role per bot, so two bots may share a database."""
-    digest = hashlib.sha256(f"tidings receiver {bot_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class PollingRole:
@@ -334,12 +328,13 @@ class Webhook:
             self.server = None
 
 
-def choose(engine: Engine, webhook: WebhookConfig | None, bot_id: int) -> Receiver:
+def choose(engine: Engine, webhook: WebhookConfig | None, bot_id: int,
+           keys: Keys | None = None) -> Receiver:
     """Webhook when configured; else the receiver role on PostgreSQL; else plain polling."""
     if webhook is not None:
         return Webhook(webhook)
     if engine.dialect.name == "postgresql":
-        return PollingRole(engine, role_key(bot_id))
+        return PollingRole(engine, (keys or Keys.of(engine)).receiving(bot_id))
     return Polling()
 
 

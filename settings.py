@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_api_url: str = "https://api.telegram.org"
     database_url: str = "sqlite:///data/tidings.db"
+    # Names this deployment's advisory locks (with the database's name): two deployments on
+    # one PostgreSQL server or database set different names and never wait on each other.
+    deployment_name: str = Field(default="tidings", min_length=1)
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     llm_model: str = "gpt-4.1-mini"

@@ -10,8 +10,7 @@ from handlers.common import Context, argument_text, chat_language, reply, servic
 from jobs.digest import send_digest
 from news.text import whole_number
 from storage import chats
-from storage.db import db
-from storage.models import utcnow
+from storage.db import database_now, db
 
 MAX_HOURS = 24 * 7
 
@@ -22,7 +21,8 @@ async def digest(update: Update, context: Context) -> None:
     chat = update.effective_chat
     assert chat is not None
     raw = argument_text(update)
-    now = utcnow()
+    # The alerts' times are the database's (storage.db.database_now), whichever replica answers.
+    now = await db(services(context).engine, database_now)
     if raw:
         hours = whole_number(raw, high=MAX_HOURS)
         if hours is None:

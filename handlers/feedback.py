@@ -21,8 +21,8 @@ from handlers.common import (
 from jobs.deliver import alert_keyboard, markup
 from news.feedback import MAX_SOURCES, less_about
 from storage import briefs, feedback, items
-from storage.db import db, session_scope
-from storage.models import Delivery, utcnow
+from storage.db import database_now, db, session_scope
+from storage.models import Delivery
 
 RECENT = timedelta(days=7)  # the votes /topics counts, as it counts matches
 
@@ -149,7 +149,7 @@ def topic_feedback(
     button per mute to lift it."""
     with session_scope(services(context).engine) as session:
         votes = feedback.topic_votes(session=session, subscription_ids=subscription_ids,
-                                     since=utcnow() - RECENT)
+                                     since=database_now(session) - RECENT)
         mutes = feedback.mutes_for(session=session, subscription_ids=subscription_ids)
     extra: dict[int, str] = {}
     buttons: list[list[InlineKeyboardButton]] = []

@@ -21,7 +21,7 @@ async def show_stats(update: Update, context: Context) -> None:
     counts = await db(svc.engine, stats.today)
     spent = await db(svc.engine, usage.spent)
     failed = await db(svc.engine, stats.failed_today)
-    votes = await db(svc.engine, feedback.totals, since=stats.midnight())
+    votes = await db(svc.engine, feedback.totals, since=await db(svc.engine, stats.midnight))
     extra = ""
     if svc.daily_token_budget:
         extra = text(context, language, "stats.budget", spent=spent,

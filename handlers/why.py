@@ -25,8 +25,8 @@ from news.render import FLAGS
 from news.schedule import Preferences, zone
 from news.why import Explanation, explain, hits, level_why
 from storage import briefs, chats, deliveries, feedback, items, why
-from storage.db import db, session_scope
-from storage.models import Delivery, utcnow
+from storage.db import database_now, db, session_scope
+from storage.models import Delivery
 
 
 def _level(context: Context, language: str, level: int) -> str:
@@ -86,9 +86,9 @@ def not_delivered(context: Context, language: str, chat_id: int, thread_id: int,
         topics = why.topic_facts(session=session, chat_id=chat_id, thread_id=thread_id)
         chat = chats.get(session=session, chat_id=chat_id)
         prefs = deliveries.preferences(chat) if chat is not None else Preferences()
+        now = database_now(session)  # the digest job's clock, whichever replica answers
     found: Explanation = explain(facts, topics, delivery.state if delivery else None,
-                                 delivery.next_attempt_at if delivery else None, prefs,
-                                 utcnow())
+                                 delivery.next_attempt_at if delivery else None, prefs, now)
     if found.kind == "sent" and delivery is not None:
         return delivered(context, language, delivery)
     if found.kind == "held":

@@ -24,8 +24,7 @@ from news.schedule import decide
 from news.workers import drain
 from services import KEY, Services
 from storage import chats, deliveries, feedback
-from storage.db import db, session_scope
-from storage.models import utcnow
+from storage.db import database_now, db, session_scope
 
 log = logging.getLogger(__name__)
 SPACING = "per_chat_spacing"  # bot_data key: this application's PerChat
@@ -58,7 +57,7 @@ async def deliver_due(
     async def claim() -> list[deliveries.Claimed]:
         if svc.stopping.is_set():
             return []
-        return await db(svc.engine, deliveries.claim, now=utcnow(), lease=pacing.lease,
+        return await db(svc.engine, deliveries.claim, lease=pacing.lease,
                         limit=pacing.queued, chat_cap=pacing.cap(1), group_cap=pacing.cap(-1))
 
     async def handle(item: deliveries.Claimed) -> None:
@@ -80,7 +79,7 @@ async def send_edits(
     context: CallbackContext[Any, Any, Any, Any], svc: Services, pacing: Pacing,
     limiter: PerChat,
 ) -> None:
-    edits = await db(svc.engine, deliveries.claim_edits, now=utcnow(), lease=pacing.lease)
+    edits = await db(svc.engine, deliveries.claim_edits, lease=pacing.lease)
     for item in edits:
         if not svc.stopping.is_set():
             async with limiter(item.chat_id):
@@ -94,7 +93,8 @@ async def deliver(
     """Send now, or hold for the digest or until quiet hours end, as the chat's mode says."""
     t = partial(svc.catalog.text, item.language)
     alert = await asyncio.to_thread(render_delivery, svc.engine, item, t)
-    decision = decide(item.prefs, alert.level, utcnow())
+    # Quiet hours end at a time written for every replica to compare: the database's clock.
+    decision = decide(item.prefs, alert.level, await db(svc.engine, database_now))
     if decision.action != "send":
         state = "digest" if decision.action == "digest" else "quiet"
         await db(svc.engine, deliveries.hold, delivery_id=item.id, token=item.token,

@@ -20,8 +20,7 @@ from news.pipeline import digest_entries
 from news.schedule import digest_due
 from services import KEY, Services
 from storage import chats, deliveries
-from storage.db import db
-from storage.models import utcnow
+from storage.db import database_now, db
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +40,14 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     svc: Services = context.bot_data[KEY]
     if not await asyncio.to_thread(svc.sending.held):
         return  # digests are paced with the alerts, by the replica that sends (jobs.deliver)
-    now = utcnow()
+    now = await db(svc.engine, database_now)  # last_digest_at is compared by every replica
     due = [chat for chat in await db(svc.engine, deliveries.chats_with_held)
            if digest_due(deliveries.preferences(chat), chat.last_digest_at or chat.created_at,
                          now)]
     for chat in due:
         if svc.stopping.is_set():
             return
-        claim = DigestClaim(utcnow(), chat.last_digest_at)
+        claim = DigestClaim(await db(svc.engine, database_now), chat.last_digest_at)
         if not await db(svc.engine, chats.claim_digest, chat_id=chat.id, seen=claim.previous,
                         at=claim.at):
             continue  # another replica sends it
@@ -70,7 +69,7 @@ async def send_digest(
 ) -> int:
     """Send the digest messages; held rows become `digested` only once all went out. A
     scheduled digest's `claim` is given back when Telegram fails, so it is tried again."""
-    now = utcnow()
+    now = await db(svc.engine, database_now)
     rows = await db(svc.engine, deliveries.for_digest, chat_id=chat_id, since=since,
                     held_only=held_only)
     if not rows:

@@ -32,9 +32,8 @@ from news.stories import Clusters, Placement
 from news.text import without_headline
 from news.workers import Batched, drain
 from storage import briefs, deliveries, items, locks, sources, subscriptions, usage
-from storage.db import db, session_scope
+from storage.db import database_now, database_time, db, session_scope
 from storage.items import NewStory
-from storage.models import utcnow
 from storage.sources import DueSource
 
 log = logging.getLogger(__name__)
@@ -79,8 +78,9 @@ class Newsroom:
     thread its polls' database work runs on. bot.py builds one and services.Services holds
     it; a second process is just another owner, and the database keeps owners agreeing."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, keys: locks.Keys | None = None) -> None:
         self.engine = engine
+        self.keys = keys or locks.Keys.of(engine)  # its story lock's key among them
         self.clusters = Clusters()
         self.lock = threading.Lock()  # ingests run in worker threads and share the index
         self.matchers = MatcherCache()
@@ -107,7 +107,7 @@ OVERLAP = timedelta(seconds=2)
 def clustered(room: Newsroom) -> Iterator[tuple[Session, Clusters]]:
     """One transaction with the story index, topped up with the stories every process stored.
 
-    On PostgreSQL the transaction first takes the story lock (storage.locks.STORIES), which it
+    On PostgreSQL the transaction first takes the story lock (storage.locks.Keys.stories), which it
     holds until it commits: ingests of all replicas place stories one at a time, each after
     loading what the one before committed, so two replicas that ingest one event at the same
     moment make one story. When the transaction fails, its commit included, the index may
@@ -116,8 +116,8 @@ def clustered(room: Newsroom) -> Iterator[tuple[Session, Clusters]]:
     with room.lock:
         try:
             with session_scope(room.engine) as session:
-                locks.xact_lock(session, locks.STORIES)
-                now = utcnow()
+                locks.xact_lock(session, room.keys.stories)
+                now = database_now(session)  # stories are stamped by the database's clock
                 overlap = OVERLAP if room.engine.dialect.name == "postgresql" else timedelta(0)
                 clusters.load(items.signatures_since(
                     session=session, since=now - clusters.window,
@@ -447,7 +447,9 @@ async def poll_due(
     unexpectedly is logged, and its source tried at its next turn. Polls that finish while
     the database is busy with others are stored together (news.workers.Batched)."""
     results: list[Polled] = []
-    started = utcnow()  # only what is due now: a pass ends, and no source is polled twice at once
+    # Only what is due now, by the database's clock (every replica's): a pass ends, and no
+    # source is polled twice at once.
+    started = await room.in_database(database_time, room.engine)
 
     async def claim() -> list[DueSource]:
         return await room.in_database(claim_due, room.engine, concurrency, started)
@@ -509,7 +511,7 @@ async def write_missing_briefs(
     async def one(story_id: int, language: str) -> None:
         async with starting:
             if not await db(engine, briefs.claim, story_id=story_id, language=language,
-                            now=utcnow(), lease=claim_for):
+                            lease=claim_for):
                 return  # another replica writes it, or wrote it
             try:
                 brief = await write(story_id, language)
@@ -533,7 +535,7 @@ def _briefs_wanted(*, session: Session, budget: int
                    ) -> tuple[list[tuple[int, str]], bool, bool]:
     """The briefs due deliveries wait on; whether the day's token budget is spent; and whether
     this replica is the one to tell the admins so (once a day)."""
-    missing = deliveries.briefs_missing(session=session, now=utcnow())
+    missing = deliveries.briefs_missing(session=session)
     over = bool(budget) and usage.spent(session=session) >= budget
     return missing, over, over and bool(missing) and usage.claim_budget_notice(session=session)
 
@@ -610,8 +612,8 @@ PREVIEW_DAYS = 7
 
 
 def _recent(engine: Engine) -> list[items.Recent]:
-    since = utcnow() - timedelta(days=PREVIEW_DAYS)
-    with session_scope(engine) as session:
+    with session_scope(engine) as session:  # items are stamped by the database's clock
+        since = database_now(session) - timedelta(days=PREVIEW_DAYS)
         return items.recent(session=session, since=since)
 
 

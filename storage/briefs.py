@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from news.briefs import Brief as BriefContent
 from news.briefs import Written
+from storage.db import database_now
 from storage.models import Brief, BriefClaim
 
 
@@ -26,11 +27,13 @@ def get(*, session: Session, story_id: int, language: str) -> tuple[BriefContent
 
 
 def claim(
-    *, session: Session, story_id: int, language: str, now: datetime, lease: timedelta
+    *, session: Session, story_id: int, language: str, lease: timedelta,
+    now: datetime | None = None,
 ) -> bool:
     """Take a brief to write, as deliveries are claimed: True for one writer across every
     replica, until `lease` ends (then another takes it: the first one died). The claim row is
     inserted first, or taken over once expired; a brief already written is not claimed."""
+    now = now or database_now(session)  # every replica's clock
     until = now + lease
     insert = (postgresql_insert if session.get_bind().dialect.name == "postgresql"
               else sqlite_insert)

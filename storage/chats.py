@@ -8,7 +8,8 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from storage import deliveries
-from storage.models import Chat, Delivery, Subscription, utcnow
+from storage.db import database_now
+from storage.models import Chat, Delivery, Subscription
 
 
 def ensure_chat(
@@ -17,7 +18,8 @@ def ensure_chat(
     """The chat's row, created with `language` if new; an existing chat keeps its language."""
     chat = session.get(Chat, chat_id)
     if chat is None:
-        chat = Chat(id=chat_id, type=chat_type, title=title, language=language)
+        chat = Chat(id=chat_id, type=chat_type, title=title, language=language,
+                    created_at=database_now(session))  # a digest is due by it (jobs.digest)
         session.add(chat)
         session.flush()
     elif not chat.active or chat.title != title:
@@ -67,7 +69,8 @@ def update_settings(*, session: Session, chat_id: int, **fields: str | None) -> 
         held = deliveries.HELD if fields.get("mode", chat.mode) != chat.mode else ("quiet",)
         for name, value in fields.items():
             setattr(chat, name, value)
-        deliveries.reschedule_held(session=session, chat_id=chat_id, now=utcnow(), states=held)
+        deliveries.reschedule_held(session=session, chat_id=chat_id, now=database_now(session),
+                                   states=held)
 
 
 def migrate(*, session: Session, old_id: int, new_id: int) -> bool:

@@ -8,20 +8,26 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
+from urllib.parse import quote_plus
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, create_engine
+
+from storage.locks import Keys
+from storage.models import utcnow
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 CONNECT_TIMEOUT_SECONDS = 10  # an unreachable server fails a try instead of hanging start-up
 WAIT_ATTEMPTS = 8  # with doubling waits from 1 s (capped at 30 s): about two and a half minutes
-MIGRATE_LOCK = 0x7469_6469_6E67_73  # "tidings": the advisory lock key migrations take
+CLOCK_TOLERANCE = timedelta(seconds=5)  # replicas' clocks further off the database's are warned of
+HIDDEN = "***"  # what a password shows as in logs, as SQLAlchemy shows one
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -63,9 +69,36 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _is_password(name: str) -> bool:
+    """libpq takes `password` and `sslpassword` in the query string as well as in userinfo."""
+    return "password" in name.lower()
+
+
 def describe(url: str) -> str:
-    """The database for logs, with any password hidden."""
-    return make_url(normalize_url(url)).render_as_string(hide_password=True)
+    """The database for logs, with every password hidden: the userinfo one by SQLAlchemy's own
+    rendering, and any in the query string (`?password=`, `?sslpassword=`) by us."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except (ArgumentError, ValueError):
+        return "(a DATABASE_URL that does not parse)"
+    masked = {name: HIDDEN for name in parsed.query if _is_password(name)}
+    shown = parsed.update_query_dict(masked).render_as_string(hide_password=True)
+    return shown.replace(quote_plus(HIDDEN), HIDDEN)
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """Every password the URL carries, for the log filter: whatever else prints them (a
+    driver's message, a traceback), they never reach a log."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except (ArgumentError, ValueError):
+        return ()
+    found = [parsed.password or ""]
+    for name, value in parsed.query.items():
+        if _is_password(name):
+            found.extend([value] if isinstance(value, str) else value)
+    plain = [str(secret) for secret in found if secret]
+    return tuple(dict.fromkeys(plain + [quote_plus(secret) for secret in plain]))  # and encoded
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -99,7 +132,8 @@ def wait_for_database(
 ) -> None:
     """A database that starts after the bot (compose, a reboot) is waited for, one log line a
     try, and one that never answers ends start-up with a message instead of a hang."""
-    log.info("connecting to database %s", describe(str(engine.url)))
+    url = engine.url.render_as_string(hide_password=False)
+    log.info("connecting to database %s", describe(url))
     wait = first_wait
     for attempt in range(1, attempts + 1):
         try:
@@ -108,25 +142,28 @@ def wait_for_database(
             return
         except OperationalError as exc:
             reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc) else repr(exc)
+            for secret in url_secrets(url):
+                reason = reason.replace(secret, HIDDEN)
             if attempt == attempts:
                 raise DatabaseUnreachable(
-                    f"database {describe(str(engine.url))} did not answer after {attempts} "
+                    f"database {describe(url)} did not answer after {attempts} "
                     f"tries: {reason}") from None
             log.warning("database %s not reachable (try %d of %d, next in %.0f s): %s",
-                        describe(str(engine.url)), attempt, attempts, wait, reason)
+                        describe(url), attempt, attempts, wait, reason)
             sleep(wait)
             wait = min(wait * 2, 30.0)
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, keys: Keys | None = None) -> None:
     """Bring the schema to the newest Alembic revision; safe to run at every start."""
+    keys = keys or Keys.of(engine)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Replicas started together would each create the tables; one at a time, the
             # others find the schema at head. Freed when the transaction ends.
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": keys.migrations})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -152,3 +189,38 @@ async def db(engine: Engine, work: Callable[..., T], **values: Any) -> T:
     """`work(session=..., **values)` in one transaction on a worker thread: the one way async
     code touches the database, so a slow query or a lock never stalls the event loop."""
     return await asyncio.to_thread(_in_session, engine, work, values)
+
+
+def database_now(session: Session) -> datetime:
+    """The time other replicas compare with (due times, leases, claims, next polls): on
+    PostgreSQL the server's clock, one for every replica whatever theirs say; SQLite's one
+    process has only its own (storage.models.utcnow)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return utcnow()
+    stamp = session.execute(text("SELECT statement_timestamp()")).scalar_one()
+    return stamp.astimezone(UTC)
+
+
+def database_time(engine: Engine) -> datetime:
+    """database_now, in a transaction of its own."""
+    with session_scope(engine) as session:
+        return database_now(session)
+
+
+def check_clock(engine: Engine) -> timedelta:
+    """How far this process's clock is ahead of the database's (negative: behind), logged as a
+    warning past CLOCK_TOLERANCE: shared times come from the database, but what this host
+    stamps alone (its log lines, its job schedule) is off, and its time service (NTP) needs
+    looking at."""
+    if engine.dialect.name != "postgresql":
+        return timedelta(0)
+    with session_scope(engine) as session:
+        before = utcnow()
+        server = database_now(session)
+        after = utcnow()
+    skew = before + (after - before) / 2 - server
+    if abs(skew) > CLOCK_TOLERANCE:
+        log.warning("this process's clock is %.0f s %s of the database's: times replicas "
+                    "share come from the database, but check this host's time service (NTP)",
+                    abs(skew.total_seconds()), "ahead" if skew > timedelta(0) else "behind")
+    return skew

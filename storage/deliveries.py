@@ -16,7 +16,8 @@ from sqlmodel import Session, col, select
 
 from news.schedule import Preferences, held_again
 from storage import feedback
-from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Story, Subscription, utcnow
+from storage.db import database_now
+from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Story, Subscription
 
 MAX_ATTEMPTS = 5  # sends that failed, whatever the cause, before a row is parked as failed
 MAX_THROTTLED = timedelta(hours=1)  # 429 waits on one row before it is parked
@@ -75,7 +76,7 @@ def _insert(session: Session, targets: list[tuple[int, int, int, list[str]]]) ->
     a fan-out to thousands of chats is one statement, not thousands of savepoints."""
     if not targets:
         return 0
-    now = utcnow()
+    now = database_now(session)
     rows = [{"chat_id": chat_id, "thread_id": thread_id, "story_id": story_id,
              "topics": json.dumps(topics, ensure_ascii=False), "state": "pending",
              "attempts": 0, "next_attempt_at": now, "created_at": now}
@@ -100,9 +101,12 @@ def preferences(chat: Chat) -> Preferences:
                        chat.quiet_end)
 
 
-def briefs_missing(*, session: Session, now: datetime, limit: int = 20) -> list[tuple[int, str]]:
+def briefs_missing(
+    *, session: Session, now: datetime | None = None, limit: int = 20,
+) -> list[tuple[int, str]]:
     """(story, language) pairs that due deliveries wait on, so each brief is written once;
-    pairs another writer holds (storage.briefs.claim) are left to it."""
+    pairs another writer holds (storage.briefs.claim) are left to it. `now`: the database's."""
+    now = now or database_now(session)
     statement = (
         select(Delivery.story_id, Chat.language)
         .join(Chat, col(Chat.id) == Delivery.chat_id)
@@ -122,12 +126,14 @@ CLAIMABLE = ("pending", "quiet")  # quiet rows are claimed again when quiet hour
 
 
 def claim(
-    *, session: Session, now: datetime, lease: timedelta, limit: int = 30,
+    *, session: Session, lease: timedelta, now: datetime | None = None, limit: int = 30,
     chat_cap: int = 1_000_000, group_cap: int = 1_000_000,
 ) -> list[Claimed]:
     """Claim due deliveries whose brief exists, each leased under a fresh token. A chat gets
     no more rows than its cap (groups: negative ids) counting those still leased, so the
-    rows one claim takes can all be paced out before their lease ends (jobs.pacing)."""
+    rows one claim takes can all be paced out before their lease ends (jobs.pacing). Due
+    and leased by the database's clock (`now`, unless a test fixes it), as every replica."""
+    now = now or database_now(session)
     leased = (
         select(Delivery.chat_id, func.count().label("held"))
         .where(col(Delivery.state).in_(CLAIMABLE), col(Delivery.claim_token).is_not(None),
@@ -190,7 +196,7 @@ def begin_send(*, session: Session, delivery_id: int, token: str, lease: timedel
         update(Delivery)
         .where(col(Delivery.id) == delivery_id, col(Delivery.claim_token) == token,
                col(Delivery.state).in_(CLAIMABLE))
-        .values(next_attempt_at=utcnow() + lease)
+        .values(next_attempt_at=database_now(session) + lease)
     )
     return int(getattr(result, "rowcount", 0) or 0) == 1
 
@@ -205,7 +211,8 @@ def mark_sent(
     delivery = _held(session, delivery_id, token)
     if delivery is None:
         return False
-    delivery.state, delivery.message_id, delivery.sent_at = "sent", message_id, utcnow()
+    delivery.state, delivery.message_id = "sent", message_id
+    delivery.sent_at = database_now(session)
     delivery.next_attempt_at = delivery.sent_at  # the lease ends: edits may claim it
     delivery.claim_token = None
     if sources is not None:
@@ -238,7 +245,7 @@ def failed_attempt(
         delivery.state, delivery.last_error = "failed", _reason("attempts", error)
         return True
     delivery.last_error = _reason("attempts", error)
-    delivery.next_attempt_at = utcnow() + after
+    delivery.next_attempt_at = database_now(session) + after
     return False
 
 
@@ -257,7 +264,7 @@ def throttled(
         delivery.last_error = _reason("throttled", error)
         return True
     delivery.last_error = _reason("throttled", error)
-    delivery.next_attempt_at = utcnow() + after
+    delivery.next_attempt_at = database_now(session) + after
     return False
 
 
@@ -302,7 +309,7 @@ def release(*, session: Session, delivery_id: int, token: str) -> None:
     """Give back a claimed row that was not sent, so it is sent at once (after a restart)."""
     delivery = _held(session, delivery_id, token)
     if delivery is not None:
-        delivery.next_attempt_at = utcnow()
+        delivery.next_attempt_at = database_now(session)
         delivery.claim_token = None
 
 
@@ -314,7 +321,7 @@ def hold(
     delivery = _held(session, delivery_id, token)
     if delivery is not None and delivery.state in CLAIMABLE:
         delivery.state = state
-        delivery.next_attempt_at = until or utcnow()
+        delivery.next_attempt_at = until or database_now(session)
         delivery.claim_token = None
 
 
@@ -382,7 +389,7 @@ def mark_digested(*, session: Session, ids: list[int]) -> None:
     for delivery_id in ids:
         delivery = session.get(Delivery, delivery_id)
         if delivery is not None and delivery.state in HELD:
-            delivery.state, delivery.sent_at = "digested", utcnow()
+            delivery.state, delivery.sent_at = "digested", database_now(session)
 
 
 def flag_edits(*, session: Session, story_ids: set[int]) -> None:
@@ -402,9 +409,10 @@ def flag_edits(*, session: Session, story_ids: set[int]) -> None:
 
 
 def claim_edits(
-    *, session: Session, now: datetime, lease: timedelta, limit: int = 50
+    *, session: Session, lease: timedelta, now: datetime | None = None, limit: int = 50
 ) -> list[Claimed]:
     """Sent messages waiting for an edit, claimed like sends (leased, SKIP LOCKED)."""
+    now = now or database_now(session)
     statement = (
         select(Delivery, Chat)
         .join(Chat, col(Chat.id) == Delivery.chat_id)
@@ -426,13 +434,13 @@ def edited(*, session: Session, delivery_id: int, sources: int | None = None) ->
     """The edit went out listing `sources`; flagged again if another joined meanwhile."""
     delivery = session.get(Delivery, delivery_id)
     if delivery is not None:
-        delivery.next_attempt_at = utcnow()
+        delivery.next_attempt_at = database_now(session)
         delivery.needs_edit = sources is not None and _outdated(session, delivery, sources)
 
 
 def release_stale_leases(*, session: Session) -> int:
     """On SQLite only one process runs, so at start-up every lease is from a dead process."""
-    now = utcnow()
+    now = database_now(session)
     result = session.execute(
         update(Delivery)
         .where(col(Delivery.state).in_(CLAIMABLE), col(Delivery.claim_token).is_not(None))

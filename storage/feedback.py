@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from news.feedback import Choice, with_exclusion, without_exclusion
 from storage import subscriptions
+from storage.db import database_now
 from storage.models import Delivery, FeedbackChoice, Item, Mute, Source, Subscription, Vote
 
 _IDS_PER_QUERY = 5000  # well under SQLite's limit on bound parameters
@@ -61,7 +62,8 @@ def vote(*, session: Session, delivery: Delivery, user_id: int, value: str) -> s
     try:
         with session.begin_nested():
             session.add(Vote(delivery_id=delivery.id or 0, user_id=user_id, value=value,
-                             subscription_id=topics[0].id if topics else None))
+                             subscription_id=topics[0].id if topics else None,
+                             created_at=database_now(session)))  # counted by any replica
     except IntegrityError:  # the same person's other press got there first
         return "changed"
     return "added"
@@ -102,11 +104,14 @@ def offer(*, session: Session, delivery: Delivery, terms: list[str],
     for source_id, name in session.exec(statement).all():
         if source_id is not None and len(reporters) < max_sources:
             reporters.setdefault(source_id, name)
-    rows = [FeedbackChoice(delivery_id=delivery.id or 0, kind="less", text=term[:120])
-            for term in terms]
+    now = database_now(session)  # /stats counts them from the database's midnight
+    rows = [FeedbackChoice(delivery_id=delivery.id or 0, kind="less", text=term[:120],
+                           created_at=now) for term in terms]
     rows += [FeedbackChoice(delivery_id=delivery.id or 0, kind="mute", text=name[:120],
-                            source_id=source_id) for source_id, name in reporters.items()]
-    rows.append(FeedbackChoice(delivery_id=delivery.id or 0, kind="irrelevant", text=""))
+                            source_id=source_id, created_at=now)
+             for source_id, name in reporters.items()]
+    rows.append(FeedbackChoice(delivery_id=delivery.id or 0, kind="irrelevant", text="",
+                               created_at=now))
     session.add_all(rows)
     session.flush()
     return rows

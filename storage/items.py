@@ -15,7 +15,8 @@ from sqlmodel import Session, col, select
 from news.items import ItemDraft
 from news.stories import Placement, StoredStory
 from news.text import NAME_CHARS, clip
-from storage.models import Item, Source, Story, utcnow
+from storage.db import database_now
+from storage.models import Item, Source, Story
 
 ITEMS: Table = Item.__table__  # type: ignore[attr-defined]
 STORIES: Table = Story.__table__  # type: ignore[attr-defined]
@@ -98,7 +99,7 @@ def store(*, session: Session, source_id: int, source_name: str, placement: Plac
     """Insert the new stories and every item, each as one multi-row Core statement: the first
     poll of a thousand feeds stores fifty thousand items, and the ORM's per-row bookkeeping
     cost ten times more."""
-    now = utcnow()
+    now = database_now(session)
     stored = Stored(joined={story_id for _, story_id in placement.joins})
     story_ids: list[int] = []
     if placement.groups:

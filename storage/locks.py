@@ -1,26 +1,72 @@
 """PostgreSQL advisory locks: how replicas take turns, or pick one of them for a role.
 
 SQLite serves one process (storage.db.claim_sqlite), whose own locks are enough, so there
-every lock here is granted at once. Keys are fixed numbers, one per purpose.
+every lock here is granted at once. A key is a hash of the deployment's name, the database's
+name and the purpose (Keys), not a fixed number: two deployments on one server, or in one
+database, never wait on each other's locks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, text
 from sqlmodel import Session
 
-STORIES = 0x7469_6469_0001  # placing stories: one ingest at a time, across every replica
-SENDING = 0x7469_6469_0002  # the sending role: the one replica that sends alerts and digests
+DEPLOYMENT = "tidings"  # DEPLOYMENT_NAME's default
 log = logging.getLogger(__name__)
 # Whether this connection holds the lock (a bigint key shows as classid, objid in pg_locks).
 _MINE = text("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
              "AND pid = pg_backend_pid() AND objsubid = 1 "
              "AND (classid::bigint << 32) | objid::bigint = :key)")
+
+
+def lock_key(purpose: str, *, deployment: str, database: str) -> int:
+    """A bigint advisory-lock key (signed 64 bits, as PostgreSQL takes it) for one purpose of
+    one deployment on one database."""
+    named = "\0".join(("tidings lock", deployment, database, purpose)).encode()
+    return int.from_bytes(hashlib.blake2b(named, digest_size=8).digest(), "big", signed=True)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The advisory-lock keys of one deployment: every replica of it computes the same ones."""
+
+    deployment: str = DEPLOYMENT
+    database: str = ""
+
+    @classmethod
+    def of(cls, engine: Engine, deployment: str = DEPLOYMENT) -> Keys:
+        """The keys for the database `engine` connects to (libpq's default: the user's name)."""
+        url = engine.url
+        return cls(deployment, url.database or url.username or "")
+
+    def key(self, purpose: str) -> int:
+        return lock_key(purpose, deployment=self.deployment, database=self.database)
+
+    @property
+    def stories(self) -> int:
+        """Placing stories: one ingest at a time, across every replica."""
+        return self.key("stories")
+
+    @property
+    def sending(self) -> int:
+        """The sending role: the one replica that sends alerts and digests."""
+        return self.key("sending")
+
+    @property
+    def migrations(self) -> int:
+        """Schema migrations: one replica at a time brings the schema to head."""
+        return self.key("migrations")
+
+    def receiving(self, bot_id: int) -> int:
+        """Long polling for one bot: two bots may share a deployment's database."""
+        return self.key(f"receiver {bot_id}")
 
 
 def xact_lock(session: Session, key: int) -> None:

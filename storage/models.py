@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
-def utcnow() -> datetime:
-    """Aware UTC; SQLModel's UTCDateTime keeps it aware on SQLite too."""
+def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+# The process's clock: the one function every read of it goes through, so a test can run a
+# replica whose clock is off (tests/test_clock.py). Times other replicas compare come from
+# the database's clock instead (storage.db.database_now).
+process_clock: Callable[[], datetime] = system_clock
+
+
+def utcnow() -> datetime:
+    """Aware UTC, from this process's clock; SQLModel's UTCDateTime keeps it aware on SQLite."""
+    return process_clock()
 
 
 def _default(value: str) -> dict[str, str]:

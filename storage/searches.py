@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Subquery, and_, case, delete, func, or_
 from sqlmodel import Session, col, select
 
-from storage.models import Chat, Search, Source, Subscription, utcnow
+from storage.db import database_now
+from storage.models import Chat, Search, Source, Subscription
 from storage.sources import FEED, DueSource
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def release(*, session: Session, source_id: int, claimed_at: datetime) -> None:
     source = session.get(Source, source_id)
     if source is not None and not source.paused:
         spaced = claimed_at + timedelta(seconds=source.interval_seconds)
-        source.next_poll_at = min(source.next_poll_at, max(spaced, utcnow()))
+        source.next_poll_at = min(source.next_poll_at, max(spaced, database_now(session)))
 
 
 @dataclass(frozen=True)

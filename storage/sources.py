@@ -9,7 +9,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from news.text import NAME_CHARS, clip
-from storage.models import Item, Source, utcnow
+from storage.db import database_now
+from storage.models import Item, Source
 
 FEED = "feed"  # Source.kind of a feed; a search provider's kind is its name (news.search)
 
@@ -31,7 +32,7 @@ def by_url(*, session: Session, url: str) -> Source | None:
 
 def add(*, session: Session, url: str, name: str, interval_seconds: int) -> Source:
     source = Source(url=url, name=clip(name, NAME_CHARS), interval_seconds=interval_seconds)
-    source.next_poll_at = utcnow() + timedelta(seconds=interval_seconds)
+    source.next_poll_at = database_now(session) + timedelta(seconds=interval_seconds)
     session.add(source)
     session.flush()
     return source
@@ -39,7 +40,7 @@ def add(*, session: Session, url: str, name: str, interval_seconds: int) -> Sour
 
 def listing(*, session: Session) -> list[tuple[Source, int]]:
     """Every source with its item count over the last 7 days, for /sources."""
-    since = utcnow() - timedelta(days=7)
+    since = database_now(session) - timedelta(days=7)
     counts = (
         select(Item.source_id, func.count().label("n"))
         .where(col(Item.fetched_at) >= since)
@@ -67,8 +68,12 @@ def count(*, session: Session) -> int:
                             .where(Source.kind == FEED)).one())
 
 
-def claim_due(*, session: Session, now: datetime, limit: int = 50) -> list[DueSource]:
-    """Claim due sources by moving their next poll forward; SKIP LOCKED lets workers share."""
+def claim_due(
+    *, session: Session, now: datetime | None = None, limit: int = 50,
+) -> list[DueSource]:
+    """Claim due sources by moving their next poll forward; SKIP LOCKED lets workers share.
+    Due by `now`: a pass's start, by the database's clock (every replica's), unless given."""
+    now = now or database_now(session)
     statement = (
         select(Source)
         .where(col(Source.next_poll_at) <= now, col(Source.paused).is_(False),
@@ -101,7 +106,7 @@ def record_success(
     source = session.get(Source, source_id)
     if source is None:
         return
-    now = utcnow()
+    now = database_now(session)
     source.etag, source.last_modified = etag, last_modified
     source.last_polled_at = source.last_ok_at = now
     source.failing_since, source.last_error, source.failures = None, None, 0
@@ -116,7 +121,7 @@ def record_failure(
     source = session.get(Source, source_id)
     if source is None:
         return False
-    now = utcnow()
+    now = database_now(session)
     source.last_polled_at = now
     source.failing_since = source.failing_since or now
     source.last_error = f"{code}|{detail}"[:500]
@@ -140,7 +145,7 @@ def set_paused(*, session: Session, source_id: int, paused: bool) -> Source | No
     if source is not None:
         source.paused = paused
         if not paused:
-            now = utcnow()
+            now = database_now(session)
             source.failures = 0
             source.next_poll_at = now if source.kind == FEED else _spaced(source, now)
     return source
@@ -150,7 +155,8 @@ def set_interval(*, session: Session, source_id: int, seconds: int) -> Source | 
     source = session.get(Source, source_id)
     if source is not None:
         source.interval_seconds = seconds
-        source.next_poll_at = min(source.next_poll_at, utcnow() + timedelta(seconds=seconds))
+        source.next_poll_at = min(source.next_poll_at,
+                                  database_now(session) + timedelta(seconds=seconds))
     return source
 
 
@@ -160,7 +166,7 @@ def poll_now(*, session: Session, source_id: int | None = None) -> list[Source]:
     if source_id is not None:
         statement = select(Source).where(Source.id == source_id)
     rows = list(session.exec(statement).all())
-    now = utcnow()
+    now = database_now(session)
     for source in rows:
         source.next_poll_at = now if source.kind == FEED else _spaced(source, now)
     return rows

@@ -9,7 +9,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from storage import chats, deliveries, sources, usage
-from storage.models import Story, Subscription, utcnow
+from storage.db import database_now
+from storage.models import Story, Subscription
 
 
 @dataclass(frozen=True)
@@ -26,26 +27,22 @@ class Today:
     offline: int
 
 
-def midnight() -> datetime:
-    """Today's start (UTC): what /stats counts from."""
-    return _midnight()
-
-
-def _midnight() -> datetime:
-    return datetime.combine(utcnow().date(), time(), tzinfo=UTC)
+def midnight(*, session: Session) -> datetime:
+    """Today's start (UTC) by the database's clock, which stamped what /stats counts."""
+    return datetime.combine(database_now(session).date(), time(), tzinfo=UTC)
 
 
 def today(*, session: Session) -> Today:
-    midnight = _midnight()
+    start = midnight(session=session)
     llm = usage.of_day(session=session)
     return Today(
         chats=chats.count_active(session=session),
         subscriptions=int(session.exec(select(func.count()).select_from(Subscription)).one()),
         sources=sources.count(session=session),
         stories=int(session.exec(
-            select(func.count()).select_from(Story).where(col(Story.created_at) >= midnight)
+            select(func.count()).select_from(Story).where(col(Story.created_at) >= start)
         ).one()),
-        alerts=deliveries.count_sent_since(session=session, since=midnight),
+        alerts=deliveries.count_sent_since(session=session, since=start),
         calls=llm.calls, failures=llm.failures, tokens_in=llm.tokens_in,
         tokens_out=llm.tokens_out, offline=llm.offline_briefs,
     )
@@ -60,6 +57,6 @@ class Failed:
 
 
 def failed_today(*, session: Session) -> Failed:
-    midnight = _midnight()
-    return Failed(deliveries.count_failed_since(session=session, since=midnight),
-                  deliveries.failed_since(session=session, since=midnight))
+    start = midnight(session=session)
+    return Failed(deliveries.count_failed_since(session=session, since=start),
+                  deliveries.failed_since(session=session, since=start))

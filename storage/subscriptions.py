@@ -14,7 +14,8 @@ from sqlmodel import Session, col, select
 
 from news.matching import Topic
 from news.text import whole_number
-from storage.models import Chat, Delivery, Revision, Subscription, utcnow
+from storage.db import database_now
+from storage.models import Chat, Delivery, Revision, Subscription
 
 REVISION = "subscriptions"  # its row in revisions
 
@@ -23,7 +24,9 @@ def add(
     *, session: Session, chat_id: int, query: str, thread_id: int = 0, pinned: bool = False
 ) -> Subscription | None:
     """Follow `query`; None when already followed (the schema says so, not Python)."""
-    row = Subscription(chat_id=chat_id, query=query, thread_id=thread_id, pinned=pinned)
+    now = database_now(session)  # "why" compares it with stories' times, from any replica
+    row = Subscription(chat_id=chat_id, query=query, thread_id=thread_id, pinned=pinned,
+                       created_at=now, updated_at=now)
     try:
         with session.begin_nested():
             session.add(row)
@@ -87,7 +90,7 @@ def change_query(*, session: Session, subscription: Subscription, query: str) ->
     try:
         with session.begin_nested():
             subscription.query = query
-            subscription.updated_at = utcnow()
+            subscription.updated_at = database_now(session)
             session.add(subscription)
     except IntegrityError:
         return False

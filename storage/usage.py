@@ -8,11 +8,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from news.briefs import Written
-from storage.models import LlmUsage, utcnow
+from storage.db import database_now
+from storage.models import LlmUsage
 
 
-def today() -> date:
-    return utcnow().date()
+def today(session: Session) -> date:
+    """The UTC day by the database's clock: every replica spends into the same day's budget."""
+    return database_now(session).date()
 
 
 def _row(session: Session, day: date) -> LlmUsage:
@@ -29,7 +31,7 @@ def _row(session: Session, day: date) -> LlmUsage:
 
 
 def record(*, session: Session, written: Written, day: date | None = None) -> None:
-    row = _row(session, day or today())
+    row = _row(session, day or today(session))
     row.calls += written.calls
     row.failures += written.failures
     row.tokens_in += written.tokens_in
@@ -42,7 +44,7 @@ def record_calls(
     day: date | None = None,
 ) -> None:
     """Calls that are not briefs (alias suggestions) count in /stats and the budget too."""
-    row = _row(session, day or today())
+    row = _row(session, day or today(session))
     row.calls += calls
     row.failures += failures
     row.tokens_in += tokens_in
@@ -55,7 +57,7 @@ def over_budget(*, session: Session, budget: int, day: date | None = None) -> bo
 
 
 def of_day(*, session: Session, day: date | None = None) -> LlmUsage:
-    return session.get(LlmUsage, day or today()) or LlmUsage(day=day or today())
+    return session.get(LlmUsage, day or today(session)) or LlmUsage(day=day or today(session))
 
 
 def spent(*, session: Session, day: date | None = None) -> int:
@@ -65,7 +67,7 @@ def spent(*, session: Session, day: date | None = None) -> int:
 
 def claim_budget_notice(*, session: Session, day: date | None = None) -> bool:
     """True once per day: the caller tells the admins that briefs went offline."""
-    row = _row(session, day or today())
+    row = _row(session, day or today(session))
     if row.budget_notified:
         return False
     row.budget_notified = True

@@ -25,7 +25,7 @@ from jobs.throttle import PerChat
 from locales import catalog
 from news.briefs import Brief, Written
 from storage import briefs, chats, deliveries, subscriptions
-from storage.db import session_scope
+from storage.db import database_now, session_scope
 from storage.models import Item, Story
 from tests.fakes.telegram import BotApiEmulator
 
@@ -96,7 +96,7 @@ async def test_30_alerts_queued_for_one_group_are_delivered_exactly_once(
         assert telegram.rejected == []
     with session_scope(engine) as session:
         assert deliveries.count_sent_since(
-            session=session, since=deliveries.utcnow() - timedelta(hours=1)) == ALERTS
+            session=session, since=database_now(session) - timedelta(hours=1)) == ALERTS
 
 
 class Clock:

@@ -15,8 +15,9 @@ from telegram.ext import ApplicationBuilder
 from telegram.ext._utils import networkloop
 from telegram.request import BaseRequest, RequestData
 
-from receiver import ConflictNotice, Polling, PollingRole, WebhookConfig, role_key
+from receiver import ConflictNotice, Polling, PollingRole, WebhookConfig
 from storage.db import make_engine, normalize_url
+from storage.locks import Keys
 
 
 class FakeUpdater:
@@ -76,7 +77,7 @@ def test_conflicts_are_one_line_per_streak_window(caplog: pytest.LogCaptureFixtu
 
 
 def test_each_bot_has_its_own_role() -> None:
-    assert role_key(123) == role_key(123) != role_key(456)
+    assert Keys().receiving(123) == Keys().receiving(123) != Keys().receiving(456)
 
 
 @pytest.mark.asyncio
@@ -87,7 +88,7 @@ async def test_one_role_holder_hand_over_and_a_lost_connection_gives_the_role_up
     caplog.set_level(logging.INFO, logger="tidings")
     engine = make_engine(database_url)
     stopping = asyncio.Event()
-    first, second = (PollingRole(engine, role_key(1), check_seconds=0.1) for _ in range(2))
+    first, second = (PollingRole(engine, Keys().receiving(1), check_seconds=0.1) for _ in range(2))
     app1, app2 = FakeApplication(), FakeApplication()
     try:
         await first.start(app1, stopping)  # type: ignore[arg-type]

@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 
 import openai
 import pytest
-from sqlalchemy import Engine, delete, func, update
+from sqlalchemy import Engine, delete, func, text, update
 from sqlmodel import select
 from telegram.ext import ApplicationBuilder, CallbackContext
 
+import storage.models
 from jobs import Job, deliver, digest
 from locales import catalog
 from news.briefs import BriefWriter
@@ -27,7 +28,7 @@ from news.pipeline import Newsroom, Outcome, ingest, ingest_all, write_missing_b
 from services import KEY
 from storage import briefs, chats, deliveries, items, locks, sources, subscriptions
 from storage.db import make_engine, migrate, session_scope
-from storage.locks import SENDING, Role
+from storage.locks import Keys, Role
 from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Source, Story, utcnow
 from storage.sources import DueSource
 from tests.fakes.llm import LlmServer, Reply
@@ -177,7 +178,7 @@ def test_polls_with_nothing_new_do_not_wait_for_another_replicas_ingest(
     batch = [Outcome(wire, [seen], fetched(wire)), Outcome(paper, [news], fetched(paper))]
     result: list[list[int]] = []
     with session_scope(second) as other:  # another replica placing its stories
-        locks.xact_lock(other, locks.STORIES)
+        locks.xact_lock(other, Keys.of(other.get_bind()).stories)
         storing = threading.Thread(target=lambda: result.append(
             ingest_all(Newsroom(first), batch)))
         storing.start()
@@ -264,7 +265,7 @@ def test_a_topic_edited_on_another_replica_reaches_this_replicas_matcher(
                                          "every forecast", "Chips sold out.", None)]) == 1
     assert count(first, Delivery) == 1
     behind = utcnow() - timedelta(minutes=10)
-    monkeypatch.setattr(subscriptions, "utcnow", lambda: behind)
+    monkeypatch.setattr(storage.models, "process_clock", lambda: behind)
     with session_scope(second) as session:
         topic = subscriptions.find(session=session, chat_id=1, query="Nvidia")
         assert topic is not None
@@ -351,7 +352,8 @@ def test_only_the_replica_holding_the_sending_role_sends_and_the_role_moves_when
     first, second = engines(), engines()
     queue_stories(first, ["SoftBank buys a chip maker in Oregon"])
     asyncio.run(write_missing_briefs(first, BriefWriter(None, "offline")))
-    roles = Role(first, SENDING, "sending"), Role(second, SENDING, "sending")
+    roles = Role(first, Keys.of(first).sending, "sending"), \
+        Role(second, Keys.of(second).sending, "sending")
     assert roles[0].held() and not roles[1].held(), "one holder"
     with BotApiEmulator() as telegram:
         for user_id in (1, 2):
@@ -371,20 +373,33 @@ def test_only_the_replica_holding_the_sending_role_sends_and_the_role_moves_when
     roles[0].release()
 
 
+def lock_taken(engine: Engine, key: int) -> bool:
+    """Whether any session holds the advisory lock `key`."""
+    with engine.connect() as connection:
+        return bool(connection.execute(text(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND objsubid = 1 AND (classid::bigint << 32) | objid::bigint = :key)"),
+            {"key": key}).scalar())
+
+
 def test_a_new_sender_waits_a_groups_period_before_it_sends(
     engines: Callable[[], Engine],
 ) -> None:
     """The holder that died may have sent to any chat just before: a new holder that sent
     at once could break a chat's 1/s or a group's 20/min (the replica test saw 429s)."""
     now = [100.0]
-    first = Role(engines(), SENDING, "sending", settle=3.05, clock=lambda: now[0])
-    second = Role(engines(), SENDING, "sending", settle=3.05, clock=lambda: now[0])
+    key = Keys().sending  # every replica of one deployment computes the same key
+    watcher = engines()
+    first = Role(engines(), key, "sending", settle=3.05, clock=lambda: now[0])
+    second = Role(engines(), key, "sending", settle=3.05, clock=lambda: now[0])
     assert not first.held(), "taken, but not yet to send on"
     assert not second.held() and first.connection is not None, "the role is taken all the same"
     now[0] += 3.1
     assert first.held() and not second.held()
     assert first.connection is not None
     first.connection.invalidate()  # the holder dies
+    # The server frees its lock once it notices the connection closed, not at once.
+    wait_until(lambda: not lock_taken(watcher, key))
     assert not second.held(), "the new holder waits too"
     now[0] += 3.1
     assert second.held()

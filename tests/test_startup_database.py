@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from jobs.heartbeat import beat
-from storage.db import DatabaseUnreachable, make_engine, wait_for_database
+from storage.db import DatabaseUnreachable, describe, make_engine, url_secrets, wait_for_database
 from tests.conftest import BotProcess
 from tests.fakes.telegram import BotApiEmulator
 from tests.test_e2e_briefs import wait_until
@@ -120,3 +120,67 @@ def test_a_second_process_on_one_sqlite_file_is_refused(
         assert "another Tidings process already uses" in second.log
         assert "Traceback" not in second.log
         assert first.process is not None and first.process.poll() is None, "the first runs on"
+
+
+SECRET = "s3cr3t-Pa55"
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql+psycopg://u@db.example/tidings?user=reader&password={SECRET}",
+    f"postgresql://u:{SECRET}@db.example/tidings?password={SECRET}&sslmode=require",
+    f"postgres://u@db.example/tidings?sslpassword={SECRET}&PASSWORD={SECRET}",
+    f"postgresql+psycopg:///tidings?host=/run/pg&password={SECRET}&password=2{SECRET}",
+])
+def test_every_password_in_the_url_is_masked(url: str) -> None:
+    shown = describe(url)
+    assert SECRET not in shown
+    assert shown.startswith("postgresql+psycopg://") and "/tidings" in shown, "the rest shows"
+
+
+def test_a_url_that_does_not_parse_is_not_shown() -> None:
+    assert SECRET not in describe(f"postgresql://u:{SECRET}@h:notaport/tidings")
+
+
+def test_passwords_of_the_url_are_listed_for_the_log_filter() -> None:
+    url = f"postgresql://u:{SECRET}@h/tidings?password=q{SECRET}&sslpassword=t{SECRET}"
+    assert set(url_secrets(url)) >= {SECRET, f"q{SECRET}", f"t{SECRET}"}
+    assert url_secrets("sqlite:///data/tidings.db") == ()
+
+
+def test_query_password_never_reaches_the_log_on_retries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = make_engine(
+        f"postgresql://tidings@127.0.0.1:{closed_port()}/tidings?user=reader&password={SECRET}")
+    with caplog.at_level(logging.INFO, "storage.db"), pytest.raises(DatabaseUnreachable) as failure:
+        wait_for_database(engine, attempts=3, sleep=lambda _: None)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "not reachable" in logged and "connecting to database" in logged
+    assert SECRET not in logged + str(failure.value)
+
+
+def test_the_bot_logs_no_query_password_while_retrying(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    env = {"TELEGRAM_BOT_TOKEN": "1:not-a-real-token", "TELEGRAM_API_URL": "http://127.0.0.1:9",
+           "DATABASE_URL": f"postgresql://tidings@127.0.0.1:{closed_port()}/tidings"
+                           f"?user=reader&password={SECRET}"}
+    bot = bot_process(tmp_path, env).start()
+    bot.wait_for_log("(try 2 of")
+    bot.kill()
+    assert "connecting to database postgresql+psycopg://tidings@127.0.0.1" in bot.log
+    assert SECRET not in bot.log, bot.log
+
+
+def test_the_bot_logs_no_query_password_when_it_starts(
+    database_url: str, tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a query string with a password is a PostgreSQL form")
+    # Trust authentication ignores the password: the bot connects and logs its start-up line.
+    env = {"TELEGRAM_BOT_TOKEN": "1:not-a-real-token", "TELEGRAM_API_URL": "http://127.0.0.1:9",
+           "DATABASE_URL": f"{database_url}?password={SECRET}"}
+    bot = bot_process(tmp_path, env).start()
+    bot.wait_for_log("Tidings starting: database postgresql+psycopg://")
+    bot.kill()
+    assert SECRET not in bot.log, bot.log

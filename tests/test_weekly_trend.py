@@ -23,7 +23,7 @@ from news.pipeline import Newsroom
 from services import KEY, Services
 from storage import chats
 from storage.db import session_scope
-from storage.locks import SENDING, Role
+from storage.locks import Keys, Role
 from storage.models import Chat, Delivery, Item, Story, Subscription, utcnow
 from tests.fakes.telegram import BotApiEmulator
 
@@ -69,7 +69,7 @@ async def test_the_digest_carries_the_weeks_chart_once_a_week(
                        writer=BriefWriter(None, "m"), aliases=AliasFinder(None, "m"),
                        catalog=catalog, admin_ids=frozenset(), default_language="en",
                        poll_interval_seconds=600, newsroom=Newsroom(engine),
-                       sending=Role(engine, SENDING, "sending"))
+                       sending=Role(engine, Keys.of(engine).sending, "sending"))
         bot = Bot(emu.token, base_url=f"{emu.base_url}/bot")
         async with bot:
             context = cast(Any, SimpleNamespace(bot=bot, bot_data={KEY: svc}))

@@ -29,8 +29,7 @@ from news.pipeline import (
 )
 from news.search import Provider, QueryRefused, Request, pack
 from storage import deliveries, searches, sources
-from storage.db import session_scope
-from storage.models import utcnow
+from storage.db import database_now, session_scope
 from storage.sources import DueSource
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ def _turn(engine: Engine, kind: str, interval: timedelta) -> Turn | None:
     until the turn is over (released, or a failure's backoff), or LEASE has passed: no
     replica asks about the same queries while another still stores their results."""
     with session_scope(engine) as session:
-        now = utcnow()
+        now = database_now(session)
         source = searches.claim(session=session, kind=kind, now=now, lease=LEASE)
         if source is None:
             return None
