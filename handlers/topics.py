@@ -85,22 +85,19 @@ def _follow(
     *, session: Session, chat_id: int, query: str, thread_id: int, cap: int, pinned: bool
 ) -> tuple[str, int | None, str]:
     """("done", id, query), ("exists", None, query) or ("full", None, query): only new topics
-    count against the cap; `!` on a topic the chat already follows pins it."""
-    if cap and subscriptions.count(session=session, chat_id=chat_id) >= cap \
-            and not subscriptions.exact(session=session, chat_id=chat_id, query=query,
-                                        thread_id=thread_id):
+    count against the cap; a query matching alike (SoftBank, softbank) is the topic the chat
+    already follows, and `!` on it pins it."""
+    existing = subscriptions.same(session=session, chat_id=chat_id, query=query,
+                                  thread_id=thread_id)
+    if existing is None and cap and subscriptions.count(session=session, chat_id=chat_id) >= cap:
         return "full", None, query
-    row = subscriptions.add(session=session, chat_id=chat_id, query=query, thread_id=thread_id,
-                            pinned=pinned)
+    row = None if existing else subscriptions.add(
+        session=session, chat_id=chat_id, query=query, thread_id=thread_id, pinned=pinned)
     if row is not None:
         return "done", row.id, query
-    if pinned:
-        existing = subscriptions.find(session=session, chat_id=chat_id, query=query,
-                                      thread_id=thread_id)
-        if existing is not None:
-            subscriptions.set_pinned(session=session, subscription=existing, pinned=True)
-            return "exists", None, existing.query
-    return "exists", None, query
+    if pinned and existing is not None:
+        subscriptions.set_pinned(session=session, subscription=existing, pinned=True)
+    return "exists", None, existing.query if existing else query
 
 
 async def subscribe(update: Update, context: Context) -> None:

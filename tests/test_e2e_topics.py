@@ -231,3 +231,23 @@ def test_alias_buttons_extend_the_query_across_languages(
                                            timeout=20)[-1]
         assert "软银承诺" in alert.text and "SoftBank OR 软银 -Hawks" in alert.text
         assert telegram.rejected == []
+
+
+def test_topics_differing_only_in_case_are_one_topic(world: World) -> None:
+    """Issue 25 item 3: `/subscribe softbank` after `SoftBank` is the same topic, pinned or
+    not, and `/unsubscribe` in any case (or spacing, or quoting) removes it."""
+    telegram = world.telegram
+    user = telegram.user(7003, "Ana", language_code="en")
+    chat = telegram.private_chat(user)
+    say(telegram, chat, user, "/subscribe SoftBank -Hawks")
+    assert say(telegram, chat, user, "/subscribe softbank  -HAWKS") == (
+        "This chat already follows SoftBank -Hawks. /topics lists your topics.")
+    assert "SoftBank -Hawks is tracked closely" in say(
+        telegram, chat, user, '/subscribe !"SOFTBANK" -hawks')
+    topics = say(telegram, chat, user, "/topics").splitlines()
+    assert topics[1:] == ["1. SoftBank -Hawks · 1 in 7 days · 📌 tracked closely"]
+    say(telegram, chat, user, "/subscribe Nvidia")
+    assert say(telegram, chat, user, "/unsubscribe softbank -hawks") == (
+        "Stopped following SoftBank -Hawks.")
+    topics = say(telegram, chat, user, "/topics").splitlines()
+    assert topics[1:] == ["1. Nvidia · 0 in 7 days"]
