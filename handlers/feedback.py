@@ -13,12 +13,28 @@ from telegram.error import BadRequest
 
 from handlers.common import Context, answer_button, chat_language, services, text
 from jobs.deliver import alert_keyboard, markup
+from jobs.recording import recorded
 from news.feedback import MAX_SOURCES, less_about
 from storage import briefs, feedback, items
 from storage.db import db, session_scope
 from storage.models import Delivery, utcnow
 
 RECENT = timedelta(days=7)  # the votes /topics counts, as it counts matches
+RECORD_WAIT = 10.0  # seconds a press waits for its alert's send to be recorded (PTB's
+# timeouts end a send sooner; Telegram wants a press answered within 15)
+RECORD_POLL = 0.5  # seconds between looks at a send another replica records
+
+
+async def alert_recorded(context: Context, delivery_id: int, chat_id: int) -> None:
+    """A press can come as soon as the alert shows, before the send's answer is recorded:
+    wait (a while at most) for the record, so the press never finds its alert unknown."""
+    engine = services(context).engine
+    deadline = asyncio.get_running_loop().time() + RECORD_WAIT
+    while await db(engine, feedback.being_sent, delivery_id=delivery_id, chat_id=chat_id):
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return
+        await recorded(context.bot_data, delivery_id, min(left, RECORD_POLL))
 
 
 async def press_up(update: Update, context: Context, delivery_id: int) -> None:
@@ -37,6 +53,7 @@ async def _vote(update: Update, context: Context, delivery_id: int, value: str) 
     if user is None:
         await answer_button(update, context, language, "button.stale")
         return
+    await alert_recorded(context, delivery_id, chat.id)
     outcome = await db(services(context).engine, _record_vote, delivery_id=delivery_id,
                        chat_id=chat.id, user_id=user.id, value=value, language=language)
     if outcome is None:

@@ -27,6 +27,14 @@ def delivery_in(*, session: Session, delivery_id: int, chat_id: int) -> Delivery
     return delivery
 
 
+def being_sent(*, session: Session, delivery_id: int, chat_id: int) -> bool:
+    """Whether the alert is this chat's and claimed for sending, its message id not yet
+    stored: a press on it has come before Telegram's answer to the send was recorded."""
+    delivery = session.get(Delivery, delivery_id)
+    return (delivery is not None and delivery.chat_id == chat_id
+            and delivery.message_id is None and delivery.claim_token is not None)
+
+
 def delivery_of_message(*, session: Session, chat_id: int, message_id: int) -> Delivery | None:
     """The alert a message of this chat is (for /why sent as a reply)."""
     statement = select(Delivery).where(Delivery.chat_id == chat_id,

@@ -114,6 +114,23 @@ def test_less_about_a_term_excludes_it_until_undone(world: World) -> None:
     assert "1. SoftBank ·" in topics and "Hauts-de-France" not in topics
 
 
+def test_a_press_before_the_send_is_answered_finds_its_alert(world: World) -> None:
+    """Issue 25 item 13: a reader can press 👎 while the bot still waits for Telegram's answer
+    to the send (the emulator holds it back, the message already in the chat): the press
+    waits for the alert to be recorded instead of calling its button out of date."""
+    telegram = world.telegram
+    user = telegram.user(9202, "Ed", language_code="en")
+    chat = telegram.private_chat(user)
+    say(telegram, chat, user, "/subscribe SoftBank")
+    telegram.slow_next("sendMessage", 3.0)
+    world.publish(NEW_SOFTBANK)
+    alert = alert_for(telegram, chat["id"], "SoftBank pledges billions")
+    assert "Noted" in world.press(chat, user, alert, buttons(alert)["👎"])
+    assert ("sendMessage", 3.0) in telegram.held
+    shows(telegram, alert, "👎 1")
+    assert "· 👍 0 · 👎 1" in say(telegram, chat, user, "/topics")
+
+
 def test_mute_a_source_listed_by_topics_and_lifted_there(world: World) -> None:
     telegram = world.telegram
     user = telegram.user(9301, "Mo", language_code="en")
