@@ -172,14 +172,35 @@ async def reply_chunks(
 ) -> None:
     """A long list as several messages, whole entries each, every one under Telegram's 4096;
     `markup` goes under the last."""
+    parts = chunks(context, language, key, lines, separator)
+    for part in parts[:-1]:
+        await _reply_html(update, part)
+    await _reply_html(update, parts[-1], markup)
+
+
+def chunks(context: Context, language: str, key: str, lines: list[str],
+           separator: str = "\n\n") -> list[str]:
+    """The messages a long list takes (reply_chunks), as HTML; an edit redraws the last."""
+    parts: list[str] = []
     chunk: list[str] = []
     for line in lines:
         candidate = separator.join([*chunk, line])
         if chunk and len(text(context, language, key, lines=Safe(candidate))) > 3800:
-            await reply(update, context, language, key, lines=Safe(separator.join(chunk)))
+            parts.append(text(context, language, key, lines=Safe(separator.join(chunk))))
             chunk = []
         chunk.append(line)
-    await reply(update, context, language, key, lines=Safe(separator.join(chunk)), markup=markup)
+    parts.append(text(context, language, key, lines=Safe(separator.join(chunk))))
+    return parts
+
+
+async def _reply_html(
+    update: Update, html_text: str, markup: InlineKeyboardMarkup | None = None
+) -> Message:
+    message = update.effective_message
+    assert message is not None
+    return await message.reply_text(html_text, parse_mode=ParseMode.HTML, do_quote=False,
+                                    reply_markup=markup,
+                                    link_preview_options=LinkPreviewOptions(is_disabled=True))
 
 
 

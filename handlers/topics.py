@@ -21,6 +21,7 @@ from handlers.common import (
     answer_button,
     argument_text,
     chat_language,
+    chunks,
     refuse_unless_configurable,
     reply,
     reply_chunks,
@@ -290,15 +291,24 @@ async def topics(update: Update, context: Context) -> None:
     language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
-    engine = services(context).engine
-    followed = await db(engine, subscriptions.for_chat, chat_id=chat.id,
+    followed = await db(services(context).engine, subscriptions.for_chat, chat_id=chat.id,
                         thread_id=thread_of(update))
+    if not followed:
+        await reply(update, context, language, "topics.empty")
+        return
+    lines, keyboard = await topics_view(context, language, followed)
+    await reply_chunks(update, context, language, "topics.list", lines, separator="\n",
+                       markup=keyboard)
+
+
+async def topics_view(
+    context: Context, language: str, followed: list[Subscription]
+) -> tuple[list[str], InlineKeyboardMarkup]:
+    """/topics' lines and keyboard, as they stand: drawn anew after every press on them."""
+    engine = services(context).engine
     rows = [Topic(row.id or 0, row.chat_id, row.thread_id, row.query) for row in followed]
     markup = pin_keyboard(context, language, followed)
     pinned = {row.id for row in followed if row.pinned}
-    if not rows:
-        await reply(update, context, language, "topics.empty")
-        return
     counts = await asyncio.to_thread(topic_counts, engine, rows)
     extra, unmute = await asyncio.to_thread(topic_feedback, context, language,
                                             [row.id for row in rows])
@@ -307,8 +317,7 @@ async def topics(update: Update, context: Context) -> None:
              + (" " + text(context, language, "topics.pinned") if row.id in pinned else "")
              + extra[row.id] for n, row in enumerate(rows, start=1)]
     keyboard = [*markup.inline_keyboard, *unmute][:PIN_BUTTONS]
-    await reply_chunks(update, context, language, "topics.list", lines, separator="\n",
-                       markup=InlineKeyboardMarkup(keyboard))
+    return lines, InlineKeyboardMarkup(keyboard)
 
 
 PIN_BUTTONS = 100  # Telegram's cap on an inline keyboard's buttons
@@ -349,11 +358,12 @@ async def press_pin(update: Update, context: Context, subscription_id: int) -> N
         await answer_button(update, context, language, "button.stale")
         return
     now_pinned, query, followed = toggled
-    key = "topics.pinned_done" if now_pinned else "topics.unpinned_done"
-    markup = pin_keyboard(context, language, followed)
-    await answer_button(update, context, language, key, query=query)
+    key = "topics.pin_toast" if now_pinned else "topics.unpin_toast"
+    await answer_button(update, context, language, key, query=clip(query, 40))
     message = update.effective_message
-    if message is not None:
-        await message.edit_reply_markup(markup)
-        await message.reply_text(text(context, language, key, query=query),
-                                 parse_mode=ParseMode.HTML, do_quote=False)
+    if message is not None:  # the list's last part, which carries the keyboard
+        lines, keyboard = await topics_view(context, language, followed)
+        await message.edit_text(
+            chunks(context, language, "topics.list", lines, separator="\n")[-1],
+            parse_mode=ParseMode.HTML, reply_markup=keyboard,
+            link_preview_options=LinkPreviewOptions(is_disabled=True))
