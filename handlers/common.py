@@ -178,6 +178,14 @@ async def reply_chunks(
     await _reply_html(update, parts[-1], markup)
 
 
+def keyboard_without(message: Message, data: str) -> InlineKeyboardMarkup | None:
+    """The message's keyboard less the button pressed (None when none is left)."""
+    keyboard = message.reply_markup.inline_keyboard if message.reply_markup else ()
+    rows = [kept for row in keyboard
+            if (kept := [button for button in row if button.callback_data != data])]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
 def chunks(context: Context, language: str, key: str, lines: list[str],
            separator: str = "\n\n") -> list[str]:
     """The messages a long list takes (reply_chunks), as HTML; an edit redraws the last."""

@@ -8,10 +8,17 @@ from datetime import timedelta
 from functools import partial
 
 from sqlmodel import Session
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, Update
 from telegram.error import BadRequest
 
-from handlers.common import Context, answer_button, chat_language, services, text
+from handlers.common import (
+    Context,
+    answer_button,
+    chat_language,
+    keyboard_without,
+    services,
+    text,
+)
 from jobs.deliver import alert_keyboard, markup
 from jobs.recording import recorded
 from news.feedback import MAX_SOURCES, less_about
@@ -152,9 +159,7 @@ async def press_unmute(update: Update, context: Context, mute_id: int) -> None:
     message = update.effective_message
     if message is None or message.reply_markup is None:
         return
-    rows = [kept for row in message.reply_markup.inline_keyboard
-            if (kept := [button for button in row if button.callback_data != f"unmute:{mute_id}"])]
-    await message.edit_reply_markup(InlineKeyboardMarkup(rows) if rows else None)
+    await message.edit_reply_markup(keyboard_without(message, f"unmute:{mute_id}"))
 
 
 def topic_feedback(

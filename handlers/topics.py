@@ -22,6 +22,7 @@ from handlers.common import (
     argument_text,
     chat_language,
     chunks,
+    keyboard_without,
     refuse_unless_configurable,
     reply,
     reply_chunks,
@@ -211,7 +212,8 @@ def _apply_suggestion(*, session: Session, suggestion_id: int, chat_id: int) -> 
 
 
 async def press_suggestion(update: Update, context: Context, suggestion_id: int) -> None:
-    """Tapping ➕/➖ rewrites the topic; a stale or forged button changes nothing."""
+    """Tapping ➕/➖ rewrites the topic and the offer in place: the topic as it now reads, the
+    pressed button gone, the others kept; a stale or forged button changes nothing."""
     language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
@@ -220,15 +222,20 @@ async def press_suggestion(update: Update, context: Context, suggestion_id: int)
     if outcome in ("button.stale", "suggest.too_long"):
         await answer_button(update, context, language, outcome)
         return
-    changed = outcome == "suggest.done"
-    await answer_button(update, context, language, outcome, query=query)
+    await answer_button(update, context, language, outcome, query=clip(query, 60))
     message = update.effective_message
-    if changed and message is not None:
-        await message.reply_text(
-            text(context, language, "suggest.done", query=query) + "\n"
-            + text(context, language, "subscribe.understood",
-                   understood=understood(context, language, query)),
-            parse_mode=ParseMode.HTML, do_quote=False)
+    if message is None:
+        return
+    markup = keyboard_without(message, f"sug:{suggestion_id}")
+    if outcome != "suggest.done":  # the topic already read so: only the button goes
+        await message.edit_reply_markup(markup)
+        return
+    found = await asyncio.to_thread(preview_text, context, language, query)
+    await message.edit_text(
+        text(context, language, "subscribe.done", query=query,
+             understood=understood(context, language, query), preview=Safe(found)),
+        parse_mode=ParseMode.HTML, reply_markup=markup,
+        link_preview_options=LinkPreviewOptions(is_disabled=True))
 
 
 async def unsubscribe(update: Update, context: Context) -> None:
