@@ -86,7 +86,7 @@ def _capitalized_names(text: str) -> list[str]:
 def _name_of(run: list[str], starts: bool, mid: set[str]) -> list[str]:
     """The name a run of capitalized words makes, if it makes one."""
     words = list(run)
-    if starts and words and not _is_name_word(words[0]) and words[0] not in mid:
+    if starts and words and not is_name_word(words[0]) and words[0] not in mid:
         words.pop(0)  # capitalized only because it opens the sentence: "Competing European hubs"
     while words and (_not_part(words[0]) or words[0] in _JOINERS):
         words.pop(0)
@@ -95,7 +95,7 @@ def _name_of(run: list[str], starts: bool, mid: set[str]) -> list[str]:
     capitalized = [word for word in words if word[0].isupper() and not _acronym(word)]
     if len(capitalized) >= 2:
         return [" ".join(words)]
-    if len(words) == 1 and _is_name_word(words[0]):
+    if len(words) == 1 and is_name_word(words[0]):
         return [words[0]]
     return []
 
@@ -110,7 +110,7 @@ def _acronym(word: str) -> bool:
     return len(word) >= 2 and word.isupper()
 
 
-def _is_name_word(word: str) -> bool:
+def is_name_word(word: str) -> bool:
     """One word that is a name by its shape: Hauts-de-France, Paris-Saclay, SoftBank, OpenAI."""
     parts = re.split(r"[-'’]", word)
     if len(parts) >= 2 and parts[0][:1].isupper() and parts[-1][:1].isupper():

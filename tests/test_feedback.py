@@ -25,9 +25,13 @@ from tests.test_storage import draft, make_chat, make_source
          ["Hauts-de-France", "Xavier Bertrand"]),
         (["softbank -Bertrand"], ["SoftBank", "Xavier Bertrand", "Arm"], [], ["Arm"]),
         (["SoftBank OR Arm"], ["Arm Holdings"], [], []),  # contains a topic term
+        # offline, distinctive words only: what several headlines share, or names
         (["SoftBank"], [], ["SoftBank buys robots, robots everywhere", "Robots: SoftBank bets"],
-         ["robots", "buys"]),
-        (["SoftBank"], ['Say "hi"'], ["Weather in Paris"], ["Weather", "Paris"]),  # unusable player
+         ["robots"]),
+        (["SoftBank"], ['Say "hi"'], ["Weather in Paris"], ["Paris"]),  # unusable player
+        (["AI"], [], ["Northern towns build AI hubs as Leeds bids"], ["Leeds"]),
+        (["SoftBank"], [], ["Northern Towns Build New Hubs For SoftBank"], []),  # title case
+        (["AI"], [], ["New Hubs Build Up In Hauts-de-France"], ["Hauts-de-France"]),
         (["软银"], [], ["软银承诺巨额投资"], []),  # no words to cut a CJK headline into
     ],
 )
