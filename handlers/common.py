@@ -16,6 +16,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from locales import Safe
+from news.text import clip
 from services import KEY, Services
 from storage import admins, chats
 from storage.db import db
@@ -23,6 +24,7 @@ from storage.db import db
 Context = ContextTypes.DEFAULT_TYPE
 log = logging.getLogger("tidings")
 T = TypeVar("T")
+TOAST_CHARS = 200  # Telegram's limit on a button press's answer; cut at a word, never inside
 
 
 def services(context: Context) -> Services:
@@ -93,7 +95,7 @@ async def answer_button(
     if query is not None:
         said = services(context).catalog.text(language, key, **values)
         note = html.unescape(re.sub(r"<[^>]+>", "", said))
-        await query.answer(note[:190])
+        await query.answer(clip(note, TOAST_CHARS))
 
 
 async def is_admin(update: Update, context: Context) -> bool:
