@@ -186,6 +186,8 @@ def _apply_choice(*, session: Session, choice_id: int, chat_id: int,
                                      chat_id=chat_id) if choice is not None else None)
     if choice is None or delivery is None:
         return None
+    if choice.applied and subscription_id is not None:
+        return None  # a topic button left over from before the choice was applied
     if choice.applied:
         feedback.undo(session=session, choice=choice)
         return "feedback.undone", [], choice.kind, choice.text, delivery.id or 0

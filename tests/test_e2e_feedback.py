@@ -152,6 +152,7 @@ def test_a_choice_on_an_alert_of_several_topics_changes_the_one_picked(world: Wo
         "➖ «Hauts-de-France» is now left out. Topic: valley -Hauts-de-France")
     shows(telegram, alert, "↩ Undo: less about Hauts-de-France")
     assert "For topic: SoftBank" not in buttons(current(telegram, alert))
+    assert "out of date" in world.press(chat, user, alert, pick), "a left-over pick undoes not"
 
     mute = buttons(current(telegram, alert))["🔇 Mute Test News for this topic"]
     assert world.press(chat, user, alert, mute) == "Which topic? Choose it below."
