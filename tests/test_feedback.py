@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from handlers.common import answer_button
+from locales import catalog
 from news.feedback import Choice, keyboard, less_about, with_exclusion, without_exclusion
 from news.pipeline import Newsroom, ingest
 from news.topics import MAX_QUERY_CHARS
+from services import KEY
 from storage import feedback, subscriptions
 from storage.db import session_scope
 from storage.models import Delivery, Mute, Subscription
@@ -170,3 +175,23 @@ def test_a_choice_is_recorded_once_and_topics_follow_the_changed_query(engine: E
         assert row is not None and json.loads(row.topics) == ["SoftBank"]
         found = feedback.topic_subscriptions(session=session, delivery=row)
         assert [sub.query for sub in found] == ["SoftBank -Lille"], "found via the choice"
+
+
+def test_a_long_toast_is_cut_at_a_word_within_telegrams_200_characters() -> None:
+    """Issue 25 item 5: the toast naming the topics changed was cut mid-word at 190."""
+    answered: list[str] = []
+
+    class Query:
+        async def answer(self, text: str) -> None:
+            answered.append(text)
+
+    update = SimpleNamespace(callback_query=Query())
+    context = SimpleNamespace(bot_data={KEY: SimpleNamespace(catalog=catalog)})
+    queries = ", ".join(f"SoftBank{n} -Hauts-de-France" for n in range(12))
+    asyncio.run(answer_button(update, context, "en",  # type: ignore[arg-type]
+                              "feedback.less_done", term="Hauts-de-France", queries=queries))
+    full = f"➖ «Hauts-de-France» is now left out. Topic: {queries}"
+    [toast] = answered
+    assert len(toast) <= 200 and toast.endswith("…")
+    kept = toast.removesuffix("…")
+    assert full.startswith(kept) and full[len(kept)] in " ,", "cut between words"
