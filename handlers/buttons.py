@@ -9,7 +9,7 @@ from typing import Any
 from telegram import Update
 
 from handlers.common import Context, answer_button, chat_language, may_configure, refusal_key
-from handlers.feedback import press_choice, press_down, press_unmute, press_up
+from handlers.feedback import press_choice, press_choice_for, press_down, press_unmute, press_up
 from handlers.lang import press_language
 from handlers.settings import press_mode
 from handlers.topics import press_pin, press_suggestion, press_unsubscribe
@@ -25,6 +25,12 @@ def row_id(value: str) -> int:
     if number is None:
         raise ValueError(value)
     return number
+
+
+def row_ids(value: str) -> tuple[int, int]:
+    """Two database ids, `12:34`."""
+    first, _, second = value.partition(":")
+    return row_id(first), row_id(second)
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ ROUTES: dict[str, Route] = {
     "down": Route(press_down, row_id, configure=False),
     "why": Route(press_why, row_id, configure=False),
     "fb": Route(press_choice, row_id),  # changes a topic (or records it was not relevant)
+    "fbt": Route(press_choice_for, row_ids),  # the topic a choice is for, when asked
     "unmute": Route(press_unmute, row_id),
     "pin": Route(press_pin, row_id),
 }

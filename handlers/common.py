@@ -24,6 +24,7 @@ from storage.db import db
 Context = ContextTypes.DEFAULT_TYPE
 log = logging.getLogger("tidings")
 T = TypeVar("T")
+TOAST_CHARS = 200  # Telegram's limit on a button press's answer; cut at a word, never inside
 
 
 def services(context: Context) -> Services:
@@ -222,14 +223,43 @@ async def reply_chunks(
 ) -> None:
     """A long list as several messages, whole entries each, every one under Telegram's 4096;
     `markup` goes under the last."""
+    parts = chunks(context, language, key, lines, separator)
+    for part in parts[:-1]:
+        await _reply_html(update, part)
+    await _reply_html(update, parts[-1], markup)
+
+
+def keyboard_without(message: Message, data: str) -> InlineKeyboardMarkup | None:
+    """The message's keyboard less the button pressed (None when none is left)."""
+    keyboard = message.reply_markup.inline_keyboard if message.reply_markup else ()
+    rows = [kept for row in keyboard
+            if (kept := [button for button in row if button.callback_data != data])]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def chunks(context: Context, language: str, key: str, lines: list[str],
+           separator: str = "\n\n") -> list[str]:
+    """The messages a long list takes (reply_chunks), as HTML; an edit redraws the last."""
+    parts: list[str] = []
     chunk: list[str] = []
     for line in lines:
         candidate = separator.join([*chunk, line])
         if chunk and len(text(context, language, key, lines=Safe(candidate))) > 3800:
-            await reply(update, context, language, key, lines=Safe(separator.join(chunk)))
+            parts.append(text(context, language, key, lines=Safe(separator.join(chunk))))
             chunk = []
         chunk.append(line)
-    await reply(update, context, language, key, lines=Safe(separator.join(chunk)), markup=markup)
+    parts.append(text(context, language, key, lines=Safe(separator.join(chunk))))
+    return parts
+
+
+async def _reply_html(
+    update: Update, html_text: str, markup: InlineKeyboardMarkup | None = None
+) -> Message:
+    message = update.effective_message
+    assert message is not None
+    return await message.reply_text(html_text, parse_mode=ParseMode.HTML, do_quote=False,
+                                    reply_markup=markup,
+                                    link_preview_options=LinkPreviewOptions(is_disabled=True))
 
 
 

@@ -4,27 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
 from sqlmodel import Session
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, Update
 
 from handlers.common import (
     Context,
     answer_button,
     chat_language,
     edit_message,
+    keyboard_without,
     services,
     text,
 )
 from jobs.deliver import alert_keyboard, markup
+from jobs.recording import recorded
 from news.feedback import MAX_SOURCES, less_about
+from news.text import clip
 from storage import briefs, feedback, items
 from storage.db import database_now, db, session_scope
 from storage.models import Delivery
 
 RECENT = timedelta(days=7)  # the votes /topics counts, as it counts matches
+RECORD_WAIT = 10.0  # seconds a press waits for its alert's send to be recorded (PTB's
+# timeouts end a send sooner; Telegram wants a press answered within 15)
+RECORD_POLL = 0.5  # seconds between looks at a send another replica records
+
+
+async def alert_recorded(context: Context, delivery_id: int, chat_id: int) -> None:
+    """A press can come as soon as the alert shows, before the send's answer is recorded:
+    wait (a while at most) for the record, so the press never finds its alert unknown."""
+    engine = services(context).engine
+    deadline = asyncio.get_running_loop().time() + RECORD_WAIT
+    while await db(engine, feedback.being_sent, delivery_id=delivery_id, chat_id=chat_id):
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return
+        await recorded(context.bot_data, delivery_id, min(left, RECORD_POLL))
 
 
 async def press_up(update: Update, context: Context, delivery_id: int) -> None:
@@ -43,6 +62,7 @@ async def _vote(update: Update, context: Context, delivery_id: int, value: str) 
     if user is None:
         await answer_button(update, context, language, "button.stale")
         return
+    await alert_recorded(context, delivery_id, chat.id)
     outcome = await db(services(context).engine, _record_vote, delivery_id=delivery_id,
                        chat_id=chat.id, user_id=user.id, value=value, language=language)
     if outcome is None:
@@ -87,37 +107,89 @@ async def refresh(update: Update, context: Context, delivery_id: int, language: 
 
 
 async def press_choice(update: Update, context: Context, choice_id: int) -> None:
-    """Apply a 👎 choice for the alert's topics, or undo it when pressed again."""
+    """Apply a 👎 choice to the alert's topic, or undo it when pressed again; an alert that
+    came for several topics first asks which (a button per topic, in place of the choice)."""
+    await _choose(update, context, choice_id, None)
+
+
+async def press_choice_for(update: Update, context: Context, ids: tuple[int, int]) -> None:
+    """The topic picked for a choice (press_choice's question)."""
+    await _choose(update, context, *ids)
+
+
+async def _choose(update: Update, context: Context, choice_id: int,
+                  subscription_id: int | None) -> None:
     language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
     applied = await db(services(context).engine, _apply_choice, choice_id=choice_id,
-                       chat_id=chat.id)
+                       chat_id=chat.id, subscription_id=subscription_id)
     if applied is None:
         await answer_button(update, context, language, "button.stale")
         return
+    if isinstance(applied, Pick):
+        await answer_button(update, context, language, "feedback.pick_topic")
+        await _ask_topic(update, context, language, applied)
+        return
     key, queries, kind, said, delivery_id = applied
     await answer_button(update, context, language, key, term=said, source=said,
-                        queries=", ".join(queries))
+                        queries=", ".join(clip(query, 60) for query in queries))
     if kind != "irrelevant" or key != "feedback.unchanged":
         await refresh(update, context, delivery_id, language)
 
 
-def _apply_choice(*, session: Session, choice_id: int, chat_id: int
-                  ) -> tuple[str, list[str], str, str, int] | None:
-    """Apply or undo the choice: (answer key, queries changed, kind, its text, alert id), or
-    None where the choice is not this chat's (stale or forged)."""
+@dataclass(frozen=True)
+class Pick:
+    """A choice waiting for its topic: the alert's topics as (id, query)."""
+
+    choice_id: int
+    delivery_id: int
+    topics: list[tuple[int, str]]
+
+
+async def _ask_topic(update: Update, context: Context, language: str, pick: Pick) -> None:
+    """The alert's keyboard with the choice's button replaced by one button per topic."""
+    message = update.effective_message
+    if message is None:
+        return
+    t = partial(services(context).catalog.text, language)
+    rows = await asyncio.to_thread(alert_keyboard, services(context).engine, pick.delivery_id, t)
+    label = t("feedback.for_topic")
+    asked = [[(label.replace("{query}", clip(query, 40)), f"fbt:{pick.choice_id}:{sub_id}")]
+             for sub_id, query in pick.topics]
+    choice = f"fb:{pick.choice_id}"
+    keyboard = [new for row in rows
+                for new in (asked if any(data == choice for _, data in row) else [row])]
+    await edit_message(message, markup=markup(keyboard))
+
+
+Applied = tuple[str, list[str], str, str, int]  # answer key, queries, kind, text, alert id
+
+
+def _apply_choice(*, session: Session, choice_id: int, chat_id: int,
+                  subscription_id: int | None) -> Applied | Pick | None:
+    """Apply or undo the choice: (answer key, queries changed, kind, its text, alert id); the
+    topics to pick from when the alert came for several and none is picked yet; None where
+    the choice (or the topic picked) is not this chat's (stale or forged)."""
     choice = feedback.get_choice(session=session, choice_id=choice_id)
     delivery = (feedback.delivery_in(session=session, delivery_id=choice.delivery_id,
                                      chat_id=chat_id) if choice is not None else None)
     if choice is None or delivery is None:
         return None
+    if choice.applied and subscription_id is not None:
+        return None  # a topic button left over from before the choice was applied
     if choice.applied:
         feedback.undo(session=session, choice=choice)
-        key, queries = "feedback.undone", []
-    else:
-        queries = feedback.apply(session=session, choice=choice, delivery=delivery)
-        key = f"feedback.{choice.kind}_done" if choice.applied else "feedback.unchanged"
+        return "feedback.undone", [], choice.kind, choice.text, delivery.id or 0
+    topics = feedback.topic_subscriptions(session=session, delivery=delivery)
+    if subscription_id is not None:
+        topics = [row for row in topics if row.id == subscription_id]
+        if not topics:
+            return None
+    elif len(topics) > 1 and choice.kind != "irrelevant":
+        return Pick(choice_id, delivery.id or 0, [(row.id or 0, row.query) for row in topics])
+    queries = feedback.apply(session=session, choice=choice, delivery=delivery, topics=topics)
+    key = f"feedback.{choice.kind}_done" if choice.applied else "feedback.unchanged"
     return key, queries, choice.kind, choice.text, delivery.id or 0
 
 
@@ -137,9 +209,7 @@ async def press_unmute(update: Update, context: Context, mute_id: int) -> None:
     message = update.effective_message
     if message is None or message.reply_markup is None:
         return
-    rows = [kept for row in message.reply_markup.inline_keyboard
-            if (kept := [button for button in row if button.callback_data != f"unmute:{mute_id}"])]
-    await edit_message(message, markup=InlineKeyboardMarkup(rows) if rows else None)
+    await edit_message(message, markup=keyboard_without(message, f"unmute:{mute_id}"))
 
 
 def topic_feedback(

@@ -21,7 +21,9 @@ from handlers.common import (
     answer_button,
     argument_text,
     chat_language,
+    chunks,
     edit_message,
+    keyboard_without,
     refuse_unless_configurable,
     reply,
     reply_chunks,
@@ -86,22 +88,19 @@ def _follow(
     *, session: Session, chat_id: int, query: str, thread_id: int, cap: int, pinned: bool
 ) -> tuple[str, int | None, str]:
     """("done", id, query), ("exists", None, query) or ("full", None, query): only new topics
-    count against the cap; `!` on a topic the chat already follows pins it."""
-    if cap and subscriptions.count(session=session, chat_id=chat_id) >= cap \
-            and not subscriptions.exact(session=session, chat_id=chat_id, query=query,
-                                        thread_id=thread_id):
+    count against the cap; a query matching alike (SoftBank, softbank) is the topic the chat
+    already follows, and `!` on it pins it."""
+    existing = subscriptions.same(session=session, chat_id=chat_id, query=query,
+                                  thread_id=thread_id)
+    if existing is None and cap and subscriptions.count(session=session, chat_id=chat_id) >= cap:
         return "full", None, query
-    row = subscriptions.add(session=session, chat_id=chat_id, query=query, thread_id=thread_id,
-                            pinned=pinned)
+    row = None if existing else subscriptions.add(
+        session=session, chat_id=chat_id, query=query, thread_id=thread_id, pinned=pinned)
     if row is not None:
         return "done", row.id, query
-    if pinned:
-        existing = subscriptions.find(session=session, chat_id=chat_id, query=query,
-                                      thread_id=thread_id)
-        if existing is not None:
-            subscriptions.set_pinned(session=session, subscription=existing, pinned=True)
-            return "exists", None, existing.query
-    return "exists", None, query
+    if pinned and existing is not None:
+        subscriptions.set_pinned(session=session, subscription=existing, pinned=True)
+    return "exists", None, existing.query if existing else query
 
 
 async def subscribe(update: Update, context: Context) -> None:
@@ -170,7 +169,7 @@ async def offer_suggestions(
     buttons = [InlineKeyboardButton(("➕ " if kind == "alias" else "➖ ") + word,
                                     callback_data=f"sug:{row_id}") for row_id, kind, word in rows]
     keyboard = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
-    await message.edit_reply_markup(InlineKeyboardMarkup(keyboard))
+    await edit_message(message, markup=InlineKeyboardMarkup(keyboard))
 
 
 def _save_suggestions(
@@ -214,7 +213,8 @@ def _apply_suggestion(*, session: Session, suggestion_id: int, chat_id: int) -> 
 
 
 async def press_suggestion(update: Update, context: Context, suggestion_id: int) -> None:
-    """Tapping ➕/➖ rewrites the topic; a stale or forged button changes nothing."""
+    """Tapping ➕/➖ rewrites the topic and the offer in place: the topic as it now reads, the
+    pressed button gone, the others kept; a stale or forged button changes nothing."""
     language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
@@ -223,15 +223,18 @@ async def press_suggestion(update: Update, context: Context, suggestion_id: int)
     if outcome in ("button.stale", "suggest.too_long"):
         await answer_button(update, context, language, outcome)
         return
-    changed = outcome == "suggest.done"
-    await answer_button(update, context, language, outcome, query=query)
+    await answer_button(update, context, language, outcome, query=clip(query, 60))
     message = update.effective_message
-    if changed and message is not None:
-        await message.reply_text(
-            text(context, language, "suggest.done", query=query) + "\n"
-            + text(context, language, "subscribe.understood",
-                   understood=understood(context, language, query)),
-            parse_mode=ParseMode.HTML, do_quote=False)
+    if message is None:
+        return
+    markup = keyboard_without(message, f"sug:{suggestion_id}")
+    if outcome != "suggest.done":  # the topic already read so: only the button goes
+        await edit_message(message, markup=markup)
+        return
+    found = await asyncio.to_thread(preview_text, context, language, query)
+    await edit_message(message, text(context, language, "subscribe.done", query=query,
+                                     understood=understood(context, language, query),
+                                     preview=Safe(found)), markup=markup)
 
 
 async def unsubscribe(update: Update, context: Context) -> None:
@@ -294,15 +297,24 @@ async def topics(update: Update, context: Context) -> None:
     language = await chat_language(update, context)
     chat = update.effective_chat
     assert chat is not None
-    engine = services(context).engine
-    followed = await db(engine, subscriptions.for_chat, chat_id=chat.id,
+    followed = await db(services(context).engine, subscriptions.for_chat, chat_id=chat.id,
                         thread_id=thread_of(update))
+    if not followed:
+        await reply(update, context, language, "topics.empty")
+        return
+    lines, keyboard = await topics_view(context, language, followed)
+    await reply_chunks(update, context, language, "topics.list", lines, separator="\n",
+                       markup=keyboard)
+
+
+async def topics_view(
+    context: Context, language: str, followed: list[Subscription]
+) -> tuple[list[str], InlineKeyboardMarkup]:
+    """/topics' lines and keyboard, as they stand: drawn anew after every press on them."""
+    engine = services(context).engine
     rows = [Topic(row.id or 0, row.chat_id, row.thread_id, row.query) for row in followed]
     markup = pin_keyboard(context, language, followed)
     pinned = {row.id for row in followed if row.pinned}
-    if not rows:
-        await reply(update, context, language, "topics.empty")
-        return
     counts = await asyncio.to_thread(topic_counts, engine, rows)
     extra, unmute = await asyncio.to_thread(topic_feedback, context, language,
                                             [row.id for row in rows])
@@ -311,8 +323,7 @@ async def topics(update: Update, context: Context) -> None:
              + (" " + text(context, language, "topics.pinned") if row.id in pinned else "")
              + extra[row.id] for n, row in enumerate(rows, start=1)]
     keyboard = [*markup.inline_keyboard, *unmute][:PIN_BUTTONS]
-    await reply_chunks(update, context, language, "topics.list", lines, separator="\n",
-                       markup=InlineKeyboardMarkup(keyboard))
+    return lines, InlineKeyboardMarkup(keyboard)
 
 
 PIN_BUTTONS = 100  # Telegram's cap on an inline keyboard's buttons
@@ -353,11 +364,10 @@ async def press_pin(update: Update, context: Context, subscription_id: int) -> N
         await answer_button(update, context, language, "button.stale")
         return
     now_pinned, query, followed = toggled
-    key = "topics.pinned_done" if now_pinned else "topics.unpinned_done"
-    markup = pin_keyboard(context, language, followed)
-    await answer_button(update, context, language, key, query=query)
+    key = "topics.pin_toast" if now_pinned else "topics.unpin_toast"
+    await answer_button(update, context, language, key, query=clip(query, 40))
     message = update.effective_message
-    if message is not None:
-        await message.edit_reply_markup(markup)
-        await message.reply_text(text(context, language, key, query=query),
-                                 parse_mode=ParseMode.HTML, do_quote=False)
+    if message is not None:  # the list's last part, which carries the keyboard
+        lines, keyboard = await topics_view(context, language, followed)
+        await edit_message(message, chunks(context, language, "topics.list", lines,
+                                           separator="\n")[-1], markup=keyboard)

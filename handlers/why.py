@@ -20,6 +20,7 @@ from handlers.common import (
     text,
     thread_of,
 )
+from handlers.feedback import alert_recorded
 from locales import Safe
 from news.render import FLAGS
 from news.schedule import Preferences, zone
@@ -137,6 +138,7 @@ async def press_why(update: Update, context: Context, delivery_id: int) -> None:
     language = await chat_language(update, context)
     chat, message = update.effective_chat, update.effective_message
     assert chat is not None
+    await alert_recorded(context, delivery_id, chat.id)
     delivery = await db(services(context).engine, feedback.delivery_in,
                         delivery_id=delivery_id, chat_id=chat.id)
     if delivery is None or message is None:

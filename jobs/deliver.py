@@ -17,6 +17,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, Tele
 from telegram.ext import CallbackContext
 
 from jobs.pacing import PACING, Pacing
+from jobs.recording import recording
 from jobs.throttle import PerChat
 from news.feedback import Rows, Translate, keyboard
 from news.pipeline import render_delivery
@@ -106,7 +107,8 @@ async def deliver(
         if not held:
             log.info("delivery %s was claimed again while it waited; not sent here", item.id)
             return
-        await send(context, svc, item, alert.html, alert.sources)
+        async with recording(context.bot_data, item.id):  # a press meanwhile waits for it
+            await send(context, svc, item, alert.html, alert.sources)
 
 
 async def send(

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from news.players import is_name_word
 from news.topics import (
     MAX_QUERY_CHARS,
     And,
@@ -64,21 +65,31 @@ def _named_by(query_terms: Sequence[Term], candidate: str) -> bool:
                for term in query_terms)
 
 
-def headline_words(headlines: Iterable[str]) -> list[str]:
-    """Words of the story's headlines, the most frequent first (ties: first seen first)."""
-    counts: Counter[str] = Counter()
+def headline_words(headlines: Sequence[str]) -> list[str]:
+    """Distinctive words of the story's headlines, those most headlines carry first (ties:
+    first seen first): words several headlines share, and names (news.players' shapes, or
+    capitalized inside a headline not written in title case). A lone ordinary word ("build",
+    "northern") says nothing of what the story is about."""
+    carried: Counter[str] = Counter()
     spelled: dict[str, str] = {}
+    named: set[str] = set()
     for headline in headlines:
         if unspaced(headline):
             continue  # no word boundaries to cut CJK or Thai headlines at
-        for word in _WORD.findall(headline):
+        words = _WORD.findall(headline)
+        long = [word for word in words if len(word) >= 4]
+        title_case = len(long) >= 3 and all(word[0].isupper() for word in long)
+        for index, word in enumerate(words):
             key = fold(word)
             if len(key) < 4 or key in _COMMON:
                 continue
-            counts[key] += 1
+            if is_name_word(word) or (index and word[0].isupper() and not title_case):
+                named.add(key)
             spelled.setdefault(key, word)
+        carried.update({fold(word) for word in words})
     order = {key: n for n, key in enumerate(spelled)}
-    return [spelled[key] for key in sorted(counts, key=lambda k: (-counts[k], order[k]))]
+    wanted = [key for key in spelled if key in named or carried[key] >= 2]
+    return [spelled[key] for key in sorted(wanted, key=lambda k: (-carried[k], order[k]))]
 
 
 def less_about(

@@ -3,7 +3,8 @@
 Only names that can be told apart from ordinary words are taken, and only those the headline
 and the text both carry, in the text's spelling: several capitalized words in a row (Xavier
 Bertrand), a capitalized compound (Hauts-de-France), a word capitalized inside (SoftBank), and
-the chat topics' own terms (软银) where the source writes them. Nothing else is guessed.
+the chat topics' own terms (软银) where the source writes them. Acronyms (AMD, AI) are never
+taken: nothing tells a company's from a field's. Nothing else is guessed.
 """
 
 from __future__ import annotations
@@ -85,21 +86,31 @@ def _capitalized_names(text: str) -> list[str]:
 def _name_of(run: list[str], starts: bool, mid: set[str]) -> list[str]:
     """The name a run of capitalized words makes, if it makes one."""
     words = list(run)
-    if starts and words and not _is_name_word(words[0]) and words[0] not in mid:
+    if starts and words and not is_name_word(words[0]) and words[0] not in mid:
         words.pop(0)  # capitalized only because it opens the sentence: "Competing European hubs"
-    while words and (words[0].lower() in _NOT_NAMES or words[0] in _JOINERS):
+    while words and (_not_part(words[0]) or words[0] in _JOINERS):
         words.pop(0)
-    while words and (words[-1].lower() in _NOT_NAMES or words[-1] in _JOINERS):
+    while words and (_not_part(words[-1]) or words[-1] in _JOINERS):
         words.pop()
-    capitalized = [word for word in words if word[0].isupper()]
+    capitalized = [word for word in words if word[0].isupper() and not _acronym(word)]
     if len(capitalized) >= 2:
         return [" ".join(words)]
-    if len(words) == 1 and _is_name_word(words[0]):
+    if len(words) == 1 and is_name_word(words[0]):
         return [words[0]]
     return []
 
 
-def _is_name_word(word: str) -> bool:
+def _not_part(word: str) -> bool:
+    """A word a name neither starts nor ends with: "The", "Monday", an acronym ("French AI")."""
+    return word.lower() in _NOT_NAMES or _acronym(word)
+
+
+def _acronym(word: str) -> bool:
+    """AMD, AI, US: capitals only, which a company and a field or country share."""
+    return len(word) >= 2 and word.isupper()
+
+
+def is_name_word(word: str) -> bool:
     """One word that is a name by its shape: Hauts-de-France, Paris-Saclay, SoftBank, OpenAI."""
     parts = re.split(r"[-'’]", word)
     if len(parts) >= 2 and parts[0][:1].isupper() and parts[-1][:1].isupper():
@@ -108,7 +119,8 @@ def _is_name_word(word: str) -> bool:
 
 
 def _topic_names(text: str, topics: Iterable[str]) -> list[str]:
-    """The topics' terms as the text writes them: CJK as is; others capitalized mid-sentence."""
+    """The topics' terms as the text writes them: CJK as is; a term the chat wrote capitalized
+    (Nvidia) in that spelling, even opening a sentence; others capitalized mid-sentence."""
     names = []
     for topic in topics:
         try:
@@ -116,6 +128,8 @@ def _topic_names(text: str, topics: Iterable[str]) -> list[str]:
         except QueryError:
             continue
         for term in terms:
+            if _acronym(term.text):
+                continue
             if unspaced(term.text):
                 if term.text in text:
                     names.append(term.text)
@@ -125,10 +139,13 @@ def _topic_names(text: str, topics: Iterable[str]) -> list[str]:
 
 
 def _spelling_in(text: str, term: str) -> str | None:
-    """The text's spelling of a term where it is capitalized and does not start a sentence."""
-    pattern = re.compile(rf"(?<![\w-]){re.escape(term)}(?![\w-])", re.IGNORECASE)
+    """The text's spelling of a term where it is capitalized and does not start a sentence;
+    a term written capitalized (the chat's own word that it is a name) may start one."""
+    named = term[:1].isupper()
+    pattern = re.compile(rf"(?<![\w-]){re.escape(term)}(?![\w-])",
+                         0 if named else re.IGNORECASE)
     for sentence in sentences(text):
         for match in pattern.finditer(sentence):
-            if match.start() > 0 and match.group()[0].isupper():
+            if (match.start() > 0 or named) and match.group()[0].isupper():
                 return match.group()
     return None

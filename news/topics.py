@@ -250,6 +250,23 @@ def canonical(node: Node) -> str:
     return " OR ".join(_option(part) for part in node.nodes)
 
 
+def same_topic(query: str) -> str:
+    """What two queries share when they match alike: parsed, with every term folded (case,
+    accents, spacing), written canonically; the query itself folded when it cannot be read."""
+    try:
+        return canonical(_folded(parse(query)))
+    except QueryError:
+        return fold(query)
+
+
+def _folded(node: Node) -> Node:
+    if isinstance(node, Term):
+        return Term(node.needle)
+    if isinstance(node, Not):
+        return Not(_folded(node.node))
+    return type(node)(tuple(_folded(child) for child in node.nodes))
+
+
 def _looks_like_syntax(text: str) -> bool:
     """Whether a term written bare would re-parse as something else: it needs its quotes."""
     return (

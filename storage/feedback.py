@@ -28,6 +28,14 @@ def delivery_in(*, session: Session, delivery_id: int, chat_id: int) -> Delivery
     return delivery
 
 
+def being_sent(*, session: Session, delivery_id: int, chat_id: int) -> bool:
+    """Whether the alert is this chat's and claimed for sending, its message id not yet
+    stored: a press on it has come before Telegram's answer to the send was recorded."""
+    delivery = session.get(Delivery, delivery_id)
+    return (delivery is not None and delivery.chat_id == chat_id
+            and delivery.message_id is None and delivery.claim_token is not None)
+
+
 def delivery_of_message(*, session: Session, chat_id: int, message_id: int) -> Delivery | None:
     """The alert a message of this chat is (for /why sent as a reply)."""
     statement = select(Delivery).where(Delivery.chat_id == chat_id,
@@ -121,10 +129,13 @@ def get_choice(*, session: Session, choice_id: int) -> FeedbackChoice | None:
     return session.get(FeedbackChoice, choice_id)
 
 
-def apply(*, session: Session, choice: FeedbackChoice, delivery: Delivery) -> list[str]:
-    """Carry out a choice for the alert's topics; the queries it changed (or the topics it
-    muted). Nothing changed (already excluded, query too long) leaves the choice unapplied."""
-    topics = topic_subscriptions(session=session, delivery=delivery)
+def apply(*, session: Session, choice: FeedbackChoice, delivery: Delivery,
+          topics: list[Subscription] | None = None) -> list[str]:
+    """Carry out a choice for `topics` (the one the reader picked; by default all the alert's
+    topics); the queries it changed (or the topics it muted). Nothing changed (already
+    excluded, query too long) leaves the choice unapplied."""
+    if topics is None:
+        topics = topic_subscriptions(session=session, delivery=delivery)
     changed: list[Subscription] = []
     if choice.kind == "less":
         for row in topics:
@@ -240,17 +251,36 @@ def unmuted(
 def topic_votes(
     *, session: Session, subscription_ids: Collection[int], since: datetime
 ) -> dict[int, tuple[int, int]]:
-    """(👍, 👎) each topic got since `since`."""
+    """(👍, 👎) each topic got since `since`: a vote on an alert counts for every topic the
+    alert came for (by query, or changed since by one of its choices)."""
+    wanted = set(subscription_ids)
+    subs = session.exec(select(Subscription).where(col(Subscription.id).in_(list(wanted)))).all()
+    places: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
+    for sub in subs:
+        places[(sub.chat_id, sub.thread_id)][sub.query] = sub.id or 0
     statement = (
-        select(Vote.subscription_id, Vote.value, func.count())
-        .where(col(Vote.subscription_id).in_(list(subscription_ids)),
+        select(Vote, Delivery)
+        .join(Delivery, col(Delivery.id) == Vote.delivery_id)
+        .where(col(Delivery.chat_id).in_(sorted({sub.chat_id for sub in subs})),
                col(Vote.created_at) >= since)
-        .group_by(col(Vote.subscription_id), col(Vote.value))
     )
+    votes = session.exec(statement).all()
+    changed: dict[int, set[int]] = defaultdict(set)
+    delivery_ids = sorted({vote.delivery_id for vote, _ in votes})
+    for start in range(0, len(delivery_ids), _IDS_PER_QUERY):
+        for delivery_id, ids in session.exec(
+                select(FeedbackChoice.delivery_id, FeedbackChoice.changed).where(
+                    col(FeedbackChoice.delivery_id).in_(
+                        delivery_ids[start:start + _IDS_PER_QUERY]))).all():
+            changed[delivery_id].update(json.loads(ids))
     counts: dict[int, tuple[int, int]] = {}
-    for sub_id, value, count in session.exec(statement).all():
-        up, down = counts.get(sub_id or 0, (0, 0))
-        counts[sub_id or 0] = (up + int(count), down) if value == "up" else (up, down + int(count))
+    for vote, delivery in votes:
+        named = places[(delivery.chat_id, delivery.thread_id)]
+        targets = {named[query] for query in json.loads(delivery.topics) if query in named}
+        targets |= ({vote.subscription_id or 0} | changed[vote.delivery_id]) & wanted
+        for sub_id in targets:
+            up, down = counts.get(sub_id, (0, 0))
+            counts[sub_id] = (up + 1, down) if vote.value == "up" else (up, down + 1)
     return counts
 
 

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from news.matching import Topic
 from news.text import whole_number
+from news.topics import same_topic
 from storage.db import database_now
 from storage.models import Chat, Delivery, Revision, Subscription
 
@@ -43,12 +44,13 @@ def count(*, session: Session, chat_id: int) -> int:
     return int(session.exec(statement).one())
 
 
-def exact(*, session: Session, chat_id: int, query: str, thread_id: int = 0) -> bool:
-    """Whether this very query is already followed here."""
-    statement = select(Subscription.id).where(
-        Subscription.chat_id == chat_id, Subscription.thread_id == thread_id,
-        Subscription.query == query)
-    return session.exec(statement).first() is not None
+def same(*, session: Session, chat_id: int, query: str, thread_id: int = 0
+         ) -> Subscription | None:
+    """The topic followed here that matches alike (news.topics.same_topic): SoftBank and
+    softbank are one topic."""
+    key = same_topic(query)
+    topics = for_chat(session=session, chat_id=chat_id, thread_id=thread_id)
+    return next((sub for sub in topics if same_topic(sub.query) == key), None)
 
 
 def for_chat(*, session: Session, chat_id: int, thread_id: int = 0) -> list[Subscription]:
@@ -62,12 +64,13 @@ def for_chat(*, session: Session, chat_id: int, thread_id: int = 0) -> list[Subs
 
 
 def find(*, session: Session, chat_id: int, query: str, thread_id: int = 0) -> Subscription | None:
-    """A topic given as written (any case) or as its number in /topics."""
-    topics = for_chat(session=session, chat_id=chat_id, thread_id=thread_id)
-    target = next((sub for sub in topics if sub.query.casefold() == query.casefold()), None)
-    number = whole_number(query, high=len(topics)) if target is None else None
-    if number is not None:
-        target = topics[number - 1]
+    """A topic given as written (any case or spacing) or as its number in /topics."""
+    target = same(session=session, chat_id=chat_id, query=query, thread_id=thread_id)
+    if target is None:
+        topics = for_chat(session=session, chat_id=chat_id, thread_id=thread_id)
+        number = whole_number(query, high=len(topics))
+        if number is not None:
+            target = topics[number - 1]
     return target
 
 

@@ -114,6 +114,61 @@ def test_less_about_a_term_excludes_it_until_undone(world: World) -> None:
     assert "1. SoftBank ·" in topics and "Hauts-de-France" not in topics
 
 
+def test_a_press_before_the_send_is_answered_finds_its_alert(world: World) -> None:
+    """Issue 25 item 13: a reader can press 👎 while the bot still waits for Telegram's answer
+    to the send (the emulator holds it back, the message already in the chat): the press
+    waits for the alert to be recorded instead of calling its button out of date."""
+    telegram = world.telegram
+    user = telegram.user(9202, "Ed", language_code="en")
+    chat = telegram.private_chat(user)
+    say(telegram, chat, user, "/subscribe SoftBank")
+    telegram.slow_next("sendMessage", 3.0)
+    world.publish(NEW_SOFTBANK)
+    alert = alert_for(telegram, chat["id"], "SoftBank pledges billions")
+    assert "Noted" in world.press(chat, user, alert, buttons(alert)["👎"])
+    assert ("sendMessage", 3.0) in telegram.held
+    shows(telegram, alert, "👎 1")
+    assert "· 👍 0 · 👎 1" in say(telegram, chat, user, "/topics")
+
+
+def test_a_choice_on_an_alert_of_several_topics_changes_the_one_picked(world: World) -> None:
+    """Issue 25 item 5: an alert that came for two topics asks which one a 👎 choice is for,
+    changes only that one, says which in its toast, and /topics counts the vote under each."""
+    telegram = world.telegram
+    user = telegram.user(9203, "Sam", language_code="en")
+    chat = telegram.private_chat(user)
+    say(telegram, chat, user, "/subscribe SoftBank")
+    say(telegram, chat, user, "/subscribe valley")
+    world.publish(NEW_SOFTBANK)
+    alert = alert_for(telegram, chat["id"], "SoftBank pledges billions")
+    world.press(chat, user, alert, buttons(alert)["👎"])
+    shows(telegram, alert, "➖ Less about Hauts-de-France")
+    less = buttons(current(telegram, alert))["➖ Less about Hauts-de-France"]
+    assert world.press(chat, user, alert, less) == "Which topic? Choose it below."
+    shows(telegram, alert, "For topic: valley")
+    assert "For topic: SoftBank" in buttons(current(telegram, alert))
+    pick = buttons(current(telegram, alert))["For topic: valley"]
+    assert world.press(chat, user, alert, pick) == (
+        "➖ «Hauts-de-France» is now left out. Topic: valley -Hauts-de-France")
+    shows(telegram, alert, "↩ Undo: less about Hauts-de-France")
+    assert "For topic: SoftBank" not in buttons(current(telegram, alert))
+    assert "out of date" in world.press(chat, user, alert, pick), "a left-over pick undoes not"
+
+    mute = buttons(current(telegram, alert))["🔇 Mute Test News for this topic"]
+    assert world.press(chat, user, alert, mute) == "Which topic? Choose it below."
+    shows(telegram, alert, "For topic: SoftBank")
+    pick = buttons(current(telegram, alert))["For topic: SoftBank"]
+    assert world.press(chat, user, alert, pick) == (
+        "🔇 Test News is muted for SoftBank. /topics lists it.")
+    shows(telegram, alert, "↩ Undo: mute Test News")
+
+    lines = say(telegram, chat, user, "/topics").splitlines()
+    assert lines[1].startswith("1. SoftBank ·") and lines[1].endswith("· 👍 0 · 👎 1")
+    assert lines[2] == "   🔇 Muted: Test News"
+    assert lines[3].startswith("2. valley -Hauts-de-France ·")
+    assert lines[3].endswith("· 👍 0 · 👎 1") and len(lines) == 4
+
+
 def test_mute_a_source_listed_by_topics_and_lifted_there(world: World) -> None:
     telegram = world.telegram
     user = telegram.user(9301, "Mo", language_code="en")

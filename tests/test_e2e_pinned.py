@@ -14,6 +14,7 @@ from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.llm import LlmServer
 from tests.fakes.telegram import BotApiEmulator
 from tests.test_e2e_briefs import EN_BRIEF, ZH_BRIEF, brief_requests, start_with_llm, wait_until
+from tests.test_e2e_feedback import current
 from tests.test_e2e_topics import World, last_says
 from tests.test_e2e_walkthrough import BASELINE, NEW_SOFTBANK, TOKEN, say
 
@@ -73,17 +74,27 @@ def test_the_topics_button_pins_and_unpins_and_only_admins_may_press_it(world: W
     assert [b["text"] for b in buttons] == ["📌 Track closely: SoftBank",
                                             "📌 Track closely: Nvidia"]
 
-    assert "is tracked closely" in world.press(chat, user, menu, buttons[0]["callback_data"])
-    last_says("SoftBank is tracked closely: its stories are always flagged 🔴", telegram, chat)
-    flipped = [b["text"] for row in telegram.messages(chat["id"])[-2].reply_markup[
-        "inline_keyboard"] for b in row]
+    # Issue 25 item 4: the list and its keyboard change together, in place; the press is
+    # answered with a short toast and no new message.
+    sent = len(telegram.messages(chat["id"]))
+    assert world.press(chat, user, menu, buttons[0]["callback_data"]) == (
+        "📌 SoftBank is tracked closely.")
+    wait_until(lambda: "📌" in current(telegram, menu).text)
+    edited = current(telegram, menu)
+    assert edited.text.splitlines()[1:] == ["1. SoftBank · 1 in 7 days · 📌 tracked closely",
+                                            "2. Nvidia · 0 in 7 days"]
+    flipped = [b["text"] for row in edited.reply_markup["inline_keyboard"] for b in row]
     assert flipped == ["✖ 📌 Stop tracking closely: SoftBank", "📌 Track closely: Nvidia"]
     listing = say(telegram, chat, user, "/topics")
     assert "1. SoftBank · 1 in 7 days · 📌 tracked closely" in listing
     assert "2. Nvidia · 0 in 7 days\n" in listing + "\n" and listing.count("📌 tracked") == 1
 
-    assert "no longer" in world.press(chat, user, menu, buttons[0]["callback_data"])
-    last_says("SoftBank is no longer tracked closely", telegram, chat)
+    assert world.press(chat, user, menu, buttons[0]["callback_data"]) == (
+        "SoftBank is no longer tracked closely.")
+    wait_until(lambda: "📌" not in current(telegram, menu).text)
+    assert current(telegram, menu).text.splitlines()[1:] == ["1. SoftBank · 1 in 7 days",
+                                                             "2. Nvidia · 0 in 7 days"]
+    assert len(telegram.messages(chat["id"])) == sent + 1, "only the /topics asked for"
     assert "tracked closely" not in say(telegram, chat, user, "/topics")
     assert "out of date" in world.press(chat, user, menu, "pin:999999")
 

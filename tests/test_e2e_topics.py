@@ -198,6 +198,12 @@ def test_channels_and_forum_topics(world: World) -> None:
 ALIASES = {"aliases": ["软银", "ソフトバンク", "소프트뱅크", "SoftBank"], "exclusions": ["Hawks"]}
 
 
+def labels_of(telegram: BotApiEmulator, chat: dict, message: SentMessage) -> list[str]:
+    """The buttons a message shows now."""
+    now = next(m for m in telegram.messages(chat["id"]) if m.message_id == message.message_id)
+    return [b["text"] for row in (now.reply_markup or {}).get("inline_keyboard", []) for b in row]
+
+
 def alias_or_brief(request: dict[str, Any]) -> str:
     if "<<<TOPIC" in request["messages"][1]["content"]:
         return json.dumps(ALIASES, ensure_ascii=False)
@@ -220,9 +226,22 @@ def test_alias_buttons_extend_the_query_across_languages(
         labels = [b["text"] for b in buttons]
         expected = ["➕ 软银", "➕ ソフトバンク", "➕ 소프트뱅크", "➖ Hawks"]
         assert labels == expected, "the topic's own name is not offered again"
-        world.press(chat, user, offer, buttons[0]["callback_data"])
-        last_says("SoftBank OR 软银", telegram, chat)
+        # Issue 25 item 8: a press edits the offer in place: the topic as it now reads, the
+        # pressed button gone, the others still there; no new message.
+        sent = len(telegram.messages(chat["id"]))
+        assert "Now following SoftBank OR 软银" in world.press(
+            chat, user, offer, buttons[0]["callback_data"])
+        wait_until(lambda: labels_of(telegram, chat, offer) == expected[1:])
+        edited = next(m for m in telegram.messages(chat["id"])
+                      if m.message_id == offer.message_id)
+        assert edited.text.startswith("✅ Following SoftBank OR 软银.\n"
+                                      "I understood: «SoftBank» OR «软银»\n")
         world.press(chat, user, offer, buttons[3]["callback_data"])
+        wait_until(lambda: labels_of(telegram, chat, offer) == expected[1:3])
+        edited = next(m for m in telegram.messages(chat["id"])
+                      if m.message_id == offer.message_id)
+        assert edited.text.startswith("✅ Following (SoftBank OR 软银) -Hawks.\n")
+        assert len(telegram.messages(chat["id"])) == sent
         assert "(SoftBank OR 软银) -Hawks" in say(telegram, chat, user, "/topics")
         assert "out of date" in world.press(chat, user, offer, buttons[0]["callback_data"])
 
@@ -231,3 +250,23 @@ def test_alias_buttons_extend_the_query_across_languages(
                                            timeout=20)[-1]
         assert "软银承诺" in alert.text and "(SoftBank OR 软银) -Hawks" in alert.text
         assert telegram.rejected == []
+
+
+def test_topics_differing_only_in_case_are_one_topic(world: World) -> None:
+    """Issue 25 item 3: `/subscribe softbank` after `SoftBank` is the same topic, pinned or
+    not, and `/unsubscribe` in any case (or spacing, or quoting) removes it."""
+    telegram = world.telegram
+    user = telegram.user(7003, "Ana", language_code="en")
+    chat = telegram.private_chat(user)
+    say(telegram, chat, user, "/subscribe SoftBank -Hawks")
+    assert say(telegram, chat, user, "/subscribe softbank  -HAWKS") == (
+        "This chat already follows SoftBank -Hawks. /topics lists your topics.")
+    assert "SoftBank -Hawks is tracked closely" in say(
+        telegram, chat, user, '/subscribe !"SOFTBANK" -hawks')
+    topics = say(telegram, chat, user, "/topics").splitlines()
+    assert topics[1:] == ["1. SoftBank -Hawks · 1 in 7 days · 📌 tracked closely"]
+    say(telegram, chat, user, "/subscribe Nvidia")
+    assert say(telegram, chat, user, "/unsubscribe softbank -hawks") == (
+        "Stopped following SoftBank -Hawks.")
+    topics = say(telegram, chat, user, "/topics").splitlines()
+    assert topics[1:] == ["1. Nvidia · 0 in 7 days"]

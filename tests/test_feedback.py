@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from handlers.common import answer_button
+from locales import catalog
 from news.feedback import Choice, keyboard, less_about, with_exclusion, without_exclusion
 from news.pipeline import Newsroom, ingest
 from news.topics import MAX_QUERY_CHARS
+from services import KEY
 from storage import feedback, subscriptions
 from storage.db import session_scope
 from storage.models import Delivery, Mute, Subscription
@@ -25,9 +30,13 @@ from tests.test_storage import draft, make_chat, make_source
          ["Hauts-de-France", "Xavier Bertrand"]),
         (["softbank -Bertrand"], ["SoftBank", "Xavier Bertrand", "Arm"], [], ["Arm"]),
         (["SoftBank OR Arm"], ["Arm Holdings"], [], []),  # contains a topic term
+        # offline, distinctive words only: what several headlines share, or names
         (["SoftBank"], [], ["SoftBank buys robots, robots everywhere", "Robots: SoftBank bets"],
-         ["robots", "buys"]),
-        (["SoftBank"], ['Say "hi"'], ["Weather in Paris"], ["Weather", "Paris"]),  # unusable player
+         ["robots"]),
+        (["SoftBank"], ['Say "hi"'], ["Weather in Paris"], ["Paris"]),  # unusable player
+        (["AI"], [], ["Northern towns build AI hubs as Leeds bids"], ["Leeds"]),
+        (["SoftBank"], [], ["Northern Towns Build New Hubs For SoftBank"], []),  # title case
+        (["AI"], [], ["New Hubs Build Up In Hauts-de-France"], ["Hauts-de-France"]),
         (["软银"], [], ["软银承诺巨额投资"], []),  # no words to cut a CJK headline into
     ],
 )
@@ -166,3 +175,23 @@ def test_a_choice_is_recorded_once_and_topics_follow_the_changed_query(engine: E
         assert row is not None and json.loads(row.topics) == ["SoftBank"]
         found = feedback.topic_subscriptions(session=session, delivery=row)
         assert [sub.query for sub in found] == ["SoftBank -Lille"], "found via the choice"
+
+
+def test_a_long_toast_is_cut_at_a_word_within_telegrams_200_characters() -> None:
+    """Issue 25 item 5: the toast naming the topics changed was cut mid-word at 190."""
+    answered: list[str] = []
+
+    class Query:
+        async def answer(self, text: str) -> None:
+            answered.append(text)
+
+    update = SimpleNamespace(callback_query=Query())
+    context = SimpleNamespace(bot_data={KEY: SimpleNamespace(catalog=catalog)})
+    queries = ", ".join(f"SoftBank{n} -Hauts-de-France" for n in range(12))
+    asyncio.run(answer_button(update, context, "en",  # type: ignore[arg-type]
+                              "feedback.less_done", term="Hauts-de-France", queries=queries))
+    full = f"➖ «Hauts-de-France» is now left out. Topic: {queries}"
+    [toast] = answered
+    assert len(toast) <= 200 and toast.endswith("…")
+    kept = toast.removesuffix("…")
+    assert full.startswith(kept) and full[len(kept)] in " ,", "cut between words"

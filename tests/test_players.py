@@ -39,6 +39,11 @@ NOW = datetime(2025, 5, 6, 12, 0, tzinfo=UTC)
          ["Nvidia"]),
         ("Nvidia opens a lab", "The chip maker Nvidia chose Lille.", ['"nvidia" -crypto'],
          ["Nvidia"]),
+        # a term the chat wrote capitalized is a name even where it opens a sentence; an
+        # acronym is never taken, from a topic or from a run ("French AI")
+        ("Nvidia and AMD race to supply chips for SoftBank's French AI campus",
+         "Nvidia and AMD are racing to supply chips for SoftBank's French AI campus.",
+         ["Nvidia OR AMD", "SoftBank"], ["Nvidia", "SoftBank"]),
         # CJK: the topic's term, as the source writes it
         ("软银承诺向法国数据中心投资", "软银周一宣布,将向法国数据中心投资。", ["软银 OR SoftBank"],
          ["软银"]),

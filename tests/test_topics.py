@@ -24,6 +24,7 @@ from news.topics import (
     needs_a_term,
     parse,
     positive_terms,
+    same_topic,
 )
 
 
@@ -443,3 +444,16 @@ def test_fold_agrees_with_the_character_by_character_definition() -> None:
     samples += ["SoftBank Group", "Café au lait", "ガ が パ", "İSTANBUL", "Straße", "ﬁnance"]
     for sample in samples:
         assert fold(sample) == _fold_by_character(sample), repr(sample)
+
+
+@pytest.mark.parametrize(("one", "other", "alike"), [
+    ("SoftBank", "softbank", True),
+    ('"SOFTBANK"  -Hawks', "softbank -hawks", True),
+    ("Société Générale", "societe  generale", True),
+    ("(SoftBank OR 软银) France", "softbank OR 软银 FRANCE", True),
+    ("SoftBank", "SoftBank Hawks", False),
+    ("SoftBank -Hawks", "SoftBank Hawks", False),
+    ('"a b"', "a b", False),  # a phrase is not two words
+])
+def test_same_topic_compares_queries_as_they_match(one: str, other: str, alike: bool) -> None:
+    assert (same_topic(one) == same_topic(other)) is alike
