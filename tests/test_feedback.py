@@ -50,7 +50,7 @@ def test_less_about_offers_terms_the_topic_does_not_ask_for(
     ("query", "term", "added"),
     [
         ("SoftBank", "Hauts-de-France", "SoftBank -Hauts-de-France"),
-        ("SoftBank OR 软银", "Xavier Bertrand", 'SoftBank OR 软银 -"Xavier Bertrand"'),
+        ("SoftBank OR 软银", "Xavier Bertrand", '(SoftBank OR 软银) -"Xavier Bertrand"'),
         ("SoftBank -Arm", "Arm", None),
         ("SoftBank " + "x" * (MAX_QUERY_CHARS - 12), "Arm", None),
     ],
