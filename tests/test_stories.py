@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -270,3 +271,24 @@ def test_clusters_forget_thousands_of_expired_stories_in_order() -> None:
     clusters.load([], now + timedelta(hours=36))  # then all but the last 120
     assert [n for n, draft in enumerate(drafts) if clusters.same_story(draft)] == list(
         range(2880, 3000))
+
+
+def test_the_index_holds_a_story_in_a_few_hundred_bytes() -> None:
+    """A replica holds every story of the window (200,000 for 10,000 feeds): a story costs
+    its tokens' postings and numbers, a dict entry and its columns, no objects of its own."""
+    rng = random.Random(3)
+    vocabulary = ["".join(rng.choices("bcdfghklmnprstvz", k=8)) for _ in range(3000)]
+    start = datetime(2026, 11, 24, tzinfo=UTC)
+    tracemalloc.start()
+    try:  # the rows as a load reads them, then dropped: what the index keeps stays
+        rows = [(story_id, signature_text(frozenset(rng.sample(vocabulary, 30))),
+                 start + timedelta(seconds=story_id), story_id % 50 + 1, None)
+                for story_id in range(1, 20_001)]
+        clusters = Clusters()
+        clusters.load(rows, start + timedelta(hours=6))
+        del rows
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert clusters.same_story(ItemDraft("g", "", "", "", None)) is None
+    assert held / 20_000 < 600  # 780 when each kept its signature string and expiry tuple
