@@ -295,7 +295,7 @@ class StoryIndex:
                     self.tokens[number] = token
                 self.number_of[token] = number
             postings.append(slot)
-            self.pool.append(self.number_of[token])
+        self.pool.extend(map(self.number_of.__getitem__, tokens))
 
     def _grow(self) -> None:
         grow = len(self.sizes)
