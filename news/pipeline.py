@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from news import heap
 from news.article import complete, pages_policy
 from news.briefs import BriefWriter, StoryText, Written, adjusted_level, offline_brief
 from news.digest import Entry
@@ -468,6 +469,8 @@ async def poll_due(
                     name=lambda source: f"polling source {source.id}")
     finally:  # stopped: outcomes not yet stored are dropped with their polls
         await store.close()
+        if results:  # what the pass freed, given back (news.heap)
+            heap.release()
     return results
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -240,58 +240,118 @@ class StoryIndex:
     Each slot also keeps what `same_story` (the function) weighs besides the tokens: how many
     numbers and headline names the signature holds, its source and when its item was
     published. Names ("@kent") have postings too, but are not counted as shared tokens.
+
+    A replica holds every story of the window (200,000 for 10,000 feeds), so a slot holds no
+    Python object but its entry in `slot_of`: its key and columns are numpy arrays, and its
+    tokens (to take it out of their postings) are token numbers in one int32 pool, compacted
+    when a quarter of it is forgotten: about 440 bytes a story with its postings, where a
+    signature string, two dict entries and an expiry tuple each made it 950 (bench/memory.py).
     """
 
     def __init__(self) -> None:
-        self.signatures: dict[int, str] = {}  # by key (story id or provisional), as stored
-        self.slot_of: dict[int, int] = {}
-        self.key_of: list[int] = []
+        self.slot_of: dict[int, int] = {}  # by key (story id or provisional), as stored
         self.free: list[int] = []
+        self.used = 0  # slots ever handed out; those in `free` are empty
+        self.key_of = np.zeros(1024, dtype=np.int64)  # key by slot
         self.sizes = np.zeros(1024, dtype=np.int32)  # signature size by slot
         self.numbers = np.zeros(1024, dtype=np.int32)  # marked tokens by slot
         self.names = np.zeros(1024, dtype=np.int32)  # named tokens by slot
         self.sources = np.zeros(1024, dtype=np.int32)  # source id by slot, 0 when unknown
         self.published = np.zeros(1024, dtype=np.int32)  # hours() by slot
-        self.by_token: dict[str, array[int]] = {}
+        self.starts = np.zeros(1024, dtype=np.int64)  # where the slot's tokens start in `pool`
+        self.lengths = np.zeros(1024, dtype=np.int32)  # how many tokens it has there
+        self.pool = array("i")  # token numbers of every slot's signature, slot after slot
+        self.dead = 0  # entries of `pool` whose slot was forgotten
+        self.by_token: dict[str, array[int]] = {}  # postings: the slots holding a token
+        self.number_of: dict[str, int] = {}  # token -> its number in `pool`
+        self.tokens: list[str] = []  # token by number ("" once its postings empty)
+        self.free_numbers: list[int] = []
 
     def add(self, key: int, signature: str, source: int = 0, published: int = 0) -> None:
         tokens = signature.split()
-        slot = self.free.pop() if self.free else len(self.key_of)
-        if slot == len(self.key_of):
-            self.key_of.append(key)
+        slot = self.free.pop() if self.free else self.used
+        if slot == self.used:
+            self.used += 1
             if slot == len(self.sizes):
-                grow = len(self.sizes)
-                self.sizes, self.numbers, self.names, self.sources, self.published = (
-                    np.concatenate([column, np.zeros(grow, dtype=np.int32)])
-                    for column in (self.sizes, self.numbers, self.names, self.sources,
-                                   self.published))
-        else:
-            self.key_of[slot] = key
+                self._grow()
         names = sum(map(named, tokens))
+        self.key_of[slot] = key
         self.sizes[slot] = len(tokens) - names
         self.numbers[slot] = sum(map(marked, tokens))
         self.names[slot] = names
         self.sources[slot] = source
         self.published[slot] = published
+        self.starts[slot] = len(self.pool)
+        self.lengths[slot] = len(tokens)
         self.slot_of[key] = slot
-        self.signatures[key] = signature
         for token in tokens:
             postings = self.by_token.get(token)
             if postings is None:
                 postings = self.by_token[token] = array("i")
+                number = self.free_numbers.pop() if self.free_numbers else len(self.tokens)
+                if number == len(self.tokens):
+                    self.tokens.append(token)
+                else:
+                    self.tokens[number] = token
+                self.number_of[token] = number
             postings.append(slot)
+        self.pool.extend(map(self.number_of.__getitem__, tokens))
+
+    def _grow(self) -> None:
+        grow = len(self.sizes)
+        for name in ("key_of", "sizes", "numbers", "names", "sources", "published", "starts",
+                     "lengths"):
+            column = getattr(self, name)
+            setattr(self, name, np.concatenate([column, np.zeros(grow, dtype=column.dtype)]))
+
+    def rekey(self, key: int, new: int) -> None:
+        """The story held under `key` (provisional) is known as `new` (its id) from now on; a
+        story the index still held under that id is gone (SQLite may reuse a deleted id)."""
+        self.forget([new])
+        slot = self.slot_of.pop(key)
+        self.slot_of[new] = slot
+        self.key_of[slot] = new
+
+    def signature(self, key: int) -> str:
+        """The signature held under `key`, as stored (its tokens, sorted)."""
+        return " ".join(sorted(self.tokens[number] for number in self._numbers(key)))
+
+    def _numbers(self, key: int) -> array[int]:
+        slot = self.slot_of[key]
+        start = int(self.starts[slot])
+        return self.pool[start:start + int(self.lengths[slot])]
 
     def forget(self, keys: Iterable[int]) -> None:
         for key in keys:
-            slot = self.slot_of.pop(key, None)
-            if slot is None:
+            if key not in self.slot_of:
                 continue
-            for token in self.signatures.pop(key).split():
+            numbers = self._numbers(key)
+            slot = self.slot_of.pop(key)
+            for number in numbers:
+                token = self.tokens[number]
                 postings = self.by_token[token]
                 postings.remove(slot)
                 if not postings:
-                    del self.by_token[token]
+                    del self.by_token[token], self.number_of[token]
+                    self.tokens[number] = ""
+                    self.free_numbers.append(number)
             self.free.append(slot)
+            self.dead += len(numbers)
+        if self.dead > 1024 and 4 * self.dead > len(self.pool):
+            self._compact()
+
+    def _compact(self) -> None:
+        """The pool without the tokens of forgotten slots."""
+        slots = np.fromiter(self.slot_of.values(), dtype=np.int64, count=len(self.slot_of))
+        lengths = self.lengths[slots].astype(np.int64)
+        starts = np.cumsum(lengths) - lengths
+        positions = np.repeat(self.starts[slots] - starts, lengths) + np.arange(
+            int(lengths.sum()), dtype=np.int64)
+        kept = np.frombuffer(self.pool, dtype=np.int32)[positions].tobytes()
+        self.pool = array("i")
+        self.pool.frombytes(kept)
+        self.starts[slots] = starts
+        self.dead = 0
 
     def same_story(self, signature: str, source: int = 0, published: int = 0) -> int | None:
         """The most similar recent story that `same_story` (the function) would merge, if any."""
@@ -330,7 +390,7 @@ class StoryIndex:
             when = self.published[candidates]
             scores[(when > 0) & (np.abs(when - published) > WINDOW_HOURS)] = 0.0
         best = int(np.argmax(scores))
-        return self.key_of[candidates[best]] if scores[best] >= THRESHOLD else None
+        return int(self.key_of[candidates[best]]) if scores[best] >= THRESHOLD else None
 
     def _names_differ(self, names: list[str], tokens: list[str], candidates: np.ndarray,
                       size: int) -> np.ndarray:
@@ -376,12 +436,14 @@ class Clusters:
         self.reset()
 
     def reset(self) -> None:
-        # Keys are story ids, or negative numbers for stories this process made: those enter
-        # the index once, when placed, and `story_of` maps them to their ids once stored.
+        # Keys are story ids, or negative numbers for stories this process places: those enter
+        # the index when placed, and `settle` re-keys them by their ids once stored.
         self.index = StoryIndex()
-        self.story_of: dict[int, int] = {}
-        self.key_of_story: dict[int, int] = {}  # every stored story the index holds
-        self.expiry: deque[tuple[datetime, int]] = deque()  # (created, key), oldest first
+        # (created, story id) in the order stories entered, oldest first; as two arrays, not a
+        # deque of tuples of objects: they hold every story of the window
+        self.expiry_times = array("d")  # created, seconds since 1970 (_stamp)
+        self.expiry_keys = array("q")
+        self.expired = 0  # entries at the front already expired
         self.seen_until: datetime | None = None
         self.next_key = -1
 
@@ -392,22 +454,22 @@ class Clusters:
     def load(self, rows: Iterable[StoredStory], now: datetime) -> None:
         """Add stories stored since the last load (by any process) and forget expired ones."""
         for story_id, text, created, source, published in rows:
-            if story_id not in self.key_of_story:
+            if story_id not in self.index.slot_of:
                 self.remember(story_id, text, created, source, published)
-        cutoff = now - self.window
-        while self.expiry and self.expiry[0][0] < cutoff:
-            _, key = self.expiry.popleft()
-            self.index.forget([key])
-            story_id = self.story_of.pop(key, key)
-            self.key_of_story.pop(story_id, None)
+        cutoff = _stamp(now - self.window)
+        times, keys, first = self.expiry_times, self.expiry_keys, self.expired
+        while first < len(times) and times[first] < cutoff:
+            first += 1
+        if first > self.expired:
+            self.index.forget(keys[self.expired:first])
+            self.expired = first
+        if self.expired > 1024 and 2 * self.expired > len(times):
+            del times[:self.expired], keys[:self.expired]
+            self.expired = 0
 
     def forget(self, story_ids: Iterable[int]) -> None:
         """Stories the database no longer has leave the index (their expiry entry lapses)."""
-        for story_id in story_ids:
-            key = self.key_of_story.pop(story_id, None)
-            if key is not None:
-                self.index.forget([key])
-                self.story_of.pop(key, None)
+        self.index.forget(story_ids)
 
     def unplace(self, placement: Placement) -> None:
         """Undo `place` before `settle`: its new stories leave the index."""
@@ -415,7 +477,7 @@ class Clusters:
 
     def same_story(self, draft: ItemDraft, source: int = 0) -> int | None:
         key = self.index.same_story(draft.signature, source, hours(draft.published_at))
-        return key if key is None or key > 0 else self.story_of.get(key)
+        return key if key is None or key > 0 else None  # a provisional key: not stored yet
 
     def place(
         self, drafts: Iterable[ItemDraft], by_link: Mapping[str, int], source: int = 0
@@ -435,7 +497,7 @@ class Clusters:
                 if key is not None and key in groups_by_key:
                     group = groups_by_key[key]
                 elif key is not None:
-                    story_id = key if key > 0 else self.story_of.get(key)
+                    story_id = key if key > 0 else None  # provisional: not stored yet
             if story_id is not None:
                 placement.joins.append((draft, story_id))
                 continue
@@ -459,10 +521,8 @@ class Clusters:
         now = datetime.now(UTC)
         for number, (key, story_id) in enumerate(zip(keys, story_ids, strict=True)):
             when = created[number] if created is not None else now
-            self.story_of[key] = story_id
-            self.key_of_story[story_id] = key
-            self.expiry.append((when, key))
-            self._seen(when)
+            self.index.rekey(key, story_id)
+            self._expires(when, story_id)
 
     def remember(
         self, story_id: int, signature: str, created: datetime | None = None,
@@ -472,10 +532,18 @@ class Clusters:
         item's source and date."""
         when = created or datetime.now(UTC)
         self.index.add(story_id, signature, source or 0, hours(published))
-        self.key_of_story[story_id] = story_id
-        self.expiry.append((when, story_id))
-        self._seen(when)
+        self._expires(when, story_id)
+
+    def _expires(self, created: datetime, story_id: int) -> None:
+        self.expiry_times.append(_stamp(created))
+        self.expiry_keys.append(story_id)
+        self._seen(created)
 
     def _seen(self, created: datetime) -> None:
         if self.seen_until is None or created > self.seen_until:
             self.seen_until = created
+
+
+def _stamp(moment: datetime) -> float:
+    """Seconds since 1970; a naive time is UTC, as the database keeps it."""
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()

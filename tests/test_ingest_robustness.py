@@ -33,7 +33,7 @@ import pytest
 from sqlalchemy import Engine, event, func
 from sqlmodel import select
 
-from news import article, pipeline
+from news import article, heap, pipeline
 from news.feeds import DeclaresEntities, NotAFeed
 from news.fetch import FetchError, FetchPolicy
 from news.pipeline import Newsroom, add_source, check_feed, poll
@@ -938,6 +938,25 @@ async def test_ingest_finds_items_through_indexes(
             assert "SCAN items" not in detail, (statement, detail)
             if "items.link" in statement and "items.source_id" not in statement:
                 assert "link" in detail.split("USING")[-1], (statement, detail)
+
+
+@pytest.mark.asyncio
+async def test_a_poll_pass_gives_what_it_freed_back_to_the_system(
+    db: Engine, room: Newsroom, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """news.heap.release once after a pass that polled, not on every idle tick."""
+    server.put("/f.xml", rss("Feed", [{"title": "A story", "guid": "1", "link": "http://ex.test/1"}]))
+    store_source(db, server.url("/f.xml"), "Feed")
+    with session_scope(db) as session:
+        for source in session.exec(select(Source)).all():
+            source.next_poll_at = utcnow() - timedelta(seconds=1)
+    released: list[int] = []
+    monkeypatch.setattr(heap, "release", lambda: released.append(item_count(db)) or True)
+    async with http_client() as client:
+        polled = await pipeline.poll_due(room, client, LOOPBACK, full_text=False)
+        assert len(polled) == 1 and released == [1], "after the pass's items were stored"
+        assert await pipeline.poll_due(room, client, LOOPBACK, full_text=False) == []
+    assert released == [1]
 
 
 @pytest.mark.asyncio

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -133,7 +134,8 @@ def test_the_index_agrees_with_pairwise_overlap_as_stories_come_and_go() -> None
                 assert found in stored and similarity(probe, stored[found]) == best
             else:
                 assert found is None
-    assert set(index.signatures) == set(stored)
+    assert {key: index.signature(key) for key in index.slot_of} == {
+        key: signature_text(tokens) for key, tokens in stored.items()}
     assert all(index.key_of[slot] == key for key, slot in index.slot_of.items())
 
 
@@ -226,3 +228,67 @@ def test_items_published_further_apart_than_the_window_never_merge() -> None:
     assert clusters.same_story(post, 2) is None
     clusters.load([(6, post.signature, now, 1, now - timedelta(hours=3))], now)
     assert clusters.same_story(post, 2) == 6
+
+
+def test_the_index_stays_whole_when_most_of_it_is_forgotten() -> None:
+    """Forgotten slots' tokens leave the pool (compacted), and the rest still answer."""
+    rng = random.Random(11)
+    index = StoryIndex()
+    stored: dict[int, frozenset[str]] = {}
+    for key in range(1, 2001):
+        stored[key] = frozenset(rng.sample(WORDS[:80], rng.randint(5, 14)))
+        index.add(key, signature_text(stored[key]))
+    gone = [key for key in stored if key % 10]
+    index.forget(gone)
+    for key in gone:
+        del stored[key]
+    assert len(index.pool) == sum(map(len, stored.values()))  # compacted
+    for key in range(3001, 3101):  # slots and token numbers are reused
+        stored[key] = frozenset(rng.sample(WORDS[:90], rng.randint(5, 14)))
+        index.add(key, signature_text(stored[key]))
+    assert {key: index.signature(key) for key in index.slot_of} == {
+        key: signature_text(tokens) for key, tokens in stored.items()}
+    for tokens in stored.values():
+        assert similarity(tokens, stored[index.same_story(signature_text(tokens))]) == 1.0
+
+
+def test_clusters_forget_thousands_of_expired_stories_in_order() -> None:
+    clusters = Clusters(window=timedelta(hours=48))
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    def word(n: int) -> str:  # a made-up word of its own for each number
+        return "".join(chr(ord("b") + int(digit)) for digit in f"{n:05d}")
+
+    drafts = [ItemDraft(f"g{n}", f"http://a.test/{n}", f"Storm {word(n)} meets {word(n + 5000)}",
+                        f"Report on {word(n)} and {word(n + 9000)} here.", None)
+              for n in range(3000)]
+    rows = [(n + 1, draft.signature, now - timedelta(hours=60) + timedelta(minutes=n), None,
+             None) for n, draft in enumerate(drafts)]
+    clusters.load(rows, now - timedelta(hours=12))
+    assert all(clusters.same_story(draft) == n + 1 for n, draft in enumerate(drafts))
+    clusters.load([], now)  # stories created before now - 48 h (the first 720) expire
+    assert [clusters.same_story(draft) for draft in drafts[719:722]] == [None, 721, 722]
+    assert sum(clusters.same_story(draft) is None for draft in drafts) == 720
+    clusters.load([], now + timedelta(hours=36))  # then all but the last 120
+    assert [n for n, draft in enumerate(drafts) if clusters.same_story(draft)] == list(
+        range(2880, 3000))
+
+
+def test_the_index_holds_a_story_in_a_few_hundred_bytes() -> None:
+    """A replica holds every story of the window (200,000 for 10,000 feeds): a story costs
+    its tokens' postings and numbers, a dict entry and its columns, no objects of its own."""
+    rng = random.Random(3)
+    vocabulary = ["".join(rng.choices("bcdfghklmnprstvz", k=8)) for _ in range(3000)]
+    start = datetime(2026, 11, 24, tzinfo=UTC)
+    tracemalloc.start()
+    try:  # the rows as a load reads them, then dropped: what the index keeps stays
+        rows = [(story_id, signature_text(frozenset(rng.sample(vocabulary, 30))),
+                 start + timedelta(seconds=story_id), story_id % 50 + 1, None)
+                for story_id in range(1, 20_001)]
+        clusters = Clusters()
+        clusters.load(rows, start + timedelta(hours=6))
+        del rows
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert clusters.same_story(ItemDraft("g", "", "", "", None)) is None
+    assert held / 20_000 < 600  # 780 when each kept its signature string and expiry tuple
