@@ -31,6 +31,7 @@ from storage.db import make_engine, migrate, session_scope
 from storage.locks import Keys, Role
 from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Source, Story, utcnow
 from storage.sources import DueSource
+from telegram_link import DEFAULTS
 from tests.fakes.llm import LlmServer, Reply
 from tests.fakes.telegram import BotApiEmulator
 from tests.test_e2e_briefs import brief_for, wait_until
@@ -304,7 +305,7 @@ def run_job(job: Job, engine: Engine, telegram: BotApiEmulator,
     """One run of a job, as a replica with its own engine and bot runs it."""
 
     async def run() -> None:
-        application = (ApplicationBuilder().token(telegram.token)
+        application = (ApplicationBuilder().token(telegram.token).defaults(DEFAULTS)
                        .base_url(f"{telegram.base_url}/bot").build())
         application.bot_data[KEY] = SimpleNamespace(
             engine=engine, catalog=catalog, stopping=asyncio.Event(), **services)
