@@ -50,6 +50,7 @@ from storage.db import (
     wait_for_database,
 )
 from telegram_link import (
+    DEFAULTS,
     NotTelegram,
     Outage,
     PatientApplication,
@@ -248,6 +249,7 @@ def main() -> None:
         .base_file_url(f"{api}/file/bot")
         .get_updates_request(WatchedRequest(Outage()))
         .rate_limiter(smooth_rate_limiter())
+        .defaults(DEFAULTS)
         .concurrent_updates(ChatLanes(rate_limit))
         .post_init(post_init)
         .post_shutdown(post_shutdown)

@@ -12,6 +12,8 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from telegram import LinkPreviewOptions
+from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -20,10 +22,17 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import Application
+from telegram.ext import Application, Defaults
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 log = logging.getLogger("tidings")
+
+# How every message goes out, said once for the application instead of at each send: the
+# catalogue's text and the briefs are HTML with external text escaped; a link preview would
+# put one publisher's card over a brief that names several; a reply is not a quote (a handler
+# that means to quote says so).
+DEFAULTS = Defaults(parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True), do_quote=False)
 
 
 class TokenRejected(Exception):

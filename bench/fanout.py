@@ -60,14 +60,7 @@ from storage.models import Chat, Delivery, Subscription  # noqa: E402
 from tests.conftest import BotProcess  # noqa: E402
 from tests.fakes.feeds import FeedServer, rss  # noqa: E402
 from tests.fakes.telegram import BotApiEmulator, Limits  # noqa: E402
-from tests.test_e2e_walkthrough import (  # noqa: E402
-    ADMIN_ID,
-    BASELINE,
-    NEW_SOFTBANK,
-    TOKEN,
-    env_for,
-    say,
-)
+from tests.harness import ADMIN_ID, BASELINE, NEW_SOFTBANK, TOKEN, env_for, say  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "fanout.json"
 CHATS, LATENCY, FIRST_CHAT_ID = 3000, 0.05, 100_000

@@ -10,8 +10,8 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from babel import Locale, UnknownLocaleError
-from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
-from telegram.constants import ChatAction, ParseMode
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
@@ -82,9 +82,7 @@ async def reply(
     message = update.effective_message
     assert message is not None
     return await message.reply_text(text(context, language, key, plural=plural, **values),
-                                    parse_mode=ParseMode.HTML, do_quote=False,
-                                    reply_markup=markup,
-                                    link_preview_options=LinkPreviewOptions(is_disabled=True))
+                                    reply_markup=markup)
 
 
 NOTE_LIMIT = 200  # what Telegram shows after a press, counted in UTF-16 code units
@@ -128,8 +126,7 @@ async def edit_message(
         if html is None:
             await message.edit_reply_markup(markup)
         else:
-            await message.edit_text(html, parse_mode=ParseMode.HTML, reply_markup=markup,
-                                    link_preview_options=LinkPreviewOptions(is_disabled=True))
+            await message.edit_text(html, reply_markup=markup)
     except BadRequest as error:
         reason = str(error).lower()
         if "not modified" in reason:
@@ -257,9 +254,7 @@ async def _reply_html(
 ) -> Message:
     message = update.effective_message
     assert message is not None
-    return await message.reply_text(html_text, parse_mode=ParseMode.HTML, do_quote=False,
-                                    reply_markup=markup,
-                                    link_preview_options=LinkPreviewOptions(is_disabled=True))
+    return await message.reply_text(html_text, reply_markup=markup)
 
 
 

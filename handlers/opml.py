@@ -6,8 +6,7 @@ import asyncio
 import logging
 from dataclasses import replace
 
-from telegram import InputFile, LinkPreviewOptions, Message, Update
-from telegram.constants import ParseMode
+from telegram import InputFile, Message, Update
 from telegram.error import TelegramError
 
 from handlers.common import (
@@ -101,8 +100,7 @@ async def _import(
                    existing=sum(reason == "exists" for _, reason in results),
                    failed=len(failed), details=Safe(details))
     if not await _show(progress, summary):  # the progress message is gone: a new one then
-        await progress.reply_text(summary, parse_mode=ParseMode.HTML, do_quote=False,
-                                  link_preview_options=LinkPreviewOptions(is_disabled=True))
+        await progress.reply_text(summary)
 
 
 async def _show(progress: Message, html: str) -> bool:
@@ -161,5 +159,4 @@ async def exportopml(update: Update, context: Context) -> None:
     assert message is not None
     await message.reply_document(
         InputFile(export_opml(outlines), filename="tidings-sources.opml"),
-        caption=text(context, language, "opml.caption", plural=len(outlines)),
-        parse_mode="HTML", do_quote=False)
+        caption=text(context, language, "opml.caption", plural=len(outlines)))

@@ -10,11 +10,9 @@ from sqlmodel import Session
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    LinkPreviewOptions,
     Message,
     Update,
 )
-from telegram.constants import ParseMode
 
 from handlers.common import (
     Context,
@@ -136,8 +134,7 @@ async def subscribe(update: Update, context: Context) -> None:
         done += "\n" + text(context, language, "topics.pinned_done", query=query)
     message = update.effective_message
     assert message is not None
-    message = await message.reply_text(done, parse_mode=ParseMode.HTML, do_quote=False,
-                                       link_preview_options=LinkPreviewOptions(is_disabled=True))
+    message = await message.reply_text(done)
     if svc.aliases.online:  # in the background: the next update need not wait on the model
         context.application.create_task(
             offer_suggestions(context, message, subscription_id, query), update=update,

@@ -8,7 +8,6 @@ from functools import partial
 
 from sqlmodel import Session
 from telegram import Update
-from telegram.constants import ParseMode
 
 from handlers.common import (
     Context,
@@ -99,8 +98,7 @@ async def trend(update: Update, context: Context) -> None:
             # One message: what is wrong with the query, then how /trend is used.
             await message.reply_text(
                 text(context, language, f"query.error.{error.code}") + "\n\n"
-                + text(context, language, "trend.usage"), parse_mode=ParseMode.HTML,
-                do_quote=False)
+                + text(context, language, "trend.usage"))
             return
     t = partial(svc.catalog.text, language)
     found = await svc.draw(partial(charts.trend_chart, svc.engine, t, language=language,
@@ -111,5 +109,4 @@ async def trend(update: Update, context: Context) -> None:
         return
     await message.reply_photo(found.png, caption=charts.caption(t, language, query, asked.days,
                                                                 found.trend),
-                              parse_mode=ParseMode.HTML, do_quote=False,
                               filename="trend.png")

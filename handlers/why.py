@@ -6,8 +6,7 @@ import asyncio
 import json
 from datetime import datetime
 
-from telegram import LinkPreviewOptions, Update
-from telegram.constants import ParseMode
+from telegram import Update
 
 from handlers.common import (
     Context,
@@ -128,8 +127,7 @@ async def _answer(update: Update, said: str, *, quote: bool = False) -> None:
     """The explanation, already HTML from the catalogue."""
     message = update.effective_message
     assert message is not None
-    await message.reply_text(said, parse_mode=ParseMode.HTML, do_quote=quote,
-                             link_preview_options=LinkPreviewOptions(is_disabled=True))
+    await message.reply_text(said, do_quote=quote)
 
 
 async def press_why(update: Update, context: Context, delivery_id: int) -> None:

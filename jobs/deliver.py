@@ -11,8 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
-from telegram.constants import ParseMode
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 from telegram.ext import CallbackContext
 
@@ -121,10 +120,8 @@ async def send(
     try:
         t = partial(svc.catalog.text, item.language)
         message = await context.bot.send_message(
-            item.chat_id, html, parse_mode=ParseMode.HTML,
-            message_thread_id=item.thread_id or None,
-            reply_markup=markup(keyboard(item.id, 0, 0, [], t)),
-            link_preview_options=LinkPreviewOptions(is_disabled=True))
+            item.chat_id, html, message_thread_id=item.thread_id or None,
+            reply_markup=markup(keyboard(item.id, 0, 0, [], t)))
         message_id = message.message_id
     except Forbidden as error:
         log.info("chat %s blocked or removed the bot: %s", item.chat_id, error)
@@ -192,8 +189,7 @@ async def edit(
     try:
         await context.bot.edit_message_text(  # an edit without the keyboard would drop it
             alert.html, chat_id=item.chat_id, message_id=item.message_id,
-            parse_mode=ParseMode.HTML, reply_markup=markup(buttons),
-            link_preview_options=LinkPreviewOptions(is_disabled=True))
+            reply_markup=markup(buttons))
     except BadRequest as error:
         if "not modified" not in str(error).lower():
             log.warning("edit of delivery %s refused: %s", item.id, error)

@@ -9,8 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
-from telegram import LinkPreviewOptions
-from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import CallbackContext
 
@@ -78,9 +76,7 @@ async def send_digest(
     header = svc.catalog.ngettext(language, "digest.header", len(entries))
     try:
         for message in render_digest(entries, header):
-            await context.bot.send_message(chat_id, message, parse_mode=ParseMode.HTML,
-                                           message_thread_id=thread_id,
-                                           link_preview_options=LinkPreviewOptions(is_disabled=True))
+            await context.bot.send_message(chat_id, message, message_thread_id=thread_id)
     except Forbidden:
         await db(svc.engine, chats.deactivate, chat_id=chat_id)
         return 0

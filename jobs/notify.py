@@ -6,7 +6,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import CallbackContext
 
@@ -25,6 +24,6 @@ async def notify_admins(
                        default=svc.default_language)
     for user_id, language in targets.items():
         try:
-            await context.bot.send_message(user_id, render(language), parse_mode=ParseMode.HTML)
+            await context.bot.send_message(user_id, render(language))
         except TelegramError as error:
             log.warning("could not notify admin %s: %s", user_id, error)

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import CallbackContext
 
@@ -48,9 +47,9 @@ async def send_weekly_trend(
         if found.png is None:  # a quiet topic this week: no empty chart
             continue
         try:
-            await context.bot.send_photo(chat.id, found.png, parse_mode=ParseMode.HTML,
-                                         caption=caption(t, chat.language, query, DAYS,
-                                                         found.trend), filename="trend.png")
+            await context.bot.send_photo(
+                chat.id, found.png, filename="trend.png",
+                caption=caption(t, chat.language, query, DAYS, found.trend))
         except TelegramError as error:
             log.warning("weekly trend for chat %s not sent: %s", chat.id, error)
             break

@@ -155,8 +155,10 @@ def bot_process(tmp_path: Path) -> Iterator[type[BotProcess]]:
 def world(tmp_path: Path, bot_process: type[BotProcess]) -> Iterator[Any]:
     """A running bot with one source and the emulators (tests.test_e2e_topics.World), for the
     end-to-end modules that act as users; every Bot API call it made must have been valid."""
-    from tests.test_e2e_topics import start_world  # imported here: they import this module
-    from tests.test_e2e_walkthrough import TOKEN
+    from tests.harness import (
+        TOKEN,
+        start_world,  # imported here: they import this module
+    )
 
     with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds:
         world = start_world(tmp_path, bot_process, telegram, feeds)

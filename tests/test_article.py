@@ -18,72 +18,18 @@ import trafilatura
 import news.article
 from news.article import MAX_PAGE_BYTES, MIN_ARTICLE_CHARS, complete, extract, pages_policy
 from news.fetch import FetchPolicy
-from news.items import SNIPPET_CHARS, ItemDraft
+from news.items import SNIPPET_CHARS
 from news.parsing import FeedReader
 from tests.fakes.feeds import FeedServer
+from tests.harness import FOOTER, HTML, PARAGRAPHS, article_draft, article_page
 
 LOOPBACK = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
-HTML = "text/html; charset=utf-8"
-SNIPPET = "Tidal power plant opens in Brittany. Read more…"
-
-PARAGRAPHS = [
-    "The tidal power plant in the Rance estuary reopened on Monday after an eighteen-month "
-    "refurbishment that replaced all twenty-four of its turbines with quieter, more efficient "
-    "units built in Grenoble.",
-    "Engineers said the new turbines turn in both directions, so the plant can generate "
-    "electricity on the rising as well as the falling tide, lifting its yearly output by "
-    "roughly a tenth without any change to the barrage itself.",
-    "Local fishermen, who had opposed the works because of the silt released during "
-    "construction, said the estuary had cleared faster than they had feared and that sea bass "
-    "were already returning to the basin above the dam.",
-    "The operator plans to publish monthly output figures and a study of the estuary's "
-    "wildlife, which regional officials say will guide decisions on two smaller tidal projects "
-    "proposed for the Cotentin coast later this decade.",
-]
-FOOTER = "Copyright 2025 Coastal Daily Media Group. All rights reserved. Privacy policy"
-COMMENT = "Great news, finally some clean energy from the sea in our region, said Yannick"
-
-
-def article_page(title: str = "Rance tidal plant reopens with new turbines") -> str:
-    """A news page as sites serve them: chrome around one article, comments under it."""
-    body = "\n".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title} | Coastal Daily</title>
-<script>window.dataLayer = [];</script><style>body {{ font-family: serif; }}</style></head>
-<body>
-<header class="site-header"><a href="/" class="logo">Coastal Daily</a>
-<nav class="main-nav"><ul><li><a href="/">Home</a></li><li><a href="/world">World</a></li>
-<li><a href="/business">Business</a></li><li><a href="/climate">Climate</a></li>
-<li><a href="/subscribe">Subscribe</a></li><li><a href="/login">Sign in</a></li></ul></nav>
-</header>
-<main><article class="story">
-<h1>{title}</h1>
-<p class="byline">By Marie Le Goff, 3 March 2025</p>
-<div class="story-body">
-{body}
-</div>
-</article>
-<section id="comments" class="comments"><h2>Comments</h2>
-<div class="comment"><p>{COMMENT}</p></div>
-<div class="comment"><p>Will the electricity bills go down now? Asked by Soazig</p></div>
-</section>
-<aside class="related"><h3>Most read</h3><ul><li><a href="/a">Storm warnings for the weekend</a>
-</li><li><a href="/b">Ferry strike called off</a></li></ul></aside>
-</main>
-<footer class="site-footer"><p>{FOOTER}</p>
-<ul><li><a href="/about">About us</a></li><li><a href="/contact">Contact</a></li></ul></footer>
-</body></html>"""
 
 
 @pytest.fixture
 def server() -> Iterator[FeedServer]:
     with FeedServer() as srv:
         yield srv
-
-
-def draft(link: str, summary: str = SNIPPET, guid: str = "") -> ItemDraft:
-    return ItemDraft(guid=guid or link, link=link, title="Tidal plant", summary=summary,
-                     published_at=None)
 
 
 def long_summary() -> str:
@@ -150,15 +96,15 @@ def test_extract_non_utf8_page() -> None:
 
 
 def test_snippets_are_short_or_few_sentences_with_a_page_behind() -> None:
-    assert draft("https://news.test/a").snippet
-    assert draft("http://news.test/a", summary="").snippet
+    assert article_draft("https://news.test/a").snippet
+    assert article_draft("http://news.test/a", summary="").snippet
     # long but only two sentences: still a teaser
-    assert draft("http://news.test/a", summary=PARAGRAPHS[0] + " " + PARAGRAPHS[1]).snippet
-    assert not draft("http://news.test/a", summary=long_summary()).snippet
+    assert article_draft("http://news.test/a", summary=PARAGRAPHS[0] + " " + PARAGRAPHS[1]).snippet
+    assert not article_draft("http://news.test/a", summary=long_summary()).snippet
     assert len(long_summary()) >= SNIPPET_CHARS
     for link in ("", "ftp://news.test/a", "mailto:x@news.test", "urn:uuid:1", "http://",
                  "http://[::1"):
-        assert not draft(link).snippet, link
+        assert not article_draft(link).snippet, link
 
 
 # --- complete ------------------------------------------------------------------------------------
@@ -167,7 +113,7 @@ def test_snippets_are_short_or_few_sentences_with_a_page_behind() -> None:
 @pytest.mark.asyncio
 async def test_snippet_replaced_by_full_text(server: FeedServer) -> None:
     server.put("/rance", article_page(), HTML)
-    snippet = draft(server.url("/rance"))
+    snippet = article_draft(server.url("/rance"))
     async with httpx.AsyncClient() as client:
         [got] = await complete(client, [snippet], LOOPBACK)
     assert got == replace(snippet, summary=got.summary)  # only the summary changed
@@ -180,7 +126,7 @@ async def test_snippet_replaced_by_full_text(server: FeedServer) -> None:
 @pytest.mark.asyncio
 async def test_long_summary_is_never_fetched(server: FeedServer) -> None:
     server.put("/rance", article_page(), HTML)
-    full = draft(server.url("/rance"), summary=long_summary())
+    full = article_draft(server.url("/rance"), summary=long_summary())
     async with httpx.AsyncClient() as client:
         got = await complete(client, [full], LOOPBACK)
     assert got == [full]
@@ -196,15 +142,15 @@ async def test_failures_keep_the_snippet_and_order(server: FeedServer) -> None:
     server.put("/thin", "<html><body><p>Subscribe to read.</p></body></html>", HTML)
     server.put("/gone", article_page(), HTML, status=410)
     drafts = [
-        draft(server.url("/missing")),  # 404
-        draft(server.url("/json")),  # not HTML
-        draft(server.url("/ok")),
-        draft(server.url("/png")),  # not HTML
-        draft(server.url("/huge")),  # over the size cap
-        draft(server.url("/thin")),  # nothing worth keeping
-        draft(server.url("/gone")),  # 410
-        draft("http://10.0.0.1/story"),  # blocked address: never connected to
-        draft(server.url("/ok"), summary=long_summary(), guid="long"),  # not a snippet
+        article_draft(server.url("/missing")),  # 404
+        article_draft(server.url("/json")),  # not HTML
+        article_draft(server.url("/ok")),
+        article_draft(server.url("/png")),  # not HTML
+        article_draft(server.url("/huge")),  # over the size cap
+        article_draft(server.url("/thin")),  # nothing worth keeping
+        article_draft(server.url("/gone")),  # 410
+        article_draft("http://10.0.0.1/story"),  # blocked address: never connected to
+        article_draft(server.url("/ok"), summary=long_summary(), guid="long"),  # not a snippet
     ]
     policy = replace(LOOPBACK, max_bytes=len(article_page().encode()) + 1000)
     async with httpx.AsyncClient() as client:
@@ -221,7 +167,7 @@ async def test_failures_keep_the_snippet_and_order(server: FeedServer) -> None:
 
 @pytest.mark.asyncio
 async def test_blocked_address_without_allowed_network() -> None:
-    snippet = draft("http://10.0.0.1/story")
+    snippet = article_draft("http://10.0.0.1/story")
     async with httpx.AsyncClient() as client:
         assert await complete(client, [snippet], FetchPolicy()) == [snippet]
 
@@ -229,7 +175,7 @@ async def test_blocked_address_without_allowed_network() -> None:
 @pytest.mark.asyncio
 async def test_loopback_blocked_by_default_policy(server: FeedServer) -> None:
     server.put("/rance", article_page(), HTML)
-    snippet = draft(server.url("/rance"))
+    snippet = article_draft(server.url("/rance"))
     async with httpx.AsyncClient() as client:
         assert await complete(client, [snippet], FetchPolicy()) == [snippet]
     assert server.requests == []
@@ -239,7 +185,7 @@ async def test_loopback_blocked_by_default_policy(server: FeedServer) -> None:
 async def test_batch_timeout_keeps_slow_snippets(server: FeedServer) -> None:
     server.put("/fast", article_page(), HTML)
     server.put("/slow", article_page(), HTML, delay=10.0)
-    drafts = [draft(server.url("/slow")), draft(server.url("/fast"))]
+    drafts = [article_draft(server.url("/slow")), article_draft(server.url("/fast"))]
     # timeouts past the page's delay on the client and the fetch: only the batch's own can
     # cut it short
     async with httpx.AsyncClient(timeout=30.0) as client:
@@ -254,7 +200,7 @@ async def test_batch_timeout_keeps_slow_snippets(server: FeedServer) -> None:
 async def test_concurrency_is_bounded(server: FeedServer) -> None:
     for n in range(6):
         server.put(f"/p{n}", article_page(), HTML, delay=0.3)
-    drafts = [draft(server.url(f"/p{n}")) for n in range(6)]
+    drafts = [article_draft(server.url(f"/p{n}")) for n in range(6)]
     async with httpx.AsyncClient() as client:
         got = await complete(client, drafts, LOOPBACK, limit=2)
     assert all(new != old for new, old in zip(got, drafts, strict=True))
@@ -265,7 +211,7 @@ async def test_concurrency_is_bounded(server: FeedServer) -> None:
 async def test_nothing_to_do() -> None:
     async with httpx.AsyncClient() as client:
         assert await complete(client, [], LOOPBACK) == []
-        plain = [draft("", guid="a"), draft("urn:x", guid="b")]
+        plain = [article_draft("", guid="a"), article_draft("urn:x", guid="b")]
         assert await complete(client, plain, LOOPBACK) == plain
 
 
@@ -302,7 +248,7 @@ async def test_a_page_over_its_cap_is_never_extracted(server: FeedServer) -> Non
         extracted.append(url)
         return await news.article.in_a_thread(html, url)
 
-    drafts = [draft(server.url("/big")), draft(server.url("/under"))]
+    drafts = [article_draft(server.url("/big")), article_draft(server.url("/under"))]
     async with httpx.AsyncClient() as client:
         got = await complete(client, drafts, LOOPBACK, extractor=recording)
     assert got[0] == drafts[0]  # the snippet stays
@@ -320,7 +266,7 @@ async def test_an_extraction_that_overruns_is_killed_and_the_snippet_kept(
     try:
         assert await reader.extract(article_page().encode(), "http://news.test/warm")
         before = set(reader.articles.worker_pids())
-        drafts = [draft(server.url("/stuck")), draft(server.url("/ok"))]
+        drafts = [article_draft(server.url("/stuck")), article_draft(server.url("/ok"))]
         with caplog.at_level(logging.INFO, logger="news.parsing"):
             async with httpx.AsyncClient() as client:
                 got = await complete(client, drafts, LOOPBACK, extractor=reader.extract)
@@ -367,7 +313,7 @@ async def test_rendering_never_waits_behind_extraction(
     monkeypatch.setattr(news.article, "extract", slow)
     for n in range(40):
         server.put(f"/p{n}", article_page(), HTML)
-    drafts = [draft(server.url(f"/p{n}")) for n in range(40)]
+    drafts = [article_draft(server.url(f"/p{n}")) for n in range(40)]
     async with httpx.AsyncClient() as client:
         batch = asyncio.create_task(complete(client, drafts, LOOPBACK, limit=40, timeout=60.0))
         deadline = time.monotonic() + 20

@@ -34,9 +34,16 @@ from storage.models import Chat, Delivery, Item, Source, system_clock
 from tests.conftest import REPO, BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_walkthrough import TOKEN, env_for, say
-from tests.test_ingest_robustness import LOOPBACK, http_client, store_source
-from tests.test_replicas import queue_stories, run_job
+from tests.harness import (
+    LOOPBACK,
+    TOKEN,
+    env_for,
+    http_client,
+    queue_stories,
+    run_job,
+    say,
+    store_source,
+)
 
 AHEAD = timedelta(hours=2)
 CLOSE = timedelta(seconds=30)  # "at the database's time": well under the skew, over any stall

@@ -27,6 +27,7 @@ from news.briefs import Brief, Written
 from storage import briefs, chats, deliveries, subscriptions
 from storage.db import database_now, session_scope
 from storage.models import Item, Story
+from telegram_link import DEFAULTS
 from tests.fakes.telegram import BotApiEmulator
 
 GROUP = -1_000_123
@@ -72,6 +73,7 @@ async def test_30_alerts_queued_for_one_group_are_delivered_exactly_once(
         telegram.group(GROUP, "Desk", supergroup=True)
         application = (
             ApplicationBuilder().token(telegram.token).base_url(f"{telegram.base_url}/bot")
+            .defaults(DEFAULTS)
             .rate_limiter(AIORateLimiter(overall_max_rate=1, overall_time_period=1 / 30,
                                          group_max_rate=1,
                                          group_time_period=PACING.group_period))

@@ -5,20 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.fakes.feeds import rss as rss_feed
-from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_briefs import wait_until
-from tests.test_e2e_topics import World
-from tests.test_e2e_walkthrough import ADMIN_ID, say
-
-
-def wait_for_summary(telegram: BotApiEmulator, chat_id: int, message_id: int,
-                     timeout: float = 30.0) -> str:
-    """The import runs in the background and edits its progress message into the summary."""
-    def summary() -> str:
-        edited = [m for m in telegram.messages(chat_id) if m.message_id == message_id]
-        return edited[0].text if edited and "added" in edited[0].text else ""
-    wait_until(lambda: bool(summary()), timeout=timeout)
-    return summary()
+from tests.harness import ADMIN_ID, World, say, wait_for_summary
 
 
 def test_pause_resume_interval_and_poll_now(world: World) -> None:

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, html_page
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_walkthrough import ADMIN_ID, TOKEN, env_for, say
+from tests.harness import ADMIN_ID, TOKEN, env_for, say
 
 
 def closed_port() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -16,59 +15,25 @@ from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.llm import LlmServer, Reply
 from tests.fakes.telegram import BotApiEmulator
 from tests.fakes.telegram_html import utf16_len
-from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, NEW_SOFTBANK, TOKEN, env_for, say
-from tests.test_golden_seed import SECTION_KEYS, blocks, read_seed
+from tests.harness import (
+    ADMIN_ID,
+    BASELINE,
+    NEW_SOFTBANK,
+    SECTION_KEYS,
+    TOKEN,
+    ZH_BRIEF,
+    blocks,
+    brief_for,
+    brief_requests,
+    env_for,
+    read_seed,
+    say,
+    start_with_llm,
+    wait_until,
+)
 
 REFUSAL = ("很抱歉,由于您未提供原始法文文章的具体内容,我无法基于该文章生成详细的新闻摘要。"
            "请提供完整的原文文本。")
-ZH_BRIEF = {
-    "headline": "软银承诺巨资打造上法兰西大区“人工智能谷”",
-    "core_point": "软银承诺在上法兰西大区进行巨额投资。地区主席称其将改变游戏规则。",
-    "key_players": [{"name": "软银", "name_in_source": "SoftBank", "role": "日本科技集团"},
-                    {"name": "Xavier Bertrand", "name_in_source": "Xavier Bertrand",
-                     "role": "上法兰西大区主席"},
-                    {"name": "马斯克", "name_in_source": "Elon Musk",
-                     "role": "原文并未提及的人物"}],
-    "industry_impact": [{"sector": "数据中心", "level": "high", "why": "大规模AI算力投资"}],
-    "tracking_level": 1,
-    "tracking_reason": "投资规模巨大，后续进展值得关注",
-}
-EN_BRIEF = {**ZH_BRIEF, "headline": "SoftBank pledges billions for an AI valley",
-            "core_point": "SoftBank pledged a major investment in Hauts-de-France.",
-            "key_players": [{"name": "SoftBank", "name_in_source": "SoftBank",
-                             "role": "Japanese conglomerate"}],
-            "industry_impact": [], "tracking_reason": "Large investment."}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
-def brief_requests(llm: LlmServer) -> list[dict[str, Any]]:
-    """Requests for briefs (alias suggestions after /subscribe are requests too)."""
-    return [r for r in llm.requests if "news briefs" in r["messages"][0]["content"]]
-
-
-def brief_for(request: dict[str, Any]) -> str:
-    system = request["messages"][0]["content"]
-    return json.dumps(ZH_BRIEF if "in Chinese" in system else EN_BRIEF, ensure_ascii=False)
-
-
-def start_with_llm(
-    telegram: BotApiEmulator, llm: LlmServer, feeds: FeedServer, tmp_path: Path,
-    bot_process: type[BotProcess],
-) -> BotProcess:
-    env = env_for(telegram, f"sqlite:///{tmp_path / 'tidings.db'}")
-    env |= {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": llm.base_url, "LLM_MODEL": "tiny"}
-    bot = bot_process(tmp_path, env).start()
-    bot.wait_for_log("Tidings starting")
-    assert "LLM tiny" in bot.log
-    admin = telegram.user(ADMIN_ID, "Ada")
-    say(telegram, telegram.private_chat(admin), admin, f"/addsource {feeds.url('/feed.xml')}")
-    return bot
 
 
 def test_one_llm_call_per_story_and_language(tmp_path: Path, bot_process: type[BotProcess]) -> None:

@@ -8,21 +8,12 @@ from news.topics import MAX_QUERY_CHARS
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer
 from tests.fakes.llm import LlmServer
-from tests.fakes.telegram import BotApiEmulator, SentMessage
-from tests.test_e2e_briefs import wait_until
-from tests.test_e2e_topics import World, alias_or_brief, start_world
-from tests.test_e2e_walkthrough import TOKEN, say
+from tests.fakes.telegram import BotApiEmulator
+from tests.harness import TOKEN, World, alias_or_brief, buttons, say, start_world, wait_until
 
 CHANNEL_ID = -2101
 VIEWER_ID = 7801
 OWNER_ID = 7802
-
-
-def buttons(message: SentMessage) -> dict[str, str]:
-    """Visible button label -> callback data."""
-    assert message.reply_markup is not None, message.text
-    return {b["text"]: b["callback_data"]
-            for row in message.reply_markup["inline_keyboard"] for b in row}
 
 
 def test_channel_viewer_presses_change_nothing(world: World) -> None:

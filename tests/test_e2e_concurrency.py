@@ -8,9 +8,7 @@ from typing import Any
 
 from tests.conftest import BotProcess
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_briefs import wait_until
-from tests.test_e2e_topics import World
-from tests.test_e2e_walkthrough import TOKEN, env_for, say
+from tests.harness import TOKEN, World, env_for, say, wait_until
 
 NOTICE = "faster than I can answer"
 HELP = "/unsubscribe"  # a line of /help's answer

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from tests.fakes.feeds import rss as rss_with
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_topics import World
-from tests.test_e2e_walkthrough import NEW_SOFTBANK, say
+from tests.harness import NEW_SOFTBANK, World, say
 
 SECOND = {**NEW_SOFTBANK, "guid": "c2", "link": "http://news.test/c2",
           "title": "Nvidia and SoftBank team up on chips",

@@ -6,10 +6,7 @@ from typing import Any
 
 from tests.fakes.feeds import rss
 from tests.fakes.telegram import BotApiEmulator, SentMessage
-from tests.test_e2e_briefs import wait_until
-from tests.test_e2e_channel_buttons import buttons
-from tests.test_e2e_topics import World
-from tests.test_e2e_walkthrough import NEW_SOFTBANK, say
+from tests.harness import NEW_SOFTBANK, World, buttons, current, say, wait_until
 
 NEW_LINK = "http://news.test/b1"  # NEW_SOFTBANK's link without its tracking parameter
 
@@ -28,10 +25,6 @@ def alert_for(telegram: BotApiEmulator, chat_id: int, title: str) -> SentMessage
     message = found()
     assert message is not None
     return message
-
-
-def current(telegram: BotApiEmulator, message: SentMessage) -> SentMessage:
-    return next(m for m in telegram.messages(message.chat_id) if m.message_id == message.message_id)
 
 
 def shows(telegram: BotApiEmulator, message: SentMessage, label: str) -> None:

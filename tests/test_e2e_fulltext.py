@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, TOKEN, env_for, say
+from tests.harness import ADMIN_ID, BASELINE, TOKEN, env_for, say
 
 ARTICLE = """<html><head><title>SoftBank in Lille</title></head><body>
 <nav><a href="/">Home</a> <a href="/tech">Tech</a> Subscribe to our newsletter</nav>

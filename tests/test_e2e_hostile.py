@@ -27,23 +27,22 @@ import pytest
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_briefs import wait_until
-from tests.test_e2e_topics import World, start_world
-from tests.test_e2e_walkthrough import ADMIN_ID, TOKEN, say
-from tests.test_xmlguard import HOSTILE, encoding_tricks, flat_expansion
+from tests.harness import (
+    ADMIN_ID,
+    HOSTILE,
+    TOKEN,
+    World,
+    encoding_tricks,
+    flat_expansion,
+    peak_memory,
+    say,
+    start_world,
+    wait_until,
+)
 
 REFUSED = "declares its own XML entities"
 PARSE_LIMIT_HIT = ("parsing a feed ran past", "a feed parser process died")  # news.parsing
 PEAK_MEMORY = 300 * 1024 * 1024
-
-
-def peak_memory(pid: int) -> int:
-    """A process's peak resident size (VmHWM) in bytes, from /proc."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc status")
 
 
 def tree_rss(pid: int) -> int:

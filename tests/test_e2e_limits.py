@@ -13,10 +13,17 @@ from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.llm import LlmServer, Reply
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_admin import wait_for_summary
-from tests.test_e2e_briefs import wait_until
-from tests.test_e2e_topics import ALIASES, World, start_world
-from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, TOKEN, say
+from tests.harness import (
+    ADMIN_ID,
+    ALIASES,
+    BASELINE,
+    TOKEN,
+    World,
+    say,
+    start_world,
+    wait_for_summary,
+    wait_until,
+)
 
 NOTICE = "faster than I can answer"
 LIMITS = {"COMMANDS_PER_MINUTE": "10", "MAX_TOPICS_PER_CHAT": "3"}

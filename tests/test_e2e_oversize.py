@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, TOKEN, env_for, say
+from tests.harness import ADMIN_ID, BASELINE, TOKEN, env_for, say
 
 LONG_FEED_TITLE = "Enormous Feed " + "padding " * 750  # about 6,000 characters
 LONG_HEADLINE = "SoftBank " + " ".join(f"word{n}" for n in range(800))  # about 5,000

@@ -13,10 +13,20 @@ from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.llm import LlmServer
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_briefs import EN_BRIEF, ZH_BRIEF, brief_requests, start_with_llm, wait_until
-from tests.test_e2e_feedback import current
-from tests.test_e2e_topics import World, last_says
-from tests.test_e2e_walkthrough import BASELINE, NEW_SOFTBANK, TOKEN, say
+from tests.harness import (
+    BASELINE,
+    EN_BRIEF,
+    NEW_SOFTBANK,
+    TOKEN,
+    ZH_BRIEF,
+    World,
+    brief_requests,
+    current,
+    last_says,
+    say,
+    start_with_llm,
+    wait_until,
+)
 
 NVIDIA = {"title": "Nvidia results beat estimates", "link": "http://news.test/n1", "guid": "n1",
           "description": "Nvidia reported record data center revenue.",

@@ -14,8 +14,7 @@ import pytest
 
 from tests.conftest import BotProcess
 from tests.fakes.telegram import POLL_CONFLICT, BotApiEmulator
-from tests.test_e2e_hostile import peak_memory
-from tests.test_e2e_walkthrough import TOKEN, env_for, say
+from tests.harness import TOKEN, env_for, peak_memory, say
 
 SECRET = "s3cret_Token-for-tests"
 READER_ID = 4242

@@ -52,7 +52,7 @@ from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.llm import LlmServer
 from tests.fakes.telegram import BotApiEmulator, Limits, SentMessage
-from tests.test_e2e_walkthrough import TOKEN, env_for
+from tests.harness import TOKEN, env_for
 
 FULL = os.environ.get("TIDINGS_REPLICA_FULL") == "1"
 SEED = int(os.environ.get("TIDINGS_REPLICA_SEED", "14"))

@@ -9,7 +9,7 @@ from jobs.pacing import PACING
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, NEW_SOFTBANK, TOKEN, env_for, say
+from tests.harness import ADMIN_ID, BASELINE, NEW_SOFTBANK, TOKEN, env_for, say
 
 READERS = 60
 

@@ -12,7 +12,7 @@ from tests.conftest import BotProcess
 from tests.fakes.search import GDELT_PATH, Failure, SearchServer
 from tests.fakes.telegram import BotApiEmulator
 from tests.fakes.telegram_html import parse_html_entities
-from tests.test_e2e_walkthrough import TOKEN, say
+from tests.harness import TOKEN, say
 
 READER_ID, ADMIN_ID = 3003, 1001
 

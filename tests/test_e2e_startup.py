@@ -12,8 +12,7 @@ import pytest
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_admin import wait_for_summary
-from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, TOKEN, env_for, say
+from tests.harness import ADMIN_ID, BASELINE, TOKEN, env_for, say, wait_for_summary
 
 OPML = (b'<?xml version="1.0"?><opml version="2.0"><head/><body>'
         b'<outline type="rss" text="Second" xmlUrl="%s"/></body></opml>')

@@ -2,61 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from tests.conftest import BotProcess
-from tests.fakes.feeds import FeedServer, rss
+from tests.fakes.feeds import FeedServer
 from tests.fakes.llm import LlmServer
 from tests.fakes.telegram import BotApiEmulator, SentMessage
-from tests.test_e2e_briefs import wait_until
-from tests.test_e2e_walkthrough import ADMIN_ID, BASELINE, NEW_SOFTBANK, TOKEN, env_for, say
+from tests.harness import (
+    NEW_SOFTBANK,
+    TOKEN,
+    World,
+    alias_or_brief,
+    last_says,
+    say,
+    start_world,
+    wait_until,
+)
 
 CHINESE_STORY = {
     "title": "软银承诺在上法兰西大区巨额投资", "link": "http://news.test/zh1", "guid": "zh1",
     "description": "软银承诺在上法兰西大区进行巨额投资，推动当地打造人工智能谷。",
     "pub_date": datetime(2026, 11, 21, tzinfo=UTC),
 }
-
-
-class World:
-    """The emulators, a running bot with one source, and helpers to act as users."""
-
-    def __init__(self, telegram: BotApiEmulator, feeds: FeedServer, bot: BotProcess) -> None:
-        self.telegram, self.feeds, self.bot = telegram, feeds, bot
-        self.entries: list[dict[str, Any]] = list(BASELINE)
-
-    def publish(self, *entries: dict[str, Any]) -> None:
-        self.entries = [*entries, *self.entries]
-        self.feeds.put("/feed.xml", rss("Test News", self.entries))
-
-    def press(self, chat: dict, user: dict, message: SentMessage, data: str) -> str:
-        """Press a button; returns the short answer Telegram shows."""
-        query_id = self.telegram.press_button(chat, user, message.message_id, data)
-        wait_until(lambda: bool(self.telegram.answered_callbacks(query_id)))
-        return str(self.telegram.answered_callbacks(query_id)[0].get("text", ""))
-
-
-def last_says(expected: str, telegram: BotApiEmulator, chat: dict) -> None:
-    """A press is answered first (the spinner stops), then the bot sends or edits: wait."""
-    wait_until(lambda: expected in telegram.messages(chat["id"])[-1].text)
-
-
-def start_world(
-    tmp_path: Path, bot_process: type[BotProcess], telegram: BotApiEmulator, feeds: FeedServer,
-    extra_env: dict[str, str] | None = None,
-) -> World:
-    feeds.put("/feed.xml", rss("Test News", BASELINE))
-    env = env_for(telegram, f"sqlite:///{tmp_path / 't.db'}") | (extra_env or {})
-    bot = bot_process(tmp_path, env).start()
-    bot.wait_for_log("Tidings starting")
-    admin = telegram.user(ADMIN_ID, "Ada")
-    say(telegram, telegram.private_chat(admin), admin, f"/addsource {feeds.url('/feed.xml')}")
-    return World(telegram, feeds, bot)
-
 
 
 def test_subscribe_previews_the_week_and_topics_counts(world: World) -> None:
@@ -195,19 +164,10 @@ def test_channels_and_forum_topics(world: World) -> None:
     assert forum_alert.message_thread_id == 42 and "SoftBank pledges" in forum_alert.text
 
 
-ALIASES = {"aliases": ["软银", "ソフトバンク", "소프트뱅크", "SoftBank"], "exclusions": ["Hawks"]}
-
-
 def labels_of(telegram: BotApiEmulator, chat: dict, message: SentMessage) -> list[str]:
     """The buttons a message shows now."""
     now = next(m for m in telegram.messages(chat["id"]) if m.message_id == message.message_id)
     return [b["text"] for row in (now.reply_markup or {}).get("inline_keyboard", []) for b in row]
-
-
-def alias_or_brief(request: dict[str, Any]) -> str:
-    if "<<<TOPIC" in request["messages"][1]["content"]:
-        return json.dumps(ALIASES, ensure_ascii=False)
-    return "not json"  # briefs fall back to offline; this test is about aliases
 
 
 def test_alias_buttons_extend_the_query_across_languages(

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 from matplotlib import image
 
 from news import trend as charts
-from tests.test_e2e_topics import World
-from tests.test_e2e_walkthrough import NEW_SOFTBANK, say
+from tests.harness import NEW_SOFTBANK, World, say
 
 BACKLOG = {"title": "SoftBank sells its robot arm unit to Sony", "link": "http://news.test/b4",
            "guid": "b4", "description": "The unit makes arms for car factories."}

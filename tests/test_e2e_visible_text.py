@@ -14,9 +14,7 @@ from locales import catalog
 from news.topics import describe, parse
 from tests.fakes.telegram import SentMessage
 from tests.fakes.telegram_html import parse_html
-from tests.test_e2e_briefs import wait_until
-from tests.test_e2e_topics import World
-from tests.test_e2e_walkthrough import ADMIN_ID, NEW_SOFTBANK, say
+from tests.harness import ADMIN_ID, NEW_SOFTBANK, World, say, wait_until
 
 LANGUAGES = catalog.languages
 KEYS = sorted({*catalog._messages["en"], *catalog._plurals["en"]}, key=len, reverse=True)

@@ -9,49 +9,10 @@ from pathlib import Path
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.telegram import BotApiEmulator
+from tests.harness import ADMIN_ID, BASELINE, NEW_SOFTBANK, READER_ID, TOKEN, env_for, say
 
-ADMIN_ID, READER_ID = 1001, 2002
-TOKEN = "123456:TEST-TOKEN"
-
-BASELINE = [
-    {"title": "SoftBank opens an office in Lille", "link": "http://news.test/a1", "guid": "a1",
-     "description": "SoftBank already had staff there.",
-     "pub_date": datetime(2026, 11, 1, tzinfo=UTC)},
-    {"title": "Weather in Paris", "link": "http://news.test/a2", "guid": "a2",
-     "description": "Rain all week.", "pub_date": datetime(2026, 11, 2, tzinfo=UTC)},
-]
-NEW_SOFTBANK = {
-    "title": "SoftBank pledges billions for an AI valley in Hauts-de-France",
-    "link": "http://news.test/b1?utm_source=rss", "guid": "b1",
-    "description": "<p>SoftBank has pledged a major investment in Hauts-de-France. "
-                   "Regional president Xavier Bertrand called it a game-changer. "
-                   "Data centers come first.</p>",
-    "pub_date": datetime(2026, 11, 20, tzinfo=UTC),
-}
 UNRELATED = {"title": "Cheese prices rise", "link": "http://news.test/b2", "guid": "b2",
              "description": "Camembert costs more.", "pub_date": datetime(2026, 11, 20, tzinfo=UTC)}
-
-
-def env_for(telegram: BotApiEmulator, database_url: str) -> dict[str, str]:
-    return {
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_API_URL": telegram.base_url,
-        "DATABASE_URL": database_url,
-        "ADMIN_IDS": str(ADMIN_ID),
-        "POLL_INTERVAL_SECONDS": "1",
-        "ALLOWED_SOURCE_NETWORKS": "127.0.0.0/8",
-        "LOG_LEVEL": "DEBUG",
-        "FULL_TEXT": "false",  # story links point nowhere; tests/test_e2e_fulltext.py covers it
-        # Scripted users type faster than people; tests/test_e2e_limits.py sets its own limit.
-        "COMMANDS_PER_MINUTE": "0",
-    }
-
-
-def say(telegram: BotApiEmulator, chat: dict, user: dict, text: str) -> str:
-    """Send as the user and return the bot's next reply in that chat."""
-    before = len(telegram.messages(chat["id"]))
-    telegram.send_text(chat, user, text)
-    return telegram.wait_for_messages(chat["id"], before + 1, timeout=20)[before].text
 
 
 def test_walking_skeleton(

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.fakes.feeds import FeedServer, atom, html_page, rss
-from tests.test_e2e_briefs import wait_until
+from tests.harness import wait_until
 
 WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 ITEMS: list[dict[str, Any]] = [

@@ -20,7 +20,7 @@ from storage import feedback, subscriptions
 from storage.db import session_scope
 from storage.models import Delivery, Mute, Subscription
 from storage.sources import DueSource
-from tests.test_storage import draft, make_chat, make_source
+from tests.harness import draft, make_chat, make_source
 
 
 @pytest.mark.parametrize(

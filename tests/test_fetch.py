@@ -864,11 +864,11 @@ async def test_a_stricter_policy_never_gets_a_pooled_connection() -> None:
 async def test_article_pages_go_through_the_same_guard(server: FeedServer, dns: FakeDNS) -> None:
     """An item link is any publisher's to choose: a rebinding one keeps its snippet, unread."""
     from news.article import complete
-    from tests.test_article import HTML, article_page, draft
+    from tests.harness import HTML, article_draft, article_page
 
     server.put("/story", article_page(), HTML)
     dns.answers["rebind.test"] = ["127.0.0.2", "127.0.0.1"]
-    snippet = draft(f"http://rebind.test:{server.port}/story")
+    snippet = article_draft(f"http://rebind.test:{server.port}/story")
     async with make_client(UA) as client:
         assert await complete(client, [snippet], ONLY_127_0_0_2) == [snippet]
     assert server.hits("/story") == 0

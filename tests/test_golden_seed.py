@@ -8,9 +8,7 @@ real BriefWriter over HTTP, and the alert is compared, as Telegram would show it
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -24,68 +22,11 @@ from news.briefs import Brief, BriefWriter, StoryText, Written, adjusted_level
 from news.render import LIMIT, SourceRef, Translate, render_brief
 from tests.fakes.llm import LlmServer
 from tests.fakes.telegram_html import parse_html_entities, utf16_len
+from tests.harness import ARTICLE_START, SECTION_KEYS, SEED, Seed, blocks, read_seed
 
-SEED = Path(__file__).parent / "fixtures" / "seeds" / "000_7f35cfdb8d60a8cb.txt"
-ARTICLE_START = "Hauts-de-France is aggressively positioning itself"
-FRENCH_SUMMARY_START = "SoftBank promet"
-LEVELS = {"高": "high", "中": "medium", "低": "low"}
-SECTION_KEYS = ["brief.core_point", "brief.key_players", "brief.industry_impact", "brief.tracking"]
 TOPICS = ["SoftBank"]
 SOURCES = [SourceRef("Maddyness", "https://www.maddyness.com/2025/02/10/hauts-de-france-ia/",
                      datetime(2025, 2, 10, 9, 0, tzinfo=UTC))]
-
-
-@dataclass(frozen=True)
-class Seed:
-    """What the tests take from the seed file."""
-
-    refusal: str
-    headline: str  # the Chinese headline
-    title: str  # the original (French) headline
-    article: str  # the English article
-    labels: list[str]  # the Chinese brief's section labels, in its order
-    lines: dict[str, list[str]]  # each label's lines, as the seed writes them
-    answer: dict[str, Any]  # the Chinese brief as the model's JSON answer
-
-
-def read_seed(path: Path = SEED) -> Seed:
-    """Parse the seed: its refusal, headlines, English article and Chinese brief."""
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    start = next(n for n, line in enumerate(lines) if line.startswith(ARTICLE_START))
-    end = next(n for n in range(start, len(lines)) if lines[n].startswith(FRENCH_SUMMARY_START))
-    first_label = lines.index(catalog.text("zh", "brief.core_point"))
-    labels: list[str] = []
-    sections: dict[str, list[str]] = {}
-    for line in lines[first_label:]:
-        if line and len(line) <= 8 and not line.startswith("-"):  # a label: short, no bullet
-            labels.append(line)
-            sections[line] = []
-        elif line:
-            sections[labels[-1]].append(line)
-    core, players, impacts, tracking = (sections[label] for label in labels)
-    player_lines = [re.fullmatch(r"- (.+) \((.+)\) — (.+)", line) for line in players]
-    impact_lines = [re.fullmatch(r"- (.+):(高|中|低) — (.+)", line) for line in impacts]
-    level_name, _, reason = tracking[0].partition(" — ")
-    level = next(n for n in (1, 2, 3) if catalog.text("zh", f"level.{n}") == level_name)
-    answer = {
-        "headline": lines[1],
-        "core_point": " ".join(core),
-        "key_players": [{"name": m[1], "name_in_source": m[2], "role": m[3]}
-                        for m in player_lines if m],
-        "industry_impact": [{"sector": m[1], "level": LEVELS[m[2]], "why": m[3]}
-                            for m in impact_lines if m],
-        "tracking_level": level,
-        "tracking_reason": reason,
-    }
-    assert len(answer["key_players"]) == len(players) and len(answer["industry_impact"]) == len(
-        impacts), "every bullet of the seed parsed"
-    return Seed(lines[0], lines[1], lines[2], "\n".join(lines[start:end]), labels, sections,
-                answer)
-
-
-def blocks(text: str) -> list[list[str]]:
-    """The alert's sections as Telegram shows them: blocks split by a blank line."""
-    return [block.split("\n") for block in text.split("\n\n")]
 
 
 def shown(message: str) -> str:
@@ -135,7 +76,8 @@ def expected_layout(brief: Brief, language: str) -> list[list[str]]:
         [t("brief.core_point"), brief.core_point],
         [t("brief.key_players"), *(f"• {p.name} ({p.name_in_source}) — {p.role}"
                                    for p in brief.key_players)],
-        [t("brief.industry_impact"), *(f"• {i.sector}: {t('impact.' + i.level)} — {i.why}"
+        [t("brief.industry_impact"), *(f"• {i.sector}{t('impact.separator')}"
+                                       f"{t('impact.' + i.level)} — {i.why}"
                                        for i in brief.industry_impact)],
         [t("brief.tracking"), f"🔴 {t('level.1')} — {brief.tracking_reason}"],
         [t("brief.sources"), "• Maddyness, 2025-02-10"],
@@ -175,7 +117,8 @@ async def test_zh_alert_has_the_seed_shape(llm: LlmServer, seed: Seed) -> None:
     # the player, impact and tracking lines are the seed's own lines, bullets and flag aside
     label_players, label_impact, label_tracking = seed.labels[1:]
     assert players == [line.replace("- ", "• ", 1) for line in seed.lines[label_players]]
-    assert layout[4][1:] == [line.replace("- ", "• ", 1).replace(":", ": ", 1)
+    separator = catalog.text("zh", "impact.separator")  # the seed's ASCII colon, set as zh sets it
+    assert layout[4][1:] == [line.replace("- ", "• ", 1).replace(":", separator, 1)
                              for line in seed.lines[label_impact]]
     assert layout[5][1:] == [f"🔴 {line}" for line in seed.lines[label_tracking]]
     assert seed.refusal not in text and "抱歉" not in text

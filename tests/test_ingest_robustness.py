@@ -43,11 +43,11 @@ from storage.db import make_engine, migrate, session_scope
 from storage.models import Item, Source, utcnow
 from storage.sources import DueSource
 from tests.fakes.feeds import FeedServer, html_page, rss
+from tests.harness import LOOPBACK, claim, http_client, store_source
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = REPO.parent / "shared" / "corpus" / "feedparser-tests"
 FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "feedparser-corpus"
-LOOPBACK = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
 MiB = 1 << 20
 MEMORY_LIMIT = 500 * MiB  # the whole test process, bombs included
 CLEAR_ERRORS = (FetchError, NotAFeed)
@@ -92,12 +92,6 @@ def server() -> Iterator[FeedServer]:
         yield srv
 
 
-def http_client() -> httpx.AsyncClient:
-    """Built as bot.py builds the bot's client."""
-    return httpx.AsyncClient(headers={"User-Agent": "Tidings-test"}, trust_env=False,
-                             limits=httpx.Limits(max_connections=64))
-
-
 def peak_rss() -> int:
     """This process's peak resident size in bytes (ru_maxrss is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -119,26 +113,6 @@ async def clear_error(url: str, policy: FetchPolicy = LOOPBACK) -> BaseException
 
 def code_of(error: BaseException) -> str:
     return error.code if isinstance(error, FetchError | NotAFeed) else "not_a_feed"
-
-
-def store_source(engine: Engine, url: str, name: str) -> DueSource:
-    """A source stored as /addsource stores it, handed to poll as claim_due would hand it."""
-    with session_scope(engine) as session:
-        source = sources.add(session=session, url=url, name=name, interval_seconds=3600)
-        assert source.id is not None
-        return DueSource(source.id, source.url, source.name, source.etag, source.last_modified)
-
-
-def claim(engine: Engine, url: str) -> DueSource:
-    """Make one source due now and claim it, with the validators its last poll stored."""
-    with session_scope(engine) as session:
-        source = sources.by_url(session=session, url=url)
-        assert source is not None
-        source.next_poll_at = utcnow() - timedelta(seconds=1)
-    with session_scope(engine) as session:
-        due = [d for d in sources.claim_due(session=session, now=utcnow()) if d.url == url]
-    assert len(due) == 1
-    return due[0]
 
 
 def item_count(engine: Engine) -> int:

@@ -12,7 +12,7 @@ from news.briefs import StoryText, offline_brief
 from news.players import MAX_PLAYERS, named_players
 from news.render import render_brief
 from tests.fakes.telegram_html import parse_html
-from tests.test_golden_seed import blocks, read_seed
+from tests.harness import blocks, read_seed
 
 NOW = datetime(2025, 5, 6, 12, 0, tzinfo=UTC)
 

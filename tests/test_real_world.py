@@ -44,9 +44,7 @@ from storage.db import make_engine, migrate, session_scope
 from storage.models import Delivery, Item, utcnow
 from tests.fakes.feeds import FeedServer
 from tests.fakes.telegram_html import parse_html
-from tests.test_e2e_topics import World
-from tests.test_e2e_walkthrough import ADMIN_ID, say
-from tests.test_ingest_robustness import LOOPBACK, claim, http_client
+from tests.harness import ADMIN_ID, LOOPBACK, World, claim, http_client, say
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "corpus" / "real-world"

@@ -16,24 +16,21 @@ import openai
 import pytest
 from sqlalchemy import Engine, delete, func, text, update
 from sqlmodel import select
-from telegram.ext import ApplicationBuilder, CallbackContext
 
 import storage.models
-from jobs import Job, deliver, digest
-from locales import catalog
+from jobs import deliver, digest
 from news.briefs import BriefWriter
 from news.fetch import Fetched
 from news.items import ItemDraft
 from news.pipeline import Newsroom, Outcome, ingest, ingest_all, write_missing_briefs
-from services import KEY
-from storage import briefs, chats, deliveries, items, locks, sources, subscriptions
+from storage import briefs, chats, deliveries, items, locks, subscriptions
 from storage.db import make_engine, migrate, session_scope
 from storage.locks import Keys, Role
 from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Source, Story, utcnow
 from storage.sources import DueSource
 from tests.fakes.llm import LlmServer, Reply
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_briefs import brief_for, wait_until
+from tests.harness import brief_for, named_source, queue_stories, run_job, subscribe, wait_until
 
 T = TypeVar("T")
 EVENT = ("SoftBank pledges billions for an AI valley in Hauts-de-France",
@@ -87,21 +84,6 @@ def in_threads(*work: Callable[[], T]) -> list[T]:
     return results
 
 
-def make_source(engine: Engine, name: str) -> DueSource:
-    with session_scope(engine) as session:
-        row = sources.add(session=session, url=f"http://{name}.test/feed", name=name,
-                          interval_seconds=60)
-        assert row.id is not None
-        return DueSource(row.id, row.url, row.name, None, None)
-
-
-def subscribe(engine: Engine, chat_id: int, query: str) -> None:
-    with session_scope(engine) as session:
-        chats.ensure_chat(session=session, chat_id=chat_id, chat_type="private", title=None,
-                          language="en")
-        subscriptions.add(session=session, chat_id=chat_id, query=query)
-
-
 def count(engine: Engine, model: Any) -> int:
     with session_scope(engine) as session:
         return int(session.exec(select(func.count()).select_from(model)).one())
@@ -115,7 +97,7 @@ def test_one_event_ingested_by_two_replicas_at_the_same_moment_is_one_story(
     unless the story lock makes the second wait for the first to commit: the barrier waits
     for both, and gives up after a while when only one can get there."""
     first, second = engines(), engines()
-    wire, paper = make_source(first, "wire"), make_source(first, "paper")
+    wire, paper = named_source(first, "wire"), named_source(first, "paper")
     subscribe(first, 1, "SoftBank")
     barrier = threading.Barrier(2)
     real_store = items.store
@@ -142,7 +124,7 @@ def test_a_story_made_by_another_replica_is_joined_and_one_gone_is_not(
     """The index of a replica is never the last word: it learns the stories another replica
     stored, and a story that left the database (deleted by another process) is not joined."""
     first, second = engines(), engines()
-    wire, paper, radio = (make_source(first, name) for name in ("wire", "paper", "radio"))
+    wire, paper, radio = (named_source(first, name) for name in ("wire", "paper", "radio"))
     rooms = Newsroom(first), Newsroom(second)
     assert ingest(rooms[0], wire, [ItemDraft("w1", "http://wire.test/1", *EVENT[:2], None)]) == 1
     assert ingest(rooms[1], paper, [ItemDraft("p1", "http://paper.test/1", *EVENT[2:], None)]) == 0
@@ -161,7 +143,7 @@ def test_polls_with_nothing_new_do_not_wait_for_another_replicas_ingest(
     feed that changed without a new entry is recorded while another replica holds the lock;
     the feed with a new entry waits its turn, and is stored with its own success after it."""
     first, second = engines(), engines()
-    wire, paper = make_source(first, "wire"), make_source(first, "paper")
+    wire, paper = named_source(first, "wire"), named_source(first, "paper")
     seen = ItemDraft("w1", "http://wire.test/1", *EVENT[:2], None)
     assert ingest(Newsroom(first), wire, [seen]) == 1
     news = ItemDraft("p1", "http://paper.test/1", "Nokia opens a plant in Tampere",
@@ -187,19 +169,6 @@ def test_polls_with_nothing_new_do_not_wait_for_another_replicas_ingest(
     storing.join(timeout=30)
     assert result == [[0, 1]]
     assert validators(paper) == '"paper-2"' and count(first, Item) == 2
-
-
-def queue_stories(engine: Engine, titles: list[str]) -> None:
-    """One story per title, due for an English and a Chinese chat: a brief in each language."""
-    subscribe(engine, 1, "SoftBank")
-    with session_scope(engine) as session:
-        chats.ensure_chat(session=session, chat_id=2, chat_type="private", title=None,
-                          language="zh")
-        subscriptions.add(session=session, chat_id=2, query="SoftBank")
-    source = make_source(engine, "wire")
-    drafts = [ItemDraft(f"g{n}", f"http://wire.test/{n}", title, title, None)
-              for n, title in enumerate(titles)]
-    assert ingest(Newsroom(engine), source, drafts) == len(titles)
 
 
 def write_briefs(engine: Engine, llm: LlmServer) -> int:
@@ -257,7 +226,7 @@ def test_a_topic_edited_on_another_replica_reaches_this_replicas_matcher(
     replica one's cached matcher must notice, though the edit is older than the newest topic
     (SoftBank), and counts and ids did not change."""
     first, second = engines(), engines()
-    wire = make_source(first, "wire")
+    wire = named_source(first, "wire")
     subscribe(first, 1, "Nvidia")
     subscribe(first, 1, "SoftBank")
     room = Newsroom(first)
@@ -290,28 +259,13 @@ def hold_for_digest(engine: Engine, chat_id: int) -> None:
         chat = chats.get(session=session, chat_id=chat_id)
         assert chat is not None
         chat.created_at = utcnow() - timedelta(days=2)
-    source = make_source(engine, "wire")
+    source = named_source(engine, "wire")
     assert ingest(Newsroom(engine), source, [
         ItemDraft("g1", "http://wire.test/1", "SoftBank buys a chip maker in Oregon", "x", None),
         ItemDraft("g2", "http://wire.test/2", "SoftBank sells its robot arm to Sony", "y", None),
     ]) == 2
     with session_scope(engine) as session:
         session.execute(update(Delivery).values(state="digest"))
-
-
-def run_job(job: Job, engine: Engine, telegram: BotApiEmulator,
-            **services: Any) -> None:
-    """One run of a job, as a replica with its own engine and bot runs it."""
-
-    async def run() -> None:
-        application = (ApplicationBuilder().token(telegram.token)
-                       .base_url(f"{telegram.base_url}/bot").build())
-        application.bot_data[KEY] = SimpleNamespace(
-            engine=engine, catalog=catalog, stopping=asyncio.Event(), **services)
-        async with application:
-            await job(CallbackContext(application))
-
-    asyncio.run(run())
 
 
 def test_two_replicas_running_the_digest_job_at_once_send_one_digest(

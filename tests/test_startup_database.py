@@ -16,8 +16,7 @@ from jobs.heartbeat import beat
 from storage.db import DatabaseUnreachable, describe, make_engine, url_secrets, wait_for_database
 from tests.conftest import BotProcess
 from tests.fakes.telegram import BotApiEmulator
-from tests.test_e2e_briefs import wait_until
-from tests.test_e2e_walkthrough import TOKEN, env_for
+from tests.harness import TOKEN, env_for, wait_until
 
 
 def closed_port() -> int:

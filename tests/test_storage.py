@@ -18,26 +18,7 @@ from news.pipeline import Newsroom, Outcome, ingest, ingest_all, ingest_each, st
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
 from storage.models import Chat, Delivery, Item, Story, utcnow
-from storage.sources import DueSource
-
-
-def draft(guid: str, title: str) -> ItemDraft:
-    return ItemDraft(guid=guid, link=f"http://news.test/{guid}", title=title, summary=title,
-                     published_at=None)
-
-
-def make_chat(engine: Engine, chat_id: int, language: str = "en") -> None:
-    with session_scope(engine) as session:
-        chats.ensure_chat(session=session, chat_id=chat_id, chat_type="private", title=None,
-                          language=language)
-
-
-def make_source(engine: Engine, url: str = "http://feeds.test/a.xml",
-                name: str = "A") -> DueSource:
-    with session_scope(engine) as session:
-        source = sources.add(session=session, url=url, name=name, interval_seconds=60)
-        assert source.id is not None
-        return DueSource(source.id, source.url, source.name, None, None)
+from tests.harness import draft, make_chat, make_source
 
 
 def test_schema_is_created_by_migrations_and_migrating_twice_is_harmless(engine: Engine) -> None:

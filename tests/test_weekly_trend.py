@@ -11,7 +11,7 @@ from typing import Any, cast
 import httpx
 import pytest
 from sqlalchemy import Engine
-from telegram import Bot
+from telegram.ext import ExtBot
 
 from jobs import digest
 from jobs.trend import send_weekly_trend
@@ -25,6 +25,7 @@ from storage import chats
 from storage.db import session_scope
 from storage.locks import Keys, Role
 from storage.models import Chat, Delivery, Item, Story, Subscription, utcnow
+from telegram_link import DEFAULTS
 from tests.fakes.telegram import BotApiEmulator
 
 
@@ -70,7 +71,7 @@ async def test_the_digest_carries_the_weeks_chart_once_a_week(
                        catalog=catalog, admin_ids=frozenset(), default_language="en",
                        poll_interval_seconds=600, newsroom=Newsroom(engine),
                        sending=Role(engine, Keys.of(engine).sending, "sending"))
-        bot = Bot(emu.token, base_url=f"{emu.base_url}/bot")
+        bot = ExtBot(emu.token, base_url=f"{emu.base_url}/bot", defaults=DEFAULTS)
         async with bot:
             context = cast(Any, SimpleNamespace(bot=bot, bot_data={KEY: svc}))
             try:

@@ -17,57 +17,9 @@ from news.parsing import FeedReader
 from news.pipeline import check_feed
 from news.xmlguard import RefusedEncoding, RefusedXml, as_utf8
 from tests.fakes.feeds import FeedServer
+from tests.harness import HOSTILE, encoding_tricks, flat_expansion, utf7
 
 LOOPBACK = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
-ITEM = ('<rss version="2.0"><channel><title>Bomb</title><item><title>t</title>'
-        "<link>http://ex.test/1</link><description>{refs}</description></item></channel></rss>")
-
-
-def flat_expansion(refs: int = 3000, size: int = 1000) -> str:
-    """One flat entity referenced many times: the "safe" kind feedparser keeps and expands
-    (38 KB of UTF-16 became a 30-million-character summary)."""
-    return (f'<!DOCTYPE rss [\n<!ENTITY a "{"x" * size}">\n]>\n'
-            + ITEM.format(refs="&a;" * refs))
-
-
-def decoy_subset(refs: int = 3000, size: int = 1000) -> str:
-    """An empty subset first, to use up a single regex match, then the real declarations."""
-    return (f'<!DOCTYPE x [ ]>\n<!DOCTYPE rss [\n<!ENTITY a "{"x" * size}">\n]>\n'
-            + ITEM.format(refs="&a;" * refs))
-
-
-def backtracking(size: int = 200_000) -> str:
-    """Repeated openings of a subset that never ends: quadratic for a `.*?` regex."""
-    return "<!DOCTYPE a [" * (size // 13)
-
-
-def billion_laughs() -> str:
-    """Ten levels of ten references: 10^9 "lol"s from under 1 KB."""
-    levels = ['<!ENTITY lol0 "lol">'] + [
-        f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)]
-    return ('<!DOCTYPE rss [\n' + "\n".join(levels) + "\n]>\n"
-            + ITEM.format(refs="&lol9;"))
-
-
-SHAPES = {"flat-expansion": flat_expansion, "decoy-subset": decoy_subset,
-          "backtracking": backtracking, "billion-laughs": billion_laughs}
-ENCODINGS = {"utf-8": b"", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}
-
-
-def encoded(text: str, encoding: str) -> bytes:
-    """Declared, and for UTF-16 with its byte order mark, as a server would send it."""
-    declaration = f'<?xml version="1.0" encoding="{encoding[:6].upper()}"?>\n'
-    return ENCODINGS[encoding] + (declaration + text).encode(encoding)
-
-
-def hostile() -> Iterator[tuple[str, bytes]]:
-    for shape, build in SHAPES.items():
-        text = build()
-        for encoding in ENCODINGS:
-            yield f"{shape}/{encoding}", encoded(text, encoding)
-
-
-HOSTILE = dict(hostile())
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
@@ -196,35 +148,6 @@ def test_a_refusal_is_not_a_feed_with_its_own_code() -> None:
     """Polling and /sources treat it as a failed feed; the admin reads the reason."""
     assert issubclass(DeclaresEntities, NotAFeed)
     assert DeclaresEntities.code != NotAFeed.code
-
-
-# Issue 20, item 1: feedparser reads `encoding=` from any processing instruction on the first
-# line, from the last one there, and past a `?>` inside quotes; the guard read only a leading
-# `<?xml …?>`. When the two disagreed, the text checked was not the text parsed.
-def utf7(text: str) -> str:
-    """The markup an ASCII scan looks for, hidden as UTF-7 shifts (`<` is +ADw-)."""
-    return text.replace("<!", "+ADw-!").replace("[", "+AFs-").replace("]", "+AF0-")
-
-
-def encoding_tricks(bomb: str) -> dict[str, str]:
-    """The bomb hidden from an ASCII scan in each way the second security review found, and
-    in a multi-line declaration feedparser's rule misses but ours reads."""
-    return {
-        "first-line-pi/utf-7": '<?x encoding="utf-7"?>\n' + utf7(bomb),
-        "after-the-declaration/utf-7":
-            '<?xml version="1.0"?><?x encoding="utf-7"?>\n' + utf7(bomb),
-        "quoted-end/utf-7": '<?xml version="1.0" x="?>" encoding="utf-7"?>\n' + utf7(bomb),
-        "first-line-pi/unicode_escape": '<?x encoding="unicode_escape"?>\n'
-                                        + bomb.replace("<!", "\\x3c!"),
-        "first-line-pi/raw_unicode_escape": '<?x encoding="raw_unicode_escape"?>\n'
-                                            + bomb.replace("<!", "\\u003c!"),
-        "declared/unicode_escape": '<?xml version="1.0" encoding="unicode_escape"?>\n'
-                                   + bomb.replace("<!", "\\x3c!"),
-        "declared-on-two-lines/utf-7": '<?xml version="1.0"\n  encoding="utf-7"?>\n'
-                                       + utf7(bomb),
-        "declared/base64": '<?xml version="1.0" encoding="base64"?>\n'
-                           + "PCFET0NUWVBFIHJzcyBbPCFFTlRJVFkgYSAieCI+XT4=",
-    }
 
 
 ENCODING_TRICKS = encoding_tricks(flat_expansion())
