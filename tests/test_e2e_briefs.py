@@ -272,7 +272,8 @@ def test_seed_article_reaches_readers_in_the_seed_shape(
         assert [block[0] for block in french[2:6]] == labels
         assert french[3][2].startswith("• Région Hauts-de-France (Hauts-de-France) — ")
         high = catalog.text("fr", "impact.high")
-        assert french[4][1] == f"• Intelligence artificielle: {high} — {FR_BRIEF_WHY}"
+        separator = catalog.text("fr", "impact.separator")  # "\u00a0: ", as French sets it
+        assert french[4][1] == f"• Intelligence artificielle{separator}{high} — {FR_BRIEF_WHY}"
         assert telegram.rejected == []
         bot.terminate()
 
