@@ -14,6 +14,7 @@ from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.search import SearchServer
 from tests.fakes.telegram import BotApiEmulator, SentMessage
 from tests.test_e2e_admin import wait_for_summary
+from tests.test_e2e_briefs import wait_until
 from tests.test_e2e_walkthrough import ADMIN_ID, READER_ID, TOKEN, env_for, say
 
 NO_SOURCES = "This bot has no news sources yet"
@@ -28,6 +29,14 @@ def buttons(message: SentMessage) -> dict[str, str]:
     assert message.reply_markup is not None, message.text
     return {button["callback_data"]: button["text"]
             for row in message.reply_markup["inline_keyboard"] for button in row}
+
+
+def press(telegram: BotApiEmulator, chat: dict, user: dict, message: SentMessage,
+          data: str) -> str:
+    """The short answer Telegram shows after the press."""
+    query_id = telegram.press_button(chat, user, message.message_id, data)
+    wait_until(lambda: bool(telegram.answered_callbacks(query_id)))
+    return str(telegram.answered_callbacks(query_id)[0].get("text", ""))
 
 
 def write_packs(directory: Path, feeds: FeedServer) -> None:
@@ -91,6 +100,14 @@ def test_a_fresh_bot_says_it_has_no_sources_and_adds_a_starter_pack(
                                                    "/addsource pack nope")
         assert "only the bot's admins" in say(telegram, reader_chat, reader,
                                               "/addsource pack en-news")
+
+        # A pack's button is the bot admins' alone, and one for no pack is out of date.
+        assert "only the bot's admins" in press(telegram, admin_chat, reader, listed,
+                                                "pack:en-news")
+        assert "only the bot's admins" in press(telegram, admin_chat, reader, welcome,
+                                                "packs:list")
+        assert "out of date" in press(telegram, admin_chat, admin, listed, "pack:xx-news")
+        assert "No sources yet" in say(telegram, admin_chat, admin, "/sources")
 
         # Adding a pack: one progress message becomes the summary; the 404 is named.
         before = len(telegram.messages(admin_chat["id"]))
