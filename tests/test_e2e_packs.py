@@ -107,7 +107,8 @@ def test_a_fresh_bot_says_it_has_no_sources_and_adds_a_starter_pack(
         assert "only the bot's admins" in press(telegram, admin_chat, reader, welcome,
                                                 "packs:list")
         assert "out of date" in press(telegram, admin_chat, admin, listed, "pack:xx-news")
-        assert "No sources yet" in say(telegram, admin_chat, admin, "/sources")
+        empty = say(telegram, admin_chat, admin, "/sources")
+        assert "No sources yet" in empty and "/addsource pack" in empty, "nothing added"
 
         # Adding a pack: one progress message becomes the summary; the 404 is named.
         before = len(telegram.messages(admin_chat["id"]))
