@@ -145,7 +145,14 @@ async def start_offer(
         return "", None
     button = InlineKeyboardButton(text(context, language, "packs.button"),
                                   callback_data="packs:list")
-    return text(context, language, "packs.offer"), InlineKeyboardMarkup([[button]])
+    key = "packs.offer_search" if _searching(context) else "packs.offer"  # search is a source
+    return text(context, language, key), InlineKeyboardMarkup([[button]])
+
+
+def _searching(context: Context) -> bool:
+    """News-search providers are on: topics have a source even with no feed."""
+    searching = services(context).searching
+    return searching is not None and bool(searching.providers)
 
 
 def nothing_matched(context: Context, language: str, *, admin: bool) -> str:
@@ -156,8 +163,7 @@ def nothing_matched(context: Context, language: str, *, admin: bool) -> str:
         feeds = sources.count(session=session)
     if feeds:
         return text(context, language, "subscribe.preview_none")
-    searching = services(context).searching
-    if searching is not None and searching.providers:
+    if _searching(context):
         return text(context, language, "subscribe.preview_search")
     return text(context, language, "subscribe.no_sources_admin" if admin
                 else "subscribe.no_sources")

@@ -141,7 +141,8 @@ def test_a_fresh_bot_says_it_has_no_sources_and_adds_a_starter_pack(
 def test_with_search_and_no_feeds_the_preview_blames_neither(
     database_url: str, tmp_path: Path, bot_process: type[BotProcess]
 ) -> None:
-    """Search is a source: no "no sources", and no spelling advice before its first search."""
+    """Search is a source: no "no sources", and no spelling advice before its first search;
+    /start still offers an admin the packs, saying the bot has no feeds."""
     with BotApiEmulator(token=TOKEN) as telegram, SearchServer() as search:
         env = env_for(telegram, database_url) | {
             "SEARCH_PROVIDERS": "gdelt", "GDELT_API_URL": search.gdelt_url}
@@ -151,3 +152,9 @@ def test_with_search_and_no_feeds_the_preview_blames_neither(
         answer = say(telegram, telegram.private_chat(reader), reader, "/subscribe SoftBank")
         assert "first search runs within minutes" in answer
         assert NO_SOURCES not in answer and BLAME not in answer
+        admin = telegram.user(ADMIN_ID, "Ada", language_code="en")
+        admin_chat = telegram.private_chat(admin)
+        say(telegram, admin_chat, admin, "/start")
+        welcome = telegram.messages(admin_chat["id"])[-1]
+        assert "no feeds yet" in welcome.text and "no sources" not in welcome.text
+        assert buttons(welcome) == {"packs:list": "📦 Starter packs"}, "packs still offered"
