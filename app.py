@@ -29,6 +29,7 @@ from locales import catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy, make_client
+from news.packs import DEFAULT_DIRECTORY, load_packs
 from news.parsing import FeedReader, default_workers
 from news.pipeline import Newsroom
 from news.search import providers as search_providers
@@ -128,6 +129,8 @@ def build_services(settings: Settings) -> Services:
         reader=reader,
         max_topics_per_chat=settings.max_topics_per_chat,
         searching=searching(settings),
+        packs=tuple(load_packs(Path(settings.starter_packs_dir) if settings.starter_packs_dir
+                               else DEFAULT_DIRECTORY)),
     )
 
 

@@ -16,6 +16,7 @@ from locales import Catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
+from news.packs import Pack
 from news.parsing import FeedReader
 from news.pipeline import Newsroom
 from news.search.sweep import Searching
@@ -45,6 +46,7 @@ class Services:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     max_topics_per_chat: int = 50  # 0: no cap
     searching: Searching | None = None  # the news-search providers (jobs.search); None: off
+    packs: tuple[Pack, ...] = ()  # the starter packs /addsource pack offers (news.packs)
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
     # own: waiting their turn in the shared pool, they would hold the threads every
     # database call needs, and a few /trend would stall every chat.

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     gdelt_api_url: str = "https://api.gdeltproject.org/api/v2/doc/doc"
     google_news_url: str = "https://news.google.com/rss/search?hl=en-US&gl=US&ceid=US:en"
     search_interval_seconds: int = Field(default=900, ge=1)  # per distinct query
+    starter_packs_dir: str = ""  # empty: the packs this repository ships (packs/)
 
     webhook_url: str = ""  # empty: long polling
     webhook_secret: SecretStr = SecretStr("")

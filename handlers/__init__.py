@@ -23,10 +23,10 @@ from handlers.chats import membership, migration
 from handlers.digest import digest
 from handlers.lang import lang
 from handlers.opml import exportopml, importopml
+from handlers.packs import addsource
 from handlers.ratelimit import RateLimit
 from handlers.settings import settings
 from handlers.sources import (
-    addsource,
     interval,
     list_sources,
     pausesource,

@@ -11,6 +11,7 @@ from telegram import Update
 from handlers.common import Context, answer_button, chat_language, may_configure, refusal_key
 from handlers.feedback import press_choice, press_choice_for, press_down, press_unmute, press_up
 from handlers.lang import press_language
+from handlers.packs import press_pack, press_packs
 from handlers.settings import press_mode
 from handlers.topics import press_pin, press_suggestion, press_unsubscribe
 from handlers.why import press_why
@@ -56,6 +57,9 @@ ROUTES: dict[str, Route] = {
     "fbt": Route(press_choice_for, row_ids),  # the topic a choice is for, when asked
     "unmute": Route(press_unmute, row_id),
     "pin": Route(press_pin, row_id),
+    # Sources are the bot admins' to change: these check that themselves.
+    "packs": Route(press_packs, str, configure=False),
+    "pack": Route(press_pack, str, configure=False),
 }
 
 

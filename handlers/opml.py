@@ -59,15 +59,18 @@ async def importopml(update: Update, context: Context) -> None:
     progress = await reply(update, context, language, "opml.progress", done=0,
                            total=len(outlines))
     # In the background: checking hundreds of slow feeds must not hold up other chats' updates.
-    context.application.create_task(_import(context, progress, outlines, language),
+    context.application.create_task(import_outlines(context, progress, outlines, language),
                                     update=update, name=f"importopml:{chat.id}")
 
 
-async def _import(
-    context: Context, progress: Message, outlines: list[Outline], language: str
+async def import_outlines(
+    context: Context, progress: Message, outlines: list[Outline], language: str, *,
+    prefix: str = "opml", name: str = "",
 ) -> None:
     """Check every outline, showing how far it got in one message, then the summary there.
-    A stopping bot ends the import (what was added stays) instead of waiting for it."""
+    A stopping bot ends the import (what was added stays) instead of waiting for it. The
+    messages are `{prefix}.progress`, `.stopped` and `.done` (a starter pack has its own,
+    which show its `name`)."""
     svc = services(context)
     results: list[tuple[str, str]] = []
     work = asyncio.ensure_future(_add_all(context, outlines, language, results))
@@ -81,13 +84,14 @@ async def _import(
                 work.cancel()
                 await asyncio.gather(work, return_exceptions=True)
                 await _show(progress, text(
-                    context, language, "opml.stopped", done=len(results), total=len(outlines),
-                    added=sum(reason == "added" for _, reason in results)))
+                    context, language, f"{prefix}.stopped", done=len(results),
+                    total=len(outlines), added=sum(reason == "added" for _, reason in results),
+                    name=name))
                 return
             if not work.done() and len(results) != shown:
                 shown = len(results)
-                await _show(progress, text(context, language, "opml.progress", done=shown,
-                                           total=len(outlines)))
+                await _show(progress, text(context, language, f"{prefix}.progress",
+                                           done=shown, total=len(outlines), name=name))
         results = work.result()
     finally:
         stopping.cancel()
@@ -95,10 +99,10 @@ async def _import(
     failed = [(url, reason) for url, reason in results if reason not in ("added", "exists")]
     details = "".join(text(context, language, "opml.failed_line", url=url, reason=Safe(reason))
                       for url, reason in failed[:MAX_LISTED_FAILURES])
-    summary = text(context, language, "opml.done",
+    summary = text(context, language, f"{prefix}.done",
                    added=sum(reason == "added" for _, reason in results),
                    existing=sum(reason == "exists" for _, reason in results),
-                   failed=len(failed), details=Safe(details))
+                   failed=len(failed), details=Safe(details), name=name)
     if not await _show(progress, summary):  # the progress message is gone: a new one then
         await progress.reply_text(summary)
 

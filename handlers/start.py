@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import LinkPreviewOptions, Update
+from telegram.constants import ParseMode
 
 from handlers.common import Context, chat_language, is_admin, reply, text
+from handlers.packs import start_offer
 from locales import Safe
 from news.text import excerpt
 
 
 async def start(update: Update, context: Context) -> None:
-    await reply(update, context, await chat_language(update, context), "start.welcome")
+    """For an admin of a bot with no feeds, the welcome offers the starter packs too."""
+    language = await chat_language(update, context)
+    offer, markup = await start_offer(update, context, language)
+    if not offer:
+        await reply(update, context, language, "start.welcome")
+        return
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(text(context, language, "start.welcome") + "\n\n" + offer,
+                             parse_mode=ParseMode.HTML, do_quote=False, reply_markup=markup,
+                             link_preview_options=LinkPreviewOptions(is_disabled=True))
 
 
 async def help_command(update: Update, context: Context) -> None:

@@ -21,6 +21,7 @@ from handlers.common import (
     chat_language,
     chunks,
     edit_message,
+    is_admin,
     keyboard_without,
     refuse_unless_configurable,
     reply,
@@ -31,6 +32,7 @@ from handlers.common import (
     until_stopping,
 )
 from handlers.feedback import topic_feedback
+from handlers.packs import nothing_matched
 from locales import Catalog, Safe
 from news.matching import Topic
 from news.pipeline import preview, topic_counts
@@ -73,10 +75,11 @@ def understood(context: Context, language: str, query: str) -> str:
     return describe(parse(query), wording(services(context).catalog, language))
 
 
-def preview_text(context: Context, language: str, query: str) -> str:
+def preview_text(context: Context, language: str, query: str, *, admin: bool = False) -> str:
+    """What the query would have matched this week; when nothing, why (handlers.packs)."""
     found = preview(services(context).engine, query)
     if not found.count:
-        return text(context, language, "subscribe.preview_none")
+        return nothing_matched(context, language, admin=admin)
     lines = "\n".join(f"• {headline_link(clip(item.title, TITLE_CHARS), item.link)}"
                       for item in found.newest)
     return text(context, language, "subscribe.preview", plural=found.count, lines=Safe(lines))
@@ -127,7 +130,8 @@ async def subscribe(update: Update, context: Context) -> None:
         await reply(update, context, language,
                     "topics.pinned_done" if pinned else "subscribe.exists", query=query)
         return
-    found = await asyncio.to_thread(preview_text, context, language, query)
+    found = await asyncio.to_thread(preview_text, context, language, query,
+                                    admin=await is_admin(update, context))
     done = text(context, language, "subscribe.done", query=query,
                 understood=understood(context, language, query), preview=Safe(found))
     if pinned:
@@ -228,7 +232,8 @@ async def press_suggestion(update: Update, context: Context, suggestion_id: int)
     if outcome != "suggest.done":  # the topic already read so: only the button goes
         await edit_message(message, markup=markup)
         return
-    found = await asyncio.to_thread(preview_text, context, language, query)
+    found = await asyncio.to_thread(preview_text, context, language, query,
+                                    admin=await is_admin(update, context))
     await edit_message(message, text(context, language, "subscribe.done", query=query,
                                      understood=understood(context, language, query),
                                      preview=Safe(found)), markup=markup)

@@ -27,7 +27,7 @@ MESSAGES = {language: dict(catalog._messages[language]) for language in catalog.
 ENGLISH = MESSAGES[FALLBACK]
 PLURALS = {language: dict(catalog._plurals[language]) for language in catalog.languages}
 # Messages with a count next to a noun: gettext plural forms, so no "1 articles" (fr, es, de).
-COUNTED = {"digest.header", "subscribe.preview", "pollnow.all", "opml.caption"}
+COUNTED = {"digest.header", "subscribe.preview", "pollnow.all", "opml.caption", "packs.line"}
 SAMPLE = '<b>&"x"</b> 🚀'
 
 
