@@ -13,9 +13,7 @@ from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, rss
 from tests.fakes.search import SearchServer
 from tests.fakes.telegram import BotApiEmulator, SentMessage
-from tests.test_e2e_admin import wait_for_summary
-from tests.test_e2e_briefs import wait_until
-from tests.test_e2e_walkthrough import ADMIN_ID, READER_ID, TOKEN, env_for, say
+from tests.harness import ADMIN_ID, READER_ID, TOKEN, env_for, say, wait_for_summary, wait_until
 
 NO_SOURCES = "This bot has no news sources yet"
 BLAME = "Check the spelling"
