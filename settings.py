@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     allowed_source_networks: Annotated[
         tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode
     ] = ()
+    # False: only ALLOWED_SOURCE_NETWORKS are reached, never the public internet (an intranet
+    # deployment; the tests, so that nothing they start can reach out).
+    allow_public_networks: bool = True
     default_language: str = "en"
     log_level: str = "INFO"
     max_response_bytes: int = 10 * 1024 * 1024

@@ -16,6 +16,7 @@ import httpx
 
 from news.guard import (
     ALLOWED_NETWORKS,
+    PUBLIC,
     AddressRefused,
     GuardedClient,
     Network,
@@ -94,6 +95,7 @@ class FetchPolicy:
     max_bytes: int = 10 * 1024 * 1024
     timeout_seconds: float = 20.0
     per_host: int = 4  # requests in flight to one host, whatever the overall concurrency
+    public: bool = True  # False: the allowed networks only (ALLOW_PUBLIC_NETWORKS=false)
     slots: HostSlots = field(default_factory=HostSlots, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -157,7 +159,8 @@ async def check_url(url: str, policy: FetchPolicy, resolver: Resolver = system_r
     port = target.port or (443 if target.scheme == "https" else 80)
     try:
         await checked_addresses(
-            target.raw_host.decode("ascii"), port, policy.allowed_networks, resolver)
+            target.raw_host.decode("ascii"), port, policy.allowed_networks, resolver,
+            policy.public)
     except AddressRefused as exc:
         raise FetchError(exc.code, exc.detail) from exc
 
@@ -252,7 +255,8 @@ async def _hop(
     """One request: its answer, or the absolute URL it redirects to. The request carries the
     policy's allowed networks to the guard, which connects nowhere else."""
     request = client.build_request("GET", url, headers=headers,
-                                   extensions={ALLOWED_NETWORKS: tuple(policy.allowed_networks)})
+                                   extensions={ALLOWED_NETWORKS: tuple(policy.allowed_networks),
+                                               PUBLIC: policy.public})
     response = await client.send(request, stream=True, follow_redirects=False)
     address = _peer(response)  # now: once the body is read, the connection may be closed
     try:

@@ -28,6 +28,10 @@ Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 # The request extension through which fetch() names the networks allowed besides the public
 # internet; a request without it may reach public addresses only.
 ALLOWED_NETWORKS = "tidings.allowed_networks"
+# The request extension that says whether the public internet may be reached at all (False for
+# a deployment with ALLOW_PUBLIC_NETWORKS=false, and for every bot the tests start, so that a
+# test that forgot to point a provider at its emulator fails loudly instead of reaching out).
+PUBLIC = "tidings.public"
 
 # IPv6 forms whose low 32 bits are an IPv4 address that packets end up at (RFC 6052 NAT64,
 # RFC 8215 local-use NAT64, whose /96s DNS64 synthesizes like the well-known one's, RFC 4291
@@ -63,18 +67,19 @@ def embedded_ipv4(address: Address) -> ipaddress.IPv4Address | None:
     return address.sixtofour
 
 
-def permitted(address: Address, allowed_networks: Iterable[Network]) -> bool:
-    """Public unicast, or inside an allowed network; an IPv6 form that carries an IPv4 address
-    is judged by that address, since that is where its packets go. ipaddress calls multicast
-    global, but it is no web server."""
+def permitted(address: Address, allowed_networks: Iterable[Network], public: bool = True) -> bool:
+    """Public unicast (unless `public` is False), or inside an allowed network; an IPv6 form
+    that carries an IPv4 address is judged by that address, since that is where its packets
+    go. ipaddress calls multicast global, but it is no web server."""
     target = embedded_ipv4(address) or address
     if any(candidate in net for net in allowed_networks for candidate in (address, target)):
         return True
-    return target.is_global and not target.is_multicast
+    return public and target.is_global and not target.is_multicast
 
 
 async def checked_addresses(
-    host: str, port: int, allowed_networks: Sequence[Network], resolver: Resolver
+    host: str, port: int, allowed_networks: Sequence[Network], resolver: Resolver,
+    public: bool = True,
 ) -> list[Address]:
     """Every address `host` resolves to, once; refused if any one is not permitted, since a name
     that mixes public and private answers is up to no good."""
@@ -89,8 +94,10 @@ async def checked_addresses(
     if not addresses:
         raise AddressRefused("dns", host)
     for address in addresses:
-        if not permitted(address, allowed_networks):
-            raise AddressRefused("blocked_address", str(address))
+        if not permitted(address, allowed_networks, public):
+            public_one = not public and permitted(address, allowed_networks)
+            raise AddressRefused("outside_networks" if public_one else "blocked_address",
+                                 str(address))
     return addresses
 
 
@@ -102,8 +109,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         allowed_networks: Sequence[Network],
         resolver: Resolver,
         inner: httpcore.AsyncNetworkBackend | None = None,
+        public: bool = True,
     ) -> None:
         self._allowed = tuple(allowed_networks)
+        self._public = public
         self._resolver = resolver
         self._inner = inner or httpcore.AnyIOBackend()
 
@@ -118,7 +127,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         """The first checked address that answers; the inner backend is handed a literal, so
         it has nothing left to resolve."""
         failure: Exception | None = None
-        for address in await checked_addresses(host, port, self._allowed, self._resolver):
+        for address in await checked_addresses(host, port, self._allowed, self._resolver,
+                                                 self._public):
             try:
                 return await self._inner.connect_tcp(
                     str(address), port, timeout, local_address, socket_options)
@@ -164,15 +174,16 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._limits = limits
         self._resolver = resolver
         self._ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
-        self._pools: dict[frozenset[Network], _PoolTransport] = {}
+        self._pools: dict[tuple[frozenset[Network], bool], _PoolTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Hand the request to the pool of its networks; the first request of a set makes it."""
         networks: Sequence[Network] = request.extensions.get(ALLOWED_NETWORKS, ())
-        key = frozenset(networks)
+        public: bool = request.extensions.get(PUBLIC, True)
+        key = (frozenset(networks), public)
         pool = self._pools.get(key)
         if pool is None:
-            backend = GuardedBackend(tuple(key), self._resolver)
+            backend = GuardedBackend(tuple(key[0]), self._resolver, public=public)
             pool = self._pools[key] = _PoolTransport(self._ssl_context, self._limits, backend)
         return await pool.handle_async_request(request)
 

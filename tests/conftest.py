@@ -99,13 +99,14 @@ class BotProcess:
     def start(self) -> BotProcess:
         clean = {k: v for k, v in os.environ.items()
                  if not k.startswith(("OPENAI_", "TELEGRAM_", "GDELT_", "GOOGLE_NEWS_"))}
-        # No bot a test starts asks a real search provider: search is off unless the test
-        # names a provider (at an emulator's URL).
+        # No bot a test starts reaches out: search is off unless the test names a provider (at
+        # an emulator's URL), and the fetch guard refuses every public address, so a provider
+        # or feed left at a real URL fails loudly ("outside the networks") instead.
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "bot.py")], cwd=self.workdir,
-            env={**clean, "SEARCH_PROVIDERS": "", **self.env}, stdout=log,
-            stderr=subprocess.STDOUT,
+            env={**clean, "SEARCH_PROVIDERS": "", "ALLOW_PUBLIC_NETWORKS": "false", **self.env},
+            stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
         return self

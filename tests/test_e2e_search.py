@@ -130,3 +130,27 @@ def test_a_test_bot_searches_nothing_unless_told(
         bot.wait_for_log("search providers: none")  # the search job's first and last word
         assert search.requests(GDELT_PATH) == []
         assert bot.terminate() == 0
+
+
+def test_a_provider_left_at_a_public_address_fails_loudly_in_a_test_bot(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """Every bot a test starts runs with ALLOW_PUBLIC_NETWORKS=false: a provider whose URL was
+    not pointed at an emulator is refused before any connection, and says why in /sources."""
+    with BotApiEmulator(token=TOKEN) as telegram:
+        env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.base_url,
+               "DATABASE_URL": f"sqlite:///{tmp_path / 'tidings.db'}",
+               "ADMIN_IDS": str(ADMIN_ID), "SEARCH_PROVIDERS": "gdelt",
+               "GDELT_API_URL": "http://8.8.8.8/api/v2/doc/doc",  # public: never reached
+               "ALLOWED_SOURCE_NETWORKS": "127.0.0.0/8", "SEARCH_INTERVAL_SECONDS": "1",
+               "COMMANDS_PER_MINUTE": "0"}
+        bot = bot_process(tmp_path, env).start()
+        admin = telegram.user(ADMIN_ID, "Ada", language_code="en")
+        chat = telegram.private_chat(admin)
+        say(telegram, chat, admin, "/subscribe SoftBank")
+        bot.wait_for_log("search provider gdelt failed")
+        listing = say(telegram, chat, admin, "/sources")
+        assert "#1 GDELT · ⚠️ failing since" in listing
+        assert "outside the networks this bot may reach" in listing
+        assert bot.terminate() == 0
+        assert telegram.rejected == []

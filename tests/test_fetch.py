@@ -899,3 +899,34 @@ async def test_a_fetch_says_which_address_answered(server: FeedServer) -> None:
         for client in (guarded, plain):
             fetched = await fetch(client, server.url("/feed.xml"), LOOPBACK)
             assert fetched.address == "127.0.0.1"
+
+
+LOOPBACK_ONLY = replace(LOOPBACK, public=False)
+
+
+@pytest.mark.asyncio
+async def test_without_public_networks_a_public_address_is_refused_by_name(
+    server: FeedServer, dns: FakeDNS
+) -> None:
+    """ALLOW_PUBLIC_NETWORKS=false (and every bot a test starts): a public answer is refused
+    with its own reason, a private one outside the allowed networks as before, and the allowed
+    network is still read."""
+    server.put("/feed.xml", FEED)
+    dns.answers["public.test"] = ["8.8.8.8"]
+    dns.answers["lan.test"] = ["10.0.0.1"]
+    error = await guarded_error("http://public.test/feed.xml", LOOPBACK_ONLY)
+    assert (error.code, error.detail) == ("outside_networks", "8.8.8.8")
+    with pytest.raises(FetchError) as caught:
+        await check_url("http://8.8.4.4/feed.xml", LOOPBACK_ONLY)
+    assert caught.value.code == "outside_networks"
+    assert (await guarded_error("http://lan.test/feed.xml", LOOPBACK_ONLY)).code == \
+        "blocked_address"
+    async with make_client(UA) as client:
+        fetched = await fetch(client, server.url("/feed.xml"), LOOPBACK_ONLY)
+    assert fetched.status == 200 and b"<rss" in fetched.body
+
+
+def test_public_addresses_are_permitted_only_when_public_networks_are() -> None:
+    assert permitted(ipaddress.ip_address("8.8.8.8"), ())
+    assert not permitted(ipaddress.ip_address("8.8.8.8"), (), public=False)
+    assert permitted(ipaddress.ip_address("127.0.0.1"), LOOPBACK.allowed_networks, public=False)
