@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from storage import deliveries
@@ -15,13 +17,22 @@ from storage.models import Chat, Delivery, Subscription
 def ensure_chat(
     *, session: Session, chat_id: int, chat_type: str, title: str | None, language: str
 ) -> Chat:
-    """The chat's row, created with `language` if new; an existing chat keeps its language."""
+    """The chat's row, created with `language` if new; an existing chat keeps its language.
+
+    Two updates of a new chat can be handled at once (a refused command's notice does not wait
+    in its chat's lane; another replica may take the next update), so the insert is one that
+    does nothing when the other got there first, and both then read the one row."""
     chat = session.get(Chat, chat_id)
     if chat is None:
-        chat = Chat(id=chat_id, type=chat_type, title=title, language=language,
-                    created_at=database_now(session))  # a digest is due by it (jobs.digest)
-        session.add(chat)
-        session.flush()
+        new = Chat(id=chat_id, type=chat_type, title=title, language=language,
+                   created_at=database_now(session))  # a digest is due by it (jobs.digest)
+        values = new.model_dump()
+        dialect = session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(insert(Chat).values(**values).on_conflict_do_nothing(
+            index_elements=["id"]))
+        chat = session.get(Chat, chat_id)
+        assert chat is not None, "inserted, or inserted by the other"
     elif not chat.active or chat.title != title:
         chat.active = True
         chat.title = title

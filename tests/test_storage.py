@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -647,3 +648,39 @@ def test_quiet_hours_turned_off_release_held_alerts_but_not_claimed_ones(
     with session_scope(engine) as session:
         chats.update_settings(session=session, chat_id=-8, mode="instant")
     assert states(engine, [digest_id])[0][0] == "pending", "another mode: due now"
+
+
+def test_a_new_chat_created_by_two_updates_at_once_is_one_row(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused command's notice is handled beside its chat's lane, so two transactions can
+    both find a new chat missing and both insert it: the second must read the first's row, not
+    fail on the primary key (it did: the notice was lost, seen under load in the suite)."""
+    both_looked = threading.Barrier(2, timeout=10)
+    real_now = chats.database_now
+
+    def after_both_looked(session: Any) -> datetime:
+        both_looked.wait()  # each has found no row before either inserts
+        return real_now(session)
+
+    monkeypatch.setattr(chats, "database_now", after_both_looked)
+    results: list[object] = []
+
+    def create(language: str) -> None:
+        try:
+            with session_scope(engine) as session:
+                chat = chats.ensure_chat(session=session, chat_id=-5102, chat_type="supergroup",
+                                         title="Room 2", language=language)
+                results.append(chat.language)
+        except Exception as exc:  # the assertion below names it
+            results.append(exc)
+
+    threads = [threading.Thread(target=create, args=(language,)) for language in ("en", "fr")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 2 and all(isinstance(r, str) for r in results), results
+    assert results[0] == results[1], "both read the one row, with the first one's language"
+    with session_scope(engine) as session:
+        assert len(session.exec(select(Chat).where(Chat.id == -5102)).all()) == 1
