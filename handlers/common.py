@@ -24,7 +24,6 @@ from storage.db import db
 Context = ContextTypes.DEFAULT_TYPE
 log = logging.getLogger("tidings")
 T = TypeVar("T")
-TOAST_CHARS = 200  # Telegram's limit on a button press's answer; cut at a word, never inside
 
 
 def services(context: Context) -> Services:
@@ -222,8 +221,8 @@ async def reply_chunks(
     `markup` goes under the last."""
     parts = chunks(context, language, key, lines, separator)
     for part in parts[:-1]:
-        await _reply_html(update, part)
-    await _reply_html(update, parts[-1], markup)
+        await reply_html(update, part)
+    await reply_html(update, parts[-1], markup)
 
 
 def keyboard_without(message: Message, data: str) -> InlineKeyboardMarkup | None:
@@ -249,7 +248,7 @@ def chunks(context: Context, language: str, key: str, lines: list[str],
     return parts
 
 
-async def _reply_html(
+async def reply_html(
     update: Update, html_text: str, markup: InlineKeyboardMarkup | None = None
 ) -> Message:
     message = update.effective_message

@@ -4,8 +4,7 @@ bot with no feeds, and a /subscribe that blames a missing source, never the quer
 from __future__ import annotations
 
 from babel import Locale, UnknownLocaleError
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
-from telegram.constants import ParseMode
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from handlers.common import (
     Context,
@@ -14,6 +13,7 @@ from handlers.common import (
     chat_language,
     is_admin,
     reply,
+    reply_html,
     services,
     show_typing,
     text,
@@ -84,7 +84,7 @@ async def addsource_pack(update: Update, context: Context) -> None:
     name = words[1].strip() if len(words) > 1 else ""
     if not name:
         said, markup = listing(context, language)
-        await _reply_html(update, said, markup)
+        await reply_html(update, said, markup)
         return
     pack = find(services(context).packs, name)
     if pack is None:
@@ -117,7 +117,7 @@ async def press_packs(update: Update, context: Context, _: str) -> None:
     if query is not None:
         await query.answer()
     said, markup = listing(context, language)
-    await _reply_html(update, said, markup)
+    await reply_html(update, said, markup)
 
 
 async def press_pack(update: Update, context: Context, name: str) -> None:
@@ -169,11 +169,3 @@ def nothing_matched(context: Context, language: str, *, admin: bool) -> str:
                 else "subscribe.no_sources")
 
 
-async def _reply_html(
-    update: Update, html: str, markup: InlineKeyboardMarkup | None = None
-) -> None:
-    message = update.effective_message
-    assert message is not None
-    await message.reply_text(html, parse_mode=ParseMode.HTML, do_quote=False,
-                             reply_markup=markup,
-                             link_preview_options=LinkPreviewOptions(is_disabled=True))

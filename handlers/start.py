@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import LinkPreviewOptions, Update
-from telegram.constants import ParseMode
+from telegram import Update
 
 from handlers.common import Context, chat_language, is_admin, reply, text
 from handlers.packs import start_offer
@@ -21,8 +20,7 @@ async def start(update: Update, context: Context) -> None:
     message = update.effective_message
     assert message is not None
     await message.reply_text(text(context, language, "start.welcome") + "\n\n" + offer,
-                             parse_mode=ParseMode.HTML, do_quote=False, reply_markup=markup,
-                             link_preview_options=LinkPreviewOptions(is_disabled=True))
+                             reply_markup=markup)
 
 
 async def help_command(update: Update, context: Context) -> None:
