@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import html
 import json
@@ -28,6 +29,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes
 
 from tests.fakes.telegram import BotApiEmulator, Limits, load_table
 from tests.fakes.telegram_html import TelegramHtmlError, parse_html, parse_html_entities
+from tests.harness import wait_until
 
 
 @pytest.fixture
@@ -648,12 +650,19 @@ def test_slow_answers_count_and_do_not_hold_up_stop() -> None:
     assert emu.held == [("getMe", 1.0), ("getMe", 1.0)]  # two slow answers, then a prompt one
     assert emu.cut_short == 0  # both were held their full second
     emu.slow_next("getMe", 60)
-    thread = threading.Thread(target=lambda: call(emu, "getMe"), daemon=True)
+    thread = threading.Thread(target=lambda: hung_up_or_answered(emu), daemon=True)
     thread.start()
     emu.wait_for_calls("getMe", 4)
-    emu.stop()  # joins the handler threads: it returns once the slow answer is released
+    emu.stop()  # returns once the slow answer is released, not after its 60 s
     assert emu.held[-1] == ("getMe", 60)
-    assert emu.cut_short == 1, "stop() does not wait out a slow answer"
+    # the handler counts the cut as its wait ends, racing stop()'s return under load
+    wait_until(lambda: emu.cut_short == 1)
+
+
+def hung_up_or_answered(emu: BotApiEmulator) -> None:
+    """A call whose connection stop() may drop before the released answer is written."""
+    with contextlib.suppress(httpx.HTTPError):
+        call(emu, "getMe")
 
 
 @pytest.mark.parametrize(
