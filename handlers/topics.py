@@ -33,10 +33,12 @@ from handlers.common import (
 )
 from handlers.feedback import topic_feedback
 from handlers.packs import nothing_matched
+from handlers.semantic import subscribe_semantic
 from locales import Catalog, Safe
 from news.matching import Topic
 from news.pipeline import preview, topic_counts
 from news.render import headline_link
+from news.semantic import is_semantic
 from news.text import TITLE_CHARS, clip, excerpt
 from news.topics import (
     MAX_QUERY_CHARS,
@@ -112,6 +114,9 @@ async def subscribe(update: Update, context: Context) -> None:
         return
     raw = argument_text(update)
     pinned = raw.startswith(PIN)
+    if is_semantic(raw.removeprefix(PIN)):  # `~meaning`: followed by meaning
+        await subscribe_semantic(update, context, language, raw.removeprefix(PIN), pinned)
+        return
     try:
         query = canonical(parse(raw.removeprefix(PIN)))
     except QueryError as error:

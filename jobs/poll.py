@@ -13,6 +13,7 @@ from locales import Safe
 from news.feeds import NotAFeed
 from news.fetch import FetchError
 from news.pipeline import poll_due
+from news.semantic_round import embed_round
 from services import KEY, Services
 from storage.sources import PAUSE_AFTER, DueSource
 
@@ -22,6 +23,9 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     polling = poll_due(svc.newsroom, svc.http, svc.fetch_policy, full_text=svc.full_text,
                        reader=svc.reader)
     polled = await until_stopped(polling, svc.stopping)
+    if polled is not None and svc.embedder.online:  # the new stories' semantic topics
+        await until_stopped(embed_round(svc.engine, svc.embedder, svc.semantic,
+                                        svc.daily_token_budget), svc.stopping)
     for result in polled or []:
         if result.paused is not None:
             message = partial(_paused, svc, result.paused, _stored(result.error))

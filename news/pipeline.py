@@ -32,7 +32,7 @@ from news.render import SourceRef, Translate, render_brief
 from news.stories import Clusters, Placement
 from news.text import without_headline
 from news.workers import Batched, drain
-from storage import briefs, deliveries, items, locks, sources, subscriptions, usage
+from storage import briefs, deliveries, embeddings, items, locks, sources, subscriptions, usage
 from storage.db import database_now, database_time, db, session_scope
 from storage.items import NewStory
 from storage.sources import DueSource
@@ -85,6 +85,9 @@ class Newsroom:
         self.clusters = Clusters()
         self.lock = threading.Lock()  # ingests run in worker threads and share the index
         self.matchers = MatcherCache()
+        # With EMBEDDING_MODEL set, new stories are queued for their embedding, and matched
+        # against the semantic topics once they have it (news.semantic_round).
+        self.embedding = False
         # Polling's database work runs on one thread of its own: SQLite takes one writer at a
         # time, and writers racing from several threads (or from the event loop) sleep in its
         # busy handler while the loop stalls; queued on one thread they follow each other.
@@ -317,6 +320,8 @@ def ingest_all(room: Newsroom, outcomes: Sequence[Outcome]) -> list[int]:
             matcher = room.matchers.get(session)
             matches = {story.id: wanted for story in new if (wanted := match(story, matcher))}
             deliveries.enqueue_matches(session=session, matches=matches)
+            if room.embedding:
+                embeddings.queue(session=session, story_ids=[story.id for story in new])
         return [len(one.new) for one in stored]
 
 
