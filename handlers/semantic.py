@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -74,6 +75,11 @@ def week(engine: Engine, vector: Vector, model: str, semantic: Semantic,
     return out
 
 
+def shown(similarity: float) -> str:
+    """Two decimals, cut rather than rounded: a story shown at the threshold is included."""
+    return f"{math.floor(similarity * 100 + 1e-6) / 100:.2f}"
+
+
 def included(scored: list[Scored], threshold: float) -> int:
     return sum(1 for story in scored if story.allowed and story.similarity >= threshold)
 
@@ -89,7 +95,7 @@ def view(context: Context, language: str, query: str, subscription_id: int,
     for story in scored[:SHOWN]:
         key = "semantic.line_in" if story.allowed and story.similarity >= threshold \
             else "semantic.line_out"
-        lines.append(text(context, language, key, similarity=f"{story.similarity:.2f}",
+        lines.append(text(context, language, key, similarity=shown(story.similarity),
                           title=Safe(headline_link(clip(story.title, TITLE_CHARS), story.link))))
     count = included(scored, threshold)
     said = text(context, language, done_key, query=query, threshold=f"{threshold:.2f}")

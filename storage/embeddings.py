@@ -182,3 +182,20 @@ def count(*, session: Session, since: datetime) -> int:
     """Stories embedded since then (/stats)."""
     return session.exec(select(func.count()).select_from(StoryEmbedding).where(
         col(StoryEmbedding.created_at) >= since, col(StoryEmbedding.vector).is_not(None))).one()
+
+
+def similarities(*, session: Session, story_id: int, queries: Iterable[str], model: str
+                 ) -> dict[str, float]:
+    """Each semantic query's similarity to the story (/why), where both have a vector."""
+    from news.semantic import readable, similarity
+
+    story = vectors_of(session=session, story_ids=[story_id], model=model).get(story_id)
+    if story is None:
+        return {}
+    meanings = meaning_vectors(session=session, model=model, dims=len(story))
+    found = {}
+    for query in queries:
+        semantic = readable(query)
+        if semantic is not None and semantic.key in meanings:
+            found[query] = similarity(story, meanings[semantic.key])
+    return found
