@@ -70,11 +70,11 @@ class Embedder:
     async def _one(self, texts: list[str]) -> Embedded:
         assert self.client is not None
         inputs = [" ".join(text.split())[:MAX_INPUT_CHARS] or "-" for text in texts]
-        extra = {"dimensions": self.dimensions} if self.dimensions else {}
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self.client.embeddings.create(
-                    model=self.model, input=inputs, encoding_format="float", **extra)
+                    model=self.model, input=inputs, encoding_format="float",
+                    dimensions=self.dimensions or openai.omit)
         except (openai.OpenAIError, TimeoutError, ValueError) as exc:
             log.info("embedding %d texts failed: %s", len(texts), type(exc).__name__)
             raise EmbeddingError(type(exc).__name__) from exc

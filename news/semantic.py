@@ -77,8 +77,8 @@ def parse_semantic(query: str) -> Semantic:
                    len(words))
         meaning = " ".join(words[:cut])
         if "@" in meaning:  # `~words@0.4`
-            meaning, _, rest = meaning.partition("@")
-            words[cut:cut] = ["@" + rest]
+            meaning, _, glued = meaning.partition("@")
+            words[cut:cut] = ["@" + glued]
         tail = " ".join(words[cut:])
     meaning = " ".join(meaning.split())
     if not any(ch.isalnum() for ch in meaning):
@@ -97,8 +97,7 @@ def parse_semantic(query: str) -> Semantic:
             raise QueryError("threshold")
         threshold = round(threshold, 2)
     rest = parse_filter(tail)
-    rest_text = canonical_rest(rest)
-    return Semantic(meaning, threshold, rest, rest_text)
+    return Semantic(meaning, threshold, rest, canonical_rest(rest))
 
 
 def canonical_rest(rest: Node | None) -> str:

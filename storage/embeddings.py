@@ -126,6 +126,8 @@ def window(*, session: Session, since: datetime, model: str | None = None, dims:
     ids: list[int] = []
     rows: list[Vector] = []
     for story_id, raw in session.exec(statement).all():
+        if not raw:
+            continue
         vector = from_bytes(raw)
         if not rows or len(vector) == len(rows[0]):
             ids.append(story_id)

@@ -49,7 +49,7 @@ def embeddings_env(llm: LlmServer) -> dict[str, str]:
 def test_a_semantic_topic_is_alerted_by_a_story_sharing_none_of_its_words(
     tmp_path: Path, bot_process: type[BotProcess]
 ) -> None:
-    assert not _words(TOPIC) & _words(SERVER_FARM["title"] + " " + SERVER_FARM["description"])
+    assert not _words(TOPIC) & _words(f"{SERVER_FARM['title']} {SERVER_FARM['description']}")
     with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds, LlmServer() as llm:
         llm.responder = lambda request: "not json"  # briefs fall back to the source's excerpt
         world = start_world(tmp_path, bot_process, telegram, feeds, embeddings_env(llm))
@@ -69,12 +69,14 @@ def test_a_semantic_topic_is_alerted_by_a_story_sharing_none_of_its_words(
         assert lines[0].startswith("▫️ 0.49 · ") and lines[1].startswith("▫️ 0.00 · ")
         assert "would have alerted in the last 7 days: 0." in reply
         message = telegram.messages(chat["id"])[-1]
+        assert message.reply_markup is not None
         labels = [b["text"] for row in message.reply_markup["inline_keyboard"] for b in row]
         assert labels == ["Tighten to 0.55 (−0)", "Loosen to 0.45 (+1)"]
         loosen = message.reply_markup["inline_keyboard"][0][1]["callback_data"]
         assert "Threshold now 0.45" in world.press(chat, user, message, loosen)
         last_says("at least 0.45 similar", telegram, chat)
         edited = telegram.messages(chat["id"])[-1]
+        assert edited.reply_markup is not None
         assert "✅ 0.49 · Weather in Paris" in edited.text
         assert "would have alerted in the last 7 days: 1." in edited.text
         assert f'~"{TOPIC}"@0.45 -crypto' in say(telegram, chat, user, "/topics")
@@ -88,9 +90,10 @@ def test_a_semantic_topic_is_alerted_by_a_story_sharing_none_of_its_words(
         before = len(telegram.messages(chat["id"]))
         world.publish(SERVER_FARM, OFF_TOPIC)
         alert = telegram.wait_for_messages(chat["id"], before + 1, timeout=30)[-1]
-        assert "Hyperscale server farm" in alert.text
+        assert "Hyperscale server farm" in alert.text, alert.text
         assert f'~"{TOPIC}"@0.50 -crypto' in alert.text
-        wait_until(lambda: sum(SERVER_FARM["title"] in t for t in llm.embedded_texts) >= 3)
+        farm = str(SERVER_FARM["title"])
+        wait_until(lambda: sum(farm in text for text in llm.embedded_texts) >= 3)
         admin = telegram.user(1001, "Ada")
         stats = say(telegram, telegram.private_chat(admin), admin, "/stats")
         counted = re.search(r"LLM calls: (\d+), failed: (\d+)", stats)
