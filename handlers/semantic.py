@@ -173,6 +173,18 @@ async def subscribe_semantic(update: Update, context: Context, language: str, ra
     await message.reply_text(said, reply_markup=markup)
 
 
+def semantic_followed(*, session: Session, chat_id: int, thread_id: int, raw: str
+                      ) -> str | None:
+    """The stored query of the chat's topic with this meaning (`/unsubscribe ~meaning`)."""
+    try:
+        key = parse_semantic(raw).key
+    except QueryError:
+        return None
+    rows = subscriptions.for_chat(session=session, chat_id=chat_id, thread_id=thread_id)
+    return next((row.query for row in rows
+                 if (found := readable(row.query)) is not None and found.key == key), None)
+
+
 def _set_threshold(*, session: Session, subscription_id: int, chat_id: int, percent: int
                    ) -> tuple[str, int, str]:
     """(outcome, id, query): the topic with its new threshold, "stale" when it is gone, not

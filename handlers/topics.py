@@ -33,7 +33,7 @@ from handlers.common import (
 )
 from handlers.feedback import topic_feedback
 from handlers.packs import nothing_matched
-from handlers.semantic import subscribe_semantic
+from handlers.semantic import semantic_followed, subscribe_semantic
 from locales import Catalog, Safe
 from news.matching import Topic
 from news.pipeline import preview, topic_counts
@@ -267,6 +267,9 @@ async def unsubscribe(update: Update, context: Context) -> None:
         query = raw if raw.isdigit() else canonical(parse(raw))
     except QueryError:
         query = raw
+    if is_semantic(raw):  # `~meaning`, whatever its threshold and terms now
+        query = await db(engine, semantic_followed, chat_id=chat.id, thread_id=thread_of(update),
+                         raw=raw) or raw
     removed = await db(engine, subscriptions.remove, chat_id=chat.id, query=query,
                        thread_id=thread_of(update))
     await reply(update, context, language,

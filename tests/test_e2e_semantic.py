@@ -110,6 +110,8 @@ def test_a_semantic_topic_is_alerted_by_a_story_sharing_none_of_its_words(
         assert "similarity to it is 0.00, below its threshold" in answer
         assert all("Bitcoin" not in m.text for m in telegram.messages(chat["id"])
                    if m.text.startswith(("🔴", "🟠", "🟡", "⚪", "🔵")))
+        reply = say(telegram, chat, user, "/unsubscribe ~ai  INFRASTRUCTURE in europe")
+        assert f'Stopped following ~"{TOPIC}"@0.50 -crypto' in reply
         assert telegram.rejected == []
         assert "Traceback" not in world.bot.log
 
