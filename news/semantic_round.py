@@ -37,10 +37,11 @@ class SemanticCache:
         self.lock = threading.Lock()
 
     def get(self, session: Session, model: str, dims: int) -> SemanticMatcher:
-        vectors = embeddings.meaning_vectors(session=session, model=model, dims=dims)
-        key = (subscriptions.fingerprint(session=session), model, dims, len(vectors))
+        key = (subscriptions.fingerprint(session=session), model, dims,
+               embeddings.meaning_count(session=session, model=model, dims=dims))
         with self.lock:
-            if key != self.key:
+            if key != self.key:  # read again only when something changed
+                vectors = embeddings.meaning_vectors(session=session, model=model, dims=dims)
                 topics = [(topic.id, topic.query)
                           for topic in subscriptions.all_topics(session=session)]
                 self.matcher = SemanticMatcher(topics, vectors)
@@ -111,10 +112,10 @@ async def meanings(engine: Engine, embedder: Embedder, wanted: list[str]) -> dic
 
 
 def _missing_meanings(*, session: Session, model: str, dims: int) -> list[str]:
-    stored = embeddings.meaning_vectors(session=session, model=model, dims=dims)
-    keys = {found.key for topic in subscriptions.all_topics(session=session)
-            if (found := readable(topic.query)) is not None}
-    return sorted(keys - set(stored))
+    stored = embeddings.meaning_keys(session=session, model=model, dims=dims)
+    keys = {found.key for query in embeddings.semantic_queries(session=session)
+            if (found := readable(query)) is not None}
+    return sorted(keys - stored)
 
 
 def _save_meanings(*, session: Session, model: str, keys: list[str], vectors: Vector,

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from news.semantic import Vector, normalized
 from storage.db import database_now, session_scope
-from storage.models import Item, MeaningEmbedding, Story, StoryEmbedding
+from storage.models import Item, MeaningEmbedding, Story, StoryEmbedding, Subscription
 
 PENDING_FOR = timedelta(hours=6)  # a new story not embedded by then is embedded, not alerted
 _IDS_PER_QUERY = 5000
@@ -163,6 +163,27 @@ def meaning_vectors(*, session: Session, model: str, dims: int) -> dict[str, Vec
         statement = statement.where(MeaningEmbedding.dims == dims)
     rows = session.exec(statement).all()
     return {meaning: from_bytes(raw) for meaning, raw in rows}
+
+
+def meaning_keys(*, session: Session, model: str, dims: int) -> set[str]:
+    statement = select(MeaningEmbedding.meaning).where(MeaningEmbedding.model == model)
+    if dims:
+        statement = statement.where(MeaningEmbedding.dims == dims)
+    return set(session.exec(statement).all())
+
+
+def semantic_queries(*, session: Session) -> list[str]:
+    """The distinct queries of topics followed by meaning (news.semantic: they start with ~)."""
+    statement = select(Subscription.query).where(col(Subscription.query).startswith("~"))
+    return list(set(session.exec(statement).all()))
+
+
+def meaning_count(*, session: Session, model: str, dims: int) -> int:
+    statement = select(func.count()).select_from(MeaningEmbedding).where(
+        MeaningEmbedding.model == model)
+    if dims:
+        statement = statement.where(MeaningEmbedding.dims == dims)
+    return int(session.exec(statement).one())
 
 
 def save_meaning(*, session: Session, model: str, dims: int, meaning: str,
