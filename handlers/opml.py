@@ -25,7 +25,8 @@ from news.fetch import FetchError
 from news.items import clean_link
 from news.opml import MAX_BYTES, NotOpml, Outline, export_opml, parse_opml
 from news.pipeline import add_source, check_feed
-from news.text import NAME_CHARS, clip
+from news.text import clip
+from news.types import NAME_CHARS
 from storage import sources
 from storage.db import db
 

@@ -29,8 +29,9 @@ from news.language import is_rtl
 from news.matching import Matcher, Topic
 from news.parsing import FeedReader, drafts_of
 from news.render import SourceRef, Translate, render_brief
-from news.stories import Clusters, Placement
+from news.stories import Clusters
 from news.text import without_headline
+from news.types import Placement
 from news.workers import Batched, drain
 from storage import briefs, deliveries, items, locks, sources, subscriptions, usage
 from storage.db import database_now, database_time, db, session_scope
@@ -162,7 +163,7 @@ def _place(session: Session, clusters: Clusters, source_id: int, source_name: st
 
 
 def _confirmed(session: Session, clusters: Clusters, drafts: Sequence[ItemDraft],
-               source_id: int) -> Placement:
+               source_id: int) -> Placement[ItemDraft]:
     """Clusters.place, with every story it joins confirmed in the database: the index never
     decides alone. A story the database no longer has leaves the index, and the drafts are
     placed again without it."""

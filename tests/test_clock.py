@@ -23,6 +23,7 @@ import storage.models
 from handlers.why import not_delivered
 from jobs import deliver
 from locales import catalog
+from news import choices
 from news.briefs import BriefWriter
 from news.pipeline import Newsroom, poll_due, preview, write_missing_briefs
 from news.schedule import Preferences, digest_moment
@@ -288,7 +289,7 @@ def test_feedback_given_on_a_replica_a_day_behind_counts_today(
         [irrelevant] = [choice for choice in feedback.offer(
             session=session, delivery=delivery, terms=[], max_sources=0)
             if choice.kind == "irrelevant"]
-        feedback.apply(session=session, choice=irrelevant, delivery=delivery)
+        choices.apply(session=session, choice=irrelevant, delivery=delivery)
     skew(timedelta(0))
     with session_scope(pg_engine) as session:
         counted = feedback.totals(session=session, since=stats.midnight(session=session))
