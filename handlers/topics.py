@@ -36,7 +36,7 @@ from handlers.packs import nothing_matched
 from locales import Catalog, Safe
 from news import following
 from news.matching import Topic
-from news.pipeline import preview, topic_counts
+from news.preview import preview, topic_counts
 from news.render import headline_link
 from news.text import TITLE_CHARS, clip, excerpt
 from news.topics import (

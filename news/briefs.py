@@ -267,7 +267,7 @@ class BriefWriter:
     @property
     def longest_write(self) -> timedelta:
         """How long one brief may take: two LLM requests, the pause between them, a margin.
-        A replica's claim on a brief lasts this long (news.pipeline), so a writer that died
+        A replica's claim on a brief lasts this long (news.briefing), so a writer that died
         holds its briefs no longer than it could have been writing them."""
         if self.client is None:
             return timedelta(seconds=30)

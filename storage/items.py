@@ -129,7 +129,7 @@ def store(*, session: Session, source_id: int, source_name: str, placement: Plac
 
 def _stamp(session: Session, now: datetime) -> Any:
     """A new story's created_at. On PostgreSQL the database's clock when the row is written:
-    stories are written holding the story lock (news.pipeline.clustered), so these times
+    stories are written holding the story lock (news.ingest.clustered), so these times
     follow the order in which stories commit, whichever process wrote them, and the story
     index tops up by them (news.stories.Clusters). SQLite's one process uses its own."""
     if session.get_bind().dialect.name == "postgresql":

@@ -24,8 +24,11 @@ from handlers.why import not_delivered
 from jobs import deliver
 from locales import catalog
 from news import choices
+from news.briefing import write_missing_briefs
 from news.briefs import BriefWriter
-from news.pipeline import Newsroom, poll_due, preview, write_missing_briefs
+from news.newsroom import Newsroom
+from news.poll import poll_due
+from news.preview import preview
 from news.schedule import Preferences, digest_moment
 from services import KEY
 from storage import feedback, sources, stats, usage

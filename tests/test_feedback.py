@@ -14,7 +14,8 @@ from handlers.common import answer_button
 from locales import catalog
 from news import choices
 from news.feedback import Choice, keyboard, less_about, with_exclusion, without_exclusion
-from news.pipeline import Newsroom, ingest
+from news.ingest import ingest
+from news.newsroom import Newsroom
 from news.topics import MAX_QUERY_CHARS
 from services import KEY
 from storage import feedback, subscriptions

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from news import following, matching
-from news.pipeline import MatcherCache
+from news.matcher import MatcherCache
 from storage import subscriptions
 from storage.chats import ensure_chat
 from storage.db import session_scope
@@ -29,7 +29,7 @@ class CountingMatcher(matching.Matcher):
 @pytest.fixture
 def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     CountingMatcher.builds = []
-    monkeypatch.setattr("news.pipeline.Matcher", CountingMatcher)
+    monkeypatch.setattr("news.matcher.Matcher", CountingMatcher)
     return CountingMatcher.builds
 
 

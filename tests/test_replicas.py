@@ -20,10 +20,12 @@ from sqlmodel import select
 import storage.models
 from jobs import deliver, digest
 from news import following, holding
+from news.briefing import write_missing_briefs
 from news.briefs import BriefWriter
 from news.fetch import Fetched
+from news.ingest import Outcome, ingest, ingest_all
 from news.items import ItemDraft
-from news.pipeline import Newsroom, Outcome, ingest, ingest_all, write_missing_briefs
+from news.newsroom import Newsroom
 from storage import briefs, chats, deliveries, items, locks, subscriptions
 from storage.db import make_engine, migrate, session_scope
 from storage.locks import Keys, Role

@@ -13,10 +13,12 @@ from sqlalchemy import Engine, insert, inspect
 from sqlmodel import select
 
 from news import following, holding
+from news.briefing import story_text
 from news.briefs import Brief, Written, offline_brief
 from news.fetch import Fetched
+from news.ingest import Outcome, ingest, ingest_all, ingest_each
 from news.items import ItemDraft, normalize
-from news.pipeline import Newsroom, Outcome, ingest, ingest_all, ingest_each, story_text
+from news.newsroom import Newsroom
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
 from storage.models import Chat, Delivery, Item, Story, utcnow
@@ -479,7 +481,7 @@ def test_a_source_joining_while_an_alert_is_sent_or_edited_is_added_by_an_edit(
     """The join's ingest flags sent messages for an edit; a message already rendered but not
     yet marked sent, or an edit on its way, would miss it, unless marking them sees it."""
     from locales import catalog
-    from news.pipeline import render_delivery
+    from news.alerts import render_delivery
 
     def t(key: str, **values: Any) -> str:
         return catalog.text("en", key, **values)
