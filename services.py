@@ -17,9 +17,9 @@ from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.embeddings import Embedder
 from news.fetch import FetchPolicy
+from news.newsroom import Newsroom
 from news.packs import Pack
 from news.parsing import FeedReader
-from news.pipeline import Newsroom
 from news.search.sweep import Searching
 from news.semantic_round import SemanticCache
 from storage.locks import Role
@@ -31,7 +31,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Services:
     engine: Engine
-    newsroom: Newsroom  # the story index and matcher cache this process keeps (news.pipeline)
+    newsroom: Newsroom  # the story index and matcher cache this process keeps (news.newsroom)
     sending: Role  # only its holder sends alerts and digests (jobs.deliver)
     http: httpx.AsyncClient
     fetch_policy: FetchPolicy

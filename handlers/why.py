@@ -25,8 +25,9 @@ from locales import Safe
 from news.render import FLAGS
 from news.schedule import Preferences, zone
 from news.semantic import readable
+from news.semantic_round import similarities
 from news.why import Explanation, explain, hits, level_why
-from storage import briefs, chats, deliveries, embeddings, feedback, items, why
+from storage import briefs, chats, deliveries, feedback, items, why
 from storage.db import database_now, db, session_scope
 from storage.models import Delivery
 
@@ -43,7 +44,7 @@ def delivered(context: Context, language: str, delivery: Delivery) -> str:
         reports = items.of_story(session=session, story_id=delivery.story_id)
     topics: list[str] = json.loads(delivery.topics)
     with session_scope(services(context).engine) as session:
-        near = embeddings.similarities(session=session, story_id=delivery.story_id,
+        near = similarities(session=session, story_id=delivery.story_id,
                                        queries=topics, model=services(context).embedder.model)
     lines = [text(context, language, "why.header")]
     for query in topics:
@@ -99,7 +100,7 @@ def not_delivered(context: Context, language: str, chat_id: int, thread_id: int,
         chat = chats.get(session=session, chat_id=chat_id)
         prefs = deliveries.preferences(chat) if chat is not None else Preferences()
         now = database_now(session)  # the digest job's clock, whichever replica answers
-        near = embeddings.similarities(
+        near = similarities(
             session=session, story_id=story_id, queries=[topic.query for topic in topics],
             model=services(context).embedder.model) if story_id else {}
     found: Explanation = explain(facts, topics, delivery.state if delivery else None,

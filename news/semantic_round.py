@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from news.embeddings import Embedder, EmbeddingError
-from news.semantic import SemanticMatcher, Vector, readable
+from news.semantic import SemanticMatcher, Vector, readable, similarity
 from storage import deliveries, embeddings, subscriptions, usage
 from storage.db import db
 
@@ -146,3 +147,18 @@ def _store_and_match(*, session: Session, embedder: Embedder, cache: SemanticCac
     if matches:
         deliveries.enqueue_matches(session=session, matches=matches)
     return len(matches)
+
+
+def similarities(*, session: Session, story_id: int, queries: Iterable[str], model: str
+                 ) -> dict[str, float]:
+    """Each semantic query's similarity to the story (/why), where both have a vector."""
+    story = embeddings.vectors_of(session=session, story_ids=[story_id], model=model).get(story_id)
+    if story is None:
+        return {}
+    meanings = embeddings.meaning_vectors(session=session, model=model, dims=len(story))
+    found = {}
+    for query in queries:
+        semantic = readable(query)
+        if semantic is not None and semantic.key in meanings:
+            found[query] = similarity(story, meanings[semantic.key])
+    return found

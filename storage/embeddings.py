@@ -13,16 +13,27 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from news.semantic import Vector, normalized
 from storage.db import database_now, session_scope
 from storage.models import Item, MeaningEmbedding, Story, StoryEmbedding, Subscription
 
+Vector = npt.NDArray[np.float32]
 PENDING_FOR = timedelta(hours=6)  # a new story not embedded by then is embedded, not alerted
 _IDS_PER_QUERY = 5000
+
+
+def normalized(vectors: npt.ArrayLike) -> Vector:
+    """Rows scaled to length 1 (as news.semantic.normalized), so a product is the cosine."""
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[None, :]
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    norms[norms == 0] = 1
+    return np.ascontiguousarray(array / norms, dtype=np.float32)
 
 
 def to_bytes(vector: Vector) -> bytes:
@@ -206,19 +217,3 @@ def count(*, session: Session, since: datetime) -> int:
     return session.exec(select(func.count()).select_from(StoryEmbedding).where(
         col(StoryEmbedding.created_at) >= since, col(StoryEmbedding.vector).is_not(None))).one()
 
-
-def similarities(*, session: Session, story_id: int, queries: Iterable[str], model: str
-                 ) -> dict[str, float]:
-    """Each semantic query's similarity to the story (/why), where both have a vector."""
-    from news.semantic import readable, similarity
-
-    story = vectors_of(session=session, story_ids=[story_id], model=model).get(story_id)
-    if story is None:
-        return {}
-    meanings = meaning_vectors(session=session, model=model, dims=len(story))
-    found = {}
-    for query in queries:
-        semantic = readable(query)
-        if semantic is not None and semantic.key in meanings:
-            found[query] = similarity(story, meanings[semantic.key])
-    return found

@@ -14,8 +14,9 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from news.embeddings import Embedder, EmbeddingError
+from news.ingest import ingest
 from news.matching import Matcher, Topic
-from news.pipeline import Newsroom, ingest
+from news.newsroom import Newsroom
 from news.semantic import (
     SemanticMatcher,
     chosen_threshold,
