@@ -170,21 +170,20 @@ class SemanticMatcher:
         if not self.keys or len(stories) == 0 or stories.shape[1] != self.matrix.shape[1]:
             return [[] for _ in texts]
         scores = normalized(stories) @ self.matrix.T
-        out: list[list[SemanticHit]] = []
-        for row, text in zip(scores, texts, strict=True):
-            hits: list[SemanticHit] = []
-            folded: str | None = None
-            for index in np.flatnonzero(row >= self.floor):
-                score = float(row[index])
-                for topic in self.groups[index]:
-                    if score < (topic.semantic.threshold or 1.0):
+        out: list[list[SemanticHit]] = [[] for _ in texts]
+        folded: dict[int, str] = {}
+        # every (story, meaning) above the meaning's lowest threshold, in one vectorized pass
+        for story, index in zip(*np.nonzero(scores >= self.floor), strict=True):
+            score = float(scores[story, index])
+            for topic in self.groups[index]:
+                if score < (topic.semantic.threshold or 1.0):
+                    continue
+                if topic.semantic.rest is not None:
+                    if story not in folded:
+                        folded[story] = " ".join(fold(texts[story]).split())
+                    if not topic.semantic.matches_rest(folded[story]):
                         continue
-                    if topic.semantic.rest is not None:
-                        folded = folded if folded is not None else " ".join(fold(text).split())
-                        if not topic.semantic.matches_rest(folded):
-                            continue
-                    hits.append(SemanticHit(topic.id, score))
-            out.append(hits)
+                out[story].append(SemanticHit(topic.id, score))
         return out
 
 
