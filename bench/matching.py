@@ -38,7 +38,7 @@ distinct, is timed too. The baseline is
 the naive loop: each semantic subscription's dot product and threshold, per item, in numpy.
 This part is timed in CPU time (time.process_time, the best of 3 passes), keyword and semantic
 alike, so that other work on a shared machine does not count. Figures go to
-bench/results/matching_semantic.json.
+bench/results/matching_semantic.json (`--dims 128`: another EMBEDDING_DIMENSIONS, its own file).
 """
 
 from __future__ import annotations
@@ -573,10 +573,11 @@ def main() -> None:
 # --- the semantic share (issue 23) ----------------------------------------------------------
 
 SEMANTIC_EVERY = 10  # every tenth subscription follows a meaning
-DIMS = 256
+DIMS = int(sys.argv[sys.argv.index("--dims") + 1]) if "--dims" in sys.argv else 256
 MEANINGS = 5_000
 BATCH = 512  # the stories one round matches at once at most (news.semantic_round.PER_ROUND)
-SEMANTIC_RESULTS = ROOT / "bench" / "results" / "matching_semantic.json"
+SEMANTIC_RESULTS = ROOT / "bench" / "results" / (
+    "matching_semantic.json" if DIMS == 256 else f"matching_semantic_{DIMS}.json")
 
 
 def _semantic_topics(topics: Sequence[Topic], distinct: bool, rng: random.Random

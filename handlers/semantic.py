@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -25,7 +26,7 @@ from handlers.common import (
 )
 from locales import Safe
 from news.embeddings import EmbeddingError
-from news.matching import searchable
+from news.matching import Topic, searchable
 from news.render import headline_link
 from news.semantic import STEP, Semantic, Vector, chosen_threshold, parse_semantic, readable
 from news.semantic_round import meanings
@@ -171,6 +172,33 @@ async def subscribe_semantic(update: Update, context: Context, language: str, ra
     message = update.effective_message
     assert message is not None
     await message.reply_text(said, reply_markup=markup)
+
+
+def semantic_counts(engine: Engine, model: str, dims: int, topics: list[Topic]
+                    ) -> dict[int, int]:
+    """Stories of the last 7 days each semantic topic would have alerted (/topics): at or
+    above its threshold, its terms and exclusions allowing."""
+    wanted = {topic.id: found for topic in topics if (found := readable(topic.query))}
+    if not wanted or not model:
+        return dict.fromkeys(wanted, 0)
+    with session_scope(engine) as session:
+        since = database_now(session) - timedelta(days=PREVIEW_DAYS)
+        meanings = embeddings.meaning_vectors(session=session, model=model, dims=dims)
+        ids, matrix = embeddings.window(session=session, since=since, model=model)
+        counts: dict[int, int] = {}
+        for topic_id, semantic in wanted.items():
+            vector = meanings.get(semantic.key)
+            if vector is None or not ids or len(vector) != matrix.shape[1]:
+                counts[topic_id] = 0
+                continue
+            scores = matrix @ embeddings.normalized(vector)[0]
+            near = [ids[n] for n in np.flatnonzero(scores >= (semantic.threshold or 1.0))]
+            if semantic.rest is not None and near:
+                texts = embeddings.texts_of(session=session, story_ids=near)
+                near = [story for story in near
+                        if semantic.matches_rest(searchable(texts.get(story, "")))]
+            counts[topic_id] = len(near)
+    return counts
 
 
 def semantic_followed(*, session: Session, chat_id: int, thread_id: int, raw: str

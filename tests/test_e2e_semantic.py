@@ -79,7 +79,8 @@ def test_a_semantic_topic_is_alerted_by_a_story_sharing_none_of_its_words(
         assert edited.reply_markup is not None
         assert "✅ 0.49 · Weather in Paris" in edited.text
         assert "would have alerted in the last 7 days: 1." in edited.text
-        assert f'~"{TOPIC}"@0.45 -crypto' in say(telegram, chat, user, "/topics")
+        assert f'1. ~"{TOPIC}"@0.45 -crypto · 1 in 7 days' in say(telegram, chat, user,
+                                                                  "/topics")
         tighten = edited.reply_markup["inline_keyboard"][0][0]["callback_data"]
         world.press(chat, user, edited, tighten)
         wait_until(lambda: "at least 0.50 similar" in current(telegram, message).text)
