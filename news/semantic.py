@@ -160,6 +160,7 @@ class SemanticMatcher:
         self.dims = len(next(iter(vectors.values()))) if vectors else 0
         rows = [vectors[key] for key in self.keys]
         self.matrix = normalized(rows) if rows else np.zeros((0, self.dims), np.float32)
+        self.columns = np.ascontiguousarray(self.matrix.T)  # one meaning a column: BLAS's best
         self.floor = np.array([min(t.semantic.threshold or 1.0 for t in group)
                                for group in self.groups], dtype=np.float32)
         self.size = sum(len(group) for group in self.groups)
@@ -169,7 +170,7 @@ class SemanticMatcher:
         similarity at or above the topic's threshold, and the topic's terms and exclusions."""
         if not self.keys or len(stories) == 0 or stories.shape[1] != self.matrix.shape[1]:
             return [[] for _ in texts]
-        scores = normalized(stories) @ self.matrix.T
+        scores = normalized(stories) @ self.columns
         out: list[list[SemanticHit]] = [[] for _ in texts]
         folded: dict[int, str] = {}
         # the (story, meaning) pairs above the meaning's lowest threshold: few, so the stories
