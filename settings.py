@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(default=4, ge=1)
     # Semantic topics (`/subscribe ~…`): the provider's /v1/embeddings model; empty: off.
     embedding_model: str = ""
-    embedding_dimensions: int = Field(default=256, ge=0)  # 0: the model's own size
+    # 128: matching 10,000 semantic topics stays within the matcher's budget (bench/matching.py)
+    embedding_dimensions: int = Field(default=128, ge=0)  # 0: the model's own size
     embedding_base_url: str = ""  # empty: OPENAI_BASE_URL (same key)
     semantic_threshold: float = Field(default=0.5, gt=0, lt=1)  # a new topic's lowest
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()

@@ -29,16 +29,16 @@ Prints a table and writes the figures to bench/results/matching.json.
 
 The semantic share (issue 23), also alone with `--semantic`: of the same 100,000 subscriptions,
 every tenth is replaced by a topic followed by meaning (`~"…"@0.55`), and each item has an
-embedding (EMBEDDING_DIMENSIONS = 256 random unit vectors; 3 % of items near a subscribed
-meaning). One item costs the keyword matcher over the 90,000 keyword topics plus its share of
-news.semantic.SemanticMatcher over the 10,000 semantic ones, in batches of 512 items (as
-news.semantic_round matches one round's new stories), BLAS on one thread as bot.py sets it.
-Meanings repeat as names do (Zipf over a vocabulary of 5,000); the worst case, every meaning
-distinct, is timed too. The baseline is
-the naive loop: each semantic subscription's dot product and threshold, per item, in numpy.
-This part is timed in CPU time (time.process_time, the best of 3 passes), keyword and semantic
-alike, so that other work on a shared machine does not count. Figures go to
-bench/results/matching_semantic.json (`--dims 128`: another EMBEDDING_DIMENSIONS, its own file).
+embedding (EMBEDDING_DIMENSIONS = 128 random unit vectors, `--dims 256` for another size; 3 %
+of items near a subscribed meaning). One item costs the keyword matcher over the 90,000
+keyword topics plus its share of news.semantic.SemanticMatcher over the 10,000 semantic ones,
+in batches of 512 items (as news.semantic_round matches one round's new stories), BLAS on one
+thread as bot.py sets it. Meanings repeat as names do (Zipf over a vocabulary of 5,000); the
+worst case, every meaning distinct, is timed too. The baseline is the naive loop: each
+semantic subscription's dot product and threshold, per item, in numpy. This part is timed in
+CPU time (time.process_time, the best of 3 passes), keyword and semantic alike, so that other
+work on a shared machine counts less. Figures go to
+bench/results/matching_semantic.json (another size: matching_semantic_<dims>.json).
 """
 
 from __future__ import annotations
@@ -573,11 +573,11 @@ def main() -> None:
 # --- the semantic share (issue 23) ----------------------------------------------------------
 
 SEMANTIC_EVERY = 10  # every tenth subscription follows a meaning
-DIMS = int(sys.argv[sys.argv.index("--dims") + 1]) if "--dims" in sys.argv else 256
+DIMS = int(sys.argv[sys.argv.index("--dims") + 1]) if "--dims" in sys.argv else 128
 MEANINGS = 5_000
 BATCH = 512  # the stories one round matches at once at most (news.semantic_round.PER_ROUND)
 SEMANTIC_RESULTS = ROOT / "bench" / "results" / (
-    "matching_semantic.json" if DIMS == 256 else f"matching_semantic_{DIMS}.json")
+    "matching_semantic.json" if DIMS == 128 else f"matching_semantic_{DIMS}.json")
 
 
 def _semantic_topics(topics: Sequence[Topic], distinct: bool, rng: random.Random
