@@ -176,7 +176,7 @@ class SemanticMatcher:
         # the (story, meaning) pairs above the meaning's lowest threshold: few, so the stories
         # that have one are found first (np.nonzero over the whole batch costs more)
         above = scores >= self.floor
-        pairs = ((story, index) for story in np.flatnonzero(above.any(axis=1))
+        pairs = ((int(story), int(index)) for story in np.flatnonzero(above.any(axis=1))
                  for index in np.flatnonzero(above[story]))
         for story, index in pairs:
             score = float(scores[story, index])

@@ -58,6 +58,10 @@ def test_a_semantic_topic_is_alerted_by_a_story_sharing_none_of_its_words(
                    timeout=20)
         user = telegram.user(7801, "Eva", language_code="en")
         chat = telegram.private_chat(user)
+        # the endpoint fails as the meaning is read: refused, and nothing is saved
+        llm.queue_embeddings(Reply(status=503))
+        assert "did not answer" in say(telegram, chat, user, "/subscribe ~football transfers")
+        assert "football" not in say(telegram, chat, user, "/topics")
         reply = say(telegram, chat, user, f"/subscribe ~{TOPIC} -crypto")
         assert f'Following by meaning: ~"{TOPIC}"@0.50 -crypto.' in reply
         assert "at least 0.50 similar" in reply
