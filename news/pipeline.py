@@ -24,10 +24,11 @@ from news.briefs import BriefWriter, StoryText, Written, adjusted_level, offline
 from news.digest import Entry
 from news.feeds import NotAFeed, ParsedFeed
 from news.fetch import Fetched, FetchError, FetchPolicy, fetch
+from news.hubs import advertised
 from news.items import ItemDraft
 from news.language import is_rtl
 from news.matching import Matcher, Topic
-from news.parsing import FeedReader, drafts_of
+from news.parsing import FeedReader, ReadFeed, drafts_of
 from news.render import SourceRef, Translate, render_brief
 from news.stories import Clusters, Placement
 from news.text import without_headline
@@ -50,6 +51,7 @@ class CheckedFeed:
     discovered: bool
     etag: str | None = None
     last_modified: str | None = None
+    links: str = ""  # the response's Link header (a WebSub hub may be named there)
 
 
 async def check_feed(
@@ -62,7 +64,8 @@ async def check_feed(
     fetched = await fetch(client, url, policy)
     try:
         feed = await reader.parse(fetched.body)
-        return CheckedFeed(fetched.url, feed, False, fetched.etag, fetched.last_modified)
+        return CheckedFeed(fetched.url, feed, False, fetched.etag, fetched.last_modified,
+                           fetched.links)
     except NotAFeed as exc:
         if exc.code != NotAFeed.code:
             raise
@@ -71,7 +74,8 @@ async def check_feed(
             raise
     fetched = await fetch(client, links[0], policy)
     feed = await reader.parse(fetched.body)
-    return CheckedFeed(fetched.url, feed, True, fetched.etag, fetched.last_modified)
+    return CheckedFeed(fetched.url, feed, True, fetched.etag, fetched.last_modified,
+                       fetched.links)
 
 
 class Newsroom:
@@ -389,6 +393,8 @@ class Polled:
     new: int = 0
     paused: DueSource | None = None
     error: FetchError | NotAFeed | None = None
+    source_id: int = 0
+    hub: tuple[str, str] | None = None  # the WebSub hub and topic it names; None: not read
 
 
 Store = Callable[[Outcome], Awaitable[int]]  # how a poll's outcome reaches the database
@@ -415,24 +421,39 @@ async def poll(
         fetched = await fetch(client, source.url, policy, etag=source.etag,
                               last_modified=source.last_modified)
         fresh: list[ItemDraft] = []
-        ttl, checked = 0, False
+        ttl, checked, hub = 0, False, None
         if not fetched.not_modified:
-            feed = await reader.read(fetched.body, fetched.url)
-            fresh, ttl = feed.drafts, feed.ttl_seconds
-            if full_text and any(draft.snippet for draft in fresh):
-                # only unseen entries may cost an article fetch; snippets get the article's text
-                fresh, checked = await room.in_database(unseen, room.engine, source, fresh), True
-                pages = pages_policy(policy, fetched.url, fetched.address)
-                fresh = await complete(client, fresh, pages, extractor=reader.extract)
+            feed, fresh, checked = await read_entries(
+                room, client, policy, source, fetched.body, fetched.url, fetched.address,
+                full_text=full_text, reader=reader)
+            ttl = feed.ttl_seconds
+            hub = advertised(feed.hubs, feed.self_url, fetched.links, fetched.url)
     except (FetchError, NotAFeed) as exc:
         log.info("source %s failed: %s", source.id, exc)
         paused = await room.in_database(failed, room.engine, source, exc)
-        return Polled(paused=source if paused else None, error=exc)
+        return Polled(paused=source if paused else None, error=exc, source_id=source.id)
     outcome = Outcome(source, fresh, fetched, ttl, unseen_checked=checked)
     new = await (store or partial(store_now, room))(outcome)
     if new:
         log.info("source %s: %d new items", source.id, new)
-    return Polled(new=new)
+    return Polled(new=new, source_id=source.id, hub=hub)
+
+
+async def read_entries(
+    room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy, source: DueSource,
+    body: bytes, url: str, address: str | None, *, full_text: bool, reader: FeedReader,
+) -> tuple[ReadFeed, list[ItemDraft], bool]:
+    """A feed's bytes as the drafts to store, for a poll and for a WebSub push alike: parsed
+    in the reader's processes, snippets completed from their article pages; and whether the
+    drafts were already narrowed to the unseen ones."""
+    feed = await reader.read(body, url)
+    fresh, checked = feed.drafts, False
+    if full_text and any(draft.snippet for draft in fresh):
+        # only unseen entries may cost an article fetch; snippets get the article's text
+        fresh, checked = await room.in_database(unseen, room.engine, source, fresh), True
+        pages = pages_policy(policy, url, address)
+        fresh = await complete(client, fresh, pages, extractor=reader.extract)
+    return feed, fresh, checked
 
 
 async def poll_due(
