@@ -132,9 +132,9 @@ def claim(*, session: Session, limit: int, wait: timedelta) -> list[Attempt]:
 
 def requested(*, session: Session, websub_id: int) -> None:
     """The hub accepted the request (202); its verification is awaited. An active lease
-    stays active meanwhile: it holds until it expires."""
+    stays active meanwhile (it holds until it expires), and a lapsed one shows as lapsed."""
     row = session.get(WebSub, websub_id)
-    if row is not None and row.state != ACTIVE:
+    if row is not None and row.state not in (ACTIVE, LAPSED):
         row.state = REQUESTED
 
 
