@@ -25,6 +25,7 @@ from storage.db import db
 
 log = logging.getLogger("tidings")
 SIGNATURE_HEADER = "X-Hub-Signature"
+MAX_LEASE_SECONDS = 366 * 24 * 3600  # a hub's longer lease is renewed within the year anyway
 CHALLENGE_CHARS = 1024  # a challenge is a hub's nonce: anything longer is not one
 TOKEN = r"([A-Za-z0-9_-]{1,64})"
 
@@ -61,7 +62,8 @@ class HubCallback(tornado.web.RequestHandler):
         challenge = self.get_query_argument("hub.challenge", "")
         if mode == "subscribe" and 0 < len(challenge) <= CHALLENGE_CHARS:
             lease = self.get_query_argument("hub.lease_seconds", "").strip()
-            seconds = int(lease) if lease.isdigit() else self.push.lease_seconds
+            seconds = min(int(lease), MAX_LEASE_SECONDS) if lease.isdigit() and len(lease) < 12 \
+                else self.push.lease_seconds
             if await db(self.svc.engine, websub.verified, callback=token, topic=topic,
                         lease_seconds=seconds):
                 log.info("websub: source %s subscribed at its hub for %d s",

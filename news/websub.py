@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import httpx
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from news.fetch import FetchError, FetchPolicy, post_form
 from news.parsing import FeedReader
@@ -94,7 +95,11 @@ async def take_push(room: Newsroom, client: httpx.AsyncClient, policy: FetchPoli
     source = DueSource(target.source_id, target.url, target.name, None, None)
     _feed, fresh, checked = await read_entries(room, client, policy, source, body, target.url,
                                                None, full_text=full_text, reader=reader)
-    new = await store_now(room, Outcome(source, fresh, None, 0, unseen_checked=checked))
+    outcome = Outcome(source, fresh, None, 0, unseen_checked=checked)
+    try:
+        new = await store_now(room, outcome)
+    except IntegrityError:  # a poll of this feed by another replica stored some first
+        new = await store_now(room, replace(outcome, unseen_checked=False))
     await db(room.engine, websub.pushed, websub_id=target.id)
     if new:
         log.info("source %s: %d new items pushed by its hub", target.source_id, new)

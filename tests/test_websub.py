@@ -14,8 +14,8 @@ from sqlmodel import select
 from news.feeds import parse_feed
 from news.fetch import FetchPolicy
 from news.hubs import METHODS, advertised, link_header, sign, signature_method, signed
-from news.pipeline import Newsroom, poll
-from news.websub import PushSettings, note, renew
+from news.pipeline import INLINE, Newsroom, poll
+from news.websub import PushSettings, note, renew, take_push
 from storage import sources, websub
 from storage.db import session_scope
 from storage.models import Source, WebSub, utcnow
@@ -271,3 +271,28 @@ def test_without_a_webhook_every_subscription_is_dropped_and_polling_restored(
     with session_scope(engine) as session:
         assert websub.forget_all(session=session) == 1
     assert _interval_after_claim(engine, source.id) == 60
+
+
+def test_a_pushed_entry_is_one_item_however_often_it_is_pushed_or_polled(
+    engine: Engine,
+) -> None:
+    new_entry = {"title": "Quasar found in a teacup", "guid": "q1", "link": "http://news.test/q1",
+                 "description": "A long-lost quasar turned up in a teacup in Lille."}
+    with FeedServer() as feeds:
+        feeds.put("/f.xml", rss("News", BASELINE))
+        source = make_source(engine, feeds.url("/f.xml"))
+        body = rss("News", [new_entry, *BASELINE]).encode()
+        target = websub.Target(0, source.id, source.url, "k3y", source.name, source.url, False)
+        room = Newsroom(engine)
+
+        async def run() -> None:
+            async with http_client() as client:
+                assert await take_push(room, client, LOOPBACK, INLINE, target, body,
+                                       full_text=False) == 3, "a first sight: every entry"
+                assert await take_push(room, client, LOOPBACK, INLINE, target, body,
+                                       full_text=False) == 0, "the hub pushes it again"
+                feeds.put("/f.xml", body)
+                assert (await poll(room, client, LOOPBACK, source, full_text=False)).new == 0
+
+        asyncio.run(run())
+        room.close()
