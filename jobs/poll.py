@@ -13,7 +13,7 @@ from locales import Safe
 from news import websub
 from news.feeds import NotAFeed
 from news.fetch import FetchError
-from news.pipeline import poll_due
+from news.poll import poll_due
 from services import KEY, Services
 from storage.sources import PAUSE_AFTER, DueSource
 

@@ -1,5 +1,5 @@
 """WebSub: sources whose feeds name a hub are subscribed there, and what the hub pushes goes
-through the same parser and ingest as a poll (news.pipeline).
+through the same parser and ingest as a poll (news.poll, news.ingest).
 
 Only a bot with a public URL (webhook mode) can be pushed to. A subscription is asked for
 (`hub.mode=subscribe` with a callback URL of its own and a secret), verified by the hub's GET
@@ -20,8 +20,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from news.fetch import FetchError, FetchPolicy, post_form
+from news.ingest import Outcome
+from news.newsroom import Newsroom
 from news.parsing import FeedReader
-from news.pipeline import Newsroom, Outcome, Polled, read_entries, store_now
+from news.poll import Polled, read_entries, store_now
 from storage import websub
 from storage.db import db
 from storage.sources import DueSource

@@ -14,7 +14,8 @@ from sqlmodel import select
 from news.feeds import parse_feed
 from news.fetch import FetchPolicy
 from news.hubs import METHODS, advertised, link_header, sign, signature_method, signed
-from news.pipeline import INLINE, Newsroom, poll
+from news.newsroom import Newsroom
+from news.poll import INLINE, poll
 from news.websub import PushSettings, note, renew, take_push
 from storage import sources, websub
 from storage.db import session_scope
