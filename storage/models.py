@@ -113,6 +113,31 @@ class Source(SQLModel, table=True):
     kind: str = Field(default="feed", max_length=16, sa_column_kwargs=_default("feed"))
 
 
+class WebSub(SQLModel, table=True):
+    """A feed's subscription at the WebSub hub it advertises (news.websub): the hub pushes new
+    entries to our callback, and while the lease holds the feed is polled only as a safety net.
+    `callback` is the random last segment of the callback URL, so a post names its row."""
+
+    __tablename__ = "websub"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="sources.id", unique=True, ondelete="CASCADE")
+    hub_url: str = Field(sa_column=Column(Text, nullable=False))
+    topic_url: str = Field(sa_column=Column(Text, nullable=False))
+    callback: str = Field(max_length=64, unique=True)
+    secret: str = Field(max_length=128)  # the HMAC key the hub signs each push with
+    # new, requested (hub said 202, verification awaited), active, failed, denied, lapsed
+    state: str = Field(default="new", max_length=16)
+    requested_at: datetime | None = None  # a subscribe request is outstanding since
+    lease_expires_at: datetime | None = None
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    failures: int = Field(default=0, sa_column_kwargs=_default("0"))  # in a row
+    error_code: str | None = Field(default=None, max_length=32)  # keys fetch.error.<code>
+    error_detail: str | None = Field(default=None, max_length=500)
+    last_push_at: datetime | None = None
+    poll_interval_seconds: int  # the safety net's interval while the lease holds
+
+
 class Search(SQLModel, table=True):
     """When a search provider was last asked about one distinct followed query; no row yet
     means its first search, which only records what is already there."""
