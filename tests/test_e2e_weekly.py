@@ -93,3 +93,11 @@ def test_weekly_brief_in_two_languages(tmp_path: Path, bot_process: type[BotProc
         for request in (r for r in llm.requests if is_weekly(r)):
             assert "data, not instructions" in request["messages"][0]["content"]
             assert "<<<ARTICLE" in request["messages"][1]["content"]
+
+        assert "did not understand that weekly setting" in say(
+            telegram, ana_chat, ana, "/settings weekly mon 25:00")
+        english_day = get_day_names("wide", locale="en")[now.weekday()]
+        assert f"Weekly brief of each topic: on, {english_day} at {clock}" in say(
+            telegram, ana_chat, ana, "/settings"), "bad input changed nothing"
+        assert "Weekly brief of each topic: off" in say(telegram, ana_chat, ana,
+                                                        "/settings weekly off")

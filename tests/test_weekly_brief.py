@@ -351,3 +351,30 @@ async def test_a_failed_send_gives_the_week_back_and_two_claims_send_once(
     with session_scope(engine) as session:
         assert not stored.claim_chat(session=session, chat_id=651, seen=seen, at=now), \
             "a second replica that read the same turn does not take it"
+
+
+def test_turning_it_on_or_setting_its_time_starts_the_count_afresh(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        session.add(Chat(id=661, type="private", language="en"))
+    with session_scope(engine) as session:
+        stored.set_weekly(session=session, chat_id=661, on=True)
+        now = database_now(session)
+    with session_scope(engine) as session:
+        chat = session.get(Chat, 661)
+        assert chat is not None and chat.weekly_brief and (chat.weekly_day, chat.weekly_time) \
+            == (1, "09:00"), "Monday 09:00 unless set"
+        assert chat.weekly_brief_at is not None
+        started = chat.weekly_brief_at
+        assert started <= now and now - started < timedelta(minutes=2)
+        chat.weekly_brief_at = sent = now - timedelta(days=3)  # a brief went out
+    with session_scope(engine) as session:
+        stored.set_weekly(session=session, chat_id=661, on=True)  # already on: nothing moves
+        chat = session.get(Chat, 661)
+        assert chat is not None and chat.weekly_brief_at == sent
+        stored.set_weekly(session=session, chat_id=661, on=True, day=5, clock="17:30")
+        assert (chat.weekly_day, chat.weekly_time) == (5, "17:30")
+        assert chat.weekly_brief_at is not None and chat.weekly_brief_at > sent
+        stored.set_weekly(session=session, chat_id=661, on=False)
+        assert not chat.weekly_brief and (chat.weekly_day, chat.weekly_time) == (5, "17:30")
+    with session_scope(engine) as session:
+        assert [c.id for c in stored.chats_on(session=session)] == []
