@@ -191,7 +191,8 @@ def reader(engine: Engine, emu: BotApiEmulator, chat_id: int, language: str,
 @asynccontextmanager
 async def running(engine: Engine, emu: BotApiEmulator, llm: LlmServer | None,
                   budget: int = 0) -> AsyncIterator[Any]:
-    client = openai.AsyncOpenAI(api_key="k", base_url=llm.base_url) if llm else None
+    client = (openai.AsyncOpenAI(api_key="k", base_url=llm.base_url, max_retries=0)  # as app.py
+              if llm else None)
     async with httpx.AsyncClient() as http:
         svc = Services(engine=engine, http=http, fetch_policy=FetchPolicy(),
                        writer=BriefWriter(client, "m", retry_delay=0),
@@ -378,3 +379,23 @@ def test_turning_it_on_or_setting_its_time_starts_the_count_afresh(engine: Engin
         assert not chat.weekly_brief and (chat.weekly_day, chat.weekly_time) == (5, "17:30")
     with session_scope(engine) as session:
         assert [c.id for c in stored.chats_on(session=session)] == []
+
+
+@pytest.mark.asyncio
+async def test_a_failing_endpoint_is_retried_once_and_bad_citations_are_dropped(
+    engine: Engine, emu: BotApiEmulator, llm: LlmServer
+) -> None:
+    invented = json.dumps({"storyline": "SoftBank closed the deal this week [1][7].",
+                           "players": [{"name": " ", "role": "nobody"}], "watch": ""})
+    llm.queue(Reply(status=503), invented)
+    reader(engine, emu, 671, "en", {"SoftBank": False})
+    delivered(engine, 671, story(engine, "SoftBank closes the deal"), "SoftBank")
+    async with running(engine, emu, llm) as context:
+        await job.run(context)
+    assert len(weekly_requests(llm)) == 2
+    [message] = [m.text for m in emu.messages(671)]
+    assert "SoftBank closed the deal this week [1]." in message, "no [7]: only one was given"
+    assert "Who" not in message and "What to watch" not in message, "empty sections left out"
+    with session_scope(engine) as session:
+        row = session.get(LlmUsage, usage.today(session))
+        assert row is not None and (row.calls, row.failures) == (2, 1)
