@@ -1,4 +1,4 @@
-"""/settings: delivery mode, daily digest time, time zone and quiet hours of a chat."""
+"""/settings: delivery mode, daily digest time, time zone, quiet hours and the weekly brief."""
 
 from __future__ import annotations
 
