@@ -22,10 +22,11 @@ from handlers.common import (
 )
 from locales import Safe
 from news import holding
+from news.schedule import weekly_start
 from storage import chats
 from storage import trend as weekly
 from storage import weekly as weekly_brief
-from storage.db import db
+from storage.db import database_now, db
 from storage.models import Chat
 
 MODES = ("instant", "priority", "digest")
@@ -136,7 +137,9 @@ async def settings(update: Update, context: Context) -> None:
                 await reply(update, context, language, "settings.bad_weekly")
                 return
             on, day, clock = weekly_setting
-            await db(services(context).engine, weekly_brief.set_weekly, chat_id=chat.id, on=on,
+            engine = services(context).engine
+            started = weekly_start(await db(engine, database_now))  # every replica's clock
+            await db(engine, weekly_brief.set_weekly, chat_id=chat.id, on=on, started=started,
                      day=day, clock=clock)
             words = []
         parsed = _parse(words) if words else ("settings.done", {})

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from news.alerts import digest_entries
 from news.briefs import (
     BriefRejected,
     BriefWriter,
@@ -38,7 +39,6 @@ from news.briefs import (
 )
 from news.digest import PIN
 from news.language import is_rtl, probably_in
-from news.pipeline import digest_entries
 from news.render import FLAGS, LIMIT, _fit, _rtl, _visible_length, headline_link
 from news.text import TITLE_CHARS, clip, lead
 from storage import briefs, deliveries

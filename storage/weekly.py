@@ -13,7 +13,6 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from news.schedule import weekly_start
 from storage.db import database_now
 from storage.models import Chat, Delivery, WeeklyBrief
 
@@ -21,16 +20,17 @@ DELIVERED = ("sent", "digested")  # what the chat has seen: an alert or a digest
 
 
 def set_weekly(
-    *, session: Session, chat_id: int, on: bool, day: int | None = None,
+    *, session: Session, chat_id: int, on: bool, started: datetime, day: int | None = None,
     clock: str | None = None,
 ) -> None:
     """`/settings weekly on|off|DAY HH:MM`. Turning it on, or setting its time, starts the
-    count afresh: the first brief comes at the next weekly time (this minute's included)."""
+    count afresh from `started` (news.schedule.weekly_start: the first brief comes at the
+    next weekly time, this minute's included)."""
     chat = session.get(Chat, chat_id)
     if chat is None:
         return
     if on and (not chat.weekly_brief or day is not None):
-        chat.weekly_brief_at = weekly_start(database_now(session))
+        chat.weekly_brief_at = started
     chat.weekly_brief = on
     if day is not None and clock is not None:
         chat.weekly_day, chat.weekly_time = day, clock

@@ -23,7 +23,7 @@ from locales import catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
-from news.pipeline import Newsroom
+from news.newsroom import Newsroom
 from news.schedule import iso_week, weekly_due, weekly_moment, weekly_start
 from news.weekly import Storyline, WeekStory, render_by_level, render_storyline, user_message
 from services import KEY, Services
@@ -358,8 +358,8 @@ def test_turning_it_on_or_setting_its_time_starts_the_count_afresh(engine: Engin
     with session_scope(engine) as session:
         session.add(Chat(id=661, type="private", language="en"))
     with session_scope(engine) as session:
-        stored.set_weekly(session=session, chat_id=661, on=True)
         now = database_now(session)
+        stored.set_weekly(session=session, chat_id=661, on=True, started=weekly_start(now))
     with session_scope(engine) as session:
         chat = session.get(Chat, 661)
         assert chat is not None and chat.weekly_brief and (chat.weekly_day, chat.weekly_time) \
@@ -369,13 +369,15 @@ def test_turning_it_on_or_setting_its_time_starts_the_count_afresh(engine: Engin
         assert started <= now and now - started < timedelta(minutes=2)
         chat.weekly_brief_at = sent = now - timedelta(days=3)  # a brief went out
     with session_scope(engine) as session:
-        stored.set_weekly(session=session, chat_id=661, on=True)  # already on: nothing moves
+        stored.set_weekly(session=session, chat_id=661, on=True,  # already on: nothing moves
+                          started=weekly_start(now))
         chat = session.get(Chat, 661)
         assert chat is not None and chat.weekly_brief_at == sent
-        stored.set_weekly(session=session, chat_id=661, on=True, day=5, clock="17:30")
+        stored.set_weekly(session=session, chat_id=661, on=True, day=5, clock="17:30",
+                          started=weekly_start(now + timedelta(minutes=1)))
         assert (chat.weekly_day, chat.weekly_time) == (5, "17:30")
         assert chat.weekly_brief_at is not None and chat.weekly_brief_at > sent
-        stored.set_weekly(session=session, chat_id=661, on=False)
+        stored.set_weekly(session=session, chat_id=661, on=False, started=now)
         assert not chat.weekly_brief and (chat.weekly_day, chat.weekly_time) == (5, "17:30")
     with session_scope(engine) as session:
         assert [c.id for c in stored.chats_on(session=session)] == []
