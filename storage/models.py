@@ -50,6 +50,12 @@ class Chat(SQLModel, table=True):
     # /settings trend on: the digest carries the week's chart of each topic, once a week.
     weekly_trend: bool = Field(default=False, sa_column_kwargs=_default("0"))
     weekly_trend_at: datetime | None = None
+    # /settings weekly: each topic's storyline of the week, on an ISO weekday (1 = Monday) at
+    # a local time; `weekly_brief_at` is when the last one went out (claimed: once a week).
+    weekly_brief: bool = Field(default=False, sa_column_kwargs=_default("0"))
+    weekly_day: int = Field(default=1, sa_column_kwargs=_default("1"))
+    weekly_time: str = Field(default="09:00", max_length=5, sa_column_kwargs=_default("09:00"))
+    weekly_brief_at: datetime | None = None
 
 
 class Subscription(SQLModel, table=True):
@@ -328,4 +334,27 @@ class Mute(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     subscription_id: int = Field(foreign_key="subscriptions.id", index=True, ondelete="CASCADE")
     source_id: int = Field(foreign_key="sources.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WeeklyBrief(SQLModel, table=True):
+    """A topic's storyline of one ISO week in one language: one LLM call, shared by every chat
+    and replica. `origin` is "" while a replica holds the claim (until `claimed_until`), then
+    "llm" or "offline" (the model failed: chats get the week's stories by level instead)."""
+
+    __tablename__ = "weekly_briefs"
+    __table_args__ = (UniqueConstraint("query", "week", "language"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    query: str = Field(max_length=500)
+    week: str = Field(max_length=8)  # ISO week, `2026-W49`
+    language: str = Field(max_length=16)
+    origin: str = Field(default="", max_length=16)
+    claimed_until: datetime | None = None
+    payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The stories the model was given, as cited: [{"story_id", "headline", "link"}], numbered
+    # from 1 in this order.
+    stories: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
+    tokens_in: int = 0
+    tokens_out: int = 0
     created_at: datetime = Field(default_factory=utcnow)
