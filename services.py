@@ -22,6 +22,7 @@ from news.packs import Pack
 from news.parsing import FeedReader
 from news.search.sweep import Searching
 from news.semantic_round import SemanticCache
+from news.websub import PushSettings
 from storage.locks import Role
 
 KEY = "services"
@@ -54,6 +55,7 @@ class Services:
     semantic: SemanticCache = field(default_factory=SemanticCache)
     semantic_threshold: float = 0.5
     packs: tuple[Pack, ...] = ()  # the starter packs /addsource pack offers (news.packs)
+    push: PushSettings | None = None  # WebSub (news.websub); None: long polling, or off
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
     # own: waiting their turn in the shared pool, they would hold the threads every
     # database call needs, and a few /trend would stall every chat.
