@@ -365,7 +365,7 @@ class BriefWriter:
             {"role": "user", "content": fenced(story, self.input_tokens)},
         ]
         try:
-            response = await self._complete(client, messages, schema)
+            response = await self.complete(client, messages, schema)
         except openai.OpenAIError as exc:
             raise _Spent(exc, 0, 0) from exc
         usage = response.usage
@@ -376,17 +376,18 @@ class BriefWriter:
             raise _Spent(exc, spent_in, spent_out) from exc
         return Written(brief, "llm", spent_in, spent_out)
 
-    async def _complete(
+    async def complete(
         self, client: openai.AsyncOpenAI, messages: list[ChatCompletionMessageParam],
-        schema: dict[str, object],
+        schema: dict[str, object], *, name: str = "brief",
     ) -> ChatCompletion:
-        """json_schema where the endpoint has it; json_object (schema in the prompt) where not."""
+        """json_schema where the endpoint has it; json_object (schema in the prompt) where not.
+        Other JSON answers (news.ask) come through here too: what one learns, all know."""
         if self.json_schema_supported:
             try:
                 return await client.chat.completions.create(
                     model=self.model, messages=messages,
                     response_format={"type": "json_schema", "json_schema": {
-                        "name": "brief", "schema": schema, "strict": True}},
+                        "name": name, "schema": schema, "strict": True}},
                 )
             except openai.BadRequestError as exc:
                 if "response_format" not in str(exc) and "json_schema" not in str(exc):

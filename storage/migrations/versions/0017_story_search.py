@@ -1,0 +1,65 @@
+"""full-text search over stored items (title and summary), for /ask
+
+SQLite: an FTS5 table with the items as its external content, kept in sync by triggers, so
+every writer (the pipeline, an edit, a cascade from a removed story) keeps it current without
+knowing it exists. PostgreSQL: a GIN index on the items' text as a 'simple' tsvector (no
+language's stemming: stories come in every language), with CJK characters spaced apart so a
+word written without spaces is found as a phrase of its characters.
+
+The indexed expression is storage.story_search.DOCUMENT: queries must use the very same text
+for PostgreSQL to use the index (tests/test_ask.py checks the two agree). A later migration
+that rebuilds `items` in SQLite batch mode drops these triggers with the old table and must
+create them again.
+
+Revision ID: 0017_story_search
+Revises: 0014_search_providers
+"""
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = '0017_story_search'
+down_revision: str | None = '0014_search_providers'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+DOCUMENT = (
+    "to_tsvector('simple'::regconfig, regexp_replace(coalesce(title, '') || ' ' || "
+    "coalesce(summary, ''), '([\\u3040-\\u30ff\\u3400-\\u9fff\\uac00-\\ud7af])', ' \\1 ', 'g'))"
+)
+
+SQLITE_TRIGGERS = (
+    """CREATE TRIGGER item_search_insert AFTER INSERT ON items BEGIN
+        INSERT INTO item_search (rowid, title, summary) VALUES (new.id, new.title, new.summary);
+    END""",
+    """CREATE TRIGGER item_search_delete AFTER DELETE ON items BEGIN
+        INSERT INTO item_search (item_search, rowid, title, summary)
+        VALUES ('delete', old.id, old.title, old.summary);
+    END""",
+    """CREATE TRIGGER item_search_update AFTER UPDATE OF title, summary ON items BEGIN
+        INSERT INTO item_search (item_search, rowid, title, summary)
+        VALUES ('delete', old.id, old.title, old.summary);
+        INSERT INTO item_search (rowid, title, summary) VALUES (new.id, new.title, new.summary);
+    END""",
+)
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"CREATE INDEX ix_items_search ON items USING gin (({DOCUMENT}))")
+        return
+    op.execute("CREATE VIRTUAL TABLE item_search USING fts5(title, summary, content='items', "
+               "content_rowid='id', tokenize='unicode61 remove_diacritics 2')")
+    for trigger in SQLITE_TRIGGERS:
+        op.execute(trigger)
+    # the items stored before this migration
+    op.execute("INSERT INTO item_search (item_search) VALUES ('rebuild')")
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_items_search")
+        return
+    for name in ("insert", "delete", "update"):
+        op.execute(f"DROP TRIGGER item_search_{name}")
+    op.execute("DROP TABLE item_search")
