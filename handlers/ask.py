@@ -18,6 +18,7 @@ from handlers.common import (
     show_typing,
     text,
     thread_of,
+    until_stopping,
 )
 from handlers.ratelimit import Verdict, sender_of
 from news.ask import (
@@ -97,7 +98,9 @@ async def ask(update: Update, context: Context) -> None:
         log.info("/ask answered with a list: daily token budget spent")
         await _list(update, context, language, found, "ask.offline")
         return
-    asked = await ask_model(svc.writer, question, found, language)
+    asked = await until_stopping(context, ask_model(svc.writer, question, found, language))
+    if asked is None:  # the bot is stopping: it need not wait for the model
+        return
     await db(svc.engine, usage.record_calls, calls=asked.calls, failures=asked.failures,
              tokens_in=asked.tokens_in, tokens_out=asked.tokens_out)
     if asked.answer is None:

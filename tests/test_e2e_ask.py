@@ -23,7 +23,15 @@ from tests.fakes.llm import (
     uncited_answer,
 )
 from tests.fakes.telegram import BotApiEmulator, SentMessage
-from tests.harness import BASELINE, NEW_SOFTBANK, TOKEN, brief_for, start_with_llm, start_world
+from tests.harness import (
+    BASELINE,
+    NEW_SOFTBANK,
+    TOKEN,
+    brief_for,
+    start_with_llm,
+    start_world,
+    wait_until,
+)
 
 TOYOTA = {"title": "Toyota recalls hybrid cars over brakes", "link": "http://news.test/t1",
           "guid": "t1", "description": "The recall covers older models.",
@@ -94,8 +102,13 @@ def test_answers_cite_stored_stories_by_link_and_nothing_unchecked_is_delivered(
         assert ("http://news.test/t1", "[1]") in links(said)
 
         assert telegram.rejected == []
-        bot.terminate()
         assert "answer in en not delivered" in bot.log
+
+        model["ask"] = lambda request: Reply(content=cited_answer(request), delay=60)
+        calls = llm.calls
+        telegram.send_text(chat, user, "/ask What did SoftBank open in Lille?")
+        wait_until(lambda: llm.calls > calls)
+        assert bot.terminate() == 0, "a slow model does not hold up a stop"
         assert "Traceback" not in bot.log
 
 
