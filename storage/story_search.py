@@ -44,8 +44,9 @@ def _sqlite_words(session: Session, words: Sequence[str], limit: int) -> list[in
     """FTS5's bm25 (rarer words weigh more; a title hit three times a summary hit)."""
     query = " OR ".join('"' + word.replace('"', '""') + '"' for word in words)
     rows = session.execute(text(
-        "SELECT items.story_id FROM item_search JOIN items ON items.id = item_search.rowid "
-        "WHERE item_search MATCH :query ORDER BY bm25(item_search, 3.0, 1.0) LIMIT :limit"),
+        "SELECT items.story_id FROM (SELECT rowid, bm25(item_search, 3.0, 1.0) AS score "
+        "FROM item_search WHERE item_search MATCH :query ORDER BY score LIMIT :limit) AS best "
+        "JOIN items ON items.id = best.rowid ORDER BY best.score"),
         {"query": query, "limit": limit}).all()
     return _distinct([row[0] for row in rows])
 
