@@ -16,24 +16,33 @@ fixed seed), one story each. Then, in the same run:
   storing: the same items inserted into a second database with and without the index's
            triggers. Reported: seconds, and with / without (the index's write overhead).
 
-Figures are printed, written to bench/results/ask.json and repeated as JSON on the last line.
+With TIDINGS_BENCH_PG=postgresql+psycopg://postgres@127.0.0.1:5432/postgres the same runs on
+two fresh PostgreSQL databases of that server (dropped afterwards); the plain one without the
+GIN index and its generated column.
+
+Figures are printed, written to bench/results/ask-BACKEND.json and repeated as JSON on the last
+line.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, insert, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, insert, text  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from news.ask import question_terms  # noqa: E402
@@ -100,6 +109,38 @@ def timed(work: Any, questions: list[str]) -> float:
     return statistics.median(times)
 
 
+def databases(directory: str) -> tuple[str, str, Callable[[Engine], None]]:
+    """Two fresh databases (indexed, plain) and how to drop the index from the plain one:
+    SQLite files, or with TIDINGS_BENCH_PG (a server URL) two PostgreSQL databases."""
+    server = os.environ.get("TIDINGS_BENCH_PG")
+    if not server:
+        def drop_triggers(engine: Engine) -> None:
+            with engine.begin() as connection:
+                for name in ("insert", "delete", "update"):
+                    connection.execute(text(f"DROP TRIGGER item_search_{name}"))
+        return (f"sqlite:///{directory}/indexed.db", f"sqlite:///{directory}/plain.db",
+                drop_triggers)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    names = [f"tidings_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    with admin.connect() as connection:
+        for name in names:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    atexit.register(_drop, admin, names)
+
+    def drop_index(engine: Engine) -> None:
+        with engine.begin() as connection:
+            connection.execute(text("DROP INDEX ix_items_search"))
+            connection.execute(text("ALTER TABLE items DROP COLUMN search_vector"))
+    base = server.rsplit("/", 1)[0]
+    return f"{base}/{names[0]}", f"{base}/{names[1]}", drop_index
+
+
+def _drop(admin: Engine, names: list[str]) -> None:
+    with admin.connect() as connection:
+        for name in names:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     rng = random.Random(SEED)
@@ -111,15 +152,18 @@ def main() -> None:
     vocabulary_words = sorted({word for row in items for word in row["summary"][:-1].split()})
     rare = [" ".join(rng.sample(vocabulary_words, 4)) + "?" for _ in range(QUESTIONS)]
     with tempfile.TemporaryDirectory() as directory:
-        indexed = make_engine(f"sqlite:///{directory}/indexed.db")
+        indexed_url, plain_url, drop_index = databases(directory)
+        indexed = make_engine(indexed_url)
         migrate(indexed)
         with_index = store(indexed, items)
-        plain = make_engine(f"sqlite:///{directory}/plain.db")
+        plain = make_engine(plain_url)
         migrate(plain)
-        with plain.begin() as connection:
-            for name in ("insert", "delete", "update"):
-                connection.execute(text(f"DROP TRIGGER item_search_{name}"))
+        drop_index(plain)
         without_index = store(plain, items)
+        backend = indexed.dialect.name
+        if backend == "postgresql":
+            with indexed.begin() as connection:
+                connection.execute(text("ANALYZE items"))
 
         def search(question: str) -> list[list[int]]:
             with session_scope(indexed) as session:
@@ -133,15 +177,15 @@ def main() -> None:
         indexed.dispose()
         plain.dispose()
     result = {
-        "items": count, "questions": QUESTIONS,
+        "backend": backend, "items": count, "questions": QUESTIONS,
         "search_ms_median": round(searched, 2), "scan_ms_median": round(scanned, 2),
         "rare_words_search_ms_median": round(searched_rare, 2),
         "scan_over_search": round(scanned / searched, 1),
         "store_s_with_index": round(with_index, 2), "store_s_without": round(without_index, 2),
         "store_with_over_without": round(with_index / without_index, 2),
     }
-    print(f"{count} items, {QUESTIONS} questions (SQLite)")
-    print(f"  search (FTS5, bm25): {searched:8.2f} ms median per question")
+    print(f"{count} items, {QUESTIONS} questions ({backend})")
+    print(f"  search (full text):  {searched:8.2f} ms median per question")
     print(f"  search, rarer words: {searched_rare:8.2f} ms median per question")
     print(f"  baseline (read all): {scanned:8.2f} ms median per question "
           f"-> {scanned / searched:.1f}x slower")
@@ -149,7 +193,7 @@ def main() -> None:
           f"-> {with_index / without_index:.2f}x")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "ask.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"ask-{backend}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
 
 

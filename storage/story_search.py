@@ -14,12 +14,6 @@ from sqlmodel import Session, col, select
 from news.ask import Found, Report, Terms
 from storage.models import Item
 
-# The text PostgreSQL indexes (ix_items_search): a query must use this very expression for
-# the index to be used. The migration holds a copy; tests/test_ask.py checks they agree.
-DOCUMENT = (
-    "to_tsvector('simple'::regconfig, regexp_replace(coalesce(title, '') || ' ' || "
-    "coalesce(summary, ''), '([\\u3040-\\u30ff\\u3400-\\u9fff\\uac00-\\ud7af])', ' \\1 ', 'g'))"
-)
 SEARCHED_ITEMS = 300  # best-ranked items read per search: enough for a few dozen stories
 SCANNED_ITEMS = 5000  # SQLite's CJK search reads the newest items this far back (no index)
 
@@ -78,10 +72,11 @@ def tsquery(terms: Terms) -> str:
 
 
 def _postgresql(session: Session, terms: Terms, limit: int) -> list[int]:
-    """ts_rank_cd over the GIN index: the more terms and the closer together, the higher."""
+    """ts_rank over the GIN-indexed `search_vector` (migration 0017): the more of the terms,
+    and the more often, the higher; newest first among equals."""
     rows = session.execute(text(
-        f"SELECT story_id FROM items, to_tsquery('simple', :query) AS q "
-        f"WHERE {DOCUMENT} @@ q ORDER BY ts_rank_cd({DOCUMENT}, q) DESC, items.id DESC "
+        "SELECT story_id FROM items, to_tsquery('simple', :query) AS q "
+        "WHERE search_vector @@ q ORDER BY ts_rank(search_vector, q) DESC, items.id DESC "
         "LIMIT :limit"), {"query": tsquery(terms), "limit": limit}).all()
     return _distinct([row[0] for row in rows])
 
