@@ -13,7 +13,6 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
@@ -31,6 +30,7 @@ from news.briefs import (
 from news.language import probably_in
 from news.matching import Matcher, Topic
 from news.text import TITLE_CHARS, clip
+from news.types import Found, Report, Terms
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +59,6 @@ el los las del y es que en por para con una qué cómo quién dónde
 """.split())
 
 
-@dataclass(frozen=True)
-class Terms:
-    """What the stories are searched for: words (spaced scripts) and CJK character pairs."""
-
-    words: tuple[str, ...]
-    pairs: tuple[str, ...]
-
-    def __bool__(self) -> bool:
-        return bool(self.words or self.pairs)
-
-
 def question_terms(question: str) -> Terms:
     """The question's searchable words, lowercased and distinct, common words left out, and
     for text written without spaces its overlapping character pairs (a lone character alone)."""
@@ -96,33 +85,6 @@ def fuse(rankings: Sequence[Sequence[int]], *, k: int = RRF_K) -> list[int]:
         for rank, story_id in enumerate(ranking, start=1):
             score[story_id] = score.get(story_id, 0.0) + 1.0 / (k + rank)
     return sorted(score, key=lambda story_id: -score[story_id])
-
-
-@dataclass(frozen=True)
-class Report:
-    """One source's report of a story, as stored."""
-
-    title: str
-    summary: str
-    link: str
-    source: str
-    published: datetime | None
-
-
-@dataclass(frozen=True)
-class Found:
-    """A stored story the question may be answered from, with its reports, first one first."""
-
-    story_id: int
-    reports: tuple[Report, ...]
-
-    @property
-    def first(self) -> Report:
-        return self.reports[0]
-
-    @property
-    def text(self) -> str:
-        return "\n".join(f"{report.title}\n{report.summary}" for report in self.reports)
 
 
 def in_topics(found: Sequence[Found], topics: Sequence[str]) -> list[Found]:

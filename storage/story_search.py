@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from news.ask import Found, Report, Terms
+from news.types import Found, Report, Terms
 from storage.models import Item
 
 SEARCHED_ITEMS = 300  # best-ranked items read per search: enough for a few dozen stories

@@ -12,7 +12,6 @@ from alembic.config import Config
 from sqlalchemy import Engine, delete, text, update
 from sqlmodel import col, select
 
-from news import pipeline
 from news.ask import (
     MESSAGE_CHARS,
     Answer,
@@ -28,7 +27,9 @@ from news.ask import (
     render_answer,
     stories_list,
 )
+from news.ingest import ingest
 from news.items import ItemDraft
+from news.newsroom import Newsroom
 from storage import story_search
 from storage.db import MIGRATIONS, make_engine, session_scope
 from storage.models import Item, Story
@@ -134,7 +135,7 @@ def test_only_stories_matching_a_topic_are_kept_within_topics() -> None:
 
 def _store(engine: Engine, drafts: list[tuple[str, str, str]]) -> dict[str, int]:
     source = make_source(engine)
-    pipeline.ingest(pipeline.Newsroom(engine), source, [
+    ingest(Newsroom(engine), source, [
         ItemDraft(guid, f"https://news.test/{guid}", title, summary, None)
         for guid, title, summary in drafts])
     with session_scope(engine) as session:
