@@ -137,3 +137,26 @@ def test_without_an_llm_the_most_relevant_stories_are_listed_with_links(
         assert telegram.rejected == []
         world.bot.terminate()
         assert "Traceback" not in world.bot.log
+
+
+def test_once_the_token_budget_is_spent_questions_get_the_stories_without_a_call(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    with BotApiEmulator(token=TOKEN) as telegram, LlmServer() as llm, FeedServer() as feeds:
+        llm.responder = lambda request: (cited_answer(request) if is_ask(request)
+                                         else brief_for(request))
+        feeds.put("/feed.xml", rss("Test News", STORED))
+        bot = start_with_llm(telegram, llm, feeds, tmp_path, bot_process,
+                             {"LLM_DAILY_TOKEN_BUDGET": "100"})
+        user = telegram.user(4003, "Q", language_code="en")
+        chat = telegram.private_chat(user)
+        ask(telegram, chat, user, "/subscribe SoftBank")
+        said = ask(telegram, chat, user, "/ask What did SoftBank open in Lille?")
+        assert said.text.startswith(plain("ask.header")), "the first question spends the budget"
+        calls = llm.calls
+        said = ask(telegram, chat, user, "/ask What did SoftBank open in Lille?")
+        assert said.text.startswith(plain("ask.offline"))
+        assert ("http://news.test/a1", "SoftBank opens an office in Lille") in links(said)
+        assert llm.calls == calls
+        bot.terminate()
+        assert "Traceback" not in bot.log
