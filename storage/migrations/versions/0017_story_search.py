@@ -18,6 +18,7 @@ Revises: 0014_search_providers
 from collections.abc import Sequence
 
 from alembic import op
+from sqlalchemy.exc import OperationalError
 
 revision: str = '0017_story_search'
 down_revision: str | None = '0014_search_providers'
@@ -51,8 +52,14 @@ def upgrade() -> None:
                    f"GENERATED ALWAYS AS ({DOCUMENT}) STORED")  # fills the stored items too
         op.execute("CREATE INDEX ix_items_search ON items USING gin (search_vector)")
         return
-    op.execute("CREATE VIRTUAL TABLE item_search USING fts5(title, summary, content='items', "
-               "content_rowid='id', tokenize='unicode61 remove_diacritics 2')")
+    try:
+        op.execute("CREATE VIRTUAL TABLE item_search USING fts5(title, summary, "
+                   "content='items', content_rowid='id', tokenize='unicode61 remove_diacritics 2')")
+    except OperationalError as error:  # every common build has FTS5; say so plainly if not
+        if "fts5" not in str(error):
+            raise
+        raise RuntimeError("this SQLite library was built without FTS5, which /ask's search "
+                           "needs: use a Python whose sqlite3 has it, or PostgreSQL") from error
     for trigger in SQLITE_TRIGGERS:
         op.execute(trigger)
     # the items stored before this migration
