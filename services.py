@@ -20,6 +20,7 @@ from news.newsroom import Newsroom
 from news.packs import Pack
 from news.parsing import FeedReader
 from news.search.sweep import Searching
+from news.websub import PushSettings
 from storage.locks import Role
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class Services:
     searching: Searching | None = None  # the news-search providers (jobs.search); None: off
     packs: tuple[Pack, ...] = ()  # the starter packs /addsource pack offers (news.packs)
     asks: CommandLimiter | None = None  # /ask questions per user and hour (ASKS_PER_HOUR)
+    push: PushSettings | None = None  # WebSub (news.websub); None: long polling, or off
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
     # own: waiting their turn in the shared pool, they would hold the threads every
     # database call needs, and a few /trend would stall every chat.

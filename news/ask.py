@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from news.briefs import (
+    BriefRejected,
     BriefWriter,
     StoryText,
+    answer_json,
     estimate_tokens,
     fenced,
     is_refusal,
@@ -184,39 +186,23 @@ class Asked:
 
 async def ask_model(writer: BriefWriter, question: str, found: Sequence[Found],
                     language: str) -> Asked:
-    """One call (no retry: the reader is waiting, and the stories are listed instead); a
-    failure of any kind is an Asked without an answer, never an exception."""
-    client = writer.client
-    if client is None:
+    """One call (no retry: the reader is waiting, and the stories are listed instead), within
+    the writer's concurrency limit; a failure of any kind (a refusal too: news.briefs'
+    answer_json) is an Asked without an answer, never an exception."""
+    if not writer.online:
         return Asked(None)
     messages = prompt_messages(question, found, language, writer.input_tokens)
     tokens_in = tokens_out = 0
     try:
-        async with writer.limit:
-            response = await writer.complete(client, messages, ask_schema(), name="answer")
+        response = await writer.complete(messages, ask_schema(), "answer")
         if response.usage is not None:
             tokens_in, tokens_out = response.usage.prompt_tokens, response.usage.completion_tokens
-        answer = check(_parsed(response.choices), language, len(found))
-    except (openai.OpenAIError, AnswerRejected, ValidationError, ValueError) as exc:
+        answer = check(Answer.model_validate_json(answer_json(response)), language, len(found))
+    except (openai.OpenAIError, AnswerRejected, BriefRejected, ValueError) as exc:
         log.warning("answer in %s not delivered: %s: %s", language, type(exc).__name__,
                     str(exc)[:200])
         return Asked(None, 1, 1, tokens_in, tokens_out)
     return Asked(answer, 1, 0, tokens_in, tokens_out)
-
-
-def _parsed(choices: Sequence[object]) -> Answer:
-    if not choices:
-        raise AnswerRejected("no choices")
-    message = getattr(choices[0], "message", None)
-    if message is None or getattr(message, "refusal", None):
-        raise AnswerRejected("refusal field")
-    content = (getattr(message, "content", None) or "").strip()
-    if not content:
-        raise AnswerRejected("empty")
-    if is_refusal(content.lstrip('"“「')):
-        raise AnswerRejected("refusal")
-    match = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", content, re.DOTALL)
-    return Answer.model_validate_json(match.group(1) if match else content)
 
 
 def _link(report: Report, label: str) -> str:

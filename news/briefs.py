@@ -308,7 +308,7 @@ class BriefWriter:
             {"role": "user", "content": fenced(story, self.input_tokens)},
         ]
         try:
-            response = await self.complete(client, messages, schema)
+            response = await self._complete(client, messages, schema)
         except openai.OpenAIError as exc:
             raise _Spent(exc, 0, 0) from exc
         usage = response.usage
@@ -319,12 +319,11 @@ class BriefWriter:
             raise _Spent(exc, spent_in, spent_out) from exc
         return Written(brief, "llm", spent_in, spent_out)
 
-    async def complete(
+    async def _complete(
         self, client: openai.AsyncOpenAI, messages: list[ChatCompletionMessageParam],
-        schema: dict[str, object], *, name: str = "brief",
+        schema: dict[str, object], name: str = "brief",
     ) -> ChatCompletion:
-        """json_schema where the endpoint has it; json_object (schema in the prompt) where not.
-        Other JSON answers (news.ask) come through here too: what one learns, all know."""
+        """json_schema where the endpoint has it; json_object (schema in the prompt) where not."""
         if self.json_schema_supported:
             try:
                 return await client.chat.completions.create(
@@ -342,6 +341,15 @@ class BriefWriter:
             response_format={"type": "json_object"},
         )
 
+    async def complete(
+        self, messages: list[ChatCompletionMessageParam], schema: dict[str, object], name: str,
+    ) -> ChatCompletion:
+        """One request for another kind of answer (the weekly brief), as briefs are asked:
+        json_schema where the endpoint has it, json_object where not, within the same limit."""
+        assert self.client is not None, "asked only when online"
+        async with self.limit:
+            return await self._complete(self.client, messages, schema, name)
+
 
 class _Spent(Exception):
     """A failed attempt, carrying the tokens it still cost."""
@@ -351,7 +359,9 @@ class _Spent(Exception):
         self.cause, self.tokens_in, self.tokens_out = cause, tokens_in, tokens_out
 
 
-def _validated(response: ChatCompletion, language: str, source_text: str) -> Brief:
+def answer_json(response: ChatCompletion) -> str:
+    """The answer's JSON text; a refusal field, an empty answer or a refusal written as prose
+    raise BriefRejected, so no kind of answer delivers a refusal."""
     if not response.choices:
         raise BriefRejected("no choices")
     message = response.choices[0].message
@@ -362,7 +372,11 @@ def _validated(response: ChatCompletion, language: str, source_text: str) -> Bri
         raise BriefRejected("empty")
     if is_refusal(content.lstrip('"“「')):  # prose instead of JSON, or a bare JSON string
         raise BriefRejected("refusal")
-    return check(Brief.model_validate_json(_strip_fence(content)), language, source_text)
+    return _strip_fence(content)
+
+
+def _validated(response: ChatCompletion, language: str, source_text: str) -> Brief:
+    return check(Brief.model_validate_json(answer_json(response)), language, source_text)
 
 
 def _strip_fence(content: str) -> str:

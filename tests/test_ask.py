@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, delete, text, update
 from sqlmodel import col, select
 
@@ -37,10 +38,15 @@ from tests.fakes.telegram_html import parse_html_entities, utf16_len
 from tests.harness import make_source
 
 
-def step(engine: Engine, action: str, revision: str) -> None:
-    """Migrate up or down to a revision, as storage.db.migrate does."""
+def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def step(engine: Engine, action: str, revision: str) -> None:
+    """Migrate up or down to a revision, as storage.db.migrate does."""
+    config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         getattr(command, action)(config, revision)
@@ -179,7 +185,10 @@ def test_the_search_follows_edits_and_removals(engine: Engine) -> None:
 
 def test_the_migration_indexes_items_stored_before_it_and_goes_back(database_url: str) -> None:
     engine = make_engine(database_url)
-    step(engine, "upgrade", "0014_search_providers")
+    search = ScriptDirectory.from_config(_config()).get_revision("0017_story_search")
+    assert search is not None and isinstance(search.down_revision, str)
+    before = search.down_revision  # whichever migration the search follows
+    step(engine, "upgrade", before)
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO stories (id, title, created_at, signature) "
                                 "VALUES (5, 'old', '2026-01-01', '')"))
@@ -189,7 +198,7 @@ def test_the_migration_indexes_items_stored_before_it_and_goes_back(database_url
             "'Tidal plant reopens', 'Turbines in Brittany', '', '2026-01-01')"))
     step(engine, "upgrade", "head")
     assert _search(engine, "Brittany turbines") == [5]
-    step(engine, "downgrade", "0014_search_providers")
+    step(engine, "downgrade", before)
     step(engine, "upgrade", "head")
     assert _search(engine, "tidal") == [5]
     engine.dispose()
