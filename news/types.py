@@ -249,7 +249,3 @@ class Found:
     @property
     def first(self) -> Report:
         return self.reports[0]
-
-    @property
-    def text(self) -> str:
-        return "\n".join(f"{report.title}\n{report.summary}" for report in self.reports)
