@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 from sqlalchemy import Engine
@@ -22,6 +22,9 @@ from news.parsing import FeedReader
 from news.search.sweep import Searching
 from news.websub import PushSettings
 from storage.locks import Role
+
+if TYPE_CHECKING:
+    from handlers.ratelimit import CommandLimiter
 
 KEY = "services"
 T = TypeVar("T")
@@ -48,6 +51,7 @@ class Services:
     max_topics_per_chat: int = 50  # 0: no cap
     searching: Searching | None = None  # the news-search providers (jobs.search); None: off
     packs: tuple[Pack, ...] = ()  # the starter packs /addsource pack offers (news.packs)
+    asks: CommandLimiter | None = None  # /ask questions per user and hour (ASKS_PER_HOUR)
     push: PushSettings | None = None  # WebSub (news.websub); None: long polling, or off
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
     # own: waiting their turn in the shared pool, they would hold the threads every
