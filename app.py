@@ -25,7 +25,7 @@ import receiver
 from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
 from handlers.common import chat_language, reply
 from handlers.lanes import ChatLanes
-from handlers.ratelimit import RateLimit
+from handlers.ratelimit import CommandLimiter, RateLimit
 from jobs.pacing import PACING
 from locales import catalog
 from news.aliases import AliasFinder
@@ -137,6 +137,8 @@ def build_services(settings: Settings) -> Services:
         heartbeat_file=Path(settings.heartbeat_file) if settings.heartbeat_file else None,
         reader=reader,
         max_topics_per_chat=settings.max_topics_per_chat,
+        asks=CommandLimiter(settings.asks_per_hour, period=3600.0)
+        if settings.asks_per_hour else None,
         searching=searching(settings),
         packs=tuple(load_packs(Path(settings.starter_packs_dir) if settings.starter_packs_dir
                                else DEFAULT_DIRECTORY)),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 from sqlalchemy import Engine
@@ -24,6 +24,9 @@ from news.search.sweep import Searching
 from news.semantic_round import SemanticCache
 from news.websub import PushSettings
 from storage.locks import Role
+
+if TYPE_CHECKING:
+    from handlers.ratelimit import CommandLimiter
 
 KEY = "services"
 T = TypeVar("T")
@@ -55,6 +58,7 @@ class Services:
     semantic: SemanticCache = field(default_factory=SemanticCache)
     semantic_threshold: float = 0.5
     packs: tuple[Pack, ...] = ()  # the starter packs /addsource pack offers (news.packs)
+    asks: CommandLimiter | None = None  # /ask questions per user and hour (ASKS_PER_HOUR)
     push: PushSettings | None = None  # WebSub (news.websub); None: long polling, or off
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
     # own: waiting their turn in the shared pool, they would hold the threads every

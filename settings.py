@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     parse_timeout_seconds: float = Field(default=15.0, gt=0)  # a worker past it is killed
     commands_per_minute: int = Field(default=20, ge=0)  # per user, also the burst; 0: off
     max_topics_per_chat: int = Field(default=50, ge=0)  # 0: no cap
+    asks_per_hour: int = Field(default=10, ge=0)  # /ask questions per user, also the burst; 0: off
     # News-search providers asked about every followed topic (news.search); empty: none.
     search_providers: Annotated[tuple[str, ...], NoDecode] = ("gdelt",)
     gdelt_api_url: str = "https://api.gdeltproject.org/api/v2/doc/doc"

@@ -313,6 +313,50 @@ class LlmServer:
         self.stop()
 
 
+# --- /ask prompts (news.ask): a question, then numbered stories fenced as articles ----------
+
+_ASK_STORY = re.compile(r"<<<ARTICLE\n\[(\d+)\] ([^\n]*)")
+
+
+def is_ask(request: dict[str, Any]) -> bool:
+    """Whether the request is an /ask prompt rather than a brief or an alias suggestion."""
+    messages = request.get("messages") or []
+    return len(messages) > 1 and str(messages[1].get("content") or "").startswith("<<<QUESTION")
+
+
+def ask_stories(request: dict[str, Any]) -> dict[int, str]:
+    """The numbered stories an /ask prompt gives the model: number -> headline."""
+    content = str((request.get("messages") or [{}, {}])[1].get("content") or "")
+    return {int(number): headline for number, headline in _ASK_STORY.findall(content)}
+
+
+def ask_question(request: dict[str, Any]) -> str:
+    """The question, as fenced in the prompt."""
+    content = str(request["messages"][1]["content"])
+    return content.split("\n", 1)[1].split("\nQUESTION>>>", 1)[0]
+
+
+def answer(text: str, *, answered: bool = True) -> str:
+    """The JSON an /ask prompt asks for."""
+    return json.dumps({"answered": answered, "answer": text}, ensure_ascii=False)
+
+
+def cited_answer(request: dict[str, Any]) -> str:
+    """A faithful model: one sentence per story given, each citing that story's number."""
+    stories = ask_stories(request)
+    return answer(" ".join(f"{headline} [{number}]." for number, headline in stories.items()))
+
+
+def uncited_answer(request: dict[str, Any]) -> str:
+    """A careless model: the stories' facts with no citation at all."""
+    return answer(" ".join(f"{headline}." for headline in ask_stories(request).values()))
+
+
+def unanswered(request: dict[str, Any]) -> str:
+    """An honest model whose stories do not answer the question."""
+    return answer("", answered=False)
+
+
 # --- the weekly brief (news.weekly) ----------------------------------------------------------
 
 WEEKLY_MARK = "weekly news brief"  # in the system prompt of a weekly storyline request

@@ -1,7 +1,7 @@
 """story embeddings and the embeddings of semantic topics' meanings
 
 Revision ID: 0016_story_embeddings
-Revises: 0018_weekly_briefs
+Revises: 0017_story_search
 """
 from collections.abc import Sequence
 
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision: str = '0016_story_embeddings'
-down_revision: str | None = '0018_weekly_briefs'
+down_revision: str | None = '0017_story_search'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
