@@ -15,11 +15,13 @@ from sqlalchemy import Engine
 from locales import Catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
+from news.embeddings import Embedder
 from news.fetch import FetchPolicy
 from news.newsroom import Newsroom
 from news.packs import Pack
 from news.parsing import FeedReader
 from news.search.sweep import Searching
+from news.semantic_round import SemanticCache
 from news.websub import PushSettings
 from storage.locks import Role
 
@@ -50,6 +52,11 @@ class Services:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     max_topics_per_chat: int = 50  # 0: no cap
     searching: Searching | None = None  # the news-search providers (jobs.search); None: off
+    # Semantic topics: the embeddings endpoint (offline without EMBEDDING_MODEL) and the
+    # matcher of their meanings (news.semantic_round).
+    embedder: Embedder = field(default_factory=lambda: Embedder(None, ""))
+    semantic: SemanticCache = field(default_factory=SemanticCache)
+    semantic_threshold: float = 0.5
     packs: tuple[Pack, ...] = ()  # the starter packs /addsource pack offers (news.packs)
     asks: CommandLimiter | None = None  # /ask questions per user and hour (ASKS_PER_HOUR)
     push: PushSettings | None = None  # WebSub (news.websub); None: long polling, or off
