@@ -4,6 +4,7 @@ an LLM (or its budget), the most relevant stored stories."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlmodel import Session
 from telegram import Update
@@ -23,16 +24,21 @@ from handlers.common import (
 from handlers.ratelimit import Verdict, sender_of
 from news.ask import (
     MAX_SOURCES,
+    NEAREST,
+    NEAREST_DAYS,
     Found,
     ask_model,
+    embed_question,
     fuse,
     in_topics,
+    near_enough,
     question_terms,
     render_answer,
     stories_list,
 )
-from storage import story_search, subscriptions, usage
-from storage.db import db
+from news.semantic import Vector
+from storage import embeddings, story_search, subscriptions, usage
+from storage.db import database_now, db
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +53,16 @@ def split_scope(raw: str) -> tuple[bool, str]:
     return False, raw.strip()
 
 
-def relevant(*, session: Session, question: str, topics: list[str] | None) -> list[Found]:
-    """The stored stories best fitting the question, from every search's ranking fused; within
-    the chat's topics unless `topics` is None."""
+def relevant(*, session: Session, question: str, topics: list[str] | None,
+             vector: Vector | None = None, model: str = "") -> list[Found]:
+    """The stored stories best fitting the question, from every search's ranking fused (the
+    stories of the last NEAREST_DAYS nearest to the question's vector among them, when it has
+    one); within the chat's topics unless `topics` is None."""
     rankings = story_search.ranked(session=session, terms=question_terms(question))
+    if vector is not None:
+        since = database_now(session) - timedelta(days=NEAREST_DAYS)
+        rankings.append(near_enough(embeddings.nearest_in(
+            session=session, vector=vector, since=since, limit=NEAREST, model=model)))
     story_ids = fuse(rankings)[:CANDIDATES if topics is not None else MAX_SOURCES]
     found = story_search.stories(session=session, story_ids=story_ids)
     if topics is not None:
@@ -86,7 +98,9 @@ async def ask(update: Update, context: Context) -> None:
             await reply(update, context, language, "ask.no_topics")
             return
     await show_typing(context, chat.id)
-    found = await db(svc.engine, relevant, question=question, topics=topics)
+    vector = await _question_vector(context, question)
+    found = await db(svc.engine, relevant, question=question, topics=topics, vector=vector,
+                     model=svc.embedder.model)
     if not found:
         await reply(update, context, language,
                     "ask.nothing_all" if everything else "ask.nothing")
@@ -111,6 +125,24 @@ async def ask(update: Update, context: Context) -> None:
         await reply_html(update, render_answer(
             asked.answer.answer, found, text(context, language, "ask.header"),
             text(context, language, "ask.sources")))
+
+
+async def _question_vector(context: Context, question: str) -> Vector | None:
+    """The question's meaning, when embeddings are configured and the day's token budget is
+    not spent: one call, counted in usage like the stories' embeddings; None otherwise, or
+    when the call fails (the words alone are searched then)."""
+    svc = services(context)
+    if not svc.embedder.online:
+        return None
+    if await db(svc.engine, usage.over_budget, budget=svc.daily_token_budget):
+        return None
+    meaning = await until_stopping(context, embed_question(svc.embedder, question))
+    if meaning is None:  # the bot is stopping
+        return None
+    if meaning.calls:
+        await db(svc.engine, usage.record_calls, calls=meaning.calls, failures=meaning.failures,
+                 tokens_in=meaning.tokens, tokens_out=0)
+    return meaning.vector
 
 
 async def _list(update: Update, context: Context, language: str, found: list[Found],
