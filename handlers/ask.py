@@ -28,11 +28,11 @@ from news.ask import (
     NEAREST_DAYS,
     Found,
     ask_model,
-    embed_question,
     fuse,
     in_topics,
     near_enough,
     question_terms,
+    question_vector,
     render_answer,
     stories_list,
 )
@@ -98,7 +98,10 @@ async def ask(update: Update, context: Context) -> None:
             await reply(update, context, language, "ask.no_topics")
             return
     await show_typing(context, chat.id)
-    vector = await _question_vector(context, question)
+    vector = None
+    if svc.embedder.online:  # the question's meaning too; a failure leaves the words alone
+        vector = await until_stopping(context, question_vector(
+            svc.engine, svc.embedder, question, svc.daily_token_budget))
     found = await db(svc.engine, relevant, question=question, topics=topics, vector=vector,
                      model=svc.embedder.model)
     if not found:
@@ -125,24 +128,6 @@ async def ask(update: Update, context: Context) -> None:
         await reply_html(update, render_answer(
             asked.answer.answer, found, text(context, language, "ask.header"),
             text(context, language, "ask.sources")))
-
-
-async def _question_vector(context: Context, question: str) -> Vector | None:
-    """The question's meaning, when embeddings are configured and the day's token budget is
-    not spent: one call, counted in usage like the stories' embeddings; None otherwise, or
-    when the call fails (the words alone are searched then)."""
-    svc = services(context)
-    if not svc.embedder.online:
-        return None
-    if await db(svc.engine, usage.over_budget, budget=svc.daily_token_budget):
-        return None
-    meaning = await until_stopping(context, embed_question(svc.embedder, question))
-    if meaning is None:  # the bot is stopping
-        return None
-    if meaning.calls:
-        await db(svc.engine, usage.record_calls, calls=meaning.calls, failures=meaning.failures,
-                 tokens_in=meaning.tokens, tokens_out=0)
-    return meaning.vector
 
 
 async def _list(update: Update, context: Context, language: str, found: list[Found],

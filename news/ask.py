@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, Field
+from sqlalchemy import Engine
 
 from news.briefs import (
     BriefRejected,
@@ -37,6 +38,8 @@ from news.matching import Matcher, Topic
 from news.semantic import Vector
 from news.text import TITLE_CHARS, clip
 from news.types import Found, Report, Terms
+from storage import usage
+from storage.db import db
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,22 @@ async def embed_question(embedder: Embedder, question: str) -> Meaning:
         log.info("question not embedded: timeout")
         return Meaning(None, 1, 1, 0)
     return Meaning(done.vectors[0], done.calls, 0, done.tokens)
+
+
+async def question_vector(engine: Engine, embedder: Embedder, question: str,
+                          daily_token_budget: int = 0) -> Vector | None:
+    """The question's meaning, when embeddings are configured and the day's token budget is
+    not spent: one call, counted in usage and the budget as the stories' embeddings are
+    (news.semantic_round); None otherwise, or when the call fails."""
+    if not embedder.online:
+        return None
+    if await db(engine, usage.over_budget, budget=daily_token_budget):
+        return None
+    meaning = await embed_question(embedder, question)
+    if meaning.calls:
+        await db(engine, usage.record_calls, calls=meaning.calls, failures=meaning.failures,
+                 tokens_in=meaning.tokens, tokens_out=0)
+    return meaning.vector
 
 
 def near_enough(nearest: Sequence[tuple[int, float]]) -> list[int]:

@@ -33,6 +33,7 @@ from news.ask import (
     in_topics,
     prompt_messages,
     question_terms,
+    question_vector,
     render_answer,
     stories_list,
 )
@@ -40,7 +41,7 @@ from news.embeddings import Embedder
 from news.ingest import ingest
 from news.items import ItemDraft
 from news.newsroom import Newsroom
-from storage import embeddings, story_search
+from storage import embeddings, story_search, usage
 from storage.db import MIGRATIONS, make_engine, session_scope
 from storage.models import Item, Story
 from tests.fakes.concepts import vector
@@ -299,3 +300,23 @@ def test_a_failed_question_embedding_leaves_the_words_alone(
     meaning = asyncio.run(embed_question(_embedder(llm), QUESTION))
     assert meaning.vector is None
     assert (meaning.calls, meaning.failures) == (1, 1), "the failed call counts"
+
+
+def test_the_questions_embedding_counts_in_usage_and_waits_for_the_budget(
+    engine: Engine, llm: LlmServer
+) -> None:
+    embedder = _embedder(llm)
+    found = asyncio.run(question_vector(engine, embedder, QUESTION, daily_token_budget=1000))
+    assert found is not None and found.shape == (64,)
+    with session_scope(engine) as session:
+        day = usage.of_day(session=session)
+        assert (day.calls, day.failures, day.tokens_out) == (1, 0, 0) and day.tokens_in > 0
+    llm.queue_embeddings(Reply(status=500))
+    assert asyncio.run(question_vector(engine, embedder, QUESTION)) is None
+    with session_scope(engine) as session:
+        assert (usage.of_day(session=session).calls,
+                usage.of_day(session=session).failures) == (2, 1)
+        usage.record_calls(session=session, calls=0, failures=0, tokens_in=1000, tokens_out=0)
+    asked = len(llm.embedding_requests)
+    assert asyncio.run(question_vector(engine, embedder, QUESTION, 1000)) is None
+    assert len(llm.embedding_requests) == asked, "past the budget nothing is asked"
