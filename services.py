@@ -47,6 +47,9 @@ class Services:
     max_topics_per_chat: int = 50  # 0: no cap
     searching: Searching | None = None  # the news-search providers (jobs.search); None: off
     packs: tuple[Pack, ...] = ()  # the starter packs /addsource pack offers (news.packs)
+    # Paid broadcast (jobs.paid): Stars a day (0: off), for fan-outs longer than the seconds.
+    paid_stars_per_day: int = 0
+    paid_after_seconds: float = 60.0
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
     # own: waiting their turn in the shared pool, they would hold the threads every
     # database call needs, and a few /trend would stall every chat.
