@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -45,7 +46,7 @@ async def test_a_reply_goes_before_alerts_already_waiting() -> None:
     assert order.index("reply") <= 2, order  # at most the slot under way was taken before it
     assert sorted(order) == sorted(["reply", *(f"alert {n}" for n in range(6))])
     times = [moment for _, moment in calls.done]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 1 / 20 - 0.005, gaps  # one bucket: never faster than its rate
 
 
