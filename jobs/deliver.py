@@ -211,11 +211,9 @@ async def send(
     `paid`: with allow_paid_broadcast; refused for want of Stars, the row goes again free."""
     try:
         t = partial(svc.catalog.text, item.language)
-        message = await context.bot.send_message(
-            item.chat_id, html, message_thread_id=item.thread_id or None,
-            reply_markup=markup(keyboard(item.id, 0, 0, [], t)),
-            allow_paid_broadcast=paid or None, rate_limit_args=outbound.alert(context.bot))
-        message_id = message.message_id
+        message_id = await outbound.send_alert(
+            context.bot, item.chat_id, html, thread_id=item.thread_id or None,
+            reply_markup=markup(keyboard(item.id, 0, 0, [], t)), paid=paid)
     except Forbidden as error:
         log.info("chat %s blocked or removed the bot: %s", item.chat_id, error)
         await db(svc.engine, _blocked, item=item, error=str(error))

@@ -280,7 +280,7 @@ def fanout_sizes(*, session: Session, story_ids: Collection[int]) -> dict[int, i
 def largest_due(*, session: Session, now: datetime | None = None) -> int:
     """The most rows any one story has waiting to be sent now: how long its fan-out will take."""
     now = now or database_now(session)
-    per_story = (select(func.count().label("n"))
+    per_story = (select(func.count().label("n")).select_from(Delivery)
                  .join(Chat, col(Chat.id) == Delivery.chat_id)
                  .where(*_pending(now, CLAIMABLE))
                  .group_by(col(Delivery.story_id)).subquery())
