@@ -24,9 +24,8 @@ from jobs.paid import Ledger, PaidPolicy, refused_for_stars
 from jobs.recording import recording
 from jobs.throttle import PerChat
 from locales import Catalog
-from news.alerts import Rendered, render_claimed
+from news.alerts import Alert, render_claimed, render_delivery
 from news.feedback import Rows, Translate, keyboard
-from news.pipeline import render_delivery
 from news.schedule import decide
 from news.workers import Batched, drain
 from services import KEY, Services
@@ -60,7 +59,7 @@ class Ready:
     """A claimed row rendered and due now (the chat's mode and quiet hours decided)."""
 
     item: deliveries.Claimed
-    alert: Rendered | Exception  # an alert that could not be rendered fails this row only
+    alert: Alert | Exception  # an alert that could not be rendered fails this row only
     claimed_at: float  # time.monotonic() before the claim: its lease runs from no earlier
     paid: bool = False  # to go with allow_paid_broadcast (jobs.paid)
 
