@@ -180,11 +180,15 @@ async def deliver(
     context: CallbackContext[Any, Any, Any, Any], svc: Services, ready: Ready,
     pacing: Pacing, limiter: PerChat, recorder: Batched[deliveries.Sent, bool],
 ) -> None:
-    """Send in the chat's turn. A row claimed longer ago than its lease safely covers has the
-    lease renewed first, checking the claim's token; a fresh one goes at once."""
+    """Send in the chat's turn, then in the overall rate's (jobs.outbound.turn). A row then
+    older than its claim's lease safely covers has the lease renewed first, checking the
+    claim's token; a fresh one goes at once."""
     item, alert = ready.item, ready.alert
     assert not isinstance(alert, Exception)
     async with limiter(item.chat_id):
+        ledger: Ledger | None = context.bot_data.get(LEDGER)
+        paid = ready.paid and not (ledger is not None and ledger.refused)
+        await outbound.turn(context.bot, paid=paid)
         if time.monotonic() - ready.claimed_at > pacing.fresh:
             held = await db(svc.engine, deliveries.begin_send, delivery_id=item.id,
                             token=item.token, lease=pacing.lease)
@@ -193,8 +197,6 @@ async def deliver(
                          item.id)
                 return
         async with recording(context.bot_data, item.id):  # a press meanwhile waits for it
-            ledger: Ledger | None = context.bot_data.get(LEDGER)
-            paid = ready.paid and not (ledger is not None and ledger.refused)
             await send(context, svc, item, alert.html, alert.sources, paid=paid,
                        recorder=recorder)
 

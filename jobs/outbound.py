@@ -38,9 +38,23 @@ PAID_BURST = 20  # paid sends let through at once: fewer wake-ups, still under 1
 
 
 def alert(bot: object) -> JSONDict | None:
-    """rate_limit_args that mark a request as an alert (the deliver job's sends), for a bot
-    paced here; another limiter (PTB's own takes a retry count) gets none."""
-    return {"alert": True} if isinstance(getattr(bot, "rate_limiter", None), Outbound) else None
+    """rate_limit_args of an alert that already took its turn (`turn`), for a bot paced here;
+    another limiter (PTB's own takes a retry count) gets none."""
+    return {"alert": True, "paced": True} if _outbound(bot) is not None else None
+
+
+def _outbound(bot: object) -> Outbound | None:
+    limiter = getattr(bot, "rate_limiter", None)
+    return limiter if isinstance(limiter, Outbound) else None
+
+
+async def turn(bot: object, *, paid: bool) -> None:
+    """Wait for an alert's slot in the overall rate, before its lease is checked: a sender
+    that waited here, however long (the paid rate refused, a starved CPU), then checks a
+    lease that still covers the request itself (jobs.pacing's `send_time`)."""
+    limiter = _outbound(bot)
+    if limiter is not None:
+        await limiter.take_alert(paid=paid)
 
 
 async def send_alert(
@@ -130,6 +144,14 @@ class Outbound(BaseRateLimiter[JSONDict]):
         self.group_period = group_period
         self.groups: dict[int | str, AsyncLimiter] = {}
 
+    async def take_alert(self, *, paid: bool) -> None:
+        """An alert's slot: the paid bucket's, or a free one left by replies."""
+        if paid:
+            await self.paid.take()
+        else:
+            await self.free.take(1)
+            self.last_alert = time.monotonic()
+
     def _alert_gate(self) -> float:
         """Seconds until an alert may take a free slot: none while alone, else its share."""
         if self.alone():
@@ -162,13 +184,15 @@ class Outbound(BaseRateLimiter[JSONDict]):
             chat_id = int(chat_id)  # type: ignore[arg-type]
         if chat_id is None:  # getUpdates, getMe, setMyCommands...: not a message
             return await callback(*args, **kwargs)
-        is_alert = bool(rate_limit_args and rate_limit_args.get("alert"))
+        args_ = rate_limit_args or {}
         group = (isinstance(chat_id, int) and chat_id < 0) or isinstance(chat_id, str)
         async with self._group(chat_id) if group else contextlib.nullcontext():
-            if data.get("allow_paid_broadcast"):
+            if args_.get("paced"):
+                pass  # took its turn already (`turn`)
+            elif args_.get("alert"):
+                await self.take_alert(paid=bool(data.get("allow_paid_broadcast")))
+            elif data.get("allow_paid_broadcast"):
                 await self.paid.take()
             else:
-                await self.free.take(1 if is_alert else 0)
-                if is_alert:
-                    self.last_alert = time.monotonic()
+                await self.free.take(0)
             return await callback(*args, **kwargs)
