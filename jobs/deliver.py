@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -111,31 +111,44 @@ async def deliver_due(
                 await db(svc.engine, deliveries.largest_due)):
             pacing = PAID_PACING
     recorder = _recorder(context, svc)
+    # Rows this pass holds, by id, with their claim's current token. A row held past its
+    # lease (a starved process) may be claimed again by this pass: the copy already held
+    # adopts the new token and the new copy is dropped, so it is sent once, and recorded.
+    tokens: dict[int, str] = {}
 
     async def claim() -> list[Ready]:
-        if svc.stopping.is_set():
-            return []
-        batch = await db(svc.engine, prepare, lease=pacing.lease, limit=pacing.queued,
-                         chat_cap=pacing.cap(1), group_cap=pacing.cap(-1),
-                         catalog=svc.catalog, paid=policy, allowance=ledger.allowance())
-        ledger.outstanding += sum(ready.paid for ready in batch)
-        return batch
+        while not svc.stopping.is_set():
+            batch = await db(svc.engine, prepare, lease=pacing.lease, limit=pacing.queued,
+                             chat_cap=pacing.cap(1), group_cap=pacing.cap(-1),
+                             catalog=svc.catalog, paid=policy, allowance=ledger.allowance())
+            if not batch:
+                return []
+            new = [ready for ready in batch if ready.item.id not in tokens]
+            for ready in batch:
+                tokens[ready.item.id] = ready.item.token
+            ledger.outstanding += sum(ready.paid for ready in new)
+            if new:
+                return new
+        return []
 
     async def handle(ready: Ready) -> None:
         """Rows still queued at shutdown are released, so a restart sends them at once."""
         item = ready.item
         try:
             if svc.stopping.is_set():
-                await db(svc.engine, deliveries.release, delivery_id=item.id, token=item.token)
+                await db(svc.engine, deliveries.release, delivery_id=item.id,
+                         token=tokens.get(item.id, item.token))
                 return
             if isinstance(ready.alert, Exception):
                 raise ready.alert
-            await deliver(context, svc, ready, pacing, limiter, recorder)
+            await deliver(context, svc, ready, pacing, limiter, recorder, tokens)
         except Exception as error:  # rendering or the database: an attempt like any other
             log.error("delivery %s to chat %s failed", item.id, item.chat_id, exc_info=error)
-            await _attempt_failed(svc, item, repr(error))
+            await _attempt_failed(svc, replace(item, token=tokens.get(item.id, item.token)),
+                                  repr(error))
         finally:
             ledger.outstanding -= ready.paid
+            tokens.pop(item.id, None)
 
     await drain(claim, handle, workers=pacing.in_flight, queued=pacing.queued,
                 name=lambda ready: f"delivery {ready.item.id} to chat {ready.item.chat_id}")
@@ -179,6 +192,7 @@ async def send_edits(
 async def deliver(
     context: CallbackContext[Any, Any, Any, Any], svc: Services, ready: Ready,
     pacing: Pacing, limiter: PerChat, recorder: Batched[deliveries.Sent, bool],
+    tokens: dict[int, str],
 ) -> None:
     """Send in the chat's turn, then in the overall rate's (jobs.outbound.turn). A row then
     older than its claim's lease safely covers has the lease renewed first, checking the
@@ -189,6 +203,7 @@ async def deliver(
         ledger: Ledger | None = context.bot_data.get(LEDGER)
         paid = ready.paid and not (ledger is not None and ledger.refused)
         await outbound.turn(context.bot, paid=paid)
+        item = replace(item, token=tokens.get(item.id, item.token))
         if time.monotonic() - ready.claimed_at > pacing.fresh:
             held = await db(svc.engine, deliveries.begin_send, delivery_id=item.id,
                             token=item.token, lease=pacing.lease)
@@ -198,23 +213,33 @@ async def deliver(
                 return
         async with recording(context.bot_data, item.id):  # a press meanwhile waits for it
             await send(context, svc, item, alert.html, alert.sources, paid=paid,
-                       recorder=recorder)
+                       recorder=recorder, tokens=tokens)
 
 
 async def send(
     context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed,
     html: str, sources: int | None = None, *, paid: bool = False,
     recorder: Batched[deliveries.Sent, bool] | None = None,
+    tokens: dict[int, str] | None = None,
 ) -> None:
     """One message; Telegram's answer decides whether the row is sent, retried or parked.
     Whatever else goes wrong (an answer that cannot be read, a bug) is a failed attempt.
     `sources`: how many the message lists (a source joining meanwhile calls for an edit).
     `paid`: with allow_paid_broadcast; refused for want of Stars, the row goes again free."""
+    t = partial(svc.catalog.text, item.language)
+    outcome: int | Exception
     try:
-        t = partial(svc.catalog.text, item.language)
-        message_id = await outbound.send_alert(
+        outcome = await outbound.send_alert(
             context.bot, item.chat_id, html, thread_id=item.thread_id or None,
             reply_markup=markup(keyboard(item.id, 0, 0, [], t)), paid=paid)
+    except Exception as error:
+        outcome = error
+    if tokens is not None:  # re-claimed meanwhile (jobs.deliver.deliver_due): its new token
+        item = replace(item, token=tokens.get(item.id, item.token))
+    try:
+        if isinstance(outcome, Exception):
+            raise outcome
+        message_id = outcome
     except Forbidden as error:
         log.info("chat %s blocked or removed the bot: %s", item.chat_id, error)
         await db(svc.engine, _blocked, item=item, error=str(error))
