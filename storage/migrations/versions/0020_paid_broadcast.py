@@ -1,7 +1,7 @@
 """paid broadcast: alerts sent with allow_paid_broadcast per day, and Telegram's refusals
 
 Revision ID: 0020_paid_broadcast
-Revises: 0014_search_providers
+Revises: 0016_story_embeddings
 """
 from collections.abc import Sequence
 
@@ -10,7 +10,7 @@ from alembic import op
 
 
 revision: str = '0020_paid_broadcast'
-down_revision: str | None = '0014_search_providers'
+down_revision: str | None = '0016_story_embeddings'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
