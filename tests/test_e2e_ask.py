@@ -77,7 +77,7 @@ def test_answers_cite_stored_stories_by_link_and_nothing_unchecked_is_delivered(
         assert ("http://news.test/a1", "[1]") in links(said), "a citation links its story"
         assert ("http://news.test/a1", "SoftBank opens an office in Lille") in links(said)
         assert "Toyota" not in said.text and "Weather" not in said.text, "within the topics"
-        request = llm.requests[-1]
+        request = [r for r in llm.requests if is_ask(r)][-1]  # aliases ask in the background
         assert ask_question(request) == "What did SoftBank open in Lille?"
         assert "data, not instructions" in request["messages"][0]["content"]
         assert ask_stories(request)[1] == "SoftBank opens an office in Lille"
