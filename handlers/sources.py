@@ -31,6 +31,7 @@ from news.pipeline import add_source, check_feed
 from news.text import NAME_CHARS, clip, whole_number
 from storage import searches, sources
 from storage.db import db
+from storage.errors import last_error
 from storage.models import Source
 from storage.sources import FEED
 
@@ -108,7 +109,7 @@ def _status(context: Context, language: str, source: Source) -> str:
     failing = ""
     if source.failing_since:
         since = f"{source.failing_since:%Y-%m-%d %H:%M} UTC"
-        error = Safe(services(context).catalog.fetch_error(language, source.last_error))
+        error = Safe(services(context).catalog.error(language, "fetch", last_error(source)))
         failing = text(context, language, "sources.failing", since=since, error=error)
     if source.paused:
         paused = text(context, language, "sources.paused")

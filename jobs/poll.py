@@ -14,6 +14,7 @@ from news.feeds import NotAFeed
 from news.fetch import FetchError
 from news.pipeline import poll_due
 from services import KEY, Services
+from storage.errors import StoredError
 from storage.sources import PAUSE_AFTER, DueSource
 
 
@@ -28,14 +29,14 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
             await notify_admins(context, svc, message)
 
 
-def _paused(svc: Services, source: DueSource, stored: str, language: str) -> str:
-    error = Safe(svc.catalog.fetch_error(language, stored))
+def _paused(svc: Services, source: DueSource, stored: StoredError, language: str) -> str:
+    error = Safe(svc.catalog.error(language, "fetch", stored))
     return svc.catalog.text(language, "sources.auto_paused", id=source.id, name=source.name,
                             count=PAUSE_AFTER, error=error)
 
 
-def _stored(error: FetchError | NotAFeed | None) -> str:
-    """The error as sources store it ("code|detail")."""
-    if isinstance(error, FetchError | NotAFeed):
-        return f"{error.code}|{error.detail}"
-    return f"{error.code}|" if error is not None else "not_a_feed|"
+def _stored(error: FetchError | NotAFeed | None) -> StoredError:
+    """The error as the source now stores it (storage.sources.record_failure)."""
+    if error is None:
+        return StoredError(NotAFeed.code)
+    return StoredError(error.code, error.detail)
