@@ -9,7 +9,7 @@ from telegram.ext import CallbackContext
 
 from jobs.notify import notify_admins
 from jobs.runtime import until_stopped
-from locales import Safe
+from locales import Catalog, Safe
 from news.feeds import NotAFeed
 from news.fetch import FetchError
 from news.pipeline import poll_due
@@ -25,14 +25,15 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     polled = await until_stopped(polling, svc.stopping)
     for result in polled or []:
         if result.paused is not None:
-            message = partial(_paused, svc, result.paused, _stored(result.error))
+            message = partial(_paused, svc.catalog, result.paused, _stored(result.error))
             await notify_admins(context, svc, message)
 
 
-def _paused(svc: Services, source: DueSource, stored: StoredError, language: str) -> str:
-    error = Safe(svc.catalog.error(language, "fetch", stored))
-    return svc.catalog.text(language, "sources.auto_paused", id=source.id, name=source.name,
-                            count=PAUSE_AFTER, error=error)
+def _paused(catalog: Catalog, source: DueSource, stored: StoredError, language: str) -> str:
+    """The note admins get when repeated failures paused a source, with the last one."""
+    error = Safe(catalog.error(language, "fetch", stored))
+    return catalog.text(language, "sources.auto_paused", id=source.id, name=source.name,
+                        count=PAUSE_AFTER, error=error)
 
 
 def _stored(error: FetchError | NotAFeed | None) -> StoredError:
