@@ -29,9 +29,9 @@ from locales import catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy, make_client
+from news.newsroom import Newsroom
 from news.packs import DEFAULT_DIRECTORY, load_packs
 from news.parsing import FeedReader, default_workers
-from news.pipeline import Newsroom
 from news.search import providers as search_providers
 from news.search.sweep import Searching
 from receiver import WebhookConfig, WebhookRefused

@@ -16,9 +16,9 @@ from locales import Catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
+from news.newsroom import Newsroom
 from news.packs import Pack
 from news.parsing import FeedReader
-from news.pipeline import Newsroom
 from news.search.sweep import Searching
 from storage.locks import Role
 
@@ -29,7 +29,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Services:
     engine: Engine
-    newsroom: Newsroom  # the story index and matcher cache this process keeps (news.pipeline)
+    newsroom: Newsroom  # the story index and matcher cache this process keeps (news.newsroom)
     sending: Role  # only its holder sends alerts and digests (jobs.deliver)
     http: httpx.AsyncClient
     fetch_policy: FetchPolicy

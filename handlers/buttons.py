@@ -15,7 +15,7 @@ from handlers.packs import press_pack, press_packs
 from handlers.settings import press_mode
 from handlers.topics import press_pin, press_suggestion, press_unsubscribe
 from handlers.why import press_why
-from news.text import whole_number
+from news.types import whole_number
 
 Press = Callable[[Update, Context, Any], Coroutine[Any, Any, None]]
 

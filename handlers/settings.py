@@ -20,6 +20,7 @@ from handlers.common import (
     text,
 )
 from locales import Safe
+from news import holding
 from storage import chats
 from storage import trend as weekly
 from storage.db import db
@@ -105,7 +106,7 @@ async def settings(update: Update, context: Context) -> None:
             return
         key, fields = parsed
         if fields:
-            await db(services(context).engine, chats.update_settings, chat_id=chat.id, **fields)
+            await db(services(context).engine, holding.update_settings, chat_id=chat.id, **fields)
         if key != "settings.done":
             await reply(update, context, language, key)
             return
@@ -120,7 +121,7 @@ async def press_mode(update: Update, context: Context, mode: str) -> None:
     if mode not in MODES:
         await answer_button(update, context, language, "button.stale")
         return
-    await db(services(context).engine, chats.update_settings, chat_id=chat.id, mode=mode)
+    await db(services(context).engine, holding.update_settings, chat_id=chat.id, mode=mode)
     body, markup = screen(context, language, await _chat(context, chat.id))
     await answer_button(update, context, language, "settings.done")
     message = update.effective_message

@@ -24,11 +24,12 @@ from handlers.common import (
     text,
 )
 from locales import Safe
+from news.adding import add_source, check_feed
 from news.feeds import NotAFeed
 from news.fetch import FetchError
 from news.items import clean_link
-from news.pipeline import add_source, check_feed
-from news.text import NAME_CHARS, clip, whole_number
+from news.text import clip
+from news.types import NAME_CHARS, whole_number
 from storage import searches, sources
 from storage.db import db
 from storage.errors import last_error

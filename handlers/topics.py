@@ -34,8 +34,9 @@ from handlers.common import (
 from handlers.feedback import topic_feedback
 from handlers.packs import nothing_matched
 from locales import Catalog, Safe
+from news import following
 from news.matching import Topic
-from news.pipeline import preview, topic_counts
+from news.preview import preview, topic_counts
 from news.render import headline_link
 from news.text import TITLE_CHARS, clip, excerpt
 from news.topics import (
@@ -91,7 +92,7 @@ def _follow(
     """("done", id, query), ("exists", None, query) or ("full", None, query): only new topics
     count against the cap; a query matching alike (SoftBank, softbank) is the topic the chat
     already follows, and `!` on it pins it."""
-    existing = subscriptions.same(session=session, chat_id=chat_id, query=query,
+    existing = following.same(session=session, chat_id=chat_id, query=query,
                                   thread_id=thread_id)
     if existing is None and cap and subscriptions.count(session=session, chat_id=chat_id) >= cap:
         return "full", None, query
@@ -262,7 +263,7 @@ async def unsubscribe(update: Update, context: Context) -> None:
         query = raw if raw.isdigit() else canonical(parse(raw))
     except QueryError:
         query = raw
-    removed = await db(engine, subscriptions.remove, chat_id=chat.id, query=query,
+    removed = await db(engine, following.remove, chat_id=chat.id, query=query,
                        thread_id=thread_of(update))
     await reply(update, context, language,
                 "unsubscribe.done" if removed else "unsubscribe.not_found",

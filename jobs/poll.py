@@ -12,7 +12,7 @@ from jobs.runtime import until_stopped
 from locales import Catalog, Safe
 from news.feeds import NotAFeed
 from news.fetch import FetchError
-from news.pipeline import poll_due
+from news.poll import poll_due
 from services import KEY, Services
 from storage.errors import StoredError
 from storage.sources import PAUSE_AFTER, DueSource

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from news.players import is_name_word
 from news.topics import (
@@ -24,6 +23,7 @@ from news.topics import (
     parse,
     unspaced,
 )
+from news.types import Choice
 
 MAX_TERMS = 2  # "less about" buttons under one alert
 MAX_SOURCES = 2  # "mute" buttons under one alert
@@ -137,16 +137,6 @@ def without_exclusion(query: str, term: str) -> str | None:
     if len(kept) == len(parts) or not kept:
         return None
     return canonical(kept[0] if len(kept) == 1 else And(kept))
-
-
-@dataclass(frozen=True)
-class Choice:
-    """A choice offered under 👎, as its button shows it."""
-
-    id: int
-    kind: str  # "less" | "mute" | "irrelevant"
-    text: str
-    applied: bool
 
 
 def _clip(text: str) -> str:

@@ -8,21 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import ahocorasick
 
 from news.topics import Node, QueryError, fold, needs_a_term, parse, positive_terms, unspaced
-
-
-@dataclass(frozen=True)
-class Topic:
-    """One subscription as the matcher sees it."""
-
-    id: int
-    chat_id: int
-    thread_id: int
-    query: str
+from news.types import Topic
 
 
 def _wordy(ch: str) -> bool:

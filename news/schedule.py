@@ -9,16 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-
-@dataclass(frozen=True)
-class Preferences:
-    """A chat's /settings."""
-
-    mode: str = "instant"  # instant | priority | digest
-    digest_time: str = "08:00"
-    timezone: str = "UTC"
-    quiet_start: str | None = None
-    quiet_end: str | None = None
+from news.types import Preferences
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from news.briefs import STALE_AFTER, Brief, adjusted_level
 from news.matching import searchable
 from news.schedule import Preferences, digest_moment
 from news.topics import And, Node, Not, Or, QueryError, Term, parse, positive_terms
+from news.types import StoryFacts, TopicFacts
 
 
 @dataclass(frozen=True)
@@ -76,27 +77,6 @@ def _first_text(node: Node) -> str:
         return _first_text(node.node)
     assert isinstance(node, And | Or)
     return _first_text(node.nodes[0])
-
-
-@dataclass(frozen=True)
-class TopicFacts:
-    """One of the chat's topics as it stands now."""
-
-    query: str
-    created_at: datetime
-    updated_at: datetime
-    muted: frozenset[int] = frozenset()  # source ids muted for this topic
-
-
-@dataclass(frozen=True)
-class StoryFacts:
-    """A stored story: its first report (what the matcher read) and who reported it."""
-
-    created_at: datetime
-    headline: str
-    text: str
-    source_ids: tuple[int | None, ...] = ()
-    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

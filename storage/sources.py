@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from news.text import NAME_CHARS, clip
+from news.types import NAME_CHARS, clip
 from storage import errors
 from storage.db import database_now
 from storage.errors import StoredError

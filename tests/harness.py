@@ -23,11 +23,9 @@ from telegram.ext import ApplicationBuilder, CallbackContext
 from jobs import Job
 from locales import catalog
 from news.fetch import FetchPolicy
+from news.ingest import ingest
 from news.items import ItemDraft
-from news.pipeline import (
-    Newsroom,
-    ingest,
-)
+from news.newsroom import Newsroom
 from services import KEY
 from storage import chats, sources, subscriptions
 from storage.db import session_scope

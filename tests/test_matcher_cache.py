@@ -8,8 +8,8 @@ from typing import ClassVar
 import pytest
 from sqlalchemy import Engine
 
-from news import matching
-from news.pipeline import MatcherCache
+from news import following, matching
+from news.matcher import MatcherCache
 from storage import subscriptions
 from storage.chats import ensure_chat
 from storage.db import session_scope
@@ -29,7 +29,7 @@ class CountingMatcher(matching.Matcher):
 @pytest.fixture
 def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     CountingMatcher.builds = []
-    monkeypatch.setattr("news.pipeline.Matcher", CountingMatcher)
+    monkeypatch.setattr("news.matcher.Matcher", CountingMatcher)
     return CountingMatcher.builds
 
 
@@ -57,7 +57,7 @@ def test_changes_are_layered_over_the_full_build(engine: Engine, counting: list[
     new = follow(engine, 2000, "SoftBank")
     assert matched(cache, engine, "SoftBank and company7") == {ids[7], new}
     with session_scope(engine) as session:
-        assert subscriptions.remove(session=session, chat_id=1007, query="company7")
+        assert following.remove(session=session, chat_id=1007, query="company7")
     assert matched(cache, engine, "SoftBank and company7") == {new}, "removed topics drop out"
     assert max(counting[started:]) <= 1, "each change rebuilt only the small layer"
 
