@@ -120,6 +120,9 @@ def test_item_identity_migration_alerts_nothing_old_and_every_new_post(
     engine.dispose()
 
 
+BEFORE_ERROR_COLUMNS = "0015_error_columns-1"  # whichever revision it follows
+
+
 def test_error_columns_migration_splits_stored_errors_and_keeps_every_row(
     database_url: str,
 ) -> None:
@@ -127,7 +130,7 @@ def test_error_columns_migration_splits_stored_errors_and_keeps_every_row(
     '|' so that a detail holding '|' survives whole; an error from before codes is all code.
     The tables keep every row, and so do the rows that hang off them."""
     engine = make_engine(database_url)
-    step(engine, "upgrade", "0014_search_providers")
+    step(engine, "upgrade", BEFORE_ERROR_COLUMNS)
     at = utcnow() - timedelta(hours=1)
     old = {1: "http_status|500", 2: "network|proxy said: a | b|c", 3: "HTTP 500", 4: None,
            5: "timeout|"}
@@ -173,7 +176,7 @@ def test_error_columns_migration_splits_stored_errors_and_keeps_every_row(
         assert connection.execute(text("SELECT source_id FROM items")).scalar() == 1
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == [], \
             "the models and the migrations describe the same schema"
-    step(engine, "downgrade", "0014_search_providers")
+    step(engine, "downgrade", BEFORE_ERROR_COLUMNS)
     with engine.connect() as connection:
         back = connection.execute(text("SELECT last_error FROM sources ORDER BY id")).scalars()
         assert list(back) == ["http_status|500", "network|proxy said: a | b|c", "HTTP 500|",

@@ -1,7 +1,7 @@
 """error columns: a source's or a delivery's last error as a code and a detail, not "code|detail"
 
 Revision ID: 0015_error_columns
-Revises: 0014_search_providers
+Revises: 0018_weekly_briefs
 """
 from collections.abc import Sequence
 
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision: str = '0015_error_columns'
-down_revision: str | None = '0014_search_providers'
+down_revision: str | None = '0018_weekly_briefs'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
