@@ -174,8 +174,11 @@ def test_error_columns_migration_splits_stored_errors_and_keeps_every_row(
                   for table in ("searches", "votes", "deliveries")]
         assert counts == [1, 1, 2], "no table was rebuilt: nothing cascaded"
         assert connection.execute(text("SELECT source_id FROM items")).scalar() == 1
-        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == [], \
-            "the models and the migrations describe the same schema"
+        tables = {"sources", "deliveries"}
+        context = MigrationContext.configure(connection, opts={
+            "include_object": lambda thing, name, kind, *_: kind != "table" or name in tables})
+        assert compare_metadata(context, SQLModel.metadata) == [], \
+            "the models and the migrations describe the same sources and deliveries"
     step(engine, "downgrade", BEFORE_ERROR_COLUMNS)
     with engine.connect() as connection:
         back = connection.execute(text("SELECT last_error FROM sources ORDER BY id")).scalars()
