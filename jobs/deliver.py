@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
@@ -24,7 +22,7 @@ from news.schedule import decide
 from news.workers import drain
 from services import KEY, Services
 from storage import chats, deliveries, feedback
-from storage.db import database_now, db, session_scope
+from storage.db import database_now, db, in_thread
 
 log = logging.getLogger(__name__)
 SPACING = "per_chat_spacing"  # bot_data key: this application's PerChat
@@ -40,7 +38,7 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     to the next replica that asks, within a tick.
     """
     svc: Services = context.bot_data[KEY]
-    if await asyncio.to_thread(svc.sending.held):
+    if await in_thread(svc.sending.held):
         # The running application's own, not a module's: two applications in one process
         # (the replica tests) must not share its asyncio locks.
         spacing = context.bot_data.setdefault(SPACING, PerChat(PACING))
@@ -92,7 +90,7 @@ async def deliver(
 ) -> None:
     """Send now, or hold for the digest or until quiet hours end, as the chat's mode says."""
     t = partial(svc.catalog.text, item.language)
-    alert = await asyncio.to_thread(render_delivery, svc.engine, item, t)
+    alert = await db(svc.engine, render_delivery, claimed=item, t=t)
     # Quiet hours end at a time written for every replica to compare: the database's clock.
     decision = decide(item.prefs, alert.level, await db(svc.engine, database_now))
     if decision.action != "send":
@@ -183,8 +181,8 @@ async def edit(
 ) -> None:
     """A source joined a story already sent: the message is edited to list it, not re-sent."""
     t = partial(svc.catalog.text, item.language)
-    alert = await asyncio.to_thread(render_delivery, svc.engine, item, t)
-    buttons = await asyncio.to_thread(alert_keyboard, svc.engine, item.id, t)
+    alert = await db(svc.engine, render_delivery, claimed=item, t=t)
+    buttons = await db(svc.engine, alert_keyboard, delivery_id=item.id, t=t)
     shows: int | None = alert.sources  # None: the message cannot be edited; never try again
     try:
         await context.bot.edit_message_text(  # an edit without the keyboard would drop it
@@ -210,8 +208,7 @@ def markup(rows: Rows) -> InlineKeyboardMarkup:
                                   for label, data in row] for row in rows])
 
 
-def alert_keyboard(engine: Engine, delivery_id: int, t: Translate) -> Rows:
+def alert_keyboard(*, session: Session, delivery_id: int, t: Translate) -> Rows:
     """An alert's keyboard as it stands: its votes and the choices 👎 offered."""
-    with session_scope(engine) as session:
-        up, down, offered = feedback.keyboard_state(session=session, delivery_id=delivery_id)
+    up, down, offered = feedback.keyboard_state(session=session, delivery_id=delivery_id)
     return keyboard(delivery_id, up, down, offered, t)
