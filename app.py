@@ -13,11 +13,13 @@ import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 
+import hub_callback
 import jobs
 import receiver
 from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
@@ -34,10 +36,11 @@ from news.packs import DEFAULT_DIRECTORY, load_packs
 from news.parsing import FeedReader, default_workers
 from news.search import providers as search_providers
 from news.search.sweep import Searching
+from news.websub import PushSettings
 from receiver import WebhookConfig, WebhookRefused
 from services import KEY, Services
 from settings import Settings
-from storage import deliveries, locks, sources
+from storage import deliveries, locks, sources, websub
 from storage.db import (
     DatabaseInUse,
     DatabaseUnreachable,
@@ -132,7 +135,19 @@ def build_services(settings: Settings) -> Services:
         searching=searching(settings),
         packs=tuple(load_packs(Path(settings.starter_packs_dir) if settings.starter_packs_dir
                                else DEFAULT_DIRECTORY)),
+        push=push_settings(settings),
     )
+
+
+def push_settings(settings: Settings) -> PushSettings | None:
+    """WebSub needs a URL hubs can reach: only in webhook mode, and only if not turned off.
+    Its callbacks live beside the webhook, on WEBHOOK_URL's host, unless told otherwise."""
+    if not settings.webhook_url or not settings.websub:
+        return None
+    parts = urlsplit(settings.webhook_url)
+    return PushSettings(settings.websub_callback_url or f"{parts.scheme}://{parts.netloc}/websub",
+                        settings.websub_lease_seconds, settings.websub_poll_interval_seconds,
+                        settings.websub_retry_seconds)
 
 
 def searching(settings: Settings) -> Searching:
@@ -270,14 +285,18 @@ def main() -> None:
             released = deliveries.release_stale_leases(session=session)
             if released:
                 log.info("resending %d deliveries claimed before the last stop", released)
+        if svc.push is None and (dropped := websub.forget_all(session=session)):
+            log.info("WebSub off (no webhook): %d sources are polled at their own interval "
+                     "again", dropped)
     log.info("Tidings starting: database %s, LLM %s, %d sources",
              describe(settings.database_url),
              settings.llm_model if svc.writer.online else "offline", source_count)
     bot_id = int(token.partition(":")[0]) if token.partition(":")[0].isdigit() else 0
     try:
         # Retried with backoff until Telegram answers: at boot the network may not be up yet.
+        callbacks = hub_callback.routes(svc, svc.push) if svc.push is not None else []
         receiver.run(application, receiver.choose(svc.engine, webhook, bot_id,
-                                                   svc.newsroom.keys), svc.stopping)
+                                                   svc.newsroom.keys, callbacks), svc.stopping)
     except TokenRejected:
         log.error("Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped): "
                   "get the bot's current token from @BotFather (see README)")

@@ -20,6 +20,7 @@ from news.newsroom import Newsroom
 from news.packs import Pack
 from news.parsing import FeedReader
 from news.search.sweep import Searching
+from news.websub import PushSettings
 from storage.locks import Role
 
 KEY = "services"
@@ -47,6 +48,7 @@ class Services:
     max_topics_per_chat: int = 50  # 0: no cap
     searching: Searching | None = None  # the news-search providers (jobs.search); None: off
     packs: tuple[Pack, ...] = ()  # the starter packs /addsource pack offers (news.packs)
+    push: PushSettings | None = None  # WebSub (news.websub); None: long polling, or off
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
     # own: waiting their turn in the shared pool, they would hold the threads every
     # database call needs, and a few /trend would stall every chat.

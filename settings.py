@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     webhook_listen: str = "0.0.0.0"  # every interface: the proxy reaches it over the network
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_path: str | None = None  # None: the path of WEBHOOK_URL
+    # WebSub, in webhook mode only (news.websub): feeds that name a hub are pushed to us.
+    websub: bool = True
+    websub_callback_url: str = ""  # empty: WEBHOOK_URL's scheme and host, path /websub
+    websub_lease_seconds: int = Field(default=10 * 24 * 3600, ge=60)  # asked for; hubs decide
+    websub_poll_interval_seconds: int = Field(default=3600, ge=1)  # the safety net's interval
+    websub_retry_seconds: int = Field(default=60, ge=1)  # after a hub failed; doubles each time
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ class CheckedFeed:
     discovered: bool
     etag: str | None = None
     last_modified: str | None = None
+    links: str = ""  # the response's Link header (a WebSub hub may be named there)
 
 
 async def check_feed(
@@ -36,7 +37,8 @@ async def check_feed(
     fetched = await fetch(client, url, policy)
     try:
         feed = await reader.parse(fetched.body)
-        return CheckedFeed(fetched.url, feed, False, fetched.etag, fetched.last_modified)
+        return CheckedFeed(fetched.url, feed, False, fetched.etag, fetched.last_modified,
+                           fetched.links)
     except NotAFeed as exc:
         if exc.code != NotAFeed.code:
             raise
@@ -45,7 +47,8 @@ async def check_feed(
             raise
     fetched = await fetch(client, links[0], policy)
     feed = await reader.parse(fetched.body)
-    return CheckedFeed(fetched.url, feed, True, fetched.etag, fetched.last_modified)
+    return CheckedFeed(fetched.url, feed, True, fetched.etag, fetched.last_modified,
+                       fetched.links)
 
 
 def add_source(

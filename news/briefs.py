@@ -321,7 +321,7 @@ class BriefWriter:
 
     async def _complete(
         self, client: openai.AsyncOpenAI, messages: list[ChatCompletionMessageParam],
-        schema: dict[str, object],
+        schema: dict[str, object], name: str = "brief",
     ) -> ChatCompletion:
         """json_schema where the endpoint has it; json_object (schema in the prompt) where not."""
         if self.json_schema_supported:
@@ -329,7 +329,7 @@ class BriefWriter:
                 return await client.chat.completions.create(
                     model=self.model, messages=messages,
                     response_format={"type": "json_schema", "json_schema": {
-                        "name": "brief", "schema": schema, "strict": True}},
+                        "name": name, "schema": schema, "strict": True}},
                 )
             except openai.BadRequestError as exc:
                 if "response_format" not in str(exc) and "json_schema" not in str(exc):
@@ -341,6 +341,15 @@ class BriefWriter:
             response_format={"type": "json_object"},
         )
 
+    async def complete(
+        self, messages: list[ChatCompletionMessageParam], schema: dict[str, object], name: str,
+    ) -> ChatCompletion:
+        """One request for another kind of answer (the weekly brief), as briefs are asked:
+        json_schema where the endpoint has it, json_object where not, within the same limit."""
+        assert self.client is not None, "asked only when online"
+        async with self.limit:
+            return await self._complete(self.client, messages, schema, name)
+
 
 class _Spent(Exception):
     """A failed attempt, carrying the tokens it still cost."""
@@ -350,7 +359,9 @@ class _Spent(Exception):
         self.cause, self.tokens_in, self.tokens_out = cause, tokens_in, tokens_out
 
 
-def _validated(response: ChatCompletion, language: str, source_text: str) -> Brief:
+def answer_json(response: ChatCompletion) -> str:
+    """The answer's JSON text; a refusal field, an empty answer or a refusal written as prose
+    raise BriefRejected, so no kind of answer delivers a refusal."""
     if not response.choices:
         raise BriefRejected("no choices")
     message = response.choices[0].message
@@ -361,7 +372,11 @@ def _validated(response: ChatCompletion, language: str, source_text: str) -> Bri
         raise BriefRejected("empty")
     if is_refusal(content.lstrip('"“「')):  # prose instead of JSON, or a bare JSON string
         raise BriefRejected("refusal")
-    return check(Brief.model_validate_json(_strip_fence(content)), language, source_text)
+    return _strip_fence(content)
+
+
+def _validated(response: ChatCompletion, language: str, source_text: str) -> Brief:
+    return check(Brief.model_validate_json(answer_json(response)), language, source_text)
 
 
 def _strip_fence(content: str) -> str:

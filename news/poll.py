@@ -21,10 +21,11 @@ from news import heap
 from news.article import complete, pages_policy
 from news.feeds import NotAFeed
 from news.fetch import FetchError, FetchPolicy, fetch
+from news.hubs import advertised
 from news.ingest import Outcome, ingest_all, ingest_each, unseen
 from news.items import ItemDraft
 from news.newsroom import Newsroom
-from news.parsing import FeedReader
+from news.parsing import FeedReader, ReadFeed
 from news.workers import Batched, drain
 from storage import sources
 from storage.db import database_now, db, in_thread
@@ -57,6 +58,8 @@ class Polled:
     new: int = 0
     paused: DueSource | None = None
     error: FetchError | NotAFeed | None = None
+    source_id: int = 0
+    hub: tuple[str, str] | None = None  # the WebSub hub and topic it names; None: not read
 
 
 Store = Callable[[Outcome], Awaitable[int]]  # how a poll's outcome reaches the database
@@ -84,29 +87,44 @@ async def poll(
         fetched = await fetch(client, source.url, policy, etag=source.etag,
                               last_modified=source.last_modified)
         fresh: list[ItemDraft] = []
-        ttl, checked = 0, False
+        ttl, checked, hub = 0, False, None
         if not fetched.not_modified:
-            # parse
-            feed = await reader.read(fetched.body, fetched.url)
-            fresh, ttl = feed.drafts, feed.ttl_seconds
-            if full_text and any(draft.snippet for draft in fresh):
-                # unseen, early: only unseen entries may cost an article fetch; snippets get
-                # the article's text
-                fresh = await db(room.engine, unseen, source=source, drafts=fresh,
-                                 thread=room.database)
-                checked = True
-                pages = pages_policy(policy, fetched.url, fetched.address)
-                fresh = await complete(client, fresh, pages, extractor=reader.extract)
+            # parse -> unseen -> article text
+            feed, fresh, checked = await read_entries(
+                room, client, policy, source, fetched.body, fetched.url, fetched.address,
+                full_text=full_text, reader=reader)
+            ttl = feed.ttl_seconds
+            # the WebSub hub it names, if any (news.websub subscribes there)
+            hub = advertised(feed.hubs, feed.self_url, fetched.links, fetched.url)
     except (FetchError, NotAFeed) as exc:
         log.info("source %s failed: %s", source.id, exc)
         paused = await db(room.engine, failed, source=source, error=exc, thread=room.database)
-        return Polled(paused=source if paused else None, error=exc)
+        return Polled(paused=source if paused else None, error=exc, source_id=source.id)
     # unseen -> place -> store -> match -> enqueue (news.ingest.ingest_all), in one transaction
     outcome = Outcome(source, fresh, fetched, ttl, unseen_checked=checked)
     new = await (store or partial(store_now, room))(outcome)
     if new:
         log.info("source %s: %d new items", source.id, new)
-    return Polled(new=new)
+    return Polled(new=new, source_id=source.id, hub=hub)
+
+
+async def read_entries(
+    room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy, source: DueSource,
+    body: bytes, url: str, address: str | None, *, full_text: bool, reader: FeedReader,
+) -> tuple[ReadFeed, list[ItemDraft], bool]:
+    """A feed's bytes as the drafts to store, for a poll and a WebSub push (news.websub)
+    alike; and whether they were already narrowed to the unseen ones."""
+    # parse
+    feed = await reader.read(body, url)
+    fresh, checked = feed.drafts, False
+    if full_text and any(draft.snippet for draft in fresh):
+        # unseen, early: only unseen entries may cost an article fetch; snippets get the
+        # article's text
+        fresh = await db(room.engine, unseen, source=source, drafts=fresh, thread=room.database)
+        checked = True
+        pages = pages_policy(policy, url, address)
+        fresh = await complete(client, fresh, pages, extractor=reader.extract)
+    return feed, fresh, checked
 
 
 async def poll_due(

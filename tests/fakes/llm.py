@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -248,3 +249,42 @@ class LlmServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# --- the weekly brief (news.weekly) ----------------------------------------------------------
+
+WEEKLY_MARK = "weekly news brief"  # in the system prompt of a weekly storyline request
+_WEEKLY_TEXT = {  # (storyline, later stories, who, watch) per language the tests read
+    "English": ("{topic} had a busy week: the first report set the tone {first}.",
+                " Later stories followed it up {rest}.", "at the centre of the week's news",
+                "Watch for the next official statement and the figures it gives."),
+    "French": ("La semaine de {topic} a été chargée, et le premier article a donné le ton "
+               "{first}.", " Les articles suivants ont confirmé la tendance {rest}.",
+               "au centre de l'actualité de la semaine",
+               "Il faudra surveiller la prochaine annonce officielle et ses chiffres."),
+    "Chinese": ("本周{topic}动态频繁，首篇报道定下了基调{first}。", "随后的报道进一步跟进{rest}。",
+                "本周新闻的焦点", "关注下一次官方声明及其公布的数据。"),
+}
+
+
+def is_weekly(request: dict[str, Any]) -> bool:
+    messages = request.get("messages") or [{}]
+    return WEEKLY_MARK in str(messages[0].get("content") or "")
+
+
+def weekly_answer(request: dict[str, Any]) -> str | None:
+    """A storyline in the language the prompt asks for, citing every story it was given by
+    number; None for any other request, so a test's responder falls through to its briefs."""
+    if not is_weekly(request):
+        return None
+    system, user = (str(m.get("content") or "") for m in request["messages"][:2])
+    language = next((name for name in _WEEKLY_TEXT if f"in {name}." in system), "English")
+    topic_match = re.search(r"<<<TOPIC\n(.*?)\nTOPIC>>>", user, re.DOTALL)
+    topic = topic_match[1] if topic_match else "?"
+    numbers = [int(n) for n in re.findall(r"^\[(\d+)\] ", user, re.MULTILINE)] or [1]
+    opening, later, role, watch = _WEEKLY_TEXT[language]
+    storyline = opening.format(topic=topic, first=f"[{numbers[0]}]")
+    if len(numbers) > 1:
+        storyline += later.format(rest="".join(f"[{n}]" for n in numbers[1:]))
+    return json.dumps({"storyline": storyline, "players": [{"name": topic, "role": role}],
+                       "watch": watch}, ensure_ascii=False)
