@@ -27,7 +27,7 @@ from handlers.common import chat_language, reply
 from handlers.lanes import ChatLanes
 from handlers.ratelimit import RateLimit
 from jobs.pacing import PACING
-from locales import catalog
+from locales import Catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy, make_client
@@ -108,6 +108,7 @@ def build_services(settings: Settings) -> Services:
             base_url=settings.openai_base_url, max_retries=0,
             timeout=settings.llm_timeout_seconds,
         )
+    catalog = Catalog()
     return Services(
         engine=engine,
         newsroom=Newsroom(engine, keys),

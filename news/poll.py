@@ -42,7 +42,9 @@ def failed(*, session: Session, source: DueSource, error: FetchError | NotAFeed)
                                   detail=detail, retry_after=retry_after)
 
 
-INLINE = FeedReader(0)  # parses in a thread: tests, and machines where processes cost too much
+# Parses in threads: the default of tests and benches. The bot passes the reader app.py built
+# (services.Services.reader), as it does every object that keeps state between calls.
+INLINE = FeedReader(0)
 
 
 # Feeds in flight; each waits on a distant server far more than on CPU. Polls of one host
