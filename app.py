@@ -25,11 +25,12 @@ import receiver
 from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
 from handlers.common import chat_language, reply
 from handlers.lanes import ChatLanes
-from handlers.ratelimit import RateLimit
+from handlers.ratelimit import CommandLimiter, RateLimit
 from jobs.pacing import PACING
 from locales import Catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
+from news.embeddings import Embedder
 from news.fetch import FetchPolicy, make_client
 from news.newsroom import Newsroom
 from news.packs import DEFAULT_DIRECTORY, load_packs
@@ -109,9 +110,11 @@ def build_services(settings: Settings) -> Services:
             timeout=settings.llm_timeout_seconds,
         )
     catalog = Catalog()
+    newsroom = Newsroom(engine, keys)
+    newsroom.embedding = settings.embeddings_enabled
     return Services(
         engine=engine,
-        newsroom=Newsroom(engine, keys),
+        newsroom=newsroom,
         # A new sender waits out the longest pacing period (a group's): the previous one may
         # have sent to any chat until it died, and Telegram's limits count those sends too.
         sending=locks.Role(engine, keys.sending, "sending", settle=PACING.group_period),
@@ -123,6 +126,8 @@ def build_services(settings: Settings) -> Services:
                            input_tokens=settings.llm_input_tokens,
                            concurrency=settings.llm_concurrency),
         aliases=AliasFinder(writer_client, settings.llm_model),
+        embedder=embedder(settings),
+        semantic_threshold=settings.semantic_threshold,
         catalog=catalog,
         admin_ids=settings.admin_ids,
         default_language=catalog.resolve(settings.default_language, "en")
@@ -133,11 +138,26 @@ def build_services(settings: Settings) -> Services:
         heartbeat_file=Path(settings.heartbeat_file) if settings.heartbeat_file else None,
         reader=reader,
         max_topics_per_chat=settings.max_topics_per_chat,
+        asks=CommandLimiter(settings.asks_per_hour, period=3600.0)
+        if settings.asks_per_hour else None,
         searching=searching(settings),
         packs=tuple(load_packs(Path(settings.starter_packs_dir) if settings.starter_packs_dir
                                else DEFAULT_DIRECTORY)),
         push=push_settings(settings),
     )
+
+
+def embedder(settings: Settings) -> Embedder:
+    """The embeddings endpoint semantic topics use: OPENAI_BASE_URL's provider and key, or
+    EMBEDDING_BASE_URL's; offline without EMBEDDING_MODEL."""
+    if not settings.embeddings_enabled or settings.openai_api_key is None:
+        return Embedder(None, "")
+    client = openai.AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.embedding_base_url or settings.openai_base_url, max_retries=0,
+        timeout=settings.llm_timeout_seconds)
+    return Embedder(client, settings.embedding_model, settings.embedding_dimensions,
+                    timeout=settings.llm_timeout_seconds)
 
 
 def push_settings(settings: Settings) -> PushSettings | None:

@@ -32,11 +32,13 @@ from handlers.common import (
 )
 from handlers.feedback import topic_feedback
 from handlers.packs import nothing_matched
+from handlers.semantic import semantic_counts, semantic_followed, subscribe_semantic
 from locales import Catalog, Safe
 from news import following
 from news.matching import Topic
 from news.preview import preview, topic_counts
 from news.render import headline_link
+from news.semantic import is_semantic
 from news.text import TITLE_CHARS, clip, excerpt
 from news.topics import (
     MAX_QUERY_CHARS,
@@ -113,6 +115,9 @@ async def subscribe(update: Update, context: Context) -> None:
         return
     raw = argument_text(update)
     pinned = raw.startswith(PIN)
+    if is_semantic(raw.removeprefix(PIN)):  # `~meaning`: followed by meaning
+        await subscribe_semantic(update, context, language, raw.removeprefix(PIN), pinned)
+        return
     try:
         query = canonical(parse(raw.removeprefix(PIN)))
     except QueryError as error:
@@ -261,6 +266,10 @@ async def unsubscribe(update: Update, context: Context) -> None:
         query = raw if raw.isdigit() else canonical(parse(raw))
     except QueryError:
         query = raw
+    if is_semantic(raw):  # `~meaning`, whatever its threshold and terms now
+        stored: str | None = await db(engine, semantic_followed, chat_id=chat.id,
+                                      thread_id=thread_of(update), raw=raw)
+        query = stored or raw
     removed = await db(engine, following.remove, chat_id=chat.id, query=query,
                        thread_id=thread_of(update))
     await reply(update, context, language,
@@ -317,6 +326,10 @@ async def topics_view(
     markup = pin_keyboard(context, language, followed)
     pinned = {row.id for row in followed if row.pinned}
     counts = await db(engine, topic_counts, topics=rows)
+    if any(is_semantic(row.query) for row in rows):  # counted by meaning, not by words
+        svc = services(context)
+        counts |= await db(engine, semantic_counts, model=svc.embedder.model,
+                           dims=svc.embedder.dimensions, topics=rows)
     extra, unmute = await db(engine, topic_feedback, context=context, language=language,
                              subscription_ids=[row.id for row in rows])
     lines = [text(context, language, "topics.line", number=n, query=row.query,

@@ -18,7 +18,7 @@ from news.matcher import match
 from news.newsroom import Newsroom
 from news.stories import Clusters
 from news.types import Placement
-from storage import deliveries, items, locks, sources
+from storage import deliveries, embeddings, items, locks, sources
 from storage.db import database_now, session_scope
 from storage.sources import DueSource
 
@@ -160,6 +160,8 @@ def ingest_all(room: Newsroom, outcomes: Sequence[Outcome]) -> list[int]:
             matcher = room.matchers.get(session)
             matches = {story.id: wanted for story in new if (wanted := match(story, matcher))}
             deliveries.enqueue_matches(session=session, matches=matches)
+            if room.embedding:  # matched by meaning once embedded (news.semantic_round)
+                embeddings.queue(session=session, story_ids=[story.id for story in new])
         return [len(one.new) for one in stored]
 
 

@@ -26,6 +26,9 @@ class Newsroom:
         self.clusters = Clusters()
         self.lock = threading.Lock()  # ingests run in worker threads and share the index
         self.matchers = MatcherCache()
+        # With EMBEDDING_MODEL set, new stories are queued for their embedding, and matched
+        # against the semantic topics once they have it (news.semantic_round).
+        self.embedding = False
         # Polling's database work runs on one thread of its own: SQLite takes one writer at a
         # time, and writers racing from several threads (or from the event loop) sleep in its
         # busy handler while the loop stalls; queued on one thread they follow each other.

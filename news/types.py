@@ -213,3 +213,39 @@ class Preferences:
     timezone: str = "UTC"
     quiet_start: str | None = None
     quiet_end: str | None = None
+
+
+# --- /ask -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Terms:
+    """What the stories are searched for: words (spaced scripts) and CJK character pairs."""
+
+    words: tuple[str, ...]
+    pairs: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.words or self.pairs)
+
+
+@dataclass(frozen=True)
+class Report:
+    """One source's report of a story, as stored."""
+
+    title: str
+    summary: str
+    link: str
+    source: str
+    published: datetime | None
+
+
+@dataclass(frozen=True)
+class Found:
+    """A stored story the question may be answered from, with its reports, first one first."""
+
+    story_id: int
+    reports: tuple[Report, ...]
+
+    @property
+    def first(self) -> Report:
+        return self.reports[0]

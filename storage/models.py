@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -335,6 +335,35 @@ class Mute(SQLModel, table=True):
     subscription_id: int = Field(foreign_key="subscriptions.id", index=True, ondelete="CASCADE")
     source_id: int = Field(foreign_key="sources.id", index=True, ondelete="CASCADE")
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class StoryEmbedding(SQLModel, table=True):
+    """A story's embedding (news.embeddings), written once: float32 bytes, `dims` of them. A
+    row without a vector is a new story waiting for its embedding, to be matched against the
+    semantic topics when it has one (news.semantic_round)."""
+
+    __tablename__ = "story_embeddings"
+
+    story_id: int = Field(sa_column=Column(ForeignKey("stories.id", ondelete="CASCADE"),
+                                           primary_key=True, autoincrement=False))
+    model: str = Field(default="", max_length=200)
+    dims: int = 0
+    vector: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class MeaningEmbedding(SQLModel, table=True):
+    """The embedding of a semantic topic's meaning (news.semantic), one per model, size and
+    folded wording, shared by every chat that follows it."""
+
+    __tablename__ = "meaning_embeddings"
+    __table_args__ = (UniqueConstraint("model", "dims", "meaning"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(max_length=200)
+    dims: int
+    meaning: str = Field(max_length=300)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class WeeklyBrief(SQLModel, table=True):

@@ -125,10 +125,11 @@ def brief_for(request: dict[str, Any]) -> str:
 
 def start_with_llm(
     telegram: BotApiEmulator, llm: LlmServer, feeds: FeedServer, tmp_path: Path,
-    bot_process: type[BotProcess],
+    bot_process: type[BotProcess], extra_env: dict[str, str] | None = None,
 ) -> BotProcess:
     env = env_for(telegram, f"sqlite:///{tmp_path / 'tidings.db'}")
     env |= {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": llm.base_url, "LLM_MODEL": "tiny"}
+    env |= extra_env or {}
     bot = bot_process(tmp_path, env).start()
     bot.wait_for_log("Tidings starting")
     assert "LLM tiny" in bot.log
