@@ -341,6 +341,17 @@ def choose(engine: Engine, webhook: WebhookConfig | None, bot_id: int,
     return Polling()
 
 
+def answers_alone(receiver: Receiver, engine: Engine) -> Callable[[], bool]:
+    """Whether this process answers every command the bot gets, so that its alerts may use
+    whatever of Telegram's rate its replies leave (jobs.outbound): SQLite's one process, or
+    the replica polling now; behind a webhook on PostgreSQL any replica may be answering."""
+    if engine.dialect.name != "postgresql":
+        return lambda: True
+    if isinstance(receiver, PollingRole):
+        return lambda: receiver.holding
+    return lambda: False
+
+
 async def initialize(application: App) -> None:
     """Application.initialize until Telegram answers, with run_polling's bootstrap backoff;
     a rejected token (TokenRejected, not a TelegramError) ends it."""

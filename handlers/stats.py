@@ -10,7 +10,7 @@ from telegram import Update
 from handlers.common import Context, chat_language, reply, services, text
 from handlers.sources import admin_only
 from locales import Safe
-from storage import feedback, stats, usage
+from storage import feedback, paid, stats, usage
 from storage.db import db
 
 
@@ -26,6 +26,10 @@ async def show_stats(update: Update, context: Context) -> None:
     if svc.daily_token_budget:
         extra = text(context, language, "stats.budget", spent=spent,
                      budget=svc.daily_token_budget)
+    broadcast = await db(svc.engine, paid.of_day)
+    if svc.paid_stars_per_day or broadcast.messages:
+        extra += text(context, language, "stats.paid", stars=paid.stars(broadcast.messages),
+                      budget=svc.paid_stars_per_day, messages=broadcast.messages)
     if failed.count:
         reasons = "".join(
             text(context, language, "stats.failed_line", count=count,

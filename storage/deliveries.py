@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, update
+from sqlalchemy import and_, bindparam, case, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -218,6 +218,73 @@ def mark_sent(
     if sources is not None:
         delivery.needs_edit = _outdated(session, delivery, sources)
     return True
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A send Telegram accepted, to be recorded with others in one transaction."""
+
+    delivery_id: int
+    token: str
+    message_id: int
+    sources: int | None = None
+    paid: bool = False  # sent with allow_paid_broadcast
+
+
+def mark_sent_many(*, session: Session, sent: Sequence[Sent]) -> list[bool]:
+    """mark_sent for many rows in one transaction: each True when its claim still held the
+    row. The rows are written (and locked) before the stories' sources are counted, as
+    _outdated explains; those counted more sources than their message shows need an edit."""
+    if not sent:
+        return []
+    now = database_now(session)
+    ids = [row.delivery_id for row in sent]
+    tokens = dict(session.exec(
+        select(Delivery.id, Delivery.claim_token)
+        .where(col(Delivery.id).in_(ids)).with_for_update()).all())
+    held = [row for row in sent if row.token and tokens.get(row.delivery_id) == row.token]
+    if held:
+        session.connection().execute(  # Core: one executemany, no ORM bookkeeping per row
+            update(Delivery).where(col(Delivery.id) == bindparam("b_id"))
+            .values(state="sent", message_id=bindparam("b_message"), sent_at=now,
+                    next_attempt_at=now, claim_token=None),
+            [{"b_id": row.delivery_id, "b_message": row.message_id} for row in held])
+        counted = [row for row in held if row.sources is not None]
+        stories = dict(session.exec(
+            select(Delivery.id, Delivery.story_id)
+            .where(col(Delivery.id).in_([row.delivery_id for row in counted]))).all())
+        sources = dict(session.exec(
+            select(Item.story_id, func.count()).where(
+                col(Item.story_id).in_(set(stories.values())))
+            .group_by(col(Item.story_id))).all()) if stories else {}
+        outdated = [row.delivery_id for row in counted
+                    if int(sources.get(stories.get(row.delivery_id, 0), 0)) > (row.sources or 0)]
+        if outdated:
+            session.execute(update(Delivery).where(col(Delivery.id).in_(outdated))
+                            .values(needs_edit=True),
+                            execution_options={"synchronize_session": False})
+    kept = {row.delivery_id for row in held}
+    return [row.delivery_id in kept for row in sent]
+
+
+def fanout_sizes(*, session: Session, story_ids: Collection[int]) -> dict[int, int]:
+    """How many chats each story goes to, all its rows counted, whatever their state."""
+    if not story_ids:
+        return {}
+    statement = (select(Delivery.story_id, func.count())
+                 .where(col(Delivery.story_id).in_(sorted(set(story_ids))))
+                 .group_by(col(Delivery.story_id)))
+    return {story: int(n) for story, n in session.exec(statement).all()}
+
+
+def largest_due(*, session: Session, now: datetime | None = None) -> int:
+    """The most rows any one story has waiting to be sent now: how long its fan-out will take."""
+    now = now or database_now(session)
+    per_story = (select(func.count().label("n")).select_from(Delivery)
+                 .join(Chat, col(Chat.id) == Delivery.chat_id)
+                 .where(*_pending(now, CLAIMABLE))
+                 .group_by(col(Delivery.story_id)).subquery())
+    return int(session.exec(select(func.max(per_story.c.n))).one() or 0)
 
 
 def _outdated(session: Session, delivery: Delivery, sources: int) -> bool:

@@ -265,6 +265,17 @@ class LlmUsage(SQLModel, table=True):
     budget_notified: bool = False
 
 
+class PaidBroadcast(SQLModel, table=True):
+    """Alerts sent with allow_paid_broadcast per UTC day (0.1 Star each), against the day's
+    Star budget; and whether Telegram refused one for want of Stars (then none more that day)."""
+
+    __tablename__ = "paid_broadcast"
+
+    day: date = Field(primary_key=True)
+    messages: int = 0
+    refused: bool = False
+
+
 class BriefClaim(SQLModel, table=True):
     """A brief being written: until `claimed_until` no other replica asks the LLM for it."""
 

@@ -270,6 +270,31 @@ def test_a_stale_claim_can_neither_send_nor_mark_sent(engine: Engine) -> None:
         assert row is not None and (row.state, row.message_id) == ("sent", 6)
 
 
+def test_sends_recorded_together_keep_each_rows_claim_and_edit_flag(engine: Engine) -> None:
+    """mark_sent_many (the deliver job's batched record): a stale claim records nothing, the
+    others are sent, and one whose story has more sources than it showed is flagged."""
+    outbox(engine, -3, 3)
+    with session_scope(engine) as session:
+        stale, shown_all, shown_fewer = claim(session, utcnow())
+        session.add(Item(source_name="Wire", story_id=shown_fewer.story_id, guid="w",
+                         link="http://news.test/w", title="t", summary="s"))
+    with session_scope(engine) as session:  # the first row's lease ran out: claimed again
+        [again] = claim(session, utcnow() + LEASE + timedelta(seconds=1), limit=1)
+        assert again.id == stale.id
+    with session_scope(engine) as session:
+        held = deliveries.mark_sent_many(session=session, sent=[
+            deliveries.Sent(stale.id, stale.token, 7, 0),
+            deliveries.Sent(shown_all.id, shown_all.token, 8, 0),
+            deliveries.Sent(shown_fewer.id, shown_fewer.token, 9, 0)])
+        assert held == [False, True, True]
+    with session_scope(engine) as session:
+        rows = {row.id: row for row in session.exec(select(Delivery)).all()}
+        assert (rows[stale.id].state, rows[stale.id].claim_token) == ("pending", again.token)
+        assert [(rows[c.id].state, rows[c.id].message_id, rows[c.id].needs_edit)
+                for c in (shown_all, shown_fewer)] == [("sent", 8, False), ("sent", 9, True)]
+        assert rows[shown_all.id].claim_token is None
+
+
 def test_a_chat_gets_no_more_rows_than_its_cap_counting_rows_still_held(
     engine: Engine,
 ) -> None:
