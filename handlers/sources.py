@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from functools import wraps
@@ -32,7 +31,7 @@ from news.items import clean_link
 from news.text import clip
 from news.types import NAME_CHARS, whole_number
 from storage import searches, sources, websub
-from storage.db import db
+from storage.db import db, in_thread
 from storage.errors import last_error, stored
 from storage.models import Source
 from storage.sources import FEED
@@ -93,8 +92,8 @@ async def addsource(update: Update, context: Context) -> None:
         return
     title = clip(name.strip() or checked.feed.title or checked.url, NAME_CHARS)
     try:  # in a thread: storing waits on the story index's lock while an ingest holds it
-        source_id, tracked = await asyncio.to_thread(add_source, svc.newsroom, checked, title,
-                                                     svc.poll_interval_seconds)
+        source_id, tracked = await in_thread(add_source, svc.newsroom, checked, title,
+                                             svc.poll_interval_seconds)
     except IntegrityError:  # added meanwhile, by another /addsource or another replica
         added = await db(svc.engine, sources.by_url, url=checked.url)
         if added is None:

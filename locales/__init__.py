@@ -127,4 +127,16 @@ class Catalog:
         return key in self._messages.get(language, {}) or key in self._plurals.get(language, {})
 
 
-catalog = Catalog()
+
+_default: Catalog | None = None
+
+
+def __getattr__(name: str) -> Catalog:
+    """`locales.catalog`, the catalogue tests and benches share, read on first use: importing
+    locales builds nothing. The bot builds its own (app.py) and keeps it in services.Services."""
+    global _default
+    if name != "catalog":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _default is None:
+        _default = Catalog()
+    return _default

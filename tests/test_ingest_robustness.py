@@ -822,9 +822,9 @@ async def test_full_entries_skip_the_look_up_before_article_fetches_and_are_stor
     looked_up: list[int] = []
     real_unseen = polling.unseen
 
-    def unseen(engine: Engine, source: DueSource, drafts: Any) -> Any:
+    def unseen(*, session: Any, source: DueSource, drafts: Any) -> Any:
         looked_up.append(len(drafts))
-        return real_unseen(engine, source, drafts)
+        return real_unseen(session=session, source=source, drafts=drafts)
 
     monkeypatch.setattr(polling, "unseen", unseen)
     full = " ".join(f"Sentence {n} of a full article about tidal power in Brittany." for n in
