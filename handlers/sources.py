@@ -32,6 +32,7 @@ from news.text import clip
 from news.types import NAME_CHARS, whole_number
 from storage import searches, sources, websub
 from storage.db import db, in_thread
+from storage.errors import last_error, stored
 from storage.models import Source
 from storage.sources import FEED
 
@@ -121,8 +122,8 @@ def _push(context: Context, language: str, push: websub.Status) -> str:
     if push.state == websub.LAPSED:
         return text(context, language, "sources.push_lapsed", hub=hub)
     if push.state in (websub.FAILED, websub.DENIED) and push.error_code:
-        error = Safe(services(context).catalog.fetch_error(
-            language, f"{push.error_code}|{push.error_detail or ''}"))
+        error = Safe(services(context).catalog.error(
+            language, "fetch", stored(push.error_code, push.error_detail)))
         return text(context, language, "sources.push_failing", hub=hub, error=error)
     return text(context, language, "sources.push_pending", hub=hub)
 
@@ -139,7 +140,7 @@ def _poll_status(context: Context, language: str, source: Source) -> str:
     failing = ""
     if source.failing_since:
         since = f"{source.failing_since:%Y-%m-%d %H:%M} UTC"
-        error = Safe(services(context).catalog.fetch_error(language, source.last_error))
+        error = Safe(services(context).catalog.error(language, "fetch", last_error(source)))
         failing = text(context, language, "sources.failing", since=since, error=error)
     if source.paused:
         paused = text(context, language, "sources.paused")

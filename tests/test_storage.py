@@ -21,6 +21,7 @@ from news.items import ItemDraft, normalize
 from news.newsroom import Newsroom
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
+from storage.errors import StoredError, last_error
 from storage.models import Chat, Delivery, Item, Story, utcnow
 from tests.harness import draft, in_session, make_chat, make_source
 
@@ -342,7 +343,8 @@ def test_every_failure_counts_and_the_row_is_parked_with_its_reason(engine: Engi
         assert [(row.state, row.attempts) for row in rows] == [
             ("failed", deliveries.MAX_ATTEMPTS), ("failed", 0)]
         assert deliveries.failed_since(session=session, since=now - timedelta(hours=1)) == [
-            ("attempts|AttributeError(5)", 1), ("throttled|Flood control exceeded", 1)]
+            (StoredError("attempts", "AttributeError(5)"), 1),
+            (StoredError("throttled", "Flood control exceeded"), 1)]
 
 
 def test_due_sources_are_claimed_once_and_health_is_recorded(engine: Engine) -> None:
@@ -355,7 +357,8 @@ def test_due_sources_are_claimed_once_and_health_is_recorded(engine: Engine) -> 
                                detail="500")
     with session_scope(engine) as session:
         [(row, count)] = sources.listing(session=session)
-        assert row.failing_since is not None and row.last_error == "http_status|500"
+        assert row.failing_since is not None
+        assert last_error(row) == StoredError("http_status", "500")
         assert count == 0
         sources.record_success(session=session, source_id=source.id, etag='"x"',
                                last_modified=None)
@@ -407,7 +410,7 @@ def test_failing_sources_back_off_and_pause_after_a_run_of_failures(engine: Engi
         assert (row.next_poll_at - utcnow()).total_seconds() > 3500, "Retry-After is honoured"
         sources.record_success(session=session, source_id=source.id, etag=None,
                                last_modified=None, min_interval=7200)
-        assert row.failing_since is None and row.last_error is None and row.failures == 0
+        assert row.failing_since is None and last_error(row) is None and row.failures == 0
         assert (row.next_poll_at - utcnow()).total_seconds() > 7100, "a feed's ttl is honoured"
 
 
