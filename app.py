@@ -28,7 +28,7 @@ from handlers.lanes import ChatLanes
 from handlers.ratelimit import CommandLimiter, RateLimit
 from jobs.outbound import Outbound
 from jobs.pacing import PACING
-from locales import catalog
+from locales import Catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.embeddings import Embedder
@@ -110,6 +110,7 @@ def build_services(settings: Settings) -> Services:
             base_url=settings.openai_base_url, max_retries=0,
             timeout=settings.llm_timeout_seconds,
         )
+    catalog = Catalog()
     newsroom = Newsroom(engine, keys)
     newsroom.embedding = settings.embeddings_enabled
     return Services(

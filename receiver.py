@@ -32,7 +32,7 @@ from telegram.error import Conflict, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 from tornado.httpserver import HTTPServer
 
-from storage.db import CONNECT_TIMEOUT_SECONDS
+from storage.db import CONNECT_TIMEOUT_SECONDS, in_thread
 from storage.locks import Keys
 from telegram_link import keep_trying, reason
 
@@ -229,7 +229,7 @@ class PollingRole:
         def guarded() -> T:
             with self.guard:
                 return action()
-        return await asyncio.to_thread(guarded)
+        return await in_thread(guarded)
 
     def _try_lock(self) -> bool:
         if self.connection is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -11,7 +10,6 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
@@ -31,7 +29,7 @@ from news.workers import Batched, drain
 from services import KEY, Services
 from storage import chats, deliveries, feedback
 from storage import paid as paid_ledger
-from storage.db import database_now, db, session_scope
+from storage.db import database_now, db, in_thread
 
 log = logging.getLogger(__name__)
 SPACING = "per_chat_spacing"  # bot_data key: this application's PerChat
@@ -47,7 +45,7 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     to the next replica that asks, within a tick.
     """
     svc: Services = context.bot_data[KEY]
-    if await asyncio.to_thread(svc.sending.held):
+    if await in_thread(svc.sending.held):
         # The running application's own, not a module's: two applications in one process
         # (the replica tests) must not share its asyncio locks.
         spacing = context.bot_data.setdefault(SPACING, PerChat(PACING))
@@ -325,8 +323,8 @@ async def edit(
 ) -> None:
     """A source joined a story already sent: the message is edited to list it, not re-sent."""
     t = partial(svc.catalog.text, item.language)
-    alert = await asyncio.to_thread(render_delivery, svc.engine, item, t)
-    buttons = await asyncio.to_thread(alert_keyboard, svc.engine, item.id, t)
+    alert = await db(svc.engine, render_delivery, claimed=item, t=t)
+    buttons = await db(svc.engine, alert_keyboard, delivery_id=item.id, t=t)
     shows: int | None = alert.sources  # None: the message cannot be edited; never try again
     try:
         await context.bot.edit_message_text(  # an edit without the keyboard would drop it
@@ -352,8 +350,7 @@ def markup(rows: Rows) -> InlineKeyboardMarkup:
                                   for label, data in row] for row in rows])
 
 
-def alert_keyboard(engine: Engine, delivery_id: int, t: Translate) -> Rows:
+def alert_keyboard(*, session: Session, delivery_id: int, t: Translate) -> Rows:
     """An alert's keyboard as it stands: its votes and the choices 👎 offered."""
-    with session_scope(engine) as session:
-        up, down, offered = feedback.keyboard_state(session=session, delivery_id=delivery_id)
+    up, down, offered = feedback.keyboard_state(session=session, delivery_id=delivery_id)
     return keyboard(delivery_id, up, down, offered, t)

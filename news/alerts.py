@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
 from sqlmodel import Session
 
 from news.briefs import Brief, adjusted_level
@@ -21,7 +20,6 @@ from news.digest import Entry
 from news.language import is_rtl
 from news.render import SourceRef, Translate, render_brief
 from storage import briefs, deliveries, items, subscriptions
-from storage.db import session_scope
 
 
 @dataclass(frozen=True)
@@ -33,13 +31,12 @@ class Alert:
     sources: int = 0  # how many sources it lists: one that joins later calls for an edit
 
 
-def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -> Alert:
+def render_delivery(*, session: Session, claimed: deliveries.Claimed, t: Translate) -> Alert:
     """The message a claimed delivery sends: its stored brief, with its chat's topics."""
-    with session_scope(engine) as session:
-        stored = briefs.get(session=session, story_id=claimed.story_id, language=claimed.language)
-        story_items = items.of_story(session=session, story_id=claimed.story_id)
-        pinned = subscriptions.pinned_among(session=session, chat_id=claimed.chat_id,
-                                            thread_id=claimed.thread_id, topics=claimed.topics)
+    stored = briefs.get(session=session, story_id=claimed.story_id, language=claimed.language)
+    story_items = items.of_story(session=session, story_id=claimed.story_id)
+    pinned = subscriptions.pinned_among(session=session, chat_id=claimed.chat_id,
+                                        thread_id=claimed.thread_id, topics=claimed.topics)
     assert stored is not None, "claim() only returns deliveries whose brief exists"
     brief, origin = stored
     refs = [SourceRef(item.source_name, item.link, item.published_at or item.fetched_at)
@@ -51,7 +48,7 @@ def render_delivery(engine: Engine, claimed: deliveries.Claimed, t: Translate) -
 
 
 def digest_entries(
-    engine: Engine, language: str, rows: Sequence[deliveries.DigestRow]
+    *, session: Session, language: str, rows: Sequence[deliveries.DigestRow]
 ) -> list[Entry]:
     """Digest lines: the brief's headline and level where written, else the story's title;
     a story of a topic the chat tracks closely is level 1, under that topic."""
@@ -59,22 +56,21 @@ def digest_entries(
     # A story that matched several topics goes under the narrowest of them (the one with the
     # fewest stories here), so a broad topic does not swallow a narrow topic's only story.
     sizes = Counter(topic for row in rows for topic in set(row.topics))
-    with session_scope(engine) as session:
-        pins = subscriptions.pinned_topics(session=session, delivery_ids=[row.id for row in rows])
-        for row in rows:
-            stored = briefs.get(session=session, story_id=row.story_id, language=language)
-            first = items.of_story(session=session, story_id=row.story_id)[:1]
-            pinned = pins.get(row.id, [])
-            headline, level = row.title, 1 if pinned else 3
-            if stored is not None:
-                brief, origin = stored
-                headline = brief.headline
-                level = adjusted_level(brief, origin, row.topics, pinned=bool(pinned))
-            candidates = pinned or row.topics
-            topic = min(candidates, key=lambda t: (sizes[t], candidates.index(t))) \
-                if candidates else ""
-            entries.append(Entry(topic, level, headline, first[0].link if first else "",
-                                 row.created_at, pinned=bool(pinned)))
+    pins = subscriptions.pinned_topics(session=session, delivery_ids=[row.id for row in rows])
+    for row in rows:
+        stored = briefs.get(session=session, story_id=row.story_id, language=language)
+        first = items.of_story(session=session, story_id=row.story_id)[:1]
+        pinned = pins.get(row.id, [])
+        headline, level = row.title, 1 if pinned else 3
+        if stored is not None:
+            brief, origin = stored
+            headline = brief.headline
+            level = adjusted_level(brief, origin, row.topics, pinned=bool(pinned))
+        candidates = pinned or row.topics
+        topic = min(candidates, key=lambda t: (sizes[t], candidates.index(t))) \
+            if candidates else ""
+        entries.append(Entry(topic, level, headline, first[0].link if first else "",
+                             row.created_at, pinned=bool(pinned)))
     return entries
 
 

@@ -15,8 +15,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from news.types import Preferences
-from storage import feedback
+from storage import errors, feedback
 from storage.db import database_now
+from storage.errors import StoredError
 from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Story, Subscription
 
 MAX_ATTEMPTS = 5  # sends that failed, whatever the cause, before a row is parked as failed
@@ -309,9 +310,10 @@ def failed_attempt(
     delivery.attempts += 1
     delivery.claim_token = None
     if delivery.attempts >= MAX_ATTEMPTS:
-        delivery.state, delivery.last_error = "failed", _reason("attempts", error)
+        delivery.state = "failed"
+        errors.record(delivery, StoredError("attempts", error))
         return True
-    delivery.last_error = _reason("attempts", error)
+    errors.record(delivery, StoredError("attempts", error))
     delivery.next_attempt_at = database_now(session) + after
     return False
 
@@ -328,9 +330,9 @@ def throttled(
     delivery.throttled_seconds += max(1, round(after.total_seconds()))
     if delivery.throttled_seconds >= MAX_THROTTLED.total_seconds():
         delivery.state = "failed"
-        delivery.last_error = _reason("throttled", error)
+        errors.record(delivery, StoredError("throttled", error))
         return True
-    delivery.last_error = _reason("throttled", error)
+    errors.record(delivery, StoredError("throttled", error))
     delivery.next_attempt_at = database_now(session) + after
     return False
 
@@ -339,13 +341,9 @@ def mark_failed(*, session: Session, delivery_id: int, token: str, code: str, er
     """Parked at once: Telegram refused the message (`rejected`) or the chat (`blocked`)."""
     delivery = _held(session, delivery_id, token)
     if delivery is not None:
-        delivery.state, delivery.last_error = "failed", _reason(code, error)
+        delivery.state = "failed"
+        errors.record(delivery, StoredError(code, error))
         delivery.claim_token = None
-
-
-def _reason(code: str, error: str) -> str:
-    """"code|detail", as sources store theirs: the code keys delivery.error.<code>."""
-    return f"{code}|{error}"[:500]
 
 
 def count_sent_since(*, session: Session, since: datetime) -> int:
@@ -360,16 +358,20 @@ def count_failed_since(*, session: Session, since: datetime) -> int:
     return int(session.exec(statement).one())
 
 
-def failed_since(*, session: Session, since: datetime, limit: int = 5) -> list[tuple[str, int]]:
+def failed_since(
+    *, session: Session, since: datetime, limit: int = 5
+) -> list[tuple[StoredError, int]]:
     """Reasons deliveries (made since `since`) were parked for, the commonest first."""
+    code, detail = col(Delivery.error_code), col(Delivery.error_detail)
     statement = (
-        select(Delivery.last_error, func.count())
+        select(code, detail, func.count())
         .where(Delivery.state == "failed", col(Delivery.created_at) >= since)
-        .group_by(col(Delivery.last_error))
-        .order_by(func.count().desc(), col(Delivery.last_error))
+        .group_by(code, detail)
+        .order_by(func.count().desc(), code, detail)
         .limit(limit)
     )
-    return [(error or "", int(count)) for error, count in session.exec(statement).all()]
+    return [(errors.stored(stored_code, stored_detail) or StoredError(""), int(count))
+            for stored_code, stored_detail, count in session.exec(statement).all()]
 
 
 def release(*, session: Session, delivery_id: int, token: str) -> None:

@@ -109,7 +109,9 @@ class Source(SQLModel, table=True):
     last_polled_at: datetime | None = None
     last_ok_at: datetime | None = None
     failing_since: datetime | None = None
-    last_error: str | None = None  # "code|detail": code keys fetch.error.<code> in the catalogue
+    # The last failure (storage.errors): the code keys fetch.error.<code> in the catalogue.
+    error_code: str | None = None
+    error_detail: str | None = None
     failures: int = Field(default=0, sa_column_kwargs=_default("0"))  # in a row
     paused: bool = False
     created_at: datetime = Field(default_factory=utcnow)
@@ -232,7 +234,9 @@ class Delivery(SQLModel, table=True):
     message_id: int | None = None
     # A source joined the story after it was sent: the message is edited to list it.
     needs_edit: bool = Field(default=False, sa_column_kwargs=_default("0"))
-    last_error: str | None = None  # "code|detail": code keys delivery.error.<code>
+    # Why it was parked or retried (storage.errors): the code keys delivery.error.<code>.
+    error_code: str | None = None
+    error_detail: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
     # Who holds the lease: only the claim that set it may send the row or record the outcome.

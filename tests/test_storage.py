@@ -21,8 +21,9 @@ from news.items import ItemDraft, normalize
 from news.newsroom import Newsroom
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
+from storage.errors import StoredError, last_error
 from storage.models import Chat, Delivery, Item, Story, utcnow
-from tests.harness import draft, make_chat, make_source
+from tests.harness import draft, in_session, make_chat, make_source
 
 
 def test_schema_is_created_by_migrations_and_migrating_twice_is_harmless(engine: Engine) -> None:
@@ -342,7 +343,8 @@ def test_every_failure_counts_and_the_row_is_parked_with_its_reason(engine: Engi
         assert [(row.state, row.attempts) for row in rows] == [
             ("failed", deliveries.MAX_ATTEMPTS), ("failed", 0)]
         assert deliveries.failed_since(session=session, since=now - timedelta(hours=1)) == [
-            ("attempts|AttributeError(5)", 1), ("throttled|Flood control exceeded", 1)]
+            (StoredError("attempts", "AttributeError(5)"), 1),
+            (StoredError("throttled", "Flood control exceeded"), 1)]
 
 
 def test_due_sources_are_claimed_once_and_health_is_recorded(engine: Engine) -> None:
@@ -355,7 +357,8 @@ def test_due_sources_are_claimed_once_and_health_is_recorded(engine: Engine) -> 
                                detail="500")
     with session_scope(engine) as session:
         [(row, count)] = sources.listing(session=session)
-        assert row.failing_since is not None and row.last_error == "http_status|500"
+        assert row.failing_since is not None
+        assert last_error(row) == StoredError("http_status", "500")
         assert count == 0
         sources.record_success(session=session, source_id=source.id, etag='"x"',
                                last_modified=None)
@@ -407,7 +410,7 @@ def test_failing_sources_back_off_and_pause_after_a_run_of_failures(engine: Engi
         assert (row.next_poll_at - utcnow()).total_seconds() > 3500, "Retry-After is honoured"
         sources.record_success(session=session, source_id=source.id, etag=None,
                                last_modified=None, min_interval=7200)
-        assert row.failing_since is None and row.last_error is None and row.failures == 0
+        assert row.failing_since is None and last_error(row) is None and row.failures == 0
         assert (row.next_poll_at - utcnow()).total_seconds() > 7100, "a feed's ttl is honoured"
 
 
@@ -481,7 +484,7 @@ def test_a_date_far_ahead_or_missing_is_the_time_first_seen_everywhere(
     with session_scope(engine) as session:
         item = session.exec(select(Item)).one()
     assert item.published_at == (when if trusted else item.fetched_at)
-    assert story_text(engine, item.story_id).published == item.published_at
+    assert in_session(engine, story_text, story_id=item.story_id).published == item.published_at
 
 
 def test_the_offline_core_point_does_not_repeat_the_headline(
@@ -495,7 +498,7 @@ def test_the_offline_core_point_does_not_repeat_the_headline(
     ingest(room, source, [ItemDraft("q1", "http://news.test/q1", title, page, None)])
     with session_scope(engine) as session:
         story_id = session.exec(select(Item)).one().story_id
-    brief = offline_brief(story_text(engine, story_id))
+    brief = offline_brief(in_session(engine, story_text, story_id=story_id))
     assert brief.core_point.startswith("From the BBC: the quokka is not smiling")
     assert "Myth" not in brief.core_point
 
@@ -524,10 +527,13 @@ def test_a_source_joining_while_an_alert_is_sent_or_edited_is_added_by_an_edit(
         briefs.save(session=session, story_id=story_id, language="en", written=written)
     with session_scope(engine) as session:
         early, late = sorted(claim(session, utcnow()), key=lambda c: c.chat_id)
-    rendered_early = render_delivery(engine, early, t)  # on its way to chat 1...
+    def render(claimed: deliveries.Claimed) -> Any:
+        return in_session(engine, render_delivery, claimed=claimed, t=t)
+
+    rendered_early = render(early)  # on its way to chat 1...
     assert rendered_early.sources == 1
     ingest(room, wires[1], [draft("w1", title)])  # ...when a second source joins
-    rendered_late = render_delivery(engine, late, t)  # chat 2's is rendered after the join
+    rendered_late = render(late)  # chat 2's is rendered after the join
     assert rendered_late.sources == 2 and "Wire 1" in rendered_late.html
     with session_scope(engine) as session:
         for item, alert in ((early, rendered_early), (late, rendered_late)):
@@ -536,7 +542,7 @@ def test_a_source_joining_while_an_alert_is_sent_or_edited_is_added_by_an_edit(
     with session_scope(engine) as session:
         [edit] = deliveries.claim_edits(session=session, now=utcnow(), lease=LEASE)
         assert edit.chat_id == 1, "chat 2's message lists both: no edit for it"
-    shown = render_delivery(engine, edit, t)
+    shown = render(edit)
     assert shown.sources == 2
     ingest(room, wires[2], [draft("w2", title)])  # a third joins while that edit is sent
     with session_scope(engine) as session:
@@ -546,7 +552,7 @@ def test_a_source_joining_while_an_alert_is_sent_or_edited_is_added_by_an_edit(
         assert sorted(c.chat_id for c in again) == [1, 2], "both miss the third source"
         for item in again:
             deliveries.edited(session=session, delivery_id=item.id,
-                              sources=render_delivery(engine, item, t).sources)
+                              sources=render(item).sources)
     with session_scope(engine) as session:
         assert deliveries.claim_edits(session=session, now=utcnow(), lease=LEASE) == []
 
