@@ -4,6 +4,7 @@ an LLM (or its budget), the most relevant stored stories."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlmodel import Session
 from telegram import Update
@@ -23,16 +24,21 @@ from handlers.common import (
 from handlers.ratelimit import Verdict, sender_of
 from news.ask import (
     MAX_SOURCES,
+    NEAREST,
+    NEAREST_DAYS,
     Found,
     ask_model,
     fuse,
     in_topics,
+    near_enough,
     question_terms,
+    question_vector,
     render_answer,
     stories_list,
 )
-from storage import story_search, subscriptions, usage
-from storage.db import db
+from news.semantic import Vector
+from storage import embeddings, story_search, subscriptions, usage
+from storage.db import database_now, db
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +53,16 @@ def split_scope(raw: str) -> tuple[bool, str]:
     return False, raw.strip()
 
 
-def relevant(*, session: Session, question: str, topics: list[str] | None) -> list[Found]:
-    """The stored stories best fitting the question, from every search's ranking fused; within
-    the chat's topics unless `topics` is None."""
+def relevant(*, session: Session, question: str, topics: list[str] | None,
+             vector: Vector | None = None, model: str = "") -> list[Found]:
+    """The stored stories best fitting the question, from every search's ranking fused (the
+    stories of the last NEAREST_DAYS nearest to the question's vector among them, when it has
+    one); within the chat's topics unless `topics` is None."""
     rankings = story_search.ranked(session=session, terms=question_terms(question))
+    if vector is not None:
+        since = database_now(session) - timedelta(days=NEAREST_DAYS)
+        rankings.append(near_enough(embeddings.nearest_in(
+            session=session, vector=vector, since=since, limit=NEAREST, model=model)))
     story_ids = fuse(rankings)[:CANDIDATES if topics is not None else MAX_SOURCES]
     found = story_search.stories(session=session, story_ids=story_ids)
     if topics is not None:
@@ -86,7 +98,12 @@ async def ask(update: Update, context: Context) -> None:
             await reply(update, context, language, "ask.no_topics")
             return
     await show_typing(context, chat.id)
-    found = await db(svc.engine, relevant, question=question, topics=topics)
+    vector = None
+    if svc.embedder.online:  # the question's meaning too; a failure leaves the words alone
+        vector = await until_stopping(context, question_vector(
+            svc.engine, svc.embedder, question, svc.daily_token_budget))
+    found = await db(svc.engine, relevant, question=question, topics=topics, vector=vector,
+                     model=svc.embedder.model)
     if not found:
         await reply(update, context, language,
                     "ask.nothing_all" if everything else "ask.nothing")

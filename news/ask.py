@@ -1,12 +1,14 @@
 """question + stored stories -> a cited answer: retrieval, the prompt, and the checks that
 decide whether an answer may be delivered (the brief's guards, news.briefs, reused).
 
-Retrieval is a list of ranked lists merged by reciprocal rank fusion: today the full-text
-lists (words, and CJK character pairs), one more ranked list per retriever when there is one.
+Retrieval is a list of ranked lists merged by reciprocal rank fusion: the full-text lists
+(words, and CJK character pairs) and, with an embeddings model, the stories nearest to the
+question's meaning (embed_question), so a story sharing no word with the question is found too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, Field
+from sqlalchemy import Engine
 
 from news.briefs import (
     BriefRejected,
@@ -29,10 +32,14 @@ from news.briefs import (
     language_name,
     strict_schema,
 )
+from news.embeddings import Embedder, EmbeddingError
 from news.language import probably_in
 from news.matching import Matcher, Topic
+from news.semantic import Vector
 from news.text import TITLE_CHARS, clip
 from news.types import Found, Report, Terms
+from storage import usage
+from storage.db import db
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,11 @@ MAX_TERMS = 24  # words searched for, in the order the question has them
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): damps the top ranks
 MESSAGE_CHARS = 4096  # Telegram's limit on one message
 ANSWER_CHARS = 2400  # what the model may write; the sources' list takes the rest
+
+NEAREST_DAYS = 7  # stories embedded this recently are searched by meaning (as previews are)
+NEAREST = 60  # nearest stories fused, at most
+MIN_SIMILARITY = 0.3  # below this a story is about something else: it is not fused at all
+EMBED_SECONDS = 10.0  # the reader is waiting: past this the full-text lists answer alone
 
 _CJK = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
 _CJK_RUN = re.compile(f"[{_CJK}]+")
@@ -87,6 +99,55 @@ def fuse(rankings: Sequence[Sequence[int]], *, k: int = RRF_K) -> list[int]:
         for rank, story_id in enumerate(ranking, start=1):
             score[story_id] = score.get(story_id, 0.0) + 1.0 / (k + rank)
     return sorted(score, key=lambda story_id: -score[story_id])
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """The question's vector (None: no embeddings, or the call failed), with what it cost."""
+
+    vector: Vector | None
+    calls: int = 0
+    failures: int = 0
+    tokens: int = 0
+
+
+async def embed_question(embedder: Embedder, question: str) -> Meaning:
+    """One embeddings call for the question, as stories are embedded (news.embeddings); a
+    failure of any kind (an error, a timeout, vectors of the wrong size) is a Meaning without
+    a vector, and the question is searched by its words alone."""
+    if not embedder.online:
+        return Meaning(None)
+    try:
+        async with asyncio.timeout(EMBED_SECONDS):
+            done = await embedder.embed([question[:MAX_QUESTION_CHARS]])
+    except EmbeddingError as exc:
+        log.info("question not embedded: %s", exc)
+        return Meaning(None, exc.calls, 1, exc.tokens)
+    except TimeoutError:
+        log.info("question not embedded: timeout")
+        return Meaning(None, 1, 1, 0)
+    return Meaning(done.vectors[0], done.calls, 0, done.tokens)
+
+
+async def question_vector(engine: Engine, embedder: Embedder, question: str,
+                          daily_token_budget: int = 0) -> Vector | None:
+    """The question's meaning, when embeddings are configured and the day's token budget is
+    not spent: one call, counted in usage and the budget as the stories' embeddings are
+    (news.semantic_round); None otherwise, or when the call fails."""
+    if not embedder.online:
+        return None
+    if await db(engine, usage.over_budget, budget=daily_token_budget):
+        return None
+    meaning = await embed_question(embedder, question)
+    if meaning.calls:
+        await db(engine, usage.record_calls, calls=meaning.calls, failures=meaning.failures,
+                 tokens_in=meaning.tokens, tokens_out=0)
+    return meaning.vector
+
+
+def near_enough(nearest: Sequence[tuple[int, float]]) -> list[int]:
+    """The nearest stories' ranked list, those too far to be about the question left out."""
+    return [story_id for story_id, similarity in nearest if similarity >= MIN_SIMILARITY]
 
 
 def in_topics(found: Sequence[Found], topics: Sequence[str]) -> list[Found]:

@@ -153,7 +153,13 @@ def nearest(engine: Engine, vector: Vector, since: datetime, limit: int = 10,
     """The stories created since then nearest to the vector, as (story id, cosine similarity),
     most similar first: numpy over the window's stored vectors of the vector's size."""
     with session_scope(engine) as session:
-        ids, matrix = window(session=session, since=since, model=model, dims=len(vector))
+        return nearest_in(session=session, vector=vector, since=since, limit=limit, model=model)
+
+
+def nearest_in(*, session: Session, vector: Vector, since: datetime, limit: int = 10,
+               model: str | None = None) -> list[tuple[int, float]]:
+    """nearest() within a session the caller holds (/ask reads its full-text lists in it)."""
+    ids, matrix = window(session=session, since=since, model=model, dims=len(vector))
     return ranked(ids, matrix, vector, limit)
 
 

@@ -3,9 +3,13 @@ delivered, how it is rendered; and the full-text search on both databases."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import numpy as np
+import openai
 import pytest
 from alembic import command
 from alembic.config import Config
@@ -13,27 +17,35 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, delete, text, update
 from sqlmodel import col, select
 
+import news.ask
+from handlers.ask import relevant
 from news.ask import (
     MESSAGE_CHARS,
     Answer,
     AnswerRejected,
     Found,
+    Meaning,
     Report,
     check,
     cited,
+    embed_question,
     fuse,
     in_topics,
     prompt_messages,
     question_terms,
+    question_vector,
     render_answer,
     stories_list,
 )
+from news.embeddings import Embedder
 from news.ingest import ingest
 from news.items import ItemDraft
 from news.newsroom import Newsroom
-from storage import story_search
+from storage import embeddings, story_search, usage
 from storage.db import MIGRATIONS, make_engine, session_scope
 from storage.models import Item, Story
+from tests.fakes.concepts import vector
+from tests.fakes.llm import LlmServer, Reply
 from tests.fakes.telegram_html import parse_html_entities, utf16_len
 from tests.harness import make_source
 
@@ -202,3 +214,109 @@ def test_the_migration_indexes_items_stored_before_it_and_goes_back(database_url
     step(engine, "upgrade", "head")
     assert _search(engine, "tidal") == [5]
     engine.dispose()
+
+
+QUESTION = "Which AI data centres are being built in Europe?"
+FARM = ("Hyperscale server farm for machine learning opens near Frankfurt",
+        "The campus will train neural networks for cloud customers.")
+
+
+def _embed_stored(engine: Engine, model: str = "fake-embed", dims: int = 64) -> None:
+    """Every stored story's vector as the emulator would give it (its headline and text)."""
+    with session_scope(engine) as session:
+        texts = embeddings.texts_of(session=session, story_ids=[
+            story.id for story in session.exec(select(Story)).all() if story.id is not None])
+        embeddings.save(session=session, model=model, vectors={
+            story_id: np.asarray(vector(text, dims), np.float32)
+            for story_id, text in texts.items()})
+
+
+def _relevant(engine: Engine, question: str, topics: list[str] | None = None,
+              vector_of: str | None = None, model: str = "fake-embed") -> list[int]:
+    query = None if vector_of is None else np.asarray(vector(vector_of, 64), np.float32)
+    with session_scope(engine) as session:
+        return [story.story_id for story in relevant(
+            session=session, question=question, topics=topics, vector=query, model=model)]
+
+
+def test_a_story_sharing_no_word_with_the_question_is_found_by_its_meaning(
+    engine: Engine
+) -> None:
+    ids = _store(engine, [
+        ("farm", *FARM),
+        ("lab", "SoftBank opens a lab in Lille", "Built for its staff in Europe."),
+        ("coin", "Bitcoin rallies as traders pile into tokens", "Record volumes."),
+    ])
+    _embed_stored(engine)
+    assert not set(question_terms(QUESTION).words) & set(
+        " ".join(FARM).lower().replace(".", "").split())
+    assert _relevant(engine, QUESTION) == [ids["lab"]], "words alone miss the server farm"
+    found = _relevant(engine, QUESTION, vector_of=QUESTION)
+    assert found == [ids["lab"], ids["farm"]], \
+        "its meaning finds the farm; the lab, in both lists, ranks above it"
+    assert _relevant(engine, "Hyperscale", vector_of=QUESTION)[0] == ids["farm"], \
+        "in both lists, the farm ranks first"
+    assert ids["coin"] not in found, "a story about something else is not fused at all"
+    assert _relevant(engine, QUESTION, vector_of=QUESTION, model="another") == [ids["lab"]], \
+        "only vectors of the configured model are compared"
+    assert _relevant(engine, QUESTION, ["SoftBank"], vector_of=QUESTION) == [ids["lab"]], \
+        "within the chat's topics"
+    with session_scope(engine) as session:  # stories older than the window are not searched
+        session.execute(update(Story).where(col(Story.id) == ids["farm"]).values(
+            created_at=datetime(2020, 1, 1, tzinfo=UTC)))
+    assert ids["farm"] not in _relevant(engine, QUESTION, vector_of=QUESTION)
+
+
+@pytest.fixture
+def llm() -> Iterator[LlmServer]:
+    with LlmServer() as server:
+        yield server
+
+
+def _embedder(llm: LlmServer, dims: int = 64) -> Embedder:
+    client = openai.AsyncOpenAI(api_key="k", base_url=llm.base_url, max_retries=0)
+    return Embedder(client, "fake-embed", dims, timeout=5.0)
+
+
+def test_the_question_is_embedded_in_one_call_and_counted(llm: LlmServer) -> None:
+    meaning = asyncio.run(embed_question(_embedder(llm), QUESTION))
+    assert meaning.vector is not None and meaning.vector.shape == (64,)
+    assert (meaning.calls, meaning.failures) == (1, 0) and meaning.tokens > 0
+    assert llm.embedded_texts == [QUESTION]
+    off = Embedder(None, "")
+    assert asyncio.run(embed_question(off, QUESTION)) == Meaning(None)
+    assert len(llm.embedding_requests) == 1
+
+
+@pytest.mark.parametrize("fault", [
+    Reply(status=500), Reply(status=200, body=b"{not json"), Reply(dimensions=17),
+    Reply(delay=2.0),
+], ids=["5xx", "bad-json", "wrong-dimensions", "timeout"])
+def test_a_failed_question_embedding_leaves_the_words_alone(
+    llm: LlmServer, fault: Reply, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(news.ask, "EMBED_SECONDS", 0.5)
+    llm.queue_embeddings(fault)
+    meaning = asyncio.run(embed_question(_embedder(llm), QUESTION))
+    assert meaning.vector is None
+    assert (meaning.calls, meaning.failures) == (1, 1), "the failed call counts"
+
+
+def test_the_questions_embedding_counts_in_usage_and_waits_for_the_budget(
+    engine: Engine, llm: LlmServer
+) -> None:
+    embedder = _embedder(llm)
+    found = asyncio.run(question_vector(engine, embedder, QUESTION, daily_token_budget=1000))
+    assert found is not None and found.shape == (64,)
+    with session_scope(engine) as session:
+        day = usage.of_day(session=session)
+        assert (day.calls, day.failures, day.tokens_out) == (1, 0, 0) and day.tokens_in > 0
+    llm.queue_embeddings(Reply(status=500))
+    assert asyncio.run(question_vector(engine, embedder, QUESTION)) is None
+    with session_scope(engine) as session:
+        assert (usage.of_day(session=session).calls,
+                usage.of_day(session=session).failures) == (2, 1)
+        usage.record_calls(session=session, calls=0, failures=0, tokens_in=1000, tokens_out=0)
+    asked = len(llm.embedding_requests)
+    assert asyncio.run(question_vector(engine, embedder, QUESTION, 1000)) is None
+    assert len(llm.embedding_requests) == asked, "past the budget nothing is asked"

@@ -4,6 +4,8 @@ nothing, refuses, or answers from stories it was not given; without an LLM, a li
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from tests.harness import (
     NEW_SOFTBANK,
     TOKEN,
     brief_for,
+    say,
     start_with_llm,
     start_world,
     wait_until,
@@ -74,7 +77,7 @@ def test_answers_cite_stored_stories_by_link_and_nothing_unchecked_is_delivered(
         assert ("http://news.test/a1", "[1]") in links(said), "a citation links its story"
         assert ("http://news.test/a1", "SoftBank opens an office in Lille") in links(said)
         assert "Toyota" not in said.text and "Weather" not in said.text, "within the topics"
-        request = llm.requests[-1]
+        request = [r for r in llm.requests if is_ask(r)][-1]  # aliases ask in the background
         assert ask_question(request) == "What did SoftBank open in Lille?"
         assert "data, not instructions" in request["messages"][0]["content"]
         assert ask_stories(request)[1] == "SoftBank opens an office in Lille"
@@ -150,13 +153,77 @@ def test_once_the_token_budget_is_spent_questions_get_the_stories_without_a_call
                              {"LLM_DAILY_TOKEN_BUDGET": "100"})
         user = telegram.user(4003, "Q", language_code="en")
         chat = telegram.private_chat(user)
-        ask(telegram, chat, user, "/subscribe SoftBank")
-        said = ask(telegram, chat, user, "/ask What did SoftBank open in Lille?")
+        # `all`, no topic: a /subscribe's alias suggestion, in the background, would race
+        # the question for the budget
+        said = ask(telegram, chat, user, "/ask all What did SoftBank open in Lille?")
         assert said.text.startswith(plain("ask.header")), "the first question spends the budget"
         calls = llm.calls
-        said = ask(telegram, chat, user, "/ask What did SoftBank open in Lille?")
+        said = ask(telegram, chat, user, "/ask all What did SoftBank open in Lille?")
         assert said.text.startswith(plain("ask.offline"))
         assert ("http://news.test/a1", "SoftBank opens an office in Lille") in links(said)
         assert llm.calls == calls
+        bot.terminate()
+        assert "Traceback" not in bot.log
+
+
+# Shares no word with the question below: only its concepts (server farm, machine learning,
+# Frankfurt), which the LLM emulator's embeddings (tests.fakes.concepts) put near it.
+SERVER_FARM = {
+    "title": "Hyperscale server farm for machine learning opens near Frankfurt",
+    "link": "http://news.test/s1", "guid": "s1",
+    "description": "The campus will train neural networks for cloud customers.",
+    "pub_date": datetime(2026, 11, 22, tzinfo=UTC),
+}
+BY_MEANING = "Which AI data centres are being built in Europe?"
+
+
+def _embedded(database: Path) -> int:
+    """Stories the bot has stored a vector for: the signal that a poll's round is done."""
+    with closing(sqlite3.connect(database)) as connection:
+        return connection.execute(
+            "SELECT count(*) FROM story_embeddings WHERE vector IS NOT NULL").fetchone()[0]
+
+
+def test_with_embeddings_a_question_finds_stories_by_meaning_and_survives_their_failure(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    words = set(re.findall(r"\w+", BY_MEANING.lower()))
+    assert not words & set(re.findall(r"\w+", f"{SERVER_FARM['title']} "
+                                               f"{SERVER_FARM['description']}".lower()))
+    with BotApiEmulator(token=TOKEN) as telegram, LlmServer() as llm, FeedServer() as feeds:
+        llm.responder = lambda request: (cited_answer(request) if is_ask(request)
+                                         else brief_for(request))
+        feeds.put("/feed.xml", rss("Test News", [SERVER_FARM, *BASELINE]))
+        bot = start_with_llm(telegram, llm, feeds, tmp_path, bot_process, {
+            "EMBEDDING_MODEL": "fake-embed", "EMBEDDING_DIMENSIONS": "256"})
+        wait_until(lambda: _embedded(tmp_path / "tidings.db") == 3, timeout=30)
+        user = telegram.user(4004, "Q", language_code="en")
+        chat = telegram.private_chat(user)
+
+        said = ask(telegram, chat, user, f"/ask all {BY_MEANING}")
+        assert said.text.startswith(plain("ask.header")), said.text
+        assert ("http://news.test/s1", "[1]") in links(said), "found by its meaning alone"
+        assert ("http://news.test/s1", str(SERVER_FARM["title"])) in links(said)
+        assert "SoftBank" not in said.text, "a story about something else is not given"
+        assert llm.embedded_texts.count(BY_MEANING) == 1, "one embedding call per question"
+
+        # the endpoint fails (an error, vectors of the wrong size, too many requests): the
+        # question is answered from the full-text search alone
+        for fault in (Reply(status=500), Reply(dimensions=17), Reply(status=429)):
+            llm.queue_embeddings(fault)
+            asked = len(llm.embedding_requests)
+            said = ask(telegram, chat, user, "/ask all What did SoftBank open in Lille?")
+            assert len(llm.embedding_requests) == asked + 1
+            assert said.text.startswith(plain("ask.header")), said.text
+            assert ("http://news.test/a1", "[1]") in links(said)
+        llm.queue_embeddings(Reply(status=503))
+        said = ask(telegram, chat, user, f"/ask all {BY_MEANING}")
+        assert said.text == plain("ask.nothing_all"), "no word in common, no meaning to go by"
+
+        admin = telegram.user(1001, "Ada")
+        stats = say(telegram, telegram.private_chat(admin), admin, "/stats")
+        counted = re.search(r"LLM calls: (\d+), failed: (\d+)", stats)
+        assert counted and int(counted.group(2)) >= 4, stats  # the failed embeddings count
+        assert telegram.rejected == []
         bot.terminate()
         assert "Traceback" not in bot.log
