@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from news.fetch import Fetched
@@ -194,13 +195,18 @@ def ingest_each(room: Newsroom, outcomes: Sequence[Outcome]) -> Sequence[int | E
     if len(outcomes) > 1:
         try:
             return ingest_all(room, outcomes)
+        except IntegrityError as exc:
+            # Another replica stored some of the same entries: its claim on a source lapsed
+            # while this one still polled it (a starved machine). Looked up again below.
+            log.warning("storing %d polls together met entries stored meanwhile (%s); storing "
+                        "them one by one", len(outcomes), type(exc.orig).__name__)
         except Exception:
             log.warning("storing %d polls together failed; storing them one by one",
                         len(outcomes), exc_info=True)
     results: list[int | Exception] = []
     for outcome in outcomes:
-        try:
-            results.append(ingest_all(room, [outcome])[0])
+        try:  # the unseen look-up is redone: what failed the batch may have been stored since
+            results.append(ingest_all(room, [replace(outcome, unseen_checked=False)])[0])
         except Exception as exc:
             results.append(exc)
     return results
