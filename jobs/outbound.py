@@ -74,7 +74,19 @@ async def send_alert(
     }
     result = await bot._post("sendMessage", data,
                              api_kwargs=bot._merge_api_rl_kwargs(None, alert(bot)))
-    return int(result["message_id"])
+    return message_id(result)
+
+
+class UnreadableAnswer(Exception):
+    """Telegram (or a proxy before it) answered a send with something that is not a Message:
+    the message may have gone out, so it counts as a failed attempt, with this as its reason."""
+
+
+def message_id(result: object) -> int:
+    message_id = result.get("message_id") if isinstance(result, dict) else None
+    if not isinstance(message_id, int) or isinstance(message_id, bool):
+        raise UnreadableAnswer(f"sendMessage answered {type(result).__name__} without a message id")
+    return message_id
 
 
 class Bucket:

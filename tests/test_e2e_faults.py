@@ -148,7 +148,7 @@ def test_an_unreadable_answer_is_an_attempt_and_the_row_is_parked_with_its_reaso
         admin = telegram.user(ADMIN_ID, "Ada")
         stats = say(telegram, telegram.private_chat(admin), admin, "/stats")
         assert "Deliveries given up: 1" in stats
-        assert "failed on every try, last: AttributeError(" in stats
+        assert "failed on every try, last: UnreadableAnswer(" in stats
         assert alerts(telegram, [reader]) == [MAX_ATTEMPTS]
         assert telegram.rejected == []
 
