@@ -67,7 +67,7 @@ class Term:
     @property
     def needle(self) -> str:
         """The folded text an automaton looks for (words joined by single spaces)."""
-        return _compiled_term(self.text)[0]
+        return _needle(self.text)
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,16 @@ Node = Term | Not | And | Or
 
 
 @lru_cache(maxsize=200_000)
+def _needle(text: str) -> str:
+    """Apart from the pattern: building a matcher needs every term's needle, but only the
+    terms of candidate queries need a compiled regex."""
+    return " ".join(fold(text).split())
+
+
+@lru_cache(maxsize=200_000)
 def _compiled_term(text: str) -> tuple[str, re.Pattern[str] | None]:
     """Folded needle, and the whole-word pattern (None where substrings are the rule: CJK, Thai)."""
-    needle = " ".join(fold(text).split())
+    needle = _needle(text)
     if _CJK.search(needle):
         return needle, None
     words = r"\s+".join(map(re.escape, needle.split()))
@@ -216,14 +223,17 @@ class _Parser:
         return Term(text)
 
 
+@lru_cache(maxsize=100_000)
 def _has_word(text: str) -> bool:
     return any(ch.isalnum() for ch in fold(text))
 
 
 def parse(query: str) -> Node:
     """Parse a query or raise QueryError saying why not."""
-    spaced = (" " if ch.isspace() else ch for ch in query)
-    query = "".join(ch for ch in spaced if ch.isprintable() or ch == " ").strip()
+    if not query.isprintable():  # a matcher parses every stored query: skip the usual case
+        spaced = (" " if ch.isspace() else ch for ch in query)
+        query = "".join(ch for ch in spaced if ch.isprintable() or ch == " ")
+    query = query.strip()
     if not query:
         raise QueryError("empty")
     if len(query) > MAX_QUERY_CHARS:
