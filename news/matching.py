@@ -128,11 +128,12 @@ class Matcher:
     def __init__(self, topics: Iterable[Topic] = ()) -> None:
         self._queries: list[str | None] = []  # query slot -> text (None: free slot)
         self._slot_of: dict[str, int] = {}
-        self._followers: list[list[int]] = []  # query slot -> subscription ids
+        # Arrays, not lists: no int object per entry, and nothing the garbage collector walks.
+        self._followers: list[array[int]] = []  # query slot -> subscription ids
         self._free: list[int] = []
         self.always: set[int] = set()  # query slots like `a OR -b`: can match with no term
         self._needle_of: dict[str, int] = {}  # every term ever seen -> its needle slot
-        self._needle_queries: list[list[int]] = []  # needle slot -> query slots
+        self._needle_queries: list[array[int]] = []  # needle slot -> query slots
         self.automaton: ahocorasick.Automaton | None = None  # the big one, rebuilt rarely
         self.fresh: dict[str, int] = {}  # live terms the big automaton may lack
         self._fresh_automaton: ahocorasick.Automaton | None = None
@@ -201,7 +202,7 @@ class Matcher:
         else:
             slot = len(self._queries)
             self._queries.append(query)
-            self._followers.append([])
+            self._followers.append(array("l"))
         self._slot_of[query] = slot
         node = _parsed(query)
         if node is not None and not needs_a_term(node):
@@ -210,7 +211,7 @@ class Matcher:
             needle_slot = self._needle_of.get(needle)
             if needle_slot is None:
                 needle_slot = self._needle_of[needle] = len(self._needle_queries)
-                self._needle_queries.append([])
+                self._needle_queries.append(array("l"))
             queries = self._needle_queries[needle_slot]
             if not queries and (self._compacting or self.automaton is None
                                 or needle not in self.automaton):
