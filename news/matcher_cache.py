@@ -38,7 +38,8 @@ class MatcherCache:
             self.matcher = Matcher(subscriptions.all_topics(session=session))
             self.revision = latest
         if latest != self.revision:
-            changes = subscriptions.changes_since(session=session, revision=self.revision)
+            changes = subscriptions.changes_since(session=session, revision=self.revision,
+                                                  upto=latest)
             self.matcher.apply(changes.removed, changes.changed)
             self.revision = changes.revision
         self._compact()

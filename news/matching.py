@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import ahocorasick
 
-from news.topics import Node, QueryError, fold, needs_a_term, parse, positive_terms, unspaced
+from news.topics import Node, QueryError, fold, parse, prefilter, unspaced
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,6 @@ def _parsed(query: str) -> Node | None:
         return parse(query)
     except QueryError:
         return None
-
-
-def _needles(node: Node | None) -> set[str]:
-    return set() if node is None else {term.needle for term in positive_terms(node)}
 
 
 def _automaton(needles: Iterable[tuple[str, int]]) -> ahocorasick.Automaton | None:
@@ -204,10 +200,10 @@ class Matcher:
             self._queries.append(query)
             self._followers.append(array("l"))
         self._slot_of[query] = slot
-        node = _parsed(query)
-        if node is not None and not needs_a_term(node):
+        needles, always = prefilter(query)
+        if always:
             self.always.add(slot)
-        for needle in _needles(node):
+        for needle in needles:
             needle_slot = self._needle_of.get(needle)
             if needle_slot is None:
                 needle_slot = self._needle_of[needle] = len(self._needle_queries)
@@ -227,7 +223,7 @@ class Matcher:
         self._queries[slot] = None
         self._free.append(slot)
         self.always.discard(slot)
-        for needle in _needles(_parsed(query)):
+        for needle in prefilter(query)[0]:
             self._needle_queries[self._needle_of[needle]].remove(slot)
 
     # --- compaction ------------------------------------------------------------------------

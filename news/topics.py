@@ -138,6 +138,26 @@ def positive_terms(node: Node) -> list[Term]:
     return [term for child in node.nodes for term in positive_terms(child)]
 
 
+def prefilter(query: str) -> tuple[set[str], bool]:
+    """The needles a stored query may need, and whether it can match with none of them (then
+    it is checked on every item). A superset is enough, since only queries found this way run
+    the exact check; a query without exclusions is only tokenized, not parsed: building the
+    matcher for a million subscriptions was mostly parsing."""
+    if "-" not in query and query.isprintable():  # no Not anywhere: every term is positive
+        try:
+            tokens = _tokens(query)
+        except QueryError:
+            return set(), False
+        texts = (token[1:-1] if token.startswith('"') else token for token in tokens
+                 if token not in ("OR", "(", ")"))
+        return {needle for text in texts if (needle := _needle(text))}, False
+    try:
+        node = parse(query)
+    except QueryError:
+        return set(), False
+    return {term.needle for term in positive_terms(node)}, not needs_a_term(node)
+
+
 def needs_a_term(node: Node) -> bool:
     """Whether every match contains at least one positive term (false for `a OR -b`)."""
     if isinstance(node, Term):
@@ -238,6 +258,10 @@ def parse(query: str) -> Node:
         raise QueryError("empty")
     if len(query) > MAX_QUERY_CHARS:
         raise QueryError("too_long")
+    if _SYNTAX.isdisjoint(query) and query[0] != "-" and query != "OR":
+        if not _has_word(query):  # one bare word, what most queries are: no parser needed
+            raise QueryError("no_words")
+        return Term(query)
     parser = _Parser(_tokens(query))
     node = parser.parse_and()
     if parser.peek() is not None:

@@ -157,10 +157,12 @@ class Changes:
     removed: list[int]
 
 
-def changes_since(*, session: Session, revision: int) -> Changes:
+def changes_since(*, session: Session, revision: int, upto: int | None = None) -> Changes:
     """Rows stamped after `revision`, read through the revision indexes, never the whole table.
-    An id both removed and added again (SQLite may hand out an id twice) counts as it last was."""
-    upto = _current(session)  # first: a change committed after it is read again next time
+    An id both removed and added again (SQLite may hand out an id twice) counts as it last was.
+    `upto`: the revision the caller has just read, if it has; it must be read before the rows."""
+    if upto is None:
+        upto = _current(session)  # first: a change committed after it is read again next time
     rows = session.exec(
         select(Subscription.id, Subscription.chat_id, Subscription.thread_id,
                Subscription.query, Subscription.revision)
