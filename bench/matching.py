@@ -83,7 +83,7 @@ MENTION_RATE = 0.03  # share of items that mention subscribed entities on purpos
 NAIVE_SAMPLE = 100  # items the naive loop is timed on
 MATCHER_PASSES = 3  # passes of the matcher over all items; the median one is reported
 EXTRA_CHECKED = 20  # items with mentions added to the correctness check (not timed)
-SIZES = (1_000, 10_000, 100_000)
+SIZES: tuple[int, ...] = (1_000, 10_000, 100_000)
 RESULTS = ROOT / "bench" / "results" / "matching.json"
 
 # --- vocabulary ---------------------------------------------------------------------------------
@@ -421,7 +421,11 @@ def quantile(values: Sequence[float], q: float) -> float:
 def load_database(engine: Engine, topics: Sequence[Topic]) -> list[Topic]:
     """The subscriptions as rows (one per chat and query, as the schema wants); those stored."""
     seen: set[tuple[int, str]] = set()
-    stored = [t for t in topics if (key := (t.chat_id, t.query)) not in seen and not seen.add(key)]
+    stored = []
+    for topic in topics:
+        if (topic.chat_id, topic.query) not in seen:
+            seen.add((topic.chat_id, topic.query))
+            stored.append(topic)
     chat = Chat(id=0, type="private", title=None, language="en").model_dump()
     row = Subscription(id=0, chat_id=0, query="").model_dump()
     batch = 50_000
@@ -619,7 +623,7 @@ def main() -> None:
             row_hits.append(same_as_naive(matcher, text, expected))
         row: dict[str, float | int] = {
             "subscriptions": size,
-            "distinct_needles": len(matcher.automaton),
+            "distinct_needles": len(matcher.automaton or ()),
             "build_s": build_s,
             "build_rss_mib": (rss_after - rss_before) / 2**20,
             "matcher_items": len(items),
@@ -655,6 +659,7 @@ def main() -> None:
     print(f"  correctness: {checked} items, {checked_hits} matches, identical to the naive loop")
 
     # Memory of the built matcher at 100,000 subscriptions, from a separate traced build.
+    assert matcher_100k.automaton is not None
     automaton_stats = matcher_100k.automaton.get_stats()
     del matcher_100k, checks_100k, matcher, checks
     gc.collect()

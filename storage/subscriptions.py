@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, update
+from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -163,10 +164,10 @@ def changes_since(*, session: Session, revision: int, upto: int | None = None) -
     `upto`: the revision the caller has just read, if it has; it must be read before the rows."""
     if upto is None:
         upto = _current(session)  # first: a change committed after it is read again next time
-    rows = session.exec(
-        select(Subscription.id, Subscription.chat_id, Subscription.thread_id,
-               Subscription.query, Subscription.revision)
-        .where(col(Subscription.revision) > revision)).all()
+    rows = session.execute(  # five columns: more than sqlmodel's select is typed for
+        sql_select(col(Subscription.id), col(Subscription.chat_id), col(Subscription.thread_id),
+                   col(Subscription.query), col(Subscription.revision))
+        .where(col(Subscription.revision) > revision)).tuples().all()
     gone = session.exec(
         select(SubscriptionRemoval.subscription_id, SubscriptionRemoval.revision)
         .where(col(SubscriptionRemoval.revision) > revision)).all()

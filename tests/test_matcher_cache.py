@@ -95,7 +95,7 @@ def test_changes_are_applied_in_place_and_read_by_revision(
         assert subscriptions.remove(session=session, chat_id=1007, query="company7")
     assert matched(cache, engine, "SoftBank and company7") == {new}, "removed topics drop out"
     with session_scope(engine) as session:
-        row = subscriptions.get(session=session, subscription_id=ids[8])
+        row = subscriptions.get(session=session, subscription_id=ids[8] or 0)
         assert row is not None
         assert subscriptions.change_query(session=session, subscription=row,
                                           query="company8 OR Nvidia")
