@@ -167,7 +167,7 @@ def changes_since(*, session: Session, revision: int, upto: int | None = None) -
     rows = session.execute(  # five columns: more than sqlmodel's select is typed for
         sql_select(col(Subscription.id), col(Subscription.chat_id), col(Subscription.thread_id),
                    col(Subscription.query), col(Subscription.revision))
-        .where(col(Subscription.revision) > revision)).tuples().all()
+        .where(col(Subscription.revision) > revision)).all()
     gone = session.exec(
         select(SubscriptionRemoval.subscription_id, SubscriptionRemoval.revision)
         .where(col(SubscriptionRemoval.revision) > revision)).all()
