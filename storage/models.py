@@ -69,7 +69,7 @@ class Subscription(SQLModel, table=True):
     # A forum topic's message_thread_id; 0 for the chat itself.
     thread_id: int = Field(default=0, sa_column_kwargs=_default("0"))
     created_at: datetime = Field(default_factory=utcnow)
-    # Changes with the query, so matchers cached in any process notice an edit.
+    # When the query last changed (the matchers go by `revision`).
     updated_at: datetime = Field(default_factory=utcnow, index=True)
     # "Track closely" (/subscribe !query, the 📌 button): its stories are level 1 for this chat.
     pinned: bool = Field(default=False, sa_column_kwargs=_default("0"))
