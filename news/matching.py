@@ -11,6 +11,7 @@ array updates, and a term no query had before goes into a small second automaton
 
 from __future__ import annotations
 
+import unicodedata
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from functools import lru_cache
 
 import ahocorasick
 
-from news.topics import Node, QueryError, fold, parse, prefilter, unspaced
+from news.topics import And, Node, Not, Or, QueryError, Term, fold, parse, prefilter, unspaced
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,10 @@ class Topic:
     query: str
 
 
-def _wordy(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
+def _glued(ch: str) -> bool:
+    """Whether a term next to this character is part of a longer word: a letter, digit or
+    underscore (what a regex calls a word character), or a combining mark."""
+    return ch.isalnum() or ch == "_" or (not ch.isascii() and unicodedata.category(ch)[0] == "M")
 
 
 _FOLDED_WORDS: dict[str, str] = {}
@@ -250,24 +253,51 @@ class Matcher:
 
     # --- matching --------------------------------------------------------------------------
 
-    def candidate_queries(self, folded: str) -> set[int]:
-        """Query slots with a term in the text; word terms must stand as whole words."""
-        found = set(self.always)
+    def found(self, folded: str) -> set[str]:
+        """The live terms that occur in the text as the query language wants them: anywhere in
+        unspaced scripts, elsewhere as whole words (not glued to a letter, digit or combining
+        mark), so a term's presence is looked up here instead of searched for again."""
+        found: set[str] = set()
         if self._fresh_dirty:
             self._fresh_automaton = _automaton(self.fresh.items())
             self._fresh_dirty = False
         last = len(folded) - 1
-        needle_queries = self._needle_queries
         for automaton in (self.automaton, self._fresh_automaton):
             if automaton is None:
                 continue
-            for end, (needle_slot, length, spaced) in automaton.iter(folded):
+            for end, (_, length, spaced) in automaton.iter(folded):
                 start = end - length + 1
-                if spaced and ((start > 0 and _wordy(folded[start - 1]))
-                               or (end < last and _wordy(folded[end + 1]))):
-                    continue  # "ion" inside "union": not a candidate
-                found.update(needle_queries[needle_slot])
+                if spaced and ((start > 0 and _glued(folded[start - 1]))
+                               or (end < last and _glued(folded[end + 1]))):
+                    continue  # "ion" inside "union"
+                found.add(folded[start:end + 1])
         return found
+
+    def candidate_queries(self, folded: str, found: set[str] | None = None) -> set[int]:
+        """Query slots with a term in the text, and those that can match with none."""
+        candidates = set(self.always)
+        needle_of, needle_queries = self._needle_of, self._needle_queries
+        for needle in self.found(folded) if found is None else found:
+            candidates.update(needle_queries[needle_of[needle]])
+        return candidates
+
+    def _holds(self, node: Node, found: set[str], folded: str) -> bool:
+        """node.matches(folded), with every live term's presence read from `found`: only a
+        term no query looks for (one that is only ever excluded) is searched for in the text."""
+        if isinstance(node, Term):
+            needle = node.needle
+            if needle in found:
+                return True
+            slot = self._needle_of.get(needle)
+            if slot is not None and self._needle_queries[slot]:
+                return False  # live, so the automata would have found it
+            return node.matches(folded)
+        if isinstance(node, Not):
+            return not self._holds(node.node, found, folded)
+        if isinstance(node, And):
+            return all(self._holds(child, found, folded) for child in node.nodes)
+        assert isinstance(node, Or)
+        return any(self._holds(child, found, folded) for child in node.nodes)
 
     def candidates(self, folded: str) -> set[int]:
         """Subscriptions (ids) with a term in the text."""
@@ -279,13 +309,14 @@ class Matcher:
         if not self.size:  # no subscriptions yet: nothing to fold the text for
             return []
         folded = searchable(text)
+        found = self.found(folded)
         hits: list[int] = []
         queries, followers = self._queries, self._followers
-        for slot in self.candidate_queries(folded):
+        for slot in self.candidate_queries(folded, found):
             query = queries[slot]
             assert query is not None
             node = _parsed(query)
-            if node is not None and node.matches(folded):
+            if node is not None and self._holds(node, found, folded):
                 hits.extend(followers[slot])
         hits.sort()
         chat, thread = self._chat, self._thread

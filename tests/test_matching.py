@@ -88,3 +88,11 @@ def test_changes_in_place_give_the_answers_of_a_fresh_build() -> None:
         assert len(matcher.topics) == len(live)
         for text in rng.sample(texts, 5):
             assert matcher.match(text) == fresh.match(text), (step, text)
+
+
+def test_a_term_glued_to_a_combining_mark_is_not_a_whole_word() -> None:
+    matcher = Matcher([Topic(1, 1, 0, "क"), Topic(2, 2, 0, "SoftBank -crypto")])
+    assert matcher.match("कि") == [], "a Devanagari vowel sign belongs to its word"
+    assert [t.id for t in matcher.match("क ख")] == [1]
+    assert [t.id for t in matcher.match("SoftBank news")] == [2]
+    assert matcher.match("SoftBank crypto news") == [], "a term only ever excluded is searched"
