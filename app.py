@@ -13,31 +13,35 @@ import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 
+import hub_callback
 import jobs
 import receiver
 from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
 from handlers.common import chat_language, reply
 from handlers.lanes import ChatLanes
-from handlers.ratelimit import RateLimit
+from handlers.ratelimit import CommandLimiter, RateLimit
 from jobs.pacing import PACING
 from locales import catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
+from news.embeddings import Embedder
 from news.fetch import FetchPolicy, make_client
+from news.newsroom import Newsroom
 from news.packs import DEFAULT_DIRECTORY, load_packs
 from news.parsing import FeedReader, default_workers
-from news.pipeline import Newsroom
 from news.search import providers as search_providers
 from news.search.sweep import Searching
+from news.websub import PushSettings
 from receiver import WebhookConfig, WebhookRefused
 from services import KEY, Services
 from settings import Settings
-from storage import deliveries, locks, sources
+from storage import deliveries, locks, sources, websub
 from storage.db import (
     DatabaseInUse,
     DatabaseUnreachable,
@@ -105,9 +109,11 @@ def build_services(settings: Settings) -> Services:
             base_url=settings.openai_base_url, max_retries=0,
             timeout=settings.llm_timeout_seconds,
         )
+    newsroom = Newsroom(engine, keys)
+    newsroom.embedding = settings.embeddings_enabled
     return Services(
         engine=engine,
-        newsroom=Newsroom(engine, keys),
+        newsroom=newsroom,
         # A new sender waits out the longest pacing period (a group's): the previous one may
         # have sent to any chat until it died, and Telegram's limits count those sends too.
         sending=locks.Role(engine, keys.sending, "sending", settle=PACING.group_period),
@@ -119,6 +125,8 @@ def build_services(settings: Settings) -> Services:
                            input_tokens=settings.llm_input_tokens,
                            concurrency=settings.llm_concurrency),
         aliases=AliasFinder(writer_client, settings.llm_model),
+        embedder=embedder(settings),
+        semantic_threshold=settings.semantic_threshold,
         catalog=catalog,
         admin_ids=settings.admin_ids,
         default_language=catalog.resolve(settings.default_language, "en")
@@ -129,10 +137,37 @@ def build_services(settings: Settings) -> Services:
         heartbeat_file=Path(settings.heartbeat_file) if settings.heartbeat_file else None,
         reader=reader,
         max_topics_per_chat=settings.max_topics_per_chat,
+        asks=CommandLimiter(settings.asks_per_hour, period=3600.0)
+        if settings.asks_per_hour else None,
         searching=searching(settings),
         packs=tuple(load_packs(Path(settings.starter_packs_dir) if settings.starter_packs_dir
                                else DEFAULT_DIRECTORY)),
+        push=push_settings(settings),
     )
+
+
+def embedder(settings: Settings) -> Embedder:
+    """The embeddings endpoint semantic topics use: OPENAI_BASE_URL's provider and key, or
+    EMBEDDING_BASE_URL's; offline without EMBEDDING_MODEL."""
+    if not settings.embeddings_enabled or settings.openai_api_key is None:
+        return Embedder(None, "")
+    client = openai.AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.embedding_base_url or settings.openai_base_url, max_retries=0,
+        timeout=settings.llm_timeout_seconds)
+    return Embedder(client, settings.embedding_model, settings.embedding_dimensions,
+                    timeout=settings.llm_timeout_seconds)
+
+
+def push_settings(settings: Settings) -> PushSettings | None:
+    """WebSub needs a URL hubs can reach: only in webhook mode, and only if not turned off.
+    Its callbacks live beside the webhook, on WEBHOOK_URL's host, unless told otherwise."""
+    if not settings.webhook_url or not settings.websub:
+        return None
+    parts = urlsplit(settings.webhook_url)
+    return PushSettings(settings.websub_callback_url or f"{parts.scheme}://{parts.netloc}/websub",
+                        settings.websub_lease_seconds, settings.websub_poll_interval_seconds,
+                        settings.websub_retry_seconds)
 
 
 def searching(settings: Settings) -> Searching:
@@ -270,14 +305,18 @@ def main() -> None:
             released = deliveries.release_stale_leases(session=session)
             if released:
                 log.info("resending %d deliveries claimed before the last stop", released)
+        if svc.push is None and (dropped := websub.forget_all(session=session)):
+            log.info("WebSub off (no webhook): %d sources are polled at their own interval "
+                     "again", dropped)
     log.info("Tidings starting: database %s, LLM %s, %d sources",
              describe(settings.database_url),
              settings.llm_model if svc.writer.online else "offline", source_count)
     bot_id = int(token.partition(":")[0]) if token.partition(":")[0].isdigit() else 0
     try:
         # Retried with backoff until Telegram answers: at boot the network may not be up yet.
+        callbacks = hub_callback.routes(svc, svc.push) if svc.push is not None else []
         receiver.run(application, receiver.choose(svc.engine, webhook, bot_id,
-                                                   svc.newsroom.keys), svc.stopping)
+                                                   svc.newsroom.keys, callbacks), svc.stopping)
     except TokenRejected:
         log.error("Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped): "
                   "get the bot's current token from @BotFather (see README)")

@@ -6,6 +6,12 @@ application would load python-telegram-bot, openai and the rest into every parse
 """
 
 if __name__ == "__main__":
+    import os
+
+    # numpy's BLAS (news.semantic's matrix products) on one thread: its threads would fight
+    # the event loop, the database thread and the parser processes for the cores, and small
+    # products then run 10x slower than on one thread (bench/matching.py --semantic).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from app import main
 
     main()

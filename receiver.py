@@ -15,7 +15,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -39,6 +39,7 @@ from telegram_link import keep_trying, reason
 log = logging.getLogger("tidings")
 App = Application[Any, Any, Any, Any, Any, Any]
 T = TypeVar("T")
+Route = tuple[str, type, dict[str, Any]]  # a tornado rule: path pattern, handler, its arguments
 
 POLL_TIMEOUT = timedelta(seconds=10)  # getUpdates' long-poll wait, as run_polling's default
 ROLE_CHECK_SECONDS = 5.0  # a standby tries the lock this often: it takes over well within 30 s
@@ -296,8 +297,9 @@ class UpdatePost(tornado.web.RequestHandler):
 class Webhook:
     """Telegram posts each update to WEBHOOK_URL; our own server checks the secret on each."""
 
-    def __init__(self, config: WebhookConfig) -> None:
+    def __init__(self, config: WebhookConfig, routes: Sequence[Route] = ()) -> None:
         self.config = config
+        self.routes = list(routes)  # served beside the updates' path: WebSub's callbacks
         self.server: HTTPServer | None = None
 
     async def start(self, application: App, stopping: asyncio.Event) -> None:
@@ -310,7 +312,7 @@ class Webhook:
         if not accepted:
             raise WebhookRefused(f"Telegram refused the webhook {config.url}")
         routes = [(rf"{re.escape(config.url_path.rstrip('/'))}/?", UpdatePost,
-                   {"secret": config.secret, "bot_app": application})]
+                   {"secret": config.secret, "bot_app": application}), *self.routes]
         self.server = HTTPServer(
             tornado.web.Application(routes, log_function=lambda _handler: None),
             max_body_size=MAX_UPDATE_BYTES, max_buffer_size=MAX_UPDATE_BYTES,
@@ -329,10 +331,11 @@ class Webhook:
 
 
 def choose(engine: Engine, webhook: WebhookConfig | None, bot_id: int,
-           keys: Keys | None = None) -> Receiver:
-    """Webhook when configured; else the receiver role on PostgreSQL; else plain polling."""
+           keys: Keys | None = None, routes: Sequence[Route] = ()) -> Receiver:
+    """Webhook when configured (serving `routes` too); else the receiver role on PostgreSQL;
+    else plain polling."""
     if webhook is not None:
-        return Webhook(webhook)
+        return Webhook(webhook, routes)
     if engine.dialect.name == "postgresql":
         return PollingRole(engine, (keys or Keys.of(engine)).receiving(bot_id))
     return Polling()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 from sqlalchemy import Engine
@@ -15,12 +15,18 @@ from sqlalchemy import Engine
 from locales import Catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
+from news.embeddings import Embedder
 from news.fetch import FetchPolicy
+from news.newsroom import Newsroom
 from news.packs import Pack
 from news.parsing import FeedReader
-from news.pipeline import Newsroom
 from news.search.sweep import Searching
+from news.semantic_round import SemanticCache
+from news.websub import PushSettings
 from storage.locks import Role
+
+if TYPE_CHECKING:
+    from handlers.ratelimit import CommandLimiter
 
 KEY = "services"
 T = TypeVar("T")
@@ -29,7 +35,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Services:
     engine: Engine
-    newsroom: Newsroom  # the story index and matcher cache this process keeps (news.pipeline)
+    newsroom: Newsroom  # the story index and matcher cache this process keeps (news.newsroom)
     sending: Role  # only its holder sends alerts and digests (jobs.deliver)
     http: httpx.AsyncClient
     fetch_policy: FetchPolicy
@@ -46,7 +52,14 @@ class Services:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     max_topics_per_chat: int = 50  # 0: no cap
     searching: Searching | None = None  # the news-search providers (jobs.search); None: off
+    # Semantic topics: the embeddings endpoint (offline without EMBEDDING_MODEL) and the
+    # matcher of their meanings (news.semantic_round).
+    embedder: Embedder = field(default_factory=lambda: Embedder(None, ""))
+    semantic: SemanticCache = field(default_factory=SemanticCache)
+    semantic_threshold: float = 0.5
     packs: tuple[Pack, ...] = ()  # the starter packs /addsource pack offers (news.packs)
+    asks: CommandLimiter | None = None  # /ask questions per user and hour (ASKS_PER_HOUR)
+    push: PushSettings | None = None  # WebSub (news.websub); None: long polling, or off
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
     # own: waiting their turn in the shared pool, they would hold the threads every
     # database call needs, and a few /trend would stall every chat.

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     llm_input_tokens: int = Field(default=3000, ge=200)
     llm_daily_token_budget: int = Field(default=0, ge=0)
     llm_concurrency: int = Field(default=4, ge=1)
+    # Semantic topics (`/subscribe ~…`): the provider's /v1/embeddings model; empty: off.
+    embedding_model: str = ""
+    # 128: matching 10,000 semantic topics stays within the matcher's budget (bench/matching.py)
+    embedding_dimensions: int = Field(default=128, ge=0)  # 0: the model's own size
+    embedding_base_url: str = ""  # empty: OPENAI_BASE_URL (same key)
+    semantic_threshold: float = Field(default=0.5, gt=0, lt=1)  # a new topic's lowest
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     poll_interval_seconds: int = Field(default=300, ge=1)
     allowed_source_networks: Annotated[
@@ -45,6 +51,7 @@ class Settings(BaseSettings):
     parse_timeout_seconds: float = Field(default=15.0, gt=0)  # a worker past it is killed
     commands_per_minute: int = Field(default=20, ge=0)  # per user, also the burst; 0: off
     max_topics_per_chat: int = Field(default=50, ge=0)  # 0: no cap
+    asks_per_hour: int = Field(default=10, ge=0)  # /ask questions per user, also the burst; 0: off
     # News-search providers asked about every followed topic (news.search); empty: none.
     search_providers: Annotated[tuple[str, ...], NoDecode] = ("gdelt",)
     gdelt_api_url: str = "https://api.gdeltproject.org/api/v2/doc/doc"
@@ -57,6 +64,12 @@ class Settings(BaseSettings):
     webhook_listen: str = "0.0.0.0"  # every interface: the proxy reaches it over the network
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_path: str | None = None  # None: the path of WEBHOOK_URL
+    # WebSub, in webhook mode only (news.websub): feeds that name a hub are pushed to us.
+    websub: bool = True
+    websub_callback_url: str = ""  # empty: WEBHOOK_URL's scheme and host, path /websub
+    websub_lease_seconds: int = Field(default=10 * 24 * 3600, ge=60)  # asked for; hubs decide
+    websub_poll_interval_seconds: int = Field(default=3600, ge=1)  # the safety net's interval
+    websub_retry_seconds: int = Field(default=60, ge=1)  # after a hub failed; doubles each time
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -79,6 +92,12 @@ class Settings(BaseSettings):
             parts = value.replace(" ", "").split(",")
             return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
         return value
+
+    @property
+    def embeddings_enabled(self) -> bool:
+        """Semantic topics need an embeddings model and the provider's key."""
+        return bool(self.embedding_model and self.openai_api_key
+                    and self.openai_api_key.get_secret_value())
 
     @property
     def llm_enabled(self) -> bool:

@@ -46,10 +46,12 @@ import openai  # noqa: E402
 from sqlalchemy import func  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
+from news.briefing import write_missing_briefs  # noqa: E402
 from news.briefs import BriefWriter, StoryText, Written  # noqa: E402
+from news.ingest import ingest  # noqa: E402
 from news.items import ItemDraft  # noqa: E402
 from news.language import probably_in  # noqa: E402
-from news.pipeline import Newsroom, ingest, write_missing_briefs  # noqa: E402
+from news.newsroom import Newsroom  # noqa: E402
 from storage import chats, sources, subscriptions, usage  # noqa: E402
 from storage.db import make_engine, migrate, session_scope  # noqa: E402
 from storage.models import Brief, Delivery  # noqa: E402

@@ -13,7 +13,7 @@ If-Modified-Since) with 304. Every source polls on a 10-minute interval. Between
 server changes --changed (20%) of the feeds, each with --new (2) new entries in front; the
 others answer 304: the steady state of a deployment, where most feeds have nothing new.
 
-Each bot replica is a child process that polls as the bot does: news.pipeline.poll_due with
+Each bot replica is a child process that polls as the bot does: news.poll.poll_due with
 its default concurrency over a Newsroom, the bot's HTTP client (news.fetch.make_client) and a
 FeedReader with bot.py's default parser processes (news.parsing, one per core up to four). The
 parent makes every source due, tells the replicas to poll, and each polls until nothing is
@@ -99,9 +99,10 @@ from sqlmodel import col, select  # noqa: E402
 
 from bench.cpulimit import CpuLimits, descendants, join  # noqa: E402
 from bench.poll import Timers, feed_url, hosts, serve_http, worker_usage  # noqa: E402
-from news import pipeline  # noqa: E402
 from news.fetch import FetchPolicy, make_client  # noqa: E402
+from news.newsroom import Newsroom  # noqa: E402
 from news.parsing import FeedReader, default_workers  # noqa: E402
+from news.poll import POLL_CONCURRENCY, poll_due  # noqa: E402
 from storage import chats, sources, subscriptions  # noqa: E402
 from storage.db import make_engine, migrate, session_scope  # noqa: E402
 from storage.models import Delivery, Item, Source, utcnow  # noqa: E402
@@ -262,13 +263,13 @@ class Replica:
 
     def __init__(self, url: str, concurrency: int | None) -> None:
         self.engine = make_engine(url)
-        self.room = pipeline.Newsroom(self.engine)  # as bot.py builds it
+        self.room = Newsroom(self.engine)  # as bot.py builds it
         self.reader = FeedReader(default_workers())  # PARSE_WORKERS unset
         self.policy = FetchPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
         self.kwargs: dict[str, Any] = {"reader": self.reader}
         if concurrency is not None:
             self.kwargs["concurrency"] = concurrency
-        self.concurrency = concurrency or pipeline.POLL_CONCURRENCY
+        self.concurrency = concurrency or POLL_CONCURRENCY
         self.timers = Timers()
         self.timers.install()
 
@@ -304,7 +305,7 @@ class Replica:
         main, workers = self.usage()
         started = time.perf_counter()
         polled, new, errors = 0, 0, Counter[str]()
-        while results := await pipeline.poll_due(self.room, self.client, self.policy,
+        while results := await poll_due(self.room, self.client, self.policy,
                                                  **self.kwargs):
             polled += len(results)
             new += sum(result.new for result in results)

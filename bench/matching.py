@@ -38,6 +38,19 @@ inside longer words too ("ion" in "union"), and those false candidates grow with
 subscriptions.
 
 Prints a table and writes the figures to bench/results/matching.json.
+
+The semantic share (issue 23), also alone with `--semantic`: of the same 100,000 subscriptions,
+every tenth is replaced by a topic followed by meaning (`~"…"@0.55`), and each item has an
+embedding (EMBEDDING_DIMENSIONS = 128 random unit vectors, `--dims 256` for another size; 3 %
+of items near a subscribed meaning). One item costs the keyword matcher over the 90,000
+keyword topics plus its share of news.semantic.SemanticMatcher over the 10,000 semantic ones,
+in batches of 512 items (as news.semantic_round matches one round's new stories), BLAS on one
+thread as bot.py sets it. Meanings repeat as names do (Zipf over a vocabulary of 5,000); the
+worst case, every meaning distinct, is timed too. The baseline is the naive loop: each
+semantic subscription's dot product and threshold, per item, in numpy. This part is timed in
+CPU time (time.process_time, the best of 3 passes), keyword and semantic alike, so that other
+work on a shared machine counts less. Figures go to
+bench/results/matching_semantic.json (another size: matching_semantic_<dims>.json).
 """
 
 from __future__ import annotations
@@ -58,7 +71,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
+# As bot.py runs it: numpy's BLAS on one thread (set before numpy is first imported).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -68,7 +84,7 @@ from sqlalchemy import Engine, insert  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from news import topics as topics_module  # noqa: E402
-from news.matcher_cache import MatcherCache  # noqa: E402
+from news.matcher import MatcherCache  # noqa: E402
 from news.matching import Matcher, Topic, searchable  # noqa: E402
 from news.topics import And, Node, Not, Or, Term, parse  # noqa: E402
 from storage import subscriptions  # noqa: E402
@@ -511,12 +527,11 @@ def measure_changes(topics: Sequence[Topic], n_changes: int, url: str) -> dict[s
                 else:
                     victim = live.pop(rng.choice(list(live)))
                     changed = victim.id
+                    found = subscriptions.get(session=session, subscription_id=victim.id)
+                    assert found is not None
                     if kind == "remove":
-                        subscriptions.remove(session=session, chat_id=victim.chat_id,
-                                             query=victim.query)
+                        subscriptions.delete(session=session, subscription=found)
                     else:
-                        found = subscriptions.get(session=session, subscription_id=victim.id)
-                        assert found is not None
                         if not subscriptions.change_query(session=session, subscription=found,
                                                           query=query):
                             changed = None
@@ -582,6 +597,7 @@ def main() -> None:
     parser.add_argument("--only-changes", action="store_true",
                         help="measure only the start-up build and the change cost")
     parser.add_argument("--startup-build", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--dims", type=int, default=DIMS, help="embedding size (semantic share)")
     args = parser.parse_args()
     if args.startup_build:
         startup_build(args.startup_build)
@@ -716,6 +732,7 @@ def main() -> None:
         f"{memory['process_max_rss_mib']:.0f} MiB"
     )
     changes = measure_changes(topics, args.changes, args.database_url) if args.changes else {}
+    semantic = semantic_share(workload)
     elapsed = time.perf_counter() - started
     print(f"total {elapsed:.0f} s")
 
@@ -745,6 +762,7 @@ def main() -> None:
                 "speedup_at_100k": top["speedup"],
                 "memory_at_100k": memory,
                 "changes_through_the_database": changes,
+                "semantic_share": semantic,
                 "total_s": elapsed,
             },
             indent=2,
@@ -755,5 +773,130 @@ def main() -> None:
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
-if __name__ == "__main__":
+# --- the semantic share (issue 23) ----------------------------------------------------------
+
+SEMANTIC_EVERY = 10  # every tenth subscription follows a meaning
+DIMS = int(sys.argv[sys.argv.index("--dims") + 1]) if "--dims" in sys.argv else 128
+MEANINGS = 5_000
+BATCH = 512  # the stories one round matches at once at most (news.semantic_round.PER_ROUND)
+SEMANTIC_RESULTS = ROOT / "bench" / "results" / (
+    "matching_semantic.json" if DIMS == 128 else f"matching_semantic_{DIMS}.json")
+
+
+def _semantic_topics(topics: Sequence[Topic], distinct: bool, rng: random.Random
+                     ) -> tuple[list[Topic], list[tuple[int, str]], dict[str, Any]]:
+    """The keyword topics kept, the semantic ones as (id, query), and the meanings' vectors."""
+    import numpy as np
+
+    from news.semantic import meaning_key, normalized
+
+    keyword: list[Topic] = []
+    semantic: list[tuple[int, str]] = []
+    weights = [1 / (rank + 1) ** 0.6 for rank in range(MEANINGS)]
+    for topic in topics:
+        if topic.id % SEMANTIC_EVERY:
+            keyword.append(topic)
+            continue
+        number = topic.id if distinct else rng.choices(range(MEANINGS), weights=weights)[0]
+        threshold = rng.choice((0.45, 0.5, 0.55, 0.6, 0.65))
+        semantic.append((topic.id, f'~"meaning {number}"@{threshold:.2f}'
+                         + (" -crypto" if topic.id % 7 == 0 else "")))
+    keys = sorted({meaning_key(query.split('"')[1]) for _, query in semantic})
+    generator = np.random.default_rng(SEED)
+    matrix = normalized(generator.standard_normal((len(keys), DIMS)).astype(np.float32))
+    return keyword, semantic, dict(zip(keys, matrix, strict=True))
+
+
+def semantic_share(workload: Workload) -> dict[str, Any]:
+    import numpy as np
+
+    from news.semantic import SemanticMatcher, normalized, parse_semantic
+
+    rng = random.Random(SEED + 2)
+    generator = np.random.default_rng(SEED + 3)
+    items = workload.items
+    report: dict[str, Any] = {"subscriptions": len(workload.topics), "items": len(items),
+                              "dims": DIMS, "batch": BATCH}
+    keyword, semantic, vectors = _semantic_topics(workload.topics, False, rng)
+    started = time.process_time()
+    matcher = Matcher(keyword)
+    report["keyword_build_s"] = time.process_time() - started
+    keys = list(vectors)
+    stories = generator.standard_normal((len(items), DIMS)).astype(np.float32)
+    for index in range(0, len(items), 33):  # 3 %: near a subscribed meaning
+        stories[index] = vectors[rng.choice(keys)] * 6 + stories[index] / 16
+    stories = normalized(stories)
+    time_matcher(matcher, items[:200])  # warm-up
+    keyword_runs = []
+    for _ in range(MATCHER_PASSES):
+        began = time.process_time()
+        for text in items:
+            matcher.match(text)
+        keyword_runs.append(time.process_time() - began)
+    keyword_s = min(keyword_runs)
+    report["keyword_topics"] = len(keyword)
+    report["keyword_us_per_item"] = keyword_s / len(items) * 1e6
+    for label, distinct in (("zipf", False), ("distinct", True)):
+        if distinct:
+            _, semantic, vectors = _semantic_topics(workload.topics, True, rng)
+        started = time.process_time()
+        meaning = SemanticMatcher(semantic, vectors)
+        build_s = time.process_time() - started
+        meaning.match(stories[:BATCH], items[:BATCH])  # warm-up
+        runs = []
+        hits = 0
+        for _ in range(MATCHER_PASSES):
+            began = time.process_time()
+            hits = 0
+            for start in range(0, len(items), BATCH):
+                found = meaning.match(stories[start:start + BATCH], items[start:start + BATCH])
+                hits += sum(len(one) for one in found)
+            runs.append(time.process_time() - began)
+        semantic_s = min(runs)
+        # the naive loop: every semantic subscription's own vector and threshold, per item
+        own = np.stack([vectors[parse_semantic(query).key] for _, query in semantic])
+        limits = np.array([parse_semantic(query).threshold for _, query in semantic])
+        sample = stories[:NAIVE_SAMPLE]
+        began = time.process_time()
+        for story in sample:
+            for row, limit in zip(own, limits, strict=True):
+                if float(row @ story) >= limit:
+                    pass
+        naive_us = (time.process_time() - began) / len(sample) * 1e6
+        row = {
+            "semantic_topics": len(semantic), "distinct_meanings": len(meaning.keys),
+            "build_s": build_s, "semantic_us_per_item": semantic_s / len(items) * 1e6,
+            "matches_per_item": hits / len(items), "naive_us_per_item": naive_us,
+        }
+        row["total_us_per_item"] = report["keyword_us_per_item"] + row["semantic_us_per_item"]
+        row["speedup_vs_naive"] = naive_us / row["semantic_us_per_item"]
+        report[label] = row
+        print(f"  semantic share ({label}): {row['semantic_topics']:,} topics, "
+              f"{row['distinct_meanings']:,} meanings: {row['semantic_us_per_item']:.1f} µs/item "
+              f"(naive {naive_us:,.0f} µs, x{row['speedup_vs_naive']:,.0f}); with the keyword "
+              f"matcher over {len(keyword):,} topics ({report['keyword_us_per_item']:.1f} µs): "
+              f"{row['total_us_per_item']:.1f} µs/item")
+    return report
+
+
+def semantic_main() -> None:
+    import numpy as np
+
+    started = time.perf_counter()
+    workload = build_workload()
+    gc.collect()
+    gc.freeze()
+    report = semantic_share(workload)
+    report["command"] = "cd /work/main && .venv/bin/python bench/matching.py --semantic"
+    report["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs"
+    report["numpy"] = np.__version__
+    report["total_s"] = time.perf_counter() - started
+    SEMANTIC_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    SEMANTIC_RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {SEMANTIC_RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__" and "--semantic" in sys.argv:
+    semantic_main()
+elif __name__ == "__main__":
     main()

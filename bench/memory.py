@@ -7,7 +7,7 @@ Run from the repository root (about 4 minutes on 2 shared cores; --feeds 1000: 2
 
 The entries of bench/capacity.py's feeds (its generator and seed) become drafts as a parser
 process makes them (news.parsing.drafts_of, signatures derived) and are stored through
-news.pipeline.ingest_each over one Newsroom on SQLite, on its database thread, in batches of
+news.ingest.ingest_each over one Newsroom on SQLite, on its database thread, in batches of
 poll_due's concurrency: a warm-up cycle, then 20% of the feeds with 2 new entries. Reports the
 story index's own size (bytes a story), and the process's PSS growth (/proc/self/smaps_rollup)
 before and after news.heap.release, the baseline in the same run; with --top, the largest live
@@ -35,9 +35,12 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from bench.capacity import SEED, Feeds, prepare  # noqa: E402
-from news import heap, pipeline  # noqa: E402
+from news import heap  # noqa: E402
+from news.ingest import Outcome, ingest_each  # noqa: E402
 from news.items import ItemDraft  # noqa: E402
+from news.newsroom import Newsroom  # noqa: E402
 from news.parsing import drafts_of  # noqa: E402
+from news.poll import POLL_CONCURRENCY  # noqa: E402
 from news.stories import StoryIndex  # noqa: E402
 from storage.db import make_engine, session_scope  # noqa: E402
 from storage.sources import DueSource, all_sources  # noqa: E402
@@ -84,13 +87,13 @@ def drafts(feeds: Feeds, index: int, url: str) -> list[ItemDraft]:
     return out
 
 
-def cycle(room: pipeline.Newsroom, feeds: Feeds, rows: list[DueSource],
+def cycle(room: Newsroom, feeds: Feeds, rows: list[DueSource],
           which: list[int], batch: int) -> int:
     new = 0
     for start in range(0, len(which), batch):
-        outcomes = [pipeline.Outcome(rows[i], drafts(feeds, i, rows[i].url))
+        outcomes = [Outcome(rows[i], drafts(feeds, i, rows[i].url))
                     for i in which[start:start + batch]]
-        new += sum(n for n in pipeline.ingest_each(room, outcomes) if isinstance(n, int))
+        new += sum(n for n in ingest_each(room, outcomes) if isinstance(n, int))
     return new
 
 
@@ -107,7 +110,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tidings-memory-") as workdir:
         url = f"sqlite:///{Path(workdir) / 'bench.db'}"
         prepare(url, 8000, args.feeds, args.topics).dispose()
-        room = pipeline.Newsroom(make_engine(url))
+        room = Newsroom(make_engine(url))
         with session_scope(room.engine) as session:
             rows = [DueSource(s.id, s.url, s.name, s.etag, s.last_modified)  # type: ignore[arg-type]
                     for s in all_sources(session=session)]
@@ -116,7 +119,7 @@ def main() -> None:
         if args.top:
             tracemalloc.start(1)
         t0 = time.perf_counter()
-        batch = pipeline.POLL_CONCURRENCY
+        batch = POLL_CONCURRENCY
         # on the Newsroom's database thread, as poll_due stores: a glibc arena of its own
         new = room.database.submit(cycle, room, feeds, rows, list(range(args.feeds)),
                                    batch).result()

@@ -13,7 +13,7 @@ Entries carry full four-sentence summaries, not snippets, so the pipeline's arti
 (news.article) has nothing to fetch; the bench counts its fetches.
 
 - ours: the bot's pipeline. A temporary SQLite database holds the 1,000 sources, all due; the
-  poll job's work is `news.pipeline.poll_due` at its default concurrency, as jobs/poll.py calls
+  poll job's work is `news.poll.poll_due` at its default concurrency, as jobs/poll.py calls
   it (its pollers take due sources from a queue that claims refill; the bench calls it again
   while any source is due). First cycle: every feed new (fetch, parse, store 50,000 items). Second
   cycle: all due again, nothing changed: every fetch must be a 304 and nothing parsed. It runs in
@@ -80,8 +80,10 @@ import httpx  # noqa: E402
 from sqlalchemy import func, update  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
-from news import article, pipeline  # noqa: E402
+from news import article  # noqa: E402
+from news import poll as polling  # noqa: E402
 from news.fetch import FetchPolicy, make_client  # noqa: E402
+from news.newsroom import Newsroom  # noqa: E402
 from news.parsing import FeedReader, default_workers  # noqa: E402
 from storage import sources  # noqa: E402
 from storage.db import make_engine, migrate, session_scope  # noqa: E402
@@ -277,7 +279,7 @@ def floor(bodies: list[bytes], workers: int) -> dict[str, Any]:
 
 class Timers:
     """Calls, wall seconds and CPU seconds of the pipeline's synchronous stages (patched into
-    news.pipeline in the child only). CPU is the calling thread's own (time.thread_time), so
+    news.poll in the child only). CPU is the calling thread's own (time.thread_time), so
     waiting for the GIL, a lock or SQLite is not counted; wall time is, summed over calls that
     overlap. Fetches are async: their CPU is what is left of the process's."""
 
@@ -330,13 +332,13 @@ class Timers:
                     self.wall["read"] += time.perf_counter() - wall
 
         FeedReader.read = read  # type: ignore[method-assign]
-        pipeline.ingest_each = self.timed("ingest", pipeline.ingest_each)  # type: ignore
+        polling.ingest_each = self.timed("ingest", polling.ingest_each)  # type: ignore
 
 
 class Claims:
     """storage.sources.claim_due, counted and refused past a deadline (poll_due then ends
     with the sources in hand, and the budget holds without touching the pipeline), and
-    news.pipeline.poll's completions, for the pace."""
+    news.poll.poll's completions, for the pace."""
 
     def __init__(self) -> None:
         self.started = 0.0
@@ -353,7 +355,7 @@ class Claims:
         self.progress = [(0.0, 0)]
 
     def install(self) -> None:
-        real, real_poll = sources.claim_due, pipeline.poll
+        real, real_poll = sources.claim_due, polling.poll
 
         async def poll(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -363,7 +365,7 @@ class Claims:
                 self.progress.append((round(time.perf_counter() - self.started, 2),
                                       self.polled))
 
-        pipeline.poll = poll  # type: ignore[assignment]
+        polling.poll = poll  # type: ignore[assignment]
 
         def claim_due(**kwargs: Any) -> Any:
             if self.deadline is not None and time.perf_counter() >= self.deadline:
@@ -416,7 +418,7 @@ def items(engine: Any) -> int:
     return count(engine, select(func.count()).select_from(Item))
 
 
-async def cycle(engine: Any, room: pipeline.Newsroom, client: httpx.AsyncClient,
+async def cycle(engine: Any, room: Newsroom, client: httpx.AsyncClient,
                 policy: FetchPolicy, port: int, timers: Timers, claims: Claims,
                 poll_kwargs: dict[str, Any], budget: float | None = None) -> dict[str, Any]:
     """poll_due while any source is due, or until `budget` seconds have gone."""
@@ -428,7 +430,7 @@ async def cycle(engine: Any, room: pipeline.Newsroom, client: httpx.AsyncClient,
     claims.start(budget)
     while due_now(engine) and (claims.deadline is None
                                or time.perf_counter() < claims.deadline):
-        await pipeline.poll_due(room, client, policy, **poll_kwargs)
+        await polling.poll_due(room, client, policy, **poll_kwargs)
     wall = time.perf_counter() - claims.started
     main_cpu = cpu_seconds() - cpu
     workers_after, workers_peak = worker_usage(reader.worker_pids())
@@ -483,7 +485,7 @@ async def ours(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if len(reader.worker_pids()) == reader.workers:
             break
         await asyncio.sleep(0.05)
-    room = pipeline.Newsroom(engine)  # as bot.py builds it
+    room = Newsroom(engine)  # as bot.py builds it
     poll_kwargs: dict[str, Any] = {"reader": reader}
     if args.concurrency is not None:
         poll_kwargs["concurrency"] = args.concurrency

@@ -18,6 +18,7 @@ from telegram.ext import (
 )
 
 from handlers.admins import addadmin, list_admins, removeadmin
+from handlers.ask import ask
 from handlers.buttons import press
 from handlers.chats import membership, migration
 from handlers.digest import digest
@@ -42,7 +43,7 @@ from handlers.why import why_command
 
 READER_COMMANDS = (
     "start", "help", "subscribe", "unsubscribe", "topics", "digest", "lang", "settings",
-    "trend", "why",
+    "trend", "why", "ask",
 )
 ADMIN_COMMANDS = (
     "addsource", "sources", "removesource", "pausesource", "resumesource", "interval",
@@ -62,7 +63,7 @@ def all_handlers(rate_limit: RateLimit) -> dict[int, Sequence[BaseHandler[Any, A
     `rate_limit` is the one handlers.lanes counts updates with as they arrive."""
     readers = {"start": start, "help": help_command, "subscribe": subscribe,
                "unsubscribe": unsubscribe, "topics": topics, "digest": digest, "lang": lang,
-               "settings": settings, "trend": trend, "why": why_command}
+               "settings": settings, "trend": trend, "why": why_command, "ask": ask}
     admins = {"addsource": addsource, "sources": list_sources, "removesource": removesource,
               "pausesource": pausesource, "resumesource": resumesource, "interval": interval,
               "pollnow": pollnow, "stats": show_stats, "admins": list_admins,

@@ -7,7 +7,7 @@ from telegram import Update
 from handlers.common import Context, argument_text, chat_language, reply, services, text
 from handlers.sources import admin_only
 from locales import Safe
-from news.text import whole_number
+from news.types import whole_number
 from storage import admins
 from storage.db import db
 

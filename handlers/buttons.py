@@ -12,10 +12,11 @@ from handlers.common import Context, answer_button, chat_language, may_configure
 from handlers.feedback import press_choice, press_choice_for, press_down, press_unmute, press_up
 from handlers.lang import press_language
 from handlers.packs import press_pack, press_packs
+from handlers.semantic import press_threshold
 from handlers.settings import press_mode
 from handlers.topics import press_pin, press_suggestion, press_unsubscribe
 from handlers.why import press_why
-from news.text import whole_number
+from news.types import whole_number
 
 Press = Callable[[Update, Context, Any], Coroutine[Any, Any, None]]
 
@@ -57,6 +58,7 @@ ROUTES: dict[str, Route] = {
     "fbt": Route(press_choice_for, row_ids),  # the topic a choice is for, when asked
     "unmute": Route(press_unmute, row_id),
     "pin": Route(press_pin, row_id),
+    "sem": Route(press_threshold, row_ids),  # a semantic topic's threshold, tightened or loosened
     # Sources are the bot admins' to change: these check that themselves.
     "packs": Route(press_packs, str, configure=False),
     "pack": Route(press_pack, str, configure=False),

@@ -8,7 +8,7 @@ from telegram import Update
 
 from handlers.common import Context, argument_text, chat_language, reply, services, thread_of
 from jobs.digest import send_digest
-from news.text import whole_number
+from news.types import whole_number
 from storage import chats
 from storage.db import database_now, db
 

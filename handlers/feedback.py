@@ -22,6 +22,7 @@ from handlers.common import (
 )
 from jobs.deliver import alert_keyboard, markup
 from jobs.recording import recorded
+from news import choices
 from news.feedback import MAX_SOURCES, less_about
 from news.text import clip
 from storage import briefs, feedback, items
@@ -179,7 +180,7 @@ def _apply_choice(*, session: Session, choice_id: int, chat_id: int,
     if choice.applied and subscription_id is not None:
         return None  # a topic button left over from before the choice was applied
     if choice.applied:
-        feedback.undo(session=session, choice=choice)
+        choices.undo(session=session, choice=choice)
         return "feedback.undone", [], choice.kind, choice.text, delivery.id or 0
     topics = feedback.topic_subscriptions(session=session, delivery=delivery)
     if subscription_id is not None:
@@ -188,7 +189,7 @@ def _apply_choice(*, session: Session, choice_id: int, chat_id: int,
             return None
     elif len(topics) > 1 and choice.kind != "irrelevant":
         return Pick(choice_id, delivery.id or 0, [(row.id or 0, row.query) for row in topics])
-    queries = feedback.apply(session=session, choice=choice, delivery=delivery, topics=topics)
+    queries = choices.apply(session=session, choice=choice, delivery=delivery, topics=topics)
     key = f"feedback.{choice.kind}_done" if choice.applied else "feedback.unchanged"
     return key, queries, choice.kind, choice.text, delivery.id or 0
 

@@ -20,12 +20,13 @@ from handlers.common import (
 )
 from handlers.sources import admin_only
 from locales import Safe
+from news.adding import add_source, check_feed
 from news.feeds import NotAFeed
 from news.fetch import FetchError
 from news.items import clean_link
 from news.opml import MAX_BYTES, NotOpml, Outline, export_opml, parse_opml
-from news.pipeline import add_source, check_feed
-from news.text import NAME_CHARS, clip
+from news.text import clip
+from news.types import NAME_CHARS
 from storage import sources
 from storage.db import db
 

@@ -39,10 +39,11 @@ class CommandLimiter:
 
     def __init__(
         self, per_minute: int, *, clock: Callable[[], float] = time.monotonic,
-        notice_every: float = NOTICE_EVERY,
+        notice_every: float = NOTICE_EVERY, period: float = 60.0,
     ) -> None:
+        # `period`: seconds to refill `per_minute` tokens (3600 for a per-hour limit, /ask's)
         self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
+        self.rate = per_minute / period
         self.clock = clock
         self.notice_every = notice_every
         self._buckets: dict[int, _Bucket] = {}

@@ -1,4 +1,4 @@
-"""/settings: delivery mode, daily digest time, time zone and quiet hours of a chat."""
+"""/settings: delivery mode, daily digest time, time zone, quiet hours and the weekly brief."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 from functools import cache
 from zoneinfo import available_timezones
 
+from babel.dates import get_day_names
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from handlers.common import (
@@ -20,12 +21,20 @@ from handlers.common import (
     text,
 )
 from locales import Safe
+from news import holding
+from news.schedule import weekly_start
 from storage import chats
 from storage import trend as weekly
-from storage.db import db
+from storage import weekly as weekly_brief
+from storage.db import database_now, db
 from storage.models import Chat
 
 MODES = ("instant", "priority", "digest")
+# `/settings weekly mon 09:00`: English day names and abbreviations, or ISO numbers 1-7.
+DAYS = {name: number for number, names in enumerate(
+    (("mon", "monday"), ("tue", "tues", "tuesday"), ("wed", "wednesday"),
+     ("thu", "thur", "thurs", "thursday"), ("fri", "friday"), ("sat", "saturday"),
+     ("sun", "sunday")), 1) for name in (*names, str(number))}
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -58,7 +67,29 @@ def screen(context: Context, language: str, chat: Chat) -> tuple[str, InlineKeyb
     state = text(context, language, "settings.trend_on" if chat.weekly_trend
                  else "settings.trend_off")
     body += "\n\n" + text(context, language, "settings.trend", state=state)  # weekly chart
+    weekly_state = (text(context, language, "settings.weekly_on", day=day_name(
+        chat.weekly_day, language), time=chat.weekly_time) if chat.weekly_brief
+        else text(context, language, "settings.trend_off"))
+    body += "\n\n" + text(context, language, "settings.weekly", state=weekly_state)
     return body, InlineKeyboardMarkup([[button] for button in buttons])
+
+
+def day_name(day: int, language: str) -> str:
+    """`Monday`, `lundi`, `星期一`: the weekday (1 = Monday) in the chat's language."""
+    try:
+        return str(get_day_names("wide", locale=language)[(day - 1) % 7])
+    except (ValueError, LookupError):
+        return str(get_day_names("wide", locale="en")[(day - 1) % 7])
+
+
+def weekly_fields(words: list[str]) -> tuple[bool, int | None, str | None] | None:
+    """`weekly on`, `weekly off`, `weekly mon 09:00` -> (on, day, time) to store; None: not
+    understood. A day and time turn it on."""
+    if len(words) == 2 and words[1].lower() in ("on", "off"):
+        return words[1].lower() == "on", None, None
+    if len(words) == 3 and (day := DAYS.get(words[1].lower())) and (clock := _clock(words[2])):
+        return True, day, clock
+    return None
 
 
 async def _chat(context: Context, chat_id: int) -> Chat:
@@ -99,13 +130,25 @@ async def settings(update: Update, context: Context) -> None:
             await db(services(context).engine, weekly.set_weekly, chat_id=chat.id,
                      on=words[1].lower() == "on")
             words = []
+        # The weekly brief (/settings weekly on|off|DAY HH:MM): bad input changes nothing.
+        if words and words[0].lower() == "weekly":
+            weekly_setting = weekly_fields(words)
+            if weekly_setting is None:
+                await reply(update, context, language, "settings.bad_weekly")
+                return
+            on, day, clock = weekly_setting
+            engine = services(context).engine
+            started = weekly_start(await db(engine, database_now))  # every replica's clock
+            await db(engine, weekly_brief.set_weekly, chat_id=chat.id, on=on, started=started,
+                     day=day, clock=clock)
+            words = []
         parsed = _parse(words) if words else ("settings.done", {})
         if parsed is None:
             await reply(update, context, language, "settings.usage")
             return
         key, fields = parsed
         if fields:
-            await db(services(context).engine, chats.update_settings, chat_id=chat.id, **fields)
+            await db(services(context).engine, holding.update_settings, chat_id=chat.id, **fields)
         if key != "settings.done":
             await reply(update, context, language, key)
             return
@@ -120,7 +163,7 @@ async def press_mode(update: Update, context: Context, mode: str) -> None:
     if mode not in MODES:
         await answer_button(update, context, language, "button.stale")
         return
-    await db(services(context).engine, chats.update_settings, chat_id=chat.id, mode=mode)
+    await db(services(context).engine, holding.update_settings, chat_id=chat.id, mode=mode)
     body, markup = screen(context, language, await _chat(context, chat.id))
     await answer_button(update, context, language, "settings.done")
     message = update.effective_message

@@ -24,12 +24,14 @@ from handlers.common import (
     text,
 )
 from locales import Safe
+from news.adding import add_source, check_feed
 from news.feeds import NotAFeed
 from news.fetch import FetchError
+from news.hubs import advertised
 from news.items import clean_link
-from news.pipeline import add_source, check_feed
-from news.text import NAME_CHARS, clip, whole_number
-from storage import searches, sources
+from news.text import clip
+from news.types import NAME_CHARS, whole_number
+from storage import searches, sources, websub
 from storage.db import db
 from storage.models import Source
 from storage.sources import FEED
@@ -98,13 +100,43 @@ async def addsource(update: Update, context: Context) -> None:
             raise
         await reply(update, context, language, "addsource.exists", id=added.id, name=added.name)
         return
+    if svc.push is not None:  # a hub the feed names is subscribed at once (jobs.websub)
+        hub, topic = advertised(checked.feed.hubs, checked.feed.self_url, checked.links,
+                                checked.url)
+        if hub:
+            await db(svc.engine, websub.note, found=[websub.Advertised(source_id, hub, topic)],
+                     poll_interval=svc.push.poll_interval_seconds)
     key = "addsource.done_discovered" if checked.discovered else "addsource.done"
     await reply(update, context, language, key, id=source_id, url=checked.url, title=title,
                 entries=tracked, interval=svc.poll_interval_seconds)
 
 
-def _status(context: Context, language: str, source: Source) -> str:
-    """ok, or failing since when and why in plain words; paused says why too."""
+def _push(context: Context, language: str, push: websub.Status) -> str:
+    """Where a source stands with its WebSub hub: pushed (until when), on the way, or not
+    pushed and why (then it is polled as usual)."""
+    hub = urlsplit(push.hub).hostname or push.hub
+    if push.state == websub.ACTIVE and push.lease_expires_at is not None:
+        return text(context, language, "sources.push_active", hub=hub,
+                    until=f"{push.lease_expires_at:%Y-%m-%d %H:%M} UTC",
+                    interval=push.poll_interval_seconds)
+    if push.state == websub.LAPSED:
+        return text(context, language, "sources.push_lapsed", hub=hub)
+    if push.state in (websub.FAILED, websub.DENIED) and push.error_code:
+        error = Safe(services(context).catalog.fetch_error(
+            language, f"{push.error_code}|{push.error_detail or ''}"))
+        return text(context, language, "sources.push_failing", hub=hub, error=error)
+    return text(context, language, "sources.push_pending", hub=hub)
+
+
+def _status(context: Context, language: str, source: Source,
+            push: websub.Status | None = None) -> str:
+    """ok, or failing since when and why in plain words; paused says why too; and how its
+    hub pushes it, where it has one."""
+    status = _poll_status(context, language, source)
+    return status if push is None else f"{status} · {_push(context, language, push)}"
+
+
+def _poll_status(context: Context, language: str, source: Source) -> str:
     failing = ""
     if source.failing_since:
         since = f"{source.failing_since:%Y-%m-%d %H:%M} UTC"
@@ -125,10 +157,11 @@ async def list_sources(update: Update, context: Context) -> None:
         return
     never = text(context, language, "sources.never")
     topics = await db(services(context).engine, searches.carried)  # what providers are asked
+    pushes = await db(services(context).engine, websub.statuses)
     lines = [
         text(context, language, "sources.line" if source.kind == FEED else "sources.search_line",
              id=source.id, name=source.name, url=source.url,
-             status=Safe(_status(context, language, source)),
+             status=Safe(_status(context, language, source, pushes.get(source.id or 0))),
              last=f"{source.last_ok_at:%Y-%m-%d %H:%M} UTC" if source.last_ok_at else never,
              interval=source.interval_seconds, items=count, topics=topics)
         for source, count in rows

@@ -33,10 +33,13 @@ from handlers.common import (
 )
 from handlers.feedback import topic_feedback
 from handlers.packs import nothing_matched
+from handlers.semantic import semantic_counts, semantic_followed, subscribe_semantic
 from locales import Catalog, Safe
+from news import following
 from news.matching import Topic
-from news.pipeline import preview, topic_counts
+from news.preview import preview, topic_counts
 from news.render import headline_link
+from news.semantic import is_semantic
 from news.text import TITLE_CHARS, clip, excerpt
 from news.topics import (
     MAX_QUERY_CHARS,
@@ -91,7 +94,7 @@ def _follow(
     """("done", id, query), ("exists", None, query) or ("full", None, query): only new topics
     count against the cap; a query matching alike (SoftBank, softbank) is the topic the chat
     already follows, and `!` on it pins it."""
-    existing = subscriptions.same(session=session, chat_id=chat_id, query=query,
+    existing = following.same(session=session, chat_id=chat_id, query=query,
                                   thread_id=thread_id)
     if existing is None and cap and subscriptions.count(session=session, chat_id=chat_id) >= cap:
         return "full", None, query
@@ -112,6 +115,9 @@ async def subscribe(update: Update, context: Context) -> None:
         return
     raw = argument_text(update)
     pinned = raw.startswith(PIN)
+    if is_semantic(raw.removeprefix(PIN)):  # `~meaning`: followed by meaning
+        await subscribe_semantic(update, context, language, raw.removeprefix(PIN), pinned)
+        return
     try:
         query = canonical(parse(raw.removeprefix(PIN)))
     except QueryError as error:
@@ -262,7 +268,11 @@ async def unsubscribe(update: Update, context: Context) -> None:
         query = raw if raw.isdigit() else canonical(parse(raw))
     except QueryError:
         query = raw
-    removed = await db(engine, subscriptions.remove, chat_id=chat.id, query=query,
+    if is_semantic(raw):  # `~meaning`, whatever its threshold and terms now
+        stored: str | None = await db(engine, semantic_followed, chat_id=chat.id,
+                                      thread_id=thread_of(update), raw=raw)
+        query = stored or raw
+    removed = await db(engine, following.remove, chat_id=chat.id, query=query,
                        thread_id=thread_of(update))
     await reply(update, context, language,
                 "unsubscribe.done" if removed else "unsubscribe.not_found",
@@ -318,6 +328,10 @@ async def topics_view(
     markup = pin_keyboard(context, language, followed)
     pinned = {row.id for row in followed if row.pinned}
     counts = await asyncio.to_thread(topic_counts, engine, rows)
+    if any(is_semantic(row.query) for row in rows):  # counted by meaning, not by words
+        svc = services(context)
+        counts |= await asyncio.to_thread(semantic_counts, engine, svc.embedder.model,
+                                          svc.embedder.dimensions, rows)
     extra, unmute = await asyncio.to_thread(topic_feedback, context, language,
                                             [row.id for row in rows])
     lines = [text(context, language, "topics.line", number=n, query=row.query,

@@ -19,8 +19,9 @@ from handlers.common import (
     thread_of,
 )
 from news import trend as charts
-from news.text import TITLE_CHARS, clip, excerpt, whole_number
+from news.text import TITLE_CHARS, clip, excerpt
 from news.topics import QueryError, canonical, parse
+from news.types import whole_number
 from storage import chats, subscriptions
 from storage.db import db
 

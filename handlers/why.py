@@ -20,9 +20,12 @@ from handlers.common import (
     thread_of,
 )
 from handlers.feedback import alert_recorded
+from handlers.semantic import shown
 from locales import Safe
 from news.render import FLAGS
 from news.schedule import Preferences, zone
+from news.semantic import readable
+from news.semantic_round import similarities
 from news.why import Explanation, explain, hits, level_why
 from storage import briefs, chats, deliveries, feedback, items, why
 from storage.db import database_now, db, session_scope
@@ -40,8 +43,18 @@ def delivered(context: Context, language: str, delivery: Delivery) -> str:
         stored = briefs.get(session=session, story_id=delivery.story_id, language=language)
         reports = items.of_story(session=session, story_id=delivery.story_id)
     topics: list[str] = json.loads(delivery.topics)
+    with session_scope(services(context).engine) as session:
+        near = similarities(session=session, story_id=delivery.story_id,
+                                       queries=topics, model=services(context).embedder.model)
     lines = [text(context, language, "why.header")]
     for query in topics:
+        semantic = readable(query)
+        if semantic is not None:  # matched by meaning: how near, against which threshold
+            score = near.get(query)
+            lines.append(text(context, language, "why.semantic", query=query,
+                              similarity="—" if score is None else shown(score),
+                              threshold=f"{semantic.threshold or 0:.2f}"))
+            continue
         found = hits(query, facts.headline, facts.text) if facts else []
         said = ", ".join(text(context, language, f"why.in.{hit.where}", term=hit.term)
                          for hit in found)
@@ -87,8 +100,12 @@ def not_delivered(context: Context, language: str, chat_id: int, thread_id: int,
         chat = chats.get(session=session, chat_id=chat_id)
         prefs = deliveries.preferences(chat) if chat is not None else Preferences()
         now = database_now(session)  # the digest job's clock, whichever replica answers
+        near = similarities(
+            session=session, story_id=story_id, queries=[topic.query for topic in topics],
+            model=services(context).embedder.model) if story_id else {}
     found: Explanation = explain(facts, topics, delivery.state if delivery else None,
-                                 delivery.next_attempt_at if delivery else None, prefs, now)
+                                 delivery.next_attempt_at if delivery else None, prefs, now,
+                                 near)
     if found.kind == "sent" and delivery is not None:
         return delivered(context, language, delivery)
     if found.kind == "held":

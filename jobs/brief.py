@@ -9,7 +9,7 @@ from telegram.ext import CallbackContext
 
 from jobs.notify import notify_admins
 from jobs.runtime import until_stopped
-from news.pipeline import write_missing_briefs
+from news.briefing import write_missing_briefs
 from services import KEY, Services
 
 log = logging.getLogger(__name__)

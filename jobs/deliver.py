@@ -18,8 +18,8 @@ from telegram.ext import CallbackContext
 from jobs.pacing import PACING, Pacing
 from jobs.recording import recording
 from jobs.throttle import PerChat
+from news.alerts import render_delivery
 from news.feedback import Rows, Translate, keyboard
-from news.pipeline import render_delivery
 from news.schedule import decide
 from news.workers import drain
 from services import KEY, Services

@@ -13,8 +13,8 @@ from telegram.error import Forbidden, TelegramError
 from telegram.ext import CallbackContext
 
 from jobs.trend import send_weekly_trend
+from news.alerts import digest_entries
 from news.digest import render_digest
-from news.pipeline import digest_entries
 from news.schedule import digest_due
 from services import KEY, Services
 from storage import chats, deliveries

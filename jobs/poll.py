@@ -10,9 +10,11 @@ from telegram.ext import CallbackContext
 from jobs.notify import notify_admins
 from jobs.runtime import until_stopped
 from locales import Safe
+from news import websub
 from news.feeds import NotAFeed
 from news.fetch import FetchError
-from news.pipeline import poll_due
+from news.poll import poll_due
+from news.semantic_round import embed_round
 from services import KEY, Services
 from storage.sources import PAUSE_AFTER, DueSource
 
@@ -22,6 +24,11 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     polling = poll_due(svc.newsroom, svc.http, svc.fetch_policy, full_text=svc.full_text,
                        reader=svc.reader)
     polled = await until_stopped(polling, svc.stopping)
+    if polled is not None and svc.embedder.online:  # the new stories' semantic topics
+        await until_stopped(embed_round(svc.engine, svc.embedder, svc.semantic,
+                                        svc.daily_token_budget), svc.stopping)
+    if svc.push is not None and polled:  # the hubs feeds name, for WebSub (jobs.websub)
+        await websub.note(svc.engine, svc.push, polled)
     for result in polled or []:
         if result.paused is not None:
             message = partial(_paused, svc, result.paused, _stored(result.error))

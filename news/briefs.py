@@ -9,21 +9,21 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import openai
 from babel import Locale, UnknownLocaleError
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel
 
 from news.language import probably_in
 from news.players import named_players
 from news.text import TITLE_CHARS, clip, join_sentences, lead, sentences
 from news.topics import QueryError, Term, fold, parse, positive_terms
+from news.types import Brief, Level, Player, Written
 
 log = logging.getLogger(__name__)
 
-Level = Literal[1, 2, 3]
 _WIDE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u0e00-\u0e7f]")
 _FENCE = re.compile(r"<<<\s*ARTICLE|ARTICLE\s*>>>", re.IGNORECASE)
 # A refusal opens with its apology or its "I cannot": matched at the start of a field only, so a
@@ -35,51 +35,6 @@ _REFUSAL_START = re.compile(
     r"(?:can(?:no|[’']|)t\b|am unable)|Je suis désolée?\b)",
     re.IGNORECASE,
 )
-
-
-class Player(BaseModel):
-    """Someone the story is about, named for the reader and as the source spells it."""
-
-    name: str = Field(min_length=1, max_length=120, description=(
-        "The name as a reader of the brief's language knows it; the source's spelling when "
-        "there is no usual form in that language."))
-    name_in_source: str = Field(min_length=1, max_length=120, description=(
-        "The name exactly as the article spells it, copied from the article."))
-    role: str = Field(max_length=300, description=(
-        "One line on who they are, in the brief's language."))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _spelled_as_named(cls, data: Any) -> Any:
-        """One name only (briefs stored before there were two, json_object endpoints that omit
-        it): that name is the one checked against the source."""
-        if isinstance(data, dict) and "name_in_source" not in data and "name" in data:
-            return {**data, "name_in_source": data["name"]}
-        return data
-
-
-class Impact(BaseModel):
-    """A sector the story affects, how much, and why."""
-
-    sector: str = Field(min_length=1, max_length=120, description="The sector's name.")
-    level: Literal["high", "medium", "low"] = Field(description="How strongly it is affected.")
-    why: str = Field(max_length=400, description="One line why.")
-
-
-class Brief(BaseModel):
-    """The sections of SPEC §5 that the writer fills; flag, topics and sources come from data."""
-
-    headline: str = Field(min_length=1, max_length=300, description="The headline.")
-    core_point: str = Field(min_length=1, max_length=1200, description=(
-        "Two or three sentences: what happened and why it matters."))
-    key_players: list[Player] = Field(default_factory=list, max_length=8, description=(
-        "Up to 8 people or organisations the article names."))
-    industry_impact: list[Impact] = Field(default_factory=list, max_length=6, description=(
-        "Up to 6 sectors the story affects."))
-    tracking_level: Level = Field(description=(
-        "1 = track closely, 2 = keep watching, 3 = for information."))
-    tracking_reason: str = Field(default="", max_length=400, description=(
-        "One line why that level."))
 
 
 # Keywords OpenAI's strict mode (and the strictest common subset of other endpoints) refuses or
@@ -133,18 +88,6 @@ class StoryText:
     # note is added when any such reader has the topic pinned, and the model is told to judge
     # the level on the story alone, so readers who did not pin it keep a fair level.
     pinned: bool = False
-
-
-@dataclass(frozen=True)
-class Written:
-    """A brief and where it came from ("llm" or "offline"), with what it cost."""
-
-    brief: Brief
-    origin: str
-    tokens_in: int = 0
-    tokens_out: int = 0
-    calls: int = 0
-    failures: int = 0
 
 
 def estimate_tokens(text: str) -> int:
@@ -324,7 +267,7 @@ class BriefWriter:
     @property
     def longest_write(self) -> timedelta:
         """How long one brief may take: two LLM requests, the pause between them, a margin.
-        A replica's claim on a brief lasts this long (news.pipeline), so a writer that died
+        A replica's claim on a brief lasts this long (news.briefing), so a writer that died
         holds its briefs no longer than it could have been writing them."""
         if self.client is None:
             return timedelta(seconds=30)
@@ -378,7 +321,7 @@ class BriefWriter:
 
     async def _complete(
         self, client: openai.AsyncOpenAI, messages: list[ChatCompletionMessageParam],
-        schema: dict[str, object],
+        schema: dict[str, object], name: str = "brief",
     ) -> ChatCompletion:
         """json_schema where the endpoint has it; json_object (schema in the prompt) where not."""
         if self.json_schema_supported:
@@ -386,7 +329,7 @@ class BriefWriter:
                 return await client.chat.completions.create(
                     model=self.model, messages=messages,
                     response_format={"type": "json_schema", "json_schema": {
-                        "name": "brief", "schema": schema, "strict": True}},
+                        "name": name, "schema": schema, "strict": True}},
                 )
             except openai.BadRequestError as exc:
                 if "response_format" not in str(exc) and "json_schema" not in str(exc):
@@ -398,6 +341,15 @@ class BriefWriter:
             response_format={"type": "json_object"},
         )
 
+    async def complete(
+        self, messages: list[ChatCompletionMessageParam], schema: dict[str, object], name: str,
+    ) -> ChatCompletion:
+        """One request for another kind of answer (the weekly brief), as briefs are asked:
+        json_schema where the endpoint has it, json_object where not, within the same limit."""
+        assert self.client is not None, "asked only when online"
+        async with self.limit:
+            return await self._complete(self.client, messages, schema, name)
+
 
 class _Spent(Exception):
     """A failed attempt, carrying the tokens it still cost."""
@@ -407,7 +359,9 @@ class _Spent(Exception):
         self.cause, self.tokens_in, self.tokens_out = cause, tokens_in, tokens_out
 
 
-def _validated(response: ChatCompletion, language: str, source_text: str) -> Brief:
+def answer_json(response: ChatCompletion) -> str:
+    """The answer's JSON text; a refusal field, an empty answer or a refusal written as prose
+    raise BriefRejected, so no kind of answer delivers a refusal."""
     if not response.choices:
         raise BriefRejected("no choices")
     message = response.choices[0].message
@@ -418,7 +372,11 @@ def _validated(response: ChatCompletion, language: str, source_text: str) -> Bri
         raise BriefRejected("empty")
     if is_refusal(content.lstrip('"“「')):  # prose instead of JSON, or a bare JSON string
         raise BriefRejected("refusal")
-    return check(Brief.model_validate_json(_strip_fence(content)), language, source_text)
+    return _strip_fence(content)
+
+
+def _validated(response: ChatCompletion, language: str, source_text: str) -> Brief:
+    return check(Brief.model_validate_json(answer_json(response)), language, source_text)
 
 
 def _strip_fence(content: str) -> str:

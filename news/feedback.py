@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 
 from news.players import is_name_word
+from news.semantic import readable
 from news.topics import (
     MAX_QUERY_CHARS,
     And,
@@ -24,6 +25,7 @@ from news.topics import (
     parse,
     unspaced,
 )
+from news.types import Choice
 
 MAX_TERMS = 2  # "less about" buttons under one alert
 MAX_SOURCES = 2  # "mute" buttons under one alert
@@ -120,7 +122,16 @@ def less_about(
 
 def with_exclusion(query: str, term: str) -> str | None:
     """The query with `-term` added; None when it already leaves the term out or would grow
-    past what a query may hold."""
+    past what a query may hold. A semantic topic (news.semantic) gets it after its meaning."""
+    semantic = readable(query)
+    if semantic is not None:
+        rest = semantic.rest
+        kept = () if rest is None else rest.nodes if isinstance(rest, And) else (rest,)
+        if Not(Term(term)) in kept:
+            return None
+        grown = And((*kept, Not(Term(term))))
+        changed = replace(semantic, rest=grown, rest_text=canonical(grown)).canonical()
+        return changed if len(changed) <= MAX_QUERY_CHARS else None
     node = parse(query)
     parts = node.nodes if isinstance(node, And) else (node,)
     if Not(Term(term)) in parts:
@@ -131,22 +142,22 @@ def with_exclusion(query: str, term: str) -> str | None:
 
 def without_exclusion(query: str, term: str) -> str | None:
     """The query with the `-term` that feedback added taken out again; None if it is not there."""
+    semantic = readable(query)
+    if semantic is not None:
+        rest = semantic.rest
+        parts = () if rest is None else rest.nodes if isinstance(rest, And) else (rest,)
+        left = tuple(part for part in parts if part != Not(Term(term)))
+        if len(left) == len(parts):
+            return None
+        node = None if not left else left[0] if len(left) == 1 else And(left)
+        return replace(semantic, rest=node,
+                       rest_text="" if node is None else canonical(node)).canonical()
     node = parse(query)
     parts = node.nodes if isinstance(node, And) else (node,)
     kept = tuple(part for part in parts if part != Not(Term(term)))
     if len(kept) == len(parts) or not kept:
         return None
     return canonical(kept[0] if len(kept) == 1 else And(kept))
-
-
-@dataclass(frozen=True)
-class Choice:
-    """A choice offered under 👎, as its button shows it."""
-
-    id: int
-    kind: str  # "less" | "mute" | "irrelevant"
-    text: str
-    applied: bool
 
 
 def _clip(text: str) -> str:

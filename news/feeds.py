@@ -63,6 +63,10 @@ class ParsedFeed:
     title: str
     entries: list[dict[str, Any]] = field(default_factory=list)
     ttl_seconds: int = 0  # RSS <ttl>: how long the publisher asks readers to wait
+    # WebSub (news.hubs): the hubs the feed names (`<link rel="hub">`, JSON Feed `hubs`) and
+    # the URL it calls itself (`rel="self"`, JSON Feed `feed_url`), the topic to subscribe to.
+    hubs: tuple[str, ...] = ()
+    self_url: str = ""
 
 
 def parse_feed(body: bytes) -> ParsedFeed:
@@ -85,8 +89,16 @@ def parse_feed(body: bytes) -> ParsedFeed:
     title = str(parsed.feed.get("title") or "").strip()
     ttl = str(parsed.feed.get("ttl") or "").strip()
     ttl_seconds = min(int(ttl) * 60, 24 * 3600) if ttl.isdigit() else 0
+    links = [link for link in parsed.feed.get("links") or [] if isinstance(link, dict)]
     return ParsedFeed(title=title, entries=[dict(entry) for entry in parsed.entries],
-                      ttl_seconds=ttl_seconds)
+                      ttl_seconds=ttl_seconds, hubs=_rel(links, "hub"),
+                      self_url=next(iter(_rel(links, "self")), ""))
+
+
+def _rel(links: list[dict[str, Any]], rel: str) -> tuple[str, ...]:
+    """The hrefs of the feed-level links of one relation, in document order."""
+    return tuple(str(link.get("href") or "").strip() for link in links
+                 if str(link.get("rel") or "").lower() == rel and link.get("href"))
 
 
 def _looks_like_json(body: bytes) -> bool:
@@ -110,7 +122,13 @@ def _parse_json_feed(body: bytes) -> ParsedFeed:
     if not isinstance(items, list):
         items = []
     entries = [_json_entry(item) for item in items if isinstance(item, dict)]
-    return ParsedFeed(title=_string(document.get("title")).strip(), entries=entries)
+    hubs = document.get("hubs")
+    return ParsedFeed(title=_string(document.get("title")).strip(), entries=entries,
+                      hubs=tuple(_string(hub.get("url")).strip() for hub in hubs
+                                 if isinstance(hub, dict) and _string(hub.get("url")).strip()
+                                 and _string(hub.get("type")).lower() in ("websub", ""))
+                      if isinstance(hubs, list) else (),
+                      self_url=_string(document.get("feed_url")).strip())
 
 
 def _json_entry(item: dict[str, Any]) -> dict[str, Any]:

@@ -130,6 +130,7 @@ class Fetched:
     etag: str | None
     last_modified: str | None
     address: str | None = None  # the server's address, when the connection tells it
+    links: str = ""  # the Link header, where a feed may name its WebSub hub (news.hubs)
 
     @property
     def not_modified(self) -> bool:
@@ -182,6 +183,34 @@ async def fetch(
     except AddressRefused as exc:  # the guard, refusing a connection on some hop
         raise FetchError(exc.code, exc.detail) from exc
     except httpx.InvalidURL as exc:  # not an HTTPError: a URL httpx cannot send
+        raise FetchError("bad_url", url) from exc
+    except httpx.HTTPError as exc:
+        raise FetchError("network", type(exc).__name__) from exc
+
+
+async def post_form(
+    client: httpx.AsyncClient, url: str, form: dict[str, str], policy: FetchPolicy
+) -> int:
+    """POST a form (a WebSub hub's subscribe request) under the same guard, limits and clock
+    as a fetch; redirects are not followed (a hub answers where it is). The status."""
+    try:
+        async with asyncio.timeout(policy.timeout_seconds) as clock:
+            target = _target(url)
+            if not isinstance(client, GuardedClient):
+                await check_url(url, policy)
+            async with _host_slot(policy, target.host, clock):
+                request = client.build_request(
+                    "POST", url, data=form,
+                    extensions={ALLOWED_NETWORKS: tuple(policy.allowed_networks),
+                                PUBLIC: policy.public})
+                response = await client.send(request, stream=True, follow_redirects=False)
+                await response.aclose()  # what a hub says besides its status is not read
+                return response.status_code
+    except TimeoutError as exc:
+        raise FetchError("timeout", url) from exc
+    except AddressRefused as exc:
+        raise FetchError(exc.code, exc.detail) from exc
+    except httpx.InvalidURL as exc:
         raise FetchError("bad_url", url) from exc
     except httpx.HTTPError as exc:
         raise FetchError("network", type(exc).__name__) from exc
@@ -402,6 +431,7 @@ def _result(url: str, response: httpx.Response, body: bytes, address: str | None
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
         address=address,
+        links=", ".join(response.headers.get_list("link")),
     )
 
 

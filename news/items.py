@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 from news.stories import signature, signature_text
 from news.text import TITLE_CHARS, clean_spaces, clip, has_sentences, html_to_text
+from news.types import clean_link
 
-_TRACKING_PREFIXES = ("utm_", "mc_", "_hs")
-_TRACKING_KEYS = {"fbclid", "gclid", "yclid", "igshid", "ref", "cmpid", "ocid"}
 SNIPPET_CHARS = 400  # a summary shorter than this is a teaser, not the story
 SNIPPET_SENTENCES = 3  # nor is one of fewer sentences than a lead
 
@@ -60,18 +59,6 @@ class ItemDraft:
             return False
         summary = self.summary.strip()
         return len(summary) < SNIPPET_CHARS or not has_sentences(summary, SNIPPET_SENTENCES)
-
-
-def clean_link(link: str) -> str:
-    """Drop tracking parameters so one article has one link; the fragment stays, since posts
-    of a day's page (`…/24.html#a100632`) are told apart by it alone."""
-    parts = urlsplit(link.strip())
-    query = [
-        (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        if key.lower() not in _TRACKING_KEYS and not key.lower().startswith(_TRACKING_PREFIXES)
-    ]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def _published(entry: dict[str, Any]) -> datetime | None:

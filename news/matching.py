@@ -6,7 +6,7 @@ distinct query however many chats follow it.
 
 The matcher changes in place (`add`, `remove`): a subscription change costs a few list and
 array updates, and a term no query had before goes into a small second automaton until
-`compaction` folds it into the big one, off the ingest path (news.matcher_cache).
+`compaction` folds it into the big one, off the ingest path (news.matcher).
 """
 
 from __future__ import annotations
@@ -20,16 +20,7 @@ from functools import lru_cache
 import ahocorasick
 
 from news.topics import And, Node, Not, Or, QueryError, Term, fold, parse, prefilter, unspaced
-
-
-@dataclass(frozen=True)
-class Topic:
-    """One subscription as the matcher sees it."""
-
-    id: int
-    chat_id: int
-    thread_id: int
-    query: str
+from news.types import Topic
 
 
 def _glued(ch: str) -> bool:

@@ -45,6 +45,8 @@ class ReadFeed:
     title: str
     ttl_seconds: int
     drafts: list[ItemDraft]
+    hubs: tuple[str, ...] = ()  # WebSub: the hubs the feed names, and its own URL
+    self_url: str = ""
 
 
 def drafts_of(feed: ParsedFeed, url: str) -> list[ItemDraft]:
@@ -61,7 +63,7 @@ def read_feed(body: bytes, url: str) -> ReadFeed:
     drafts = drafts_of(feed, url)
     for draft in drafts:
         _ = draft.signature, draft.content_hash, draft.snippet  # here, off the bot's process
-    return ReadFeed(feed.title, feed.ttl_seconds, drafts)
+    return ReadFeed(feed.title, feed.ttl_seconds, drafts, feed.hubs, feed.self_url)
 
 
 def extract_text(html: bytes, url: str) -> str | None:

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from news.briefs import Brief, Impact, Level, Player
-from news.text import NAME_CHARS, TITLE_CHARS, clip
+from news.text import TITLE_CHARS, clip
 from news.topics import fold
+from news.types import NAME_CHARS, Brief, Impact, Level, Player
 
 LIMIT = 4096
 MAX_SOURCES = 10

@@ -9,16 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-
-@dataclass(frozen=True)
-class Preferences:
-    """A chat's /settings."""
-
-    mode: str = "instant"  # instant | priority | digest
-    digest_time: str = "08:00"
-    timezone: str = "UTC"
-    quiet_start: str | None = None
-    quiet_end: str | None = None
+from news.types import Preferences
 
 
 @dataclass(frozen=True)
@@ -88,3 +79,38 @@ def digest_moment(prefs: Preferences, now: datetime) -> datetime:
 def digest_due(prefs: Preferences, last_digest_at: datetime | None, now: datetime) -> bool:
     """Whether a scheduled digest has come round since the last one was sent."""
     return last_digest_at is None or last_digest_at < digest_moment(prefs, now)
+
+
+def weekly_moment(*, day: int, clock: str, timezone: str, now: datetime) -> datetime:
+    """The most recent weekly time (ISO weekday `day`, 1 = Monday, at `clock` local) at or
+    before `now`, in UTC."""
+    local = now.astimezone(zone(timezone))
+    back = (local.isoweekday() - day) % 7
+    moment = datetime.combine(local.date() - timedelta(days=back), _clock(clock),
+                              tzinfo=local.tzinfo)
+    if moment > local:
+        moment = datetime.combine(moment.date() - timedelta(days=7), _clock(clock),
+                                  tzinfo=local.tzinfo)
+    return moment.astimezone(UTC)
+
+
+def weekly_due(moment: datetime, last_at: datetime | None) -> bool:
+    """Whether the chat's weekly time has come round since its last weekly brief went out
+    (or since the setting was made: it stores the minute it was made, a second early)."""
+    return last_at is None or last_at < moment
+
+
+def weekly_start(now: datetime) -> datetime:
+    """What a new weekly setting stores as its last brief: one second before this minute
+    began, so a time set for the current minute is due at once and an earlier one next week."""
+    return now.replace(second=0, microsecond=0) - timedelta(seconds=1)
+
+
+WEEK = timedelta(days=7)
+
+
+def iso_week(moment: datetime) -> str:
+    """The ISO week a weekly brief due at `moment` tells: the one its seven days mostly fall
+    in (their middle, in UTC), so chats whose times differ share one storyline per week."""
+    year, week, _ = (moment - WEEK / 2).astimezone(UTC).isocalendar()
+    return f"{year}-W{week:02d}"

@@ -27,7 +27,6 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from math import ceil
 from typing import TYPE_CHECKING
@@ -36,6 +35,7 @@ import numpy as np
 
 from news.text import first_sentence, first_sentences
 from news.topics import fold, unspaced
+from news.types import Placement, StoredStory
 
 if TYPE_CHECKING:  # news.items derives each draft's signature from this module
     from news.items import ItemDraft
@@ -409,19 +409,6 @@ class StoryIndex:
 
 
 # A stored story as the index loads it: id, signature, created, its first item's source and date
-StoredStory = tuple[int, str, datetime, int | None, datetime | None]
-
-
-@dataclass
-class Placement:
-    """Where each new draft of one ingest goes: into a recent story, or into a new story that
-    later drafts of the same batch may join (one feed often repeats an event)."""
-
-    joins: list[tuple[ItemDraft, int]] = field(default_factory=list)
-    groups: list[list[ItemDraft]] = field(default_factory=list)  # the first draft leads
-    keys: list[int] = field(default_factory=list)  # each group's key in the story index
-
-
 class Clusters:
     """The story index of the last `window`, kept in memory and topped up from the database.
 
@@ -471,7 +458,7 @@ class Clusters:
         """Stories the database no longer has leave the index (their expiry entry lapses)."""
         self.index.forget(story_ids)
 
-    def unplace(self, placement: Placement) -> None:
+    def unplace(self, placement: Placement[ItemDraft]) -> None:
         """Undo `place` before `settle`: its new stories leave the index."""
         self.index.forget(placement.keys)
 
@@ -481,12 +468,12 @@ class Clusters:
 
     def place(
         self, drafts: Iterable[ItemDraft], by_link: Mapping[str, int], source: int = 0
-    ) -> Placement:
+    ) -> Placement[ItemDraft]:
         """Same link or same headline and lead as a recent story joins it; the rest make new
         stories, batch-mates alike sharing one. New stories enter the index at once (under
         keys that `settle` ties to their ids), so batch-mates find them like any other.
         `source` is the drafts' source id, against which stories of that source need more."""
-        placement = Placement()
+        placement: Placement[ItemDraft] = Placement()
         groups_by_key, groups_by_link = dict[int, int](), dict[str, int]()
         for draft in drafts:
             story_id = by_link.get(draft.link) if draft.link else None

@@ -10,6 +10,8 @@ from difflib import SequenceMatcher
 from html.parser import HTMLParser
 from itertools import islice
 
+from news.types import clip
+
 _BLOCKS = {"p", "br", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote"}
 _SKIP = {"script", "style", "noscript", "template"}
 _SPACES = re.compile(r"  +")  # a lone space stays: replacing it with itself costs a match
@@ -121,39 +123,11 @@ def lead(text: str, *, max_sentences: int = 3, max_chars: int = 600) -> str:
 
 
 TITLE_CHARS = 300  # an item's headline as stored: room for any real headline
-NAME_CHARS = 100  # a source's name as stored: it is repeated in the footer of every alert
-
-
-MAX_ROW_ID = 2**63 - 1  # BIGINT, SQLite's INTEGER: a larger id names no row, and overflows
-_ASCII_NUMBER = re.compile(r"0*([0-9]{1,19})")
-
-
-def whole_number(raw: str, low: int = 1, high: int = MAX_ROW_ID) -> int | None:
-    """`raw` as a number from `low` to `high`, else None. Only ASCII digits: `str.isdigit`
-    also accepts "²" (which int() refuses) and other scripts' digits, and a 5,000-digit
-    argument would exceed int()'s limit; at most 19 digits, so no database id overflows."""
-    match = _ASCII_NUMBER.fullmatch(raw.strip())
-    if match is None:
-        return None
-    number = int(match[1])
-    return number if low <= number <= high else None
-
 
 def excerpt(text: str, limit: int = 40) -> str:
     """A reader's argument echoed back: short, so no reply can pass Telegram's 4096."""
     return clip(" ".join(text.split()), limit)
 
-
-def clip(text: str, limit: int) -> str:
-    """At most `limit` characters, cut at a word boundary with an ellipsis, so that one
-    publisher's 5,000-character title cannot push every message past Telegram's 4096."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + "…"
 
 _WORDS = re.compile(r"\w+")
 HEADLINE_LIKENESS = 0.9  # a copy of the headline with a changed quote, dash or word still is one

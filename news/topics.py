@@ -148,8 +148,10 @@ def prefilter(query: str) -> tuple[set[str], bool]:
             tokens = _tokens(query)
         except QueryError:
             return set(), False
-        texts = (token[1:-1] if token.startswith('"') else token for token in tokens
-                 if token not in ("OR", "(", ")"))
+        texts = [token[1:-1] if token.startswith('"') else token for token in tokens
+                 if token not in ("OR", "(", ")")]
+        if not all(map(_has_word, texts)):  # the parser refuses a term with no word (`~`)
+            return set(), False
         return {needle for text in texts if (needle := _needle(text))}, False
     try:
         node = parse(query)
@@ -364,3 +366,20 @@ def _joined(template: str, parts: list[str]) -> str:
 def matches(node: Node, text: str) -> bool:
     """Whether an item's text (title, summary, extracted text) satisfies the query."""
     return node.matches(fold(text))
+
+
+def parse_filter(text: str) -> Node | None:
+    """What may follow a semantic topic's meaning (news.semantic): terms and exclusions in
+    this language, where exclusions alone are allowed (`~"AI in Europe" -crypto`); None when
+    nothing follows."""
+    spaced = " ".join("".join(" " if ch.isspace() else ch for ch in text
+                              if ch.isprintable() or ch.isspace()).split())
+    if not spaced:
+        return None
+    parser = _Parser(_tokens(spaced))
+    parts: list[Node] = []
+    while parser.peek() is not None:
+        if parser.peek() == ")":
+            raise QueryError("unbalanced_paren")
+        parts.append(parser.parse_or())
+    return parts[0] if len(parts) == 1 else And(tuple(parts))

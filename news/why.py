@@ -5,14 +5,17 @@ The matcher's own parser and terms (news.topics) decide, so the answer is what t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from news.briefs import STALE_AFTER, Brief, adjusted_level
 from news.matching import searchable
 from news.schedule import Preferences, digest_moment
+from news.semantic import readable
 from news.topics import And, Node, Not, Or, QueryError, Term, parse, positive_terms
+from news.types import StoryFacts, TopicFacts
 
 
 @dataclass(frozen=True)
@@ -79,29 +82,9 @@ def _first_text(node: Node) -> str:
 
 
 @dataclass(frozen=True)
-class TopicFacts:
-    """One of the chat's topics as it stands now."""
-
-    query: str
-    created_at: datetime
-    updated_at: datetime
-    muted: frozenset[int] = frozenset()  # source ids muted for this topic
-
-
-@dataclass(frozen=True)
-class StoryFacts:
-    """A stored story: its first report (what the matcher read) and who reported it."""
-
-    created_at: datetime
-    headline: str
-    text: str
-    source_ids: tuple[int | None, ...] = ()
-    sources: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Verdict:
-    """Why one topic did not bring the story: "missing" or "excluded" (a term), "before" (the
+    """Why one topic did not bring the story: "missing" or "excluded" (a term), "far" (a
+    semantic topic's similarity, in `term`, below its threshold), "unembedded", "before" (the
     topic is newer than the story), "muted" (by feedback), "changed" (the query was edited
     after the story came), or "matches" (it matches, and nothing here held it back)."""
 
@@ -110,12 +93,24 @@ class Verdict:
     term: str = ""
 
 
-def verdict(topic: TopicFacts, story: StoryFacts) -> Verdict:
-    try:
-        node = parse(topic.query)
-    except QueryError:
-        return Verdict(topic.query, "missing", topic.query)
-    found = miss(node, searchable(f"{story.headline}\n{story.text}"))
+def verdict(topic: TopicFacts, story: StoryFacts, similarity: float | None = None) -> Verdict:
+    """A semantic topic (news.semantic) is judged by the story's similarity to its meaning
+    (None: the story has no embedding), then by its terms like any other."""
+    semantic = readable(topic.query)
+    node: Node | None
+    if semantic is not None:
+        if similarity is None:
+            return Verdict(topic.query, "unembedded")
+        if similarity < (semantic.threshold or 1.0):
+            cut = math.floor(similarity * 100 + 1e-6) / 100  # never shown at the threshold
+            return Verdict(topic.query, "far", f"{cut:.2f}")
+        node = semantic.rest
+    else:
+        try:
+            node = parse(topic.query)
+        except QueryError:
+            return Verdict(topic.query, "missing", topic.query)
+    found = None if node is None else miss(node, searchable(f"{story.headline}\n{story.text}"))
     if found is not None:
         return Verdict(topic.query, found.kind, found.term)
     if story.created_at < topic.created_at:
@@ -141,6 +136,7 @@ class Explanation:
 def explain(
     story: StoryFacts | None, topics: Sequence[TopicFacts], delivery_state: str | None,
     next_attempt_at: datetime | None, prefs: Preferences, now: datetime,
+    similarities: Mapping[str, float] | None = None,
 ) -> Explanation:
     """Why the chat did (not) get a story it asks about by link."""
     if story is None:
@@ -154,7 +150,9 @@ def explain(
         return Explanation(delivery_state)
     if not topics:
         return Explanation("no_topics")
-    return Explanation("topics", verdicts=[verdict(topic, story) for topic in topics])
+    near = similarities or {}
+    return Explanation("topics", verdicts=[verdict(topic, story, near.get(topic.query))
+                                           for topic in topics])
 
 
 def held_until(state: str, next_attempt_at: datetime | None, prefs: Preferences,

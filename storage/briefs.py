@@ -10,8 +10,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from news.briefs import Brief as BriefContent
-from news.briefs import Written
+from news.types import Brief as BriefContent
+from news.types import Written
 from storage.db import database_now
 from storage.models import Brief, BriefClaim
 

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from storage import deliveries, subscriptions
+from storage import subscriptions
 from storage.db import database_now
 from storage.models import Chat, Delivery, Subscription
 
@@ -67,21 +67,20 @@ def get(*, session: Session, chat_id: int) -> Chat | None:
 _SETTINGS = {"mode", "digest_time", "timezone", "quiet_start", "quiet_end"}
 
 
-def update_settings(*, session: Session, chat_id: int, **fields: str | None) -> None:
+def update_settings(*, session: Session, chat_id: int, **fields: str | None) -> str | None:
     """Change /settings fields; anything else is refused loudly (a programming error). The
-    alerts the chat holds are rescheduled in the same transaction: they follow the settings."""
+    chat's mode before the change; None when there is no such chat. What the chat holds is
+    rescheduled by the caller, in the same transaction (news.holding.update_settings)."""
     unknown = set(fields) - _SETTINGS
     if unknown:
         raise ValueError(f"not a setting: {sorted(unknown)}")
     chat = session.get(Chat, chat_id)
-    if chat is not None:
-        # Rows held for the digest wait on the mode alone: released on every change, they
-        # could miss a digest being put together while the deliver job holds them again.
-        held = deliveries.HELD if fields.get("mode", chat.mode) != chat.mode else ("quiet",)
-        for name, value in fields.items():
-            setattr(chat, name, value)
-        deliveries.reschedule_held(session=session, chat_id=chat_id, now=database_now(session),
-                                   states=held)
+    if chat is None:
+        return None
+    before = chat.mode
+    for name, value in fields.items():
+        setattr(chat, name, value)
+    return before
 
 
 def migrate(*, session: Session, old_id: int, new_id: int) -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from news.schedule import Preferences, held_again
+from news.types import Preferences
 from storage import feedback
 from storage.db import database_now
 from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Story, Subscription
@@ -326,17 +326,12 @@ def hold(
 
 
 def reschedule_held(
-    *, session: Session, chat_id: int, now: datetime, states: tuple[str, ...] = HELD
+    *, session: Session, chat_id: int, moves: Mapping[str, tuple[str, datetime]]
 ) -> None:
-    """The chat's settings changed: what it holds (in `states`) is due by the new ones
-    (news.schedule.held_again), so quiet hours ended or shortened release their alerts at
-    once. A row a claim holds is left to it: the deliver job decides it with the new
-    settings anyway."""
-    chat = session.get(Chat, chat_id)
-    if chat is None:
-        return
-    for state in states:
-        new_state, due = held_again(preferences(chat), state, now)
+    """The chat's settings changed: what it holds in each state of `moves` goes to that
+    state's new (state, due time), which news.holding works out by the new settings. A row a
+    claim holds is left to it: the deliver job decides it with the new settings anyway."""
+    for state, (new_state, due) in moves.items():
         session.execute(
             update(Delivery)
             .where(col(Delivery.chat_id) == chat_id, col(Delivery.state) == state,

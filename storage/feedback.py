@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from news.feedback import Choice, with_exclusion, without_exclusion
+from news.types import Choice
 from storage import subscriptions
 from storage.db import database_now
 from storage.models import Delivery, FeedbackChoice, Item, Mute, Source, Subscription, Vote
@@ -129,17 +129,15 @@ def get_choice(*, session: Session, choice_id: int) -> FeedbackChoice | None:
     return session.get(FeedbackChoice, choice_id)
 
 
-def apply(*, session: Session, choice: FeedbackChoice, delivery: Delivery,
-          topics: list[Subscription] | None = None) -> list[str]:
-    """Carry out a choice for `topics` (the one the reader picked; by default all the alert's
-    topics); the queries it changed (or the topics it muted). Nothing changed (already
-    excluded, query too long) leaves the choice unapplied."""
-    if topics is None:
-        topics = topic_subscriptions(session=session, delivery=delivery)
+def apply(*, session: Session, choice: FeedbackChoice, topics: list[Subscription],
+          queries: Mapping[int, str | None]) -> list[str]:
+    """Carry out a choice for `topics`, whose queries a "less" choice rewrites to `queries`
+    (news.choices writes them, by id); the queries it changed (or the topics it muted).
+    Nothing changed (already excluded, query too long: None) leaves the choice unapplied."""
     changed: list[Subscription] = []
     if choice.kind == "less":
         for row in topics:
-            query = with_exclusion(row.query, choice.text)
+            query = queries.get(row.id or 0)
             if query is not None and subscriptions.change_query(session=session,
                                                                 subscription=row, query=query):
                 changed.append(row)
@@ -160,14 +158,21 @@ def apply(*, session: Session, choice: FeedbackChoice, delivery: Delivery,
     return [row.query for row in changed]
 
 
-def undo(*, session: Session, choice: FeedbackChoice) -> None:
-    """Take back exactly what the choice changed: its `-term`, its mutes, its record."""
-    for sub_id in json.loads(choice.changed):
-        row = subscriptions.get(session=session, subscription_id=sub_id)
-        if row is None:
-            continue
+def changed_by(*, session: Session, choice: FeedbackChoice) -> list[Subscription]:
+    """The topics an applied choice changed (or muted), those still followed."""
+    rows = (subscriptions.get(session=session, subscription_id=sub_id)
+            for sub_id in json.loads(choice.changed))
+    return [row for row in rows if row is not None]
+
+
+def undo(*, session: Session, choice: FeedbackChoice, queries: Mapping[int, str | None]
+         ) -> None:
+    """Take back exactly what the choice changed: its `-term` (each topic's query back to
+    `queries`, by id: news.choices writes them), its mutes, its record."""
+    for row in changed_by(session=session, choice=choice):
+        sub_id = row.id or 0
         if choice.kind == "less":
-            query = without_exclusion(row.query, choice.text)
+            query = queries.get(sub_id)
             if query is not None:
                 subscriptions.change_query(session=session, subscription=row, query=query)
         elif choice.kind == "mute":

@@ -12,9 +12,7 @@ from sqlalchemy import Table, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from news.items import ItemDraft
-from news.stories import Placement, StoredStory
-from news.text import NAME_CHARS, clip
+from news.types import NAME_CHARS, D, Draft, Placement, StoredStory, clip
 from storage.db import database_now
 from storage.models import Item, Source, Story
 
@@ -44,14 +42,14 @@ class Stored:
     created: list[datetime] = field(default_factory=list)  # each new story's stored created_at
 
 
-def unseen(*, session: Session, source_id: int, drafts: Sequence[ItemDraft]) -> list[ItemDraft]:
+def unseen(*, session: Session, source_id: int, drafts: Sequence[D]) -> list[D]:
     """Drafts this source never published. Identity is the guid (the entry's id, its link only
     when it has none: news.items.normalize); entries that share a link or a text are still
     different items (SPEC §2), and only the story step may merge them."""
     guids = {d.guid for d in drafts}
     mine = select(Item.guid).where(Item.source_id == source_id, col(Item.guid).in_(guids))
     seen = set(session.exec(mine).all())
-    fresh: list[ItemDraft] = []
+    fresh: list[D] = []
     for draft in drafts:
         if draft.guid not in seen:
             seen.add(draft.guid)
@@ -60,8 +58,8 @@ def unseen(*, session: Session, source_id: int, drafts: Sequence[ItemDraft]) -> 
 
 
 def seen_before_upgrade(
-    *, session: Session, source_id: int, drafts: Sequence[ItemDraft]
-) -> list[ItemDraft]:
+    *, session: Session, source_id: int, drafts: Sequence[D]
+) -> list[D]:
     """Of a source's unseen drafts, those that Tidings before migration 0008 took as seen (a
     stored item had their link, fragment aside, or their text) and that are no newer than its
     last stored item: they are old posts, to be stored without an alert. Asked once per source
@@ -88,14 +86,14 @@ def seen_before_upgrade(
                  or d.content_hash in known_hashes)]
 
 
-def published(draft: ItemDraft, now: datetime) -> datetime:
+def published(draft: Draft, now: datetime) -> datetime:
     """The date an item is shown with and judged by: its own, unless it has none or it lies
     more than a day ahead (a wrong zone, a typo), where the time it was first seen is."""
     when = draft.published_at
     return when if when is not None and when <= now + FUTURE_SLACK else now
 
 
-def store(*, session: Session, source_id: int, source_name: str, placement: Placement) -> Stored:
+def store(*, session: Session, source_id: int, source_name: str, placement: Placement[D]) -> Stored:
     """Insert the new stories and every item, each as one multi-row Core statement: the first
     poll of a thousand feeds stores fifty thousand items, and the ORM's per-row bookkeeping
     cost ten times more."""
@@ -131,7 +129,7 @@ def store(*, session: Session, source_id: int, source_name: str, placement: Plac
 
 def _stamp(session: Session, now: datetime) -> Any:
     """A new story's created_at. On PostgreSQL the database's clock when the row is written:
-    stories are written holding the story lock (news.pipeline.clustered), so these times
+    stories are written holding the story lock (news.ingest.clustered), so these times
     follow the order in which stories commit, whichever process wrote them, and the story
     index tops up by them (news.stories.Clusters). SQLite's one process uses its own."""
     if session.get_bind().dialect.name == "postgresql":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -50,6 +50,12 @@ class Chat(SQLModel, table=True):
     # /settings trend on: the digest carries the week's chart of each topic, once a week.
     weekly_trend: bool = Field(default=False, sa_column_kwargs=_default("0"))
     weekly_trend_at: datetime | None = None
+    # /settings weekly: each topic's storyline of the week, on an ISO weekday (1 = Monday) at
+    # a local time; `weekly_brief_at` is when the last one went out (claimed: once a week).
+    weekly_brief: bool = Field(default=False, sa_column_kwargs=_default("0"))
+    weekly_day: int = Field(default=1, sa_column_kwargs=_default("1"))
+    weekly_time: str = Field(default="09:00", max_length=5, sa_column_kwargs=_default("09:00"))
+    weekly_brief_at: datetime | None = None
 
 
 class Subscription(SQLModel, table=True):
@@ -125,6 +131,31 @@ class Source(SQLModel, table=True):
     # alone: the source's next poll stores the entries those rules took as seen, unalerted.
     legacy_identity: bool = Field(default=False, sa_column_kwargs=_default("0"))
     kind: str = Field(default="feed", max_length=16, sa_column_kwargs=_default("feed"))
+
+
+class WebSub(SQLModel, table=True):
+    """A feed's subscription at the WebSub hub it advertises (news.websub): the hub pushes new
+    entries to our callback, and while the lease holds the feed is polled only as a safety net.
+    `callback` is the random last segment of the callback URL, so a post names its row."""
+
+    __tablename__ = "websub"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="sources.id", unique=True, ondelete="CASCADE")
+    hub_url: str = Field(sa_column=Column(Text, nullable=False))
+    topic_url: str = Field(sa_column=Column(Text, nullable=False))
+    callback: str = Field(max_length=64, unique=True)
+    secret: str = Field(max_length=128)  # the HMAC key the hub signs each push with
+    # new, requested (hub said 202, verification awaited), active, failed, denied, lapsed
+    state: str = Field(default="new", max_length=16)
+    requested_at: datetime | None = None  # a subscribe request is outstanding since
+    lease_expires_at: datetime | None = None
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    failures: int = Field(default=0, sa_column_kwargs=_default("0"))  # in a row
+    error_code: str | None = Field(default=None, max_length=32)  # keys fetch.error.<code>
+    error_detail: str | None = Field(default=None, max_length=500)
+    last_push_at: datetime | None = None
+    poll_interval_seconds: int  # the safety net's interval while the lease holds
 
 
 class Search(SQLModel, table=True):
@@ -317,4 +348,56 @@ class Mute(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     subscription_id: int = Field(foreign_key="subscriptions.id", index=True, ondelete="CASCADE")
     source_id: int = Field(foreign_key="sources.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StoryEmbedding(SQLModel, table=True):
+    """A story's embedding (news.embeddings), written once: float32 bytes, `dims` of them. A
+    row without a vector is a new story waiting for its embedding, to be matched against the
+    semantic topics when it has one (news.semantic_round)."""
+
+    __tablename__ = "story_embeddings"
+
+    story_id: int = Field(sa_column=Column(ForeignKey("stories.id", ondelete="CASCADE"),
+                                           primary_key=True, autoincrement=False))
+    model: str = Field(default="", max_length=200)
+    dims: int = 0
+    vector: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class MeaningEmbedding(SQLModel, table=True):
+    """The embedding of a semantic topic's meaning (news.semantic), one per model, size and
+    folded wording, shared by every chat that follows it."""
+
+    __tablename__ = "meaning_embeddings"
+    __table_args__ = (UniqueConstraint("model", "dims", "meaning"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(max_length=200)
+    dims: int
+    meaning: str = Field(max_length=300)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class WeeklyBrief(SQLModel, table=True):
+    """A topic's storyline of one ISO week in one language: one LLM call, shared by every chat
+    and replica. `origin` is "" while a replica holds the claim (until `claimed_until`), then
+    "llm" or "offline" (the model failed: chats get the week's stories by level instead)."""
+
+    __tablename__ = "weekly_briefs"
+    __table_args__ = (UniqueConstraint("query", "week", "language"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    query: str = Field(max_length=500)
+    week: str = Field(max_length=8)  # ISO week, `2026-W49`
+    language: str = Field(max_length=16)
+    origin: str = Field(default="", max_length=16)
+    claimed_until: datetime | None = None
+    payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The stories the model was given, as cited: [{"story_id", "headline", "link"}], numbered
+    # from 1 in this order.
+    stories: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
+    tokens_in: int = 0
+    tokens_out: int = 0
     created_at: datetime = Field(default_factory=utcnow)

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from news.text import NAME_CHARS, clip
+from news.types import NAME_CHARS, clip
 from storage.db import database_now
 from storage.models import Item, Source
+from storage.websub import pushed_intervals
 
 FEED = "feed"  # Source.kind of a feed; a search provider's kind is its name (news.search)
 
@@ -82,9 +83,14 @@ def claim_due(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    rows = session.exec(statement).all()
+    # A source whose hub pushes its entries (a WebSub lease that holds) is polled only as a
+    # safety net, at the longer interval the subscription carries (storage.websub).
+    pushed = pushed_intervals(session=session, source_ids=[row.id or 0 for row in rows], now=now)
     claimed = []
-    for source in session.exec(statement).all():
-        source.next_poll_at = now + timedelta(seconds=source.interval_seconds)
+    for source in rows:
+        interval = max(source.interval_seconds, pushed.get(source.id or 0, 0))
+        source.next_poll_at = now + timedelta(seconds=interval)
         claimed.append(DueSource(source.id or 0, source.url, source.name, source.etag,
                                  source.last_modified))
     return claimed

@@ -13,9 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from news.matching import Topic
-from news.text import whole_number
-from news.topics import same_topic
+from news.types import Topic
 from storage.db import database_now
 from storage.models import Chat, Delivery, Revision, Subscription, SubscriptionRemoval
 
@@ -44,15 +42,6 @@ def count(*, session: Session, chat_id: int) -> int:
     return int(session.exec(statement).one())
 
 
-def same(*, session: Session, chat_id: int, query: str, thread_id: int = 0
-         ) -> Subscription | None:
-    """The topic followed here that matches alike (news.topics.same_topic): SoftBank and
-    softbank are one topic."""
-    key = same_topic(query)
-    topics = for_chat(session=session, chat_id=chat_id, thread_id=thread_id)
-    return next((sub for sub in topics if same_topic(sub.query) == key), None)
-
-
 def for_chat(*, session: Session, chat_id: int, thread_id: int = 0) -> list[Subscription]:
     """The topics in the order they were added, the order /topics numbers them."""
     statement = (
@@ -63,26 +52,11 @@ def for_chat(*, session: Session, chat_id: int, thread_id: int = 0) -> list[Subs
     return list(session.exec(statement).all())
 
 
-def find(*, session: Session, chat_id: int, query: str, thread_id: int = 0) -> Subscription | None:
-    """A topic given as written (any case or spacing) or as its number in /topics."""
-    target = same(session=session, chat_id=chat_id, query=query, thread_id=thread_id)
-    if target is None:
-        topics = for_chat(session=session, chat_id=chat_id, thread_id=thread_id)
-        number = whole_number(query, high=len(topics))
-        if number is not None:
-            target = topics[number - 1]
-    return target
-
-
-def remove(*, session: Session, chat_id: int, query: str, thread_id: int = 0) -> str | None:
-    """Stop following a topic (as written or by number); returns the removed query."""
-    target = find(session=session, chat_id=chat_id, query=query, thread_id=thread_id)
-    if target is None:
-        return None
-    assert target.id is not None
-    _removed(session, [target.id], _changed(session))
-    session.delete(target)
-    return target.query
+def delete(*, session: Session, subscription: Subscription) -> None:
+    """Stop following a topic; a tombstone tells every process's matcher."""
+    assert subscription.id is not None
+    _removed(session, [subscription.id], _changed(session))
+    session.delete(subscription)
 
 
 def get(*, session: Session, subscription_id: int) -> Subscription | None:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from news.briefs import Brief as BriefContent
+from news.types import Brief as BriefContent
 from storage.items import FUTURE_SLACK
 from storage.models import Brief, Chat, Item, Story
 

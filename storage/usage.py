@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from news.briefs import Written
+from news.types import Written
 from storage.db import database_now
 from storage.models import LlmUsage
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from news.items import clean_link
-from news.why import StoryFacts, TopicFacts
+from news.types import StoryFacts, TopicFacts, clean_link
 from storage import feedback, items, subscriptions
 from storage.models import Delivery, Item, Story
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from news.pipeline import Newsroom
+from news.newsroom import Newsroom
 from storage.db import make_engine, migrate
 from tests.fakes.feeds import FeedServer
 from tests.fakes.telegram import BotApiEmulator

@@ -23,11 +23,9 @@ from telegram.ext import ApplicationBuilder, CallbackContext
 from jobs import Job
 from locales import catalog
 from news.fetch import FetchPolicy
+from news.ingest import ingest
 from news.items import ItemDraft
-from news.pipeline import (
-    Newsroom,
-    ingest,
-)
+from news.newsroom import Newsroom
 from services import KEY
 from storage import chats, sources, subscriptions
 from storage.db import session_scope
@@ -126,10 +124,11 @@ def brief_for(request: dict[str, Any]) -> str:
 
 def start_with_llm(
     telegram: BotApiEmulator, llm: LlmServer, feeds: FeedServer, tmp_path: Path,
-    bot_process: type[BotProcess],
+    bot_process: type[BotProcess], extra_env: dict[str, str] | None = None,
 ) -> BotProcess:
     env = env_for(telegram, f"sqlite:///{tmp_path / 'tidings.db'}")
     env |= {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": llm.base_url, "LLM_MODEL": "tiny"}
+    env |= extra_env or {}
     bot = bot_process(tmp_path, env).start()
     bot.wait_for_log("Tidings starting")
     assert "LLM tiny" in bot.log

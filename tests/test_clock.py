@@ -23,8 +23,12 @@ import storage.models
 from handlers.why import not_delivered
 from jobs import deliver
 from locales import catalog
+from news import choices
+from news.briefing import write_missing_briefs
 from news.briefs import BriefWriter
-from news.pipeline import Newsroom, poll_due, preview, write_missing_briefs
+from news.newsroom import Newsroom
+from news.poll import poll_due
+from news.preview import preview
 from news.schedule import Preferences, digest_moment
 from services import KEY
 from storage import feedback, sources, stats, usage
@@ -288,7 +292,7 @@ def test_feedback_given_on_a_replica_a_day_behind_counts_today(
         [irrelevant] = [choice for choice in feedback.offer(
             session=session, delivery=delivery, terms=[], max_sources=0)
             if choice.kind == "irrelevant"]
-        feedback.apply(session=session, choice=irrelevant, delivery=delivery)
+        choices.apply(session=session, choice=irrelevant, delivery=delivery)
     skew(timedelta(0))
     with session_scope(pg_engine) as session:
         counted = feedback.totals(session=session, since=stats.midnight(session=session))

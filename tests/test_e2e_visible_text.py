@@ -101,6 +101,9 @@ def test_every_reader_command_and_button_reads_cleanly_in_every_language(world: 
         assert text.startswith(header), (lang, text)
     everyone("/digest")
     everyone("/digest 0")
+    for lang, text in everyone("/ask SoftBank Lille").items():
+        assert "[1] SoftBank opens an office in Lille" in text, (lang, "no LLM: the stories")
+    everyone("/ask")
 
     everyone("/unsubscribe")
     for lang in LANGUAGES:

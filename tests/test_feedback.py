@@ -12,8 +12,10 @@ from sqlmodel import select
 
 from handlers.common import answer_button
 from locales import catalog
+from news import choices
 from news.feedback import Choice, keyboard, less_about, with_exclusion, without_exclusion
-from news.pipeline import Newsroom, ingest
+from news.ingest import ingest
+from news.newsroom import Newsroom
 from news.topics import MAX_QUERY_CHARS
 from services import KEY
 from storage import feedback, subscriptions
@@ -119,13 +121,13 @@ def test_less_about_changes_the_query_and_undo_restores_it(engine: Engine) -> No
         assert [(c.kind, c.text) for c in offered] == [
             ("less", "Hauts-de-France"), ("mute", "A"), ("irrelevant", "")]
         less = offered[0]
-        assert feedback.apply(session=session, choice=less, delivery=delivery) == [
+        assert choices.apply(session=session, choice=less, delivery=delivery) == [
             "SoftBank -Hauts-de-France"]
     with session_scope(engine) as session:
         assert session.exec(select(Subscription.query)).one() == "SoftBank -Hauts-de-France"
         choice = feedback.get_choice(session=session, choice_id=less.id or 0)
         assert choice is not None and choice.applied
-        feedback.undo(session=session, choice=choice)
+        choices.undo(session=session, choice=choice)
     with session_scope(engine) as session:
         assert session.exec(select(Subscription.query)).one() == "SoftBank"
 
@@ -136,7 +138,7 @@ def test_a_mute_stops_new_stories_from_that_source_for_that_topic(engine: Engine
     with session_scope(engine) as session:
         mute = feedback.offer(session=session, delivery=delivery, terms=[], max_sources=2)[0]
         assert mute.kind == "mute" and mute.source_id == source_id
-        feedback.apply(session=session, choice=mute, delivery=delivery)
+        choices.apply(session=session, choice=mute, delivery=delivery)
         mute_id = mute.id or 0
     ingest(Newsroom(engine), make_source_due(engine, source_id),
            [draft("g2", "SoftBank opens a lab in Lille")])
@@ -148,7 +150,7 @@ def test_a_mute_stops_new_stories_from_that_source_for_that_topic(engine: Engine
         assert [m.source for m in listed] == ["A"]
         choice = feedback.get_choice(session=session, choice_id=mute_id)
         assert choice is not None
-        feedback.undo(session=session, choice=choice)
+        choices.undo(session=session, choice=choice)
     with session_scope(engine) as session:
         assert session.exec(select(Mute)).all() == []
     ingest(Newsroom(engine), make_source_due(engine, source_id),
@@ -169,7 +171,7 @@ def test_a_choice_is_recorded_once_and_topics_follow_the_changed_query(engine: E
         again = feedback.offer(session=session, delivery=delivery, terms=["Other"],
                                max_sources=2)
         assert [c.id for c in again] == [c.id for c in offered], "offered once per alert"
-        feedback.apply(session=session, choice=offered[0], delivery=delivery)
+        choices.apply(session=session, choice=offered[0], delivery=delivery)
     with session_scope(engine) as session:
         row = session.get(Delivery, delivery.id)
         assert row is not None and json.loads(row.topics) == ["SoftBank"]

@@ -33,10 +33,14 @@ import pytest
 from sqlalchemy import Engine, event, func
 from sqlmodel import select
 
-from news import article, heap, pipeline
+from news import article, heap
+from news import poll as polling
+from news.adding import add_source, check_feed
 from news.feeds import DeclaresEntities, NotAFeed
 from news.fetch import FetchError, FetchPolicy
-from news.pipeline import Newsroom, add_source, check_feed, poll
+from news.ingest import Outcome
+from news.newsroom import Newsroom
+from news.poll import poll
 from storage import items as storage_items
 from storage import sources
 from storage.db import make_engine, migrate, session_scope
@@ -74,7 +78,7 @@ def no_article_fetches(monkeypatch: pytest.MonkeyPatch) -> None:
     """poll fetches the article behind each snippet entry (news.article.complete). Entry links
     in the corpus and in these feeds name hosts on the internet: leave them alone (DNS here
     can stall 5 s a lookup), except in the test of hostile article links, which serves its own."""
-    monkeypatch.setattr(pipeline, "complete", snippets_stay, raising=False)
+    monkeypatch.setattr(polling, "complete", snippets_stay, raising=False)
 
 
 @pytest.fixture
@@ -402,7 +406,7 @@ CHILD = textwrap.dedent("""
     import httpx
     from news.feeds import DeclaresEntities, NotAFeed
     from news.fetch import FetchError, FetchPolicy
-    from news.pipeline import check_feed
+    from news.adding import check_feed
 
     async def main(url):
         policy = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
@@ -637,7 +641,7 @@ async def test_hostile_article_links_cost_poll_nothing_but_time(
 ) -> None:
     """Each snippet entry's link is fetched for its article text (news.article): a URL the feed's
     author chose. Hostile ones must leave the item its snippet, within the fetch limits."""
-    monkeypatch.setattr(pipeline, "complete", article.complete)
+    monkeypatch.setattr(polling, "complete", article.complete)
     feed = rss("Drip", [{"title": "x", "link": "http://ex.test/x"}]).encode()
     head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
             b"Content-Length: " + str(len(feed)).encode() + b"\r\n\r\n")
@@ -690,7 +694,7 @@ async def test_article_pages_reach_allowed_networks_only_from_inside_them(
     """An item's link is chosen by the feed's publisher, not by the admin who allowed an
     intranet network for their own feeds: article pages are judged by the public-only rule,
     unless the feed itself came from an allowed network and the link points into that one."""
-    monkeypatch.setattr(pipeline, "complete", article.complete)
+    monkeypatch.setattr(polling, "complete", article.complete)
     feed_url = f"http://{feed_host if ':' not in feed_host else f'[{feed_host}]'}/feed.xml"
     link = f"http://{link_host}/vpn"
     hits: list[str] = []
@@ -726,9 +730,9 @@ ENTRIES = [{"title": f"Story {n}", "link": f"http://ex.test/{n}", "guid": f"g{n}
 
 @pytest.fixture
 def watched(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
-    """What poll fetched (statuses) and how often it parsed, seen from inside news.pipeline."""
+    """What poll fetched (statuses) and how often it parsed, seen from inside news.poll."""
     seen: dict[str, list[Any]] = {"statuses": [], "parsed": []}
-    real_fetch, real_read = pipeline.fetch, pipeline.INLINE.read
+    real_fetch, real_read = polling.fetch, polling.INLINE.read
 
     async def fetch(*args: Any, **kwargs: Any) -> Any:
         fetched = await real_fetch(*args, **kwargs)
@@ -739,8 +743,8 @@ def watched(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
         seen["parsed"].append(url)
         return await real_read(body, url)
 
-    monkeypatch.setattr(pipeline, "fetch", fetch)
-    monkeypatch.setattr(pipeline.INLINE, "read", read)
+    monkeypatch.setattr(polling, "fetch", fetch)
+    monkeypatch.setattr(polling.INLINE, "read", read)
     return seen
 
 
@@ -814,13 +818,13 @@ async def test_full_entries_skip_the_look_up_before_article_fetches_and_are_stor
     """With no snippet among the entries there is no article to fetch, so no look-up for
     unseen entries before it; the ingest's own look-up keeps what is stored from coming twice."""
     looked_up: list[int] = []
-    real_unseen = pipeline.unseen
+    real_unseen = polling.unseen
 
     def unseen(engine: Engine, source: DueSource, drafts: Any) -> Any:
         looked_up.append(len(drafts))
         return real_unseen(engine, source, drafts)
 
-    monkeypatch.setattr(pipeline, "unseen", unseen)
+    monkeypatch.setattr(polling, "unseen", unseen)
     full = " ".join(f"Sentence {n} of a full article about tidal power in Brittany." for n in
                     range(8))
     entries = [{"title": f"Full story {n}", "link": f"http://ex.test/full/{n}", "guid": f"f{n}",
@@ -927,9 +931,9 @@ async def test_a_poll_pass_gives_what_it_freed_back_to_the_system(
     released: list[int] = []
     monkeypatch.setattr(heap, "release", lambda: released.append(item_count(db)) or True)
     async with http_client() as client:
-        polled = await pipeline.poll_due(room, client, LOOPBACK, full_text=False)
+        polled = await polling.poll_due(room, client, LOOPBACK, full_text=False)
         assert len(polled) == 1 and released == [1], "after the pass's items were stored"
-        assert await pipeline.poll_due(room, client, LOOPBACK, full_text=False) == []
+        assert await polling.poll_due(room, client, LOOPBACK, full_text=False) == []
     assert released == [1]
 
 
@@ -954,10 +958,10 @@ async def test_poll_due_polls_each_due_source_once_and_survives_a_failing_one(
         return real_store(**kwargs)
 
     monkeypatch.setattr(storage_items, "store", store)
-    real_ingest_each, batches = pipeline.ingest_each, []
+    real_ingest_each, batches = polling.ingest_each, []
 
     def ingest_each(
-        newsroom: Newsroom, outcomes: list[pipeline.Outcome]
+        newsroom: Newsroom, outcomes: list[Outcome]
     ) -> Sequence[int | Exception]:
         """The first transaction is slow, so the polls that finish meanwhile share the next."""
         batches.append([outcome.source.name for outcome in outcomes])
@@ -965,10 +969,10 @@ async def test_poll_due_polls_each_due_source_once_and_survives_a_failing_one(
             time.sleep(0.5)
         return real_ingest_each(newsroom, outcomes)
 
-    monkeypatch.setattr(pipeline, "ingest_each", ingest_each)
+    monkeypatch.setattr(polling, "ingest_each", ingest_each)
     async with http_client() as client:
-        polled = await pipeline.poll_due(room, client, LOOPBACK, concurrency=4, full_text=False)
-        again = await pipeline.poll_due(room, client, LOOPBACK, concurrency=4, full_text=False)
+        polled = await polling.poll_due(room, client, LOOPBACK, concurrency=4, full_text=False)
+        again = await polling.poll_due(room, client, LOOPBACK, concurrency=4, full_text=False)
     assert max(len(batch) for batch in batches) > 1, batches
     assert len(polled) == 11 and sum(result.new for result in polled) == 11
     assert again == [], "every source was claimed once, for its next interval"

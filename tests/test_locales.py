@@ -14,7 +14,7 @@ from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 
 from locales import FALLBACK, Safe, catalog
-from news.briefs import Impact, Level
+from news.types import Impact, Level
 from tests.fakes.telegram_html import parse_html, utf16_len
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from news.pipeline import Newsroom, clustered
+from news.ingest import clustered
+from news.newsroom import Newsroom
 from storage.db import make_engine, migrate, session_scope
 from storage.locks import Keys, Role, lock_key, xact_lock
 

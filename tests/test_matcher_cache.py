@@ -12,7 +12,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session, select
 
 from news import matching
-from news.matcher_cache import MatcherCache
+from news.matcher import MatcherCache
 from storage import chats, subscriptions
 from storage.chats import ensure_chat
 from storage.db import make_engine, session_scope
@@ -37,7 +37,7 @@ class CountingMatcher(matching.Matcher):
 @pytest.fixture
 def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     CountingMatcher.builds = []
-    monkeypatch.setattr("news.matcher_cache.Matcher", CountingMatcher)
+    monkeypatch.setattr("news.matcher.Matcher", CountingMatcher)
     return CountingMatcher.builds
 
 
@@ -48,6 +48,12 @@ def follow(engine: Engine, chat_id: int, query: str, thread_id: int = 0) -> int 
         row = subscriptions.add(session=session, chat_id=chat_id, query=query,
                                 thread_id=thread_id)
         return None if row is None else row.id
+
+
+def unfollow(session: Session, subscription_id: int | None) -> None:
+    row = subscriptions.get(session=session, subscription_id=subscription_id or 0)
+    assert row is not None
+    subscriptions.delete(session=session, subscription=row)
 
 
 def matched(cache: MatcherCache, engine: Engine, text: str) -> set[int]:
@@ -92,7 +98,7 @@ def test_changes_are_applied_in_place_and_read_by_revision(
     scans = [s for s in statements if "from subscription" in s and ".revision >" not in s]
     assert scans == [], "a change is read by revision, never the whole table"
     with session_scope(engine) as session:
-        assert subscriptions.remove(session=session, chat_id=1007, query="company7")
+        unfollow(session, ids[7])
     assert matched(cache, engine, "SoftBank and company7") == {new}, "removed topics drop out"
     with session_scope(engine) as session:
         row = subscriptions.get(session=session, subscription_id=ids[8] or 0)
@@ -141,9 +147,7 @@ def test_random_changes_leave_the_matcher_as_a_full_rebuild_would(engine: Engine
                 subscriptions.add(session=session, chat_id=chat, query=query(),
                                   thread_id=rng.choice([0, 0, 5]))
             elif roll < 0.6:
-                row = rng.choice(rows)
-                subscriptions.remove(session=session, chat_id=row.chat_id, query=row.query,
-                                     thread_id=row.thread_id)
+                subscriptions.delete(session=session, subscription=rng.choice(rows))
             elif roll < 0.8:
                 subscriptions.change_query(session=session, subscription=rng.choice(rows),
                                            query=query())
@@ -178,7 +182,7 @@ def test_replicas_see_each_others_changes(database_url: str, engine: Engine) -> 
         second = follow(other, 2, "Nvidia OR SoftBank")
         assert matched(here, engine, "SoftBank") == {first, second}, "added there, seen here"
         with session_scope(engine) as session:
-            assert subscriptions.remove(session=session, chat_id=1, query="SoftBank")
+            unfollow(session, first)
         assert matched(there, other, "SoftBank") == {second}, "removed here, gone there"
         assert matched(here, engine, "Nvidia") == {second}
     finally:

@@ -9,8 +9,9 @@ from alembic.config import Config
 from sqlalchemy import Engine, inspect, text
 from sqlmodel import select
 
-from news import pipeline
+from news.ingest import ingest
 from news.items import ItemDraft
+from news.newsroom import Newsroom
 from storage import chats, items, subscriptions
 from storage.db import MIGRATIONS, make_engine, session_scope
 from storage.models import Delivery, Item, utcnow
@@ -82,7 +83,7 @@ def test_item_identity_migration_alerts_nothing_old_and_every_new_post(
                 {"source": source_id, "story": story_id, "guid": guid, "link": link,
                  "title": title, "at": last_poll})
     step(engine, "upgrade", "head")
-    room = pipeline.Newsroom(engine)
+    room = Newsroom(engine)
     with session_scope(engine) as session:
         chats.ensure_chat(session=session, chat_id=7, chat_type="private", title=None,
                           language="en")
@@ -99,15 +100,15 @@ def test_item_identity_migration_alerts_nothing_old_and_every_new_post(
                        title, f"{title} tavern", None)
              for n, title in ((1, "Podcasting is the open web and nobody owns it"),
                               (2, "Twitter is a river and blogs are the sea"))]
-    assert pipeline.ingest(room, show, episodes) == 0
-    assert pipeline.ingest(room, blog, posts) == 0
+    assert ingest(room, show, episodes) == 0
+    assert ingest(room, blog, posts) == 0
     new_episode = ItemDraft("ep5", "http://show.test/", "Haunted lighthouses: a tavern tale",
                             "Haunted lighthouses: a tavern tale", utcnow())
     new_post = ItemDraft("http://blog.test/24.html#a3", "http://blog.test/24.html#a3",
                          "Outliners every day", "I still love outliners, even in a tavern.",
                          None)
-    assert pipeline.ingest(room, show, [new_episode, *episodes]) == 1
-    assert pipeline.ingest(room, blog, [new_post, *posts]) == 1
+    assert ingest(room, show, [new_episode, *episodes]) == 1
+    assert ingest(room, blog, [new_post, *posts]) == 1
     with session_scope(engine) as session:
         assert len(session.exec(select(Item)).all()) == 2 + 4 + 2 + 1
         alerted = {item.guid for delivery in session.exec(select(Delivery)).all()

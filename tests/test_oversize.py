@@ -6,7 +6,8 @@ from sqlalchemy import Engine
 
 from news.briefs import StoryText, estimate_tokens, fenced
 from news.items import normalize
-from news.text import NAME_CHARS, TITLE_CHARS, clip
+from news.text import TITLE_CHARS, clip
+from news.types import NAME_CHARS
 
 
 def test_clip_cuts_at_a_word_boundary_with_an_ellipsis() -> None:

@@ -11,16 +11,13 @@ import pytest
 from sqlalchemy import Engine
 
 from locales import catalog
+from news.alerts import digest_entries, render_delivery
+from news.briefing import write_missing_briefs
 from news.briefs import Brief, BriefWriter, Written, adjusted_level, brief_schema, system_prompt
 from news.digest import Entry, render_digest
+from news.ingest import ingest
 from news.items import ItemDraft
-from news.pipeline import (
-    Newsroom,
-    digest_entries,
-    ingest,
-    render_delivery,
-    write_missing_briefs,
-)
+from news.newsroom import Newsroom
 from storage import briefs, chats, deliveries, sources, subscriptions
 from storage.db import session_scope
 from storage.models import utcnow

@@ -28,16 +28,13 @@ from sqlmodel import select
 
 from jobs.pacing import PACING
 from locales import catalog
+from news.adding import add_source, check_feed
+from news.alerts import render_delivery
+from news.briefing import write_missing_briefs
 from news.briefs import BriefWriter
 from news.items import clean_link
-from news.pipeline import (
-    Newsroom,
-    add_source,
-    check_feed,
-    poll,
-    render_delivery,
-    write_missing_briefs,
-)
+from news.newsroom import Newsroom
+from news.poll import poll
 from storage import deliveries, subscriptions
 from storage.chats import ensure_chat
 from storage.db import make_engine, migrate, session_scope

@@ -14,9 +14,6 @@ from news.briefs import (
     SYSTEM_PROMPT,
     Brief,
     BriefRejected,
-    Impact,
-    Level,
-    Player,
     StoryText,
     adjusted_level,
     brief_schema,
@@ -29,6 +26,7 @@ from news.briefs import (
 )
 from news.render import LIMIT, MAX_SOURCES, RLM, SourceRef, flag_line, render_brief
 from news.text import sentences
+from news.types import Impact, Level, Player
 from tests.fakes.llm import strict_schema_error
 from tests.fakes.telegram_html import parse_html, parse_html_entities, utf16_len
 

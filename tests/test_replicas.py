@@ -19,10 +19,13 @@ from sqlmodel import select
 
 import storage.models
 from jobs import deliver, digest
+from news import following, holding
+from news.briefing import write_missing_briefs
 from news.briefs import BriefWriter
 from news.fetch import Fetched
+from news.ingest import Outcome, ingest, ingest_all
 from news.items import ItemDraft
-from news.pipeline import Newsroom, Outcome, ingest, ingest_all, write_missing_briefs
+from news.newsroom import Newsroom
 from storage import briefs, chats, deliveries, items, locks, subscriptions
 from storage.db import make_engine, migrate, session_scope
 from storage.locks import Keys, Role
@@ -236,7 +239,7 @@ def test_a_topic_edited_on_another_replica_reaches_this_replicas_matcher(
     behind = utcnow() - timedelta(minutes=10)
     monkeypatch.setattr(storage.models, "process_clock", lambda: behind)
     with session_scope(second) as session:
-        topic = subscriptions.find(session=session, chat_id=1, query="Nvidia")
+        topic = following.find(session=session, chat_id=1, query="Nvidia")
         assert topic is not None
         assert subscriptions.change_query(session=session, subscription=topic,
                                           query="Nvidia OR Toyota")
@@ -244,7 +247,7 @@ def test_a_topic_edited_on_another_replica_reaches_this_replicas_matcher(
                                          "million hybrid cars", "Brakes again.", None)]) == 1
     assert count(first, Delivery) == 2, "the edited topic matched on replica one"
     with session_scope(second) as session:
-        assert subscriptions.remove(session=session, chat_id=1, query="Nvidia OR Toyota")
+        assert following.remove(session=session, chat_id=1, query="Nvidia OR Toyota")
         assert subscriptions.add(session=session, chat_id=1, query="Honda") is not None
     assert ingest(room, wire, [ItemDraft("h1", "http://wire.test/h1", "Honda unveils a small "
                                          "electric kei truck", "Cheap too.", None)]) == 1
@@ -255,7 +258,7 @@ def hold_for_digest(engine: Engine, chat_id: int) -> None:
     """A chat in digest mode, never sent a digest, with two stories held for it."""
     subscribe(engine, chat_id, "SoftBank")
     with session_scope(engine) as session:
-        chats.update_settings(session=session, chat_id=chat_id, mode="digest")
+        holding.update_settings(session=session, chat_id=chat_id, mode="digest")
         chat = chats.get(session=session, chat_id=chat_id)
         assert chat is not None
         chat.created_at = utcnow() - timedelta(days=2)

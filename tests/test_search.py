@@ -18,8 +18,8 @@ from sqlmodel import col, select
 from news.fetch import Fetched, FetchError, FetchPolicy, make_client
 from news.guard import Resolver
 from news.items import ItemDraft
+from news.newsroom import Newsroom
 from news.parsing import FeedReader
-from news.pipeline import Newsroom
 from news.search import Provider, QueryRefused, SearchRefused, pack
 from news.search.gdelt import Gdelt
 from news.search.gdelt import drafts as gdelt_drafts

@@ -12,10 +12,13 @@ import pytest
 from sqlalchemy import Engine, insert, inspect
 from sqlmodel import select
 
+from news import following, holding
+from news.briefing import story_text
 from news.briefs import Brief, Written, offline_brief
 from news.fetch import Fetched
+from news.ingest import Outcome, ingest, ingest_all, ingest_each
 from news.items import ItemDraft, normalize
-from news.pipeline import Newsroom, Outcome, ingest, ingest_all, ingest_each, story_text
+from news.newsroom import Newsroom
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
 from storage.models import Chat, Delivery, Item, Story, utcnow
@@ -59,9 +62,9 @@ def test_subscriptions_are_unique_per_chat_and_removable_by_number(engine: Engin
     with session_scope(engine) as session:
         assert [s.query for s in subscriptions.for_chat(session=session, chat_id=1)] == [
             "SoftBank", "Nvidia"]
-        assert subscriptions.remove(session=session, chat_id=1, query="2") == "Nvidia"
-        assert subscriptions.remove(session=session, chat_id=1, query="3") is None
-        assert subscriptions.remove(session=session, chat_id=1, query="softbank") == "SoftBank"
+        assert following.remove(session=session, chat_id=1, query="2") == "Nvidia"
+        assert following.remove(session=session, chat_id=1, query="3") is None
+        assert following.remove(session=session, chat_id=1, query="softbank") == "SoftBank"
     with session_scope(engine) as session:
         assert subscriptions.for_chat(session=session, chat_id=1) == []
         assert len(subscriptions.for_chat(session=session, chat_id=2)) == 1
@@ -478,7 +481,7 @@ def test_a_source_joining_while_an_alert_is_sent_or_edited_is_added_by_an_edit(
     """The join's ingest flags sent messages for an edit; a message already rendered but not
     yet marked sent, or an edit on its way, would miss it, unless marking them sees it."""
     from locales import catalog
-    from news.pipeline import render_delivery
+    from news.alerts import render_delivery
 
     def t(key: str, **values: Any) -> str:
         return catalog.text("en", key, **values)
@@ -601,11 +604,11 @@ def test_changed_settings_reschedule_what_the_chat_holds(engine: Engine) -> None
     others = held(engine, -9, ["quiet", "digest"], until=seven)
 
     def change(chat_id: int, **fields: str | None) -> list[tuple[str, datetime]]:
-        with session_scope(engine) as session:  # chats.update_settings, at a chosen `now`
+        with session_scope(engine) as session:  # holding.update_settings, at a chosen `now`
             chat = session.get(Chat, chat_id)
             for name, value in fields.items():
                 setattr(chat, name, value)
-            deliveries.reschedule_held(session=session, chat_id=chat_id, now=now)
+            holding.reschedule_held(session=session, chat_id=chat_id, now=now)
         return states(engine, [quiet, digest] if chat_id == -6 else tokyo)
 
     assert change(-6, quiet_start="22:00", quiet_end="05:00", mode="digest") == [
@@ -632,7 +635,7 @@ def test_quiet_hours_turned_off_release_held_alerts_but_not_claimed_ones(
         [taken] = claim(session, utcnow() + timedelta(hours=4), limit=1)
         assert taken.id == taken_id
     with session_scope(engine) as session:
-        chats.update_settings(session=session, chat_id=-8, quiet_start=None, quiet_end=None)
+        holding.update_settings(session=session, chat_id=-8, quiet_start=None, quiet_end=None)
     with session_scope(engine) as session:
         free, mine = session.get(Delivery, free_id), session.get(Delivery, taken_id)
         assert free is not None and free.state == "pending"
@@ -643,10 +646,10 @@ def test_quiet_hours_turned_off_release_held_alerts_but_not_claimed_ones(
     with session_scope(engine) as session:
         assert [c.id for c in claim(session, utcnow())] == [free_id], "sent on the next tick"
     with session_scope(engine) as session:
-        chats.update_settings(session=session, chat_id=-8, mode="priority")
+        holding.update_settings(session=session, chat_id=-8, mode="priority")
     assert states(engine, [digest_id])[0][0] == "digest", "the same mode again: kept"
     with session_scope(engine) as session:
-        chats.update_settings(session=session, chat_id=-8, mode="instant")
+        holding.update_settings(session=session, chat_id=-8, mode="instant")
     assert states(engine, [digest_id])[0][0] == "pending", "another mode: due now"
 
 

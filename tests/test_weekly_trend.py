@@ -19,7 +19,7 @@ from locales import catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
-from news.pipeline import Newsroom
+from news.newsroom import Newsroom
 from services import KEY, Services
 from storage import chats
 from storage.db import session_scope

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 import news.feeds
+from news.adding import check_feed
 from news.feeds import DeclaresEntities, NotAFeed, parse_feed
 from news.fetch import FetchPolicy
 from news.parsing import FeedReader
-from news.pipeline import check_feed
 from news.xmlguard import RefusedEncoding, RefusedXml, as_utf8
 from tests.fakes.feeds import FeedServer
 from tests.harness import HOSTILE, encoding_tricks, flat_expansion, utf7

@@ -1,5 +1,5 @@
 """Each provider's turn: the next followed queries, one request, and its results stored as
-items of the provider's source, through the same steps as a feed's poll (news.pipeline)."""
+items of the provider's source, through the same steps as a feed's poll (news.poll)."""
 
 from __future__ import annotations
 
@@ -15,18 +15,11 @@ from sqlalchemy import Engine
 
 from news.article import complete
 from news.fetch import Fetched, FetchError, FetchPolicy, fetch
+from news.ingest import Outcome, clustered, ingest_all, store_drafts, unseen
 from news.items import ItemDraft
+from news.newsroom import Newsroom
 from news.parsing import FeedReader
-from news.pipeline import (
-    INLINE,
-    Newsroom,
-    Outcome,
-    clustered,
-    failed,
-    ingest_all,
-    store_drafts,
-    unseen,
-)
+from news.poll import INLINE, failed
 from news.search import Provider, QueryRefused, Request, pack
 from storage import deliveries, searches, sources
 from storage.db import database_now, session_scope

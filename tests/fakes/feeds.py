@@ -246,13 +246,23 @@ def _check(item: dict[str, Any]) -> None:
         raise ValueError(f"unknown item keys: {sorted(unknown)}")
 
 
-def rss(title: str, items: list[dict[str, Any]], link: str = "http://example.test/") -> str:
-    """Valid RSS 2.0; item keys: title, link, guid, description, pub_date (datetime)."""
+def _hub_links(prefix: str, hub: str | None, self_url: str | None) -> list[str]:
+    """WebSub's discovery links (`<link rel="hub">`, `rel="self"`), as a feed carries them."""
+    links = [f'<{prefix}link rel="hub" href="{escape(hub)}"/>'] if hub else []
+    return links + ([f'<{prefix}link rel="self" href="{escape(self_url)}"/>'] if self_url else [])
+
+
+def rss(title: str, items: list[dict[str, Any]], link: str = "http://example.test/", *,
+        hub: str | None = None, self_url: str | None = None) -> str:
+    """Valid RSS 2.0; item keys: title, link, guid, description, pub_date (datetime); `hub`
+    and `self_url` add WebSub's atom:link elements."""
     parts = [
         '<?xml version="1.0" encoding="utf-8"?>',
-        '<rss version="2.0"><channel>',
+        '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>' if hub or self_url
+        else '<rss version="2.0"><channel>',
         f"<title>{escape(title)}</title><link>{escape(link)}</link>",
         f"<description>{escape(title)}</description>",
+        *_hub_links("atom:", hub, self_url),
     ]
     for item in items:
         _check(item)
@@ -270,7 +280,8 @@ def rss(title: str, items: list[dict[str, Any]], link: str = "http://example.tes
     return "\n".join(parts)
 
 
-def atom(title: str, entries: list[dict[str, Any]], link: str = "http://example.test/") -> str:
+def atom(title: str, entries: list[dict[str, Any]], link: str = "http://example.test/", *,
+         hub: str | None = None, self_url: str | None = None) -> str:
     """Valid Atom 1.0 from the same item dicts as rss() (guid -> id, pub_date -> updated)."""
     default = datetime(2024, 1, 1, tzinfo=UTC)
     dates = [_utc(e["pub_date"]) for e in entries if e.get("pub_date") is not None]
@@ -279,6 +290,7 @@ def atom(title: str, entries: list[dict[str, Any]], link: str = "http://example.
         '<feed xmlns="http://www.w3.org/2005/Atom">',
         f"<title>{escape(title)}</title><id>{escape(link)}</id>",
         f'<link rel="alternate" href="{escape(link)}"/>',
+        *_hub_links("", hub, self_url),
         f"<updated>{_rfc3339(max(dates, default=default))}</updated>",
         "<author><name>Fake</name></author>",
     ]

@@ -1,8 +1,11 @@
-"""Fake OpenAI-compatible chat-completions server, so LLM calls run over real HTTP in tests."""
+"""Fake OpenAI-compatible chat-completions and embeddings server, so LLM calls run over real
+HTTP in tests. Embeddings are a hashed bag of concepts (tests.fakes.concepts): deterministic,
+and near each other for texts on one subject, in any of the languages its table knows."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -13,7 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from tests.fakes.concepts import vector
+
 PATHS = ("/v1/chat/completions", "/chat/completions")
+EMBEDDING_PATHS = ("/v1/embeddings", "/embeddings")
+DEFAULT_DIMENSIONS = 256
 
 
 @dataclass
@@ -26,6 +33,7 @@ class Reply:
     delay: float = 0.0
     finish_reason: str = "stop"
     refusal: str | None = None
+    dimensions: int | None = None  # embeddings: vectors of this size whatever was asked
 
 
 Responder = Callable[[dict[str, Any]], Reply | str]
@@ -129,6 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Validate like the real API, record the body, then answer from the script."""
         fake = self.server.fake
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.split("?")[0].rstrip("/") in EMBEDDING_PATHS:
+            return self._embeddings(raw)
         if self.path.split("?")[0].rstrip("/") not in PATHS:
             return self._send(404, error_body(404, f"Unknown path {self.path}"))
         try:
@@ -165,6 +175,39 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(completion(request, reply)).encode())
 
 
+    def _embeddings(self, raw: bytes) -> None:
+        """`/v1/embeddings`: concept vectors, or the next scripted embedding failure."""
+        fake = self.server.fake
+        try:
+            request = json.loads(raw)
+        except ValueError:
+            return self._send(400, error_body(400, "Request body is not valid JSON"))
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return self._send(401, error_body(401, "Missing bearer token"))
+        texts = request.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            return self._send(400, error_body(400, "input must be a string or strings", "input"))
+        fake._record_embedding(request)
+        with fake._lock:
+            reply = fake._embedding_queue.popleft() if fake._embedding_queue else Reply()
+        if reply.delay:
+            fake._stopping.wait(reply.delay)
+        if reply.body is not None:
+            return self._send(reply.status, reply.body)
+        if reply.status != 200:
+            return self._send(reply.status, error_body(reply.status, reply.content
+                                                       or f"Fake error {reply.status}"))
+        dims = reply.dimensions or int(request.get("dimensions") or DEFAULT_DIMENSIONS)
+        data = [{"object": "embedding", "index": n, "embedding": vector(text, dims)}
+                for n, text in enumerate(texts)]
+        tokens = sum(_tokens(text) for text in texts)
+        body = {"object": "list", "data": data, "model": request.get("model", "fake-embed"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        self._send(200, json.dumps(body).encode())
+
+
 class _HTTPServer(ThreadingHTTPServer):
     """Joins handler threads on close so no socket outlives the test."""
 
@@ -180,6 +223,8 @@ class LlmServer:
         self.supports_json_schema = supports_json_schema
         self.responder: Responder = lambda request: "{}"
         self.requests: list[dict[str, Any]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
+        self._embedding_queue: deque[Reply] = deque()
         self._queue: deque[Reply | str] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -203,6 +248,24 @@ class LlmServer:
         """Script the next replies, used in order before falling back to the responder."""
         with self._lock:
             self._queue.extend(replies)
+
+    def queue_embeddings(self, *replies: Reply) -> None:
+        """Script the next embedding answers (failures: status, body, delay, dimensions);
+        past them every request gets the concept vectors."""
+        with self._lock:
+            self._embedding_queue.extend(replies)
+
+    def _record_embedding(self, request: dict[str, Any]) -> None:
+        with self._lock:
+            self.embedding_requests.append(request)
+
+    @property
+    def embedded_texts(self) -> list[str]:
+        """Every text embedding requests carried, in order."""
+        with self._lock:
+            requests = list(self.embedding_requests)
+        return [text for request in requests for text in
+                ([request["input"]] if isinstance(request["input"], str) else request["input"])]
 
     def _record(self, request: dict[str, Any]) -> None:
         """Remember a request body (thread-safe)."""
@@ -248,3 +311,86 @@ class LlmServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# --- /ask prompts (news.ask): a question, then numbered stories fenced as articles ----------
+
+_ASK_STORY = re.compile(r"<<<ARTICLE\n\[(\d+)\] ([^\n]*)")
+
+
+def is_ask(request: dict[str, Any]) -> bool:
+    """Whether the request is an /ask prompt rather than a brief or an alias suggestion."""
+    messages = request.get("messages") or []
+    return len(messages) > 1 and str(messages[1].get("content") or "").startswith("<<<QUESTION")
+
+
+def ask_stories(request: dict[str, Any]) -> dict[int, str]:
+    """The numbered stories an /ask prompt gives the model: number -> headline."""
+    content = str((request.get("messages") or [{}, {}])[1].get("content") or "")
+    return {int(number): headline for number, headline in _ASK_STORY.findall(content)}
+
+
+def ask_question(request: dict[str, Any]) -> str:
+    """The question, as fenced in the prompt."""
+    content = str(request["messages"][1]["content"])
+    return content.split("\n", 1)[1].split("\nQUESTION>>>", 1)[0]
+
+
+def answer(text: str, *, answered: bool = True) -> str:
+    """The JSON an /ask prompt asks for."""
+    return json.dumps({"answered": answered, "answer": text}, ensure_ascii=False)
+
+
+def cited_answer(request: dict[str, Any]) -> str:
+    """A faithful model: one sentence per story given, each citing that story's number."""
+    stories = ask_stories(request)
+    return answer(" ".join(f"{headline} [{number}]." for number, headline in stories.items()))
+
+
+def uncited_answer(request: dict[str, Any]) -> str:
+    """A careless model: the stories' facts with no citation at all."""
+    return answer(" ".join(f"{headline}." for headline in ask_stories(request).values()))
+
+
+def unanswered(request: dict[str, Any]) -> str:
+    """An honest model whose stories do not answer the question."""
+    return answer("", answered=False)
+
+
+# --- the weekly brief (news.weekly) ----------------------------------------------------------
+
+WEEKLY_MARK = "weekly news brief"  # in the system prompt of a weekly storyline request
+_WEEKLY_TEXT = {  # (storyline, later stories, who, watch) per language the tests read
+    "English": ("{topic} had a busy week: the first report set the tone {first}.",
+                " Later stories followed it up {rest}.", "at the centre of the week's news",
+                "Watch for the next official statement and the figures it gives."),
+    "French": ("La semaine de {topic} a été chargée, et le premier article a donné le ton "
+               "{first}.", " Les articles suivants ont confirmé la tendance {rest}.",
+               "au centre de l'actualité de la semaine",
+               "Il faudra surveiller la prochaine annonce officielle et ses chiffres."),
+    "Chinese": ("本周{topic}动态频繁，首篇报道定下了基调{first}。", "随后的报道进一步跟进{rest}。",
+                "本周新闻的焦点", "关注下一次官方声明及其公布的数据。"),
+}
+
+
+def is_weekly(request: dict[str, Any]) -> bool:
+    messages = request.get("messages") or [{}]
+    return WEEKLY_MARK in str(messages[0].get("content") or "")
+
+
+def weekly_answer(request: dict[str, Any]) -> str | None:
+    """A storyline in the language the prompt asks for, citing every story it was given by
+    number; None for any other request, so a test's responder falls through to its briefs."""
+    if not is_weekly(request):
+        return None
+    system, user = (str(m.get("content") or "") for m in request["messages"][:2])
+    language = next((name for name in _WEEKLY_TEXT if f"in {name}." in system), "English")
+    topic_match = re.search(r"<<<TOPIC\n(.*?)\nTOPIC>>>", user, re.DOTALL)
+    topic = topic_match[1] if topic_match else "?"
+    numbers = [int(n) for n in re.findall(r"^\[(\d+)\] ", user, re.MULTILINE)] or [1]
+    opening, later, role, watch = _WEEKLY_TEXT[language]
+    storyline = opening.format(topic=topic, first=f"[{numbers[0]}]")
+    if len(numbers) > 1:
+        storyline += later.format(rest="".join(f"[{n}]" for n in numbers[1:]))
+    return json.dumps({"storyline": storyline, "players": [{"name": topic, "role": role}],
+                       "watch": watch}, ensure_ascii=False)

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from news.matching import Compacted, Matcher
 from storage import subscriptions
+from storage.items import NewStory
 
 
 class MatcherCache:
@@ -65,3 +66,9 @@ class MatcherCache:
 
         self.building = threading.Thread(target=run, name="matcher-compaction", daemon=True)
         self.building.start()
+
+
+def match(story: NewStory, matcher: Matcher) -> set[int]:
+    """The subscriptions that want this story. Their chats are looked up when the deliveries
+    are written (deliveries.enqueue_matches): the cached matcher may predate a migration."""
+    return {topic.id for topic in matcher.match(story.text)}
