@@ -396,7 +396,7 @@ def time_matcher(matcher: Matcher, items: Sequence[str]) -> tuple[float, list[fl
     clock = time.process_time
     for text in items:
         start = clock()
-        found = matcher.match(text)
+        found = matcher.match_ids(text)  # what an ingest asks (news.matcher.match)
         per_item.append(clock() - start)
         hits += len(found)
     return sum(per_item), per_item, hits

@@ -122,6 +122,7 @@ class Matcher:
         self._followers: list[array[int]] = []  # query slot -> subscription ids
         self._free: list[int] = []
         self.always: set[int] = set()  # query slots like `a OR -b`: can match with no term
+        self._any_of = bytearray()  # query slot -> 1 when finding one of its terms is a match
         self._needle_of: dict[str, int] = {}  # every term ever seen -> its needle slot
         self._needle_queries: list[array[int]] = []  # needle slot -> query slots
         self.automaton: ahocorasick.Automaton | None = None  # the big one, rebuilt rarely
@@ -193,11 +194,13 @@ class Matcher:
             slot = len(self._queries)
             self._queries.append(query)
             self._followers.append(array("l"))
+            self._any_of.append(0)
         self._slot_of[query] = slot
-        needles, always = prefilter(query)
-        if always:
+        plan = prefilter(query)
+        if plan.always:
             self.always.add(slot)
-        for needle in needles:
+        self._any_of[slot] = plan.any_of
+        for needle in plan.needles:
             needle_slot = self._needle_of.get(needle)
             if needle_slot is None:
                 needle_slot = self._needle_of[needle] = len(self._needle_queries)
@@ -217,7 +220,7 @@ class Matcher:
         self._queries[slot] = None
         self._free.append(slot)
         self.always.discard(slot)
-        for needle in prefilter(query)[0]:
+        for needle in prefilter(query).needles:
             self._needle_queries[self._needle_of[needle]].remove(slot)
 
     # --- compaction ------------------------------------------------------------------------
@@ -295,21 +298,27 @@ class Matcher:
         return {topic_id for slot in self.candidate_queries(folded)
                 for topic_id in self._followers[slot]}
 
-    def match(self, text: str) -> list[Topic]:
-        """The subscriptions whose query the text satisfies, in id order."""
+    def match_ids(self, text: str) -> list[int]:
+        """The ids of the subscriptions whose query the text satisfies, in order."""
         if not self.size:  # no subscriptions yet: nothing to fold the text for
             return []
         folded = searchable(text)
         found = self.found(folded)
         hits: list[int] = []
-        queries, followers = self._queries, self._followers
+        queries, followers, any_of = self._queries, self._followers, self._any_of
         for slot in self.candidate_queries(folded, found):
+            if any_of[slot]:  # a candidate by one of its terms, all joined by OR: a match
+                hits.extend(followers[slot])
+                continue
             query = queries[slot]
             assert query is not None
             node = _parsed(query)
             if node is not None and self._holds(node, found, folded):
                 hits.extend(followers[slot])
         hits.sort()
-        chat, thread = self._chat, self._thread
-        return [Topic(topic_id, chat[topic_id], thread[topic_id], queries[self._query_of[topic_id]]
-                      or "") for topic_id in hits]
+        return hits
+
+    def match(self, text: str) -> list[Topic]:
+        """The subscriptions whose query the text satisfies, in id order."""
+        topic = self.topic
+        return [found for topic_id in self.match_ids(text) if (found := topic(topic_id))]

@@ -138,26 +138,68 @@ def positive_terms(node: Node) -> list[Term]:
     return [term for child in node.nodes for term in positive_terms(child)]
 
 
-def prefilter(query: str) -> tuple[set[str], bool]:
-    """The needles a stored query may need, and whether it can match with none of them (then
-    it is checked on every item). A superset is enough, since only queries found this way run
-    the exact check; a query without exclusions is only tokenized, not parsed: building the
-    matcher for a million subscriptions was mostly parsing."""
+@dataclass(frozen=True)
+class Prefilter:
+    """What a matcher needs of a stored query before any item arrives."""
+
+    needles: set[str]  # found as whole words, they make the query a candidate
+    always: bool = False  # it can match with none of them: checked on every item
+    any_of: bool = False  # it matches exactly when one of them is found (`a`, `a OR "b c"`)
+
+
+def prefilter(query: str) -> Prefilter:
+    """A superset of the needles a stored query needs is enough, since only queries found by
+    them run the exact check. A query without exclusions is only tokenized, not parsed:
+    building the matcher for a million subscriptions was mostly parsing."""
     if "-" not in query and query.isprintable():  # no Not anywhere: every term is positive
         try:
             tokens = _tokens(query)
         except QueryError:
-            return set(), False
+            return Prefilter(set())
         texts = [token[1:-1] if token.startswith('"') else token for token in tokens
                  if token not in ("OR", "(", ")")]
         if not all(map(_has_word, texts)):  # the parser refuses a term with no word (`~`)
-            return set(), False
-        return {needle for text in texts if (needle := _needle(text))}, False
+            return Prefilter(set())
+        needles = {needle for text in texts if (needle := _needle(text))}
+        return Prefilter(needles, any_of=_disjunction(tokens, query))
     try:
         node = parse(query)
     except QueryError:
-        return set(), False
-    return {term.needle for term in positive_terms(node)}, not needs_a_term(node)
+        return Prefilter(set())
+    return Prefilter({term.needle for term in positive_terms(node)}, not needs_a_term(node),
+                     _any_of(node))
+
+
+def _disjunction(tokens: list[str], query: str) -> bool:
+    """Whether these tokens parse, and as terms joined by OR alone (parentheses allowed):
+    a conservative reading; anything else is left to the parser."""
+    if len(query.strip()) > MAX_QUERY_CHARS:
+        return False
+    depth, want_term = 0, True
+    for token in tokens:
+        if token == "(":
+            if not want_term:
+                return False  # `a (b)`: an AND
+            depth += 1
+        elif token == ")":
+            depth -= 1
+            if want_term or depth < 0:  # `()`, `a OR )`, `a)`
+                return False
+        elif token == "OR":
+            if want_term:
+                return False
+            want_term = True
+        elif want_term:
+            want_term = False
+        else:
+            return False  # two terms in a row: an AND
+    return depth == 0 and not want_term
+
+
+def _any_of(node: Node) -> bool:
+    if isinstance(node, Term):
+        return True
+    return isinstance(node, Or) and all(_any_of(child) for child in node.nodes)
 
 
 def needs_a_term(node: Node) -> bool:

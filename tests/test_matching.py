@@ -5,7 +5,18 @@ from __future__ import annotations
 import random
 
 from news.matching import Matcher, Topic, searchable
-from news.topics import fold, matches, parse
+from news.topics import (
+    Node,
+    Or,
+    QueryError,
+    Term,
+    fold,
+    matches,
+    needs_a_term,
+    parse,
+    positive_terms,
+    prefilter,
+)
 
 WORDS = ["SoftBank", "softbank's", "Nvidia", "union", "ion", "AI", "said", "data center",
          "datacenter", "crypto", "软银", "ソフトバンク", "Сбербанк", "données", "mac", "machine",
@@ -96,3 +107,27 @@ def test_a_term_glued_to_a_combining_mark_is_not_a_whole_word() -> None:
     assert [t.id for t in matcher.match("क ख")] == [1]
     assert [t.id for t in matcher.match("SoftBank news")] == [2]
     assert matcher.match("SoftBank crypto news") == [], "a term only ever excluded is searched"
+
+
+def test_the_prefilter_reads_queries_as_the_parser_does() -> None:
+    """Tokens alone decide a query's needles and whether one found term is a match: never for
+    a query the parser refuses (its needles may be a superset: it never passes the exact
+    check), never for one with an AND or an exclusion, never other needles."""
+    rng = random.Random(9)
+    parts = ["a", "OR", "(", ")", '"b c"', "~", "软银", "d", "-e", "-", '""', "f&g", "OR)"]
+
+    def only_or(node: Node) -> bool:
+        return isinstance(node, Term) or (isinstance(node, Or)
+                                          and all(only_or(child) for child in node.nodes))
+
+    for _ in range(20_000):
+        query = " ".join(rng.choice(parts) for _ in range(rng.randint(1, 6)))
+        plan = prefilter(query)
+        try:
+            node = parse(query)
+        except QueryError:
+            assert not plan.any_of and not plan.always, query
+            continue
+        assert plan.needles == {t.needle for t in positive_terms(node)}, query
+        assert plan.always == (not needs_a_term(node)), query
+        assert plan.any_of == only_or(node), query
