@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import openai
 from telegram import BotCommand, BotCommandScopeChat, Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import hub_callback
 import jobs
@@ -26,8 +26,9 @@ from handlers import ADMIN_COMMANDS, READER_COMMANDS, all_handlers
 from handlers.common import chat_language, reply
 from handlers.lanes import ChatLanes
 from handlers.ratelimit import CommandLimiter, RateLimit
+from jobs.outbound import Outbound
 from jobs.pacing import PACING
-from locales import catalog
+from locales import Catalog
 from news.aliases import AliasFinder
 from news.briefs import BriefWriter
 from news.embeddings import Embedder
@@ -109,6 +110,7 @@ def build_services(settings: Settings) -> Services:
             base_url=settings.openai_base_url, max_retries=0,
             timeout=settings.llm_timeout_seconds,
         )
+    catalog = Catalog()
     newsroom = Newsroom(engine, keys)
     newsroom.embedding = settings.embeddings_enabled
     return Services(
@@ -137,6 +139,8 @@ def build_services(settings: Settings) -> Services:
         heartbeat_file=Path(settings.heartbeat_file) if settings.heartbeat_file else None,
         reader=reader,
         max_topics_per_chat=settings.max_topics_per_chat,
+        paid_stars_per_day=settings.paid_broadcast_stars_per_day,
+        paid_after_seconds=settings.paid_broadcast_after_seconds,
         asks=CommandLimiter(settings.asks_per_hour, period=3600.0)
         if settings.asks_per_hour else None,
         searching=searching(settings),
@@ -175,13 +179,6 @@ def searching(settings: Settings) -> Searching:
     endpoints = {"gdelt": settings.gdelt_api_url, "googlenews": settings.google_news_url}
     return Searching(search_providers.build(settings.search_providers, endpoints),
                      settings.search_interval_seconds)
-
-
-def smooth_rate_limiter() -> AIORateLimiter:
-    """Telegram's limits as even pacing: a bucket of one, refilled 30 times a second overall
-    and every 3.05 s per group, never lets a burst exceed 30/s or 20/min in any window."""
-    return AIORateLimiter(overall_max_rate=1, overall_time_period=1 / PACING.overall_per_second,
-                          group_max_rate=1, group_time_period=PACING.group_period)
 
 
 async def register_commands(application: Application, svc: Services) -> None:
@@ -280,6 +277,9 @@ def main() -> None:
 
     api = settings.telegram_api_url.rstrip("/")
     rate_limit = RateLimit(settings.commands_per_minute, exempt=svc.admin_ids)
+    bot_id = int(token.partition(":")[0]) if token.partition(":")[0].isdigit() else 0
+    callbacks = hub_callback.routes(svc, svc.push) if svc.push is not None else []
+    updates = receiver.choose(svc.engine, webhook, bot_id, svc.newsroom.keys, callbacks)
     application = (
         ApplicationBuilder()
         .application_class(PatientApplication)
@@ -287,7 +287,7 @@ def main() -> None:
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
         .get_updates_request(WatchedRequest(Outage()))
-        .rate_limiter(smooth_rate_limiter())
+        .rate_limiter(Outbound(receiver.answers_alone(updates, svc.engine)))
         .defaults(DEFAULTS)
         .concurrent_updates(ChatLanes(rate_limit))
         .post_init(post_init)
@@ -311,12 +311,9 @@ def main() -> None:
     log.info("Tidings starting: database %s, LLM %s, %d sources",
              describe(settings.database_url),
              settings.llm_model if svc.writer.online else "offline", source_count)
-    bot_id = int(token.partition(":")[0]) if token.partition(":")[0].isdigit() else 0
     try:
         # Retried with backoff until Telegram answers: at boot the network may not be up yet.
-        callbacks = hub_callback.routes(svc, svc.push) if svc.push is not None else []
-        receiver.run(application, receiver.choose(svc.engine, webhook, bot_id,
-                                                   svc.newsroom.keys, callbacks), svc.stopping)
+        receiver.run(application, updates, svc.stopping)
     except TokenRejected:
         log.error("Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped): "
                   "get the bot's current token from @BotFather (see README)")

@@ -32,7 +32,7 @@ from telegram.error import Conflict, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 from tornado.httpserver import HTTPServer
 
-from storage.db import CONNECT_TIMEOUT_SECONDS
+from storage.db import CONNECT_TIMEOUT_SECONDS, in_thread
 from storage.locks import Keys
 from telegram_link import keep_trying, reason
 
@@ -229,7 +229,7 @@ class PollingRole:
         def guarded() -> T:
             with self.guard:
                 return action()
-        return await asyncio.to_thread(guarded)
+        return await in_thread(guarded)
 
     def _try_lock(self) -> bool:
         if self.connection is None:
@@ -339,6 +339,17 @@ def choose(engine: Engine, webhook: WebhookConfig | None, bot_id: int,
     if engine.dialect.name == "postgresql":
         return PollingRole(engine, (keys or Keys.of(engine)).receiving(bot_id))
     return Polling()
+
+
+def answers_alone(receiver: Receiver, engine: Engine) -> Callable[[], bool]:
+    """Whether this process answers every command the bot gets, so that its alerts may use
+    whatever of Telegram's rate its replies leave (jobs.outbound): SQLite's one process, or
+    the replica polling now; behind a webhook on PostgreSQL any replica may be answering."""
+    if engine.dialect.name != "postgresql":
+        return lambda: True
+    if isinstance(receiver, PollingRole):
+        return lambda: receiver.holding
+    return lambda: False
 
 
 async def initialize(application: App) -> None:

@@ -58,6 +58,9 @@ class Services:
     semantic: SemanticCache = field(default_factory=SemanticCache)
     semantic_threshold: float = 0.5
     packs: tuple[Pack, ...] = ()  # the starter packs /addsource pack offers (news.packs)
+    # Paid broadcast (jobs.paid): Stars a day (0: off), for fan-outs longer than the seconds.
+    paid_stars_per_day: int = 0
+    paid_after_seconds: float = 60.0
     asks: CommandLimiter | None = None  # /ask questions per user and hour (ASKS_PER_HOUR)
     push: PushSettings | None = None  # WebSub (news.websub); None: long polling, or off
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     parse_timeout_seconds: float = Field(default=15.0, gt=0)  # a worker past it is killed
     commands_per_minute: int = Field(default=20, ge=0)  # per user, also the burst; 0: off
     max_topics_per_chat: int = Field(default=50, ge=0)  # 0: no cap
+    # Paid broadcast (jobs.paid): Stars a day for allow_paid_broadcast (0: off), used for a
+    # story whose fan-out would take longer than this many seconds at the free 30/s.
+    paid_broadcast_stars_per_day: int = Field(default=0, ge=0)
+    paid_broadcast_after_seconds: float = Field(default=60.0, ge=0)
     asks_per_hour: int = Field(default=10, ge=0)  # /ask questions per user, also the burst; 0: off
     # News-search providers asked about every followed topic (news.search); empty: none.
     search_providers: Annotated[tuple[str, ...], NoDecode] = ("gdelt",)

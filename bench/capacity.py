@@ -474,7 +474,7 @@ def count(engine: Engine, model: Any) -> int:
 def failing(engine: Engine) -> int:
     with session_scope(engine) as session:
         return int(session.exec(select(func.count()).select_from(Source).where(
-            col(Source.last_error).is_not(None))).one())
+            col(Source.error_code).is_not(None))).one())
 
 
 class Backends:

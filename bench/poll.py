@@ -437,7 +437,7 @@ async def cycle(engine: Any, room: Newsroom, client: httpx.AsyncClient,
     workers_cpu = workers_after - workers_before
     stats = server_stats(port) - before_stats
     failing = count(engine, select(func.count()).select_from(Source).where(
-        col(Source.last_error).is_not(None)))
+        col(Source.error_code).is_not(None)))
     return {
         "s": round(wall, 3), "sources": total, "polled": claims.claimed,
         "finished": claims.claimed >= total, "batches": claims.batches,

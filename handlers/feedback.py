@@ -26,7 +26,7 @@ from news import choices
 from news.feedback import MAX_SOURCES, less_about
 from news.text import clip
 from storage import briefs, feedback, items
-from storage.db import database_now, db, session_scope
+from storage.db import database_now, db
 from storage.models import Delivery
 
 RECENT = timedelta(days=7)  # the votes /topics counts, as it counts matches
@@ -103,7 +103,7 @@ async def refresh(update: Update, context: Context, delivery_id: int, language: 
     if message is None:
         return
     t = partial(services(context).catalog.text, language)
-    rows = await asyncio.to_thread(alert_keyboard, services(context).engine, delivery_id, t)
+    rows = await db(services(context).engine, alert_keyboard, delivery_id=delivery_id, t=t)
     await edit_message(message, markup=markup(rows))
 
 
@@ -154,7 +154,7 @@ async def _ask_topic(update: Update, context: Context, language: str, pick: Pick
     if message is None:
         return
     t = partial(services(context).catalog.text, language)
-    rows = await asyncio.to_thread(alert_keyboard, services(context).engine, pick.delivery_id, t)
+    rows = await db(services(context).engine, alert_keyboard, delivery_id=pick.delivery_id, t=t)
     label = t("feedback.for_topic")
     asked = [[(label.replace("{query}", clip(query, 40)), f"fbt:{pick.choice_id}:{sub_id}")]
              for sub_id, query in pick.topics]
@@ -214,14 +214,13 @@ async def press_unmute(update: Update, context: Context, mute_id: int) -> None:
 
 
 def topic_feedback(
-    context: Context, language: str, subscription_ids: list[int]
+    *, session: Session, context: Context, language: str, subscription_ids: list[int]
 ) -> tuple[dict[int, str], list[list[InlineKeyboardButton]]]:
     """For /topics: each topic's recent votes and mutes (text after its line), and a 🔊
     button per mute to lift it."""
-    with session_scope(services(context).engine) as session:
-        votes = feedback.topic_votes(session=session, subscription_ids=subscription_ids,
-                                     since=database_now(session) - RECENT)
-        mutes = feedback.mutes_for(session=session, subscription_ids=subscription_ids)
+    votes = feedback.topic_votes(session=session, subscription_ids=subscription_ids,
+                                 since=database_now(session) - RECENT)
+    mutes = feedback.mutes_for(session=session, subscription_ids=subscription_ids)
     extra: dict[int, str] = {}
     buttons: list[list[InlineKeyboardButton]] = []
     label = services(context).catalog.text(language, "topics.unmute_button")

@@ -28,7 +28,7 @@ from news.opml import MAX_BYTES, NotOpml, Outline, export_opml, parse_opml
 from news.text import clip
 from news.types import NAME_CHARS
 from storage import sources
-from storage.db import db
+from storage.db import db, in_thread
 
 CHECKS_AT_ONCE = 4
 MAX_LISTED_FAILURES = 10
@@ -140,8 +140,7 @@ async def _add_all(
         if await db(svc.engine, sources.by_url, url=checked.url) is not None:
             return outline.url, "exists"
         title = clip(outline.title or checked.feed.title or checked.url, NAME_CHARS)
-        await asyncio.to_thread(add_source, svc.newsroom, checked, title,
-                                svc.poll_interval_seconds)
+        await in_thread(add_source, svc.newsroom, checked, title, svc.poll_interval_seconds)
         return outline.url, "added"
 
     async def one(outline: Outline) -> tuple[str, str]:

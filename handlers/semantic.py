@@ -3,7 +3,6 @@ first alert, with buttons that tighten or loosen its threshold and show what tha
 
 from __future__ import annotations
 
-import asyncio
 import html
 import math
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from news.semantic_round import meanings
 from news.text import TITLE_CHARS, clip
 from news.topics import QueryError
 from storage import embeddings, items, subscriptions, usage
-from storage.db import database_now, db, session_scope
+from storage.db import database_now, db, in_thread, session_scope
 
 PREVIEW_DAYS = 7
 SHOWN = 8  # nearest stories listed
@@ -148,8 +147,8 @@ async def subscribe_semantic(update: Update, context: Context, language: str, ra
     except EmbeddingError:
         await reply(update, context, language, "semantic.failed")
         return
-    scored = await asyncio.to_thread(week, svc.engine, vector, svc.embedder.model, semantic,
-                                   svc.semantic_threshold)
+    scored = await in_thread(week, svc.engine, vector, svc.embedder.model, semantic,
+                             svc.semantic_threshold)
     if semantic.threshold is None:
         semantic = semantic.with_threshold(chosen_threshold(
             [story.similarity for story in scored], svc.semantic_threshold))
@@ -174,30 +173,29 @@ async def subscribe_semantic(update: Update, context: Context, language: str, ra
     await message.reply_text(said, reply_markup=markup)
 
 
-def semantic_counts(engine: Engine, model: str, dims: int, topics: list[Topic]
+def semantic_counts(*, session: Session, model: str, dims: int, topics: list[Topic]
                     ) -> dict[int, int]:
     """Stories of the last 7 days each semantic topic would have alerted (/topics): at or
     above its threshold, its terms and exclusions allowing."""
     wanted = {topic.id: found for topic in topics if (found := readable(topic.query))}
     if not wanted or not model:
         return dict.fromkeys(wanted, 0)
-    with session_scope(engine) as session:
-        since = database_now(session) - timedelta(days=PREVIEW_DAYS)
-        meanings = embeddings.meaning_vectors(session=session, model=model, dims=dims)
-        ids, matrix = embeddings.window(session=session, since=since, model=model)
-        counts: dict[int, int] = {}
-        for topic_id, semantic in wanted.items():
-            vector = meanings.get(semantic.key)
-            if vector is None or not ids or len(vector) != matrix.shape[1]:
-                counts[topic_id] = 0
-                continue
-            scores = matrix @ embeddings.normalized(vector)[0]
-            near = [ids[n] for n in np.flatnonzero(scores >= (semantic.threshold or 1.0))]
-            if semantic.rest is not None and near:
-                texts = embeddings.texts_of(session=session, story_ids=near)
-                near = [story for story in near
-                        if semantic.matches_rest(searchable(texts.get(story, "")))]
-            counts[topic_id] = len(near)
+    since = database_now(session) - timedelta(days=PREVIEW_DAYS)
+    meanings = embeddings.meaning_vectors(session=session, model=model, dims=dims)
+    ids, matrix = embeddings.window(session=session, since=since, model=model)
+    counts: dict[int, int] = {}
+    for topic_id, semantic in wanted.items():
+        vector = meanings.get(semantic.key)
+        if vector is None or not ids or len(vector) != matrix.shape[1]:
+            counts[topic_id] = 0
+            continue
+        scores = matrix @ embeddings.normalized(vector)[0]
+        near = [ids[n] for n in np.flatnonzero(scores >= (semantic.threshold or 1.0))]
+        if semantic.rest is not None and near:
+            texts = embeddings.texts_of(session=session, story_ids=near)
+            near = [story for story in near
+                    if semantic.matches_rest(searchable(texts.get(story, "")))]
+        counts[topic_id] = len(near)
     return counts
 
 
@@ -251,7 +249,7 @@ async def press_threshold(update: Update, context: Context, ids: tuple[int, int]
     message = update.effective_message
     if message is None or semantic.key not in stored:
         return
-    scored = await asyncio.to_thread(week, svc.engine, stored[semantic.key],
-                                     svc.embedder.model, semantic)
+    scored = await in_thread(week, svc.engine, stored[semantic.key], svc.embedder.model,
+                             semantic)
     said, markup = view(context, language, query, subscription_id, scored)
     await edit_message(message, said, markup=markup)

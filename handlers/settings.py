@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import Any
 from zoneinfo import available_timezones
 
 from babel.dates import get_day_names
@@ -148,7 +149,8 @@ async def settings(update: Update, context: Context) -> None:
             return
         key, fields = parsed
         if fields:
-            await db(services(context).engine, holding.update_settings, chat_id=chat.id, **fields)
+            changes: dict[str, Any] = dict(fields)  # db()'s values, as the setting names
+            await db(services(context).engine, holding.update_settings, chat_id=chat.id, **changes)
         if key != "settings.done":
             await reply(update, context, language, key)
             return

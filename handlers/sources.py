@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from functools import wraps
@@ -32,7 +31,8 @@ from news.items import clean_link
 from news.text import clip
 from news.types import NAME_CHARS, whole_number
 from storage import searches, sources, websub
-from storage.db import db
+from storage.db import db, in_thread
+from storage.errors import last_error, stored
 from storage.models import Source
 from storage.sources import FEED
 
@@ -92,8 +92,8 @@ async def addsource(update: Update, context: Context) -> None:
         return
     title = clip(name.strip() or checked.feed.title or checked.url, NAME_CHARS)
     try:  # in a thread: storing waits on the story index's lock while an ingest holds it
-        source_id, tracked = await asyncio.to_thread(add_source, svc.newsroom, checked, title,
-                                                     svc.poll_interval_seconds)
+        source_id, tracked = await in_thread(add_source, svc.newsroom, checked, title,
+                                             svc.poll_interval_seconds)
     except IntegrityError:  # added meanwhile, by another /addsource or another replica
         added = await db(svc.engine, sources.by_url, url=checked.url)
         if added is None:
@@ -122,8 +122,8 @@ def _push(context: Context, language: str, push: websub.Status) -> str:
     if push.state == websub.LAPSED:
         return text(context, language, "sources.push_lapsed", hub=hub)
     if push.state in (websub.FAILED, websub.DENIED) and push.error_code:
-        error = Safe(services(context).catalog.fetch_error(
-            language, f"{push.error_code}|{push.error_detail or ''}"))
+        error = Safe(services(context).catalog.error(
+            language, "fetch", stored(push.error_code, push.error_detail)))
         return text(context, language, "sources.push_failing", hub=hub, error=error)
     return text(context, language, "sources.push_pending", hub=hub)
 
@@ -140,7 +140,7 @@ def _poll_status(context: Context, language: str, source: Source) -> str:
     failing = ""
     if source.failing_since:
         since = f"{source.failing_since:%Y-%m-%d %H:%M} UTC"
-        error = Safe(services(context).catalog.fetch_error(language, source.last_error))
+        error = Safe(services(context).catalog.error(language, "fetch", last_error(source)))
         failing = text(context, language, "sources.failing", since=since, error=error)
     if source.paused:
         paused = text(context, language, "sources.paused")

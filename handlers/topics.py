@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 
@@ -78,9 +77,10 @@ def understood(context: Context, language: str, query: str) -> str:
     return describe(parse(query), wording(services(context).catalog, language))
 
 
-def preview_text(context: Context, language: str, query: str, *, admin: bool = False) -> str:
+async def preview_text(context: Context, language: str, query: str, *, admin: bool = False
+                       ) -> str:
     """What the query would have matched this week; when nothing, why (handlers.packs)."""
-    found = preview(services(context).engine, query)
+    found = await db(services(context).engine, preview, query=query)
     if not found.count:
         return nothing_matched(context, language, admin=admin)
     lines = "\n".join(f"• {headline_link(clip(item.title, TITLE_CHARS), item.link)}"
@@ -136,8 +136,7 @@ async def subscribe(update: Update, context: Context) -> None:
         await reply(update, context, language,
                     "topics.pinned_done" if pinned else "subscribe.exists", query=query)
         return
-    found = await asyncio.to_thread(preview_text, context, language, query,
-                                    admin=await is_admin(update, context))
+    found = await preview_text(context, language, query, admin=await is_admin(update, context))
     done = text(context, language, "subscribe.done", query=query,
                 understood=understood(context, language, query), preview=Safe(found))
     if pinned:
@@ -238,8 +237,7 @@ async def press_suggestion(update: Update, context: Context, suggestion_id: int)
     if outcome != "suggest.done":  # the topic already read so: only the button goes
         await edit_message(message, markup=markup)
         return
-    found = await asyncio.to_thread(preview_text, context, language, query,
-                                    admin=await is_admin(update, context))
+    found = await preview_text(context, language, query, admin=await is_admin(update, context))
     await edit_message(message, text(context, language, "subscribe.done", query=query,
                                      understood=understood(context, language, query),
                                      preview=Safe(found)), markup=markup)
@@ -327,13 +325,13 @@ async def topics_view(
     rows = [Topic(row.id or 0, row.chat_id, row.thread_id, row.query) for row in followed]
     markup = pin_keyboard(context, language, followed)
     pinned = {row.id for row in followed if row.pinned}
-    counts = await asyncio.to_thread(topic_counts, engine, rows)
+    counts = await db(engine, topic_counts, topics=rows)
     if any(is_semantic(row.query) for row in rows):  # counted by meaning, not by words
         svc = services(context)
-        counts |= await asyncio.to_thread(semantic_counts, engine, svc.embedder.model,
-                                          svc.embedder.dimensions, rows)
-    extra, unmute = await asyncio.to_thread(topic_feedback, context, language,
-                                            [row.id for row in rows])
+        counts |= await db(engine, semantic_counts, model=svc.embedder.model,
+                           dims=svc.embedder.dimensions, topics=rows)
+    extra, unmute = await db(engine, topic_feedback, context=context, language=language,
+                             subscription_ids=[row.id for row in rows])
     lines = [text(context, language, "topics.line", number=n, query=row.query,
                   count=counts[row.id])
              + (" " + text(context, language, "topics.pinned") if row.id in pinned else "")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime
 
+from sqlmodel import Session
 from telegram import Update
 
 from handlers.common import (
@@ -28,7 +28,7 @@ from news.semantic import readable
 from news.semantic_round import similarities
 from news.why import Explanation, explain, hits, level_why
 from storage import briefs, chats, deliveries, feedback, items, why
-from storage.db import database_now, db, session_scope
+from storage.db import database_now, db
 from storage.models import Delivery
 
 
@@ -36,16 +36,15 @@ def _level(context: Context, language: str, level: int) -> str:
     return f"{FLAGS[level]} {text(context, language, f'level.{level}')}"
 
 
-def delivered(context: Context, language: str, delivery: Delivery) -> str:
+def delivered(*, session: Session, context: Context, language: str, delivery: Delivery
+              ) -> str:
     """Which topic matched and where, which sources reported it, why it got its level."""
-    with session_scope(services(context).engine) as session:
-        facts = why.story_facts(session=session, story_id=delivery.story_id)
-        stored = briefs.get(session=session, story_id=delivery.story_id, language=language)
-        reports = items.of_story(session=session, story_id=delivery.story_id)
+    facts = why.story_facts(session=session, story_id=delivery.story_id)
+    stored = briefs.get(session=session, story_id=delivery.story_id, language=language)
+    reports = items.of_story(session=session, story_id=delivery.story_id)
     topics: list[str] = json.loads(delivery.topics)
-    with session_scope(services(context).engine) as session:
-        near = similarities(session=session, story_id=delivery.story_id,
-                                       queries=topics, model=services(context).embedder.model)
+    near = similarities(session=session, story_id=delivery.story_id, queries=topics,
+                        model=services(context).embedder.model)
     lines = [text(context, language, "why.header")]
     for query in topics:
         semantic = readable(query)
@@ -87,27 +86,26 @@ def _when(moment: datetime | None, prefs: Preferences) -> str:
     return f"{local:%Y-%m-%d %H:%M} ({prefs.timezone})"
 
 
-def not_delivered(context: Context, language: str, chat_id: int, thread_id: int,
-                  link: str) -> str:
+def not_delivered(*, session: Session, context: Context, language: str, chat_id: int,
+                  thread_id: int, link: str) -> str:
     """Why a story the reader names by its link did (not) reach this chat."""
-    engine = services(context).engine
-    with session_scope(engine) as session:
-        story_id = why.story_by_link(session=session, link=link)
-        facts = why.story_facts(session=session, story_id=story_id) if story_id else None
-        delivery = (why.delivery_of(session=session, chat_id=chat_id, thread_id=thread_id,
-                                    story_id=story_id) if story_id else None)
-        topics = why.topic_facts(session=session, chat_id=chat_id, thread_id=thread_id)
-        chat = chats.get(session=session, chat_id=chat_id)
-        prefs = deliveries.preferences(chat) if chat is not None else Preferences()
-        now = database_now(session)  # the digest job's clock, whichever replica answers
-        near = similarities(
-            session=session, story_id=story_id, queries=[topic.query for topic in topics],
-            model=services(context).embedder.model) if story_id else {}
+    story_id = why.story_by_link(session=session, link=link)
+    facts = why.story_facts(session=session, story_id=story_id) if story_id else None
+    delivery = (why.delivery_of(session=session, chat_id=chat_id, thread_id=thread_id,
+                                story_id=story_id) if story_id else None)
+    topics = why.topic_facts(session=session, chat_id=chat_id, thread_id=thread_id)
+    chat = chats.get(session=session, chat_id=chat_id)
+    prefs = deliveries.preferences(chat) if chat is not None else Preferences()
+    now = database_now(session)  # the digest job's clock, whichever replica answers
+    near = similarities(
+        session=session, story_id=story_id, queries=[topic.query for topic in topics],
+        model=services(context).embedder.model) if story_id else {}
     found: Explanation = explain(facts, topics, delivery.state if delivery else None,
                                  delivery.next_attempt_at if delivery else None, prefs, now,
                                  near)
     if found.kind == "sent" and delivery is not None:
-        return delivered(context, language, delivery)
+        return delivered(session=session, context=context, language=language,
+                         delivery=delivery)
     if found.kind == "held":
         return text(context, language, f"why.held.{found.state}", when=_when(found.until, prefs))
     if found.kind != "topics":
@@ -130,14 +128,16 @@ async def why_command(update: Update, context: Context) -> None:
         delivery = await db(services(context).engine, feedback.delivery_of_message,
                             chat_id=chat.id, message_id=replied.message_id)
         if delivery is not None:
-            await _answer(update, await asyncio.to_thread(delivered, context, language,
-                                                          delivery))
+            await _answer(update, await db(services(context).engine, delivered,
+                                           context=context, language=language,
+                                           delivery=delivery))
             return
     if not link.startswith(("http://", "https://")):
         await reply(update, context, language, "why.usage")
         return
-    await _answer(update, await asyncio.to_thread(not_delivered, context, language, chat.id,
-                                                  thread_of(update), link))
+    await _answer(update, await db(services(context).engine, not_delivered, context=context,
+                                   language=language, chat_id=chat.id,
+                                   thread_id=thread_of(update), link=link))
 
 
 async def _answer(update: Update, said: str, *, quote: bool = False) -> None:
@@ -159,7 +159,8 @@ async def press_why(update: Update, context: Context, delivery_id: int) -> None:
     if delivery is None or message is None:
         await answer_button(update, context, language, "button.stale")
         return
-    said = await asyncio.to_thread(delivered, context, language, delivery)
+    said = await db(services(context).engine, delivered, context=context, language=language,
+                    delivery=delivery)
     if chat.type != "private":
         await answer_privately(update, said)
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,7 @@ from news.digest import render_digest
 from news.schedule import digest_due
 from services import KEY, Services
 from storage import chats, deliveries
-from storage.db import database_now, db
+from storage.db import database_now, db, in_thread
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """One scheduled digest per chat and day across every replica: each is claimed before it
     is sent. A replica that dies while sending leaves its held rows for the next digest."""
     svc: Services = context.bot_data[KEY]
-    if not await asyncio.to_thread(svc.sending.held):
+    if not await in_thread(svc.sending.held):
         return  # digests are paced with the alerts, by the replica that sends (jobs.deliver)
     now = await db(svc.engine, database_now)  # last_digest_at is compared by every replica
     due = [chat for chat in await db(svc.engine, deliveries.chats_with_held)
@@ -72,7 +71,7 @@ async def send_digest(
                     held_only=held_only)
     if not rows:
         return 0
-    entries = await asyncio.to_thread(digest_entries, svc.engine, language, rows)
+    entries = await db(svc.engine, digest_entries, language=language, rows=rows)
     header = svc.catalog.ngettext(language, "digest.header", len(entries))
     try:
         for message in render_digest(entries, header):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from sqlalchemy import Engine, text
 from telegram.ext import CallbackContext
 
 from services import KEY, Services
+from storage.db import in_thread
 
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 30.0
@@ -29,6 +29,6 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     if svc.heartbeat_file is None:
         return
     try:
-        await asyncio.to_thread(beat, svc.engine, svc.heartbeat_file)
+        await in_thread(beat, svc.engine, svc.heartbeat_file)
     except Exception as exc:  # the stale file is the report; one line here says why
         log.warning("heartbeat skipped: %s", exc)

@@ -9,13 +9,14 @@ from telegram.ext import CallbackContext
 
 from jobs.notify import notify_admins
 from jobs.runtime import until_stopped
-from locales import Safe
+from locales import Catalog, Safe
 from news import websub
 from news.feeds import NotAFeed
 from news.fetch import FetchError
 from news.poll import poll_due
 from news.semantic_round import embed_round
 from services import KEY, Services
+from storage.errors import StoredError
 from storage.sources import PAUSE_AFTER, DueSource
 
 
@@ -31,18 +32,19 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
         await websub.note(svc.engine, svc.push, polled)
     for result in polled or []:
         if result.paused is not None:
-            message = partial(_paused, svc, result.paused, _stored(result.error))
+            message = partial(_paused, svc.catalog, result.paused, _stored(result.error))
             await notify_admins(context, svc, message)
 
 
-def _paused(svc: Services, source: DueSource, stored: str, language: str) -> str:
-    error = Safe(svc.catalog.fetch_error(language, stored))
-    return svc.catalog.text(language, "sources.auto_paused", id=source.id, name=source.name,
-                            count=PAUSE_AFTER, error=error)
+def _paused(catalog: Catalog, source: DueSource, stored: StoredError, language: str) -> str:
+    """The note admins get when repeated failures paused a source, with the last one."""
+    error = Safe(catalog.error(language, "fetch", stored))
+    return catalog.text(language, "sources.auto_paused", id=source.id, name=source.name,
+                        count=PAUSE_AFTER, error=error)
 
 
-def _stored(error: FetchError | NotAFeed | None) -> str:
-    """The error as sources store it ("code|detail")."""
-    if isinstance(error, FetchError | NotAFeed):
-        return f"{error.code}|{error.detail}"
-    return f"{error.code}|" if error is not None else "not_a_feed|"
+def _stored(error: FetchError | NotAFeed | None) -> StoredError:
+    """The error as the source now stores it (storage.sources.record_failure)."""
+    if error is None:
+        return StoredError(NotAFeed.code)
+    return StoredError(error.code, error.detail)

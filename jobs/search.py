@@ -21,5 +21,5 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
                                    reader=svc.reader, full_text=svc.full_text)
     for result in await until_stopped(sweeping, svc.stopping) or []:
         if result.paused:  # admins hear it as for a feed
-            message = partial(_paused, svc, result.source, _stored(result.error))
+            message = partial(_paused, svc.catalog, result.source, _stored(result.error))
             await notify_admins(context, svc, message)

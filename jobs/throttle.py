@@ -1,7 +1,8 @@
 """Telegram's per-chat limits: about one message a second to a chat, 20 a minute to a group.
 
-PTB's AIORateLimiter keeps the overall 30/s and the 20/min per group, but it waits inside the
-request, after the lease was renewed; alerts wait here instead, before it (jobs.pacing).
+jobs.outbound keeps the overall 30/s and the 20/min per group, but it waits inside the
+request, after the row left its claim's lease check; alerts wait here instead, before it
+(jobs.pacing).
 """
 
 from __future__ import annotations

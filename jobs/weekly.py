@@ -3,7 +3,6 @@ per topic that brought it alerts that week: the week's storyline, or its alerts 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 from functools import partial
@@ -18,7 +17,7 @@ from news.trend import day_label
 from services import KEY, Services
 from storage import chats, usage
 from storage import weekly as stored
-from storage.db import database_now, db
+from storage.db import database_now, db, in_thread
 from storage.models import Chat
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """One weekly brief per chat and week across every replica: the chat's turn is claimed
     (compare and set of `weekly_brief_at`) before anything is sent, as the digest's is."""
     svc: Services = context.bot_data[KEY]
-    if not await asyncio.to_thread(svc.sending.held):
+    if not await in_thread(svc.sending.held):
         return  # sent with the alerts, by the replica that sends (jobs.deliver)
     now = await db(svc.engine, database_now)  # weekly_brief_at is compared by every replica
     for chat in await db(svc.engine, stored.chats_on):
@@ -54,8 +53,8 @@ async def send_weekly(
     """Compose the chat's messages (writing or reading each shared storyline), claim the
     chat's turn, send; a Telegram failure gives the turn back, so it is tried again."""
     now = await db(svc.engine, database_now)
-    topics = await asyncio.to_thread(weekly.week_topics, svc.engine, chat_id=chat.id,
-                                     language=chat.language, since=moment - WEEK, until=now)
+    topics = await db(svc.engine, weekly.week_topics, chat_id=chat.id, language=chat.language,
+                      since=moment - WEEK, until=now)
     week = iso_week(moment)
     t = partial(svc.catalog.text, chat.language)
     label = partial(day_label, language=chat.language)
@@ -95,7 +94,7 @@ async def storyline(
 ) -> stored.Stored | None:
     """The topic's storyline of the week in the language: read if written, else written by
     this replica once it holds the claim; None without a model or past the day's budget."""
-    key = {"query": topic.query, "week": week, "language": language}
+    key: dict[str, Any] = {"query": topic.query, "week": week, "language": language}
     found = await db(svc.engine, stored.get, **key)
     if found is not None or not svc.writer.online:
         return found
@@ -107,8 +106,8 @@ async def storyline(
             raise Busy(topic.query)
         return found
     try:
-        stories = await asyncio.to_thread(weekly.with_texts, svc.engine,
-                                          weekly.chosen(topic.stories), language)
+        stories = await db(svc.engine, weekly.with_texts,
+                           stories=weekly.chosen(topic.stories), language=language)
         written = await weekly.write_storyline(svc.writer, topic.query, stories, language)
     except BaseException:
         await db(svc.engine, stored.give_up, **key)

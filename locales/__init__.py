@@ -7,10 +7,14 @@ import html
 import io
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from babel.messages.catalog import Catalog as PoCatalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+
+if TYPE_CHECKING:
+    from storage.errors import StoredError
 
 DOMAIN = "tidings"
 FALLBACK = "en"
@@ -109,16 +113,30 @@ class Catalog:
         template = translation.ngettext(key, key, n) if translation else key
         return template.format(**_escaped({"count": n, **values}))
 
-    def fetch_error(self, language: str, stored: str | None) -> str:
-        """A source's stored error ("code|detail") in plain words, in the reader's language."""
-        code, _, detail = (stored or "").partition("|")
-        key = f"fetch.error.{code}"
+    def error(self, language: str, kind: str, error: StoredError | None) -> str:
+        """A stored error in plain words, in the reader's language, as HTML: its code keys
+        `<kind>.error.<code>` (fetch for sources, delivery for deliveries); a code the
+        catalogue lacks (written by an older version) is shown as it was stored."""
+        code, detail = (error.code, error.detail) if error else ("", "")
+        key = f"{kind}.error.{code}"
         if self.has(FALLBACK, key):
             return self.text(language, key, detail=detail)
-        return html.escape(stored or "", quote=False)
+        return html.escape(f"{code}: {detail}" if detail else code, quote=False)
 
     def has(self, language: str, key: str) -> bool:
         return key in self._messages.get(language, {}) or key in self._plurals.get(language, {})
 
 
-catalog = Catalog()
+
+_default: Catalog | None = None
+
+
+def __getattr__(name: str) -> Catalog:
+    """`locales.catalog`, the catalogue tests and benches share, read on first use: importing
+    locales builds nothing. The bot builds its own (app.py) and keeps it in services.Services."""
+    global _default
+    if name != "catalog":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _default is None:
+        _default = Catalog()
+    return _default

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import httpx
 import trafilatura
@@ -28,13 +28,19 @@ MAX_PAGE_BYTES = 2 * 1024 * 1024
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", ""})
 
 Extract = Callable[[bytes, str], Awaitable[str | None]]  # news.parsing.FeedReader.extract
-EXTRACT_THREADS = ThreadPoolExecutor(2, thread_name_prefix="tidings-extract")
+
+
+@cache
+def _threads() -> ThreadPoolExecutor:
+    """Threads for extract(), never ones that rendering or a preview waits for."""
+    return ThreadPoolExecutor(2, thread_name_prefix="tidings-extract")
 
 
 async def in_a_thread(html: bytes, url: str) -> str | None:
-    """extract() on a thread of its own, never one that rendering or a preview waits for.
-    The bot passes FeedReader.extract instead: a process it can kill when the page overruns."""
-    return await asyncio.get_running_loop().run_in_executor(EXTRACT_THREADS, extract, html, url)
+    """extract() on threads of its own, built on first use: the default of tests and benches.
+    The bot passes FeedReader.extract instead (its reader, built by app.py): a process it can
+    kill when the page overruns."""
+    return await asyncio.get_running_loop().run_in_executor(_threads(), extract, html, url)
 
 
 def extract(html: bytes, url: str, *, max_chars: int = MAX_ARTICLE_CHARS) -> str | None:

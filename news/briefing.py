@@ -12,15 +12,14 @@ from sqlmodel import Session
 from news.briefs import BriefWriter, StoryText, Written, offline_brief
 from news.text import without_headline
 from storage import briefs, deliveries, items, subscriptions, usage
-from storage.db import db, session_scope
+from storage.db import db
 
 
-def story_text(engine: Engine, story_id: int, language: str = "") -> StoryText:
-    with session_scope(engine) as session:
-        story_items = items.of_story(session=session, story_id=story_id)
-        topics = deliveries.topics_of_story(session=session, story_id=story_id)
-        pinned = bool(language) and subscriptions.story_pinned(
-            session=session, story_id=story_id, language=language)
+def story_text(*, session: Session, story_id: int, language: str = "") -> StoryText:
+    story_items = items.of_story(session=session, story_id=story_id)
+    topics = deliveries.topics_of_story(session=session, story_id=story_id)
+    pinned = bool(language) and subscriptions.story_pinned(
+        session=session, story_id=story_id, language=language)
     first = story_items[0]
     # an article page's text opens with its <h1>, some feeds' with the title: said once is enough
     text = without_headline(first.summary, first.title)
@@ -66,7 +65,7 @@ async def write_missing_briefs(
             written.append((story_id, language))
 
     async def write(story_id: int, language: str) -> Written:
-        story = await asyncio.to_thread(story_text, engine, story_id, language)
+        story = await db(engine, story_text, story_id=story_id, language=language)
         if over:
             return Written(offline_brief(story), "offline")
         return await writer.write(story, language, story_id=story_id)

@@ -113,10 +113,10 @@ def _without_link(draft: ItemDraft) -> ItemDraft:
     return twin
 
 
-def unseen(engine: Engine, source: DueSource, drafts: Sequence[ItemDraft]) -> list[ItemDraft]:
+def unseen(*, session: Session, source: DueSource, drafts: Sequence[ItemDraft]
+           ) -> list[ItemDraft]:
     """The entries this source never published, so only those cost an article fetch."""
-    with session_scope(engine) as session:
-        return items.unseen(session=session, source_id=source.id, drafts=drafts)
+    return items.unseen(session=session, source_id=source.id, drafts=drafts)
 
 
 @dataclass(frozen=True)

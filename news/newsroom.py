@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Engine
 
@@ -35,11 +32,8 @@ class Newsroom:
         # Polling's database work runs on one thread of its own: SQLite takes one writer at a
         # time, and writers racing from several threads (or from the event loop) sleep in its
         # busy handler while the loop stalls; queued on one thread they follow each other.
+        # Polls pass it to storage.db.db and in_thread as their `thread`.
         self.database = ThreadPoolExecutor(1, thread_name_prefix="tidings-poll-db")
-
-    async def in_database(self, function: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.database, partial(function, *args))
 
     def close(self) -> None:
         self.database.shutdown(wait=False, cancel_futures=True)

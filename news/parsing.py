@@ -23,7 +23,7 @@ import resource
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -227,10 +227,7 @@ class Killable:
         return list(workers)
 
 
-def _extract_threads() -> Executor:
-    from news.article import EXTRACT_THREADS
-
-    return EXTRACT_THREADS
+EXTRACT_THREADS = 2  # without processes, a reader extracts article pages on this many threads
 
 
 class FeedReader:
@@ -248,10 +245,12 @@ class FeedReader:
         self.read_function = read
         self.extract_function = extract
         self.feeds = Killable(workers, time_limit)
-        # extraction never takes a thread that rendering or a preview is waiting for
+        # extraction never takes a thread that rendering or a preview is waiting for: without
+        # processes, it has threads of this reader's own
+        self.article_threads = None if workers > 0 else ThreadPoolExecutor(
+            EXTRACT_THREADS, thread_name_prefix="tidings-extract")
         self.articles = Killable(max(1, min(2, workers)) if workers > 0 else 0, extract_limit,
-                                 modules=("news.article",),
-                                 threads=None if workers > 0 else _extract_threads())
+                                 modules=("news.article",), threads=self.article_threads)
 
     async def read(self, body: bytes, url: str) -> ReadFeed:
         """Entries as drafts, for polling."""
@@ -297,6 +296,8 @@ class FeedReader:
     def close(self) -> None:
         self.feeds.close()
         self.articles.close()
+        if self.article_threads is not None:
+            self.article_threads.shutdown(wait=False, cancel_futures=True)
 
     def worker_pids(self) -> list[int]:
         """The feed parsers' processes, for benchmarks that account for their memory."""

@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 
 import httpx
-from sqlalchemy import Engine
+from sqlmodel import Session
 
 from news import heap
 from news.article import complete, pages_policy
@@ -29,27 +28,23 @@ from news.newsroom import Newsroom
 from news.parsing import FeedReader, ReadFeed
 from news.workers import Batched, drain
 from storage import sources
-from storage.db import database_time, session_scope
+from storage.db import database_now, db, in_thread
 from storage.sources import DueSource
 
 log = logging.getLogger(__name__)
 
 
-def failed(engine: Engine, source: DueSource, error: FetchError | NotAFeed) -> bool:
+def failed(*, session: Session, source: DueSource, error: FetchError | NotAFeed) -> bool:
     """Record the failure; True when it paused the source."""
     code, detail = error.code, error.detail
     retry_after = error.retry_after if isinstance(error, FetchError) else 0
-    with session_scope(engine) as session:
-        return sources.record_failure(session=session, source_id=source.id, code=code,
-                                      detail=detail, retry_after=retry_after)
+    return sources.record_failure(session=session, source_id=source.id, code=code,
+                                  detail=detail, retry_after=retry_after)
 
 
-def claim_due(engine: Engine, limit: int, now: datetime) -> list[DueSource]:
-    with session_scope(engine) as session:
-        return sources.claim_due(session=session, now=now, limit=limit)
-
-
-INLINE = FeedReader(0)  # parses in a thread: tests, and machines where processes cost too much
+# Parses in threads: the default of tests and benches. The bot passes the reader app.py built
+# (services.Services.reader), as it does every object that keeps state between calls.
+INLINE = FeedReader(0)
 
 
 # Feeds in flight; each waits on a distant server far more than on CPU. Polls of one host
@@ -74,7 +69,7 @@ Store = Callable[[Outcome], Awaitable[int]]  # how a poll's outcome reaches the 
 
 async def store_now(room: Newsroom, outcome: Outcome) -> int:
     """One poll's outcome in a transaction of its own."""
-    return (await room.in_database(ingest_all, room, [outcome]))[0]
+    return (await in_thread(ingest_all, room, [outcome], thread=room.database))[0]
 
 
 async def poll(
@@ -105,7 +100,7 @@ async def poll(
             hub = advertised(feed.hubs, feed.self_url, fetched.links, fetched.url)
     except (FetchError, NotAFeed) as exc:
         log.info("source %s failed: %s", source.id, exc)
-        paused = await room.in_database(failed, room.engine, source, exc)
+        paused = await db(room.engine, failed, source=source, error=exc, thread=room.database)
         return Polled(paused=source if paused else None, error=exc, source_id=source.id)
     # unseen -> place -> store -> match -> enqueue (news.ingest.ingest_all), in one transaction
     outcome = Outcome(source, fresh, fetched, ttl, unseen_checked=checked)
@@ -127,7 +122,8 @@ async def read_entries(
     if full_text and any(draft.snippet for draft in fresh):
         # unseen, early: only unseen entries may cost an article fetch; snippets get the
         # article's text
-        fresh, checked = await room.in_database(unseen, room.engine, source, fresh), True
+        fresh = await db(room.engine, unseen, source=source, drafts=fresh, thread=room.database)
+        checked = True
         pages = pages_policy(policy, url, address)
         fresh = await complete(client, fresh, pages, extractor=reader.extract)
     return feed, fresh, checked
@@ -148,13 +144,14 @@ async def poll_due(
     results: list[Polled] = []
     # Only what is due now, by the database's clock (every replica's): a pass ends, and no
     # source is polled twice at once.
-    started = await room.in_database(database_time, room.engine)
+    started = await db(room.engine, database_now, thread=room.database)
 
     async def claim() -> list[DueSource]:
-        return await room.in_database(claim_due, room.engine, concurrency, started)
+        return await db(room.engine, sources.claim_due, now=started, limit=concurrency,
+                        thread=room.database)
 
     async def store_together(outcomes: list[Outcome]) -> Sequence[int | Exception]:
-        return await room.in_database(ingest_each, room, outcomes)
+        return await in_thread(ingest_each, room, outcomes, thread=room.database)
 
     store = Batched(store_together, limit=concurrency)
 

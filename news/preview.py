@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Engine
+from sqlmodel import Session
 
 from news.matching import Matcher
 from news.types import Topic
 from storage import items
-from storage.db import database_now, session_scope
+from storage.db import database_now
 
 
 @dataclass(frozen=True)
@@ -26,18 +26,18 @@ class Preview:
 PREVIEW_DAYS = 7
 
 
-def _recent(engine: Engine) -> list[items.Recent]:
-    with session_scope(engine) as session:  # items are stamped by the database's clock
-        since = database_now(session) - timedelta(days=PREVIEW_DAYS)
-        return items.recent(session=session, since=since)
+def _recent(session: Session) -> list[items.Recent]:
+    # items are stamped by the database's clock
+    since = database_now(session) - timedelta(days=PREVIEW_DAYS)
+    return items.recent(session=session, since=since)
 
 
-def preview(engine: Engine, query: str, *, show: int = 3) -> Preview:
+def preview(*, session: Session, query: str, show: int = 3) -> Preview:
     """Stories of the last 7 days the query matches, so a query that finds nothing shows it."""
     matcher = Matcher([Topic(0, 0, 0, query)])
     seen: set[int] = set()
     newest: list[items.Recent] = []
-    for item in _recent(engine):
+    for item in _recent(session):
         if item.story_id not in seen and matcher.match(item.text):
             seen.add(item.story_id)
             if len(newest) < show:
@@ -45,11 +45,11 @@ def preview(engine: Engine, query: str, *, show: int = 3) -> Preview:
     return Preview(len(seen), newest)
 
 
-def topic_counts(engine: Engine, topics: Sequence[Topic]) -> dict[int, int]:
+def topic_counts(*, session: Session, topics: Sequence[Topic]) -> dict[int, int]:
     """Stories each topic matched in the last 7 days, in one pass over the stored items."""
     matcher = Matcher(topics)
     counted: dict[int, set[int]] = defaultdict(set)
-    for item in _recent(engine):
+    for item in _recent(session):
         for topic in matcher.match(item.text):
             counted[topic.id].add(item.story_id)
     return {topic.id: len(counted[topic.id]) for topic in topics}

@@ -21,8 +21,7 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from news.alerts import digest_entries
 from news.briefs import (
@@ -42,7 +41,6 @@ from news.language import is_rtl, probably_in
 from news.render import FLAGS, LIMIT, _fit, _rtl, _visible_length, headline_link
 from news.text import TITLE_CHARS, clip, lead
 from storage import briefs, deliveries
-from storage.db import session_scope
 from storage.models import Item, Subscription
 from storage.weekly import DELIVERED, Cited
 
@@ -119,18 +117,17 @@ class TopicWeek:
         return min((story.level for story in self.stories), default=3)
 
 
-def week_topics(engine: Engine, *, chat_id: int, language: str, since: datetime,
+def week_topics(*, session: Session, chat_id: int, language: str, since: datetime,
                 until: datetime) -> list[TopicWeek]:
     """The chat's topics that brought it alerts in the week, 重点追踪 (📌) topics first, then
     by their highest level and how many: the order the weekly messages go out in."""
-    with session_scope(engine) as session:
-        topics = session.exec(
-            select(Subscription.query, Subscription.thread_id, Subscription.pinned)
-            .where(Subscription.chat_id == chat_id)
-            .order_by(col(Subscription.created_at), col(Subscription.id))).all()
-        rows = [row for row in deliveries.for_digest(session=session, chat_id=chat_id,
-                                                     since=since, held_only=False)
-                if row.state in DELIVERED and row.created_at <= until]
+    topics = session.exec(
+        select(Subscription.query, Subscription.thread_id, Subscription.pinned)
+        .where(Subscription.chat_id == chat_id)
+        .order_by(col(Subscription.created_at), col(Subscription.id))).all()
+    rows = [row for row in deliveries.for_digest(session=session, chat_id=chat_id,
+                                                 since=since, held_only=False)
+            if row.state in DELIVERED and row.created_at <= until]
     found: list[TopicWeek] = []
     seen: set[str] = set()
     for query, thread_id, pinned in topics:
@@ -140,7 +137,7 @@ def week_topics(engine: Engine, *, chat_id: int, language: str, since: datetime,
         mine = list({row.story_id: row for row in rows if query in row.topics}.values())
         if not mine:
             continue
-        entries = digest_entries(engine, language, [
+        entries = digest_entries(session=session, language=language, rows=[
             deliveries.DigestRow(row.id, row.story_id, row.title, [query], row.state,
                                  row.created_at) for row in mine])
         stories = [WeekStory(row.story_id, entry.headline, entry.link,
@@ -161,19 +158,19 @@ def chosen(stories: Sequence[WeekStory]) -> list[WeekStory]:
     return sorted(top, key=lambda s: (s.at, s.story_id))
 
 
-def with_texts(engine: Engine, stories: Sequence[WeekStory], language: str) -> list[WeekStory]:
+def with_texts(*, session: Session, stories: Sequence[WeekStory], language: str
+               ) -> list[WeekStory]:
     """Each story's text for the model: its brief's core point, else its first report's lead."""
     out = []
-    with session_scope(engine) as session:
-        for story in stories:
-            stored = briefs.get(session=session, story_id=story.story_id, language=language)
-            text = stored[0].core_point if stored is not None else ""
-            if not text:
-                first = session.exec(select(Item.summary).where(Item.story_id == story.story_id)
-                                     .order_by(col(Item.id)).limit(1)).first()
-                text = lead(first or "")
-            out.append(WeekStory(story.story_id, story.headline, story.link, story.level,
-                                 story.at, text))
+    for story in stories:
+        stored = briefs.get(session=session, story_id=story.story_id, language=language)
+        text = stored[0].core_point if stored is not None else ""
+        if not text:
+            first = session.exec(select(Item.summary).where(Item.story_id == story.story_id)
+                                 .order_by(col(Item.id)).limit(1)).first()
+            text = lead(first or "")
+        out.append(WeekStory(story.story_id, story.headline, story.link, story.level,
+                             story.at, text))
     return out
 
 

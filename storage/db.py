@@ -7,8 +7,10 @@ import fcntl
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import quote_plus
@@ -185,10 +187,23 @@ def _in_session(engine: Engine, work: Callable[..., T], values: dict[str, Any]) 
         return work(session=session, **values)
 
 
-async def db(engine: Engine, work: Callable[..., T], **values: Any) -> T:
+async def db(engine: Engine, work: Callable[..., T], /, *, thread: Executor | None = None,
+             **values: Any) -> T:
     """`work(session=..., **values)` in one transaction on a worker thread: the one way async
-    code touches the database, so a slow query or a lock never stalls the event loop."""
-    return await asyncio.to_thread(_in_session, engine, work, values)
+    code touches the database, so a slow query or a lock never stalls the event loop.
+    `thread`: an executor of the caller's own (a poll's database thread, news.newsroom)
+    instead of the shared pool."""
+    return await in_thread(_in_session, engine, work, values, thread=thread)
+
+
+async def in_thread(work: Callable[..., T], /, *args: Any,
+                    thread: Executor | None = None) -> T:
+    """db() for work that keeps its own transactions: an ingest under the story lock
+    (news.ingest), a lock's own connection (storage.locks). On `thread`, or the shared pool
+    as asyncio.to_thread runs it (with the caller's context)."""
+    if thread is None:
+        return await asyncio.to_thread(work, *args)
+    return await asyncio.get_running_loop().run_in_executor(thread, partial(work, *args))
 
 
 def database_now(session: Session) -> datetime:
@@ -199,12 +214,6 @@ def database_now(session: Session) -> datetime:
         return utcnow()
     stamp = session.execute(text("SELECT statement_timestamp()")).scalar_one()
     return stamp.astimezone(UTC)
-
-
-def database_time(engine: Engine) -> datetime:
-    """database_now, in a transaction of its own."""
-    with session_scope(engine) as session:
-        return database_now(session)
 
 
 def check_clock(engine: Engine) -> timedelta:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, update
+from sqlalchemy import and_, bindparam, case, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from news.types import Preferences
-from storage import feedback
+from storage import errors, feedback
 from storage.db import database_now
+from storage.errors import StoredError
 from storage.models import Brief, BriefClaim, Chat, Delivery, Item, Story, Subscription
 
 MAX_ATTEMPTS = 5  # sends that failed, whatever the cause, before a row is parked as failed
@@ -220,6 +221,73 @@ def mark_sent(
     return True
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A send Telegram accepted, to be recorded with others in one transaction."""
+
+    delivery_id: int
+    token: str
+    message_id: int
+    sources: int | None = None
+    paid: bool = False  # sent with allow_paid_broadcast
+
+
+def mark_sent_many(*, session: Session, sent: Sequence[Sent]) -> list[bool]:
+    """mark_sent for many rows in one transaction: each True when its claim still held the
+    row. The rows are written (and locked) before the stories' sources are counted, as
+    _outdated explains; those counted more sources than their message shows need an edit."""
+    if not sent:
+        return []
+    now = database_now(session)
+    ids = [row.delivery_id for row in sent]
+    tokens = dict(session.exec(
+        select(Delivery.id, Delivery.claim_token)
+        .where(col(Delivery.id).in_(ids)).with_for_update()).all())
+    held = [row for row in sent if row.token and tokens.get(row.delivery_id) == row.token]
+    if held:
+        session.connection().execute(  # Core: one executemany, no ORM bookkeeping per row
+            update(Delivery).where(col(Delivery.id) == bindparam("b_id"))
+            .values(state="sent", message_id=bindparam("b_message"), sent_at=now,
+                    next_attempt_at=now, claim_token=None),
+            [{"b_id": row.delivery_id, "b_message": row.message_id} for row in held])
+        counted = [row for row in held if row.sources is not None]
+        stories = dict(session.exec(
+            select(Delivery.id, Delivery.story_id)
+            .where(col(Delivery.id).in_([row.delivery_id for row in counted]))).all())
+        sources = dict(session.exec(
+            select(Item.story_id, func.count()).where(
+                col(Item.story_id).in_(set(stories.values())))
+            .group_by(col(Item.story_id))).all()) if stories else {}
+        outdated = [row.delivery_id for row in counted
+                    if int(sources.get(stories.get(row.delivery_id, 0), 0)) > (row.sources or 0)]
+        if outdated:
+            session.execute(update(Delivery).where(col(Delivery.id).in_(outdated))
+                            .values(needs_edit=True),
+                            execution_options={"synchronize_session": False})
+    kept = {row.delivery_id for row in held}
+    return [row.delivery_id in kept for row in sent]
+
+
+def fanout_sizes(*, session: Session, story_ids: Collection[int]) -> dict[int, int]:
+    """How many chats each story goes to, all its rows counted, whatever their state."""
+    if not story_ids:
+        return {}
+    statement = (select(Delivery.story_id, func.count())
+                 .where(col(Delivery.story_id).in_(sorted(set(story_ids))))
+                 .group_by(col(Delivery.story_id)))
+    return {story: int(n) for story, n in session.exec(statement).all()}
+
+
+def largest_due(*, session: Session, now: datetime | None = None) -> int:
+    """The most rows any one story has waiting to be sent now: how long its fan-out will take."""
+    now = now or database_now(session)
+    per_story = (select(func.count().label("n")).select_from(Delivery)
+                 .join(Chat, col(Chat.id) == Delivery.chat_id)
+                 .where(*_pending(now, CLAIMABLE))
+                 .group_by(col(Delivery.story_id)).subquery())
+    return int(session.exec(select(func.max(per_story.c.n))).one() or 0)
+
+
 def _outdated(session: Session, delivery: Delivery, sources: int) -> bool:
     """Whether the story has more sources than the message shows. The row is written first,
     and its lock (and on SQLite the write lock) held, so that an ingest adding a source
@@ -242,9 +310,10 @@ def failed_attempt(
     delivery.attempts += 1
     delivery.claim_token = None
     if delivery.attempts >= MAX_ATTEMPTS:
-        delivery.state, delivery.last_error = "failed", _reason("attempts", error)
+        delivery.state = "failed"
+        errors.record(delivery, StoredError("attempts", error))
         return True
-    delivery.last_error = _reason("attempts", error)
+    errors.record(delivery, StoredError("attempts", error))
     delivery.next_attempt_at = database_now(session) + after
     return False
 
@@ -261,9 +330,9 @@ def throttled(
     delivery.throttled_seconds += max(1, round(after.total_seconds()))
     if delivery.throttled_seconds >= MAX_THROTTLED.total_seconds():
         delivery.state = "failed"
-        delivery.last_error = _reason("throttled", error)
+        errors.record(delivery, StoredError("throttled", error))
         return True
-    delivery.last_error = _reason("throttled", error)
+    errors.record(delivery, StoredError("throttled", error))
     delivery.next_attempt_at = database_now(session) + after
     return False
 
@@ -272,13 +341,9 @@ def mark_failed(*, session: Session, delivery_id: int, token: str, code: str, er
     """Parked at once: Telegram refused the message (`rejected`) or the chat (`blocked`)."""
     delivery = _held(session, delivery_id, token)
     if delivery is not None:
-        delivery.state, delivery.last_error = "failed", _reason(code, error)
+        delivery.state = "failed"
+        errors.record(delivery, StoredError(code, error))
         delivery.claim_token = None
-
-
-def _reason(code: str, error: str) -> str:
-    """"code|detail", as sources store theirs: the code keys delivery.error.<code>."""
-    return f"{code}|{error}"[:500]
 
 
 def count_sent_since(*, session: Session, since: datetime) -> int:
@@ -293,16 +358,20 @@ def count_failed_since(*, session: Session, since: datetime) -> int:
     return int(session.exec(statement).one())
 
 
-def failed_since(*, session: Session, since: datetime, limit: int = 5) -> list[tuple[str, int]]:
+def failed_since(
+    *, session: Session, since: datetime, limit: int = 5
+) -> list[tuple[StoredError, int]]:
     """Reasons deliveries (made since `since`) were parked for, the commonest first."""
+    code, detail = col(Delivery.error_code), col(Delivery.error_detail)
     statement = (
-        select(Delivery.last_error, func.count())
+        select(code, detail, func.count())
         .where(Delivery.state == "failed", col(Delivery.created_at) >= since)
-        .group_by(col(Delivery.last_error))
-        .order_by(func.count().desc(), col(Delivery.last_error))
+        .group_by(code, detail)
+        .order_by(func.count().desc(), code, detail)
         .limit(limit)
     )
-    return [(error or "", int(count)) for error, count in session.exec(statement).all()]
+    return [(errors.stored(stored_code, stored_detail) or StoredError(""), int(count))
+            for stored_code, stored_detail, count in session.exec(statement).all()]
 
 
 def release(*, session: Session, delivery_id: int, token: str) -> None:

@@ -123,7 +123,9 @@ class Source(SQLModel, table=True):
     last_polled_at: datetime | None = None
     last_ok_at: datetime | None = None
     failing_since: datetime | None = None
-    last_error: str | None = None  # "code|detail": code keys fetch.error.<code> in the catalogue
+    # The last failure (storage.errors): the code keys fetch.error.<code> in the catalogue.
+    error_code: str | None = None
+    error_detail: str | None = None
     failures: int = Field(default=0, sa_column_kwargs=_default("0"))  # in a row
     paused: bool = False
     created_at: datetime = Field(default_factory=utcnow)
@@ -246,7 +248,9 @@ class Delivery(SQLModel, table=True):
     message_id: int | None = None
     # A source joined the story after it was sent: the message is edited to list it.
     needs_edit: bool = Field(default=False, sa_column_kwargs=_default("0"))
-    last_error: str | None = None  # "code|detail": code keys delivery.error.<code>
+    # Why it was parked or retried (storage.errors): the code keys delivery.error.<code>.
+    error_code: str | None = None
+    error_detail: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
     # Who holds the lease: only the claim that set it may send the row or record the outcome.
@@ -277,6 +281,17 @@ class LlmUsage(SQLModel, table=True):
     tokens_out: int = 0
     offline_briefs: int = 0
     budget_notified: bool = False
+
+
+class PaidBroadcast(SQLModel, table=True):
+    """Alerts sent with allow_paid_broadcast per UTC day (0.1 Star each), against the day's
+    Star budget; and whether Telegram refused one for want of Stars (then none more that day)."""
+
+    __tablename__ = "paid_broadcast"
+
+    day: date = Field(primary_key=True)
+    messages: int = 0
+    refused: bool = False
 
 
 class BriefClaim(SQLModel, table=True):

@@ -9,7 +9,9 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from news.types import NAME_CHARS, clip
+from storage import errors
 from storage.db import database_now
+from storage.errors import StoredError
 from storage.models import Item, Source
 from storage.websub import pushed_intervals
 
@@ -115,7 +117,8 @@ def record_success(
     now = database_now(session)
     source.etag, source.last_modified = etag, last_modified
     source.last_polled_at = source.last_ok_at = now
-    source.failing_since, source.last_error, source.failures = None, None, 0
+    source.failing_since, source.failures = None, 0
+    errors.record(source, None)
     if min_interval > source.interval_seconds:
         source.next_poll_at = max(source.next_poll_at, now + timedelta(seconds=min_interval))
 
@@ -130,7 +133,7 @@ def record_failure(
     now = database_now(session)
     source.last_polled_at = now
     source.failing_since = source.failing_since or now
-    source.last_error = f"{code}|{detail}"[:500]
+    errors.record(source, StoredError(code, detail))
     source.failures += 1
     wait = min(timedelta(seconds=source.interval_seconds * 2 ** min(source.failures, 16)),
                MAX_BACKOFF)

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from storage import chats, deliveries, sources, usage
 from storage.db import database_now
+from storage.errors import StoredError
 from storage.models import Story, Subscription
 
 
@@ -53,7 +54,7 @@ class Failed:
     """Deliveries of today's stories that were parked, and their commonest stored reasons."""
 
     count: int
-    reasons: list[tuple[str, int]]
+    reasons: list[tuple[StoredError, int]]
 
 
 def failed_today(*, session: Session) -> Failed:

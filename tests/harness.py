@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import Engine
@@ -41,6 +41,7 @@ from tests.fakes.telegram import BotApiEmulator, SentMessage
 
 ADMIN_ID, READER_ID = 1001, 2002
 
+T = TypeVar("T")
 TOKEN = "123456:TEST-TOKEN"
 
 BASELINE = [
@@ -227,6 +228,13 @@ def peak_memory(pid: int) -> int:
 
 
 # --- storage ------------------------------------------------------------------------
+
+
+def in_session(engine: Engine, work: Callable[..., T], **values: Any) -> T:
+    """`work(session=..., **values)` in one transaction, as storage.db.db runs it for async
+    code, for tests that call it directly."""
+    with session_scope(engine) as session:
+        return work(session=session, **values)
 
 
 def draft(guid: str, title: str) -> ItemDraft:

@@ -123,3 +123,28 @@ def test_no_async_code_opens_a_session_on_the_event_loop() -> None:
                  for path in files
                  for line, name in _blocking_calls_in_async_code(ast.parse(path.read_text()))]
     assert offenders == [], "use `await storage.db.db(engine, work, ...)` instead"
+
+
+# Threads that are not the database's: CPU work kept off the loop (charts, parsing, article
+# text). Every other thread hop in application code is database work, and goes through
+# storage.db (db for one transaction, in_thread for work that keeps its own).
+OFF_LOOP = {"asyncio.to_thread", "run_in_executor"}
+NOT_DATABASE = {"services.py": 1, "news/article.py": 1, "news/parsing.py": 1,
+                "news/search/gdelt.py": 1, "storage/db.py": 2}
+
+
+def _thread_hops(tree: ast.AST) -> int:
+    return sum(1 for node in ast.walk(tree) if isinstance(node, ast.Call)
+               and (ast.unparse(node.func) in OFF_LOOP
+                    or getattr(node.func, "attr", "") == "run_in_executor"))
+
+
+def test_database_work_leaves_the_loop_one_way() -> None:
+    """Issue 21 item 3: no `asyncio.to_thread` around a function that opens its own session,
+    no executor of a module's own; storage.db is the one way to the database."""
+    files = [path for part in APPLICATION
+             for path in ([ROOT / part] if part.endswith(".py")
+                          else sorted((ROOT / part).rglob("*.py")))]
+    hops = {str(path.relative_to(ROOT)): count for path in files
+            if (count := _thread_hops(ast.parse(path.read_text())))}
+    assert hops == NOT_DATABASE, "reach the database with storage.db.db or in_thread"

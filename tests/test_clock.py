@@ -43,6 +43,7 @@ from tests.harness import (
     TOKEN,
     env_for,
     http_client,
+    in_session,
     queue_stories,
     run_job,
     say,
@@ -240,7 +241,8 @@ def test_why_on_a_replica_a_day_ahead_names_the_next_digest_by_the_databases_day
     context = cast(Any, SimpleNamespace(bot_data={KEY: SimpleNamespace(
         engine=pg_engine, catalog=catalog)}))
     skew(timedelta(days=1))
-    said = not_delivered(context, "en", 1, 0, "http://wire.test/0")
+    said = in_session(pg_engine, not_delivered, context=context, language="en", chat_id=1,
+                      thread_id=0, link="http://wire.test/0")
     assert f"{coming:%Y-%m-%d} 08:00" in said, said
 
 
@@ -272,13 +274,13 @@ def test_stats_and_previews_on_a_replica_a_day_ahead_count_the_databases_today(
     with session_scope(pg_engine) as session:  # a week and a little ago, by the database
         session.execute(update(Item).values(fetched_at=func.now() - timedelta(days=7, hours=1)))
     skew(timedelta(days=-1))  # a day behind: it would still see last week's item
-    assert preview(pg_engine, "SoftBank").count == 0
+    assert in_session(pg_engine, preview, query="SoftBank").count == 0
     with session_scope(pg_engine) as session:
         session.execute(update(Item).values(fetched_at=func.now()))
     skew(timedelta(days=1))  # a day ahead: today's story would be yesterday's
     with session_scope(pg_engine) as session:
         assert stats.today(session=session).stories == 1
-    assert preview(pg_engine, "SoftBank").count == 1
+    assert in_session(pg_engine, preview, query="SoftBank").count == 1
 
 
 def test_feedback_given_on_a_replica_a_day_behind_counts_today(

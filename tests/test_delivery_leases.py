@@ -16,10 +16,11 @@ from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import Engine
-from telegram.ext import AIORateLimiter, ApplicationBuilder, CallbackContext
+from telegram.ext import ApplicationBuilder, CallbackContext
 
 import jobs.throttle
 from jobs.deliver import deliver_due
+from jobs.outbound import Outbound
 from jobs.pacing import Pacing
 from jobs.throttle import PerChat
 from locales import catalog
@@ -74,9 +75,7 @@ async def test_30_alerts_queued_for_one_group_are_delivered_exactly_once(
         application = (
             ApplicationBuilder().token(telegram.token).base_url(f"{telegram.base_url}/bot")
             .defaults(DEFAULTS)
-            .rate_limiter(AIORateLimiter(overall_max_rate=1, overall_time_period=1 / 30,
-                                         group_max_rate=1,
-                                         group_time_period=PACING.group_period))
+            .rate_limiter(Outbound(group_period=PACING.group_period))
             .build()
         )
         svc = SimpleNamespace(engine=engine, catalog=catalog, stopping=asyncio.Event())

@@ -488,6 +488,38 @@ def test_overall_limit_allows_30_sends_in_any_second() -> None:
         assert emu.messages(31) == [] and emu.rejected == []
 
 
+def test_paid_broadcast_goes_past_30_a_second_up_to_its_own_limit() -> None:
+    """allow_paid_broadcast: 1,000 a second (here 40, scaled) over all sends; the free 30
+    still bind a send without it, counted over free sends only."""
+    limits = Limits(paid_per_second=40)
+    with BotApiEmulator(enforce_limits=True, limits=limits) as emu, httpx.Client() as client:
+        url = f"{emu.base_url}/bot{emu.token}/sendMessage"
+        for chat_id in range(1, 80):
+            emu.private_chat(emu.user(chat_id))
+
+        def send(chat_id: int, paid: bool) -> int:
+            data = {"chat_id": chat_id, "text": "x"}
+            if paid:
+                data["allow_paid_broadcast"] = "true"
+            return client.post(url, data=data).status_code
+
+        assert [send(n, paid=False) for n in range(1, 32)] == [200] * 30 + [429]
+        assert [send(n, paid=True) for n in range(32, 43)] == [200] * 10 + [429]  # 30 + 10
+        assert emu.paid_sends == 10 and emu.max_rate() == 40
+        assert [windows for _, _, windows in emu.throttled] == ["overall", "paid"]
+
+
+def test_a_paid_send_the_stars_cannot_cover_is_refused_with_a_400(emu: BotApiEmulator) -> None:
+    emu.private_chat(emu.user(5))
+    emu.set_star_balance(0.2)
+    answers = [call(emu, "sendMessage", chat_id=5, text="x", allow_paid_broadcast=True).json()
+               for _ in range(3)]
+    assert [a["ok"] for a in answers] == [True, True, False]
+    assert answers[2]["error_code"] == 400 and "BALANCE_TOO_LOW" in answers[2]["description"]
+    assert emu.star_tenths == 0 and emu.paid_sends == 2 and len(emu.messages(5)) == 2
+    assert call(emu, "sendMessage", chat_id=5, text="free").json()["ok"]  # free sends go on
+
+
 def test_group_limit_counts_a_sliding_minute_per_group() -> None:
     limits = Limits(per_group_per_minute=3, per_chat_per_second=100)
     with BotApiEmulator(enforce_limits=True, limits=limits) as emu:

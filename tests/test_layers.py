@@ -4,7 +4,11 @@ knows only the plain data both share (news.types); what a step decides stays in 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+from news.parsing import FeedReader
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = "news.types"
@@ -52,3 +56,26 @@ def test_the_shared_types_import_nothing_of_the_steps() -> None:
     """news.types is neutral: were it to import a step, storage would reach that step too."""
     tree = ast.parse((ROOT / "news" / "types.py").read_text())
     assert _news_imports(tree) == []
+
+
+def test_importing_the_bot_builds_no_translation_catalogue() -> None:
+    """State has an owner: app.py builds the catalogue the bot uses and keeps it in
+    services.Services; importing the modules builds none (tests read `locales.catalog`,
+    built on first use)."""
+    code = "import app, locales; assert locales._default is None, 'built at import'"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_each_reader_extracts_on_threads_of_its_own() -> None:
+    """A reader without processes owns its extraction threads, and gives them back on close:
+    no module keeps a pool that two bots in one process (the replica tests) would share."""
+    one, other = FeedReader(0), FeedReader(0)
+    try:
+        assert one.article_threads is not None
+        assert one.article_threads is not other.article_threads
+        assert FeedReader(1).article_threads is None, "with processes, no threads to own"
+    finally:
+        one.close()
+        other.close()

@@ -15,6 +15,7 @@ from babel.messages.pofile import read_po
 
 from locales import FALLBACK, Safe, catalog
 from news.types import Impact, Level
+from storage.errors import StoredError
 from tests.fakes.telegram_html import parse_html, utf16_len
 
 REPO = Path(__file__).resolve().parent.parent
@@ -181,6 +182,31 @@ def test_every_fetch_error_has_an_explanation() -> None:
                  "parse_timeout", "parse_memory"]:
         for language, messages in MESSAGES.items():
             assert f"fetch.error.{code}" in messages, language
+
+
+def test_every_delivery_error_has_an_explanation() -> None:
+    stored = (REPO / "storage" / "deliveries.py").read_text(encoding="utf-8")
+    parked = (REPO / "jobs" / "deliver.py").read_text(encoding="utf-8")
+    codes = (set(re.findall(r'StoredError\(\s*"([a-z_]+)"', stored))
+             | set(re.findall(r'code="([a-z_]+)"', parked)))
+    assert {"attempts", "throttled", "rejected", "blocked"} <= codes
+    for code in codes:
+        for language, messages in MESSAGES.items():
+            assert f"delivery.error.{code}" in messages, language
+
+
+def test_a_stored_error_reads_as_its_catalogue_text_or_as_it_was_stored() -> None:
+    """A code the catalogue knows is explained in the reader's language with its detail
+    escaped; one it does not know (an older version's) is shown, escaped, as stored."""
+    german = catalog.error("de", "fetch", StoredError("http_status", "503"))
+    assert german == catalog.text("de", "fetch.error.http_status", detail="503") != (
+        catalog.text("en", "fetch.error.http_status", detail="503"))
+    assert "503" in german
+    rejected = catalog.error("en", "delivery", StoredError("rejected", "can't parse <b> | x"))
+    assert rejected == "refused by Telegram: can't parse &lt;b&gt; | x"
+    assert catalog.error("en", "fetch", StoredError("HTTP 500")) == "HTTP 500"
+    assert catalog.error("en", "fetch", StoredError("gone", "a<b")) == "gone: a&lt;b"
+    assert catalog.error("en", "fetch", None) == ""
 
 
 def _command_names() -> list[str]:

@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
-from sqlmodel import select
+from sqlmodel import SQLModel, col, select
 
 from news.ingest import ingest
 from news.items import ItemDraft
 from news.newsroom import Newsroom
-from storage import chats, items, subscriptions
+from storage import chats, deliveries, items, subscriptions
 from storage.db import MIGRATIONS, make_engine, session_scope
-from storage.models import Delivery, Item, utcnow
+from storage.errors import StoredError, last_error
+from storage.models import Delivery, Item, Source, utcnow
 from storage.sources import DueSource
 
 
@@ -114,4 +117,73 @@ def test_item_identity_migration_alerts_nothing_old_and_every_new_post(
         alerted = {item.guid for delivery in session.exec(select(Delivery)).all()
                    for item in items.of_story(session=session, story_id=delivery.story_id)}
         assert alerted == {"ep5", "http://blog.test/24.html#a3"}
+    engine.dispose()
+
+
+BEFORE_ERROR_COLUMNS = "0015_error_columns-1"  # whichever revision it follows
+
+
+def test_error_columns_migration_splits_stored_errors_and_keeps_every_row(
+    database_url: str,
+) -> None:
+    """Errors stored as "code|detail" come out as a code and a detail, split at the first
+    '|' so that a detail holding '|' survives whole; an error from before codes is all code.
+    The tables keep every row, and so do the rows that hang off them."""
+    engine = make_engine(database_url)
+    step(engine, "upgrade", BEFORE_ERROR_COLUMNS)
+    at = utcnow() - timedelta(hours=1)
+    old = {1: "http_status|500", 2: "network|proxy said: a | b|c", 3: "HTTP 500", 4: None,
+           5: "timeout|"}
+    with engine.begin() as connection:
+        for source_id, stored in old.items():
+            connection.execute(text(
+                "INSERT INTO sources (id, url, name, interval_seconds, next_poll_at, paused, "
+                "created_at, last_error) VALUES (:id, :url, 'x', 60, :at, false, :at, :error)"),
+                {"id": source_id, "url": f"http://s{source_id}.test/rss", "at": at,
+                 "error": stored})
+        connection.execute(text("INSERT INTO searches (source_id, query, searched_at) "
+                                "VALUES (1, 'SoftBank', :at)"), {"at": at})
+        connection.execute(text("INSERT INTO chats (id, type, language, active, created_at) "
+                                "VALUES (7, 'private', 'en', true, :at)"), {"at": at})
+        connection.execute(text("INSERT INTO stories (id, title, created_at, signature) "
+                                "VALUES (101, 'old', :at, '')"), {"at": at})
+        connection.execute(text(
+            "INSERT INTO items (source_id, source_name, story_id, guid, link, title, summary, "
+            "content_hash, published_at, fetched_at) VALUES (1, 'x', 101, 'g', 'http://l.test/',"
+            " 't', 't', '', :at, :at)"), {"at": at})
+        for delivery_id, stored in ((11, "rejected|Bad Request: can't parse | entities"),
+                                    (12, "attempts|AttributeError(5)")):
+            connection.execute(text(
+                "INSERT INTO deliveries (id, chat_id, story_id, thread_id, topics, state, "
+                "attempts, next_attempt_at, created_at, last_error) VALUES (:id, 7, 101, "
+                ":id, '[]', 'failed', 5, :at, :at, :error)"),
+                {"id": delivery_id, "at": at, "error": stored})
+        connection.execute(text("INSERT INTO votes (delivery_id, user_id, value, created_at) "
+                                "VALUES (11, 7, 'down', :at)"), {"at": at})
+    step(engine, "upgrade", "head")
+    with session_scope(engine) as session:
+        rows = session.exec(select(Source).order_by(col(Source.id))).all()
+        assert [last_error(row) for row in rows] == [
+            StoredError("http_status", "500"), StoredError("network", "proxy said: a | b|c"),
+            StoredError("HTTP 500"), None, StoredError("timeout")]
+        assert deliveries.failed_since(session=session, since=at - timedelta(days=1)) == [
+            (StoredError("attempts", "AttributeError(5)"), 1),
+            (StoredError("rejected", "Bad Request: can't parse | entities"), 1)]
+    with engine.connect() as connection:
+        counts = [connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+                  for table in ("searches", "votes", "deliveries")]
+        assert counts == [1, 1, 2], "no table was rebuilt: nothing cascaded"
+        assert connection.execute(text("SELECT source_id FROM items")).scalar() == 1
+        tables = {"sources", "deliveries"}
+        context = MigrationContext.configure(connection, opts={
+            "include_object": lambda thing, name, kind, *_: kind != "table" or name in tables})
+        assert compare_metadata(context, SQLModel.metadata) == [], \
+            "the models and the migrations describe the same sources and deliveries"
+    step(engine, "downgrade", BEFORE_ERROR_COLUMNS)
+    with engine.connect() as connection:
+        back = connection.execute(text("SELECT last_error FROM sources ORDER BY id")).scalars()
+        assert list(back) == ["http_status|500", "network|proxy said: a | b|c", "HTTP 500|",
+                              None, "timeout|"]
+        assert connection.execute(text("SELECT count(*) FROM searches")).scalar() == 1
+    step(engine, "upgrade", "head")
     engine.dispose()

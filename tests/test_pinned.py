@@ -24,6 +24,7 @@ from storage.models import utcnow
 from storage.sources import DueSource
 from tests.fakes.llm import LlmServer
 from tests.fakes.telegram_html import parse_html
+from tests.harness import in_session
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -100,13 +101,16 @@ def test_the_level_is_per_chat_and_follows_the_pin(engine: Engine, room: Newsroo
         briefs.save(session=session, story_id=story_id, language="en",
                     written=Written(LEVEL_3, "llm"))
         claimed = deliveries.claim(session=session, now=utcnow(), lease=LEASE)
-    shown = {(c.chat_id, c.thread_id): parse_html(render_delivery(engine, c, t_en).html)
+    def render(claimed: deliveries.Claimed) -> Any:
+        return in_session(engine, render_delivery, claimed=claimed, t=t_en)
+
+    shown = {(c.chat_id, c.thread_id): parse_html(render(c).html)
              for c in claimed}
     assert shown[(1, 0)].startswith("🔴 Track closely · SoftBank")
     assert shown[(2, 0)].startswith("⚪ For information · SoftBank")
     assert shown[(3, 0)].startswith("⚪ For information")
     assert shown[(3, 7)].startswith("🔴 Track closely")
-    levels = {c.chat_id * 100 + c.thread_id: render_delivery(engine, c, t_en).level
+    levels = {c.chat_id * 100 + c.thread_id: render(c).level
               for c in claimed}
     assert levels == {100: 1, 200: 3, 300: 3, 307: 1}
 
@@ -114,7 +118,7 @@ def test_the_level_is_per_chat_and_follows_the_pin(engine: Engine, room: Newsroo
         with session_scope(engine) as session:
             rows = deliveries.for_digest(session=session, chat_id=chat_id, since=None,
                                          held_only=False)
-        return digest_entries(engine, "en", rows)
+        return in_session(engine, digest_entries, language="en", rows=rows)
 
     assert [(e.level, e.pinned) for e in digest_of(1)] == [(1, True)]
     assert [(e.level, e.pinned) for e in digest_of(2)] == [(3, False)]
@@ -123,7 +127,7 @@ def test_the_level_is_per_chat_and_follows_the_pin(engine: Engine, room: Newsroo
         [row] = subscriptions.for_chat(session=session, chat_id=1)
         subscriptions.set_pinned(session=session, subscription=row, pinned=False)
     mine = next(c for c in claimed if c.chat_id == 1)
-    assert render_delivery(engine, mine, t_en).level == 3, "unpinned: the brief's level again"
+    assert render(mine).level == 3, "unpinned: the brief's level again"
     assert [(e.level, e.pinned) for e in digest_of(1)] == [(3, False)]
 
 

@@ -41,7 +41,7 @@ from storage.db import make_engine, migrate, session_scope
 from storage.models import Delivery, Item, utcnow
 from tests.fakes.feeds import FeedServer
 from tests.fakes.telegram_html import parse_html
-from tests.harness import ADMIN_ID, LOOPBACK, World, claim, http_client, say
+from tests.harness import ADMIN_ID, LOOPBACK, World, claim, http_client, in_session, say
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "corpus" / "real-world"
@@ -222,8 +222,8 @@ async def test_a_real_feed_is_read_whole_and_its_next_post_is_alerted_once(
     await write_missing_briefs(db, BriefWriter(None, "none"))
     with session_scope(db) as session:
         claimed = deliveries.claim(session=session, now=utcnow(), lease=PACING.lease)
-    alert = render_delivery(db, claimed[0], lambda key, **values: catalog.text("en", key,
-                                                                               **values))
+    alert = in_session(db, render_delivery, claimed=claimed[0],
+                       t=lambda key, **values: catalog.text("en", key, **values))
     text = parse_html(alert.html)
     assert TITLE in text and "Zephyr quokka & its friends smile at the café." in text
     for dirt in ("<b>", "</p>", "&amp;", "&lt;", "CDATA", "]]>"):

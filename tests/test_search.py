@@ -27,6 +27,7 @@ from news.search.googlenews import GoogleNews, unwrapped
 from news.search.sweep import Searched, Searching, search
 from storage import chats, searches, sources, subscriptions
 from storage.db import session_scope
+from storage.errors import last_error
 from storage.models import Delivery, Item, Source, Story, utcnow
 from tests.fakes.search import GDELT_PATH, GOOGLE_PATH, Failure, SearchServer
 
@@ -309,7 +310,8 @@ def test_provider_failures_back_off_and_show_as_health(
         health = session.get(Source, row.id)
         assert health is not None
         assert health.failing_since is not None and health.failures == 1
-        assert (health.last_error or "").startswith(code + "|")
+        error = last_error(health)
+        assert error is not None and error.code == code
         assert health.next_poll_at.replace(tzinfo=UTC) > datetime.now(UTC) + timedelta(seconds=8)
         assert session.exec(select(Item)).all() == []
     again = run_search(room, gdelt)

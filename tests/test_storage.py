@@ -21,8 +21,9 @@ from news.items import ItemDraft, normalize
 from news.newsroom import Newsroom
 from storage import briefs, chats, deliveries, items, sources, subscriptions
 from storage.db import describe, migrate, normalize_url, session_scope
+from storage.errors import StoredError, last_error
 from storage.models import Chat, Delivery, Item, Story, utcnow
-from tests.harness import draft, make_chat, make_source
+from tests.harness import draft, in_session, make_chat, make_source
 
 
 def test_schema_is_created_by_migrations_and_migrating_twice_is_harmless(engine: Engine) -> None:
@@ -270,6 +271,31 @@ def test_a_stale_claim_can_neither_send_nor_mark_sent(engine: Engine) -> None:
         assert row is not None and (row.state, row.message_id) == ("sent", 6)
 
 
+def test_sends_recorded_together_keep_each_rows_claim_and_edit_flag(engine: Engine) -> None:
+    """mark_sent_many (the deliver job's batched record): a stale claim records nothing, the
+    others are sent, and one whose story has more sources than it showed is flagged."""
+    outbox(engine, -3, 3)
+    with session_scope(engine) as session:
+        stale, shown_all, shown_fewer = claim(session, utcnow())
+        session.add(Item(source_name="Wire", story_id=shown_fewer.story_id, guid="w",
+                         link="http://news.test/w", title="t", summary="s"))
+    with session_scope(engine) as session:  # the first row's lease ran out: claimed again
+        [again] = claim(session, utcnow() + LEASE + timedelta(seconds=1), limit=1)
+        assert again.id == stale.id
+    with session_scope(engine) as session:
+        held = deliveries.mark_sent_many(session=session, sent=[
+            deliveries.Sent(stale.id, stale.token, 7, 0),
+            deliveries.Sent(shown_all.id, shown_all.token, 8, 0),
+            deliveries.Sent(shown_fewer.id, shown_fewer.token, 9, 0)])
+        assert held == [False, True, True]
+    with session_scope(engine) as session:
+        rows = {row.id: row for row in session.exec(select(Delivery)).all()}
+        assert (rows[stale.id].state, rows[stale.id].claim_token) == ("pending", again.token)
+        assert [(rows[c.id].state, rows[c.id].message_id, rows[c.id].needs_edit)
+                for c in (shown_all, shown_fewer)] == [("sent", 8, False), ("sent", 9, True)]
+        assert rows[shown_all.id].claim_token is None
+
+
 def test_a_chat_gets_no_more_rows_than_its_cap_counting_rows_still_held(
     engine: Engine,
 ) -> None:
@@ -317,7 +343,8 @@ def test_every_failure_counts_and_the_row_is_parked_with_its_reason(engine: Engi
         assert [(row.state, row.attempts) for row in rows] == [
             ("failed", deliveries.MAX_ATTEMPTS), ("failed", 0)]
         assert deliveries.failed_since(session=session, since=now - timedelta(hours=1)) == [
-            ("attempts|AttributeError(5)", 1), ("throttled|Flood control exceeded", 1)]
+            (StoredError("attempts", "AttributeError(5)"), 1),
+            (StoredError("throttled", "Flood control exceeded"), 1)]
 
 
 def test_due_sources_are_claimed_once_and_health_is_recorded(engine: Engine) -> None:
@@ -330,7 +357,8 @@ def test_due_sources_are_claimed_once_and_health_is_recorded(engine: Engine) -> 
                                detail="500")
     with session_scope(engine) as session:
         [(row, count)] = sources.listing(session=session)
-        assert row.failing_since is not None and row.last_error == "http_status|500"
+        assert row.failing_since is not None
+        assert last_error(row) == StoredError("http_status", "500")
         assert count == 0
         sources.record_success(session=session, source_id=source.id, etag='"x"',
                                last_modified=None)
@@ -382,7 +410,7 @@ def test_failing_sources_back_off_and_pause_after_a_run_of_failures(engine: Engi
         assert (row.next_poll_at - utcnow()).total_seconds() > 3500, "Retry-After is honoured"
         sources.record_success(session=session, source_id=source.id, etag=None,
                                last_modified=None, min_interval=7200)
-        assert row.failing_since is None and row.last_error is None and row.failures == 0
+        assert row.failing_since is None and last_error(row) is None and row.failures == 0
         assert (row.next_poll_at - utcnow()).total_seconds() > 7100, "a feed's ttl is honoured"
 
 
@@ -456,7 +484,7 @@ def test_a_date_far_ahead_or_missing_is_the_time_first_seen_everywhere(
     with session_scope(engine) as session:
         item = session.exec(select(Item)).one()
     assert item.published_at == (when if trusted else item.fetched_at)
-    assert story_text(engine, item.story_id).published == item.published_at
+    assert in_session(engine, story_text, story_id=item.story_id).published == item.published_at
 
 
 def test_the_offline_core_point_does_not_repeat_the_headline(
@@ -470,7 +498,7 @@ def test_the_offline_core_point_does_not_repeat_the_headline(
     ingest(room, source, [ItemDraft("q1", "http://news.test/q1", title, page, None)])
     with session_scope(engine) as session:
         story_id = session.exec(select(Item)).one().story_id
-    brief = offline_brief(story_text(engine, story_id))
+    brief = offline_brief(in_session(engine, story_text, story_id=story_id))
     assert brief.core_point.startswith("From the BBC: the quokka is not smiling")
     assert "Myth" not in brief.core_point
 
@@ -499,10 +527,13 @@ def test_a_source_joining_while_an_alert_is_sent_or_edited_is_added_by_an_edit(
         briefs.save(session=session, story_id=story_id, language="en", written=written)
     with session_scope(engine) as session:
         early, late = sorted(claim(session, utcnow()), key=lambda c: c.chat_id)
-    rendered_early = render_delivery(engine, early, t)  # on its way to chat 1...
+    def render(claimed: deliveries.Claimed) -> Any:
+        return in_session(engine, render_delivery, claimed=claimed, t=t)
+
+    rendered_early = render(early)  # on its way to chat 1...
     assert rendered_early.sources == 1
     ingest(room, wires[1], [draft("w1", title)])  # ...when a second source joins
-    rendered_late = render_delivery(engine, late, t)  # chat 2's is rendered after the join
+    rendered_late = render(late)  # chat 2's is rendered after the join
     assert rendered_late.sources == 2 and "Wire 1" in rendered_late.html
     with session_scope(engine) as session:
         for item, alert in ((early, rendered_early), (late, rendered_late)):
@@ -511,7 +542,7 @@ def test_a_source_joining_while_an_alert_is_sent_or_edited_is_added_by_an_edit(
     with session_scope(engine) as session:
         [edit] = deliveries.claim_edits(session=session, now=utcnow(), lease=LEASE)
         assert edit.chat_id == 1, "chat 2's message lists both: no edit for it"
-    shown = render_delivery(engine, edit, t)
+    shown = render(edit)
     assert shown.sources == 2
     ingest(room, wires[2], [draft("w2", title)])  # a third joins while that edit is sent
     with session_scope(engine) as session:
@@ -521,7 +552,7 @@ def test_a_source_joining_while_an_alert_is_sent_or_edited_is_added_by_an_edit(
         assert sorted(c.chat_id for c in again) == [1, 2], "both miss the third source"
         for item in again:
             deliveries.edited(session=session, delivery_id=item.id,
-                              sources=render_delivery(engine, item, t).sources)
+                              sources=render(item).sources)
     with session_scope(engine) as session:
         assert deliveries.claim_edits(session=session, now=utcnow(), lease=LEASE) == []
 

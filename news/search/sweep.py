@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Engine
+from sqlmodel import Session
 
 from news.article import complete
 from news.fetch import Fetched, FetchError, FetchPolicy, fetch
@@ -22,7 +22,7 @@ from news.parsing import FeedReader
 from news.poll import INLINE, failed
 from news.search import Provider, QueryRefused, Request, pack
 from storage import deliveries, searches, sources
-from storage.db import database_now, session_scope
+from storage.db import database_now, db, in_thread, session_scope
 from storage.sources import DueSource
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Searching:
                     reader: FeedReader = INLINE, full_text: bool = True) -> list[Searched]:
         """Every provider whose spacing has passed makes one request, side by side."""
         if not self.synced:
-            await room.in_database(_sync, room.engine, self.providers)
+            await db(room.engine, _sync, providers=self.providers, thread=room.database)
             self.synced = True
             log.info("search providers: %s", ", ".join(
                 f"{p.kind} at {p.endpoint}" for p in self.providers) or "none")
@@ -90,32 +90,30 @@ class Searching:
         return results
 
 
-def _sync(engine: Engine, providers: Sequence[Provider]) -> None:
+def _sync(*, session: Session, providers: Sequence[Provider]) -> None:
     configured = [searches.Configured(p.kind, p.name, p.endpoint, p.spacing_seconds)
                   for p in providers]
-    with session_scope(engine) as session:
-        searches.sync(session=session, providers=configured)
-        if configured:
-            searches.forget_unfollowed(session=session)
+    searches.sync(session=session, providers=configured)
+    if configured:
+        searches.forget_unfollowed(session=session)
 
 
-def _turn(engine: Engine, kind: str, interval: timedelta) -> Turn | None:
+def _turn(*, session: Session, kind: str, interval: timedelta) -> Turn | None:
     """Claimed with the time of the claim itself, not of the call: the database thread may
     have been busy, and the spacing counts from here to the next request. The claim holds
     until the turn is over (released, or a failure's backoff), or LEASE has passed: no
     replica asks about the same queries while another still stores their results."""
-    with session_scope(engine) as session:
-        now = database_now(session)
-        source = searches.claim(session=session, kind=kind, now=now, lease=LEASE)
-        if source is None:
-            return None
-        return Turn(source, searches.due(session=session, source_id=source.id, now=now,
-                                         interval=interval), now)
+    now = database_now(session)
+    source = searches.claim(session=session, kind=kind, now=now, lease=LEASE)
+    if source is None:
+        return None
+    return Turn(source, searches.due(session=session, source_id=source.id, now=now,
+                                     interval=interval), now)
 
 
-def _searched(engine: Engine, source: DueSource, queries: Sequence[str], now: datetime) -> None:
-    with session_scope(engine) as session:
-        searches.searched(session=session, source_id=source.id, queries=queries, now=now)
+def _searched(*, session: Session, source: DueSource, queries: Sequence[str], now: datetime
+              ) -> None:
+    searches.searched(session=session, source_id=source.id, queries=queries, now=now)
 
 
 def plan(provider: Provider, due: Sequence[searches.Due], now: datetime,
@@ -140,19 +138,19 @@ async def search(room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy,
     recorded on its source (backoff, pause) like a feed's, never raised. A query the
     provider refuses is no failure of the provider's: shared, its queries are asked alone
     from then on (`alone`); alone, it has had its turn."""
-    turn = await room.in_database(_turn, room.engine, provider.kind, interval)
+    turn = await db(room.engine, _turn, kind=provider.kind, interval=interval,
+                    thread=room.database)
     if turn is None:
         return None
     done = await _take(room, client, policy, provider, turn, reader=reader,
                        full_text=full_text, alone=set() if alone is None else alone)
     if done is None or not done.error or isinstance(done.error, QueryRefused):
-        await room.in_database(_release, room.engine, turn)  # a failure set its backoff
+        await db(room.engine, _release, turn=turn, thread=room.database)  # a failure: backoff
     return done
 
 
-def _release(engine: Engine, turn: Turn) -> None:
-    with session_scope(engine) as session:
-        searches.release(session=session, source_id=turn.source.id, claimed_at=turn.now)
+def _release(*, session: Session, turn: Turn) -> None:
+    searches.release(session=session, source_id=turn.source.id, claimed_at=turn.now)
 
 
 async def _take(room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy,
@@ -163,7 +161,8 @@ async def _take(room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy,
     now = turn.now
     request, first, since, skipped = plan(provider, turn.due, now, alone)
     if skipped:
-        await room.in_database(_searched, room.engine, turn.source, skipped, now)
+        await db(room.engine, _searched, source=turn.source, queries=skipped, now=now,
+                 thread=room.database)
     if request is None:
         return None
     try:
@@ -174,17 +173,20 @@ async def _take(room: Newsroom, client: httpx.AsyncClient, policy: FetchPolicy,
         if len(request.queries) > 1:
             alone.update(request.queries)
         else:
-            await room.in_database(_searched, room.engine, turn.source, request.queries, now)
+            await db(room.engine, _searched, source=turn.source, queries=request.queries,
+                     now=now, thread=room.database)
         return Searched(turn.source, request, first, error=exc)
     except FetchError as exc:
         log.info("search provider %s failed: %s", provider.kind, exc)
-        paused = await room.in_database(failed, room.engine, turn.source, exc)
+        paused = await db(room.engine, failed, source=turn.source, error=exc,
+                          thread=room.database)
         return Searched(turn.source, request, first, paused=paused, error=exc)
-    fresh = await room.in_database(unseen, room.engine, turn.source, drafts)
+    fresh = await db(room.engine, unseen, source=turn.source, drafts=drafts,
+                     thread=room.database)
     if full_text:
         fresh = await _completed(client, provider, fresh, policy, reader)
-    new = await room.in_database(_store, room, turn.source, fresh, fetched, first,
-                                 request.queries, now)
+    new = await in_thread(_store, room, turn.source, fresh, fetched, first, request.queries,
+                          now, thread=room.database)
     log.info("search provider %s: %d queries, %d results, %d unseen, %d new stories%s",
              provider.kind, len(request.queries), len(drafts), len(fresh), new,
              " (first search: recorded, not alerted)" if first else "")
@@ -215,7 +217,8 @@ def _store(room: Newsroom, source: DueSource, drafts: Sequence[ItemDraft], fetch
     feed's entries); later results as any poll's, matched against every topic."""
     if not first:
         new = ingest_all(room, [Outcome(source, drafts, fetched, unseen_checked=True)])[0]
-        _searched(room.engine, source, queries, now)
+        with session_scope(room.engine) as session:
+            _searched(session=session, source=source, queries=queries, now=now)
         return new
     with clustered(room) as (session, clusters):
         sources.record_success(session=session, source_id=source.id, etag=None,

@@ -10,6 +10,7 @@ real server does to it.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import email.parser
@@ -145,9 +146,15 @@ class Limits:
 
     `slack` shortens every window so that timing jitter between the bot's clock and the
     server's arrival times does not turn a correctly paced send into a 429.
+
+    A send with `allow_paid_broadcast` counts toward `paid_per_second` over all sends, paid
+    or not; one without, toward `overall_per_second` over the free sends only (the Bot API:
+    paid sends "ignore broadcasting limits", up to 1,000 a second). Per-chat limits apply
+    to both.
     """
 
     overall_per_second: int = 30
+    paid_per_second: int = 1000
     per_chat_per_second: int = 1  # every chat, private or not
     per_group_per_minute: int = 20  # chats with negative ids: groups, supergroups, channels
     retry_after: int = 1  # the least retry_after answered; longer when the window needs it
@@ -320,6 +327,10 @@ class BotApiEmulator:
         self._blocked: set[int | str] = set()
         self._malformed: dict[str, int] = defaultdict(int)  # malformed_next answers left
         self._all_sends: list[float] = []  # monotonic times of accepted sends, any chat
+        self._free_sends: list[float] = []  # ... of those without allow_paid_broadcast
+        self.paid_sends = 0  # accepted sends with allow_paid_broadcast
+        # The bot's Star balance in tenths (a paid send costs one); None: never runs out.
+        self.star_tenths: int | None = None
         self._chat_sends: dict[int | str, list[float]] = defaultdict(list)
         self._closing = False
         self._server: _Server | None = None
@@ -570,6 +581,11 @@ class BotApiEmulator:
         with self._cond:
             return list(self._chat_sends.get(chat_id, []))
 
+    def sends_accepted(self) -> int:
+        """Accepted sends so far, every chat: a cheap progress count for a long fan-out."""
+        with self._cond:
+            return len(self._all_sends)
+
     def max_rate(self, window: float = 1.0, chat_id: int | str | None = None) -> int:
         """Most accepted sends within any `window` seconds (less slack, as enforced): overall
         or to one chat; with limits off it tells whether the bot would have stayed within them.
@@ -725,13 +741,22 @@ class BotApiEmulator:
             target, now = self._target(params), time.monotonic()
             if method.startswith(("send", "edit")) or method in RELAYS:
                 self._check_blocked(target)
+            paid = bool(params.get("allow_paid_broadcast")) and counts_as_send(method)
+            if paid:
+                self._check_stars()
             if counts_as_send(method) and self.enforce_limits:
-                self._check_limits(target, now)
+                self._check_limits(target, now, paid)
             self._log(method, params)
             logged = True
             result = self._handler(method)(params)
+            if paid:
+                self.paid_sends += 1
+                if self.star_tenths is not None:
+                    self.star_tenths -= 1
             if counts_as_send(method):
                 self._all_sends.append(now)
+                if not paid:
+                    self._free_sends.append(now)
                 if target is not None:
                     self._chat_sends[target].append(now)
             if self._malformed.get(method):
@@ -768,10 +793,22 @@ class BotApiEmulator:
             reason = "bot was blocked by the user"
         raise ApiError(403, f"Forbidden: {reason}", blame=False)
 
-    def _check_limits(self, target: int | str | None, now: float) -> None:
+    def _check_stars(self) -> None:
+        """A paid send the balance cannot cover is refused. The Bot API documents no error for
+        it; assumed a 400 naming the condition, as Telegram's other balance errors do."""
+        if self.star_tenths is not None and self.star_tenths < 1:
+            raise ApiError(400, "Bad Request: BALANCE_TOO_LOW", blame=False)
+
+    def set_star_balance(self, stars: float) -> None:
+        """The bot's Stars; each paid send takes 0.1 of them."""
+        with self._cond:
+            self.star_tenths = round(stars * 10)
+
+    def _check_limits(self, target: int | str | None, now: float, paid: bool = False) -> None:
         """429 when accepting a send now would overfill a window; retry_after says how long."""
         limits = self.limits
-        windows = [(self._all_sends, limits.overall_per_second, 1.0, "overall")]
+        windows = ([(self._all_sends, limits.paid_per_second, 1.0, "paid")] if paid
+                   else [(self._free_sends, limits.overall_per_second, 1.0, "overall")])
         if target is not None:
             times = self._chat_sends[target]
             windows.append((times, limits.per_chat_per_second, 1.0, "chat"))
@@ -780,9 +817,9 @@ class BotApiEmulator:
         wait, full = 0.0, []
         for times, limit, span, name in windows:
             cutoff = now - span + limits.slack  # sends after this are inside the window
-            recent = [t for t in times[-max(limit, 1) :] if t > cutoff]
-            if len(recent) >= limit:  # free once the oldest of the last `limit` leaves
-                wait = max(wait, (recent[-limit] if limit > 0 else now) - cutoff, 1e-9)
+            inside = len(times) - bisect.bisect_right(times, cutoff)  # times are in order
+            if inside >= limit:  # free once the oldest of the last `limit` leaves
+                wait = max(wait, (times[-limit] if limit > 0 else now) - cutoff, 1e-9)
                 full.append(name)
         if wait > 0:
             self.too_many_requests += 1

@@ -1,0 +1,75 @@
+"""jobs.outbound: replies and alerts share one limiter, replies first (issue 24)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+
+from jobs.outbound import Outbound
+
+
+class Calls:
+    """A callback PTB would hand the limiter: records which request went when."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[str, float]] = []
+
+    def __call__(self, name: str) -> Any:
+        async def callback() -> bool:
+            self.done.append((name, time.monotonic()))
+            return True
+        return callback
+
+
+async def request(limiter: Outbound, calls: Calls, name: str, chat_id: int = 1, *,
+                  alert: bool = False, paid: bool = False) -> object:
+    data: dict[str, Any] = {"chat_id": chat_id, "text": name}
+    if paid:
+        data["allow_paid_broadcast"] = True
+    return await limiter.process_request(calls(name), (), {}, "sendMessage", data,
+                                         {"alert": True} if alert else None)
+
+
+@pytest.mark.asyncio
+async def test_a_reply_goes_before_alerts_already_waiting() -> None:
+    limiter, calls = Outbound(per_second=20), Calls()
+    alerts = [asyncio.create_task(request(limiter, calls, f"alert {n}", 100 + n, alert=True))
+              for n in range(6)]
+    await asyncio.sleep(0.06)  # the first alert or two went; the rest wait
+    await request(limiter, calls, "reply", 7)
+    await asyncio.gather(*alerts)
+    order = [name for name, _ in calls.done]
+    assert order.index("reply") <= 2, order  # at most the slot under way was taken before it
+    assert sorted(order) == sorted(["reply", *(f"alert {n}" for n in range(6))])
+    times = [moment for _, moment in calls.done]
+    for first, last in itertools.combinations(range(len(times)), 2):  # one bucket for all:
+        assert last - first + 1 <= 1.5 + 20 * (times[last] - times[first]) + 0.1  # its rate
+
+
+@pytest.mark.asyncio
+async def test_alone_alerts_take_every_slot_else_they_keep_to_their_share() -> None:
+    for alone, reserved in ((True, 10.0), (False, 10.0)):
+        limiter, calls = Outbound(lambda a=alone: a, per_second=40, reserved=reserved), Calls()
+        started = time.monotonic()
+        await asyncio.gather(*(request(limiter, calls, f"a{n}", 100 + n, alert=True)
+                               for n in range(9)))
+        took = time.monotonic() - started
+        if alone:
+            assert took < 8 / 40 + 0.1, took  # the whole 40/s
+        else:
+            assert took >= 8 / 10 - 0.02, took  # 10/s: the rest is left to other replicas
+
+
+@pytest.mark.asyncio
+async def test_paid_sends_have_their_own_bucket_and_requests_without_a_chat_none() -> None:
+    limiter, calls = Outbound(per_second=5, paid_per_second=500), Calls()
+    started = time.monotonic()
+    await asyncio.gather(*(request(limiter, calls, f"p{n}", 100 + n, alert=True, paid=True)
+                           for n in range(40)))
+    assert time.monotonic() - started < 0.5  # 40 at 500/s, not at the free 5/s
+    result = await limiter.process_request(calls("getMe"), (), {}, "getMe", {}, None)
+    assert result is True and calls.done[-1][0] == "getMe"
