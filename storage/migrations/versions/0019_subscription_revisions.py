@@ -2,7 +2,7 @@
 cached matcher reads only what changed since the revision it has seen
 
 Revision ID: 0019_subscription_revisions
-Revises: 0016_story_embeddings
+Revises: 0015_error_columns
 """
 from collections.abc import Sequence
 
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision: str = '0019_subscription_revisions'
-down_revision: str | None = '0016_story_embeddings'
+down_revision: str | None = '0015_error_columns'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
