@@ -3,7 +3,7 @@ the matcher that compares story embeddings with theirs.
 
 A semantic topic is stored as one query string, `~"AI infrastructure in Europe"@0.45 -crypto`:
 the meaning, the similarity threshold, and what the query language adds around it. Everything
-a subscription change goes through (the matcher cache's fingerprint, renames, removal) then
+a subscription change goes through (the matcher cache's revision, renames, removal) then
 works as for keyword topics, and the keyword matcher skips these queries (news.matching).
 """
 

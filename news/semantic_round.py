@@ -30,7 +30,7 @@ PER_ROUND = 512  # stories embedded per round at most; the rest wait for the nex
 
 class SemanticCache:
     """The semantic matcher for the current subscriptions and stored meanings, rebuilt when
-    either changes (the subscriptions' fingerprint, the number of meanings)."""
+    either changes (the subscriptions' revision, the number of meanings)."""
 
     def __init__(self) -> None:
         self.key: object = None
@@ -38,7 +38,7 @@ class SemanticCache:
         self.lock = threading.Lock()
 
     def get(self, session: Session, model: str, dims: int) -> SemanticMatcher:
-        key = (subscriptions.fingerprint(session=session), model, dims,
+        key = (subscriptions.revision(session=session), model, dims,
                embeddings.meaning_count(session=session, model=model, dims=dims))
         with self.lock:
             if key != self.key:  # read again only when something changed

@@ -67,7 +67,7 @@ class Term:
     @property
     def needle(self) -> str:
         """The folded text an automaton looks for (words joined by single spaces)."""
-        return _compiled_term(self.text)[0]
+        return _needle(self.text)
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,16 @@ Node = Term | Not | And | Or
 
 
 @lru_cache(maxsize=200_000)
+def _needle(text: str) -> str:
+    """Apart from the pattern: building a matcher needs every term's needle, but only the
+    terms of candidate queries need a compiled regex."""
+    return " ".join(fold(text).split())
+
+
+@lru_cache(maxsize=200_000)
 def _compiled_term(text: str) -> tuple[str, re.Pattern[str] | None]:
     """Folded needle, and the whole-word pattern (None where substrings are the rule: CJK, Thai)."""
-    needle = " ".join(fold(text).split())
+    needle = _needle(text)
     if _CJK.search(needle):
         return needle, None
     words = r"\s+".join(map(re.escape, needle.split()))
@@ -129,6 +136,70 @@ def positive_terms(node: Node) -> list[Term]:
     if isinstance(node, Not):
         return []
     return [term for child in node.nodes for term in positive_terms(child)]
+
+
+@dataclass(frozen=True)
+class Prefilter:
+    """What a matcher needs of a stored query before any item arrives."""
+
+    needles: set[str]  # found as whole words, they make the query a candidate
+    always: bool = False  # it can match with none of them: checked on every item
+    any_of: bool = False  # it matches exactly when one of them is found (`a`, `a OR "b c"`)
+
+
+def prefilter(query: str) -> Prefilter:
+    """A superset of the needles a stored query needs is enough, since only queries found by
+    them run the exact check. A query without exclusions is only tokenized, not parsed:
+    building the matcher for a million subscriptions was mostly parsing."""
+    if "-" not in query and query.isprintable():  # no Not anywhere: every term is positive
+        try:
+            tokens = _tokens(query)
+        except QueryError:
+            return Prefilter(set())
+        texts = [token[1:-1] if token.startswith('"') else token for token in tokens
+                 if token not in ("OR", "(", ")")]
+        if not all(map(_has_word, texts)):  # the parser refuses a term with no word (`~`)
+            return Prefilter(set())
+        needles = {needle for text in texts if (needle := _needle(text))}
+        return Prefilter(needles, any_of=_disjunction(tokens, query))
+    try:
+        node = parse(query)
+    except QueryError:
+        return Prefilter(set())
+    return Prefilter({term.needle for term in positive_terms(node)}, not needs_a_term(node),
+                     _any_of(node))
+
+
+def _disjunction(tokens: list[str], query: str) -> bool:
+    """Whether these tokens parse, and as terms joined by OR alone (parentheses allowed):
+    a conservative reading; anything else is left to the parser."""
+    if len(query.strip()) > MAX_QUERY_CHARS:
+        return False
+    depth, want_term = 0, True
+    for token in tokens:
+        if token == "(":
+            if not want_term:
+                return False  # `a (b)`: an AND
+            depth += 1
+        elif token == ")":
+            depth -= 1
+            if want_term or depth < 0:  # `()`, `a OR )`, `a)`
+                return False
+        elif token == "OR":
+            if want_term:
+                return False
+            want_term = True
+        elif want_term:
+            want_term = False
+        else:
+            return False  # two terms in a row: an AND
+    return depth == 0 and not want_term
+
+
+def _any_of(node: Node) -> bool:
+    if isinstance(node, Term):
+        return True
+    return isinstance(node, Or) and all(_any_of(child) for child in node.nodes)
 
 
 def needs_a_term(node: Node) -> bool:
@@ -216,18 +287,25 @@ class _Parser:
         return Term(text)
 
 
+@lru_cache(maxsize=100_000)
 def _has_word(text: str) -> bool:
     return any(ch.isalnum() for ch in fold(text))
 
 
 def parse(query: str) -> Node:
     """Parse a query or raise QueryError saying why not."""
-    spaced = (" " if ch.isspace() else ch for ch in query)
-    query = "".join(ch for ch in spaced if ch.isprintable() or ch == " ").strip()
+    if not query.isprintable():  # a matcher parses every stored query: skip the usual case
+        spaced = (" " if ch.isspace() else ch for ch in query)
+        query = "".join(ch for ch in spaced if ch.isprintable() or ch == " ")
+    query = query.strip()
     if not query:
         raise QueryError("empty")
     if len(query) > MAX_QUERY_CHARS:
         raise QueryError("too_long")
+    if _SYNTAX.isdisjoint(query) and query[0] != "-" and query != "OR":
+        if not _has_word(query):  # one bare word, what most queries are: no parser needed
+            raise QueryError("no_words")
+        return Term(query)
     parser = _Parser(_tokens(query))
     node = parser.parse_and()
     if parser.peek() is not None:

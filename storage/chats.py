@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from storage import subscriptions
 from storage.db import database_now
 from storage.models import Chat, Delivery, Subscription
 
@@ -90,6 +91,7 @@ def migrate(*, session: Session, old_id: int, new_id: int) -> bool:
         return False
     if session.get(Chat, new_id) is None:  # the foreign keys cascade the new id
         session.execute(update(Chat).where(col(Chat.id) == old_id).values(id=new_id))
+        subscriptions.moved(session=session, old_chat_id=old_id, new_chat_id=new_id)
         return True
     taken_queries = select(Subscription.query).where(Subscription.chat_id == new_id)
     session.execute(
@@ -97,6 +99,7 @@ def migrate(*, session: Session, old_id: int, new_id: int) -> bool:
         .where(col(Subscription.chat_id) == old_id, col(Subscription.query).not_in(taken_queries))
         .values(chat_id=new_id)
     )
+    subscriptions.moved(session=session, old_chat_id=old_id, new_chat_id=new_id)
     taken_stories = select(Delivery.story_id).where(Delivery.chat_id == new_id)
     session.execute(
         update(Delivery)

@@ -75,10 +75,24 @@ class Subscription(SQLModel, table=True):
     # A forum topic's message_thread_id; 0 for the chat itself.
     thread_id: int = Field(default=0, sa_column_kwargs=_default("0"))
     created_at: datetime = Field(default_factory=utcnow)
-    # Changes with the query, so matchers cached in any process notice an edit.
+    # When the query last changed (the matchers go by `revision`).
     updated_at: datetime = Field(default_factory=utcnow, index=True)
     # "Track closely" (/subscribe !query, the 📌 button): its stories are level 1 for this chat.
     pinned: bool = Field(default=False, sa_column_kwargs=_default("0"))
+    # The subscriptions revision (revisions row "subscriptions") of its last change that matters
+    # to matching: a cached matcher reads only the rows above the revision it has seen.
+    revision: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, index=True,
+                                                        server_default="0"))
+
+
+class SubscriptionRemoval(SQLModel, table=True):
+    """A removed subscription, so cached matchers learn of it by revision like of any change.
+    One row per subscription id (an id SQLite hands out again gets its row back up to date)."""
+
+    __tablename__ = "subscription_removals"
+
+    subscription_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    revision: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
 
 
 class Suggestion(SQLModel, table=True):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
-from datetime import datetime
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import func
+from sqlalchemy import func, update
+from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from news.types import Topic
 from storage.db import database_now
-from storage.models import Chat, Delivery, Revision, Subscription
+from storage.models import Chat, Delivery, Revision, Subscription, SubscriptionRemoval
 
 REVISION = "subscriptions"  # its row in revisions
 
@@ -25,13 +26,12 @@ def add(
     """Follow `query`; None when already followed (the schema says so, not Python)."""
     now = database_now(session)  # "why" compares it with stories' times, from any replica
     row = Subscription(chat_id=chat_id, query=query, thread_id=thread_id, pinned=pinned,
-                       created_at=now, updated_at=now)
+                       created_at=now, updated_at=now, revision=_changed(session))
     try:
         with session.begin_nested():
             session.add(row)
     except IntegrityError:
         return None
-    _changed(session)
     return row
 
 
@@ -53,9 +53,10 @@ def for_chat(*, session: Session, chat_id: int, thread_id: int = 0) -> list[Subs
 
 
 def delete(*, session: Session, subscription: Subscription) -> None:
-    """Stop following a topic."""
+    """Stop following a topic; a tombstone tells every process's matcher."""
+    assert subscription.id is not None
+    _removed(session, [subscription.id], _changed(session))
     session.delete(subscription)
-    _changed(session)
 
 
 def get(*, session: Session, subscription_id: int) -> Subscription | None:
@@ -64,42 +65,100 @@ def get(*, session: Session, subscription_id: int) -> Subscription | None:
 
 def change_query(*, session: Session, subscription: Subscription, query: str) -> bool:
     """Rewrite a topic's query (an alias added); False if the chat already has that query."""
+    revision = _changed(session)
     try:
         with session.begin_nested():
             subscription.query = query
             subscription.updated_at = database_now(session)
+            subscription.revision = revision
             session.add(subscription)
     except IntegrityError:
         return False
-    _changed(session)
     return True
 
 
-def _changed(session: Session) -> None:
-    """Count a change in this transaction, so every process's cached matcher sees it."""
-    insert = (postgresql_insert if session.get_bind().dialect.name == "postgresql"
-              else sqlite_insert)
-    session.execute(insert(Revision).values(name=REVISION, value=1).on_conflict_do_update(
-        index_elements=["name"], set_={"value": col(Revision.value) + 1}))
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    return (postgresql_insert if session.get_bind().dialect.name == "postgresql"
+            else sqlite_insert)
 
 
-def fingerprint(*, session: Session) -> tuple[int, int, int | None, datetime | None]:
-    """Changes whenever a subscription is added, removed or edited, in any process: the
-    revision counts every change (add, remove, change_query) as it commits, which no clock or
-    id can, since other processes' clocks differ and PostgreSQL ids do not commit in order.
-    Count, newest id and newest edit also catch rows changed by hand."""
-    revision = session.exec(select(Revision.value).where(Revision.name == REVISION)).first()
-    count, top, last = session.exec(
-        select(func.count(), func.max(Subscription.id), func.max(Subscription.updated_at))
-    ).one()
-    return revision or 0, int(count), top, last
+def _changed(session: Session) -> int:
+    """The revision this transaction's changes are stamped with: the counter goes up by one
+    under its row lock, held to commit, so a writer never gets revision N + 1 before N has
+    committed, and "rows above the revision I have seen" misses no change that commits late
+    (a sequence would: its values commit in any order)."""
+    session.execute(_insert(session)(Revision).values(name=REVISION, value=1)
+                    .on_conflict_do_update(index_elements=["name"],
+                                           set_={"value": col(Revision.value) + 1}))
+    return _current(session)
 
 
-def all_topics(*, session: Session) -> list[Topic]:
+def _removed(session: Session, subscription_ids: Sequence[int], revision: int) -> None:
+    """Tombstones, so every process's matcher drops these subscriptions too."""
+    for subscription_id in subscription_ids:
+        session.execute(
+            _insert(session)(SubscriptionRemoval)
+            .values(subscription_id=subscription_id, revision=revision)
+            .on_conflict_do_update(index_elements=["subscription_id"],
+                                   set_={"revision": revision}))
+
+
+def moved(*, session: Session, old_chat_id: int, new_chat_id: int) -> None:
+    """A chat's subscriptions moved to its new id (storage.chats.migrate): the moved ones are
+    stamped, and the ones left behind, about to go with the old chat's row, are removed."""
+    stamp = _changed(session)
+    session.execute(update(Subscription).where(col(Subscription.chat_id) == new_chat_id)
+                    .values(revision=stamp))
+    left = session.exec(select(Subscription.id).where(Subscription.chat_id == old_chat_id))
+    _removed(session, [id for id in left.all() if id is not None], stamp)
+
+
+def revision(*, session: Session) -> int:
+    """The subscriptions revision: a different one means something changed (one keyed read)."""
+    return _current(session)
+
+
+def _current(session: Session) -> int:
+    value = session.exec(select(Revision.value).where(Revision.name == REVISION)).first()
+    return value or 0
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed after a revision: subscriptions added or edited, and the ids removed."""
+
+    revision: int  # the revision these changes bring a reader up to
+    changed: list[Topic]
+    removed: list[int]
+
+
+def changes_since(*, session: Session, revision: int, upto: int | None = None) -> Changes:
+    """Rows stamped after `revision`, read through the revision indexes, never the whole table.
+    An id both removed and added again (SQLite may hand out an id twice) counts as it last was.
+    `upto`: the revision the caller has just read, if it has; it must be read before the rows."""
+    if upto is None:
+        upto = _current(session)  # first: a change committed after it is read again next time
+    rows = session.execute(  # five columns: more than sqlmodel's select is typed for
+        sql_select(col(Subscription.id), col(Subscription.chat_id), col(Subscription.thread_id),
+                   col(Subscription.query), col(Subscription.revision))
+        .where(col(Subscription.revision) > revision)).all()
+    gone = session.exec(
+        select(SubscriptionRemoval.subscription_id, SubscriptionRemoval.revision)
+        .where(col(SubscriptionRemoval.revision) > revision)).all()
+    added = {id or 0: stamp for id, _, _, _, stamp in rows}
+    dropped = dict(gone)
+    removed = [id for id, stamp in dropped.items() if stamp > added.get(id, -1)]
+    changed = [Topic(id or 0, chat, thread, query) for id, chat, thread, query, stamp in rows
+               if stamp > dropped.get(id or 0, -1)]
+    return Changes(max([upto, *added.values(), *dropped.values()]), changed, removed)
+
+
+def all_topics(*, session: Session) -> Iterator[Topic]:
+    """Every subscription, streamed: a million rows are never all in memory at once."""
     statement = select(Subscription.id, Subscription.chat_id, Subscription.thread_id,
-                       Subscription.query)
-    return [Topic(id or 0, chat, thread, query)
-            for id, chat, thread, query in session.exec(statement).all()]
+                       Subscription.query).execution_options(yield_per=10_000)
+    for id, chat, thread, query in session.exec(statement):
+        yield Topic(id or 0, chat, thread, query)
 
 
 def set_pinned(*, session: Session, subscription: Subscription, pinned: bool) -> None:

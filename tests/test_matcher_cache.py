@@ -1,28 +1,36 @@
-"""A subscription change never rebuilds the whole matcher inside an ingest (issue 11 item 6)."""
+"""Subscription changes reach the matcher as deltas read by revision (issue 24 item 1)."""
 
 from __future__ import annotations
 
-import time
-from typing import ClassVar
+import random
+import threading
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
+from sqlmodel import Session, select
 
-from news import following, matching
+from news import matching
 from news.matcher import MatcherCache
-from storage import subscriptions
+from storage import chats, subscriptions
 from storage.chats import ensure_chat
-from storage.db import session_scope
+from storage.db import make_engine, session_scope
+from storage.models import Subscription
+
+TERMS = ["SoftBank", "Nvidia", "union", "ion", "AI", "data center", "软银", "Сбербанк",
+         "données", "Lille", "chips", "OpenAI", "crypto", "Tesla", "ダイキン"]
 
 
 class CountingMatcher(matching.Matcher):
-    """The real matcher, counting how many topics each build took."""
+    """The real matcher, counting its full builds."""
 
     builds: ClassVar[list[int]] = []
 
-    def __init__(self, topics: object) -> None:
-        listed = list(topics)  # type: ignore[call-overload]
-        CountingMatcher.builds.append(len(listed))
+    def __init__(self, topics: Any = ()) -> None:
+        listed = list(topics)
+        if listed:  # the empty one a cache starts with reads nothing
+            CountingMatcher.builds.append(len(listed))
         super().__init__(listed)
 
 
@@ -33,13 +41,19 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return CountingMatcher.builds
 
 
-def follow(engine: Engine, chat_id: int, query: str) -> int:
+def follow(engine: Engine, chat_id: int, query: str, thread_id: int = 0) -> int | None:
     with session_scope(engine) as session:
-        ensure_chat(session=session, chat_id=chat_id, chat_type="private", title=None,
+        ensure_chat(session=session, chat_id=chat_id, chat_type="group", title=None,
                     language="en")
-        row = subscriptions.add(session=session, chat_id=chat_id, query=query)
-        assert row is not None and row.id is not None
-        return row.id
+        row = subscriptions.add(session=session, chat_id=chat_id, query=query,
+                                thread_id=thread_id)
+        return None if row is None else row.id
+
+
+def unfollow(session: Session, subscription_id: int | None) -> None:
+    row = subscriptions.get(session=session, subscription_id=subscription_id or 0)
+    assert row is not None
+    subscriptions.delete(session=session, subscription=row)
 
 
 def matched(cache: MatcherCache, engine: Engine, text: str) -> set[int]:
@@ -47,33 +61,159 @@ def matched(cache: MatcherCache, engine: Engine, text: str) -> set[int]:
         return {topic.id for topic in cache.get(session).match(text)}
 
 
-def test_changes_are_layered_over_the_full_build(engine: Engine, counting: list[int]) -> None:
+def rebuilt(engine: Engine, text: str) -> list[matching.Topic]:
+    """What a matcher built from every row right now answers."""
+    with session_scope(engine) as session:
+        return matching.Matcher(list(subscriptions.all_topics(session=session))).match(text)
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(" ".join(str(args[2]).split()).lower())
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_changes_are_applied_in_place_and_read_by_revision(
+    engine: Engine, counting: list[int], statements: list[str]
+) -> None:
     ids = [follow(engine, 1000 + n, f"company{n}") for n in range(50)]
-    cache = MatcherCache(rebuild_after=500)
+    cache = MatcherCache()
     assert matched(cache, engine, "company7 news") == {ids[7]}
-    assert [n for n in counting if n] == [50], "one full build to start"
-    started = len(counting)
+    assert counting == [50], "one full build to start"
+
+    statements.clear()
+    assert matched(cache, engine, "company7 news") == {ids[7]}
+    reads = [s for s in statements if s.startswith("select")]
+    assert len(reads) == 1 and "from revisions" in reads[0], "nothing changed: one keyed read"
 
     new = follow(engine, 2000, "SoftBank")
+    statements.clear()
     assert matched(cache, engine, "SoftBank and company7") == {ids[7], new}
+    scans = [s for s in statements if "from subscription" in s and ".revision >" not in s]
+    assert scans == [], "a change is read by revision, never the whole table"
     with session_scope(engine) as session:
-        assert following.remove(session=session, chat_id=1007, query="company7")
+        unfollow(session, ids[7])
     assert matched(cache, engine, "SoftBank and company7") == {new}, "removed topics drop out"
-    assert max(counting[started:]) <= 1, "each change rebuilt only the small layer"
+    with session_scope(engine) as session:
+        row = subscriptions.get(session=session, subscription_id=ids[8] or 0)
+        assert row is not None
+        assert subscriptions.change_query(session=session, subscription=row,
+                                          query="company8 OR Nvidia")
+    assert matched(cache, engine, "Nvidia") == {ids[8]}, "an edited query is matched as edited"
+    assert counting == [50], "no change rebuilt the matcher"
 
 
-def test_a_large_layer_is_rebuilt_in_the_background_and_swapped_in(
+def test_new_terms_are_compacted_into_the_big_automaton_off_the_ingest_path(
     engine: Engine, counting: list[int]
 ) -> None:
-    cache = MatcherCache(rebuild_after=3)
+    cache = MatcherCache(compact_after=3)
     follow(engine, 1, "alpha")
     assert matched(cache, engine, "alpha") != set()
     ids = [follow(engine, 10 + n, f"beta{n}") for n in range(5)]
-    assert matched(cache, engine, "beta4") == {ids[4]}, "matched at once, from the layer"
-    deadline = time.monotonic() + 30
-    while cache.building is not None and cache.building.is_alive():
-        assert time.monotonic() < deadline, "the background build never finished"
-        time.sleep(0.05)
+    assert matched(cache, engine, "beta4") == {ids[4]}, "matched at once, from the fresh terms"
+    building = cache.building
+    assert building is not None, "five fresh terms: a compaction started"
+    building.join(timeout=30)
+    assert not building.is_alive(), "the compaction never finished"
     assert matched(cache, engine, "beta4 alpha") == {ids[4], 1}
-    assert 6 in counting, "a full build of all six topics ran off the ingest path"
-    assert cache.matcher.added == frozenset(), "and the layer is empty again"
+    assert cache.matcher.fresh == {}, "the fresh terms are in the big automaton now"
+    assert counting == [1], "only the start-up build read every subscription"
+
+
+def test_random_changes_leave_the_matcher_as_a_full_rebuild_would(engine: Engine) -> None:
+    rng = random.Random(24)
+    cache = MatcherCache(compact_after=4)
+    texts = [" ".join(rng.choice([*TERMS, "the", "news"]) for _ in range(8)) for _ in range(40)]
+
+    def query() -> str:
+        a, b = (f'"{t}"' if " " in t else t for t in rng.sample(TERMS, 2))
+        return rng.choice([a, f"{a} OR {b}", f"{a} -{b}", f"{a} {b}", f"{a} OR -{b}"])
+
+    next_chat = 100
+    for step in range(60):
+        with session_scope(engine) as session:
+            rows = list(session.exec(select(Subscription)).all())
+            roll = rng.random()
+            if roll < 0.4 or not rows:
+                chat = rng.choice([1, 2, 3, next_chat])
+                ensure_chat(session=session, chat_id=chat, chat_type="group", title=None,
+                            language="en")
+                subscriptions.add(session=session, chat_id=chat, query=query(),
+                                  thread_id=rng.choice([0, 0, 5]))
+            elif roll < 0.6:
+                subscriptions.delete(session=session, subscription=rng.choice(rows))
+            elif roll < 0.8:
+                subscriptions.change_query(session=session, subscription=rng.choice(rows),
+                                           query=query())
+            elif roll < 0.9:
+                subscriptions.set_pinned(session=session, subscription=rng.choice(rows),
+                                         pinned=rng.random() < 0.5)
+            else:  # a group becomes a supergroup, merging into an existing chat or not
+                old = rng.choice(rows).chat_id
+                new = rng.choice([chat for chat in (1, 2, 3) if chat != old] + [next_chat + 1])
+                next_chat += 2
+                if new <= 3:
+                    ensure_chat(session=session, chat_id=new, chat_type="group", title=None,
+                                language="en")
+                chats.migrate(session=session, old_id=old, new_id=new)
+        if step % 3 == 0:
+            for text in rng.sample(texts, 4):
+                with session_scope(engine) as session:
+                    got = cache.get(session).match(text)
+                assert got == rebuilt(engine, text), (step, text)
+    with session_scope(engine) as session:
+        left = len(list(subscriptions.all_topics(session=session)))
+        assert len(cache.get(session).topics) == left
+
+
+def test_replicas_see_each_others_changes(database_url: str, engine: Engine) -> None:
+    other = make_engine(database_url)  # a second process: its own engine and cache
+    try:
+        here, there = MatcherCache(), MatcherCache()
+        first = follow(engine, 1, "SoftBank")
+        assert matched(here, engine, "SoftBank") == {first}
+        assert matched(there, other, "SoftBank") == {first}
+        second = follow(other, 2, "Nvidia OR SoftBank")
+        assert matched(here, engine, "SoftBank") == {first, second}, "added there, seen here"
+        with session_scope(engine) as session:
+            unfollow(session, first)
+        assert matched(there, other, "SoftBank") == {second}, "removed here, gone there"
+        assert matched(here, engine, "Nvidia") == {second}
+    finally:
+        other.dispose()
+
+
+def test_a_change_that_commits_late_is_not_skipped(database_url: str, engine: Engine) -> None:
+    """Two writers at once: the one stamped first commits last. A reader in between must
+    still get both, which a revision taken from a sequence would not guarantee."""
+    follow(engine, 1, "alpha")
+    follow(engine, 2, "beta")
+    cache = MatcherCache()
+    assert matched(cache, engine, "alpha beta") != set()
+    other = make_engine(database_url)
+    slow = Session(engine)
+    try:
+        subscriptions.add(session=slow, chat_id=1, query="gamma")  # stamped, not committed
+        done = threading.Event()
+
+        def quick() -> None:
+            follow(other, 2, "gamma")
+            done.set()
+
+        writer = threading.Thread(target=quick)
+        writer.start()
+        done.wait(timeout=1.0)  # it waits for the first writer; give it the chance not to
+        assert matched(cache, engine, "gamma") == set(), "nothing committed yet"
+    finally:
+        slow.commit()
+        slow.close()
+    writer.join(timeout=30)
+    assert done.is_set()
+    assert len(matched(cache, engine, "gamma")) == 2, "both writers' subscriptions"
+    other.dispose()

@@ -168,15 +168,15 @@ def test_a_batch_that_fails_after_placing_its_stories_is_stored_again_one_by_one
     """The story index learnt the batch's stories before the transaction rolled back: the
     retries must not join stories that were never stored."""
     a, b = make_source(engine), make_source(engine, "http://feeds.test/b.xml", "B")
-    real_fingerprint, calls = subscriptions.fingerprint, []
+    real_revision, calls = subscriptions.revision, []
 
-    def fingerprint(**kwargs: Any) -> Any:
+    def revision(**kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("connection lost after the inserts")
-        return real_fingerprint(**kwargs)
+        return real_revision(**kwargs)
 
-    monkeypatch.setattr(subscriptions, "fingerprint", fingerprint)
+    monkeypatch.setattr(subscriptions, "revision", revision)
     story = "SoftBank pledges ten billion for French data centres on Monday"
     outcomes = ingest_each(room, [Outcome(a, [draft("a1", story)], fetched('"a"')),
                                     Outcome(b, [draft("b1", "Rain over Lille all week")],
