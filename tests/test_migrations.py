@@ -120,7 +120,7 @@ def test_item_identity_migration_alerts_nothing_old_and_every_new_post(
     engine.dispose()
 
 
-BEFORE_ERROR_COLUMNS = "0015_error_columns-1"  # whichever revision it follows
+BEFORE_ERROR_COLUMNS = "0020_error_columns-1"  # whichever revision it follows
 
 
 def test_error_columns_migration_splits_stored_errors_and_keeps_every_row(

@@ -13,7 +13,7 @@ rebuilds `items` in SQLite batch mode drops these triggers with the old table an
 them again.
 
 Revision ID: 0017_story_search
-Revises: 0018_weekly_briefs
+Revises: 0016_weekly_briefs
 """
 from collections.abc import Sequence
 
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.exc import OperationalError
 
 revision: str = '0017_story_search'
-down_revision: str | None = '0018_weekly_briefs'
+down_revision: str | None = '0016_weekly_briefs'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """paid broadcast: alerts sent with allow_paid_broadcast per day, and Telegram's refusals
 
-Revision ID: 0020_paid_broadcast
-Revises: 0016_story_embeddings
+Revision ID: 0019_paid_broadcast
+Revises: 0018_story_embeddings
 """
 from collections.abc import Sequence
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0020_paid_broadcast'
-down_revision: str | None = '0016_story_embeddings'
+revision: str = '0019_paid_broadcast'
+down_revision: str | None = '0018_story_embeddings'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

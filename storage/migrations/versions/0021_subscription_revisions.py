@@ -1,8 +1,8 @@
 """subscription revisions: a revision per subscription and tombstones for removed ones, so a
 cached matcher reads only what changed since the revision it has seen
 
-Revision ID: 0019_subscription_revisions
-Revises: 0015_error_columns
+Revision ID: 0021_subscription_revisions
+Revises: 0020_error_columns
 """
 from collections.abc import Sequence
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0019_subscription_revisions'
-down_revision: str | None = '0015_error_columns'
+revision: str = '0021_subscription_revisions'
+down_revision: str | None = '0020_error_columns'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """weekly brief: the per-chat setting, and one storyline per topic, ISO week and language
 
-Revision ID: 0018_weekly_briefs
-Revises: 0021_websub
+Revision ID: 0016_weekly_briefs
+Revises: 0015_websub
 """
 from collections.abc import Sequence
 
@@ -10,8 +10,8 @@ import sqlmodel
 from alembic import op
 
 
-revision: str = '0018_weekly_briefs'
-down_revision: str | None = '0021_websub'
+revision: str = '0016_weekly_briefs'
+down_revision: str | None = '0015_websub'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """error columns: a source's or a delivery's last error as a code and a detail, not "code|detail"
 
-Revision ID: 0015_error_columns
-Revises: 0020_paid_broadcast
+Revision ID: 0020_error_columns
+Revises: 0019_paid_broadcast
 """
 from collections.abc import Sequence
 
@@ -10,8 +10,8 @@ import sqlmodel
 from alembic import op
 
 
-revision: str = '0015_error_columns'
-down_revision: str | None = '0020_paid_broadcast'
+revision: str = '0020_error_columns'
+down_revision: str | None = '0019_paid_broadcast'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

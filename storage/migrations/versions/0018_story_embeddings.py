@@ -1,6 +1,6 @@
 """story embeddings and the embeddings of semantic topics' meanings
 
-Revision ID: 0016_story_embeddings
+Revision ID: 0018_story_embeddings
 Revises: 0017_story_search
 """
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 
-revision: str = '0016_story_embeddings'
+revision: str = '0018_story_embeddings'
 down_revision: str | None = '0017_story_search'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

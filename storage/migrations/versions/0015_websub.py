@@ -1,6 +1,6 @@
 """websub: a feed's subscription at its hub
 
-Revision ID: 0021_websub
+Revision ID: 0015_websub
 Revises: 0014_search_providers
 """
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 
-revision: str = '0021_websub'
+revision: str = '0015_websub'
 down_revision: str | None = '0014_search_providers'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
