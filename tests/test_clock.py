@@ -26,6 +26,7 @@ from locales import catalog
 from news import choices
 from news.briefing import write_missing_briefs
 from news.briefs import BriefWriter
+from news.embeddings import Embedder
 from news.newsroom import Newsroom
 from news.poll import poll_due
 from news.preview import preview
@@ -239,7 +240,7 @@ def test_why_on_a_replica_a_day_ahead_names_the_next_digest_by_the_databases_day
     prefs = Preferences(mode="digest", digest_time="08:00", timezone=chat.timezone)
     coming = digest_moment(prefs, now_in(pg_engine)) + timedelta(days=1)
     context = cast(Any, SimpleNamespace(bot_data={KEY: SimpleNamespace(
-        engine=pg_engine, catalog=catalog)}))
+        engine=pg_engine, catalog=catalog, embedder=Embedder(None, ""))}))
     skew(timedelta(days=1))
     said = in_session(pg_engine, not_delivered, context=context, language="en", chat_id=1,
                       thread_id=0, link="http://wire.test/0")
