@@ -14,14 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from news.topics import Node, QueryError, canonical, fold, parse_filter
+from storage.embeddings import Vector, normalized
 
 MARK = "~"
 MAX_MEANING_CHARS = 200
 STEP = 0.05  # what one tighten/loosen button moves the threshold by
-Vector = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -112,16 +111,6 @@ def readable(query: str) -> Semantic | None:
         return parse_semantic(query)
     except QueryError:
         return None
-
-
-def normalized(vectors: npt.ArrayLike) -> Vector:
-    """Rows scaled to length 1, so a dot product is the cosine similarity."""
-    array = np.asarray(vectors, dtype=np.float32)
-    if array.ndim == 1:
-        array = array[None, :]
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    norms[norms == 0] = 1
-    return np.ascontiguousarray(array / norms, dtype=np.float32)
 
 
 def similarity(a: Vector, b: Vector) -> float:

@@ -27,7 +27,8 @@ _IDS_PER_QUERY = 5000
 
 
 def normalized(vectors: npt.ArrayLike) -> Vector:
-    """Rows scaled to length 1 (as news.semantic.normalized), so a product is the cosine."""
+    """Rows scaled to length 1, so a dot product is the cosine similarity (news.semantic's
+    matcher and the window searched here)."""
     array = np.asarray(vectors, dtype=np.float32)
     if array.ndim == 1:
         array = array[None, :]
