@@ -21,8 +21,8 @@ from handlers.common import (
     reply,
     services,
     text,
-    thread_of,
 )
+from handlers.following import follow
 from locales import Safe
 from news.embeddings import EmbeddingError
 from news.matching import Topic, searchable
@@ -119,14 +119,6 @@ def view(context: Context, language: str, query: str, subscription_id: int,
     return said, InlineKeyboardMarkup([buttons]) if buttons else None
 
 
-def _follow(*, session: Session, chat_id: int, thread_id: int, query: str, cap: int,
-            pinned: bool) -> tuple[str, int | None, str]:
-    from handlers.topics import _follow as follow
-
-    return follow(session=session, chat_id=chat_id, query=query, thread_id=thread_id, cap=cap,
-                  pinned=pinned)
-
-
 async def subscribe_semantic(update: Update, context: Context, language: str, raw: str,
                              pinned: bool) -> None:
     """Embed the meaning, score the week's stories against it, choose a threshold, follow."""
@@ -153,18 +145,10 @@ async def subscribe_semantic(update: Update, context: Context, language: str, ra
         semantic = semantic.with_threshold(chosen_threshold(
             [story.similarity for story in scored], svc.semantic_threshold))
     query = semantic.canonical()
-    chat = update.effective_chat
-    assert chat is not None
-    outcome, subscription_id, query = await db(
-        svc.engine, _follow, chat_id=chat.id, query=query, thread_id=thread_of(update),
-        cap=svc.max_topics_per_chat, pinned=pinned)
-    if outcome == "full":
-        await reply(update, context, language, "subscribe.full", max=svc.max_topics_per_chat)
+    followed = await follow(update, context, language, query, pinned)
+    if followed is None:
         return
-    if subscription_id is None:
-        await reply(update, context, language,
-                    "topics.pinned_done" if pinned else "subscribe.exists", query=query)
-        return
+    subscription_id, query = followed
     said, markup = view(context, language, query, subscription_id, scored)
     if pinned:
         said += "\n" + text(context, language, "topics.pinned_done", query=query)

@@ -31,6 +31,7 @@ from handlers.common import (
     until_stopping,
 )
 from handlers.feedback import topic_feedback
+from handlers.following import follow
 from handlers.packs import nothing_matched
 from handlers.semantic import semantic_counts, semantic_followed, subscribe_semantic
 from locales import Catalog, Safe
@@ -88,25 +89,6 @@ async def preview_text(context: Context, language: str, query: str, *, admin: bo
     return text(context, language, "subscribe.preview", plural=found.count, lines=Safe(lines))
 
 
-def _follow(
-    *, session: Session, chat_id: int, query: str, thread_id: int, cap: int, pinned: bool
-) -> tuple[str, int | None, str]:
-    """("done", id, query), ("exists", None, query) or ("full", None, query): only new topics
-    count against the cap; a query matching alike (SoftBank, softbank) is the topic the chat
-    already follows, and `!` on it pins it."""
-    existing = following.same(session=session, chat_id=chat_id, query=query,
-                                  thread_id=thread_id)
-    if existing is None and cap and subscriptions.count(session=session, chat_id=chat_id) >= cap:
-        return "full", None, query
-    row = None if existing else subscriptions.add(
-        session=session, chat_id=chat_id, query=query, thread_id=thread_id, pinned=pinned)
-    if row is not None:
-        return "done", row.id, query
-    if pinned and existing is not None:
-        subscriptions.set_pinned(session=session, subscription=existing, pinned=True)
-    return "exists", None, existing.query if existing else query
-
-
 async def subscribe(update: Update, context: Context) -> None:
     """Follow a topic; say how it was understood and what it would have matched this week.
     A leading `!` tracks it closely, and pins a topic the chat already follows."""
@@ -123,19 +105,11 @@ async def subscribe(update: Update, context: Context) -> None:
     except QueryError as error:
         await reply(update, context, language, f"query.error.{error.code}")
         return
-    chat = update.effective_chat
-    assert chat is not None
+    followed = await follow(update, context, language, query, pinned)
+    if followed is None:
+        return
+    subscription_id, query = followed
     svc = services(context)
-    outcome, subscription_id, query = await db(
-        svc.engine, _follow, chat_id=chat.id, query=query, thread_id=thread_of(update),
-        cap=svc.max_topics_per_chat, pinned=pinned)
-    if outcome == "full":
-        await reply(update, context, language, "subscribe.full", max=svc.max_topics_per_chat)
-        return
-    if subscription_id is None:
-        await reply(update, context, language,
-                    "topics.pinned_done" if pinned else "subscribe.exists", query=query)
-        return
     found = await preview_text(context, language, query, admin=await is_admin(update, context))
     done = text(context, language, "subscribe.done", query=query,
                 understood=understood(context, language, query), preview=Safe(found))
