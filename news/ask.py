@@ -35,6 +35,7 @@ from news.briefs import (
 from news.embeddings import Embedder, EmbeddingError
 from news.language import probably_in
 from news.matching import Matcher, Topic
+from news.render import LIMIT, fit_lines, units, visible_length
 from news.semantic import Vector
 from news.text import TITLE_CHARS, clip
 from news.types import Found, Report, Terms
@@ -47,7 +48,6 @@ MAX_QUESTION_CHARS = 500  # a question, not an essay: the rest is cut before it 
 MAX_SOURCES = 6  # stories the model reads (and the offline list shows)
 MAX_TERMS = 24  # words searched for, in the order the question has them
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): damps the top ranks
-MESSAGE_CHARS = 4096  # Telegram's limit on one message
 ANSWER_CHARS = 2400  # what the model may write; the sources' list takes the rest
 
 NEAREST_DAYS = 7  # stories embedded this recently are searched by meaning (as previews are)
@@ -59,7 +59,6 @@ _CJK = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
 _CJK_RUN = re.compile(f"[{_CJK}]+")
 _WORD = re.compile(rf"[^\W{_CJK}]+")
 _CITATION = re.compile(r"\[(\d{1,3})\]")
-_TAG = re.compile(r"<[^>]*>")
 _QUESTION_FENCE = re.compile(r"<<<\s*QUESTION|QUESTION\s*>>>", re.IGNORECASE)
 # Words too common to rank by, in the catalogue's spaced languages: PostgreSQL's ranking
 # counts every matched word alike, so "the" would outweigh "SoftBank".
@@ -285,7 +284,7 @@ def source_line(number: int, story: Found, *, title_chars: int = 120) -> str:
 def stories_list(found: Sequence[Found], header: str) -> str:
     """The offline reply: the most relevant stories, numbered, each linking its source."""
     lines = [header, *(source_line(n, story) for n, story in enumerate(found, start=1))]
-    return fit("\n".join(lines[:1]), lines[1:])
+    return fit_lines(lines[0], lines[1:])
 
 
 def render_answer(answer: str, found: Sequence[Found], header: str,
@@ -299,39 +298,17 @@ def render_answer(answer: str, found: Sequence[Found], header: str,
         return _link(found[number - 1].first, f"[{number}]")
 
     tail = "\n".join([sources_header, *(source_line(n, found[n - 1]) for n in sorted(numbers))])
-    room = MESSAGE_CHARS - _visible(header) - _visible(tail) - 4
+    room = LIMIT - visible_length(header) - visible_length(tail) - 4
     body = _CITATION.sub(linked, html.escape(_cut(answer, max(room, 200)), quote=False))
-    return fit(f"{header}\n\n{body}\n", [tail])
+    return fit_lines(f"{header}\n\n{body}\n", [tail])
 
 
 def _cut(answer: str, limit: int) -> str:
     """At most `limit` UTF-16 units, ending after a sentence or a citation where one is near."""
-    if _units(answer) <= limit:
+    if units(answer) <= limit:
         return answer
     cut = answer[:limit - 2]
-    while _units(cut) > limit - 2:
+    while units(cut) > limit - 2:
         cut = cut[:-1]
     end = max(cut.rfind(mark) for mark in ("]", ". ", "。", "!", "?", "！", "？"))
     return (cut[:end + 1] if end > limit // 2 else cut).rstrip() + " …"
-
-
-def fit(head: str, lines: Sequence[str], limit: int = MESSAGE_CHARS) -> str:
-    """The head and as many whole lines as fit the message limit, counted as Telegram does:
-    the text the markup shows."""
-    out = head
-    for line in lines:
-        if _visible(out) + 1 + _visible(line) > limit:
-            break
-        out = f"{out}\n{line}"
-    return out
-
-
-def _visible(markup: str) -> int:
-    """The length Telegram checks: the shown text (tags out, entities decoded) in UTF-16."""
-    return _units(html.unescape(_TAG.sub("", markup)))
-
-
-def _units(text: str) -> int:
-    """Telegram counts UTF-16 code units: an emoji in a headline counts twice."""
-    return len(text.encode("utf-16-le")) // 2
-

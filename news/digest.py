@@ -7,10 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from news.render import FLAGS, LIMIT, visible_length
 from news.text import TITLE_CHARS, clip
 
-LIMIT = 4096
-FLAGS = {1: "🔴", 2: "🟡", 3: "⚪"}
 PIN = "📌 "  # before a topic the chat tracks closely
 
 
@@ -33,19 +32,6 @@ def _line(entry: Entry) -> str:
     return f"{FLAGS.get(entry.level, '⚪')} {headline}"
 
 
-def _length(markup: str) -> int:
-    """Visible length in UTF-16 units, as Telegram counts it (tags and entities collapsed)."""
-    text, inside = [], False
-    for ch in markup:
-        if ch == "<":
-            inside = True
-        elif ch == ">":
-            inside = False
-        elif not inside:
-            text.append(ch)
-    return len(html.unescape("".join(text)).encode("utf-16-le")) // 2
-
-
 def render_digest(entries: list[Entry], header: str) -> list[str]:
     """Messages of whole lines; a topic's heading is repeated when it spills into the next one.
     Level 1 comes first, and within it the topics the chat tracks closely (📌)."""
@@ -64,7 +50,7 @@ def render_digest(entries: list[Entry], header: str) -> list[str]:
         current += heading
         for entry in group:
             line = "\n" + _line(entry)
-            if _length(current + line) > LIMIT:
+            if visible_length(current + line) > LIMIT:
                 messages.append(current)
                 current = heading.lstrip("\n") + line
             else:

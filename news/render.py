@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -96,7 +96,8 @@ def render_brief(
     if len(sources) > MAX_SOURCES:
         source_lines.append(f"• +{len(sources) - MAX_SOURCES}")
     tail = [f"<b>{_e(t('brief.sources'))}</b>\n" + "\n".join(source_lines)] if sources else []
-    return _fit(head, core, brief.core_point, optional, tail, _rtl if rtl else str)
+    return fit_sections(head, core, brief.core_point, optional, tail,
+                        right_to_left if rtl else str)
 
 
 def _player_line(player: Player) -> str:
@@ -116,43 +117,83 @@ def _impact_line(impact: Impact, t: Translate) -> str:
     return line + (f"{DASH}{_e(impact.why.strip())}" if impact.why.strip() else "")
 
 
-def _rtl(message: str) -> str:
+def right_to_left(message: str) -> str:
+    """Each line opened by a right-to-left mark, so it starts at the right (Arabic chats)."""
     return "\n".join(RLM + line if line else line for line in message.split("\n"))
 
 
-def _fit(
+def units(text: str) -> int:
+    """Telegram counts UTF-16 code units: an emoji (a surrogate pair) counts twice."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def visible_length(markup: str) -> int:
+    """The length Telegram checks against LIMIT: the text left after entity parsing (tags
+    out, `&amp;` one character), in UTF-16 code units."""
+    return units(html.unescape(_strip_tags(markup)))
+
+
+def fit_lines(
+    head: str,
+    lines: Sequence[str],
+    *,
+    limit: int = LIMIT,
+    more: Callable[[Sequence[str]], str] | None = None,
+    finish: Callable[[str], str] = str,
+) -> str:
+    """The head, then as many of the lines as fit, whole and in order, joined by newlines and
+    finished (right_to_left); `more` writes one last line for those left out (`• +3`), within
+    the limit too. A line is never cut, so neither is a tag or an entity in it; the head (and
+    `more`'s line) is kept even where that alone is too long."""
+    def message(kept: int) -> str:
+        rest = [more(lines[kept:])] if more is not None and kept < len(lines) else []
+        return finish("\n".join([head, *lines[:kept], *rest]))
+
+    whole = message(len(lines))
+    if visible_length(whole) <= limit:
+        return whole
+    return message(_longest(lambda kept: visible_length(message(kept)) <= limit,
+                            len(lines) - 1))
+
+
+def fit_sections(
     head: list[str],
     core: str,
     core_text: str,
     optional: list[str],
     tail: list[str],
-    finish: Callable[[str], str],
+    finish: Callable[[str], str] = str,
 ) -> str:
-    """Drop optional sections from the end, then shorten the core point, never inside a tag."""
+    """Sections joined by blank lines: the head, the core (`core` with `{core}` standing for
+    the escaped core_text), the optional sections, the tail. What does not fit LIMIT goes:
+    optional sections from the end, then the core text is shortened with an ellipsis. The
+    core is cut before it is escaped, so no entity is cut in half."""
     def build(sections: list[str], text: str) -> str:
         return finish("\n\n".join([*head, core.format(core=_e(text)), *sections, *tail]))
 
     sections = list(optional)
     message = build(sections, core_text)
-    while _visible_length(message) > LIMIT and sections:
+    while visible_length(message) > LIMIT and sections:
         sections.pop()
         message = build(sections, core_text)
-    if _visible_length(message) <= LIMIT:
+    if visible_length(message) <= LIMIT:
         return message
-    low, high = 0, len(core_text)  # the longest cut of the core point that still fits
+    kept = _longest(lambda cut: visible_length(
+        build(sections, core_text[:cut].rstrip() + "…")) <= LIMIT, len(core_text))
+    return build(sections, core_text[:kept].rstrip() + "…")
+
+
+def _longest(fits: Callable[[int], bool], most: int) -> int:
+    """The largest n in 0..most with fits(n), for a test that holds up to some n and fails
+    above it (0 when none fits): a binary search, as each try renders a whole message."""
+    low, high = 0, most
     while low < high:
         middle = (low + high + 1) // 2
-        if _visible_length(build(sections, core_text[:middle].rstrip() + "…")) <= LIMIT:
+        if fits(middle):
             low = middle
         else:
             high = middle - 1
-    return build(sections, core_text[:low].rstrip() + "…")
-
-
-def _visible_length(markup: str) -> int:
-    """Telegram counts the text after entity parsing, in UTF-16 code units."""
-    text = html.unescape(_strip_tags(markup))
-    return len(text.encode("utf-16-le")) // 2
+    return low
 
 
 def _strip_tags(markup: str) -> str:

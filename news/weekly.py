@@ -38,7 +38,7 @@ from news.briefs import (
 )
 from news.digest import PIN
 from news.language import is_rtl, probably_in
-from news.render import FLAGS, LIMIT, _fit, _rtl, _visible_length, headline_link
+from news.render import FLAGS, fit_lines, fit_sections, headline_link, right_to_left
 from news.text import TITLE_CHARS, clip, lead
 from storage import briefs, deliveries
 from storage.models import Item, Subscription
@@ -286,8 +286,8 @@ def render_storyline(storyline: Storyline, cited: Sequence[Cited], *, head: str,
     sources = [f"[{n}] {headline_link(clip(c.headline, TITLE_CHARS), c.link)}"
                for n, c in enumerate(cited, 1)]
     tail = [f"<b>{_e(t('weekly.sources'))}</b>\n" + "\n".join(sources)] if sources else []
-    finish = _rtl if is_rtl(language) else str
-    return _fit([head], "{core}", storyline.storyline, optional, tail, finish)
+    finish = right_to_left if is_rtl(language) else str
+    return fit_sections([head], "{core}", storyline.storyline, optional, tail, finish)
 
 
 def render_by_level(stories: Sequence[WeekStory], *, head: str, t: Translate,
@@ -300,10 +300,10 @@ def render_by_level(stories: Sequence[WeekStory], *, head: str, t: Translate,
         if mine:
             lines.append(f"\n{FLAGS[level]} <b>{_e(t(f'level.{level}'))}</b>")
             lines += [f"• {headline_link(clip(s.headline, TITLE_CHARS), s.link)}" for s in mine]
-    finish = _rtl if is_rtl(language) else str
-    message = finish("\n".join(lines))
-    dropped = 0
-    while _visible_length(message) > LIMIT and len(lines) > 3:
-        dropped += lines.pop().startswith("•")
-        message = finish("\n".join([*lines, f"• +{dropped}"]))
-    return message
+    finish = right_to_left if is_rtl(language) else str
+    return fit_lines("\n".join(lines[:3]), lines[3:], finish=finish, more=_counted)
+
+
+def _counted(dropped: Sequence[str]) -> str:
+    """`• +3`: the alerts left out (a level's heading left out is not one)."""
+    return f"• +{sum(line.startswith('•') for line in dropped)}"

@@ -20,7 +20,6 @@ from sqlmodel import col, select
 import news.ask
 from handlers.ask import relevant
 from news.ask import (
-    MESSAGE_CHARS,
     Answer,
     AnswerRejected,
     Found,
@@ -41,6 +40,7 @@ from news.embeddings import Embedder
 from news.ingest import ingest
 from news.items import ItemDraft
 from news.newsroom import Newsroom
+from news.render import LIMIT
 from storage import embeddings, story_search, usage
 from storage.db import MIGRATIONS, make_engine, session_scope
 from storage.models import Item, Story
@@ -118,11 +118,11 @@ def test_a_long_answer_and_long_sources_still_fit_one_message() -> None:
     answer = " ".join(f"Claim number {n} about the lab & chips [{n % 6 + 1}]." for n in range(300))
     said = render_answer(answer, stories, "💬 <b>Answer</b>", "<b>Sources</b>")
     plain, _ = parse_html_entities(said)
-    assert utf16_len(plain) <= MESSAGE_CHARS
+    assert utf16_len(plain) <= LIMIT
     assert plain.count("Headline word") >= 6, "every cited source is kept"
     assert plain.index("[6] 🚀") > plain.index("…"), "the answer was cut, not the sources"
     listed = stories_list([found(n, "x" * 300) for n in range(1, 40)], "Stories:")
-    assert utf16_len(parse_html_entities(listed)[0]) <= MESSAGE_CHARS
+    assert utf16_len(parse_html_entities(listed)[0]) <= LIMIT
 
 
 def test_a_link_that_is_no_web_address_is_not_made_a_link() -> None:
