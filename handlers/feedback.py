@@ -24,6 +24,7 @@ from jobs.deliver import alert_keyboard, markup
 from jobs.recording import recorded
 from news import choices
 from news.feedback import MAX_SOURCES, less_about
+from news.semantic import topic_label
 from news.text import clip
 from storage import briefs, feedback, items
 from storage.db import database_now, db
@@ -134,7 +135,7 @@ async def _choose(update: Update, context: Context, choice_id: int,
         return
     key, queries, kind, said, delivery_id = applied
     await answer_button(update, context, language, key, term=said, source=said,
-                        queries=", ".join(clip(query, 60) for query in queries))
+                        queries=", ".join(clip(topic_label(query), 60) for query in queries))
     if kind != "irrelevant" or key != "feedback.unchanged":
         await refresh(update, context, delivery_id, language)
 
@@ -155,8 +156,9 @@ async def _ask_topic(update: Update, context: Context, language: str, pick: Pick
         return
     t = partial(services(context).catalog.text, language)
     rows = await db(services(context).engine, alert_keyboard, delivery_id=pick.delivery_id, t=t)
-    label = t("feedback.for_topic")
-    asked = [[(label.replace("{query}", clip(query, 40)), f"fbt:{pick.choice_id}:{sub_id}")]
+    for_topic = t("feedback.for_topic")
+    asked = [[(for_topic.replace("{query}", clip(topic_label(query), 40)),
+               f"fbt:{pick.choice_id}:{sub_id}")]
              for sub_id, query in pick.topics]
     choice = f"fb:{pick.choice_id}"
     keyboard = [new for row in rows
@@ -206,7 +208,7 @@ async def press_unmute(update: Update, context: Context, mute_id: int) -> None:
         return
     source, query = lifted
     await answer_button(update, context, language, "feedback.unmuted", source=source,
-                        query=query)
+                        query=topic_label(query))
     message = update.effective_message
     if message is None or message.reply_markup is None:
         return

@@ -8,6 +8,7 @@ from telegram import Update
 
 from handlers.common import Context, reply, services, thread_of
 from news import following
+from news.semantic import topic_label
 from storage import subscriptions
 from storage.db import db
 
@@ -26,8 +27,8 @@ async def follow(update: Update, context: Context, language: str, query: str,
         await reply(update, context, language, "subscribe.full", max=svc.max_topics_per_chat)
         return None
     if subscription_id is None:
-        await reply(update, context, language,
-                    "topics.pinned_done" if pinned else "subscribe.exists", query=query)
+        await reply(update, context, language, "topics.pinned_done" if pinned
+                    else "subscribe.exists", query=topic_label(query))
         return None
     return subscription_id, query
 

@@ -27,7 +27,15 @@ from locales import Safe
 from news.embeddings import EmbeddingError
 from news.matching import Topic, searchable
 from news.render import headline_link
-from news.semantic import STEP, Semantic, Vector, chosen_threshold, parse_semantic, readable
+from news.semantic import (
+    STEP,
+    Semantic,
+    Vector,
+    chosen_threshold,
+    parse_semantic,
+    readable,
+    topic_label,
+)
 from news.semantic_round import meanings
 from news.text import TITLE_CHARS, clip
 from news.topics import QueryError
@@ -98,7 +106,7 @@ def view(context: Context, language: str, query: str, subscription_id: int,
         lines.append(text(context, language, key, similarity=shown(story.similarity),
                           title=Safe(headline_link(clip(story.title, TITLE_CHARS), story.link))))
     count = included(scored, threshold)
-    said = text(context, language, done_key, query=query, threshold=f"{threshold:.2f}")
+    said = text(context, language, done_key, query=topic_label(query), threshold=f"{threshold:.2f}")
     if lines:
         said += "\n" + text(context, language, "semantic.nearest", lines=Safe("\n".join(lines)))
         said += "\n" + text(context, language, "semantic.count", plural=count, count=count)
@@ -151,7 +159,7 @@ async def subscribe_semantic(update: Update, context: Context, language: str, ra
     subscription_id, query = followed
     said, markup = view(context, language, query, subscription_id, scored)
     if pinned:
-        said += "\n" + text(context, language, "topics.pinned_done", query=query)
+        said += "\n" + text(context, language, "topics.pinned_done", query=topic_label(query))
     message = update.effective_message
     assert message is not None
     await message.reply_text(said, reply_markup=markup)
@@ -223,7 +231,7 @@ async def press_threshold(update: Update, context: Context, ids: tuple[int, int]
         await answer_button(update, context, language, "button.stale")
         return
     if outcome == "exists":
-        await answer_button(update, context, language, "subscribe.exists", query=query)
+        await answer_button(update, context, language, "subscribe.exists", query=topic_label(query))
         return
     semantic = parse_semantic(query)
     await answer_button(update, context, language, "semantic.threshold_set",

@@ -39,7 +39,7 @@ from news import following
 from news.matching import Topic
 from news.preview import preview, topic_counts
 from news.render import headline_link
-from news.semantic import is_semantic
+from news.semantic import is_semantic, topic_label
 from news.text import TITLE_CHARS, clip, excerpt
 from news.topics import (
     MAX_QUERY_CHARS,
@@ -228,7 +228,7 @@ async def unsubscribe(update: Update, context: Context) -> None:
     if not raw:
         rows = await db(engine, subscriptions.for_chat, chat_id=chat.id,
                         thread_id=thread_of(update))
-        buttons = [[InlineKeyboardButton(f"✖ {row.query}"[:60],
+        buttons = [[InlineKeyboardButton(f"✖ {topic_label(row.query)}"[:60],
                                          callback_data=f"unsub:{row.id}")] for row in rows]
         if not buttons:
             await reply(update, context, language, "topics.empty")
@@ -248,7 +248,7 @@ async def unsubscribe(update: Update, context: Context) -> None:
                        thread_id=thread_of(update))
     await reply(update, context, language,
                 "unsubscribe.done" if removed else "unsubscribe.not_found",
-                query=removed or excerpt(raw))
+                query=topic_label(removed) if removed else excerpt(raw))
 
 
 def _remove_by_id(*, session: Session, subscription_id: int, chat_id: int) -> str | None:
@@ -269,10 +269,11 @@ async def press_unsubscribe(update: Update, context: Context, subscription_id: i
     if query is None:
         await answer_button(update, context, language, "button.stale")
         return
-    await answer_button(update, context, language, "unsubscribe.done", query=query)
+    await answer_button(update, context, language, "unsubscribe.done", query=topic_label(query))
     message = update.effective_message
     if message is not None:
-        await edit_message(message, text(context, language, "unsubscribe.done", query=query))
+        await edit_message(message, text(context, language, "unsubscribe.done",
+                                         query=topic_label(query)))
 
 
 async def topics(update: Update, context: Context) -> None:
@@ -306,7 +307,7 @@ async def topics_view(
                            dims=svc.embedder.dimensions, topics=rows)
     extra, unmute = await db(engine, topic_feedback, context=context, language=language,
                              subscription_ids=[row.id for row in rows])
-    lines = [text(context, language, "topics.line", number=n, query=row.query,
+    lines = [text(context, language, "topics.line", number=n, query=topic_label(row.query),
                   count=counts[row.id])
              + (" " + text(context, language, "topics.pinned") if row.id in pinned else "")
              + extra[row.id] for n, row in enumerate(rows, start=1)]
@@ -324,8 +325,8 @@ def pin_keyboard(
     buttons = []
     for row in followed[:PIN_BUTTONS]:
         key = "topics.unpin" if row.pinned else "topics.pin"
-        label = html.unescape(text(context, language, key, query=clip(row.query, 40)))
-        buttons.append([InlineKeyboardButton(label, callback_data=f"pin:{row.id}")])
+        said = html.unescape(text(context, language, key, query=clip(topic_label(row.query), 40)))
+        buttons.append([InlineKeyboardButton(said, callback_data=f"pin:{row.id}")])
     return InlineKeyboardMarkup(buttons)
 
 
@@ -353,7 +354,7 @@ async def press_pin(update: Update, context: Context, subscription_id: int) -> N
         return
     now_pinned, query, followed = toggled
     key = "topics.pin_toast" if now_pinned else "topics.unpin_toast"
-    await answer_button(update, context, language, key, query=clip(query, 40))
+    await answer_button(update, context, language, key, query=clip(topic_label(query), 40))
     message = update.effective_message
     if message is not None:  # the list's last part, which carries the keyboard
         lines, keyboard = await topics_view(context, language, followed)

@@ -19,6 +19,7 @@ from handlers.common import (
     thread_of,
 )
 from news import trend as charts
+from news.semantic import topic_label
 from news.text import TITLE_CHARS, clip, excerpt
 from news.topics import QueryError, canonical, parse
 from news.types import whole_number
@@ -105,8 +106,8 @@ async def trend(update: Update, context: Context) -> None:
     found = await svc.draw(partial(charts.trend_chart, svc.engine, t, language=language,
                                    timezone=timezone, query=query, days=asked.days))
     if found.png is None:
-        await reply(update, context, language, "trend.empty", topic=clip(query, TITLE_CHARS),
-                    days=asked.days)
+        await reply(update, context, language, "trend.empty",
+                    topic=clip(topic_label(query), TITLE_CHARS), days=asked.days)
         return
     await message.reply_photo(found.png, caption=charts.caption(t, language, query, asked.days,
                                                                 found.trend),

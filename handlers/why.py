@@ -24,7 +24,7 @@ from handlers.semantic import shown
 from locales import Safe
 from news.render import FLAGS
 from news.schedule import Preferences, zone
-from news.semantic import readable
+from news.semantic import readable, topic_label
 from news.semantic_round import similarities
 from news.why import Explanation, explain, hits, level_why
 from storage import briefs, chats, deliveries, feedback, items, why
@@ -50,7 +50,7 @@ def delivered(*, session: Session, context: Context, language: str, delivery: De
         semantic = readable(query)
         if semantic is not None:  # matched by meaning: how near, against which threshold
             score = near.get(query)
-            lines.append(text(context, language, "why.semantic", query=query,
+            lines.append(text(context, language, "why.semantic", query=topic_label(query),
                               similarity="—" if score is None else shown(score),
                               threshold=f"{semantic.threshold or 0:.2f}"))
             continue
@@ -112,7 +112,7 @@ def not_delivered(*, session: Session, context: Context, language: str, chat_id:
         return text(context, language, f"why.{found.kind}")
     assert facts is not None
     lines = [text(context, language, "why.not_header", title=facts.headline)]
-    lines += [text(context, language, f"why.not.{verdict.reason}", query=verdict.query,
+    lines += [text(context, language, f"why.not.{verdict.reason}", query=topic_label(verdict.query),
                    term=verdict.term) for verdict in found.verdicts]
     return "\n".join(lines)
 

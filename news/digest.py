@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from news.render import FLAGS, LIMIT, visible_length
+from news.semantic import topic_label
 from news.text import TITLE_CHARS, clip
 
 PIN = "📌 "  # before a topic the chat tracks closely
@@ -41,12 +42,12 @@ def render_digest(entries: list[Entry], header: str) -> list[str]:
     for group in groups.values():
         group.sort(key=lambda e: (e.level, not e.pinned, -e.at.timestamp()))
     ordered = sorted(groups.items(), key=lambda item: (item[1][0].level, not item[1][0].pinned,
-                                                       item[0].casefold()))
+                                                       topic_label(item[0]).casefold()))
     messages: list[str] = []
     current = header
     for topic, group in ordered:
         pin = PIN if group[0].pinned else ""
-        heading = f"\n\n<b>{pin}{html.escape(topic, quote=False)}</b>"
+        heading = f"\n\n<b>{pin}{html.escape(topic_label(topic), quote=False)}</b>"
         current += heading
         for entry in group:
             line = "\n" + _line(entry)

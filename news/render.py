@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from news.semantic import topic_label
 from news.text import TITLE_CHARS, clip
 from news.topics import fold
 from news.types import NAME_CHARS, Brief, Impact, Level, Player
@@ -50,7 +51,8 @@ def headline_link(title: str, link: str) -> str:
 def flag_line(level: Level, topics: list[str], t: Translate) -> str:
     """`🔴 重点追踪 · SoftBank`: the first thing the reader sees."""
     label = f"{FLAGS[level]} <b>{_e(t(f'level.{level}'))}</b>"
-    shown = [_e(_shorten(topic, MAX_TOPIC_CHARS)) for topic in topics[:MAX_FLAG_TOPICS]]
+    shown = [_e(_shorten(topic_label(topic), MAX_TOPIC_CHARS))
+             for topic in topics[:MAX_FLAG_TOPICS]]
     if len(topics) > MAX_FLAG_TOPICS:
         shown.append(f"+{len(topics) - MAX_FLAG_TOPICS}")
     return " · ".join([label, *shown])

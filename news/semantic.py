@@ -113,6 +113,27 @@ def readable(query: str) -> Semantic | None:
         return None
 
 
+def topic_label(query: str) -> str:
+    """A topic as readers see it (/topics, alerts, digests, weekly briefs, /why, answers to
+    presses): a keyword query as stored, a semantic one as `~ data centers -crypto`, not in
+    its stored syntax (`~"data centers"@0.50 -crypto`): the threshold is left out (the reply
+    to /subscribe and /why say it). The label is itself a query for the same topic, so a
+    reader may copy it into /unsubscribe; quotes stay only where the meaning needs them."""
+    found = readable(query)
+    if found is None:
+        return query
+    meaning = found.meaning if _reads_back(found.meaning) else f'"{found.meaning}"'
+    return " ".join(part for part in (MARK, meaning, found.rest_text) if part)
+
+
+def _reads_back(meaning: str) -> bool:
+    """Whether `~ meaning`, unquoted, is read as this meaning (no `-word` or `@` in it)."""
+    try:
+        return parse_semantic(f"{MARK} {meaning}").meaning == meaning
+    except QueryError:
+        return False
+
+
 def similarity(a: Vector, b: Vector) -> float:
     return float(normalized(a)[0] @ normalized(b)[0])
 

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from news.briefs import Brief, Level, adjusted_level
 from news.matching import Matcher, Topic
+from news.semantic import topic_label
 from news.text import TITLE_CHARS, clip
 from storage import trend as stored
 from storage.db import session_scope
@@ -176,7 +177,7 @@ def trend_chart(
 def caption(t: Translate, language: str, query: str, days: int, found: Trend) -> str:
     """The busiest day and its top headline, under the chart."""
     assert found.busiest is not None
-    return t("trend.caption", topic=clip(query, 100), total=found.total, days=days,
+    return t("trend.caption", topic=clip(topic_label(query), 100), total=found.total, days=days,
              day=day_label(found.busiest, language, "MMMEd"), count=found.busiest_count,
              headline=clip(found.top_headline, TITLE_CHARS))
 
@@ -196,7 +197,8 @@ class Labels:
         def plain(key: str, **values: object) -> str:  # the catalogue escapes for HTML
             return html.unescape(t(key, **values))
 
-        return cls(plain("trend.chart_title", topic=clip(topic, TOPIC_CHARS), days=days),
+        return cls(plain("trend.chart_title", topic=clip(topic_label(topic), TOPIC_CHARS),
+                         days=days),
                    plain("trend.axis_day"), plain("trend.axis_count"),
                    {level: plain(f"level.{level}") for level in LEVELS})
 

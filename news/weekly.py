@@ -39,6 +39,7 @@ from news.briefs import (
 from news.digest import PIN
 from news.language import is_rtl, probably_in
 from news.render import FLAGS, fit_lines, fit_sections, headline_link, right_to_left
+from news.semantic import topic_label
 from news.text import TITLE_CHARS, clip, lead
 from storage import briefs, deliveries
 from storage.models import Item, Subscription
@@ -265,7 +266,7 @@ def _e(text: str) -> str:
 def title(t: Translate, *, topic: str, pinned: bool, start: date, end: date,
           day_label: Callable[[date], str]) -> str:
     """`🗓 Week in review: SoftBank` and the week's dates; 📌 before a topic tracked closely."""
-    line = t("weekly.title", topic=clip(topic, 100), start=day_label(start),
+    line = t("weekly.title", topic=clip(topic_label(topic), 100), start=day_label(start),
              end=day_label(end))
     return (PIN + line) if pinned else line
 

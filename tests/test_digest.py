@@ -45,3 +45,8 @@ def test_splits_at_4096_on_whole_lines_repeating_the_topic() -> None:
         assert "SoftBank" in text.split("\n")[0] or text.startswith("Digest")
         seen += [line for line in text.split("\n") if line.startswith("🟡")]
     assert len(seen) == 100, "no line lost or cut"
+
+
+def test_a_topic_followed_by_meaning_is_headed_by_its_meaning() -> None:
+    [message] = render_digest([entry('~"data centers"@0.50 -crypto', 1, "farm")], "H")
+    assert parse_html(message).split("\n")[2] == "~ data centers -crypto"

@@ -138,6 +138,11 @@ def test_flag_line_escapes_topics() -> None:
     assert parse_html(line) == '🔴 重点追踪 · "data center" OR <AT&T> · 软银'
 
 
+def test_flag_line_shows_a_topic_followed_by_meaning_as_its_meaning() -> None:
+    line = flag_line(2, ['~"data centers & AI"@0.50 -crypto', "软银"], EN)
+    assert parse_html(line) == "🟡 Keep watching · ~ data centers & AI -crypto · 软银"
+
+
 def test_every_label_comes_from_the_translate_function() -> None:
     asked: list[str] = []
 

@@ -23,6 +23,8 @@ from news.semantic import (
     is_semantic,
     normalized,
     parse_semantic,
+    readable,
+    topic_label,
 )
 from news.semantic_round import SemanticCache, embed_round
 from news.topics import QueryError
@@ -201,3 +203,25 @@ def test_past_the_token_budget_stories_wait(engine: Engine, room: Newsroom,
     assert llm.embedding_requests == []
     with session_scope(engine) as session:
         assert len(embeddings.waiting(session=session, limit=10)) == 1
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ('~"data centers"@0.50', "~ data centers"),
+        ('~"AI infrastructure in Europe"@0.45 -crypto', "~ AI infrastructure in Europe -crypto"),
+        ('~"covid-19 vaccines"', "~ covid-19 vaccines"),
+        ('~"AI -based tools"@0.40', '~ "AI -based tools"'),  # unquoted it would exclude `based`
+        ('~"me@home"@0.40', '~ "me@home"'),  # unquoted `@` would start a threshold
+        ("SoftBank -Hawks", "SoftBank -Hawks"),  # a keyword topic reads as it is stored
+        ('(SoftBank OR 软银) "data center"', '(SoftBank OR 软银) "data center"'),
+    ],
+)
+def test_a_semantic_topic_is_shown_as_its_meaning_not_its_stored_syntax(
+    stored: str, shown: str
+) -> None:
+    assert topic_label(stored) == shown
+    before, after = readable(stored), readable(shown)
+    if before is not None:  # what readers see is a query for the same topic (/unsubscribe)
+        assert after is not None
+        assert (after.key, after.rest_text) == (before.key, before.rest_text)

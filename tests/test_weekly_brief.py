@@ -25,7 +25,14 @@ from news.briefs import BriefWriter
 from news.fetch import FetchPolicy
 from news.newsroom import Newsroom
 from news.schedule import iso_week, weekly_due, weekly_moment, weekly_start
-from news.weekly import Storyline, WeekStory, render_by_level, render_storyline, user_message
+from news.weekly import (
+    Storyline,
+    WeekStory,
+    render_by_level,
+    render_storyline,
+    title,
+    user_message,
+)
 from services import KEY, Services
 from storage import usage
 from storage import weekly as stored
@@ -122,6 +129,12 @@ def test_without_a_model_the_weeks_alerts_are_grouped_by_level_and_fit() -> None
     assert len(shown) > 15
     [few] = [render_by_level(stories[:6], head="H", t=t("zh"), language="zh")]
     assert parse_html(few).index("🟡 持续关注") < parse_html(few).index("⚪ 一般了解")
+
+
+def test_the_title_names_a_topic_followed_by_meaning_by_its_meaning() -> None:
+    head = title(t("en"), topic='~"data centers"@0.50 -crypto', pinned=False,
+                 start=T0.date(), end=T0.date(), day_label=str)
+    assert parse_html(head).split("\n")[0] == "🗓 Week in review: ~ data centers -crypto"
 
 
 def test_the_topic_and_the_stories_reach_the_model_fenced_as_data() -> None:
