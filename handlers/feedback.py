@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,7 +20,7 @@ from handlers.common import (
     text,
 )
 from jobs.deliver import alert_keyboard, markup
-from jobs.recording import recorded
+from jobs.recording import until_recorded
 from news import choices
 from news.feedback import MAX_SOURCES, less_about
 from news.semantic import topic_label
@@ -31,8 +30,8 @@ from storage.db import database_now, db
 from storage.models import Delivery
 
 RECENT = timedelta(days=7)  # the votes /topics counts, as it counts matches
-RECORD_WAIT = 10.0  # seconds a press waits for its alert's send to be recorded (PTB's
-# timeouts end a send sooner; Telegram wants a press answered within 15)
+RECORD_WAIT = 10.0  # seconds a press, or /why as a reply, waits for its alert's send to be
+# recorded (PTB's timeouts end a send sooner; Telegram wants a press answered within 15)
 RECORD_POLL = 0.5  # seconds between looks at a send another replica records
 
 
@@ -40,12 +39,12 @@ async def alert_recorded(context: Context, delivery_id: int, chat_id: int) -> No
     """A press can come as soon as the alert shows, before the send's answer is recorded:
     wait (a while at most) for the record, so the press never finds its alert unknown."""
     engine = services(context).engine
-    deadline = asyncio.get_running_loop().time() + RECORD_WAIT
-    while await db(engine, feedback.being_sent, delivery_id=delivery_id, chat_id=chat_id):
-        left = deadline - asyncio.get_running_loop().time()
-        if left <= 0:
-            return
-        await recorded(context.bot_data, delivery_id, min(left, RECORD_POLL))
+
+    async def look() -> tuple[None, list[int]]:
+        return None, await db(engine, feedback.being_sent, chat_id=chat_id,
+                              delivery_ids=[delivery_id])
+
+    await until_recorded(context.bot_data, look, wait=RECORD_WAIT, poll=RECORD_POLL)
 
 
 async def press_up(update: Update, context: Context, delivery_id: int) -> None:

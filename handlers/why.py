@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import partial
 
 from sqlmodel import Session
-from telegram import Update
+from telegram import Message, Update
 
 from handlers.common import (
     Context,
@@ -19,8 +20,9 @@ from handlers.common import (
     text,
     thread_of,
 )
-from handlers.feedback import alert_recorded
+from handlers.feedback import RECORD_POLL, RECORD_WAIT, alert_recorded
 from handlers.semantic import shown
+from jobs.recording import until_recorded
 from locales import Safe
 from news.render import FLAGS
 from news.schedule import Preferences, zone
@@ -125,8 +127,7 @@ async def why_command(update: Update, context: Context) -> None:
     link = argument_text(update)
     replied = message.reply_to_message
     if replied is not None and not link:
-        delivery = await db(services(context).engine, feedback.delivery_of_message,
-                            chat_id=chat.id, message_id=replied.message_id)
+        delivery = await replied_alert(context, chat.id, replied)
         if delivery is not None:
             await _answer(update, await db(services(context).engine, delivered,
                                            context=context, language=language,
@@ -138,6 +139,37 @@ async def why_command(update: Update, context: Context) -> None:
     await _answer(update, await db(services(context).engine, not_delivered, context=context,
                                    language=language, chat_id=chat.id,
                                    thread_id=thread_of(update), link=link))
+
+
+async def replied_alert(context: Context, chat_id: int, replied: Message) -> Delivery | None:
+    """The alert /why replies to. Telegram shows an alert before the bot has its answer to the
+    send, and sends are recorded together (jobs.deliver, RECORD_GATHER): a reply that quick
+    finds no record yet, so it waits for one (RECORD_WAIT at most), as a press does: for the
+    alert the message's "Why?" button names or, where the reply carries no button, for this
+    chat's alerts being sent, if the bot wrote the message."""
+    engine = services(context).engine
+    named = _named_alerts(replied)
+    if named is None and not _maybe_the_bots(context, replied):
+        return await db(engine, feedback.delivery_of_message, chat_id=chat_id,
+                        message_id=replied.message_id)
+    look = partial(db, engine, feedback.replied_alert, chat_id=chat_id,
+                   message_id=replied.message_id, delivery_ids=named)
+    return await until_recorded(context.bot_data, look, wait=RECORD_WAIT, poll=RECORD_POLL)
+
+
+def _named_alerts(message: Message) -> list[int] | None:
+    """The alert a message's "Why?" button (`why:12`, on every alert) names; None where the
+    message has no such button."""
+    rows = message.reply_markup.inline_keyboard if message.reply_markup else ()
+    found = [int(data[4:]) for row in rows for button in row
+             if isinstance(data := button.callback_data, str) and data.startswith("why:")
+             and data[4:].isdigit()]
+    return found or None
+
+
+def _maybe_the_bots(context: Context, message: Message) -> bool:
+    """Whether the bot may have written the message (in a channel no author is given)."""
+    return message.from_user is None or message.from_user.id == context.bot.id
 
 
 async def _answer(update: Update, said: str, *, quote: bool = False) -> None:

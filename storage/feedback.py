@@ -28,12 +28,18 @@ def delivery_in(*, session: Session, delivery_id: int, chat_id: int) -> Delivery
     return delivery
 
 
-def being_sent(*, session: Session, delivery_id: int, chat_id: int) -> bool:
-    """Whether the alert is this chat's and claimed for sending, its message id not yet
-    stored: a press on it has come before Telegram's answer to the send was recorded."""
-    delivery = session.get(Delivery, delivery_id)
-    return (delivery is not None and delivery.chat_id == chat_id
-            and delivery.message_id is None and delivery.claim_token is not None)
+def being_sent(*, session: Session, chat_id: int,
+               delivery_ids: Collection[int] | None = None) -> list[int]:
+    """This chat's alerts (of `delivery_ids`, where given) claimed for sending whose message id
+    is not stored yet: a press on one, or /why replying to one, has come before Telegram's
+    answer to the send was recorded."""
+    statement = select(Delivery.id).where(Delivery.chat_id == chat_id,
+                                          col(Delivery.message_id).is_(None),
+                                          col(Delivery.claim_token).is_not(None))
+    if delivery_ids is not None:
+        statement = statement.where(col(Delivery.id).in_(list(delivery_ids)))
+    return [delivery_id for delivery_id in session.exec(statement).all()
+            if delivery_id is not None]
 
 
 def delivery_of_message(*, session: Session, chat_id: int, message_id: int) -> Delivery | None:
@@ -41,6 +47,16 @@ def delivery_of_message(*, session: Session, chat_id: int, message_id: int) -> D
     statement = select(Delivery).where(Delivery.chat_id == chat_id,
                                        Delivery.message_id == message_id)
     return session.exec(statement).first()
+
+
+def replied_alert(*, session: Session, chat_id: int, message_id: int,
+                  delivery_ids: Collection[int] | None = None) -> tuple[Delivery | None, list[int]]:
+    """The alert a message of this chat is, and while it is not on record the alerts it may
+    yet turn out to be: this chat's (of `delivery_ids`, those the message names) being sent."""
+    delivery = delivery_of_message(session=session, chat_id=chat_id, message_id=message_id)
+    if delivery is not None:
+        return delivery, []
+    return None, being_sent(session=session, chat_id=chat_id, delivery_ids=delivery_ids)
 
 
 def topic_subscriptions(*, session: Session, delivery: Delivery) -> list[Subscription]:

@@ -240,6 +240,24 @@ def test_why_button_and_why_as_a_reply(world: World) -> None:
     assert "Reply /why to one of my alerts" in say(telegram, chat, user, "/why")
 
 
+def test_why_as_a_reply_the_moment_an_alert_shows_waits_for_its_record(world: World) -> None:
+    """Telegram shows the alert before the bot has its answer to the send (held back here):
+    /why replied to it then finds the send not yet recorded, and waits for the record rather
+    than saying the message is none of the bot's alerts."""
+    telegram = world.telegram
+    user = telegram.user(9502, "Qu", language_code="en")
+    chat = telegram.private_chat(user)
+    say(telegram, chat, user, "/subscribe softbank Bertrand")
+    telegram.slow_next("sendMessage", 2.0)  # the alert: shown at once, answered 2 s late
+    world.publish(NEW_SOFTBANK)
+    alert = alert_for(telegram, chat["id"], "SoftBank pledges billions")
+    before = len(telegram.messages(chat["id"]))
+    telegram.send_text(chat, user, "/why", reply_to_message_id=alert.message_id)
+    replied = telegram.wait_for_messages(chat["id"], before + 1, timeout=20)[before].text
+    assert "Why this alert" in replied and "Topic softbank Bertrand" in replied, replied
+    assert ("sendMessage", 2.0) in telegram.held
+
+
 def test_why_link_explains_stories_the_chat_did_not_get(world: World) -> None:
     telegram = world.telegram
     user = telegram.user(9601, "Ny", language_code="en")
