@@ -13,6 +13,7 @@ import html
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,8 +75,9 @@ el los las del y es que en por para con una qué cómo quién dónde
 
 def question_terms(question: str) -> Terms:
     """The question's searchable words, lowercased and distinct, common words left out, and
-    for text written without spaces its overlapping character pairs (a lone character alone)."""
-    question = question[:MAX_QUESTION_CHARS].lower()
+    for text written without spaces its overlapping character pairs (a lone character alone).
+    An accent typed as a combining mark is composed first (NFC), so `résultats` stays a word."""
+    question = unicodedata.normalize("NFC", question[:MAX_QUESTION_CHARS]).lower()
     words: list[str] = []
     for word in _WORD.findall(question):
         word = word.strip("_")

@@ -1,4 +1,5 @@
-"""Full-text search over stored items (migration 0017): SQLite FTS5, PostgreSQL text search.
+"""Full-text search over stored items (migrations 0017, 0024): SQLite FTS5, PostgreSQL text
+search, both folding case and accents.
 
 Each search returns story ids, best first: one ranked list for news.ask.fuse to merge.
 """
@@ -73,9 +74,11 @@ def tsquery(terms: Terms) -> str:
 
 def _postgresql(session: Session, terms: Terms, limit: int) -> list[int]:
     """ts_rank over the GIN-indexed `search_vector` (migration 0017): the more of the terms,
-    and the more often, the higher; newest first among equals."""
+    and the more often, the higher; newest first among equals. The query's accents are folded
+    as the stored text's are (tidings_fold, migration 0024): `societe` finds `Société`, as
+    SQLite's index does."""
     rows = session.execute(text(
-        "SELECT story_id FROM items, to_tsquery('simple', :query) AS q "
+        "SELECT story_id FROM items, to_tsquery('simple', tidings_fold(:query)) AS q "
         "WHERE search_vector @@ q ORDER BY ts_rank(search_vector, q) DESC, items.id DESC "
         "LIMIT :limit"), {"query": tsquery(terms), "limit": limit}).all()
     return _distinct([row[0] for row in rows])

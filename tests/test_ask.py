@@ -4,7 +4,9 @@ delivered, how it is rendered; and the full-text search on both databases."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -76,6 +78,7 @@ def test_a_question_is_searched_for_its_rare_words_and_cjk_character_pairs() -> 
     assert pairs == ("软银", "银宣", "宣布", "布了", "了什", "什么")
     assert question_terms("Что объявил SoftBank?").words == ("объявил", "softbank")
     assert not question_terms("what is the ?")
+    assert question_terms("Re\u0301sultats?").words == ("résultats",), "composed, one word"
 
 
 def test_fusion_ranks_a_story_both_lists_agree_on_above_either_lists_top() -> None:
@@ -183,6 +186,20 @@ def test_full_text_search_finds_and_ranks_stored_stories(engine: Engine) -> None
     assert got[1].first.link == "https://news.test/lab" and got[1].first.source == "A"
 
 
+@pytest.mark.parametrize(("stored", "asked"), [
+    ("La Société Générale ouvre un laboratoire", "societe generale"),
+    ("Zurich insurers raise premiums", "Zürich"),
+    ("Zürich: Crédit Suisse cuts jobs", "zurich CREDIT"),
+    ("Ærøskøbing ferry returns to São Tomé", "sao tome"),
+])
+def test_the_search_finds_words_whatever_their_accents(
+    engine: Engine, stored: str, asked: str
+) -> None:
+    """As the SQLite index folds accents (FTS5's remove_diacritics), PostgreSQL's does (0024)."""
+    ids = _store(engine, [("s", stored, "Markets."), ("x", "Rain in Lille", "Weather.")])
+    assert _search(engine, asked) == [ids["s"]]
+
+
 def test_the_search_follows_edits_and_removals(engine: Engine) -> None:
     ids = _store(engine, [("lab", "SoftBank opens an AI lab", "In Lille.")])
     with session_scope(engine) as session:
@@ -214,6 +231,53 @@ def test_the_migration_indexes_items_stored_before_it_and_goes_back(database_url
     step(engine, "upgrade", "head")
     assert _search(engine, "tidal") == [5]
     engine.dispose()
+
+
+def test_the_accents_migration_folds_items_stored_before_it_and_goes_back(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    accents = ScriptDirectory.from_config(_config()).get_revision("0024_ask_accents")
+    assert accents is not None and isinstance(accents.down_revision, str)
+    before = accents.down_revision
+    step(engine, "upgrade", before)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO stories (id, title, created_at, signature) "
+                                "VALUES (5, 'old', '2026-01-01', '')"))
+        connection.execute(text(
+            "INSERT INTO items (source_id, source_name, story_id, guid, link, title, summary, "
+            "content_hash, fetched_at) VALUES (NULL, 'x', 5, 'g', 'https://n.test/g', "
+            "'La Société Générale à Zürich', 'Re\u0301sultats', '', '2026-01-01')"))
+    step(engine, "upgrade", "head")
+    assert _search(engine, "societe zurich") == [5]
+    assert _search(engine, "Re\u0301sultats") == [5], "as the question's own"
+    assert _search(engine, "résultats") == [5], "a decomposed accent is folded too"
+    step(engine, "downgrade", before)
+    step(engine, "upgrade", "head")
+    assert _search(engine, "generale") == [5]
+    engine.dispose()
+
+
+def test_both_ways_postgresql_may_fold_fold_every_latin_letter_alike(engine: Engine) -> None:
+    """0024 folds with normalize() where the server has it, with translate() where not."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("tidings_fold is PostgreSQL's (0024): SQLite's FTS5 folds by itself")
+    spec = importlib.util.spec_from_file_location(
+        "ask_accents", MIGRATIONS / "versions" / "0024_ask_accents.py")
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    latin = "".join(chr(code) for code in range(0xC0, 0x2000)
+                    if unicodedata.name(chr(code), "").startswith("LATIN"))
+    sample = f"{latin} Société Zürich Ærø мой й 软银 Re\u0301sultats"
+    folded = []
+    with engine.begin() as connection:
+        for body in (migration.NORMALIZED, migration.translated()):
+            sql = body.replace("$1", "CAST(:s AS text)")
+            folded.append(connection.execute(text(f"SELECT {sql}"), {"s": sample}).scalar())
+        stored = connection.execute(text("SELECT tidings_fold(:s)"), {"s": sample}).scalar()
+    assert folded[0] == folded[1] == stored
+    assert stored.endswith(" Societe Zurich Ærø мой й 软银 Resultats")
 
 
 QUESTION = "Which AI data centres are being built in Europe?"
