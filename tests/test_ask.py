@@ -212,34 +212,19 @@ def test_the_search_follows_edits_and_removals(engine: Engine) -> None:
     assert _search(engine, "Toyota") == []
 
 
-def test_the_migration_indexes_items_stored_before_it_and_goes_back(database_url: str) -> None:
-    engine = make_engine(database_url)
-    search = ScriptDirectory.from_config(_config()).get_revision("0017_story_search")
-    assert search is not None and isinstance(search.down_revision, str)
-    before = search.down_revision  # whichever migration the search follows
-    step(engine, "upgrade", before)
-    with engine.begin() as connection:
-        connection.execute(text("INSERT INTO stories (id, title, created_at, signature) "
-                                "VALUES (5, 'old', '2026-01-01', '')"))
-        connection.execute(text(
-            "INSERT INTO items (source_id, source_name, story_id, guid, link, title, summary, "
-            "content_hash, fetched_at) VALUES (NULL, 'x', 5, 'g', 'https://n.test/g', "
-            "'Tidal plant reopens', 'Turbines in Brittany', '', '2026-01-01')"))
-    step(engine, "upgrade", "head")
-    assert _search(engine, "Brittany turbines") == [5]
-    step(engine, "downgrade", before)
-    step(engine, "upgrade", "head")
-    assert _search(engine, "tidal") == [5]
-    engine.dispose()
-
-
-def test_the_accents_migration_folds_items_stored_before_it_and_goes_back(
-    database_url: str,
+@pytest.mark.parametrize(("revision", "title", "summary", "questions"), [
+    ("0017_story_search", "Tidal plant reopens", "Turbines in Brittany",
+     ["Brittany turbines", "tidal"]),
+    ("0024_ask_accents", "La Société Générale à Zürich", "Re\u0301sultats",  # decomposed
+     ["societe zurich", "Générale", "résultats", "Re\u0301sultats"]),
+])
+def test_a_search_migration_indexes_items_stored_before_it_and_goes_back(
+    database_url: str, revision: str, title: str, summary: str, questions: list[str]
 ) -> None:
     engine = make_engine(database_url)
-    accents = ScriptDirectory.from_config(_config()).get_revision("0024_ask_accents")
-    assert accents is not None and isinstance(accents.down_revision, str)
-    before = accents.down_revision
+    migration = ScriptDirectory.from_config(_config()).get_revision(revision)
+    assert migration is not None and isinstance(migration.down_revision, str)
+    before = migration.down_revision  # whichever migration it follows
     step(engine, "upgrade", before)
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO stories (id, title, created_at, signature) "
@@ -247,14 +232,13 @@ def test_the_accents_migration_folds_items_stored_before_it_and_goes_back(
         connection.execute(text(
             "INSERT INTO items (source_id, source_name, story_id, guid, link, title, summary, "
             "content_hash, fetched_at) VALUES (NULL, 'x', 5, 'g', 'https://n.test/g', "
-            "'La Société Générale à Zürich', 'Re\u0301sultats', '', '2026-01-01')"))
+            ":title, :summary, '', '2026-01-01')"), {"title": title, "summary": summary})
     step(engine, "upgrade", "head")
-    assert _search(engine, "societe zurich") == [5]
-    assert _search(engine, "Re\u0301sultats") == [5], "as the question's own"
-    assert _search(engine, "résultats") == [5], "a decomposed accent is folded too"
+    for question in questions:
+        assert _search(engine, question) == [5], question
     step(engine, "downgrade", before)
     step(engine, "upgrade", "head")
-    assert _search(engine, "generale") == [5]
+    assert _search(engine, questions[-1]) == [5]
     engine.dispose()
 
 
