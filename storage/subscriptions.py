@@ -209,10 +209,13 @@ def changes_since(*, session: Session, revision: int, upto: int | None = None) -
     return Changes(max([upto, *added.values(), *dropped.values()]), changed, removed, pruned)
 
 
-def all_topics(*, session: Session) -> Iterator[Topic]:
-    """Every subscription, streamed: a million rows are never all in memory at once."""
+def all_topics(*, session: Session, starting: str = "") -> Iterator[Topic]:
+    """Every subscription, streamed: a million rows are never all in memory at once.
+    `starting`: only the queries that start with it (news.semantic's mark: a tenth of them)."""
     statement = select(Subscription.id, Subscription.chat_id, Subscription.thread_id,
                        Subscription.query).execution_options(yield_per=10_000)
+    if starting:
+        statement = statement.where(col(Subscription.query).startswith(starting, autoescape=True))
     for id, chat, thread, query in session.exec(statement):
         yield Topic(id or 0, chat, thread, query)
 
