@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -234,7 +242,10 @@ class Delivery(SQLModel, table=True):
     """The outbox: one row per chat and story, written before anything is sent."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("chat_id", "thread_id", "story_id"),)
+    # (state, id): a claim reads the waiting rows in id order a page at a time, however many
+    # wait and however many were sent before them (storage.deliveries.claim).
+    __table_args__ = (UniqueConstraint("chat_id", "thread_id", "story_id"),
+                      Index("ix_deliveries_state_id", "state", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     chat_id: int = Field(
@@ -246,7 +257,7 @@ class Delivery(SQLModel, table=True):
     story_id: int = Field(foreign_key="stories.id", index=True, ondelete="CASCADE")
     thread_id: int = Field(default=0, sa_column_kwargs=_default("0"))
     topics: str = Field(sa_column=Column(Text, nullable=False))
-    state: str = Field(default="pending", max_length=16, index=True)
+    state: str = Field(default="pending", max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     message_id: int | None = None

@@ -321,6 +321,27 @@ def test_a_chat_gets_no_more_rows_than_its_cap_counting_rows_still_held(
         assert [c.chat_id for c in later] == [-2] * 4 + [3], "expired leases do not count"
 
 
+def test_a_backlog_longer_than_a_page_starves_no_other_chat(engine: Engine) -> None:
+    """A claim reads the due rows a page at a time: a group whose backlog fills several pages
+    ahead of everyone else still yields its cap, then the claim reads on to the others, and
+    rows due again after quiet hours come in id order with the pending ones."""
+    outbox(engine, -7, 3 * deliveries._DUE_PAGE + 5)
+    outbox(engine, 8, 2)
+    outbox(engine, 9, 1)
+    with session_scope(engine) as session:
+        first_of_8 = session.exec(select(Delivery).where(Delivery.chat_id == 8)
+                                  .order_by(Delivery.id)).first()
+        assert first_of_8 is not None
+        first_of_8.state = "quiet"  # quiet hours ended: claimable again, by its id
+    now = utcnow()
+    with session_scope(engine) as session:
+        got = claim(session, now, limit=50, group_cap=3, chat_cap=1)
+        assert [c.chat_id for c in got] == [-7, -7, -7, 8, 9]
+        assert got[3].id == first_of_8.id, "the quiet row is 8's first, ranked first"
+    with session_scope(engine) as session:
+        assert claim(session, now, limit=50, group_cap=3, chat_cap=1) == []
+
+
 def test_every_failure_counts_and_the_row_is_parked_with_its_reason(engine: Engine) -> None:
     outbox(engine, -4, 2)
     now = utcnow()
