@@ -189,13 +189,16 @@ def test_error_columns_migration_splits_stored_errors_and_keeps_every_row(
     engine.dispose()
 
 
+BEFORE_REMOVAL_PRUNING = "0022_removal_pruning-1"  # whichever revision it follows
+
+
 def test_removal_pruning_migration_dates_the_tombstones_already_there(
     database_url: str,
 ) -> None:
     """Tombstones written before the column count from the upgrade: kept for a day from
     then, like new ones, and the table matches the model."""
     engine = make_engine(database_url)
-    step(engine, "upgrade", "0021_subscription_revisions")
+    step(engine, "upgrade", BEFORE_REMOVAL_PRUNING)
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO subscription_removals (subscription_id, revision) "
                                 "VALUES (5, 3)"))
@@ -209,7 +212,7 @@ def test_removal_pruning_migration_dates_the_tombstones_already_there(
             "include_object": lambda thing, name, kind, *_: kind != "table"
             or name == "subscription_removals"})
         assert compare_metadata(context, SQLModel.metadata) == []
-    step(engine, "downgrade", "0021_subscription_revisions")
+    step(engine, "downgrade", BEFORE_REMOVAL_PRUNING)
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO subscription_removals (subscription_id, revision) "
                                 "VALUES (6, 4)"))

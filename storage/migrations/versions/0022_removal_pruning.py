@@ -2,7 +2,7 @@
 day can be deleted (storage.subscriptions.prune_removals) instead of kept for ever
 
 Revision ID: 0022_removal_pruning
-Revises: 0021_subscription_revisions
+Revises: 0025_delivery_claim_order (merged first, though numbered after)
 """
 from collections.abc import Sequence
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '0022_removal_pruning'
-down_revision: str | None = '0021_subscription_revisions'
+down_revision: str | None = '0025_delivery_claim_order'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
