@@ -95,12 +95,16 @@ class Subscription(SQLModel, table=True):
 
 class SubscriptionRemoval(SQLModel, table=True):
     """A removed subscription, so cached matchers learn of it by revision like of any change.
-    One row per subscription id (an id SQLite hands out again gets its row back up to date)."""
+    One row per subscription id (an id SQLite hands out again gets its row back up to date);
+    kept for a day (storage.subscriptions.prune_removals)."""
 
     __tablename__ = "subscription_removals"
 
     subscription_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     revision: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    # By the database's clock: a day later the row is pruned (subscriptions.prune_removals),
+    # and a reader that has not caught up by then reads every subscription again.
+    removed_at: datetime = Field(default_factory=utcnow)
 
 
 class Suggestion(SQLModel, table=True):

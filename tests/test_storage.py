@@ -168,19 +168,20 @@ def test_a_batch_that_fails_after_placing_its_stories_is_stored_again_one_by_one
     """The story index learnt the batch's stories before the transaction rolled back: the
     retries must not join stories that were never stored."""
     a, b = make_source(engine), make_source(engine, "http://feeds.test/b.xml", "B")
-    real_revision, calls = subscriptions.revision, []
+    real_head, calls = subscriptions.head, []
 
-    def revision(**kwargs: Any) -> Any:
+    def head(**kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("connection lost after the inserts")
-        return real_revision(**kwargs)
+        return real_head(**kwargs)
 
-    monkeypatch.setattr(subscriptions, "revision", revision)
+    monkeypatch.setattr(subscriptions, "head", head)
     story = "SoftBank pledges ten billion for French data centres on Monday"
     outcomes = ingest_each(room, [Outcome(a, [draft("a1", story)], fetched('"a"')),
                                     Outcome(b, [draft("b1", "Rain over Lille all week")],
                                             fetched('"b"'))])
+    assert len(calls) > 1, "the batch failed once and was stored again"
     assert outcomes == [1, 1]
     with session_scope(engine) as session:
         assert sorted(row.guid for row in session.exec(select(Item)).all()) == ["a1", "b1"]
