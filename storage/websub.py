@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from storage.db import database_now
@@ -341,9 +342,11 @@ def claim_unsubscribes(*, session: Session, limit: int, wait: timedelta,
 def unsubscribe_requested(*, session: Session, retired_id: int) -> None:
     """The hub accepted the unsubscribe request; its verification is awaited (unless it came
     first: some hubs verify before they answer)."""
-    row = session.get(WebSubRetired, retired_id)
-    if row is not None and row.state == PENDING:
-        row.state, row.error_code = REQUESTED, None
+    # One conditional UPDATE, not a read then a write: a verification committed meanwhile (the
+    # hub's GET is served beside this) is never overwritten.
+    session.execute(update(WebSubRetired)
+                    .where(col(WebSubRetired.id) == retired_id, col(WebSubRetired.state) == PENDING)
+                    .values(state=REQUESTED, error_code=None))
 
 
 def unsubscribe_failed(*, session: Session, retired_id: int, code: str, retry: timedelta,
@@ -351,16 +354,17 @@ def unsubscribe_failed(*, session: Session, retired_id: int, code: str, retry: t
     """The hub refused or could not be reached: tried again after a backoff that doubles with
     each try, until it has had its `attempts`. True when that was the last."""
     row = session.get(WebSubRetired, retired_id)
-    if row is None or row.state == VERIFIED:
+    if row is None:
         return False
-    row.error_code = code[:32]
-    if row.attempts >= attempts:
-        row.state = GIVEN_UP
-        return True
-    row.state = PENDING
-    row.next_attempt_at = database_now(session) + min(
-        retry * 2 ** min(max(row.attempts - 1, 0), 16), MAX_BACKOFF)
-    return False
+    last = row.attempts >= attempts
+    wait = min(retry * 2 ** min(max(row.attempts - 1, 0), 16), MAX_BACKOFF)
+    changed = session.execute(  # conditional, as unsubscribe_requested: a verification stands
+        update(WebSubRetired)
+        .where(col(WebSubRetired.id) == retired_id,
+               col(WebSubRetired.state).in_([PENDING, REQUESTED]))
+        .values(state=GIVEN_UP if last else PENDING, error_code=code[:32],
+                next_attempt_at=row.next_attempt_at if last else database_now(session) + wait))
+    return last and int(getattr(changed, "rowcount", 0) or 0) == 1
 
 
 def unsubscribe_verified(*, session: Session, callback: str, topic: str) -> bool:
