@@ -168,9 +168,11 @@ def claim(*, session: Session, limit: int, wait: timedelta) -> list[Attempt]:
 def requested(*, session: Session, websub_id: int) -> None:
     """The hub accepted the request (202); its verification is awaited. An active lease
     stays active meanwhile (it holds until it expires), and a lapsed one shows as lapsed."""
-    row = session.get(WebSub, websub_id)
-    if row is not None and row.state not in (ACTIVE, LAPSED):
-        row.state = REQUESTED
+    # One conditional UPDATE, not a read then a write: a verification committed meanwhile (a
+    # hub may verify before its 202 is handled here) is never turned back into a request.
+    session.execute(update(WebSub).where(col(WebSub.id) == websub_id,
+                                         col(WebSub.state).not_in([ACTIVE, LAPSED]))
+                    .values(state=REQUESTED))
 
 
 def failed(*, session: Session, websub_id: int, code: str, detail: str = "",
