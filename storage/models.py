@@ -172,6 +172,28 @@ class WebSub(SQLModel, table=True):
     poll_interval_seconds: int  # the safety net's interval while the lease holds
 
 
+class WebSubRetired(SQLModel, table=True):
+    """A WebSub subscription we dropped (its source removed, or its feed no longer naming that
+    hub or topic), to be cancelled at its hub (`hub.mode=unsubscribe`, news.websub). The row
+    outlives its source so the hub's verification of intent finds what we asked to cancel, and
+    so pushes the hub still sends meanwhile are acknowledged and ignored; it goes at
+    `keep_until`, when no lease the hub could still hold remains."""
+
+    __tablename__ = "websub_retired"
+
+    id: int | None = Field(default=None, primary_key=True)
+    hub_url: str = Field(sa_column=Column(Text, nullable=False))
+    topic_url: str = Field(sa_column=Column(Text, nullable=False))
+    callback: str = Field(max_length=64, unique=True)  # the callback URL's last segment
+    # pending (to send, or to send again), requested (the hub said 2xx, verification awaited),
+    # verified (the hub confirmed it), given_up (no more tries; the lease runs out on its own)
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0, sa_column_kwargs=_default("0"))
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    keep_until: datetime = Field(index=True)
+    error_code: str | None = Field(default=None, max_length=32)  # the last failure, for logs
+
+
 class Search(SQLModel, table=True):
     """When a search provider was last asked about one distinct followed query; no row yet
     means its first search, which only records what is already there."""
