@@ -1,7 +1,7 @@
 """hub unsubscribe: dropped WebSub subscriptions kept until their hub has cancelled them
 
 Revision ID: 0023_hub_unsubscribe
-Revises: 0021_subscription_revisions
+Revises: 0022_removal_pruning
 """
 from collections.abc import Sequence
 
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision: str = '0023_hub_unsubscribe'
-down_revision: str | None = '0021_subscription_revisions'
+down_revision: str | None = '0022_removal_pruning'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
