@@ -55,6 +55,7 @@ from storage.db import (
     url_secrets,
     wait_for_database,
 )
+from telegram_http import AiohttpRequest
 from telegram_link import (
     DEFAULTS,
     NotTelegram,
@@ -286,6 +287,7 @@ def main() -> None:
         .token(token)
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
+        .request(AiohttpRequest())
         .get_updates_request(WatchedRequest(Outage()))
         .rate_limiter(Outbound(receiver.answers_alone(updates, svc.engine)))
         .defaults(DEFAULTS)

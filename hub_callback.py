@@ -4,6 +4,10 @@ A hub GETs a callback to verify a subscription we asked for, and POSTs it each n
 the feed, signed with the subscription's secret. As with Telegram's updates, a post is judged
 on its headers before a byte of its body is kept: an unknown callback is a 404, a post without
 a signature WebSub names a 403, and the server reads at most MAX_PUSH_BYTES of any body.
+
+A callback whose subscription we dropped (storage.websub.retire_source) answers the hub's
+verification of our unsubscribe request, and acknowledges what the hub still pushes (2xx, so it
+is not sent again) without keeping it, until the hub has cancelled the subscription.
 """
 
 from __future__ import annotations
@@ -40,11 +44,16 @@ class HubCallback(tornado.web.RequestHandler):
         self.svc, self.push = svc, push
         self.chunks: list[bytes] = []
         self.target: websub.Target | None = None
+        self.retired: websub.Retired | None = None
 
     async def prepare(self) -> None:
-        self.target = await db(self.svc.engine, websub.target, callback=self.path_args[0])
-        if self.target is None:
+        found = await db(self.svc.engine, websub.addressee, callback=self.path_args[0])
+        if found is None:
             raise tornado.web.HTTPError(HTTPStatus.NOT_FOUND)
+        if isinstance(found, websub.Retired):
+            self.retired = found  # a push is acknowledged and ignored, a signature or not
+            return
+        self.target = found
         if self.request.method == "POST" and signature_method(
                 self.request.headers.get(SIGNATURE_HEADER, "")) is None:
             log.info("websub: a push for source %s without a usable signature was refused",
@@ -52,38 +61,65 @@ class HubCallback(tornado.web.RequestHandler):
             raise tornado.web.HTTPError(HTTPStatus.FORBIDDEN)
 
     def data_received(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)  # at most the server's body cap: larger bodies are dropped
+        if self.retired is None:  # a dropped subscription's push is read off the wire, unkept
+            self.chunks.append(chunk)  # at most the server's body cap: larger bodies dropped
 
     async def get(self, token: str) -> None:
-        """Intent verification (§5.3): the challenge echoed for a subscription we asked for;
-        a 404 for anything else, so nobody subscribes us to what we did not ask for."""
+        """Intent verification (§5.3): the challenge echoed for a subscription we asked for,
+        or for the cancellation of one we dropped; a 404 for anything else, so nobody
+        subscribes us to what we did not ask for, or cancels what we keep."""
         mode = self.get_query_argument("hub.mode", "")
         topic = self.get_query_argument("hub.topic", "")
         challenge = self.get_query_argument("hub.challenge", "")
-        if mode == "subscribe" and 0 < len(challenge) <= CHALLENGE_CHARS:
-            lease = self.get_query_argument("hub.lease_seconds", "").strip()
-            seconds = min(int(lease), MAX_LEASE_SECONDS) if lease.isdigit() and len(lease) < 12 \
-                else self.push.lease_seconds
-            if await db(self.svc.engine, websub.verified, callback=token, topic=topic,
-                        lease_seconds=seconds):
-                log.info("websub: source %s subscribed at its hub for %d s",
-                         self.target.source_id if self.target else 0, seconds)
-                self.set_header("Content-Type", "text/plain; charset=utf-8")
-                self.write(challenge)
+        if mode == "denied" and self.target is not None:
+            if await self._denied(token, topic):
                 return
-        elif mode == "denied":
-            reason = self.get_query_argument("hub.reason", "")[:200]
-            if await db(self.svc.engine, websub.denied, callback=token, topic=topic,
-                        reason=reason,
-                        retry=timedelta(seconds=self.push.retry_seconds)):
-                log.info("websub: the hub denied source %s: %s",
-                         self.target.source_id if self.target else 0, reason)
-                return
+        elif 0 < len(challenge) <= CHALLENGE_CHARS and await self._agreed(token, mode, topic):
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.write(challenge)
+            return
         raise tornado.web.HTTPError(HTTPStatus.NOT_FOUND)
+
+    async def _agreed(self, token: str, mode: str, topic: str) -> bool:
+        """Whether we asked for what the hub verifies: a subscription (then its lease runs
+        from now) or, for a callback we retired, its cancellation (then no more requests)."""
+        if self.retired is not None:
+            if mode != "unsubscribe" or not await db(
+                    self.svc.engine, websub.unsubscribe_verified, callback=token, topic=topic):
+                return False
+            log.info("websub: the hub confirmed it stops pushing %s", topic)
+            return True
+        if mode != "subscribe":
+            return False
+        lease = self.get_query_argument("hub.lease_seconds", "").strip()
+        seconds = min(int(lease), MAX_LEASE_SECONDS) if lease.isdigit() and len(lease) < 12 \
+            else self.push.lease_seconds
+        if not await db(self.svc.engine, websub.verified, callback=token, topic=topic,
+                        lease_seconds=seconds):
+            return False
+        log.info("websub: source %s subscribed at its hub for %d s",
+                 self.target.source_id if self.target else 0, seconds)
+        return True
+
+    async def _denied(self, token: str, topic: str) -> bool:
+        """§5.2: the hub refused a subscription it had accepted."""
+        reason = self.get_query_argument("hub.reason", "")[:200]
+        if not await db(self.svc.engine, websub.denied, callback=token, topic=topic,
+                        reason=reason, retry=timedelta(seconds=self.push.retry_seconds)):
+            return False
+        log.info("websub: the hub denied source %s: %s",
+                 self.target.source_id if self.target else 0, reason)
+        return True
 
     async def post(self, token: str) -> None:
         """Content distribution (§7): a signed feed document, ingested as a poll's would be.
-        A body that is no feed is taken as a ping: the source is polled now."""
+        A body that is no feed is taken as a ping: the source is polled now. One for a
+        subscription we dropped is acknowledged and ignored."""
+        if self.retired is not None:  # acknowledged, so the hub does not send it again
+            log.info("websub: a push for a dropped subscription (%s) was acknowledged and "
+                     "ignored", self.retired.topic)
+            self.set_status(HTTPStatus.NO_CONTENT)
+            return
         target, body = self.target, b"".join(self.chunks)
         assert target is not None, "prepare() refused unknown callbacks"
         if not signed(self.request.headers.get(SIGNATURE_HEADER, ""), body, target.secret):

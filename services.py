@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +32,23 @@ if TYPE_CHECKING:
 
 KEY = "services"
 T = TypeVar("T")
+PRUNE_EVERY_SECONDS = 600.0  # how often a process prunes old subscription tombstones
+
+
+@dataclass
+class Every:
+    """A chore a process does at most once a period, the first time at once."""
+
+    seconds: float
+    last: float = -math.inf
+
+    def due(self, now: float | None = None) -> bool:
+        """True (and the period starts again) when the chore is due."""
+        now = time.monotonic() if now is None else now
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,9 @@ class Services:
     paid_after_seconds: float = 60.0
     asks: CommandLimiter | None = None  # /ask questions per user and hour (ASKS_PER_HOUR)
     push: PushSettings | None = None  # WebSub (news.websub); None: long polling, or off
+    # Tombstones of removed subscriptions older than a day are deleted after a poll pass
+    # (jobs.poll, storage.subscriptions.prune_removals), by every replica in turn.
+    pruning: Every = field(default_factory=lambda: Every(PRUNE_EVERY_SECONDS))
     # Charts are drawn one at a time (matplotlib's font cache is shared) on a thread of their
     # own: waiting their turn in the shared pool, they would hold the threads every
     # database call needs, and a few /trend would stall every chat.

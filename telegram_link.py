@@ -23,7 +23,9 @@ from telegram.error import (
     TelegramError,
 )
 from telegram.ext import Application, Defaults
-from telegram.request import BaseRequest, HTTPXRequest, RequestData
+from telegram.request import BaseRequest, RequestData
+
+from telegram_http import AiohttpRequest
 
 log = logging.getLogger("tidings")
 
@@ -152,11 +154,11 @@ class Outage:
             self.since, self.failures = None, 0
 
 
-class WatchedRequest(HTTPXRequest):
+class WatchedRequest(AiohttpRequest):
     """getUpdates' own connection, as ApplicationBuilder builds it, reporting to an Outage."""
 
     def __init__(self, outage: Outage) -> None:
-        super().__init__(connection_pool_size=1)
+        super().__init__(pool=1)
         self.outage = outage
 
     async def do_request(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
@@ -105,7 +106,8 @@ async def addsource(update: Update, context: Context) -> None:
                                 checked.url)
         if hub:
             await db(svc.engine, websub.note, found=[websub.Advertised(source_id, hub, topic)],
-                     poll_interval=svc.push.poll_interval_seconds)
+                     poll_interval=svc.push.poll_interval_seconds,
+                     keep=timedelta(seconds=svc.push.lease_seconds))
     key = "addsource.done_discovered" if checked.discovered else "addsource.done"
     await reply(update, context, language, key, id=source_id, url=checked.url, title=title,
                 entries=tracked, interval=svc.poll_interval_seconds)
@@ -176,7 +178,10 @@ async def removesource(update: Update, context: Context) -> None:
     if source_id is None:
         await reply(update, context, language, "removesource.usage")
         return
-    removed = await db(services(context).engine, sources.remove, source_id=source_id)
+    push = services(context).push  # its hub is told to stop pushing, later (jobs.websub)
+    keep = timedelta(seconds=push.lease_seconds) if push is not None else None
+    removed = await db(services(context).engine, sources.remove, source_id=source_id,
+                       unsubscribe_keep=keep)
     name = removed.name if removed else ""
     key = "removesource.done" if removed else "removesource.not_found"
     await reply(update, context, language, key, id=source_id, name=name)

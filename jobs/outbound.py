@@ -25,7 +25,8 @@ from aiolimiter import AsyncLimiter
 from telegram import InlineKeyboardMarkup
 from telegram.ext import BaseRateLimiter, ExtBot
 
-from jobs.pacing import PACING
+from jobs.pacing import PACING, PAID_PACING
+from telegram_http import WRITE
 from telegram_link import DEFAULTS
 
 JSONDict = dict[str, Any]
@@ -72,9 +73,16 @@ async def send_alert(
         "parse_mode": DEFAULTS.parse_mode, "link_preview_options": DEFAULTS.link_preview_options,
         "reply_markup": reply_markup, "allow_paid_broadcast": paid or None,
     }
-    result = await bot._post("sendMessage", data,
+    result = await bot._post("sendMessage", data, read_timeout=_read_timeout(paid),
                              api_kwargs=bot._merge_api_rl_kwargs(None, alert(bot)))
     return message_id(result)
+
+
+def _read_timeout(paid: bool) -> float:
+    """As long as the pace's `send_time` allows: a send that timed out may still have gone
+    out, and is retried, so an answer late under load (a paid fan-out keeps 240 requests in
+    flight) is better waited for than taken for a failure: that made duplicates."""
+    return (PAID_PACING if paid else PACING).send_time - WRITE
 
 
 class UnreadableAnswer(Exception):

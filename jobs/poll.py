@@ -1,4 +1,5 @@
-"""Poll the sources that are due; tell admins about sources paused after repeated failures."""
+"""Poll the sources that are due; tell admins about sources paused after repeated failures.
+Every few minutes, after a pass, delete the subscription tombstones older than a day."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from news.fetch import FetchError
 from news.poll import poll_due
 from news.semantic_round import embed_round
 from services import KEY, Services
+from storage import subscriptions
+from storage.db import db
 from storage.errors import StoredError
 from storage.sources import PAUSE_AFTER, DueSource
 
@@ -34,6 +37,8 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
         if result.paused is not None:
             message = partial(_paused, svc.catalog, result.paused, _stored(result.error))
             await notify_admins(context, svc, message)
+    if polled is not None and svc.pruning.due():  # else the table grows for ever
+        await db(svc.engine, subscriptions.prune_removals)
 
 
 def _paused(catalog: Catalog, source: DueSource, stored: StoredError, language: str) -> str:

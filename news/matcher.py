@@ -5,7 +5,9 @@ changed is one keyed read of the revisions counter; when it moved, only the subs
 stamped since (and the tombstones of removed ones) are read, through their revision indexes,
 and applied to the matcher in place. Other replicas' changes arrive the same way.
 
-The full build, which reads every row, runs once, when the process first matches. Terms no
+The full build, which reads every row, runs once, when the process first matches, and again
+only if tombstones it had not read yet were pruned (storage.subscriptions.prune_removals: the
+same keyed read says so). Terms no
 query had before go to the matcher's small second automaton; once there are `compact_after`
 of them a new big automaton is built in a thread of its own and swapped in when done, so
 ingesting never waits for it.
@@ -33,18 +35,26 @@ class MatcherCache:
 
     def get(self, session: Session) -> Matcher:
         """The matcher as of the newest committed revision this session can see."""
-        latest = subscriptions.revision(session=session)
-        if latest < self.revision or self.revision < 0:  # first use, or the counter was reset
-            # `latest` was read first: what changes while the rows are read is read again below
-            self.matcher = Matcher(subscriptions.all_topics(session=session))
-            self.revision = latest
-        if latest != self.revision:
+        head = subscriptions.head(session=session)
+        # first use, the counter reset, or tombstones it never read were pruned: every row
+        if self.revision < 0 or head.revision < self.revision or head.pruned > self.revision:
+            self._build(session)
+        elif head.revision != self.revision:
             changes = subscriptions.changes_since(session=session, revision=self.revision,
-                                                  upto=latest)
-            self.matcher.apply(changes.removed, changes.changed)
-            self.revision = changes.revision
+                                                  upto=head.revision)
+            if changes.pruned > self.revision:  # pruned while it read: a removal may be missing
+                self._build(session)
+            else:
+                self.matcher.apply(changes.removed, changes.changed)
+                self.revision = changes.revision
         self._compact()
         return self.matcher
+
+    def _build(self, session: Session) -> None:
+        # the revision is read first: what changes while the rows are read is read again later
+        latest = subscriptions.head(session=session).revision
+        self.matcher = Matcher(subscriptions.all_topics(session=session))
+        self.revision = latest
 
     def _compact(self) -> None:
         with self._lock:

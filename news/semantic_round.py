@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from news.embeddings import Embedder, EmbeddingError
-from news.semantic import SemanticMatcher, Vector, readable, similarity
+from news.semantic import MARK, SemanticHit, SemanticMatcher, Vector, readable, similarity
 from storage import deliveries, embeddings, subscriptions, usage
 from storage.db import db
 
@@ -29,25 +29,66 @@ PER_ROUND = 512  # stories embedded per round at most; the rest wait for the nex
 
 
 class SemanticCache:
-    """The semantic matcher for the current subscriptions and stored meanings, rebuilt when
-    either changes (the subscriptions' revision, the number of meanings)."""
+    """The semantic matcher for the current subscriptions and stored meanings, kept up to date
+    as news.matcher.MatcherCache keeps the keyword one: by the subscriptions' revision, one
+    keyed read when nothing changed, and only the topics changed since (and their meanings'
+    vectors) read when something did. Every row is read at first use, when the model or size
+    changes, and when tombstones it had not read were pruned. Topics whose meaning had no
+    vector yet have theirs looked up by key each time, until it is stored."""
 
     def __init__(self) -> None:
-        self.key: object = None
+        self.model: tuple[str, int] | None = None  # the model and size it was built for
+        self.revision = -1  # none seen: the first get() builds from every row
         self.matcher = SemanticMatcher([], {})
         self.lock = threading.Lock()
 
     def get(self, session: Session, model: str, dims: int) -> SemanticMatcher:
-        key = (subscriptions.revision(session=session), model, dims,
-               embeddings.meaning_count(session=session, model=model, dims=dims))
+        """The matcher as of the newest revision; match() with it while no other thread
+        can change it (SemanticCache.match)."""
         with self.lock:
-            if key != self.key:  # read again only when something changed
-                vectors = embeddings.meaning_vectors(session=session, model=model, dims=dims)
-                topics = [(topic.id, topic.query)
-                          for topic in subscriptions.all_topics(session=session)]
-                self.matcher = SemanticMatcher(topics, vectors)
-                self.key = key
+            self._refresh(session, model, dims)
             return self.matcher
+
+    def match(self, session: Session, model: str, dims: int, stories: Vector,
+              texts: Sequence[str]) -> list[list[SemanticHit]]:
+        """The stories' hits with the up-to-date matcher, which is changed in place: under
+        the lock, so no refresh changes it halfway through."""
+        with self.lock:
+            self._refresh(session, model, dims)
+            return self.matcher.match(stories, texts)
+
+    def _refresh(self, session: Session, model: str, dims: int) -> None:
+        head = subscriptions.head(session=session)
+        # first use, another model or size, the counter reset, or tombstones it never read
+        # were pruned: every row
+        if (self.model != (model, dims) or self.revision < 0 or head.revision < self.revision
+                or head.pruned > self.revision):
+            self._build(session, model, dims)
+            return
+        if head.revision != self.revision:
+            changes = subscriptions.changes_since(session=session, revision=self.revision,
+                                                  upto=head.revision)
+            if changes.pruned > self.revision:  # pruned while it read: a removal may be missing
+                self._build(session, model, dims)
+                return
+            changed = [(topic.id, topic.query) for topic in changes.changed]
+            lacking = self.matcher.lacking(query for _, query in changed)
+            vectors = (embeddings.meaning_vectors(session=session, model=model, dims=dims,
+                                                  keys=lacking) if lacking else {})
+            self.matcher.apply(changes.removed, changed, vectors)
+            self.revision = changes.revision
+        if self.matcher.waiting:  # meanings embedded since (embed_meanings), read by key
+            self.matcher.learn(embeddings.meaning_vectors(
+                session=session, model=model, dims=dims, keys=list(self.matcher.waiting)))
+
+    def _build(self, session: Session, model: str, dims: int) -> None:
+        # the revision is read first: what changes while the rows are read is read again later
+        latest = subscriptions.head(session=session).revision
+        topics = subscriptions.all_topics(session=session, starting=MARK)
+        matcher = SemanticMatcher(((topic.id, topic.query) for topic in topics), {})
+        matcher.learn(embeddings.meaning_vectors(session=session, model=model, dims=dims,
+                                                 keys=matcher.waiting))
+        self.matcher, self.model, self.revision = matcher, (model, dims), latest
 
 
 @dataclass(frozen=True)
@@ -140,8 +181,8 @@ def _store_and_match(*, session: Session, embedder: Embedder, cache: SemanticCac
              if wanted and story_id in written]
     if not alert:
         return 0
-    matcher = cache.get(session, embedder.model, embedder.dimensions)
-    found = matcher.match(np.asarray(vectors[alert]), [waiting[n][1] for n in alert])
+    found = cache.match(session, embedder.model, embedder.dimensions,
+                        np.asarray(vectors[alert]), [waiting[n][1] for n in alert])
     matches = {waiting[n][0]: {hit.topic_id for hit in hits}
                for n, hits in zip(alert, found, strict=True) if hits}
     if matches:

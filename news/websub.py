@@ -5,6 +5,10 @@ Only a bot with a public URL (webhook mode) can be pushed to. A subscription is 
 (`hub.mode=subscribe` with a callback URL of its own and a secret), verified by the hub's GET
 to the callback (hub_callback.py), renewed before its lease runs out, and tried again with a
 backoff when the hub refuses or is gone; meanwhile the source is polled as before.
+
+A subscription dropped (its source removed, its feed naming another hub or none) is cancelled
+at its hub the same way (`hub.mode=unsubscribe`, verified by the hub's GET), tried again with
+a backoff at most UNSUBSCRIBE_ATTEMPTS times; after that its lease is left to run out.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from storage.sources import DueSource
 log = logging.getLogger(__name__)
 VERIFY_WAIT = timedelta(minutes=5)  # a hub that accepted but never verified is asked again
 ATTEMPTS_PER_ROUND = 32
+UNSUBSCRIBE_ATTEMPTS = 5  # with the default 60 s retry: the last about 15 minutes on
 
 
 @dataclass(frozen=True)
@@ -52,19 +57,25 @@ async def note(engine: Engine, push: PushSettings, polled: Sequence[Polled]) -> 
              for one in polled if one.hub is not None and one.source_id]
     if not found:
         return 0
-    return await db(engine, websub.note, found=found, poll_interval=push.poll_interval_seconds)
+    return await db(engine, websub.note, found=found, poll_interval=push.poll_interval_seconds,
+                    keep=timedelta(seconds=push.lease_seconds))
 
 
 async def renew(engine: Engine, client: httpx.AsyncClient, policy: FetchPolicy,
                 push: PushSettings) -> int:
     """One round: lapsed leases release their sources; every subscription that is due (new,
-    to renew, to retry) is requested at its hub, side by side. How many were requested."""
+    to renew, to retry) is requested at its hub, and every retired one due its unsubscribe
+    request, side by side. How many requests were sent."""
     lapsed = await db(engine, websub.lapse)
     if lapsed:
         log.info("websub: %d leases lapsed unrenewed; their sources are polled again", lapsed)
+    await db(engine, websub.purge_retired)
     attempts = await db(engine, websub.claim, limit=ATTEMPTS_PER_ROUND, wait=VERIFY_WAIT)
-    await asyncio.gather(*(subscribe(engine, client, policy, push, one) for one in attempts))
-    return len(attempts)
+    cancels = await db(engine, websub.claim_unsubscribes, limit=ATTEMPTS_PER_ROUND,
+                       wait=VERIFY_WAIT, attempts=UNSUBSCRIBE_ATTEMPTS)
+    await asyncio.gather(*(subscribe(engine, client, policy, push, one) for one in attempts),
+                         *(unsubscribe(engine, client, policy, push, one) for one in cancels))
+    return len(attempts) + len(cancels)
 
 
 async def subscribe(engine: Engine, client: httpx.AsyncClient, policy: FetchPolicy,
@@ -87,6 +98,34 @@ async def subscribe(engine: Engine, client: httpx.AsyncClient, policy: FetchPoli
     log.info("websub: hub %s refused source %s (%s %s); polling it as before",
              attempt.hub, attempt.source_id, code, detail)
     await db(engine, websub.failed, websub_id=attempt.id, code=code, detail=detail, retry=retry)
+    return False
+
+
+async def unsubscribe(engine: Engine, client: httpx.AsyncClient, policy: FetchPolicy,
+                      push: PushSettings, cancel: websub.Unsubscribe) -> bool:
+    """Ask the hub to cancel a subscription we dropped (§5.1: the same request as subscribe's,
+    without lease or secret); it verifies on its own, by a GET to the callback. False when the
+    hub refused or could not be reached (tried again later, a bounded number of times)."""
+    form = {"hub.mode": "unsubscribe", "hub.topic": cancel.topic,
+            "hub.callback": push.callback(cancel.callback)}
+    try:
+        status = await post_form(client, cancel.hub, form, policy)
+    except FetchError as error:
+        status, code, detail = 0, error.code, error.detail
+    else:
+        code, detail = "http_status", str(status)
+    if 200 <= status < 300:
+        await db(engine, websub.unsubscribe_requested, retired_id=cancel.id)
+        return True
+    last = await db(engine, websub.unsubscribe_failed, retired_id=cancel.id, code=code,
+                    retry=timedelta(seconds=push.retry_seconds), attempts=UNSUBSCRIBE_ATTEMPTS)
+    if last:
+        log.warning("websub: hub %s refused to unsubscribe %s %d times (%s %s); its pushes "
+                    "are ignored until its lease runs out", cancel.hub, cancel.topic,
+                    cancel.attempt, code, detail)
+    else:
+        log.info("websub: hub %s refused to unsubscribe %s (%s %s); trying again later",
+                 cancel.hub, cancel.topic, code, detail)
     return False
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, update
+from sqlalchemy import and_, bindparam, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -130,48 +132,80 @@ def claim(
     *, session: Session, lease: timedelta, now: datetime | None = None, limit: int = 30,
     chat_cap: int = 1_000_000, group_cap: int = 1_000_000,
 ) -> list[Claimed]:
-    """Claim due deliveries whose brief exists, each leased under a fresh token. A chat gets
-    no more rows than its cap (groups: negative ids) counting those still leased, so the
+    """Claim due deliveries whose brief exists, each leased under this claim's token. A chat
+    gets no more rows than its cap (groups: negative ids) counting those still leased, so the
     rows one claim takes can all be paced out before their lease ends (jobs.pacing). Due
-    and leased by the database's clock (`now`, unless a test fixes it), as every replica."""
+    and leased by the database's clock (`now`, unless a test fixes it), as every replica.
+
+    The due rows are read in id order a page at a time (_due) and ranked per chat as they
+    come, so a claim reads about as many rows as it takes, not every row waiting: ranking
+    them all in SQL cost 80 ms a claim with 30,000 waiting, more than the sends it fed."""
     now = now or database_now(session)
-    leased = (
-        select(Delivery.chat_id, func.count().label("held"))
-        .where(col(Delivery.state).in_(CLAIMABLE), col(Delivery.claim_token).is_not(None),
-               col(Delivery.next_attempt_at) > now)
-        .group_by(col(Delivery.chat_id))
-        .subquery()
-    )
-    rank = func.row_number().over(partition_by=col(Delivery.chat_id), order_by=col(Delivery.id))
-    due = (
-        select(col(Delivery.id).label("id"), col(Delivery.chat_id).label("chat_id"),
-               rank.label("rank"))
-        .join(Chat, col(Chat.id) == Delivery.chat_id)
-        .join(Brief, and_(col(Brief.story_id) == Delivery.story_id,
-                          col(Brief.language) == Chat.language))
-        .where(*_pending(now, CLAIMABLE))
-        .subquery()
-    )
-    cap = case((due.c.chat_id < 0, group_cap), else_=chat_cap)
-    within = (
-        select(due.c.id)
-        .outerjoin(leased, leased.c.chat_id == due.c.chat_id)
-        .where(due.c.rank + func.coalesce(leased.c.held, 0) <= cap)
-    )
+    ranked: dict[int, int] = {}  # chat -> its leased rows plus its due rows read so far
+    picked: list[int] = []
+    due = _due(session, now)
+    while len(picked) < limit and (rows := list(itertools.islice(due, limit))):
+        ranked |= _leased(session, {chat for _, chat in rows if chat not in ranked}, now)
+        for delivery_id, chat_id in rows:
+            ranked[chat_id] += 1
+            if ranked[chat_id] <= (group_cap if chat_id < 0 else chat_cap):
+                picked.append(delivery_id)
+                if len(picked) == limit:
+                    break
+    if not picked:
+        return []
     statement = (
         select(Delivery, Chat)
         .join(Chat, col(Chat.id) == Delivery.chat_id)
-        .where(col(Delivery.id).in_(within), *_pending(now, CLAIMABLE))
+        .where(col(Delivery.id).in_(picked), *_pending(now, CLAIMABLE))
         .order_by(col(Delivery.id))
-        .limit(limit)
         .with_for_update(skip_locked=True, of=Delivery)
     )
+    token = uuid.uuid4().hex  # one per claim: a later claim of a row gives it another
     claimed = []
     for delivery, chat in session.exec(statement).all():
         delivery.next_attempt_at = now + lease
-        delivery.claim_token = uuid.uuid4().hex
+        delivery.claim_token = token
         claimed.append(_claimed(delivery, chat))
     return claimed
+
+
+_DUE_PAGE = 128  # rows a claim reads at a time: two claims of 64 with none held back
+
+
+def _due(session: Session, now: datetime) -> Iterator[tuple[int, int]]:
+    """(delivery, chat) of the rows due now with a brief, in id order across the claimable
+    states: each state walks the (state, id) index from where its last page ended."""
+    def pages(state: str) -> Iterator[tuple[int, int]]:
+        after = 0
+        while True:
+            page = session.exec(
+                select(Delivery.id, Delivery.chat_id)
+                .join(Chat, col(Chat.id) == Delivery.chat_id)
+                .join(Brief, and_(col(Brief.story_id) == Delivery.story_id,
+                                  col(Brief.language) == Chat.language))
+                .where(col(Delivery.state) == state, col(Delivery.id) > after,
+                       col(Delivery.next_attempt_at) <= now, Chat.active)
+                .order_by(col(Delivery.id)).limit(_DUE_PAGE)).all()
+            for delivery_id, chat_id in page:
+                yield delivery_id or 0, chat_id
+            if len(page) < _DUE_PAGE:
+                return
+            after = page[-1][0] or 0
+
+    return heapq.merge(*(pages(state) for state in CLAIMABLE))
+
+
+def _leased(session: Session, chat_ids: set[int], now: datetime) -> dict[int, int]:
+    """Each chat's rows another claim still holds: they count against its cap."""
+    held = dict.fromkeys(chat_ids, 0)
+    if chat_ids:
+        held |= dict(session.exec(
+            select(Delivery.chat_id, func.count())
+            .where(col(Delivery.chat_id).in_(chat_ids), col(Delivery.state).in_(CLAIMABLE),
+                   col(Delivery.claim_token).is_not(None), col(Delivery.next_attempt_at) > now)
+            .group_by(col(Delivery.chat_id))).all())
+    return held
 
 
 def _claimed(delivery: Delivery, chat: Chat) -> Claimed:

@@ -173,14 +173,23 @@ def ranked(ids: list[int], matrix: Vector, vector: Vector, limit: int
     return [(ids[i], float(scores[i])) for i in order]
 
 
-def meaning_vectors(*, session: Session, model: str, dims: int) -> dict[str, Vector]:
-    """Every stored meaning's vector for this model and size, keyed by its folded wording."""
+def meaning_vectors(*, session: Session, model: str, dims: int,
+                    keys: Collection[str] | None = None) -> dict[str, Vector]:
+    """The stored meanings' vectors for this model and size, keyed by their folded wording:
+    every one, or those of `keys` (read through the unique index, a few at a time)."""
     statement = select(MeaningEmbedding.meaning, MeaningEmbedding.vector).where(
         MeaningEmbedding.model == model)
     if dims:  # 0: the model's own size, whatever it is
         statement = statement.where(MeaningEmbedding.dims == dims)
-    rows = session.exec(statement).all()
-    return {meaning: from_bytes(raw) for meaning, raw in rows}
+    if keys is None:
+        return {meaning: from_bytes(raw) for meaning, raw in session.exec(statement).all()}
+    wanted = sorted(set(keys))
+    found: dict[str, Vector] = {}
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        chunk = statement.where(col(MeaningEmbedding.meaning).in_(
+            wanted[start:start + _IDS_PER_QUERY]))
+        found.update({meaning: from_bytes(raw) for meaning, raw in session.exec(chunk).all()})
+    return found
 
 
 def meaning_keys(*, session: Session, model: str, dims: int) -> set[str]:
@@ -194,14 +203,6 @@ def semantic_queries(*, session: Session) -> list[str]:
     """The distinct queries of topics followed by meaning (news.semantic: they start with ~)."""
     statement = select(Subscription.query).where(col(Subscription.query).startswith("~"))
     return list(set(session.exec(statement).all()))
-
-
-def meaning_count(*, session: Session, model: str, dims: int) -> int:
-    statement = select(func.count()).select_from(MeaningEmbedding).where(
-        MeaningEmbedding.model == model)
-    if dims:
-        statement = statement.where(MeaningEmbedding.dims == dims)
-    return int(session.exec(statement).one())
 
 
 def save_meaning(*, session: Session, model: str, dims: int, meaning: str,

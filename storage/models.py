@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -87,12 +95,16 @@ class Subscription(SQLModel, table=True):
 
 class SubscriptionRemoval(SQLModel, table=True):
     """A removed subscription, so cached matchers learn of it by revision like of any change.
-    One row per subscription id (an id SQLite hands out again gets its row back up to date)."""
+    One row per subscription id (an id SQLite hands out again gets its row back up to date);
+    kept for a day (storage.subscriptions.prune_removals)."""
 
     __tablename__ = "subscription_removals"
 
     subscription_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     revision: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    # By the database's clock: a day later the row is pruned (subscriptions.prune_removals),
+    # and a reader that has not caught up by then reads every subscription again.
+    removed_at: datetime = Field(default_factory=utcnow)
 
 
 class Suggestion(SQLModel, table=True):
@@ -158,6 +170,28 @@ class WebSub(SQLModel, table=True):
     error_detail: str | None = Field(default=None, max_length=500)
     last_push_at: datetime | None = None
     poll_interval_seconds: int  # the safety net's interval while the lease holds
+
+
+class WebSubRetired(SQLModel, table=True):
+    """A WebSub subscription we dropped (its source removed, or its feed no longer naming that
+    hub or topic), to be cancelled at its hub (`hub.mode=unsubscribe`, news.websub). The row
+    outlives its source so the hub's verification of intent finds what we asked to cancel, and
+    so pushes the hub still sends meanwhile are acknowledged and ignored; it goes at
+    `keep_until`, when no lease the hub could still hold remains."""
+
+    __tablename__ = "websub_retired"
+
+    id: int | None = Field(default=None, primary_key=True)
+    hub_url: str = Field(sa_column=Column(Text, nullable=False))
+    topic_url: str = Field(sa_column=Column(Text, nullable=False))
+    callback: str = Field(max_length=64, unique=True)  # the callback URL's last segment
+    # pending (to send, or to send again), requested (the hub said 2xx, verification awaited),
+    # verified (the hub confirmed it), given_up (no more tries; the lease runs out on its own)
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0, sa_column_kwargs=_default("0"))
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    keep_until: datetime = Field(index=True)
+    error_code: str | None = Field(default=None, max_length=32)  # the last failure, for logs
 
 
 class Search(SQLModel, table=True):
@@ -230,7 +264,10 @@ class Delivery(SQLModel, table=True):
     """The outbox: one row per chat and story, written before anything is sent."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("chat_id", "thread_id", "story_id"),)
+    # (state, id): a claim reads the waiting rows in id order a page at a time, however many
+    # wait and however many were sent before them (storage.deliveries.claim).
+    __table_args__ = (UniqueConstraint("chat_id", "thread_id", "story_id"),
+                      Index("ix_deliveries_state_id", "state", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     chat_id: int = Field(
@@ -242,7 +279,7 @@ class Delivery(SQLModel, table=True):
     story_id: int = Field(foreign_key="stories.id", index=True, ondelete="CASCADE")
     thread_id: int = Field(default=0, sa_column_kwargs=_default("0"))
     topics: str = Field(sa_column=Column(Text, nullable=False))
-    state: str = Field(default="pending", max_length=16, index=True)
+    state: str = Field(default="pending", max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     message_id: int | None = None

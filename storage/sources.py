@@ -13,7 +13,7 @@ from storage import errors
 from storage.db import database_now
 from storage.errors import StoredError
 from storage.models import Item, Source
-from storage.websub import pushed_intervals
+from storage.websub import pushed_intervals, retire_source
 
 FEED = "feed"  # Source.kind of a feed; a search provider's kind is its name (news.search)
 
@@ -58,9 +58,15 @@ def listing(*, session: Session) -> list[tuple[Source, int]]:
     return [(source, int(n)) for source, n in session.exec(statement).all()]
 
 
-def remove(*, session: Session, source_id: int) -> Source | None:
+def remove(*, session: Session, source_id: int,
+           unsubscribe_keep: timedelta | None = None) -> Source | None:
+    """The source and what hangs on it. With `unsubscribe_keep` (webhook mode: the lease we
+    ask hubs for), its WebSub subscription is retired first, so the websub job asks the hub to
+    cancel it and pushes meanwhile are acknowledged and ignored (storage.websub)."""
     source = session.get(Source, source_id)
     if source is not None:
+        if unsubscribe_keep is not None:
+            retire_source(session=session, source_id=source_id, keep=unsubscribe_keep)
         session.delete(source)
     return source
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import case, func, update
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -18,6 +20,8 @@ from storage.db import database_now
 from storage.models import Chat, Delivery, Revision, Subscription, SubscriptionRemoval
 
 REVISION = "subscriptions"  # its row in revisions
+PRUNED = "subscriptions_pruned"  # the revision through which tombstones were deleted
+KEEP_REMOVALS = timedelta(days=1)  # how long a tombstone is kept
 
 
 def add(
@@ -95,12 +99,15 @@ def _changed(session: Session) -> int:
 
 def _removed(session: Session, subscription_ids: Sequence[int], revision: int) -> None:
     """Tombstones, so every process's matcher drops these subscriptions too."""
+    if not subscription_ids:
+        return
+    now = database_now(session)  # the pruning compares it, on whichever replica runs it
     for subscription_id in subscription_ids:
         session.execute(
             _insert(session)(SubscriptionRemoval)
-            .values(subscription_id=subscription_id, revision=revision)
+            .values(subscription_id=subscription_id, revision=revision, removed_at=now)
             .on_conflict_do_update(index_elements=["subscription_id"],
-                                   set_={"revision": revision}))
+                                   set_={"revision": revision, "removed_at": now}))
 
 
 def moved(*, session: Session, old_chat_id: int, new_chat_id: int) -> None:
@@ -124,12 +131,60 @@ def _current(session: Session) -> int:
 
 
 @dataclass(frozen=True)
+class Head:
+    """Where the subscriptions stand: the newest revision, and the revision through which
+    tombstones were pruned. A reader that has seen a revision below `pruned` may have missed
+    a removal, and must read every row again."""
+
+    revision: int
+    pruned: int
+
+
+def head(*, session: Session) -> Head:
+    """Both counters in one keyed read of the revisions table: what a cache asks each time."""
+    rows = dict(session.exec(select(Revision.name, Revision.value)
+                             .where(col(Revision.name).in_((REVISION, PRUNED)))).all())
+    return Head(rows.get(REVISION, 0), rows.get(PRUNED, 0))
+
+
+def _pruned(session: Session) -> int:
+    value = session.exec(select(Revision.value).where(Revision.name == PRUNED)).first()
+    return value or 0
+
+
+def prune_removals(*, session: Session, keep: timedelta = KEEP_REMOVALS) -> int:
+    """Delete the tombstones older than `keep` (by the database's clock), and raise the
+    watermark to the newest revision deleted: a reader still below it cannot trust deltas
+    and reads every row (news.matcher). The deletion and the watermark commit together, and
+    the watermark never goes down, whichever replicas prune at once. How many were deleted.
+
+    A reader stays above the watermark by asking for changes at least once in `keep`; one
+    that does not pays a full read, never a missed removal."""
+    cutoff = database_now(session) - keep
+    through = session.exec(select(func.max(SubscriptionRemoval.revision))
+                           .where(col(SubscriptionRemoval.removed_at) < cutoff)).one()
+    if through is None:
+        return 0
+    # Every revision up to `through` has committed (they commit in order, _changed), so no
+    # tombstone at or below it can still arrive after this deletion.
+    higher = case((col(Revision.value) > through, col(Revision.value)), else_=through)
+    session.execute(_insert(session)(Revision).values(name=PRUNED, value=through)
+                    .on_conflict_do_update(index_elements=["name"], set_={"value": higher}))
+    result = session.execute(sql_delete(SubscriptionRemoval)
+                             .where(col(SubscriptionRemoval.revision) <= through))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
 class Changes:
     """What changed after a revision: subscriptions added or edited, and the ids removed."""
 
     revision: int  # the revision these changes bring a reader up to
     changed: list[Topic]
     removed: list[int]
+    # The pruning watermark, read after the tombstones: above the revision asked about, a
+    # tombstone may have been deleted before it was read, and these changes cannot be trusted.
+    pruned: int = 0
 
 
 def changes_since(*, session: Session, revision: int, upto: int | None = None) -> Changes:
@@ -145,18 +200,22 @@ def changes_since(*, session: Session, revision: int, upto: int | None = None) -
     gone = session.exec(
         select(SubscriptionRemoval.subscription_id, SubscriptionRemoval.revision)
         .where(col(SubscriptionRemoval.revision) > revision)).all()
+    pruned = _pruned(session)  # after the tombstones: a pruning that beat them shows here
     added = {id or 0: stamp for id, _, _, _, stamp in rows}
     dropped = dict(gone)
     removed = [id for id, stamp in dropped.items() if stamp > added.get(id, -1)]
     changed = [Topic(id or 0, chat, thread, query) for id, chat, thread, query, stamp in rows
                if stamp > dropped.get(id or 0, -1)]
-    return Changes(max([upto, *added.values(), *dropped.values()]), changed, removed)
+    return Changes(max([upto, *added.values(), *dropped.values()]), changed, removed, pruned)
 
 
-def all_topics(*, session: Session) -> Iterator[Topic]:
-    """Every subscription, streamed: a million rows are never all in memory at once."""
+def all_topics(*, session: Session, starting: str = "") -> Iterator[Topic]:
+    """Every subscription, streamed: a million rows are never all in memory at once.
+    `starting`: only the queries that start with it (news.semantic's mark: a tenth of them)."""
     statement = select(Subscription.id, Subscription.chat_id, Subscription.thread_id,
                        Subscription.query).execution_options(yield_per=10_000)
+    if starting:
+        statement = statement.where(col(Subscription.query).startswith(starting, autoescape=True))
     for id, chat, thread, query in session.exec(statement):
         yield Topic(id or 0, chat, thread, query)
 

@@ -3,6 +3,10 @@
 While a lease holds, the source is polled only every `poll_interval_seconds` (a safety net,
 storage.sources.claim_due); whatever ends the lease (a failure, a denial, a lapse) gives the
 source its own interval back at once.
+
+A subscription we drop (its source removed, its feed naming another hub or none) is retired:
+a WebSubRetired row keeps its callback so the hub can be told `hub.mode=unsubscribe`, a few
+times at most, and so what it still pushes meanwhile is acknowledged and ignored.
 """
 
 from __future__ import annotations
@@ -12,14 +16,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from storage.db import database_now
-from storage.models import Source, WebSub
+from storage.models import Source, WebSub, WebSubRetired
 
 NEW, REQUESTED, ACTIVE, FAILED, DENIED, LAPSED = (
     "new", "requested", "active", "failed", "denied", "lapsed")
+# A retired subscription's states (WebSubRetired.state).
+PENDING, VERIFIED, GIVEN_UP = "pending", "verified", "given_up"
 MAX_BACKOFF = timedelta(hours=6)
+# Pushes already on their way when the hub confirmed an unsubscription are still acknowledged.
+VERIFIED_GRACE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,25 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Retired:
+    """A callback whose subscription we dropped: pushes to it are acknowledged and ignored."""
+
+    id: int
+    topic: str
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    """An unsubscribe request to send, detached from the session that claimed it."""
+
+    id: int
+    hub: str
+    topic: str
+    callback: str
+    attempt: int  # 1 for the first
+
+
+@dataclass(frozen=True)
 class Status:
     """A source's push state as /sources shows it."""
 
@@ -69,9 +97,12 @@ class Status:
     poll_interval_seconds: int
 
 
-def note(*, session: Session, found: Sequence[Advertised], poll_interval: int) -> int:
+def note(*, session: Session, found: Sequence[Advertised], poll_interval: int,
+         keep: timedelta | None = None) -> int:
     """Record what feeds advertise: a new hub (or topic) is subscribed to afresh, a hub no
-    longer advertised is forgotten and its source polled as before; how many rows changed."""
+    longer advertised is forgotten and its source polled as before; how many rows changed.
+    With `keep` (the lease we ask hubs for), a subscription left behind is retired: its hub is
+    asked to cancel it, and a moved one gets a new callback so the two are never confused."""
     if not found:
         return 0
     by_source = {row.source_id: row for row in session.exec(
@@ -82,6 +113,8 @@ def note(*, session: Session, found: Sequence[Advertised], poll_interval: int) -
         if not one.hub:
             if row is not None:
                 _release(session, row.source_id, now)
+                if keep is not None:
+                    _retire(session, row, now, keep)
                 session.delete(row)
                 changed += 1
             continue
@@ -91,6 +124,8 @@ def note(*, session: Session, found: Sequence[Advertised], poll_interval: int) -
                                next_attempt_at=now, poll_interval_seconds=poll_interval))
             changed += 1
         elif (row.hub_url, row.topic_url) != (one.hub, one.topic):
+            if keep is not None and _retire(session, row, now, keep):
+                row.callback = secrets.token_urlsafe(24)
             row.hub_url, row.topic_url, row.state = one.hub, one.topic, NEW
             row.lease_expires_at = row.requested_at = None
             row.next_attempt_at, row.failures = now, 0
@@ -133,9 +168,11 @@ def claim(*, session: Session, limit: int, wait: timedelta) -> list[Attempt]:
 def requested(*, session: Session, websub_id: int) -> None:
     """The hub accepted the request (202); its verification is awaited. An active lease
     stays active meanwhile (it holds until it expires), and a lapsed one shows as lapsed."""
-    row = session.get(WebSub, websub_id)
-    if row is not None and row.state not in (ACTIVE, LAPSED):
-        row.state = REQUESTED
+    # One conditional UPDATE, not a read then a write: a verification committed meanwhile (a
+    # hub may verify before its 202 is handled here) is never turned back into a request.
+    session.execute(update(WebSub).where(col(WebSub.id) == websub_id,
+                                         col(WebSub.state).not_in([ACTIVE, LAPSED]))
+                    .values(state=REQUESTED))
 
 
 def failed(*, session: Session, websub_id: int, code: str, detail: str = "",
@@ -196,6 +233,12 @@ def target(*, session: Session, callback: str) -> Target | None:
                   source.url, source.paused)
 
 
+def addressee(*, session: Session, callback: str) -> Target | Retired | None:
+    """What a callback URL names: a live subscription, one we retired, or nothing we know."""
+    return target(session=session, callback=callback) or retired(session=session,
+                                                                callback=callback)
+
+
 def pushed(*, session: Session, websub_id: int) -> None:
     row = session.get(WebSub, websub_id)
     if row is not None:
@@ -241,3 +284,112 @@ def pushed_intervals(*, session: Session, source_ids: Sequence[int],
         col(WebSub.source_id).in_(source_ids), WebSub.state == ACTIVE,
         col(WebSub.lease_expires_at) > now)).all()
     return {source_id: seconds for source_id, seconds in rows}
+
+
+# --- retired subscriptions: unsubscribe at the hub ----------------------------------------
+
+
+def retire_source(*, session: Session, source_id: int, keep: timedelta) -> bool:
+    """The source is going: its subscription, if the hub may hold one, is retired (before the
+    source's row takes its subscription's with it). Whether there was one to cancel."""
+    row = session.exec(select(WebSub).where(WebSub.source_id == source_id)).first()
+    return row is not None and _retire(session, row, database_now(session), keep)
+
+
+def _retire(session: Session, row: WebSub, now: datetime, keep: timedelta) -> bool:
+    """A WebSubRetired row for a subscription the hub may hold (one never asked for, or one
+    it denied, it does not); kept while a lease the hub granted may still run: to the lease's
+    end, and at least `keep` (what we ask for, in case the hub granted a renewal we never
+    saw verified). Whether the hub is to be asked to cancel it."""
+    asked = row.requested_at is not None or row.state not in (NEW, DENIED)
+    if not asked:
+        return False
+    keep_until = max(row.lease_expires_at or now, now + keep)
+    session.add(WebSubRetired(hub_url=row.hub_url, topic_url=row.topic_url,
+                              callback=row.callback, next_attempt_at=now,
+                              keep_until=keep_until))
+    session.flush()
+    return True
+
+
+def retired(*, session: Session, callback: str) -> Retired | None:
+    """The retired subscription a callback URL names, if any."""
+    row = _retired_by_callback(session, callback)
+    return Retired(row.id or 0, row.topic_url) if row is not None else None
+
+
+def claim_unsubscribes(*, session: Session, limit: int, wait: timedelta,
+                       attempts: int) -> list[Unsubscribe]:
+    """Retired subscriptions due an unsubscribe request, claimed by moving their next attempt
+    `wait` on (an accepted request the hub never verifies is sent again then). One that has
+    had its `attempts` is given up instead: the hub's lease runs out on its own."""
+    now = database_now(session)
+    statement = (select(WebSubRetired)
+                 .where(col(WebSubRetired.state).in_([PENDING, REQUESTED]),
+                        col(WebSubRetired.next_attempt_at) <= now)
+                 .order_by(col(WebSubRetired.next_attempt_at)).limit(limit)
+                 .with_for_update(skip_locked=True))
+    claimed = []
+    for row in session.exec(statement).all():
+        if row.attempts >= attempts:
+            row.state = GIVEN_UP
+            continue
+        row.attempts += 1
+        row.next_attempt_at = now + wait
+        claimed.append(Unsubscribe(row.id or 0, row.hub_url, row.topic_url, row.callback,
+                                   row.attempts))
+    return claimed
+
+
+def unsubscribe_requested(*, session: Session, retired_id: int) -> None:
+    """The hub accepted the unsubscribe request; its verification is awaited (unless it came
+    first: some hubs verify before they answer)."""
+    # One conditional UPDATE, not a read then a write: a verification committed meanwhile (the
+    # hub's GET is served beside this) is never overwritten.
+    session.execute(update(WebSubRetired)
+                    .where(col(WebSubRetired.id) == retired_id, col(WebSubRetired.state) == PENDING)
+                    .values(state=REQUESTED, error_code=None))
+
+
+def unsubscribe_failed(*, session: Session, retired_id: int, code: str, retry: timedelta,
+                       attempts: int) -> bool:
+    """The hub refused or could not be reached: tried again after a backoff that doubles with
+    each try, until it has had its `attempts`. True when that was the last."""
+    row = session.get(WebSubRetired, retired_id)
+    if row is None:
+        return False
+    last = row.attempts >= attempts
+    wait = min(retry * 2 ** min(max(row.attempts - 1, 0), 16), MAX_BACKOFF)
+    changed = session.execute(  # conditional, as unsubscribe_requested: a verification stands
+        update(WebSubRetired)
+        .where(col(WebSubRetired.id) == retired_id,
+               col(WebSubRetired.state).in_([PENDING, REQUESTED]))
+        .values(state=GIVEN_UP if last else PENDING, error_code=code[:32],
+                next_attempt_at=row.next_attempt_at if last else database_now(session) + wait))
+    return last and int(getattr(changed, "rowcount", 0) or 0) == 1
+
+
+def unsubscribe_verified(*, session: Session, callback: str, topic: str) -> bool:
+    """The hub's intent verification for an unsubscription: True for a subscription we
+    retired, on that topic (whoever asked the hub, cancelling it is what we want); then no
+    more requests, and pushes are still acknowledged a little while."""
+    row = _retired_by_callback(session, callback)
+    if row is None or row.topic_url != topic:
+        return False
+    now = database_now(session)
+    row.state, row.error_code = VERIFIED, None
+    row.keep_until = min(row.keep_until, now + VERIFIED_GRACE)
+    return True
+
+
+def purge_retired(*, session: Session) -> int:
+    """Retired subscriptions no hub can still push for are forgotten; how many."""
+    rows = session.exec(select(WebSubRetired).where(
+        col(WebSubRetired.keep_until) <= database_now(session))).all()
+    for row in rows:
+        session.delete(row)
+    return len(rows)
+
+
+def _retired_by_callback(session: Session, callback: str) -> WebSubRetired | None:
+    return session.exec(select(WebSubRetired).where(WebSubRetired.callback == callback)).first()

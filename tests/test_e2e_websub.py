@@ -1,6 +1,7 @@
 """WebSub through the real bot in webhook mode (issue 24 item 4, SPEC §9 "Push"): a feed that
 names a hub is subscribed there, the hub's pushes reach readers within the push, bad pushes
-change nothing, and a hub that goes away or a lease that lapses falls back to polling."""
+change nothing, a hub that goes away or a lease that lapses falls back to polling, and a
+removed source is unsubscribed at its hub."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from urllib.parse import urlencode
 from news.hubs import sign
 from tests.conftest import BotProcess
 from tests.fakes.feeds import FeedServer, atom, rss
-from tests.fakes.hub import HubEmulator, push
+from tests.fakes.hub import STALL, HubEmulator, push
 from tests.fakes.telegram import BotApiEmulator
 from tests.harness import ADMIN_ID, BASELINE, READER_ID, TOKEN, env_for, wait_until
 
@@ -278,4 +279,60 @@ def test_a_hub_that_goes_away_or_a_lapsed_lease_fall_back_to_polling(
                 for text in bot.alerts()] == [1, 1]
         log = bot.process.log
         assert "leases lapsed unrenewed" in log
+        assert telegram.rejected == [] and "Traceback" not in log
+
+
+def test_a_removed_source_is_unsubscribed_at_its_hub_and_its_pushes_alert_nobody(
+    tmp_path: Path, bot_process: type[BotProcess],
+) -> None:
+    """/removesource answers at once; the websub job then asks the hub to unsubscribe, through
+    a hang and a 503, until the hub verifies it and stops pushing. A push that comes meanwhile
+    is acknowledged (the hub would send it again otherwise) and alerts nobody."""
+    with BotApiEmulator(token=TOKEN) as telegram, FeedServer() as feeds, HubEmulator() as hub:
+        topic, entries = feeds.url("/feed.xml"), list(BASELINE)
+        marker_url, marker_entries = feeds.url("/marker.xml"), list(BASELINE)
+        feeds.put("/feed.xml", rss("News", entries, hub=hub.url, self_url=topic))
+        feeds.put("/marker.xml", rss("Marker", marker_entries))
+        bot = Bot(tmp_path, bot_process, telegram,
+                  {"POLL_INTERVAL_SECONDS": "2", "WEBSUB_POLL_INTERVAL_SECONDS": "3600",
+                   "WEBSUB_RETRY_SECONDS": "1", "FETCH_TIMEOUT_SECONDS": "3"})
+        assert "#1" in bot.admin_says(f"/addsource {topic}")
+        assert "#2" in bot.admin_says(f"/addsource {marker_url}")
+        wait_for_subscriber(hub, topic)
+        subscriber = hub.subscriber(topic)
+        assert subscriber is not None
+        callback, secret = subscriber.callback, subscriber.secret
+        bot.say(bot.chat, bot.reader, "/subscribe Quasar")
+        entries.insert(0, entry("pushed", 1))
+        assert hub.publish(topic, rss("News", entries).encode()) == [200]
+        bot.alert_time("pushed bulletin number 1")
+
+        hub.stall_seconds = 10
+        hub.fail_next(STALL, 503)  # a hub that hangs, then one that is overloaded
+        assert "Removed source #1" in bot.admin_says("/removesource 1")
+        entries.insert(0, entry("removed", 2))
+        body = rss("News", entries).encode()
+        assert push(callback, body, sign(body, secret), "application/rss+xml", topic,
+                    hub.url) == 204, "acknowledged, so the hub does not send it again"
+
+        wait_until(lambda: any(v.mode == "unsubscribe" and v.echoed
+                               for v in hub.verifications), timeout=30)
+        assert hub.subscriber(topic) is None
+        forms = hub.unsubscribe_requests(topic)
+        assert len(forms) == 3, "tried again after the hang and the 503, then no more"
+        assert {form["hub.callback"] for form in forms} == {callback}
+        assert hub.publish(topic, body) == [], "the hub pushes it nothing more"
+        assert push(callback, body, sign(body, secret), "application/rss+xml", topic,
+                    hub.url) == 204, "a push already on its way is still acknowledged"
+
+        # A later story of the polled source is alerted: the removed one's would have been
+        # stored before its push was answered, and alerted first.
+        marker_entries.insert(0, entry("marker", 3))
+        feeds.put("/marker.xml", rss("Marker", marker_entries))
+        bot.alert_time("marker bulletin number 3")
+        assert not any("removed bulletin" in text for text in bot.alerts()), bot.alerts()
+        assert len(hub.unsubscribe_requests(topic)) == 3
+        log = bot.process.log
+        assert "the hub confirmed it stops pushing" in log
+        assert "was acknowledged and ignored" in log
         assert telegram.rejected == [] and "Traceback" not in log

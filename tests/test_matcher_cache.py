@@ -5,18 +5,19 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
-from sqlalchemy import Engine, event
-from sqlmodel import Session, select
+from sqlalchemy import Engine, event, update
+from sqlmodel import Session, col, select
 
 from news import matching
 from news.matcher import MatcherCache
 from storage import chats, subscriptions
 from storage.chats import ensure_chat
 from storage.db import make_engine, session_scope
-from storage.models import Subscription
+from storage.models import Revision, Subscription, SubscriptionRemoval
 
 TERMS = ["SoftBank", "Nvidia", "union", "ion", "AI", "data center", "软银", "Сбербанк",
          "données", "Lille", "chips", "OpenAI", "crypto", "Tesla", "ダイキン"]
@@ -217,3 +218,97 @@ def test_a_change_that_commits_late_is_not_skipped(database_url: str, engine: En
     assert done.is_set()
     assert len(matched(cache, engine, "gamma")) == 2, "both writers' subscriptions"
     other.dispose()
+
+
+def age_removals(engine: Engine, by: timedelta = timedelta(days=2)) -> None:
+    """Every tombstone written `by` earlier, as if that long had passed since."""
+    with session_scope(engine) as session:
+        session.execute(update(SubscriptionRemoval).values(
+            removed_at=col(SubscriptionRemoval.removed_at) - by))
+
+
+def prune(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return subscriptions.prune_removals(session=session)
+
+
+def head(engine: Engine) -> subscriptions.Head:
+    with session_scope(engine) as session:
+        return subscriptions.head(session=session)
+
+
+def test_tombstones_are_kept_a_day_then_pruned_under_a_watermark(engine: Engine) -> None:
+    ids = [follow(engine, 10 + n, f"topic{n}") for n in range(3)]
+    with session_scope(engine) as session:
+        unfollow(session, ids[0])
+    removed_at = head(engine).revision
+    assert prune(engine) == 0, "a fresh tombstone is kept"
+    assert head(engine).pruned == 0
+    age_removals(engine)
+    with session_scope(engine) as session:
+        unfollow(session, ids[1])  # a tombstone of today, above the old one
+    assert prune(engine) == 1
+    assert head(engine) == subscriptions.Head(removed_at + 1, removed_at)
+    with session_scope(engine) as session:
+        left = session.exec(select(SubscriptionRemoval.subscription_id)).all()
+        assert left == [ids[1]], "only the day-old tombstone went"
+        # a replica pruning late, with an older view, never lowers the watermark
+        session.execute(update(Revision).where(col(Revision.name) == subscriptions.PRUNED)
+                        .values(value=removed_at + 5))
+    age_removals(engine)
+    assert prune(engine) == 1
+    assert head(engine).pruned == removed_at + 5
+
+
+def test_a_cache_behind_pruned_tombstones_reads_every_row_again(
+    engine: Engine, counting: list[int], statements: list[str]
+) -> None:
+    ids = [follow(engine, 10 + n, f"topic{n} OR shared") for n in range(4)]
+    behind, current = MatcherCache(), MatcherCache()
+    assert matched(behind, engine, "shared") == set(ids)
+    with session_scope(engine) as session:
+        unfollow(session, ids[0])
+    assert matched(current, engine, "shared") == set(ids[1:]), "it saw the removal"
+    age_removals(engine)
+    assert prune(engine) == 1
+    assert counting == [4, 3]
+
+    statements.clear()
+    assert matched(current, engine, "shared") == set(ids[1:])
+    reads = [s for s in statements if s.startswith("select")]
+    assert len(reads) == 1 and "from revisions" in reads[0], "the watermark is in the one read"
+    assert counting == [4, 3], "a cache past the watermark goes on by deltas"
+
+    # Without the watermark this cache would read the changes since its revision, find no
+    # tombstone, and go on matching the removed subscription.
+    statements.clear()
+    assert matched(behind, engine, "shared") == set(ids[1:]), "the removed topic is gone"
+    assert counting == [4, 3, 3], "read again from every row"
+    assert not [s for s in statements if ".revision >" in s], "the first read said so"
+    added = follow(engine, 99, "shared")
+    assert matched(behind, engine, "shared") == {*ids[1:], added}, "then deltas again"
+    assert counting == [4, 3, 3]
+
+
+def test_a_pruning_between_the_check_and_the_read_is_caught(
+    engine: Engine, counting: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache finds itself above the watermark, then a replica prunes past it before the
+    tombstones are read: the watermark read after them says so, and the cache reads every
+    row instead of missing the removal."""
+    ids = [follow(engine, 10 + n, "shared") for n in range(3)]
+    cache = MatcherCache()
+    assert matched(cache, engine, "shared") == set(ids)
+    with session_scope(engine) as session:
+        unfollow(session, ids[0])
+    added = follow(engine, 50, "shared")
+    age_removals(engine)
+    real = subscriptions.changes_since
+
+    def pruned_first(**kwargs: Any) -> subscriptions.Changes:
+        assert prune(engine) == 1  # another replica's transaction, committed
+        return real(**kwargs)
+
+    monkeypatch.setattr(subscriptions, "changes_since", pruned_first)
+    assert matched(cache, engine, "shared") == {ids[1], ids[2], added}
+    assert counting == [3, 3]

@@ -187,3 +187,37 @@ def test_error_columns_migration_splits_stored_errors_and_keeps_every_row(
         assert connection.execute(text("SELECT count(*) FROM searches")).scalar() == 1
     step(engine, "upgrade", "head")
     engine.dispose()
+
+
+BEFORE_REMOVAL_PRUNING = "0022_removal_pruning-1"  # whichever revision it follows
+
+
+def test_removal_pruning_migration_dates_the_tombstones_already_there(
+    database_url: str,
+) -> None:
+    """Tombstones written before the column count from the upgrade: kept for a day from
+    then, like new ones, and the table matches the model."""
+    engine = make_engine(database_url)
+    step(engine, "upgrade", BEFORE_REMOVAL_PRUNING)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO subscription_removals (subscription_id, revision) "
+                                "VALUES (5, 3)"))
+    step(engine, "upgrade", "head")
+    with session_scope(engine) as session:
+        assert subscriptions.prune_removals(session=session) == 0, "kept a day from now"
+        assert subscriptions.prune_removals(session=session, keep=-timedelta(hours=1)) == 1
+        assert subscriptions.head(session=session).pruned == 3
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={
+            "include_object": lambda thing, name, kind, *_: kind != "table"
+            or name == "subscription_removals"})
+        assert compare_metadata(context, SQLModel.metadata) == []
+    step(engine, "downgrade", BEFORE_REMOVAL_PRUNING)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO subscription_removals (subscription_id, revision) "
+                                "VALUES (6, 4)"))
+    step(engine, "upgrade", "head")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM subscription_removals "
+                                       "WHERE removed_at IS NOT NULL")).scalar() == 1
+    engine.dispose()

@@ -168,19 +168,20 @@ def test_a_batch_that_fails_after_placing_its_stories_is_stored_again_one_by_one
     """The story index learnt the batch's stories before the transaction rolled back: the
     retries must not join stories that were never stored."""
     a, b = make_source(engine), make_source(engine, "http://feeds.test/b.xml", "B")
-    real_revision, calls = subscriptions.revision, []
+    real_head, calls = subscriptions.head, []
 
-    def revision(**kwargs: Any) -> Any:
+    def head(**kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("connection lost after the inserts")
-        return real_revision(**kwargs)
+        return real_head(**kwargs)
 
-    monkeypatch.setattr(subscriptions, "revision", revision)
+    monkeypatch.setattr(subscriptions, "head", head)
     story = "SoftBank pledges ten billion for French data centres on Monday"
     outcomes = ingest_each(room, [Outcome(a, [draft("a1", story)], fetched('"a"')),
                                     Outcome(b, [draft("b1", "Rain over Lille all week")],
                                             fetched('"b"'))])
+    assert len(calls) > 1, "the batch failed once and was stored again"
     assert outcomes == [1, 1]
     with session_scope(engine) as session:
         assert sorted(row.guid for row in session.exec(select(Item)).all()) == ["a1", "b1"]
@@ -318,6 +319,27 @@ def test_a_chat_gets_no_more_rows_than_its_cap_counting_rows_still_held(
         later = claim(session, now + LEASE + timedelta(seconds=1), limit=50, group_cap=4,
                       chat_cap=1)
         assert [c.chat_id for c in later] == [-2] * 4 + [3], "expired leases do not count"
+
+
+def test_a_backlog_longer_than_a_page_starves_no_other_chat(engine: Engine) -> None:
+    """A claim reads the due rows a page at a time: a group whose backlog fills several pages
+    ahead of everyone else still yields its cap, then the claim reads on to the others, and
+    rows due again after quiet hours come in id order with the pending ones."""
+    outbox(engine, -7, 3 * deliveries._DUE_PAGE + 5)
+    outbox(engine, 8, 2)
+    outbox(engine, 9, 1)
+    with session_scope(engine) as session:
+        first_of_8 = session.exec(select(Delivery).where(Delivery.chat_id == 8)
+                                  .order_by(Delivery.id)).first()
+        assert first_of_8 is not None
+        first_of_8.state = "quiet"  # quiet hours ended: claimable again, by its id
+    now = utcnow()
+    with session_scope(engine) as session:
+        got = claim(session, now, limit=50, group_cap=3, chat_cap=1)
+        assert [c.chat_id for c in got] == [-7, -7, -7, 8, 9]
+        assert got[3].id == first_of_8.id, "the quiet row is 8's first, ranked first"
+    with session_scope(engine) as session:
+        assert claim(session, now, limit=50, group_cap=3, chat_cap=1) == []
 
 
 def test_every_failure_counts_and_the_row_is_parked_with_its_reason(engine: Engine) -> None:

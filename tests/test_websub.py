@@ -1,27 +1,38 @@
 """WebSub's parts (issue 24 item 4): which hub a feed names, push signatures, the lease's hold
-on polling, and subscribe requests against the hub emulator, refused or unreachable."""
+on polling, and subscribe requests against the hub emulator, refused or unreachable; and a
+dropped subscription's unsubscribe request, retried a few times, verified at its callback."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
+import tornado.httpserver
+import tornado.web
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
+import hub_callback
 from news.feeds import parse_feed
 from news.fetch import FetchPolicy
 from news.hubs import METHODS, advertised, link_header, sign, signature_method, signed
 from news.newsroom import Newsroom
 from news.poll import INLINE, poll
-from news.websub import PushSettings, note, renew, take_push
+from news.websub import UNSUBSCRIBE_ATTEMPTS, PushSettings, note, renew, take_push
+from services import Services
 from storage import sources, websub
 from storage.db import session_scope
-from storage.models import Source, WebSub, utcnow
+from storage.models import Source, WebSub, WebSubRetired, utcnow
 from tests.fakes.feeds import FeedServer, atom, rss
-from tests.fakes.hub import HubEmulator
+from tests.fakes.hub import STALL, HubEmulator
+from tests.fakes.hub import push as deliver
 from tests.harness import BASELINE, LOOPBACK, http_client, make_source
 
 HUB, SELF = "https://hub.example/", "https://news.example/feed.xml"
@@ -297,3 +308,203 @@ def test_a_pushed_entry_is_one_item_however_often_it_is_pushed_or_polled(
 
         asyncio.run(run())
         room.close()
+
+
+# --- unsubscribing what we dropped ---------------------------------------------------------
+
+
+def _retired_rows(engine: Engine) -> list[WebSubRetired]:
+    with session_scope(engine) as session:
+        rows = list(session.exec(select(WebSubRetired).order_by(col(WebSubRetired.id))).all())
+        for row in rows:
+            session.expunge(row)
+        return rows
+
+
+def _remove(engine: Engine, source_id: int, keep: timedelta | None) -> None:
+    with session_scope(engine) as session:
+        assert sources.remove(session=session, source_id=source_id,
+                              unsubscribe_keep=keep) is not None
+
+
+def test_a_removed_source_is_retired_and_only_its_unsubscription_is_agreed_to(
+    engine: Engine,
+) -> None:
+    active = make_source(engine, "http://feeds.test/active.xml")
+    _advertise(engine, active.id)
+    assert _claim_and_verify(engine, active.id, lease=600)
+    callback = _row(engine, active.id).callback
+    never_asked = make_source(engine, "http://feeds.test/new.xml")
+    _advertise(engine, never_asked.id, topic="https://news.example/new.xml")
+    long_polling = make_source(engine, "http://feeds.test/lp.xml")
+
+    _remove(engine, active.id, timedelta(seconds=900))
+    _remove(engine, never_asked.id, timedelta(seconds=900))  # the hub holds nothing of it
+    _remove(engine, long_polling.id, None)
+    with session_scope(engine) as session:
+        assert websub.statuses(session=session) == {}, "subscriptions go with their sources"
+    [retired] = _retired_rows(engine)
+    assert (retired.callback, retired.hub_url, retired.topic_url) == (callback, HUB, SELF)
+    assert retired.state == websub.PENDING and retired.next_attempt_at <= utcnow()
+    kept = (retired.keep_until - utcnow()).total_seconds()
+    assert 890 < kept <= 900, "kept as long as a lease the hub may have granted"
+
+    with session_scope(engine) as session:
+        assert isinstance(websub.addressee(session=session, callback=callback), websub.Retired)
+        assert not websub.verified(session=session, callback=callback, topic=SELF,
+                                   lease_seconds=600), "never subscribed again"
+        assert not websub.unsubscribe_verified(session=session, callback=callback,
+                                               topic="https://elsewhere.example/")
+        assert not websub.unsubscribe_verified(session=session, callback="unknown", topic=SELF)
+    assert _retired_rows(engine)[0].state == websub.PENDING
+    with session_scope(engine) as session:
+        assert websub.unsubscribe_verified(session=session, callback=callback, topic=SELF)
+    retired = _retired_rows(engine)[0]
+    assert retired.state == websub.VERIFIED
+    assert retired.keep_until <= utcnow() + websub.VERIFIED_GRACE
+    with session_scope(engine) as session:
+        assert websub.claim_unsubscribes(session=session, limit=10, wait=timedelta(minutes=5),
+                                         attempts=5) == [], "verified: nothing more to send"
+        assert websub.purge_retired(session=session) == 0, "late pushes are still acknowledged"
+        session.get(WebSubRetired, retired.id).keep_until = utcnow()  # type: ignore[union-attr]
+    with session_scope(engine) as session:
+        assert websub.purge_retired(session=session) == 1
+        assert websub.addressee(session=session, callback=callback) is None
+
+
+def test_a_feed_that_moves_or_drops_its_hub_has_the_old_subscription_retired(
+    engine: Engine,
+) -> None:
+    source = make_source(engine)
+    keep = timedelta(hours=1)
+    _advertise(engine, source.id)
+    assert _claim_and_verify(engine, source.id)
+    first = _row(engine, source.id)
+    with session_scope(engine) as session:
+        websub.note(session=session, poll_interval=3600, keep=keep,
+                    found=[websub.Advertised(source.id, "https://other-hub.example/", SELF)])
+    moved = _row(engine, source.id)
+    assert moved.callback != first.callback, "the old hub's requests never reach the new one"
+    assert [(r.callback, r.hub_url) for r in _retired_rows(engine)] == [(first.callback, HUB)]
+    with session_scope(engine) as session:  # asked at the new hub, then the feed names none
+        websub.claim(session=session, limit=10, wait=timedelta(minutes=5))
+    with session_scope(engine) as session:
+        websub.note(session=session, poll_interval=3600, keep=keep,
+                    found=[websub.Advertised(source.id, "", SELF)])
+    assert [(r.callback, r.hub_url) for r in _retired_rows(engine)] == [
+        (first.callback, HUB), (moved.callback, "https://other-hub.example/")]
+
+
+def _due_now(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        for row in session.exec(select(WebSubRetired)).all():
+            row.next_attempt_at = utcnow()
+
+
+def test_an_unsubscribe_the_hub_fails_is_retried_with_backoff_and_then_given_up(
+    engine: Engine,
+) -> None:
+    """5xx, a hang past the timeout, a refused connection: each is tried again after a wait
+    that doubles, UNSUBSCRIBE_ATTEMPTS times in all, then no more."""
+    push = PushSettings("http://127.0.0.1:9/websub", retry_seconds=30)
+    policy = replace(LOOPBACK, timeout_seconds=0.5)
+    with HubEmulator() as hub:
+        hub.stall_seconds = 5
+        hub.fail_next(503, STALL, 500, 502)
+        source = make_source(engine)
+        _advertise(engine, source.id, hub=hub.url, topic=SELF)
+        assert _claim_and_verify(engine, source.id)
+        callback = _row(engine, source.id).callback
+        _remove(engine, source.id, timedelta(hours=1))
+
+        async def run() -> int:
+            async with http_client() as client:
+                return await renew(engine, client, policy, push)
+
+        for attempt, code in enumerate(["http_status", "timeout", "http_status", "http_status",
+                                        "network"], start=1):
+            if attempt == UNSUBSCRIBE_ATTEMPTS:
+                hub.go_down()
+            _due_now(engine)
+            assert asyncio.run(run()) == 1
+            [row] = _retired_rows(engine)
+            assert row.attempts == attempt and row.error_code == code
+            if attempt < UNSUBSCRIBE_ATTEMPTS:
+                assert row.state == websub.PENDING
+                wait = (row.next_attempt_at - utcnow()).total_seconds()
+                assert 30 * 2 ** (attempt - 1) - 5 < wait <= 30 * 2 ** (attempt - 1)
+        assert UNSUBSCRIBE_ATTEMPTS == 5
+        assert row.state == websub.GIVEN_UP
+        _due_now(engine)
+        assert asyncio.run(run()) == 0, "given up: the lease runs out on its own"
+        forms = hub.unsubscribe_requests(SELF)
+        assert len(forms) == UNSUBSCRIBE_ATTEMPTS - 1, "the last found the hub gone"
+        assert forms[0] == {"hub.mode": "unsubscribe", "hub.topic": SELF,
+                            "hub.callback": f"http://127.0.0.1:9/websub/{callback}"}
+        with session_scope(engine) as session:  # still acknowledged until the lease ends
+            assert isinstance(websub.addressee(session=session, callback=callback),
+                              websub.Retired)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Waits on a positive signal while the event loop serves the callbacks."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_the_hub_verifies_an_unsubscribe_at_its_callback_and_pushes_no_more(
+    engine: Engine,
+) -> None:
+    """The callbacks served as the bot serves them (hub_callback), with only the database
+    behind them: the hub subscribes, the source is removed, the first unsubscribe request
+    meets a 503, the second is verified, and what is pushed meanwhile is acknowledged."""
+    port = _free_port()
+    push = PushSettings(f"http://127.0.0.1:{port}/websub", retry_seconds=1)
+    svc = cast(Services, SimpleNamespace(engine=engine))
+    with HubEmulator() as hub:
+        source = make_source(engine)
+        _advertise(engine, source.id, hub=hub.url, topic=SELF)
+
+        async def run() -> None:
+            server = tornado.httpserver.HTTPServer(
+                tornado.web.Application(hub_callback.routes(svc, push)))
+            server.listen(port, "127.0.0.1")
+            try:
+                async with http_client() as client:
+                    assert await renew(engine, client, LOOPBACK, push) == 1
+                    await _until(lambda: hub.subscriber(SELF) is not None)
+                    callback = hub.subscriber(SELF).callback  # type: ignore[union-attr]
+                    await asyncio.to_thread(_remove, engine, source.id, timedelta(hours=1))
+                    hub.fail_next(503)
+                    assert await renew(engine, client, LOOPBACK, push) == 1
+                    assert _retired_rows(engine)[0].state == websub.PENDING
+                    body = rss("News", BASELINE).encode()
+                    assert await asyncio.to_thread(push_to, callback, body) == 204
+                    assert await asyncio.to_thread(hub.publish, SELF, body) == [204], \
+                        "still pushed: acknowledged, so the hub does not send it again"
+                    _due_now(engine)
+                    assert await renew(engine, client, LOOPBACK, push) == 1
+                    await _until(lambda: hub.subscriber(SELF) is None)
+                    [check] = [v for v in hub.verifications if v.mode == "unsubscribe"]
+                    assert (check.callback, check.topic, check.echoed) == (callback, SELF, True)
+                    assert _retired_rows(engine)[0].state == websub.VERIFIED
+                    assert await asyncio.to_thread(hub.publish, SELF, body) == []
+                    _due_now(engine)
+                    assert await renew(engine, client, LOOPBACK, push) == 0
+            finally:
+                server.stop()
+
+        def push_to(callback: str, body: bytes) -> int:
+            return deliver(callback, body, None, "application/rss+xml", SELF, hub.url)
+
+        asyncio.run(run())
+        assert len(hub.unsubscribe_requests(SELF)) == 2

@@ -3,8 +3,11 @@
 Subscribers POST `hub.mode=subscribe` forms to it; it answers 202, then verifies the intent with
 a GET to the callback carrying `hub.challenge` (the subscription holds only if the challenge
 comes back), and pushes what `publish` is given to every verified subscriber of a topic, signed
-with the subscriber's secret. A test can make it refuse (`status`), stop verifying (a lease then
-lapses unrenewed), deny, push with a wrong signature, and go away altogether (`go_down`).
+with the subscriber's secret. `hub.mode=unsubscribe` is verified the same way (no lease), and
+once the challenge comes back the subscriber is pushed nothing more. A test can make it refuse
+(`status`), fail the next few requests (`fail_next`: 5xx, or no answer at all until the
+subscriber gives up), stop verifying (a lease then lapses unrenewed), deny, push with a wrong
+signature, and go away altogether (`go_down`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ class Verification:
     topic: str
     status: int
     echoed: bool
+    mode: str = "subscribe"
+
+
+STALL = -1  # in `fail_next`: no answer, the connection held open until the subscriber gives up
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -56,12 +63,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         with hub.lock:
             hub.requests.append(form)
-            status = hub.status
+            status = hub.upcoming.pop(0) if hub.upcoming else hub.status
+        if status == STALL:  # a hub that hangs: the subscriber's timeout is what ends it
+            hub.stopping.wait(hub.stall_seconds)
+            return
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.send_header("Connection", "close")
         self.end_headers()
-        if status == 202 and form.get("hub.mode") == "subscribe" and hub.verify:
+        if status == 202 and form.get("hub.mode") in ("subscribe", "unsubscribe") and hub.verify:
             threading.Thread(target=hub._verify, args=(form,), daemon=True).start()
 
 
@@ -77,6 +87,9 @@ class HubEmulator:
     def __init__(self, lease_seconds: int = 3600) -> None:
         self.lease_seconds = lease_seconds  # what the hub grants, whatever was asked
         self.status = 202  # what subscribe requests get: 503, 429... to refuse them
+        self.upcoming: list[int] = []  # what the next requests get first (fail_next)
+        self.stall_seconds = 30.0  # how long a STALL holds a request unanswered at most
+        self.stopping = threading.Event()
         self.verify = True  # False: requests are accepted, never verified (leases lapse)
         self.requests: list[dict[str, str]] = []
         self.verifications: list[Verification] = []
@@ -101,6 +114,7 @@ class HubEmulator:
 
     def go_down(self) -> None:
         """Gone: connections to its URL are refused until `come_back`."""
+        self.stopping.set()  # stalled requests end now
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -108,6 +122,7 @@ class HubEmulator:
 
     def come_back(self) -> None:
         """Serving again on the same URL (subscriptions it had are kept, as a real hub's)."""
+        self.stopping.clear()
         self.start()
 
     def __enter__(self) -> HubEmulator:
@@ -117,9 +132,21 @@ class HubEmulator:
                  trace: TracebackType | None) -> None:
         self.go_down()
 
-    def subscribe_requests(self, topic: str | None = None) -> list[dict[str, str]]:
+    def fail_next(self, *outcomes: int) -> None:
+        """The next requests, of any mode, get these before `status` again: an HTTP status
+        (503, 500...) or STALL (no answer at all, as a hub that hangs)."""
         with self.lock:
-            return [form for form in self.requests if form.get("hub.mode") == "subscribe"
+            self.upcoming.extend(outcomes)
+
+    def subscribe_requests(self, topic: str | None = None) -> list[dict[str, str]]:
+        return self._requests("subscribe", topic)
+
+    def unsubscribe_requests(self, topic: str | None = None) -> list[dict[str, str]]:
+        return self._requests("unsubscribe", topic)
+
+    def _requests(self, mode: str, topic: str | None) -> list[dict[str, str]]:
+        with self.lock:
+            return [form for form in self.requests if form.get("hub.mode") == mode
                     and (topic is None or form.get("hub.topic") == topic)]
 
     def subscriber(self, topic: str) -> Subscriber | None:
@@ -129,19 +156,25 @@ class HubEmulator:
                          if one.topic == topic and one.expires > time.time()), None)
 
     def _verify(self, form: dict[str, str]) -> None:
-        """§5.3: a GET with a challenge the subscriber must echo; only then it holds."""
+        """§5.3: a GET with a challenge the subscriber must echo; only then a subscription
+        holds, or an unsubscription takes it away (an unechoed one leaves it as it was)."""
         callback, topic = form.get("hub.callback", ""), form.get("hub.topic", "")
-        challenge = secrets.token_urlsafe(16)
-        query = {"hub.mode": "subscribe", "hub.topic": topic, "hub.challenge": challenge,
-                 "hub.lease_seconds": str(self.lease_seconds)}
+        mode, challenge = form.get("hub.mode", ""), secrets.token_urlsafe(16)
+        query = {"hub.mode": mode, "hub.topic": topic, "hub.challenge": challenge}
+        if mode == "subscribe":
+            query["hub.lease_seconds"] = str(self.lease_seconds)
         status, body = _request("GET", _with_query(callback, query))
         echoed = status == 200 and body == challenge.encode()
         with self.lock:
-            self.verifications.append(Verification(callback, topic, status, echoed))
-            if echoed:
+            self.verifications.append(Verification(callback, topic, status, echoed, mode))
+            if echoed and mode == "subscribe":
                 self.subscribers[callback] = Subscriber(
                     callback, topic, form.get("hub.secret", ""),
                     time.time() + self.lease_seconds)
+            elif echoed:  # §5.3: confirmed, the hub stops pushing that topic to it
+                held = self.subscribers.get(callback)
+                if held is not None and held.topic == topic:
+                    del self.subscribers[callback]
 
     def deny(self, topic: str, reason: str = "not allowed") -> int:
         """§5.2: the hub refuses a subscription it had accepted; the subscriber's status."""
