@@ -21,7 +21,7 @@ The column is generated: dropping it and adding it again computes it anew for ev
 (the table is rewritten, and the index built again). SQLite: nothing to do.
 
 Revision ID: 0024_ask_accents
-Revises: 0021_subscription_revisions
+Revises: 0023_hub_unsubscribe
 """
 import unicodedata
 from collections.abc import Sequence
@@ -30,7 +30,7 @@ from alembic import op
 from sqlalchemy import Connection, text
 
 revision: str = '0024_ask_accents'
-down_revision: str | None = '0021_subscription_revisions'
+down_revision: str | None = '0023_hub_unsubscribe'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
