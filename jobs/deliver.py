@@ -229,7 +229,7 @@ async def send(
     try:
         outcome = await outbound.send_alert(
             context.bot, item.chat_id, html, thread_id=item.thread_id or None,
-            reply_markup=markup(keyboard(item.id, 0, 0, [], t)), paid=paid)
+            buttons=keyboard(item.id, 0, 0, [], t), paid=paid)
     except Exception as error:
         outcome = error
     if tokens is not None:  # re-claimed meanwhile (jobs.deliver.deliver_due): its new token

@@ -18,11 +18,10 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from aiolimiter import AsyncLimiter
-from telegram import InlineKeyboardMarkup
 from telegram.ext import BaseRateLimiter, ExtBot
 
 from jobs.pacing import PACING, PAID_PACING
@@ -39,6 +38,9 @@ FREE_BURST = 1.5
 RESERVED_PER_SECOND = 28.0  # alerts' share where another replica answers commands
 PAID_PER_SECOND = 950.0  # of the 1,000 allow_paid_broadcast allows
 PAID_BURST = 20  # paid sends let through at once: fewer wake-ups, still under 1,000 in any 1 s
+
+
+LINK_PREVIEWS = DEFAULTS.link_preview_options.to_dict() if DEFAULTS.link_preview_options else None
 
 
 def alert(bot: object) -> JSONDict | None:
@@ -63,15 +65,19 @@ async def turn(bot: object, *, paid: bool) -> None:
 
 async def send_alert(
     bot: ExtBot[Any], chat_id: int, html: str, *, thread_id: int | None,
-    reply_markup: InlineKeyboardMarkup, paid: bool,
+    buttons: Sequence[Sequence[tuple[str, str]]], paid: bool,
 ) -> int:
     """sendMessage for an alert, paced as one, answering the new message's id. The answer is
     not made into PTB's Message: with an alert's entities that is hundreds of objects, a
-    fifth of an alert's CPU, for one number. Errors are PTB's own, as from send_message."""
+    fifth of an alert's CPU, for one number. Nor is the keyboard built of PTB's objects only
+    to be turned back into the Bot API's JSON: `buttons` are rows of (label, callback data).
+    Errors are PTB's own, as from send_message."""
+    keyboard = [[{"text": label, "callback_data": data} for label, data in row]
+                for row in buttons]
     data: JSONDict = {
         "chat_id": chat_id, "text": html, "message_thread_id": thread_id,
-        "parse_mode": DEFAULTS.parse_mode, "link_preview_options": DEFAULTS.link_preview_options,
-        "reply_markup": reply_markup, "allow_paid_broadcast": paid or None,
+        "parse_mode": DEFAULTS.parse_mode, "link_preview_options": LINK_PREVIEWS,
+        "reply_markup": {"inline_keyboard": keyboard}, "allow_paid_broadcast": paid or None,
     }
     result = await bot._post("sendMessage", data, read_timeout=_read_timeout(paid),
                              api_kwargs=bot._merge_api_rl_kwargs(None, alert(bot)))

@@ -80,7 +80,8 @@ def render_claimed(
 ) -> list[Alert | Exception]:
     """Each claimed row's alert, in order; a row whose brief cannot be read gets the error
     instead, and only it fails. `translate(language)` gives that language's catalogue."""
-    pins = subscriptions.pinned_topics(session=session, delivery_ids=[c.id for c in claimed])
+    pins = subscriptions.pinned_of(session=session, rows=[
+        (c.id, c.chat_id, c.thread_id, c.topics) for c in claimed])
     stored: dict[tuple[int, str], tuple[Brief, str] | Exception] = {}
     refs: dict[int, list[SourceRef]] = {}
     rendered: dict[tuple[int, str, tuple[str, ...], int], Alert] = {}

@@ -243,6 +243,14 @@ def pinned_topics(*, session: Session, delivery_ids: Collection[int]) -> dict[in
     return _through_pins(session, rows)
 
 
+def pinned_of(
+    *, session: Session, rows: Sequence[tuple[int, int, int, list[str]]]
+) -> dict[int, list[str]]:
+    """pinned_topics for (delivery, chat, thread, topics) rows the caller already holds (a
+    claim's), without reading the deliveries again."""
+    return _through_pins(session, rows)
+
+
 def pinned_among(*, session: Session, chat_id: int, thread_id: int, topics: list[str]) -> list[str]:
     """Which of a delivery's topics its chat (or forum topic) tracks closely."""
     return _through_pins(session, [(0, chat_id, thread_id, topics)]).get(0, [])
