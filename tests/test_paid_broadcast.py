@@ -3,7 +3,7 @@ Star budget, and at the free rate once the budget is spent or Telegram refuses f
 Stars; every chat still gets its alert exactly once.
 
 The bot's own delivery pass runs against the emulator enforcing Telegram's limits (30/s free,
-1,000/s paid), as tests/test_delivery_leases.py does; 40 chats at the free 29.5/s take over a
+1,000/s paid), as tests/test_delivery_leases.py does; 40 chats at the free 29/s take over a
 second, past the one-second threshold set here, so the story is worth paying for.
 """
 
