@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -154,20 +155,30 @@ def claim(
                     break
     if not picked:
         return []
+    # Columns, not ORM objects, and one UPDATE for the batch: at 1,000 sends a second the
+    # objects' loading and per-row flush were a tenth of the bot's CPU.
     statement = (
-        select(Delivery, Chat)
+        sa_select(*map(col, (
+            Delivery.id, Delivery.chat_id, Delivery.thread_id, Delivery.story_id, Chat.language,
+            Delivery.topics, Delivery.attempts, Chat.mode, Chat.digest_time, Chat.timezone,
+            Chat.quiet_start, Chat.quiet_end, Delivery.message_id)))
         .join(Chat, col(Chat.id) == Delivery.chat_id)
         .where(col(Delivery.id).in_(picked), *_pending(now, CLAIMABLE))
         .order_by(col(Delivery.id))
         .with_for_update(skip_locked=True, of=Delivery)
     )
+    found = session.execute(statement).all()
+    if not found:
+        return []
     token = uuid.uuid4().hex  # one per claim: a later claim of a row gives it another
-    claimed = []
-    for delivery, chat in session.exec(statement).all():
-        delivery.next_attempt_at = now + lease
-        delivery.claim_token = token
-        claimed.append(_claimed(delivery, chat))
-    return claimed
+    session.execute(update(Delivery).where(col(Delivery.id).in_([row[0] for row in found]))
+                    .values(next_attempt_at=now + lease, claim_token=token),
+                    execution_options={"synchronize_session": False})
+    return [Claimed(id or 0, chat_id, thread_id, story_id, language, json.loads(topics),
+                    attempts, Preferences(mode, digest_time, timezone, quiet_start, quiet_end),
+                    message_id, token)
+            for (id, chat_id, thread_id, story_id, language, topics, attempts, mode,
+                 digest_time, timezone, quiet_start, quiet_end, message_id) in found]
 
 
 _DUE_PAGE = 128  # rows a claim reads at a time: two claims of 64 with none held back
