@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
 from typing import Any
 
 from aiolimiter import AsyncLimiter
+from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter, ExtBot
 
 from jobs.pacing import PACING, PAID_PACING
@@ -39,6 +42,8 @@ FREE_PER_SECOND = 29.0  # of Telegram's 30: a margin for requests bunched on the
 FREE_BURST = 1.5
 RESERVED_PER_SECOND = 28.0  # alerts' share where another replica answers commands
 PAID_PER_SECOND = 950.0  # of the 1,000 allow_paid_broadcast allows
+REPLY_TRIES = 3  # a throttled reply goes again at most twice,
+REPLY_WAIT = 10.0  # and only when Telegram asks it to wait no longer than this (seconds)
 PAID_BURST = 20  # paid sends let through at once: fewer wake-ups, still under 1,000 in any 1 s
 
 
@@ -226,4 +231,25 @@ class Outbound(BaseRateLimiter[JSONDict]):
                 await self.paid.take()
             else:
                 await self.free.take(0)
-            return await callback(*args, **kwargs)
+            if args_.get("alert") or args_.get("paced"):
+                return await callback(*args, **kwargs)  # jobs.deliver retries its own rows
+            return await self._reply(callback, args, kwargs)
+
+    async def _reply(
+        self, callback: Callable[..., Coroutine[Any, Any, Result]], args: Any,
+        kwargs: dict[str, Any],
+    ) -> Result:
+        """A reply Telegram throttled waits its turn and goes again, a few times at most: a
+        reader who answers an alert at once (/why) is answered inside the chat's one message
+        a second, which the alert has just used, and the reply would otherwise be lost."""
+        for attempt in itertools.count(1):
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as error:
+                after = error.retry_after
+                wait = after.total_seconds() if isinstance(after, timedelta) else float(after)
+                if attempt >= REPLY_TRIES or wait > REPLY_WAIT:
+                    raise
+                await asyncio.sleep(wait)
+                await self.free.take(0)
+        raise AssertionError("unreachable")

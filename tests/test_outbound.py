@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from telegram.error import RetryAfter
 
 from jobs.outbound import Outbound
 
@@ -73,3 +74,56 @@ async def test_paid_sends_have_their_own_bucket_and_requests_without_a_chat_none
     assert time.monotonic() - started < 0.5  # 40 at 500/s, not at the free 5/s
     result = await limiter.process_request(calls("getMe"), (), {}, "getMe", {}, None)
     assert result is True and calls.done[-1][0] == "getMe"
+
+
+def throttled_once(calls: Calls, name: str) -> Any:
+    """A send Telegram throttles (429, retry after 0 s) the first time and accepts after."""
+    tries = []
+
+    async def callback() -> bool:
+        tries.append(name)
+        if len(tries) == 1:
+            raise RetryAfter(0)
+        calls.done.append((name, time.monotonic()))
+        return True
+    return callback
+
+
+@pytest.mark.asyncio
+async def test_a_throttled_reply_goes_again_but_an_alert_is_left_to_its_row() -> None:
+    """A reply the chat's one message a second throttled (right after an alert) waits and goes
+    again; an alert's 429 reaches jobs.deliver, which delays that row (no second try here)."""
+    limiter, calls = Outbound(per_second=50), Calls()
+    data = {"chat_id": 5, "text": "why"}
+    assert await limiter.process_request(throttled_once(calls, "reply"), (), {}, "sendMessage",
+                                         data, None) is True
+    assert [name for name, _ in calls.done] == ["reply"]
+    with pytest.raises(RetryAfter):
+        await limiter.process_request(throttled_once(calls, "alert"), (), {}, "sendMessage",
+                                      data, {"alert": True, "paced": True})
+    assert [name for name, _ in calls.done] == ["reply"]
+
+
+@pytest.mark.asyncio
+async def test_a_reply_throttled_again_and_again_gives_up() -> None:
+    limiter = Outbound(per_second=50)
+    tries = 0
+
+    async def always() -> bool:
+        nonlocal tries
+        tries += 1
+        raise RetryAfter(0)
+
+    with pytest.raises(RetryAfter):
+        await limiter.process_request(always, (), {}, "sendMessage", {"chat_id": 5}, None)
+    assert tries == 3
+
+    async def long_wait() -> bool:
+        nonlocal tries
+        tries += 1
+        raise RetryAfter(60)  # longer than a reader would wait: not retried
+
+    tries = 0
+    with pytest.raises(RetryAfter):
+        await limiter.process_request(long_wait, (), {}, "sendMessage", {"chat_id": 5}, None)
+    assert tries == 1
