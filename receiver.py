@@ -410,6 +410,9 @@ def run(application: App, receiver: Receiver, stopping: asyncio.Event) -> None:
                 if application.post_stop:
                     loop.run_until_complete(application.post_stop(application))
             loop.run_until_complete(application.shutdown())
+            # Stopped before Telegram answered, Application.shutdown does nothing, but the
+            # attempts opened the bot's HTTP sessions (a no-op when it closed them already).
+            loop.run_until_complete(application.bot.shutdown())
             if application.post_shutdown:
                 loop.run_until_complete(application.post_shutdown(application))
         finally:

@@ -164,6 +164,26 @@ def test_telegram_unreachable_at_start_up_is_retried_until_it_answers(
         assert bot.process is not None and bot.process.poll() is None, "still serving"
 
 
+def test_stopped_while_telegram_is_unreachable_it_exits_without_errors(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """SIGTERM during the start-up retries: the HTTP sessions the attempts opened are closed,
+    not left for the interpreter to complain about ("Unclosed client session")."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": f"http://127.0.0.1:{port}",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}", "ADMIN_IDS": str(ADMIN_ID),
+           "LOG_LEVEL": "INFO", "FULL_TEXT": "false"}
+    bot = bot_process(tmp_path, env).start()
+    bot.wait_for_log("Telegram is not answering at start-up (attempt 2)", timeout=30)
+    bot.terminate(timeout=20)
+    log = bot.log
+    errors = [line for line in log.splitlines() if " ERROR " in line or " CRITICAL " in line]
+    assert errors == [], log
+    assert "Unclosed" not in log and "Traceback" not in log, log
+
+
 def test_a_get_me_without_a_required_field_is_one_line(
     tmp_path: Path, bot_process: type[BotProcess]
 ) -> None:
