@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from news.newsroom import Newsroom
 from storage.db import make_engine, migrate
@@ -166,3 +166,16 @@ def world(tmp_path: Path, bot_process: type[BotProcess]) -> Iterator[Any]:
         yield world
         assert telegram.rejected == []
         assert "Traceback" not in world.bot.log
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements run on `engine` while the test runs, flattened and lower-cased."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(" ".join(str(args[2]).split()).lower())
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)

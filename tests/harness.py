@@ -17,7 +17,8 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col
 from telegram.ext import ApplicationBuilder, CallbackContext
 
 from jobs import Job
@@ -29,7 +30,7 @@ from news.newsroom import Newsroom
 from services import KEY
 from storage import chats, sources, subscriptions
 from storage.db import session_scope
-from storage.models import utcnow
+from storage.models import SubscriptionRemoval, utcnow
 from storage.sources import DueSource
 from telegram_link import DEFAULTS
 from tests.conftest import BotProcess
@@ -540,3 +541,33 @@ def read_seed(path: Path = SEED) -> Seed:
 def blocks(text: str) -> list[list[str]]:
     """The alert's sections as Telegram shows them: blocks split by a blank line."""
     return [block.split("\n") for block in text.split("\n\n")]
+
+
+# Subscriptions as the matcher caches' tests change them (test_matcher_cache, test_semantic_cache).
+
+
+def follow(engine: Engine, chat_id: int, query: str, thread_id: int = 0) -> int | None:
+    with session_scope(engine) as session:
+        chats.ensure_chat(session=session, chat_id=chat_id, chat_type="group", title=None,
+                          language="en")
+        row = subscriptions.add(session=session, chat_id=chat_id, query=query,
+                                thread_id=thread_id)
+        return None if row is None else row.id
+
+
+def unfollow(session: Session, subscription_id: int | None) -> None:
+    row = subscriptions.get(session=session, subscription_id=subscription_id or 0)
+    assert row is not None
+    subscriptions.delete(session=session, subscription=row)
+
+
+def age_removals(engine: Engine, by: timedelta = timedelta(days=2)) -> None:
+    """Every tombstone written `by` earlier, as if that long had passed since."""
+    with session_scope(engine) as session:
+        session.execute(update(SubscriptionRemoval).values(
+            removed_at=col(SubscriptionRemoval.removed_at) - by))
+
+
+def prune(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return subscriptions.prune_removals(session=session)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from news import matching
@@ -18,6 +16,7 @@ from storage import chats, subscriptions
 from storage.chats import ensure_chat
 from storage.db import make_engine, session_scope
 from storage.models import Revision, Subscription, SubscriptionRemoval
+from tests.harness import age_removals, follow, prune, unfollow
 
 TERMS = ["SoftBank", "Nvidia", "union", "ion", "AI", "data center", "软银", "Сбербанк",
          "données", "Lille", "chips", "OpenAI", "crypto", "Tesla", "ダイキン"]
@@ -42,19 +41,6 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return CountingMatcher.builds
 
 
-def follow(engine: Engine, chat_id: int, query: str, thread_id: int = 0) -> int | None:
-    with session_scope(engine) as session:
-        ensure_chat(session=session, chat_id=chat_id, chat_type="group", title=None,
-                    language="en")
-        row = subscriptions.add(session=session, chat_id=chat_id, query=query,
-                                thread_id=thread_id)
-        return None if row is None else row.id
-
-
-def unfollow(session: Session, subscription_id: int | None) -> None:
-    row = subscriptions.get(session=session, subscription_id=subscription_id or 0)
-    assert row is not None
-    subscriptions.delete(session=session, subscription=row)
 
 
 def matched(cache: MatcherCache, engine: Engine, text: str) -> set[int]:
@@ -67,17 +53,6 @@ def rebuilt(engine: Engine, text: str) -> list[matching.Topic]:
     with session_scope(engine) as session:
         return matching.Matcher(list(subscriptions.all_topics(session=session))).match(text)
 
-
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(" ".join(str(args[2]).split()).lower())
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def test_changes_are_applied_in_place_and_read_by_revision(
@@ -220,16 +195,6 @@ def test_a_change_that_commits_late_is_not_skipped(database_url: str, engine: En
     other.dispose()
 
 
-def age_removals(engine: Engine, by: timedelta = timedelta(days=2)) -> None:
-    """Every tombstone written `by` earlier, as if that long had passed since."""
-    with session_scope(engine) as session:
-        session.execute(update(SubscriptionRemoval).values(
-            removed_at=col(SubscriptionRemoval.removed_at) - by))
-
-
-def prune(engine: Engine) -> int:
-    with session_scope(engine) as session:
-        return subscriptions.prune_removals(session=session)
 
 
 def head(engine: Engine) -> subscriptions.Head:

@@ -4,12 +4,12 @@ only the subscriptions changed since the revision it has seen (and their meaning
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from news import semantic
@@ -19,7 +19,7 @@ from storage import chats, embeddings, subscriptions
 from storage.chats import ensure_chat
 from storage.db import session_scope
 from storage.models import Subscription
-from tests.test_matcher_cache import age_removals, follow, prune, unfollow
+from tests.harness import age_removals, follow, prune, unfollow
 
 DIMS = 16
 MODEL = "fake-embed"
@@ -127,17 +127,6 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     monkeypatch.setattr("news.semantic_round.SemanticMatcher", CountingMatcher)
     return CountingMatcher.builds
 
-
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(" ".join(str(args[2]).split()).lower())
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def store(engine: Engine, vectors: Mapping[str, Vector]) -> None:

@@ -21,7 +21,7 @@ from storage import subscriptions
 from storage.db import session_scope
 from storage.locks import Keys, Role
 from storage.models import SubscriptionRemoval
-from tests.test_matcher_cache import age_removals, follow, unfollow
+from tests.harness import age_removals, follow, unfollow
 
 
 def tombstones(engine: Engine) -> list[int]:
