@@ -34,7 +34,7 @@ from tornado.httpserver import HTTPServer
 
 from storage.db import CONNECT_TIMEOUT_SECONDS, in_thread
 from storage.locks import Keys
-from telegram_link import keep_trying, reason
+from telegram_link import keep_trying, reason, retry_seconds
 
 log = logging.getLogger("tidings")
 App = Application[Any, Any, Any, Any, Any, Any]
@@ -361,8 +361,7 @@ async def initialize(application: App) -> None:
             await application.initialize()
             return
         except RetryAfter as error:
-            after = error.retry_after
-            wait = 0.5 + (after.total_seconds() if isinstance(after, timedelta) else float(after))
+            wait = 0.5 + retry_seconds(error)
         except TimedOut:
             wait = 0.0
         except TelegramError:

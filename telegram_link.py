@@ -70,6 +70,12 @@ def method_name(action: Callable[[], Awaitable[object]]) -> str:
     return first + "".join(word.title() for word in rest)
 
 
+def retry_seconds(error: RetryAfter) -> float:
+    """How long Telegram asked to wait: PTB gives a timedelta or, in older releases, seconds."""
+    after = error.retry_after
+    return after.total_seconds() if isinstance(after, timedelta) else float(after)
+
+
 async def keep_trying(action: Callable[[], Awaitable[object]], what: str,
                       stopping: asyncio.Event) -> bool:
     """Run an optional call until it succeeds, backing off between tries, one log line a failure
@@ -85,9 +91,7 @@ async def keep_trying(action: Callable[[], Awaitable[object]], what: str,
             await action()
             return True
         except RetryAfter as error:
-            after = error.retry_after
-            wait = after.total_seconds() if isinstance(after, timedelta) else float(after)
-            why = reason(error)
+            wait, why = retry_seconds(error), reason(error)
         except (BadRequest, Forbidden) as error:
             log.error("%s refused by Telegram: %s; not trying again", what, reason(error))
             return False

@@ -30,6 +30,7 @@ from services import KEY, Services
 from storage import chats, deliveries, feedback
 from storage import paid as paid_ledger
 from storage.db import database_now, db, in_thread
+from telegram_link import retry_seconds
 
 log = logging.getLogger(__name__)
 SPACING = "per_chat_spacing"  # bot_data key: this application's PerChat
@@ -247,8 +248,7 @@ async def send(
         await db(svc.engine, _migrated, item=item, new_id=error.new_chat_id)
         return
     except RetryAfter as error:
-        after = error.retry_after
-        seconds = after.total_seconds() if isinstance(after, timedelta) else float(after)
+        seconds = retry_seconds(error)
         log.warning("delivery %s to chat %s will be retried: %s", item.id, item.chat_id, error)
         if await db(svc.engine, deliveries.throttled, delivery_id=item.id, token=item.token,
                     after=timedelta(seconds=seconds), error=str(error)):

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import timedelta
 from typing import Any
 
 from aiolimiter import AsyncLimiter
@@ -29,7 +27,7 @@ from telegram.ext import BaseRateLimiter, ExtBot
 
 from jobs.pacing import PACING, PAID_PACING
 from telegram_http import WRITE
-from telegram_link import DEFAULTS
+from telegram_link import DEFAULTS, retry_seconds
 
 JSONDict = dict[str, Any]
 Result = bool | JSONDict | list[JSONDict]
@@ -242,14 +240,14 @@ class Outbound(BaseRateLimiter[JSONDict]):
         """A reply Telegram throttled waits its turn and goes again, a few times at most: a
         reader who answers an alert at once (/why) is answered inside the chat's one message
         a second, which the alert has just used, and the reply would otherwise be lost."""
-        for attempt in itertools.count(1):
+        tries = 1
+        while True:
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
-                after = error.retry_after
-                wait = after.total_seconds() if isinstance(after, timedelta) else float(after)
-                if attempt >= REPLY_TRIES or wait > REPLY_WAIT:
+                wait = retry_seconds(error)
+                if tries >= REPLY_TRIES or wait > REPLY_WAIT:
                     raise
-                await asyncio.sleep(wait)
-                await self.free.take(0)
-        raise AssertionError("unreachable")
+            tries += 1
+            await asyncio.sleep(wait)
+            await self.free.take(0)
