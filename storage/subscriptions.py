@@ -240,20 +240,12 @@ def pinned_topics(*, session: Session, delivery_ids: Collection[int]) -> dict[in
         statement = statement.where(col(Delivery.id).in_(wanted[start:start + _IDS_PER_QUERY]))
         rows += [(id or 0, chat, thread, json.loads(topics))
                  for id, chat, thread, topics in session.exec(statement).all()]
-    return _through_pins(session, rows)
-
-
-def pinned_of(
-    *, session: Session, rows: Sequence[tuple[int, int, int, list[str]]]
-) -> dict[int, list[str]]:
-    """pinned_topics for (delivery, chat, thread, topics) rows the caller already holds (a
-    claim's), without reading the deliveries again."""
-    return _through_pins(session, rows)
+    return pinned_of(session=session, rows=rows)
 
 
 def pinned_among(*, session: Session, chat_id: int, thread_id: int, topics: list[str]) -> list[str]:
     """Which of a delivery's topics its chat (or forum topic) tracks closely."""
-    return _through_pins(session, [(0, chat_id, thread_id, topics)]).get(0, [])
+    return pinned_of(session=session, rows=[(0, chat_id, thread_id, topics)]).get(0, [])
 
 
 def story_pinned(*, session: Session, story_id: int, language: str) -> bool:
@@ -266,13 +258,14 @@ def story_pinned(*, session: Session, story_id: int, language: str) -> bool:
     )
     rows = [(id or 0, chat, thread, json.loads(topics)) for id, chat, thread, topics in
             session.exec(statement).all()]
-    return bool(_through_pins(session, rows))
+    return bool(pinned_of(session=session, rows=rows))
 
 
-def _through_pins(
-    session: Session, rows: Sequence[tuple[int, int, int, list[str]]]
+def pinned_of(
+    *, session: Session, rows: Sequence[tuple[int, int, int, list[str]]]
 ) -> dict[int, list[str]]:
-    """(delivery, chat, thread, topics) rows -> the pinned topics each came through."""
+    """(delivery, chat, thread, topics) rows -> the pinned topics each came through; for rows
+    the caller already holds (a claim's), so the deliveries are not read again."""
     chat_ids = sorted({chat for _, chat, _, _ in rows})
     pins: set[tuple[int, int, str]] = set()
     for start in range(0, len(chat_ids), _IDS_PER_QUERY):
