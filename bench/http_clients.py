@@ -70,7 +70,7 @@ PAYLOAD = {"chat_id": 1, "text": "<b>SoftBank</b> buys a data centre", "parse_mo
 
 async def _run(calls: int, concurrency: int, call: Callable[[], Awaitable[object]]) -> float:
     """CPU seconds per call for `calls` calls, `concurrency` in flight at a time."""
-    remaining = calls
+    remaining = min(calls, 200)  # warm up: connections opened, code paths run once
 
     async def worker() -> None:
         nonlocal remaining
@@ -78,7 +78,7 @@ async def _run(calls: int, concurrency: int, call: Callable[[], Awaitable[object
             remaining -= 1
             await call()
 
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, 5))))  # warm up
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     remaining = calls
     start = time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
