@@ -140,15 +140,21 @@ def test_a_rejected_token_is_one_line_without_the_token_and_exit_code_2(
         assert [name for name, _ in telegram.calls] == ["getMe"]
 
 
+def unreachable(tmp_path: Path) -> tuple[int, dict[str, str]]:
+    """A free port, closed (connections to it are refused), and a bot's settings naming it
+    as the Bot API."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    return port, {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": f"http://127.0.0.1:{port}",
+                  "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}", "ADMIN_IDS": str(ADMIN_ID),
+                  "LOG_LEVEL": "INFO", "FULL_TEXT": "false"}
+
+
 def test_telegram_unreachable_at_start_up_is_retried_until_it_answers(
     tmp_path: Path, bot_process: type[BotProcess]
 ) -> None:
-    with socket.socket() as probe:  # a free port, closed: connections to it are refused
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": f"http://127.0.0.1:{port}",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}", "ADMIN_IDS": str(ADMIN_ID),
-           "LOG_LEVEL": "INFO", "FULL_TEXT": "false"}
+    port, env = unreachable(tmp_path)
     bot = bot_process(tmp_path, env).start()
     bot.wait_for_log("Telegram is not answering at start-up (attempt 2)", timeout=30)
     with BotApiEmulator(token=TOKEN, port=port) as telegram:
@@ -169,12 +175,7 @@ def test_stopped_while_telegram_is_unreachable_it_exits_without_errors(
 ) -> None:
     """SIGTERM during the start-up retries: the HTTP sessions the attempts opened are closed,
     not left for the interpreter to complain about ("Unclosed client session")."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": f"http://127.0.0.1:{port}",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'u.db'}", "ADMIN_IDS": str(ADMIN_ID),
-           "LOG_LEVEL": "INFO", "FULL_TEXT": "false"}
+    _, env = unreachable(tmp_path)
     bot = bot_process(tmp_path, env).start()
     bot.wait_for_log("Telegram is not answering at start-up (attempt 2)", timeout=30)
     bot.terminate(timeout=20)
