@@ -48,18 +48,6 @@ def _postgres_reachable() -> str | None:
 
 PG_SKIP_REASON = _postgres_reachable()
 
-# Modules whose tests take 30 s to 2 min each (a bot process, a fan-out, three replicas): run
-# first, so that on pytest-xdist's workers they overlap the many short tests instead of one of
-# them finishing the run alone while the other workers sit idle.
-SLOW_FIRST = ("test_e2e_replicas.py", "test_ingest_robustness.py", "test_e2e_topics.py",
-              "test_e2e_channel_buttons.py", "test_e2e_websub.py", "test_e2e_restart.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow modules first, in SLOW_FIRST's order; the rest as collected."""
-    rank = {name: n for n, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
