@@ -26,21 +26,32 @@ async def drain(
     name: Callable[[T], str],
 ) -> None:
     """Handle claimed items until a claim comes back empty. An item whose handling raises is
-    logged and left to its claim's lease; the other workers go on."""
+    logged and left to its claim's lease; the other workers go on.
+
+    Workers start only when an item waits that no idle worker will take, up to `workers`:
+    the jobs call this every tick, and most ticks claim nothing. Starting every worker each
+    time (128 for polls, 32 for deliveries) was most of an idle bot's CPU."""
     queue: asyncio.Queue[T | None] = asyncio.Queue(maxsize=queued)
+    tasks: list[asyncio.Task[None]] = []
+    idle = 0  # workers waiting for an item, or started and not yet waiting
 
     async def worker() -> None:
+        nonlocal idle
         while (item := await queue.get()) is not None:
+            idle -= 1
             try:
                 await handle(item)
             except Exception:
                 log.exception("%s failed", name(item))
+            idle += 1
 
-    tasks = [asyncio.create_task(worker()) for _ in range(workers)]
     try:
         while items := await claim():
             for item in items:
                 await queue.put(item)
+                if queue.qsize() > idle and len(tasks) < workers:
+                    idle += 1
+                    tasks.append(asyncio.create_task(worker()))
     finally:
         for _ in tasks:
             await queue.put(None)

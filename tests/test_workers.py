@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from news.workers import Batched
+from news.workers import Batched, drain
 
 
 class Recorder:
@@ -103,3 +103,57 @@ async def test_a_run_that_answers_the_wrong_number_of_items_fails_its_callers() 
     batched = Batched(short, limit=10)
     outcomes = await asyncio.gather(batched(1), batched(2), return_exceptions=True)
     assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
+
+
+@pytest.mark.asyncio
+async def test_drain_starts_no_worker_for_a_claim_that_finds_nothing() -> None:
+    """The jobs drain every tick and most ticks claim nothing: no task is started for them."""
+    tasks_seen: list[int] = []
+
+    async def claim() -> list[int]:
+        tasks_seen.append(len(asyncio.all_tasks()))
+        return []
+
+    async def handle(item: int) -> None:
+        raise AssertionError("nothing was claimed")
+
+    before = len(asyncio.all_tasks())
+    await drain(claim, handle, workers=32, queued=64, name=str)
+    assert tasks_seen == [before]
+
+
+@pytest.mark.asyncio
+async def test_drain_starts_workers_as_items_wait_up_to_its_limit() -> None:
+    """One item at a time takes one worker; a batch waiting takes as many as allowed, and every
+    item is handled once."""
+    batches = [[1], [2], list(range(10, 30)), []]
+    running, peak, handled = 0, 0, []
+    release = asyncio.Event()
+
+    async def claim() -> list[int]:
+        await asyncio.sleep(0.01)  # the single items finish before the next claim
+        if len(batches) == 2:
+            release.set()
+        return batches.pop(0)
+
+    async def handle(item: int) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        if item >= 10:
+            await release.wait()
+            await asyncio.sleep(0.01)
+        handled.append(item)
+        running -= 1
+
+    before = len(asyncio.all_tasks())
+    workers: list[int] = []
+
+    async def counting_claim() -> list[int]:
+        workers.append(len(asyncio.all_tasks()) - before)
+        return await claim()
+
+    await drain(counting_claim, handle, workers=5, queued=8, name=str)
+    assert sorted(handled) == [1, 2, *range(10, 30)]
+    assert workers[:3] == [0, 1, 1]  # the second single item reused the idle worker
+    assert peak == 5
