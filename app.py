@@ -6,6 +6,7 @@ bot.py launches it; the parser processes never import this module (see bot.py).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -261,6 +262,11 @@ def main() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, partial(stop, application))
         background.add(asyncio.create_task(register_commands(application, svc), name="menus"))
+        # What start-up made (the libraries' modules and classes, the application) lives as
+        # long as the process: frozen, the collector's full passes no longer walk it. They
+        # took 140-170 ms each, ten times in a 30,000-chat paid fan-out, and held every send.
+        gc.collect()
+        gc.freeze()
 
     def stop(_: Application[Any, Any, Any, Any, Any, Any]) -> None:
         svc.stopping.set()  # receiver.run stops the application when it is set
