@@ -182,6 +182,8 @@ def pacing(times: list[float]) -> dict[str, Any]:
         "median_interval_ms": round(statistics.median(intervals) * 1000, 2) if intervals else None,
         "sends_per_wall_second_min": min(per_second.values()) if per_second else 0,
         "sends_per_wall_second_max": max(per_second.values()) if per_second else 0,
+        "sends_each_second": [per_second[second] for second in range(max(per_second) + 1)]
+        if per_second else [],
     }
 
 
