@@ -18,7 +18,8 @@ from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-POOL = 256  # connections to the Bot API, as ApplicationBuilder gives HTTPXRequest
+POOL = 512  # connections to the Bot API: more than jobs.pacing's paid senders, so none
+# waits for one (PTB's HTTPXRequest keeps 256)
 READ, WRITE, CONNECT, POOL_WAIT = 5.0, 5.0, 5.0, 1.0  # PTB's default timeouts, in seconds
 JSON = {"Content-Type": "application/json"}
 MEDIA_WRITE = 20.0  # an upload (a /trend chart) may take longer to send

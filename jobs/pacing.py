@@ -65,8 +65,10 @@ PACING = Pacing()
 # A paid fan-out (jobs.paid) goes at up to 1,000 a second: more senders, a longer queue. If the
 # budget runs out midway the queue drains at the free rate; rows then older than `fresh` are
 # renewed one by one before they go, as any row held too long.
-# 240 senders (PTB keeps 256 connections): at 950/s each send is held ~0.25 s (the request,
-# then its record's commit). `send_time` and the lease are longer than the free pace's: a paid
-# pass holds many more rows in flight, and a process short of CPU serves them slower.
-PAID_PACING = Pacing(lease=timedelta(seconds=120), in_flight=240, queued=600,
+# Each send holds its sender ~0.3 s (the request, then its record's commit, gathered with
+# others: jobs.deliver.RECORD_GATHER): 240 senders kept a 970/s pace to about 920/s, 480 keep
+# it (bench/fanout.py --paid), under telegram_http's 512 connections. `send_time` and the lease
+# are longer than the free pace's: a paid pass holds many more rows in flight, and a process
+# short of CPU serves them slower.
+PAID_PACING = Pacing(lease=timedelta(seconds=120), in_flight=480, queued=600,
                      overall_per_second=950.0, send_time=30.0)
