@@ -31,6 +31,10 @@ the bot gets a Star budget and the emulator a balance for every chat). Figures:
   CPU a second (sampled for 5 s before publication: the jobs' ticks, which a fan-out at
   30/s spreads over few alerts) and the per-alert figure less that; and this
   process's (the emulator's): on a 2-core machine a paid fan-out is bound by the two together.
+- a baseline from the same run: the CPU one wake of an otherwise idle asyncio loop costs at
+  30 wakes a second (`wake_cost`), and the bot's per-alert figure in such wakes. At the free
+  rate the bot is idle between alerts, and each wake from idle costs several times what the
+  same work costs in a busy loop (the paid rate).
 - peak memory: the bot process's VmHWM (read from /proc just before SIGTERM) and this process's
   (emulator, feed server, bookkeeping) peak RSS.
 
