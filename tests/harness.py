@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import random
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from news.newsroom import Newsroom
 from services import KEY
 from storage import chats, sources, subscriptions
 from storage.db import session_scope
-from storage.models import SubscriptionRemoval, utcnow
+from storage.models import Subscription, SubscriptionRemoval, utcnow
 from storage.sources import DueSource
 from telegram_link import DEFAULTS
 from tests.conftest import BotProcess
@@ -571,3 +572,26 @@ def age_removals(engine: Engine, by: timedelta = timedelta(days=2)) -> None:
 def prune(engine: Engine) -> int:
     with session_scope(engine) as session:
         return subscriptions.prune_removals(session=session)
+
+
+def add_random(session: Session, rng: random.Random, next_chat: int, query: str) -> None:
+    """A subscription change of the caches' randomized tests: one of three groups, or a new
+    one, follows `query`."""
+    chat = rng.choice([1, 2, 3, next_chat])
+    chats.ensure_chat(session=session, chat_id=chat, chat_type="group", title=None,
+                      language="en")
+    subscriptions.add(session=session, chat_id=chat, query=query,
+                      thread_id=rng.choice([0, 0, 5]))
+
+
+def migrate_random(session: Session, rng: random.Random, rows: list[Subscription],
+                   next_chat: int) -> int:
+    """Another: a group becomes a supergroup, merging into an existing chat or not; the next
+    free chat id after it."""
+    old = rng.choice(rows).chat_id
+    new = rng.choice([chat for chat in (1, 2, 3) if chat != old] + [next_chat + 1])
+    if new <= 3:
+        chats.ensure_chat(session=session, chat_id=new, chat_type="group", title=None,
+                          language="en")
+    chats.migrate(session=session, old_id=old, new_id=new)
+    return next_chat + 2

@@ -12,11 +12,10 @@ from sqlmodel import Session, col, select
 
 from news import matching
 from news.matcher import MatcherCache
-from storage import chats, subscriptions
-from storage.chats import ensure_chat
+from storage import subscriptions
 from storage.db import make_engine, session_scope
 from storage.models import Revision, Subscription, SubscriptionRemoval
-from tests.harness import age_removals, follow, prune, unfollow
+from tests.harness import add_random, age_removals, follow, migrate_random, prune, unfollow
 
 TERMS = ["SoftBank", "Nvidia", "union", "ion", "AI", "data center", "软银", "Сбербанк",
          "données", "Lille", "chips", "OpenAI", "crypto", "Tesla", "ダイキン"]
@@ -117,11 +116,7 @@ def test_random_changes_leave_the_matcher_as_a_full_rebuild_would(engine: Engine
             rows = list(session.exec(select(Subscription)).all())
             roll = rng.random()
             if roll < 0.4 or not rows:
-                chat = rng.choice([1, 2, 3, next_chat])
-                ensure_chat(session=session, chat_id=chat, chat_type="group", title=None,
-                            language="en")
-                subscriptions.add(session=session, chat_id=chat, query=query(),
-                                  thread_id=rng.choice([0, 0, 5]))
+                add_random(session, rng, next_chat, query())
             elif roll < 0.6:
                 subscriptions.delete(session=session, subscription=rng.choice(rows))
             elif roll < 0.8:
@@ -130,14 +125,8 @@ def test_random_changes_leave_the_matcher_as_a_full_rebuild_would(engine: Engine
             elif roll < 0.9:
                 subscriptions.set_pinned(session=session, subscription=rng.choice(rows),
                                          pinned=rng.random() < 0.5)
-            else:  # a group becomes a supergroup, merging into an existing chat or not
-                old = rng.choice(rows).chat_id
-                new = rng.choice([chat for chat in (1, 2, 3) if chat != old] + [next_chat + 1])
-                next_chat += 2
-                if new <= 3:
-                    ensure_chat(session=session, chat_id=new, chat_type="group", title=None,
-                                language="en")
-                chats.migrate(session=session, old_id=old, new_id=new)
+            else:
+                next_chat = migrate_random(session, rng, rows, next_chat)
         if step % 3 == 0:
             for text in rng.sample(texts, 4):
                 with session_scope(engine) as session:

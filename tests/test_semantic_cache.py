@@ -15,11 +15,10 @@ from sqlmodel import Session, select
 from news import semantic
 from news.semantic import SemanticHit, SemanticMatcher, Vector, meaning_key
 from news.semantic_round import SemanticCache
-from storage import chats, embeddings, subscriptions
-from storage.chats import ensure_chat
+from storage import embeddings, subscriptions
 from storage.db import session_scope
 from storage.models import Subscription
-from tests.harness import age_removals, follow, prune, unfollow
+from tests.harness import add_random, age_removals, follow, migrate_random, prune, unfollow
 
 DIMS = 16
 MODEL = "fake-embed"
@@ -236,11 +235,7 @@ def test_random_subscription_changes_reach_the_cache_as_a_fresh_build_sees_them(
             rows = list(session.exec(select(Subscription)).all())
             roll = rng.random()
             if roll < 0.4 or not rows:
-                chat = rng.choice([1, 2, 3, next_chat])
-                ensure_chat(session=session, chat_id=chat, chat_type="group", title=None,
-                            language="en")
-                subscriptions.add(session=session, chat_id=chat, query=a_query(rng, keys),
-                                  thread_id=rng.choice([0, 0, 5]))
+                add_random(session, rng, next_chat, a_query(rng, keys))
             elif roll < 0.6:
                 subscriptions.delete(session=session, subscription=rng.choice(rows))
             elif roll < 0.8:
@@ -253,14 +248,8 @@ def test_random_subscription_changes_reach_the_cache_as_a_fresh_build_sees_them(
                     key = rng.choice(missing)
                     embeddings.save_meaning(session=session, model=MODEL, dims=DIMS,
                                             meaning=key, vector=every[key])
-            elif roll < 0.95:  # a group becomes a supergroup, merging into a chat or not
-                old = rng.choice(rows).chat_id
-                new = rng.choice([chat for chat in (1, 2, 3) if chat != old] + [next_chat + 1])
-                next_chat += 2
-                if new <= 3:
-                    ensure_chat(session=session, chat_id=new, chat_type="group", title=None,
-                                language="en")
-                chats.migrate(session=session, old_id=old, new_id=new)
+            elif roll < 0.95:
+                next_chat = migrate_random(session, rng, rows, next_chat)
             else:
                 session.commit()
                 age_removals(engine)
