@@ -24,6 +24,7 @@ def started(
     """The bot as run in production (INFO logs), once it has answered its admin's /start."""
     env = env_for(telegram, f"sqlite:///{tmp_path / 's.db'}") | {"LOG_LEVEL": "INFO"}
     bot = bot_process(tmp_path, env).start()
+    bot.wait_for_log("Tidings starting", timeout=60)  # a loaded machine starts Python slowly
     admin = telegram.user(ADMIN_ID, "Ada")
     assert "/subscribe" in say(telegram, telegram.private_chat(admin), admin, "/start"), bot.log
     return bot
