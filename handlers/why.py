@@ -143,7 +143,7 @@ async def why_command(update: Update, context: Context) -> None:
 
 async def replied_alert(context: Context, chat_id: int, replied: Message) -> Delivery | None:
     """The alert /why replies to. Telegram shows an alert before the bot has its answer to the
-    send, and sends are recorded together (jobs.deliver, RECORD_GATHER): a reply that quick
+    send, and sends are recorded together (jobs.pacing's record_gather): a reply that quick
     finds no record yet, so it waits for one (RECORD_WAIT at most), as a press does: for the
     alert the message's "Why?" button names or, where the reply carries no button, for this
     chat's alerts being sent, if the bot wrote the message."""

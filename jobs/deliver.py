@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -109,7 +110,7 @@ async def deliver_due(
         if ledger.allowance() and policy.worth_paying(
                 await db(svc.engine, deliveries.largest_due)):
             pacing = PAID_PACING
-    recorder = _recorder(context, svc)
+    recorder = _recorder(context, svc, pacing.record_gather)
     # Rows this pass holds, by id, with their claim's current token. A row held past its
     # lease (a starved process) may be claimed again by this pass: the copy already held
     # adopts the new token and the new copy is dropped, so it is sent once, and recorded.
@@ -155,19 +156,21 @@ async def deliver_due(
 
 LEDGER = "paid_broadcast_ledger"  # bot_data key: this application's jobs.paid.Ledger
 RECORDER = "sent_recorder"  # bot_data key: sends recorded together (mark_sent_many)
-RECORD_GATHER = 0.2  # seconds a record waits for others: at 30/s about six share a commit
 
 
 def _recorder(
-    context: CallbackContext[Any, Any, Any, Any], svc: Services,
+    context: CallbackContext[Any, Any, Any, Any], svc: Services, gather: float,
 ) -> Batched[deliveries.Sent, bool]:
     """Accepted sends are recorded together, each sender waiting for its own record: a crash
-    still loses at most the sends in flight, as before, in one commit for several."""
-    recorder: Batched[deliveries.Sent, bool] | None = context.bot_data.get(RECORDER)
+    still loses at most the sends in flight, as before, in one commit for several. One
+    recorder a pace (its `record_gather`), kept by the application."""
+    recorders: dict[float, Batched[deliveries.Sent, bool]] = context.bot_data.setdefault(
+        RECORDER, {})
+    recorder = recorders.get(gather)
     if recorder is None:
         async def record(sent: list[deliveries.Sent]) -> list[bool]:
             return await db(svc.engine, _record_sent, sent=sent)
-        recorder = context.bot_data[RECORDER] = Batched(record, limit=1000, gather=RECORD_GATHER)
+        recorder = recorders[gather] = Batched(record, limit=1000, gather=gather)
     return recorder
 
 
@@ -195,46 +198,54 @@ async def deliver(
 ) -> None:
     """Send in the chat's turn, then in the overall rate's (jobs.outbound.turn). A row then
     older than its claim's lease safely covers has the lease renewed first, checking the
-    claim's token; a fresh one goes at once."""
+    claim's token; a fresh one goes at once. The chat's next turn runs from the end of the
+    request: the outcome is stored after it, the record waiting for others (`settle`)."""
     item, alert = ready.item, ready.alert
     assert not isinstance(alert, Exception)
-    async with limiter(item.chat_id):
-        ledger: Ledger | None = context.bot_data.get(LEDGER)
-        paid = ready.paid and not (ledger is not None and ledger.refused)
-        await outbound.turn(context.bot, paid=paid)
-        item = replace(item, token=tokens.get(item.id, item.token))
-        if time.monotonic() - ready.claimed_at > pacing.fresh:
-            held = await db(svc.engine, deliveries.begin_send, delivery_id=item.id,
-                            token=item.token, lease=pacing.lease)
-            if not held:
-                log.info("delivery %s was claimed again while it waited; not sent here",
-                         item.id)
-                return
-        async with recording(context.bot_data, item.id):  # a press meanwhile waits for it
-            await send(context, svc, item, alert.html, alert.sources, paid=paid,
-                       recorder=recorder, tokens=tokens)
+    async with contextlib.AsyncExitStack() as recorded:
+        async with limiter(item.chat_id):
+            ledger: Ledger | None = context.bot_data.get(LEDGER)
+            paid = ready.paid and not (ledger is not None and ledger.refused)
+            await outbound.turn(context.bot, paid=paid)
+            item = replace(item, token=tokens.get(item.id, item.token))
+            if time.monotonic() - ready.claimed_at > pacing.fresh:
+                held = await db(svc.engine, deliveries.begin_send, delivery_id=item.id,
+                                token=item.token, lease=pacing.lease)
+                if not held:
+                    log.info("delivery %s was claimed again while it waited; not sent here",
+                             item.id)
+                    return
+            # A press meanwhile waits for the outcome's record.
+            await recorded.enter_async_context(recording(context.bot_data, item.id))
+            outcome = await request(context, svc, item, alert.html, paid=paid)
+        await settle(context, svc, item, outcome, alert.sources, paid=paid, recorder=recorder,
+                     tokens=tokens)
 
 
-async def send(
+async def request(
     context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed,
-    html: str, sources: int | None = None, *, paid: bool = False,
-    recorder: Batched[deliveries.Sent, bool] | None = None,
-    tokens: dict[int, str] | None = None,
-) -> None:
-    """One message; Telegram's answer decides whether the row is sent, retried or parked.
-    Whatever else goes wrong (an answer that cannot be read, a bug) is a failed attempt.
-    `sources`: how many the message lists (a source joining meanwhile calls for an edit).
-    `paid`: with allow_paid_broadcast; refused for want of Stars, the row goes again free."""
+    html: str, *, paid: bool,
+) -> int | Exception:
+    """One message: the new message's id, or whatever went wrong (`settle` decides)."""
     t = partial(svc.catalog.text, item.language)
-    outcome: int | Exception
     try:
-        outcome = await outbound.send_alert(
+        return await outbound.send_alert(
             context.bot, item.chat_id, html, thread_id=item.thread_id or None,
             buttons=keyboard(item.id, 0, 0, [], t), paid=paid)
     except Exception as error:
-        outcome = error
-    if tokens is not None:  # re-claimed meanwhile (jobs.deliver.deliver_due): its new token
-        item = replace(item, token=tokens.get(item.id, item.token))
+        return error
+
+
+async def settle(
+    context: CallbackContext[Any, Any, Any, Any], svc: Services, item: deliveries.Claimed,
+    outcome: int | Exception, sources: int | None, *, paid: bool,
+    recorder: Batched[deliveries.Sent, bool], tokens: dict[int, str],
+) -> None:
+    """Telegram's answer to a send decides whether the row is sent, retried or parked.
+    Whatever else went wrong (an answer that cannot be read, a bug) is a failed attempt.
+    `sources`: how many the message lists (a source joining meanwhile calls for an edit).
+    `paid`: with allow_paid_broadcast; refused for want of Stars, the row goes again free."""
+    item = replace(item, token=tokens.get(item.id, item.token))  # re-claimed meanwhile?
     try:
         if isinstance(outcome, Exception):
             raise outcome
@@ -268,8 +279,7 @@ async def send(
         await _attempt_failed(svc, item, reason)
         return
     sent = deliveries.Sent(item.id, item.token, message_id, sources, paid)
-    held = (await recorder(sent) if recorder is not None
-            else (await db(svc.engine, _record_sent, sent=[sent]))[0])
+    held = await recorder(sent)
     if paid and (ledger := context.bot_data.get(LEDGER)) is not None:
         ledger.spent += 1  # recorded (held or not, Telegram took the Stars)
     if not held:

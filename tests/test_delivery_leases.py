@@ -34,7 +34,7 @@ from tests.fakes.telegram import BotApiEmulator
 GROUP = -1_000_123
 ALERTS = 30
 PACING = Pacing(lease=timedelta(seconds=2), in_flight=4, queued=4, group_period=0.2,
-                chat_period=0.05, send_time=0.5)
+                chat_period=0.05, send_time=0.5, record_gather=0.2)
 
 
 def queue_alerts(engine: Engine) -> None:
