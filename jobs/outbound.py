@@ -33,11 +33,16 @@ JSONDict = dict[str, Any]
 Result = bool | JSONDict | list[JSONDict]
 
 FREE_PER_SECOND = 29.0  # of Telegram's 30: a margin for requests bunched on the way
-# A wake-up late by a few milliseconds (a busy event loop) is made up by the next slot rather
-# than lost; any second still sees at most 1.5 + 29 × (1 - 0.05) ≈ 29 sends, so a request
-# held up to a slot's length (34 ms) on its way still leaves it under 30. At 29.5 a second,
+# Alerts go in pairs where two wait: one wake-up of the pace for two sends, and their answers
+# come back together. At 30 a second the bot is otherwise idle between sends, and on a virtual
+# machine each wake-up from idle costs more CPU than the send it makes (bench/fanout.py: 0.3 ms
+# an alert less than one at a time).
+ALERT_BATCH = 2
+# A wake-up late by a few milliseconds (a busy event loop) is made up by the next pair rather
+# than lost; any second still sees at most 2.25 + 29 × (1 - 0.05) ≈ 29 sends, so a request
+# held up to a slot's length (34 ms) on its way still leaves it at 30. At 29.5 a second,
 # with one spare slot less, fan-outs over the faster transport (telegram_http) met a few 429s.
-FREE_BURST = 1.5
+FREE_BURST = ALERT_BATCH + 0.25
 RESERVED_PER_SECOND = 28.0  # alerts' share where another replica answers commands
 PAID_PER_SECOND = 970.0  # of the 1,000 allow_paid_broadcast allows: a margin like the free 29 of 30
 REPLY_TRIES = 3  # a throttled reply goes again at most twice,
@@ -110,7 +115,8 @@ def message_id(result: object) -> int:
 
 class Bucket:
     """Token bucket: `rate` a second, at most `burst` at once, waiters served by priority
-    (0 first), each priority first come first served."""
+    (0 first), each priority first come first served. A priority with a batch (`batches`)
+    waits for tokens enough to let that many of its waiters through at once."""
 
     def __init__(self, rate: float, burst: float = 1.0, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep) -> None:
@@ -120,6 +126,8 @@ class Bucket:
         self.waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
         self.runner: asyncio.Task[None] | None = None
         self.gates: dict[int, Callable[[], float]] = {}  # priority -> seconds until it may go
+        self.batches: dict[int, Callable[[], int]] = {}  # priority -> how many go together
+        self.released: dict[int, float] = {}  # priority -> when the last of it was let through
 
     def _refill(self) -> None:
         now = self.clock()
@@ -150,12 +158,31 @@ class Bucket:
             if priority < 0:
                 return
             self._refill()
-            wait = max(gated, (1.0 - self.tokens) / self.rate if self.tokens < 1.0 else 0.0)
+            batch = self._batch(priority)
+            wait = max(gated, (batch - self.tokens) / self.rate if self.tokens < batch else 0.0)
             if wait > 0:
                 await self.sleep(wait)
                 continue  # a reply may have arrived meanwhile: it goes first
-            self.tokens -= 1.0
-            self.waiting[priority].popleft().set_result(None)
+            queue = self.waiting[priority]
+            for _ in range(batch):
+                while queue and queue[0].done():
+                    queue.popleft()
+                if queue:
+                    self.tokens -= 1.0
+                    self.released[priority] = self.clock()
+                    queue.popleft().set_result(None)
+
+    def _batch(self, priority: int) -> int:
+        """How many of this priority's waiters go at the next wake-up: its batch, or as many
+        as wait (never more than the bucket holds)."""
+        batch = self.batches.get(priority)
+        wanted = min(batch() if batch is not None else 1, int(self.burst))
+        waiting = 0
+        for future in self.waiting[priority]:
+            waiting += not future.done()
+            if waiting >= wanted:
+                break
+        return max(1, waiting)
 
 
 class Outbound(BaseRateLimiter[JSONDict]):
@@ -173,8 +200,8 @@ class Outbound(BaseRateLimiter[JSONDict]):
         self.free = Bucket(per_second, FREE_BURST)
         self.paid = Bucket(paid_per_second, PAID_BURST)
         self.reserved = reserved
-        self.last_alert = -math.inf
         self.free.gates[1] = self._alert_gate
+        self.free.batches[1] = lambda: ALERT_BATCH if self.alone() else 1
         self.group_period = group_period
         self.groups: dict[int | str, AsyncLimiter] = {}
 
@@ -184,13 +211,13 @@ class Outbound(BaseRateLimiter[JSONDict]):
             await self.paid.take()
         else:
             await self.free.take(1)
-            self.last_alert = time.monotonic()
 
     def _alert_gate(self) -> float:
         """Seconds until an alert may take a free slot: none while alone, else its share."""
         if self.alone():
             return 0.0
-        return max(0.0, self.last_alert + 1.0 / self.reserved - time.monotonic())
+        last = self.free.released.get(1, -math.inf)
+        return max(0.0, last + 1.0 / self.reserved - self.free.clock())
 
     async def initialize(self) -> None:
         return None

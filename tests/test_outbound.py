@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from telegram.error import RetryAfter
 
-from jobs.outbound import Outbound
+from jobs.outbound import FREE_BURST, Outbound
 
 
 class Calls:
@@ -48,7 +48,7 @@ async def test_a_reply_goes_before_alerts_already_waiting() -> None:
     assert sorted(order) == sorted(["reply", *(f"alert {n}" for n in range(6))])
     times = [moment for _, moment in calls.done]
     for first, last in itertools.combinations(range(len(times)), 2):  # one bucket for all:
-        assert last - first + 1 <= 1.5 + 20 * (times[last] - times[first]) + 0.1  # its rate
+        assert last - first + 1 <= FREE_BURST + 20 * (times[last] - times[first]) + 0.1
 
 
 @pytest.mark.asyncio
@@ -63,6 +63,30 @@ async def test_alone_alerts_take_every_slot_else_they_keep_to_their_share() -> N
             assert took < 8 / 40 + 0.1, took  # the whole 40/s
         else:
             assert took >= 8 / 10 - 0.02, took  # 10/s: the rest is left to other replicas
+
+
+@pytest.mark.asyncio
+async def test_alone_alerts_go_in_pairs_else_one_at_a_time() -> None:
+    """A pair is one wake-up of the pace for two sends (jobs.outbound.ALERT_BATCH)."""
+    for alone in (True, False):
+        limiter, calls = Outbound(lambda a=alone: a, per_second=20, reserved=20), Calls()
+        await asyncio.gather(*(request(limiter, calls, f"a{n}", 100 + n, alert=True)
+                               for n in range(8)))
+        gaps = [b - a for (_, a), (_, b) in itertools.pairwise(calls.done)]
+        together = sum(gap < 0.02 for gap in gaps)
+        assert together == (4 if alone else 0), (alone, gaps)
+        assert sum(gaps) >= (8 - FREE_BURST) / 20 - 0.02, gaps  # still 20 a second
+
+
+@pytest.mark.asyncio
+async def test_a_lone_alert_does_not_wait_for_a_second_to_pair_with() -> None:
+    limiter, calls = Outbound(per_second=4), Calls()
+    await asyncio.gather(*(request(limiter, calls, f"a{n}", 100 + n, alert=True)
+                           for n in range(2)))  # the bucket is left with a quarter of a slot
+    await asyncio.sleep(0.3)  # over one slot (0.25 s), under two
+    started = time.monotonic()
+    await request(limiter, calls, "lone", 200, alert=True)
+    assert time.monotonic() - started < 0.1
 
 
 @pytest.mark.asyncio
