@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
@@ -202,7 +201,7 @@ async def deliver(
     request: the outcome is stored after it, the record waiting for others (`settle`)."""
     item, alert = ready.item, ready.alert
     assert not isinstance(alert, Exception)
-    async with contextlib.AsyncExitStack() as recorded:
+    async with recording(context.bot_data, item.id):  # a press for it waits for its record
         async with limiter(item.chat_id):
             ledger: Ledger | None = context.bot_data.get(LEDGER)
             paid = ready.paid and not (ledger is not None and ledger.refused)
@@ -215,8 +214,6 @@ async def deliver(
                     log.info("delivery %s was claimed again while it waited; not sent here",
                              item.id)
                     return
-            # A press meanwhile waits for the outcome's record.
-            await recorded.enter_async_context(recording(context.bot_data, item.id))
             outcome = await request(context, svc, item, alert.html, paid=paid)
         await settle(context, svc, item, outcome, alert.sources, paid=paid, recorder=recorder,
                      tokens=tokens)
