@@ -165,12 +165,13 @@ class Bucket:
                 continue  # a reply may have arrived meanwhile: it goes first
             queue = self.waiting[priority]
             for _ in range(batch):
-                while queue and queue[0].done():
+                while queue and queue[0].done():  # cancelled while waiting
                     queue.popleft()
-                if queue:
-                    self.tokens -= 1.0
-                    self.released[priority] = self.clock()
-                    queue.popleft().set_result(None)
+                if not queue:
+                    break
+                self.tokens -= 1.0
+                queue.popleft().set_result(None)
+            self.released[priority] = self.clock()
 
     def _batch(self, priority: int) -> int:
         """How many of this priority's waiters go at the next wake-up: its batch, or as many

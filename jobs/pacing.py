@@ -78,8 +78,7 @@ PACING = Pacing()
 # Each send holds its sender ~0.3 s (the request, then its record's commit, gathered with
 # others for 0.2 s: a free pace's second would hold ~1,000 senders): 240 senders kept a 970/s
 # pace to about 920/s, 480 keep it (bench/fanout.py --paid), under telegram_http's 512
-# connections. `send_time` and the lease
-# are longer than the free pace's: a paid pass holds many more rows in flight, and a process
-# short of CPU serves them slower.
+# connections. `send_time` and the lease are longer than the free pace's: a paid pass holds
+# many more rows in flight, and a process short of CPU serves them slower.
 PAID_PACING = Pacing(lease=timedelta(seconds=120), in_flight=480, queued=600,
                      overall_per_second=950.0, send_time=30.0, record_gather=0.2)
