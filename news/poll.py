@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 
 import httpx
@@ -129,6 +130,15 @@ async def read_entries(
     return feed, fresh, checked
 
 
+def _claim_due(
+    *, session: Session, now: datetime | None, limit: int,
+) -> tuple[datetime, list[DueSource]]:
+    """A pass's claim, and the time it claims by: the first reads the database's clock in
+    its own transaction, which an idle tick would otherwise spend a thread hop on."""
+    now = now or database_now(session)
+    return now, sources.claim_due(session=session, now=now, limit=limit)
+
+
 async def poll_due(
     room: Newsroom,
     client: httpx.AsyncClient,
@@ -142,13 +152,15 @@ async def poll_due(
     unexpectedly is logged, and its source tried at its next turn. Polls that finish while
     the database is busy with others are stored together (news.workers.Batched)."""
     results: list[Polled] = []
-    # Only what is due now, by the database's clock (every replica's): a pass ends, and no
-    # source is polled twice at once.
-    started = await db(room.engine, database_now, thread=room.database)
+    # Only what is due by the pass's start, by the database's clock (every replica's), which
+    # its first claim reads: a pass ends, and no source is polled twice at once.
+    started: datetime | None = None
 
     async def claim() -> list[DueSource]:
-        return await db(room.engine, sources.claim_due, now=started, limit=concurrency,
-                        thread=room.database)
+        nonlocal started
+        started, due = await db(room.engine, _claim_due, now=started, limit=concurrency,
+                                thread=room.database)
+        return due
 
     async def store_together(outcomes: list[Outcome]) -> Sequence[int | Exception]:
         return await in_thread(ingest_each, room, outcomes, thread=room.database)
@@ -160,7 +172,7 @@ async def poll_due(
                                   reader=reader, store=store))
 
     try:
-        await drain(claim, handle, workers=concurrency, queued=concurrency,
+        await drain(claim, handle, workers=concurrency, queued=concurrency, limit=concurrency,
                     name=lambda source: f"polling source {source.id}")
     finally:  # stopped: outcomes not yet stored are dropped with their polls
         await store.close()

@@ -24,9 +24,13 @@ async def drain(
     workers: int,
     queued: int,
     name: Callable[[T], str],
+    limit: int = 0,
 ) -> None:
-    """Handle claimed items until a claim comes back empty. An item whose handling raises is
-    logged and left to its claim's lease; the other workers go on.
+    """Handle claimed items until a claim comes back empty, or, given the `limit` each claim
+    takes at most, shorter than that: a claim of everything due by a fixed time (a poll
+    pass's) that fell short took the last of it, and the empty claim after it would cost an
+    idle tick one more thread hop. An item whose handling raises is logged and left to its
+    claim's lease; the other workers go on.
 
     Workers start only when an item waits that no idle worker will take, up to `workers`:
     the jobs call this every tick, and most ticks claim nothing. Starting every worker each
@@ -52,6 +56,8 @@ async def drain(
                 if queue.qsize() > idle and len(tasks) < workers:
                     idle += 1
                     tasks.append(asyncio.create_task(worker()))
+            if len(items) < limit:
+                break
     finally:
         for _ in tasks:
             await queue.put(None)

@@ -4,6 +4,7 @@ hears its own outcome."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -157,3 +158,35 @@ async def test_drain_starts_workers_as_items_wait_up_to_its_limit() -> None:
     assert sorted(handled) == [1, 2, *range(10, 30)]
     assert workers[:3] == [0, 1, 1]  # the second single item reused the idle worker
     assert peak == 5
+
+
+@pytest.mark.asyncio
+async def test_drain_given_the_claims_limit_stops_after_a_short_claim() -> None:
+    """A claim of everything due that fell short of its limit was the last: no empty claim
+    follows it (an idle poll tick's thread hop). A full claim is followed by another."""
+    def claims(batches: list[list[int]]) -> tuple[Callable[[], Awaitable[list[int]]], list[int]]:
+        calls: list[int] = []
+
+        async def claim() -> list[int]:
+            calls.append(len(batches))
+            return batches.pop(0) if batches else []
+        return claim, calls
+
+    handled: list[int] = []
+
+    async def handle(item: int) -> None:
+        handled.append(item)
+
+    short, calls = claims([[1, 2], [3]])
+    await drain(short, handle, workers=4, queued=4, limit=3, name=str)
+    assert (handled, len(calls)) == ([1, 2], 1)
+
+    handled.clear()
+    full, calls = claims([[1, 2, 3], [4]])
+    await drain(full, handle, workers=4, queued=4, limit=3, name=str)
+    assert (sorted(handled), len(calls)) == ([1, 2, 3, 4], 2)
+
+    handled.clear()
+    unlimited, calls = claims([[1], [2]])
+    await drain(unlimited, handle, workers=4, queued=4, name=str)
+    assert (sorted(handled), len(calls)) == ([1, 2], 3)
