@@ -29,7 +29,7 @@ from news.workers import Batched, drain
 from services import KEY, Services
 from storage import chats, deliveries, feedback
 from storage import paid as paid_ledger
-from storage.db import database_now, db, in_thread
+from storage.db import database_now, db
 from telegram_link import retry_seconds
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     to the next replica that asks, within a tick.
     """
     svc: Services = context.bot_data[KEY]
-    if await in_thread(svc.sending.held):
+    if await svc.sending.holds():
         # The running application's own, not a module's: two applications in one process
         # (the replica tests) must not share its asyncio locks.
         spacing = context.bot_data.setdefault(SPACING, PerChat(PACING))

@@ -17,7 +17,7 @@ from news.digest import render_digest
 from news.schedule import digest_due
 from services import KEY, Services
 from storage import chats, deliveries
-from storage.db import database_now, db, in_thread
+from storage.db import database_now, db
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """One scheduled digest per chat and day across every replica: each is claimed before it
     is sent. A replica that dies while sending leaves its held rows for the next digest."""
     svc: Services = context.bot_data[KEY]
-    if not await in_thread(svc.sending.held):
+    if not await svc.sending.holds():
         return  # digests are paced with the alerts, by the replica that sends (jobs.deliver)
     now = await db(svc.engine, database_now)  # last_digest_at is compared by every replica
     due = [chat for chat in await db(svc.engine, deliveries.chats_with_held)

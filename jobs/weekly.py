@@ -17,7 +17,7 @@ from news.trend import day_label
 from services import KEY, Services
 from storage import chats, usage
 from storage import weekly as stored
-from storage.db import database_now, db, in_thread
+from storage.db import database_now, db
 from storage.models import Chat
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """One weekly brief per chat and week across every replica: the chat's turn is claimed
     (compare and set of `weekly_brief_at`) before anything is sent, as the digest's is."""
     svc: Services = context.bot_data[KEY]
-    if not await in_thread(svc.sending.held):
+    if not await svc.sending.holds():
         return  # sent with the alerts, by the replica that sends (jobs.deliver)
     now = await db(svc.engine, database_now)  # weekly_brief_at is compared by every replica
     for chat in await db(svc.engine, stored.chats_on):

@@ -3,8 +3,12 @@ deployments on one PostgreSQL server, even in one database, never wait on each o
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -101,3 +105,42 @@ def test_two_deployments_on_two_databases_of_one_server_hold_their_roles(postgre
         second.release()
         engine.dispose()
         other.dispose()
+
+
+class NoThreads(ThreadPoolExecutor):
+    """An executor that refuses work: what ran on a thread shows as an error."""
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a thread was asked for")
+
+
+def test_on_sqlite_the_role_is_held_without_a_thread(tmp_path: Path) -> None:
+    """The jobs ask every tick; the one SQLite process always holds the role, and the
+    answer costs no thread hop (a third of an idle delivery tick's CPU)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'tidings.db'}")
+    role = Role(engine, Keys.of(engine).sending, "sending")
+
+    async def ask() -> bool:
+        asyncio.get_running_loop().set_default_executor(NoThreads())
+        return await role.holds()
+
+    try:
+        assert asyncio.run(ask())
+    finally:
+        engine.dispose()
+
+
+def test_holds_answers_as_held_does_from_the_event_loop(postgres: str) -> None:
+    engines = [make_engine(postgres) for _ in range(2)]
+    first, second = (Role(engine, Keys.of(engine).sending, "sending") for engine in engines)
+
+    async def both() -> tuple[bool, bool]:
+        return await first.holds(), await second.holds()
+
+    try:
+        assert asyncio.run(both()) == (True, False), "one holder, asked off the loop"
+    finally:
+        first.release()
+        second.release()
+        for engine in engines:
+            engine.dispose()

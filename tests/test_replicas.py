@@ -291,7 +291,10 @@ def test_two_replicas_running_the_digest_job_at_once_send_one_digest(
             return found
 
         monkeypatch.setattr(deliveries, "chats_with_held", chats_with_held)
-        both = SimpleNamespace(held=lambda: True)  # each thinks it holds the sending role
+        async def holds() -> bool:
+            return True
+
+        both = SimpleNamespace(holds=holds)  # each thinks it holds the sending role
         in_threads(lambda: run_job(digest.run, first, telegram, sending=both),
                    lambda: run_job(digest.run, second, telegram, sending=both))
         sent = telegram.messages(5)
