@@ -20,6 +20,7 @@ from jobs.notify import notify_admins
 from jobs.pacing import PACING, PAID_PACING, Pacing
 from jobs.paid import Ledger, PaidPolicy, refused_for_stars
 from jobs.recording import recording
+from jobs.runtime import holds
 from jobs.throttle import PerChat
 from locales import Catalog
 from news.alerts import Alert, render_claimed, render_delivery
@@ -46,7 +47,7 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     to the next replica that asks, within a tick.
     """
     svc: Services = context.bot_data[KEY]
-    if await svc.sending.holds():
+    if await holds(svc.sending):
         # The running application's own, not a module's: two applications in one process
         # (the replica tests) must not share its asyncio locks.
         spacing = context.bot_data.setdefault(SPACING, PerChat(PACING))

@@ -11,6 +11,7 @@ from sqlmodel import Session
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import CallbackContext
 
+from jobs.runtime import holds
 from jobs.trend import send_weekly_trend
 from news.alerts import digest_entries
 from news.digest import render_digest
@@ -35,7 +36,7 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """One scheduled digest per chat and day across every replica: each is claimed before it
     is sent. A replica that dies while sending leaves its held rows for the next digest."""
     svc: Services = context.bot_data[KEY]
-    if not await svc.sending.holds():
+    if not await holds(svc.sending):
         return  # digests are paced with the alerts, by the replica that sends (jobs.deliver)
     now = await db(svc.engine, database_now)  # last_digest_at is compared by every replica
     due = [chat for chat in await db(svc.engine, deliveries.chats_with_held)

@@ -11,6 +11,7 @@ from typing import Any
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import CallbackContext
 
+from jobs.runtime import holds
 from news import weekly
 from news.schedule import WEEK, iso_week, weekly_due, weekly_moment, zone
 from news.trend import day_label
@@ -32,7 +33,7 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     """One weekly brief per chat and week across every replica: the chat's turn is claimed
     (compare and set of `weekly_brief_at`) before anything is sent, as the digest's is."""
     svc: Services = context.bot_data[KEY]
-    if not await svc.sending.holds():
+    if not await holds(svc.sending):
         return  # sent with the alerts, by the replica that sends (jobs.deliver)
     now = await db(svc.engine, database_now)  # weekly_brief_at is compared by every replica
     for chat in await db(svc.engine, stored.chats_on):

@@ -8,7 +8,6 @@ database, never wait on each other's locks.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
@@ -98,12 +97,10 @@ class Role:
         self.connection: Connection | None = None
         self.guard = threading.Lock()
 
-    async def holds(self) -> bool:
-        """held() from the event loop. The jobs ask every tick; on SQLite, where the answer
-        is always yes, the thread hop was a third of an idle delivery tick's CPU."""
-        if self.engine.dialect.name != "postgresql":
-            return True
-        return await asyncio.to_thread(self.held)
+    @property
+    def local(self) -> bool:
+        """SQLite: the one process always holds the role, and held() need not be asked."""
+        return self.engine.dialect.name != "postgresql"
 
     def held(self) -> bool:
         if self.engine.dialect.name != "postgresql":

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from jobs.runtime import holds
 from news.ingest import clustered
 from news.newsroom import Newsroom
 from storage.db import make_engine, migrate, session_scope
@@ -122,7 +123,7 @@ def test_on_sqlite_the_role_is_held_without_a_thread(tmp_path: Path) -> None:
 
     async def ask() -> bool:
         asyncio.get_running_loop().set_default_executor(NoThreads())
-        return await role.holds()
+        return await holds(role)
 
     try:
         assert asyncio.run(ask())
@@ -135,7 +136,7 @@ def test_holds_answers_as_held_does_from_the_event_loop(postgres: str) -> None:
     first, second = (Role(engine, Keys.of(engine).sending, "sending") for engine in engines)
 
     async def both() -> tuple[bool, bool]:
-        return await first.holds(), await second.holds()
+        return await holds(first), await holds(second)
 
     try:
         assert asyncio.run(both()) == (True, False), "one holder, asked off the loop"

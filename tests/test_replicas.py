@@ -291,10 +291,7 @@ def test_two_replicas_running_the_digest_job_at_once_send_one_digest(
             return found
 
         monkeypatch.setattr(deliveries, "chats_with_held", chats_with_held)
-        async def holds() -> bool:
-            return True
-
-        both = SimpleNamespace(holds=holds)  # each thinks it holds the sending role
+        both = SimpleNamespace(local=False, held=lambda: True)  # each thinks it holds the role
         in_threads(lambda: run_job(digest.run, first, telegram, sending=both),
                    lambda: run_job(digest.run, second, telegram, sending=both))
         sent = telegram.messages(5)
