@@ -170,8 +170,14 @@ def test_server_errors_and_timeouts_are_retried_once_and_counted(
         alert = telegram.wait_for_messages(admin_chat["id"], 3, timeout=20)[2]
         assert "Core point · original text" in alert.text, "two failures: the offline brief"
         assert len(brief_requests(llm)) == 2
-        time.sleep(1)  # the send is recorded just after Telegram accepts it
-        stats = say(telegram, admin_chat, admin, "/stats")
+        stats = ""
+
+        def recorded() -> bool:  # sends are recorded together, up to a second after Telegram
+            nonlocal stats  # accepts them (jobs.pacing's record_gather)
+            stats = say(telegram, admin_chat, admin, "/stats")
+            return "Alerts sent: 0" not in stats
+
+        wait_until(recorded)
         # The alias call counts too: it is LLM usage like any brief.
         assert "Alerts sent: 1" in stats and "LLM calls: 3, failed: 2" in stats
         assert "Source excerpts instead of briefs: 1" in stats
