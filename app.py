@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,8 @@ def build_services(settings: Settings) -> Services:
         if catalog.has(settings.default_language, "start.welcome") else settings.default_language,
         poll_interval_seconds=settings.poll_interval_seconds,
         daily_token_budget=settings.llm_daily_token_budget,
+        delivery_retention=timedelta(days=settings.delivery_retention_days)
+        if settings.delivery_retention_days else None,
         full_text=settings.full_text,
         heartbeat_file=Path(settings.heartbeat_file) if settings.heartbeat_file else None,
         reader=reader,

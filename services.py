@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -65,6 +66,7 @@ class Services:
     default_language: str
     poll_interval_seconds: int
     daily_token_budget: int = 0
+    delivery_retention: timedelta | None = None  # None: deliveries are kept for ever
     full_text: bool = True
     heartbeat_file: Path | None = None
     reader: FeedReader = field(default_factory=FeedReader)

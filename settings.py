@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+MIN_RETENTION_DAYS = 8  # the weekly brief (jobs.weekly) reads the deliveries of the last 7
+
 
 class Settings(BaseSettings):
     """Every knob the bot has, named as in the README's configuration table."""
@@ -55,6 +57,8 @@ class Settings(BaseSettings):
     # story whose fan-out would take longer than this many seconds at the free 30/s.
     paid_broadcast_stars_per_day: int = Field(default=0, ge=0)
     paid_broadcast_after_seconds: float = Field(default=60.0, ge=0)
+    # Sent alerts' rows are deleted after this many days (storage.retention); 0: kept for ever.
+    delivery_retention_days: int = Field(default=60, ge=0)
     asks_per_hour: int = Field(default=10, ge=0)  # /ask questions per user, also the burst; 0: off
     # News-search providers asked about every followed topic (news.search); empty: none.
     search_providers: Annotated[tuple[str, ...], NoDecode] = ("gdelt",)
@@ -74,6 +78,14 @@ class Settings(BaseSettings):
     websub_lease_seconds: int = Field(default=10 * 24 * 3600, ge=60)  # asked for; hubs decide
     websub_poll_interval_seconds: int = Field(default=3600, ge=1)  # the safety net's interval
     websub_retry_seconds: int = Field(default=60, ge=1)  # after a hub failed; doubles each time
+
+    @field_validator("delivery_retention_days")
+    @classmethod
+    def _a_week_at_least(cls, value: int) -> int:
+        if 0 < value < MIN_RETENTION_DAYS:
+            raise ValueError(f"keep at least {MIN_RETENTION_DAYS} days (the weekly brief reads "
+                             "the last 7), or 0 to keep every row")
+        return value
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from typing import Any
 
 from telegram.ext import CallbackContext, JobQueue
 
-from jobs import brief, deliver, digest, heartbeat, poll, search, websub, weekly
+from jobs import brief, deliver, digest, heartbeat, poll, retention, search, websub, weekly
 
 Job = Callable[[CallbackContext[Any, Any, Any, Any]], Awaitable[None]]
 
@@ -35,7 +35,8 @@ def schedule(job_queue: JobQueue[Any], *, tick_seconds: float = 1.0) -> None:
              (deliver.run, "deliver", tick_seconds), (digest.run, "digest", 20.0),
              (heartbeat.run, "heartbeat", heartbeat.INTERVAL_SECONDS),
              (search.run, "search", tick_seconds), (websub.run, "websub", tick_seconds),
-             (weekly.run, "weekly", 20.0))
+             (weekly.run, "weekly", 20.0),
+             (retention.run, "retention", retention.INTERVAL_SECONDS))
     # Jobs are scheduled before start-up finishes (migrations, getMe, the roles: seconds). A
     # trigger's first time that passed before the scheduler started was skipped, so the digest
     # and the heartbeat first ran a whole interval late (the container stayed unhealthy for a

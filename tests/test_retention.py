@@ -1,0 +1,125 @@
+"""Old deliveries are deleted (storage.retention, jobs.retention): only rows nothing reads
+again, a batch a transaction, and never a row someone voted on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from jobs import retention as job
+from settings import Settings
+from storage import retention
+from storage.db import database_now, make_engine, migrate, session_scope
+from storage.models import Delivery, FeedbackChoice, Story, Vote
+from tests.fakes.telegram import BotApiEmulator
+from tests.harness import make_chat, run_job
+
+KEEP = timedelta(days=60)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    migrate(engine)
+    make_chat(engine, 1)
+    yield engine
+    engine.dispose()
+
+
+def row(engine: Engine, *, days_ago: float, state: str = "sent", vote: bool = False,
+        choice: bool = False) -> int:
+    """A delivery of a story of its own to chat 1, created `days_ago`."""
+    with session_scope(engine) as session:
+        story = Story(title=f"story {days_ago} {state}")
+        session.add(story)
+        session.flush()
+        at = database_now(session) - timedelta(days=days_ago)
+        delivery = Delivery(chat_id=1, story_id=story.id or 0, topics=json.dumps(["SoftBank"]),
+                            state=state, created_at=at, sent_at=at, message_id=7)
+        session.add(delivery)
+        session.flush()
+        if vote:
+            session.add(Vote(delivery_id=delivery.id or 0, user_id=5, value="up"))
+        if choice:
+            session.add(FeedbackChoice(delivery_id=delivery.id or 0, kind="less", text="x"))
+        return delivery.id or 0
+
+
+def left(engine: Engine) -> set[int]:
+    with session_scope(engine) as session:
+        return {delivery_id or 0 for delivery_id in session.exec(select(Delivery.id)).all()}
+
+
+def test_a_run_deletes_finished_rows_past_the_period_and_keeps_the_rest(
+        engine: Engine) -> None:
+    gone = {row(engine, days_ago=61), row(engine, days_ago=90, state="digested"),
+            row(engine, days_ago=61, state="failed")}
+    kept = {row(engine, days_ago=61, state="pending"), row(engine, days_ago=61, state="quiet"),
+            row(engine, days_ago=61, vote=True), row(engine, days_ago=61, choice=True),
+            row(engine, days_ago=59), row(engine, days_ago=0)}
+    with BotApiEmulator() as telegram:
+        run_job(job.run, engine, telegram, delivery_retention=KEEP)
+    assert left(engine) == kept and gone.isdisjoint(left(engine))
+    with session_scope(engine) as session:
+        assert len(session.exec(select(Vote)).all()) == 1, "the vote stays with its row"
+        assert len(session.exec(select(FeedbackChoice)).all()) == 1
+
+
+def test_zero_days_keeps_every_row(engine: Engine) -> None:
+    rows = {row(engine, days_ago=400), row(engine, days_ago=61, state="failed")}
+    with BotApiEmulator() as telegram:
+        run_job(job.run, engine, telegram, delivery_retention=None)
+    assert left(engine) == rows
+
+
+def test_a_backlog_goes_a_few_batches_a_run(engine: Engine,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first run on a year of rows must not hold the database: it stops after its batches,
+    and the next run goes on."""
+    monkeypatch.setattr(retention, "BATCH", 2)
+    monkeypatch.setattr(job, "MAX_BATCHES", 2)
+    old = [row(engine, days_ago=100 - n) for n in range(5)]
+    young = row(engine, days_ago=1)
+    with BotApiEmulator() as telegram:
+        run_job(job.run, engine, telegram, delivery_retention=KEEP)
+        assert left(engine) == {old[4], young}
+        run_job(job.run, engine, telegram, delivery_retention=KEEP)
+    assert left(engine) == {young}
+
+
+def test_the_floor_rises_past_deleted_and_voted_rows_and_stops_at_a_waiting_one(
+        engine: Engine) -> None:
+    """Each scan starts at the floor: below it everything is gone or kept for good. A row
+    still waiting (a digest, quiet hours) holds it, so the scan comes back to it."""
+    first = row(engine, days_ago=90)
+    voted = row(engine, days_ago=89, vote=True)
+    waiting = row(engine, days_ago=88, state="quiet")
+    later = row(engine, days_ago=87)
+    young = row(engine, days_ago=1)
+    with session_scope(engine) as session:
+        batch = retention.prune_batch(session=session, keep=KEEP, after=0, floor=0, limit=2)
+    assert (batch.deleted, batch.last, batch.floor, batch.more) == (1, voted, voted, True)
+    with session_scope(engine) as session:
+        batch = retention.prune_batch(session=session, keep=KEEP, after=batch.last,
+                                      floor=batch.floor, limit=2)
+    assert (batch.deleted, batch.last, batch.floor, batch.more) == (1, later, None, True)
+    with session_scope(engine) as session:
+        batch = retention.prune_batch(session=session, keep=KEEP, after=batch.last,
+                                      floor=None, limit=2)
+    assert (batch.deleted, batch.floor, batch.more) == (0, None, False), "young rows end it"
+    assert left(engine) == {voted, waiting, young}
+    assert first not in left(engine)
+
+
+def test_retention_of_under_a_week_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValidationError, match="at least 8 days"):
+        Settings(telegram_bot_token="1:x", delivery_retention_days=5)
+    assert Settings(telegram_bot_token="1:x", delivery_retention_days=0).delivery_retention_days \
+        == 0
+    assert Settings(telegram_bot_token="1:x").delivery_retention_days == 60
