@@ -133,6 +133,10 @@ async def why_command(update: Update, context: Context) -> None:
                                            context=context, language=language,
                                            delivery=delivery))
             return
+        keep = services(context).delivery_retention
+        if keep is not None and _named_alerts(replied) is not None:  # ours, and deleted
+            await reply(update, context, language, "why.forgotten", days=keep.days)
+            return
     if not link.startswith(("http://", "https://")):
         await reply(update, context, language, "why.usage")
         return
