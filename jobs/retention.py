@@ -8,6 +8,7 @@ from typing import Any
 
 from telegram.ext import CallbackContext
 
+from jobs.runtime import holds
 from services import KEY, Services
 from storage import retention
 from storage.db import db
@@ -31,6 +32,8 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
     svc: Services = context.bot_data[KEY]
     if svc.delivery_retention is None:
         return  # DELIVERY_RETENTION_DAYS=0: every row is kept
+    if not await holds(svc.sending):
+        return  # one replica deletes: the others would only wait on its row locks
     floor: Floor = context.bot_data.setdefault(FLOOR, Floor())
     after: int = floor.id
     held: int | None = floor.id

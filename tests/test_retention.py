@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ from jobs import retention as job
 from settings import Settings
 from storage import retention
 from storage.db import database_now, make_engine, migrate, session_scope
+from storage.locks import Keys, Role
 from storage.models import Delivery, FeedbackChoice, Story, Vote
 from tests.fakes.telegram import BotApiEmulator
 from tests.harness import make_chat, run_job
@@ -30,6 +32,19 @@ def engine(database_url: str) -> Iterator[Engine]:
     make_chat(engine, 1)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def sending(engine: Engine) -> Iterator[Role]:
+    """The sending role, held by the test's replica: only its holder deletes."""
+    role = Role(engine, Keys.of(engine).sending, "sending")
+    yield role
+    role.release()
+
+
+def prune(engine: Engine, sending: Role | object, keep: timedelta | None = KEEP) -> None:
+    with BotApiEmulator() as telegram:
+        run_job(job.run, engine, telegram, delivery_retention=keep, sending=sending)
 
 
 def row(engine: Engine, *, days_ago: float, state: str = "sent", vote: bool = False,
@@ -57,28 +72,32 @@ def left(engine: Engine) -> set[int]:
 
 
 def test_a_run_deletes_finished_rows_past_the_period_and_keeps_the_rest(
-        engine: Engine) -> None:
+        engine: Engine, sending: Role) -> None:
     gone = {row(engine, days_ago=61), row(engine, days_ago=90, state="digested"),
             row(engine, days_ago=61, state="failed")}
     kept = {row(engine, days_ago=61, state="pending"), row(engine, days_ago=61, state="quiet"),
             row(engine, days_ago=61, vote=True), row(engine, days_ago=61, choice=True),
             row(engine, days_ago=59), row(engine, days_ago=0)}
-    with BotApiEmulator() as telegram:
-        run_job(job.run, engine, telegram, delivery_retention=KEEP)
+    prune(engine, sending)
     assert left(engine) == kept and gone.isdisjoint(left(engine))
     with session_scope(engine) as session:
         assert len(session.exec(select(Vote)).all()) == 1, "the vote stays with its row"
         assert len(session.exec(select(FeedbackChoice)).all()) == 1
 
 
-def test_zero_days_keeps_every_row(engine: Engine) -> None:
+def test_zero_days_keeps_every_row(engine: Engine, sending: Role) -> None:
     rows = {row(engine, days_ago=400), row(engine, days_ago=61, state="failed")}
-    with BotApiEmulator() as telegram:
-        run_job(job.run, engine, telegram, delivery_retention=None)
+    prune(engine, sending, keep=None)
     assert left(engine) == rows
 
 
-def test_a_backlog_goes_a_few_batches_a_run(engine: Engine,
+def test_only_the_replica_holding_the_sending_role_deletes(engine: Engine) -> None:
+    rows = {row(engine, days_ago=400)}
+    prune(engine, SimpleNamespace(local=False, held=lambda: False))
+    assert left(engine) == rows
+
+
+def test_a_backlog_goes_a_few_batches_a_run(engine: Engine, sending: Role,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A first run on a year of rows must not hold the database: it stops after its batches,
     and the next run goes on."""
@@ -86,10 +105,9 @@ def test_a_backlog_goes_a_few_batches_a_run(engine: Engine,
     monkeypatch.setattr(job, "MAX_BATCHES", 2)
     old = [row(engine, days_ago=100 - n) for n in range(5)]
     young = row(engine, days_ago=1)
-    with BotApiEmulator() as telegram:
-        run_job(job.run, engine, telegram, delivery_retention=KEEP)
-        assert left(engine) == {old[4], young}
-        run_job(job.run, engine, telegram, delivery_retention=KEEP)
+    prune(engine, sending)
+    assert left(engine) == {old[4], young}
+    prune(engine, sending)
     assert left(engine) == {young}
 
 
