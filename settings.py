@@ -8,7 +8,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-MIN_RETENTION_DAYS = 8  # the weekly brief (jobs.weekly) reads the deliveries of the last 7
+# The weekly brief (jobs.weekly) reads a week's deliveries, and one sent a week late reads
+# back two weeks.
+MIN_RETENTION_DAYS = 15
 
 
 class Settings(BaseSettings):
@@ -83,8 +85,8 @@ class Settings(BaseSettings):
     @classmethod
     def _a_week_at_least(cls, value: int) -> int:
         if 0 < value < MIN_RETENTION_DAYS:
-            raise ValueError(f"keep at least {MIN_RETENTION_DAYS} days (the weekly brief reads "
-                             "the last 7), or 0 to keep every row")
+            raise ValueError(f"keep at least {MIN_RETENTION_DAYS} days (a late weekly brief reads "
+                             "back two weeks), or 0 to keep every row")
         return value
 
     @field_validator("admin_ids", mode="before")

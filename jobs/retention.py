@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from telegram.ext import CallbackContext
@@ -18,14 +18,15 @@ INTERVAL_SECONDS = 600.0
 # Batches a run deletes at most: 100,000 rows every 10 minutes, far past a million alerts a
 # day, while a backlog (a first run on a year of rows) never holds the database for long.
 MAX_BATCHES = 50
-FLOOR = "retention_floor"
+FLOORS = "retention_floors"
 
 
 @dataclass
-class Floor:
-    """Where this process's next scan starts: every row below it is gone or kept for good."""
+class Floors:
+    """Where this process's next scan of each finished state starts: below it, that state's
+    rows are gone or kept for good."""
 
-    id: int = 0
+    ids: dict[str, int] = field(default_factory=dict)
 
 
 async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
@@ -34,20 +35,16 @@ async def run(context: CallbackContext[Any, Any, Any, Any]) -> None:
         return  # DELIVERY_RETENTION_DAYS=0: every row is kept
     if not await holds(svc.sending):
         return  # one replica deletes: the others would only wait on its row locks
-    floor: Floor = context.bot_data.setdefault(FLOOR, Floor())
-    after: int = floor.id
-    held: int | None = floor.id
-    deleted = 0
-    for _ in range(MAX_BATCHES):
-        if svc.stopping.is_set():
-            break
-        batch = await db(svc.engine, retention.prune_batch, keep=svc.delivery_retention,
-                         after=after, floor=held, limit=retention.BATCH)
-        deleted, after, held = deleted + batch.deleted, batch.last, batch.floor
-        if held is not None:
-            floor.id = held
-        if not batch.more:
-            break
+    floors: Floors = context.bot_data.setdefault(FLOORS, Floors())
+    deleted, batches = 0, 0
+    for state in retention.FINISHED:
+        more = True
+        while more and batches < MAX_BATCHES and not svc.stopping.is_set():
+            batch = await db(svc.engine, retention.prune_batch, keep=svc.delivery_retention,
+                             state=state, floor=floors.ids.get(state, 0),
+                             limit=retention.BATCH)
+            floors.ids[state], more = batch.floor, batch.more
+            deleted, batches = deleted + batch.deleted, batches + 1
     if deleted:
         log.info("deleted %d deliveries older than %d days", deleted,
                  svc.delivery_retention.days)

@@ -111,33 +111,49 @@ def test_a_backlog_goes_a_few_batches_a_run(engine: Engine, sending: Role,
     assert left(engine) == {young}
 
 
-def test_the_floor_rises_past_deleted_and_voted_rows_and_stops_at_a_waiting_one(
-        engine: Engine) -> None:
-    """Each scan starts at the floor: below it everything is gone or kept for good. A row
-    still waiting (a digest, quiet hours) holds it, so the scan comes back to it."""
+def test_the_floor_rises_past_deleted_and_voted_rows(engine: Engine) -> None:
+    """Each state's scan starts at its floor: below it, its rows are gone or kept for good."""
     first = row(engine, days_ago=90)
     voted = row(engine, days_ago=89, vote=True)
-    waiting = row(engine, days_ago=88, state="quiet")
-    later = row(engine, days_ago=87)
+    later = row(engine, days_ago=88)
     young = row(engine, days_ago=1)
-    with session_scope(engine) as session:
-        batch = retention.prune_batch(session=session, keep=KEEP, after=0, floor=0, limit=2)
-    assert (batch.deleted, batch.last, batch.floor, batch.more) == (1, voted, voted, True)
-    with session_scope(engine) as session:
-        batch = retention.prune_batch(session=session, keep=KEEP, after=batch.last,
-                                      floor=batch.floor, limit=2)
-    assert (batch.deleted, batch.last, batch.floor, batch.more) == (1, later, None, True)
-    with session_scope(engine) as session:
-        batch = retention.prune_batch(session=session, keep=KEEP, after=batch.last,
-                                      floor=None, limit=2)
-    assert (batch.deleted, batch.floor, batch.more) == (0, None, False), "young rows end it"
-    assert left(engine) == {voted, waiting, young}
-    assert first not in left(engine)
+
+    def batch(floor: int) -> retention.Batch:
+        with session_scope(engine) as session:
+            return retention.prune_batch(session=session, keep=KEEP, state="sent",
+                                         floor=floor, limit=2)
+
+    assert batch(0) == retention.Batch(deleted=1, floor=voted, more=True)
+    assert batch(voted) == retention.Batch(deleted=1, floor=later, more=False), "young: done"
+    assert batch(later) == retention.Batch(deleted=0, floor=later, more=False)
+    assert left(engine) == {voted, young} and first not in left(engine)
 
 
-def test_retention_of_under_a_week_is_refused_with_the_reason() -> None:
-    with pytest.raises(ValidationError, match="at least 8 days"):
-        Settings(telegram_bot_token="1:x", delivery_retention_days=5)
+def test_rows_a_blocked_chat_keeps_waiting_never_stall_the_scan(
+        engine: Engine, sending: Role, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chat that blocked the bot keeps its waiting rows for ever: the scan of finished rows
+    never reads them, and a run of one batch still deletes behind them."""
+    monkeypatch.setattr(retention, "BATCH", 2)
+    monkeypatch.setattr(job, "MAX_BATCHES", 1)
+    waiting = [row(engine, days_ago=100, state=state) for state in ("pending", "quiet", "digest")]
+    old = [row(engine, days_ago=99 - n) for n in range(3)]
+    young = row(engine, days_ago=1)
+    prune(engine, sending)
+    assert left(engine) == {*waiting, old[2], young}
+
+
+def test_the_newest_row_stays_so_no_id_is_given_twice(engine: Engine, sending: Role) -> None:
+    """SQLite gives a new row the highest id plus one: were the newest row deleted, the next
+    alert would take an old one's id, and the old alert's buttons would act on it."""
+    old = [row(engine, days_ago=100), row(engine, days_ago=99)]
+    prune(engine, sending)
+    assert left(engine) == {old[1]}
+    assert row(engine, days_ago=0) > old[1]
+
+
+def test_retention_shorter_than_a_late_weekly_brief_reads_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValidationError, match="at least 15 days"):
+        Settings(telegram_bot_token="1:x", delivery_retention_days=14)
     assert Settings(telegram_bot_token="1:x", delivery_retention_days=0).delivery_retention_days \
         == 0
     assert Settings(telegram_bot_token="1:x").delivery_retention_days == 60
