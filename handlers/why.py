@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from sqlmodel import Session
@@ -102,6 +102,10 @@ def not_delivered(*, session: Session, context: Context, language: str, chat_id:
     near = similarities(
         session=session, story_id=story_id, queries=[topic.query for topic in topics],
         model=services(context).embedder.model) if story_id else {}
+    keep = services(context).delivery_retention
+    if facts is not None and delivery is None and keep is not None \
+            and facts.created_at < now - keep:  # whether it came was deleted with its record
+        return text(context, language, "why.forgotten_link", days=keep.days)
     found: Explanation = explain(facts, topics, delivery.state if delivery else None,
                                  delivery.next_attempt_at if delivery else None, prefs, now,
                                  near)
@@ -134,7 +138,7 @@ async def why_command(update: Update, context: Context) -> None:
                                            delivery=delivery))
             return
         keep = services(context).delivery_retention
-        if keep is not None and _named_alerts(replied) is not None:  # ours, and deleted
+        if keep is not None and forgotten(replied, keep, datetime.now(UTC)):
             await reply(update, context, language, "why.forgotten", days=keep.days)
             return
     if not link.startswith(("http://", "https://")):
@@ -159,6 +163,13 @@ async def replied_alert(context: Context, chat_id: int, replied: Message) -> Del
     look = partial(db, engine, feedback.replied_alert, chat_id=chat_id,
                    message_id=replied.message_id, delivery_ids=named)
     return await until_recorded(context.bot_data, look, wait=RECORD_WAIT, poll=RECORD_POLL)
+
+
+def forgotten(message: Message, keep: timedelta, now: datetime) -> bool:
+    """Whether a message /why replies to, whose record is not found, is an alert of ours
+    (its "Why?" button says so) sent before the retention period: its record was deleted.
+    A younger one's record is missing for another reason, and /why says how to use it."""
+    return _named_alerts(message) is not None and message.date < now - keep
 
 
 def _named_alerts(message: Message) -> list[int] | None:

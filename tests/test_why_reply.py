@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlmodel import select
 from telegram import Chat, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
 
 from handlers.feedback import RECORD_WAIT
-from handlers.why import replied_alert
+from handlers.why import forgotten, replied_alert
 from jobs.recording import recording
 from news.ingest import ingest
 from news.newsroom import Newsroom
@@ -119,3 +119,19 @@ def test_a_reply_with_nothing_being_sent_is_answered_at_once(engine: Engine) -> 
     started = time.monotonic()
     assert asyncio.run(replied_alert(context(engine), 1, message(BOT, None))) is None
     assert time.monotonic() - started < 1.5
+
+
+def test_only_an_alert_sent_before_the_retention_period_is_called_forgotten() -> None:
+    """A missing record of an old alert was deleted (storage.retention); a young alert's is
+    missing for another reason, and a message without the "Why?" button is no alert."""
+    keep, now = timedelta(days=60), datetime.now(UTC)
+    old, young = now - timedelta(days=61), now - timedelta(days=59)
+
+    def sent(at: datetime, why: int | None) -> Message:
+        return Message(MESSAGE_ID, at, Chat(1, "private"), from_user=BOT, reply_markup=(
+            InlineKeyboardMarkup([[InlineKeyboardButton("Why?", callback_data=f"why:{why}")]])
+            if why is not None else None))
+
+    assert forgotten(sent(old, 12), keep, now)
+    assert not forgotten(sent(young, 12), keep, now)
+    assert not forgotten(sent(old, None), keep, now)

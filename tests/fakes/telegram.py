@@ -676,6 +676,12 @@ class BotApiEmulator:
                 else:
                     faults.pop(method, None)
 
+    def age_message(self, chat_id: int, message_id: int, seconds: float) -> None:
+        """Date a stored message `seconds` earlier: as Telegram shows one sent that long ago
+        (its date travels with it, e.g. in a reply's reply_to_message)."""
+        with self._cond:
+            self._stored[(chat_id, message_id)]["date"] -= int(seconds)
+
     def slow_next(self, method: str, seconds: float, count: int = 1) -> None:
         """The next `count` calls of `method` take effect at once but are answered `seconds`
         late, so a client that times out first cannot tell whether the call happened."""
