@@ -240,7 +240,8 @@ def test_why_on_a_replica_a_day_ahead_names_the_next_digest_by_the_databases_day
     prefs = Preferences(mode="digest", digest_time="08:00", timezone=chat.timezone)
     coming = digest_moment(prefs, now_in(pg_engine)) + timedelta(days=1)
     context = cast(Any, SimpleNamespace(bot_data={KEY: SimpleNamespace(
-        engine=pg_engine, catalog=catalog, embedder=Embedder(None, ""))}))
+        engine=pg_engine, catalog=catalog, embedder=Embedder(None, ""),
+        delivery_retention=None)}))
     skew(timedelta(days=1))
     said = in_session(pg_engine, not_delivered, context=context, language="en", chat_id=1,
                       thread_id=0, link="http://wire.test/0")
