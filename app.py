@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import openai
+from pydantic import ValidationError
 from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
@@ -236,9 +237,21 @@ def webhook_config(settings: Settings) -> WebhookConfig | None:
                          settings.webhook_listen, settings.webhook_port, settings.webhook_path)
 
 
+def settings_problem(error: ValidationError) -> str:
+    """An invalid setting as one line an operator can act on: each variable by the name it is
+    set by, and what is wrong with it, never its value (a token or a URL with a password)."""
+    problems = [f"{'_'.join(str(part) for part in e['loc']).upper()}: "
+                f"{e['msg'].removeprefix('Value error, ')}" for e in error.errors()]
+    return "invalid settings (see the README's configuration table): " + "; ".join(problems)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, exit_on_sigterm)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(settings_problem(error), file=sys.stderr)
+        raise SystemExit(2) from None
     configure_logging(settings)
     token = settings.telegram_bot_token.get_secret_value()
     if not token:

@@ -141,6 +141,25 @@ def test_a_rejected_token_is_one_line_without_the_token_and_exit_code_2(
         assert [name for name, _ in telegram.calls] == ["getMe"]
 
 
+def test_invalid_settings_are_one_line_naming_each_and_exit_code_2(
+    tmp_path: Path, bot_process: type[BotProcess]
+) -> None:
+    """An operator's typo gets what to change, not a traceback; the values stay out of it."""
+    with BotApiEmulator(token=TOKEN) as telegram:
+        env = env_for(telegram, f"sqlite:///{tmp_path / 't.db'}") | {
+            "DELIVERY_RETENTION_DAYS": "5", "POLL_INTERVAL_SECONDS": "0"}
+        bot = bot_process(tmp_path, env).start()
+        assert bot.process is not None
+        assert bot.process.wait(timeout=30) == 2, bot.log
+        lines = bot.log.strip().splitlines()
+        assert lines == [
+            "invalid settings (see the README's configuration table): "
+            "POLL_INTERVAL_SECONDS: Input should be greater than or equal to 1; "
+            "DELIVERY_RETENTION_DAYS: keep at least 15 days (a late weekly brief reads back two "
+            "weeks), or 0 to keep every row"], bot.log
+        assert TOKEN not in bot.log and telegram.calls == []
+
+
 def unreachable(tmp_path: Path) -> tuple[int, dict[str, str]]:
     """A free port, closed (connections to it are refused), and a bot's settings naming it
     as the Bot API."""
