@@ -99,13 +99,13 @@ def not_delivered(*, session: Session, context: Context, language: str, chat_id:
     chat = chats.get(session=session, chat_id=chat_id)
     prefs = deliveries.preferences(chat) if chat is not None else Preferences()
     now = database_now(session)  # the digest job's clock, whichever replica answers
-    near = similarities(
-        session=session, story_id=story_id, queries=[topic.query for topic in topics],
-        model=services(context).embedder.model) if story_id else {}
     keep = services(context).delivery_retention
     if facts is not None and delivery is None and keep is not None \
             and facts.created_at < now - keep:  # whether it came was deleted with its record
         return text(context, language, "why.forgotten_link", days=keep.days)
+    near = similarities(
+        session=session, story_id=story_id, queries=[topic.query for topic in topics],
+        model=services(context).embedder.model) if story_id else {}
     found: Explanation = explain(facts, topics, delivery.state if delivery else None,
                                  delivery.next_attempt_at if delivery else None, prefs, now,
                                  near)
